@@ -1,0 +1,460 @@
+/*
+ * ekiden.h - the public interface of Ekiden, an asynchronous runtime in C.
+ *
+ * Conventions (read these once, they hold for every function below):
+ *
+ * - Status: functions return `int`: EK_OK (0) on success, EK_PENDING (1) when an
+ *   operation cannot complete yet (the current task will be woken when it may), or
+ *   a negative EK_E* error code. OS errors are negative errno values.
+ * - Handles are opaque. A NULL or wrong-type handle gives EK_EINVAL; a handle whose
+ *   object was closed gives EK_ECLOSED. Never a crash.
+ * - Ownership: "consumes X" means the function takes ownership of X even when it
+ *   fails, unless stated otherwise; every drop function handed over is called
+ *   exactly once. If a function that takes a callback returns an error, that
+ *   callback is never called (libuv's rule).
+ * - Threads: unless a function says otherwise it may be called from any thread.
+ *   "Task context" means inside a poll function (it takes the poll's ek_cx).
+ * - Memory: every allocation goes through the allocator set by ek_set_allocator;
+ *   allocation failure is reported as EK_ENOMEM, never an abort.
+ *
+ * Nothing here is inline and no struct layout is exposed, so FFI hosts (cffi,
+ * LuaJIT FFI, libffi, JNA) can call every function by symbol.
+ */
+#ifndef EKIDEN_H
+#define EKIDEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define EK_EXTERN __attribute__((visibility("default")))
+#else
+#define EK_EXTERN
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------- */
+
+#define EK_VERSION_MAJOR 0
+#define EK_VERSION_MINOR 1
+#define EK_VERSION_PATCH 0
+/* (major << 16) | (minor << 8) | patch, comparable with EK_VERSION_HEX. */
+#define EK_VERSION_HEX ((EK_VERSION_MAJOR << 16) | (EK_VERSION_MINOR << 8) | EK_VERSION_PATCH)
+
+/* The version of the library actually loaded, as EK_VERSION_HEX. Any thread. */
+EK_EXTERN unsigned ek_version(void);
+/* The same as "MAJOR.MINOR.PATCH"; static storage, never freed. Any thread. */
+EK_EXTERN const char *ek_version_string(void);
+
+/* ------------------------------------------------------------------------- */
+/* Status and errors                                                         */
+/* ------------------------------------------------------------------------- */
+
+#define EK_OK 0
+#define EK_PENDING 1
+
+/*
+ * The one error table: X(NAME, value, message). OS errors keep Linux's errno
+ * numbers (negated) so that `-errno` is the code on Linux; the runtime's own
+ * errors live below -4000.
+ */
+#define EK_ERRNO_MAP(X)                                                                    \
+    X(EPERM, -1, "operation not permitted")                                                \
+    X(ENOENT, -2, "no such file or directory")                                             \
+    X(EINTR, -4, "interrupted system call")                                                \
+    X(EIO, -5, "i/o error")                                                                \
+    X(EBADF, -9, "bad file descriptor")                                                    \
+    X(EAGAIN, -11, "resource temporarily unavailable")                                     \
+    X(ENOMEM, -12, "not enough memory")                                                    \
+    X(EACCES, -13, "permission denied")                                                    \
+    X(EFAULT, -14, "bad address in system call argument")                                  \
+    X(EBUSY, -16, "resource busy or locked")                                               \
+    X(EEXIST, -17, "file already exists")                                                  \
+    X(EINVAL, -22, "invalid argument")                                                     \
+    X(ENFILE, -23, "file table overflow")                                                  \
+    X(EMFILE, -24, "too many open files")                                                  \
+    X(EPIPE, -32, "broken pipe")                                                           \
+    X(ERANGE, -34, "result too large")                                                     \
+    X(EDEADLK, -35, "operation would deadlock (called from a runtime thread)")             \
+    X(ENAMETOOLONG, -36, "name too long")                                                  \
+    X(ENOSYS, -38, "function not implemented")                                             \
+    X(ENOTSOCK, -88, "socket operation on non-socket")                                     \
+    X(EDESTADDRREQ, -89, "destination address required")                                   \
+    X(EMSGSIZE, -90, "message too long")                                                   \
+    X(EPROTOTYPE, -91, "protocol wrong type for socket")                                   \
+    X(ENOPROTOOPT, -92, "protocol not available")                                          \
+    X(EPROTONOSUPPORT, -93, "protocol not supported")                                      \
+    X(ENOTSUP, -95, "operation not supported")                                             \
+    X(EAFNOSUPPORT, -97, "address family not supported")                                   \
+    X(EADDRINUSE, -98, "address already in use")                                           \
+    X(EADDRNOTAVAIL, -99, "address not available")                                         \
+    X(ENETDOWN, -100, "network is down")                                                   \
+    X(ENETUNREACH, -101, "network is unreachable")                                         \
+    X(ECONNABORTED, -103, "software caused connection abort")                              \
+    X(ECONNRESET, -104, "connection reset by peer")                                        \
+    X(ENOBUFS, -105, "no buffer space available")                                          \
+    X(EISCONN, -106, "socket is already connected")                                        \
+    X(ENOTCONN, -107, "socket is not connected")                                           \
+    X(ETIMEDOUT, -110, "timed out")                                                        \
+    X(ECONNREFUSED, -111, "connection refused")                                            \
+    X(EHOSTUNREACH, -113, "host is unreachable")                                           \
+    X(EALREADY, -114, "operation already in progress")                                     \
+    X(EINPROGRESS, -115, "operation in progress")                                          \
+    X(ECANCELED, -125, "operation canceled")                                               \
+    X(ECLOSED, -4001, "handle or runtime is closed")                                       \
+    X(EFULL, -4002, "no capacity left")                                                    \
+    X(EEMPTY, -4003, "nothing available")                                                  \
+    X(ELAGGED, -4004, "receiver lagged behind; messages were missed")                      \
+    X(EWRONGTHREAD, -4005, "called from a thread that does not own the object")            \
+    X(EAI_NONAME, -4010, "unknown node or service")                                        \
+    X(EAI_AGAIN, -4011, "temporary failure in name resolution")                            \
+    X(EAI_FAIL, -4012, "permanent failure in name resolution")                             \
+    X(EAI_FAMILY, -4013, "address family not supported by resolver")                      \
+    X(EAI_OTHER, -4014, "name resolution failed")
+
+enum ek_errno {
+#define EK__ERR_ENUM(name, value, msg) EK_##name = (value),
+    EK_ERRNO_MAP(EK__ERR_ENUM)
+#undef EK__ERR_ENUM
+    EK__ERRNO_END = -4999
+};
+
+/* A human-readable message for `err` (also EK_OK and EK_PENDING). Unknown codes
+ * give "unknown error". Static storage, no allocation; any thread. */
+EK_EXTERN const char *ek_strerror(int err);
+/* The code's name without prefix, e.g. "ECLOSED"; "UNKNOWN" for unknown codes.
+ * Static storage, no allocation; any thread. */
+EK_EXTERN const char *ek_err_name(int err);
+
+/* ------------------------------------------------------------------------- */
+/* Memory                                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef void *(*ek_malloc_fn)(size_t size);
+typedef void *(*ek_realloc_fn)(void *ptr, size_t size);
+typedef void *(*ek_calloc_fn)(size_t count, size_t size);
+typedef void (*ek_free_fn)(void *ptr);
+
+/*
+ * Replace the allocator used for every allocation the library makes. All four
+ * functions must be given, or all four NULL to restore the C library's.
+ * Call it before creating any runtime or object, or when none is alive: memory
+ * allocated by one allocator must not be freed by another.
+ * Errors: EK_EINVAL if only some are NULL.
+ */
+EK_EXTERN int ek_set_allocator(ek_malloc_fn malloc_fn, ek_realloc_fn realloc_fn,
+                               ek_calloc_fn calloc_fn, ek_free_fn free_fn);
+
+/* ------------------------------------------------------------------------- */
+/* Futures, tasks, wakers                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ek_runtime ek_runtime;
+typedef struct ek_builder ek_builder;
+typedef struct ek_cx ek_cx;
+typedef struct ek_waker ek_waker;
+typedef struct ek_join ek_join;
+typedef struct ek_future ek_future;
+
+/*
+ * A poll function advances a future. It returns EK_OK (done; *out holds the
+ * result, owned by whoever awaits it), EK_PENDING (not done: the poll has arranged
+ * for the task to be woken, by an operation that took `cx` or through a waker
+ * cloned from it), or a negative error (done, failed; *out is ignored).
+ * After EK_OK or an error the future is not polled again.
+ */
+typedef int (*ek_poll_fn)(void *state, ek_cx *cx, void **out);
+/* Releases a future's state. Also what cancellation runs. Called exactly once. */
+typedef void (*ek_drop_fn)(void *state);
+
+/* The runtime the current poll runs on (borrowed). Task context. NULL if cx is NULL. */
+EK_EXTERN ek_runtime *ek_cx_runtime(ek_cx *cx);
+
+/*
+ * A new reference to the waker of the task being polled. The caller owns it and
+ * must release it with ek_waker_wake or ek_waker_drop. Task context.
+ * Returns NULL if cx is NULL or on allocation failure (never for task wakers,
+ * which are reference counts on the task itself).
+ */
+EK_EXTERN ek_waker *ek_cx_waker(ek_cx *cx);
+/* Wake the task and release this reference (consumes w). Any thread, including
+ * threads the runtime does not own. Cheap when the task is already scheduled.
+ * NULL is ignored. */
+EK_EXTERN void ek_waker_wake(ek_waker *w);
+/* Wake the task, keeping the reference. Any thread. NULL is ignored. */
+EK_EXTERN void ek_waker_wake_by_ref(ek_waker *w);
+/* A new reference to the same waker; NULL if w is NULL. Any thread. */
+EK_EXTERN ek_waker *ek_waker_clone(ek_waker *w);
+/* Release a reference without waking. Any thread. NULL is ignored. */
+EK_EXTERN void ek_waker_drop(ek_waker *w);
+/* 1 if w wakes the task that cx polls (so a stored waker need not be replaced),
+ * else 0. Task context. */
+EK_EXTERN int ek_waker_will_wake(const ek_waker *w, ek_cx *cx);
+
+/*
+ * Cooperative budget. Every operation that can pend spends one unit of the
+ * task's per-poll budget (128 by default). When the budget is spent, this
+ * returns EK_PENDING and arranges for the task to be polled again after others
+ * had their turn; otherwise it spends a unit and returns EK_OK. Host-language
+ * operations built on wakers should call it too. Task context.
+ * Errors: EK_EINVAL if cx is NULL.
+ */
+EK_EXTERN int ek_coop_proceed(ek_cx *cx);
+
+/*
+ * Yield: arranges for the current task to be polled again after the other
+ * runnable tasks, and returns EK_PENDING. The caller returns EK_PENDING from its
+ * poll and continues on the next one. Task context.
+ * Errors: EK_EINVAL if cx is NULL.
+ */
+EK_EXTERN int ek_yield_now(ek_cx *cx);
+
+/*
+ * Spawn a task: the future (poll, drop, state) runs on the runtime's workers.
+ * One allocation. `drop(state)` is called exactly once, after the final poll or
+ * when the task is cancelled (abort, shutdown), on a runtime thread (or the
+ * thread calling ek_runtime_shutdown).
+ * `out_drop` (may be NULL) releases the task's result when nobody takes it: the
+ * join handle was detached (or NULL) before the result was awaited.
+ * `join` (may be NULL: detached) receives the join handle.
+ * Any thread. Consumes state: if spawning fails, drop(state) has run before this
+ * returns (the one exception to libuv's rule, so that nothing leaks).
+ * Errors: EK_EINVAL (NULL rt/poll/drop, wrong handle), EK_ECLOSED (runtime shut
+ * down), EK_ENOMEM.
+ */
+EK_EXTERN int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
+                       ek_drop_fn out_drop, ek_join **join);
+
+/*
+ * Spawn a local task, pinned to the calling thread: it is only ever polled (and
+ * dropped) on this thread. On a worker thread (inside a task) it is pinned to that
+ * worker; on any other thread it runs while that thread is inside ek_block_on or
+ * ek_join_wait for this runtime. This is how single-threaded interpreters (Lua,
+ * Python) run their tasks. Same ownership and errors as ek_spawn.
+ */
+EK_EXTERN int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
+                             ek_drop_fn out_drop, ek_join **join);
+
+/*
+ * Blocking work: `fn(arg, &out)` runs on the blocking pool (threads that may
+ * block: files, getaddrinfo, host code). Its return value and *out are the join
+ * result. `drop(arg)` (may be NULL) runs exactly once, after fn returns or when
+ * the job is cancelled before it started (abort or shutdown). A running job is
+ * never interrupted. Any thread. On error drop(arg) has run.
+ * Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM.
+ */
+typedef int (*ek_blocking_fn)(void *arg, void **out);
+EK_EXTERN int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
+                                ek_drop_fn out_drop, ek_join **join);
+
+/*
+ * Await a task's result (a join handle is a future). EK_OK with *out = the
+ * result (now owned by the caller); EK_PENDING; the task's own negative error;
+ * EK_ECANCELED if it was aborted or the runtime shut down first. After a
+ * non-pending return the result has been handed over; polling again gives
+ * EK_ECLOSED. Task context, any task of any runtime.
+ * Errors: EK_EINVAL for NULL/wrong handles.
+ */
+EK_EXTERN int ek_join_poll(ek_join *j, ek_cx *cx, void **out);
+/* Request cancellation. An idle task is dropped without being polled again; a
+ * running one after its current poll returns; a finished one is unaffected.
+ * Any thread. Errors: EK_EINVAL. */
+EK_EXTERN int ek_join_abort(ek_join *j);
+/* 1 when the task has finished (result ready, error, or cancelled), else 0;
+ * EK_EINVAL for bad handles. Any thread. */
+EK_EXTERN int ek_join_is_finished(ek_join *j);
+/* Release the join handle; the task runs on, detached. A result not yet taken goes
+ * to the task's out_drop. Any thread. NULL is ignored. */
+EK_EXTERN void ek_join_detach(ek_join *j);
+/*
+ * Block the calling thread until the task finishes; same results as
+ * ek_join_poll. Does not release the handle. Only outside the runtime's own
+ * threads: from a worker or blocking-pool thread it returns EK_EDEADLK at once.
+ * While it waits, local tasks pinned to this thread run (and a current-thread
+ * runtime is driven by this thread if no other thread drives it).
+ */
+EK_EXTERN int ek_join_wait(ek_join *j, void **out);
+
+/*
+ * Heap futures, so that futures compose (timeouts, join handles, services).
+ * ek_future_new wraps (poll, drop, state): consumes state (on error drop(state)
+ * has run). Errors: EK_EINVAL, EK_ENOMEM.
+ */
+EK_EXTERN int ek_future_new(ek_poll_fn poll, ek_drop_fn drop, void *state, ek_future **out);
+/* Poll a heap future: as ek_poll_fn. Task context. EK_EINVAL for NULL. A future
+ * that has completed returns EK_ECLOSED if polled again. */
+EK_EXTERN int ek_future_poll(ek_future *f, ek_cx *cx, void **out);
+/* Drop a heap future (cancels it if it was not complete). NULL is ignored. Must
+ * not be called while the future is being polled. Any thread that owns it. */
+EK_EXTERN void ek_future_drop(ek_future *f);
+/* A future over a join handle (consumes j; dropping the future detaches it).
+ * Errors: EK_EINVAL, EK_ENOMEM (j is detached then). */
+EK_EXTERN int ek_join_into_future(ek_join *j, ek_future **out);
+/* Spawn a heap future as a task (consumes f, even on error). As ek_spawn. */
+EK_EXTERN int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop, ek_join **join);
+
+/* ------------------------------------------------------------------------- */
+/* Runtime                                                                   */
+/* ------------------------------------------------------------------------- */
+
+#define EK_FLAVOR_MULTI_THREAD 0
+#define EK_FLAVOR_CURRENT_THREAD 1
+
+/* A runtime builder with defaults: multi-thread, one worker per core, up to 512
+ * blocking threads kept 10 s, LIFO slot on, global-queue interval 31 (current
+ * thread) / 61, event interval 61, budget 128. Any thread; the builder is used by
+ * one thread at a time. Errors: EK_EINVAL (NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_builder_new(ek_builder **out);
+/* Release a builder (runtimes built from it are independent). NULL ignored. */
+EK_EXTERN void ek_builder_free(ek_builder *b);
+/* EK_FLAVOR_MULTI_THREAD or EK_FLAVOR_CURRENT_THREAD. Errors: EK_EINVAL. */
+EK_EXTERN int ek_builder_set_flavor(ek_builder *b, int flavor);
+/* Worker threads for the multi-thread flavour, 1..1024. Errors: EK_EINVAL. */
+EK_EXTERN int ek_builder_set_worker_threads(ek_builder *b, unsigned n);
+/* Cap on blocking-pool threads, 1..65536. Errors: EK_EINVAL. */
+EK_EXTERN int ek_builder_set_max_blocking_threads(ek_builder *b, unsigned n);
+/* How long an idle blocking thread waits for work before exiting. */
+EK_EXTERN int ek_builder_set_blocking_keep_alive_ms(ek_builder *b, uint64_t ms);
+/* Thread name prefix (copied; at most 15 bytes are used, as Linux allows).
+ * Errors: EK_EINVAL (NULL), EK_ENOMEM. */
+EK_EXTERN int ek_builder_set_thread_name(ek_builder *b, const char *name);
+/* Enable (1) or disable (0) the LIFO slot. Errors: EK_EINVAL. */
+EK_EXTERN int ek_builder_set_lifo_slot(ek_builder *b, int enabled);
+/* Take from the global queue first every `ticks` polls, 1..1000000. */
+EK_EXTERN int ek_builder_set_global_queue_interval(ek_builder *b, unsigned ticks);
+/* Poll the driver without blocking every `ticks` polls, 1..1000000. */
+EK_EXTERN int ek_builder_set_event_interval(ek_builder *b, unsigned ticks);
+/* Cooperative budget per task poll, 1..1000000 (default 128). */
+EK_EXTERN int ek_builder_set_budget(ek_builder *b, unsigned ops);
+/* Start with the test clock paused (time only moves by ek_runtime_clock_advance,
+ * or jumps to the next timer when the runtime is idle). Current-thread flavour
+ * only (EK_ENOTSUP at ek_runtime_new otherwise), as in Tokio. */
+EK_EXTERN int ek_builder_set_start_paused(ek_builder *b, int paused);
+
+/*
+ * Create a runtime from a builder (NULL: defaults). Worker threads start at once.
+ * Any thread. Errors: EK_EINVAL, EK_ENOMEM, EK_ENOTSUP, or a negative errno if a
+ * thread or the driver could not be created (everything made so far is released).
+ */
+EK_EXTERN int ek_runtime_new(const ek_builder *b, ek_runtime **out);
+/*
+ * Shut down: stop accepting spawns (they return EK_ECLOSED), cancel (drop)
+ * every task, wait for workers and for blocking jobs that already run, up to
+ * timeout_ms for the blocking pool (UINT64_MAX: no limit; workers always stop
+ * promptly), release the driver. Idempotent. Not from a runtime thread (returns
+ * EK_EDEADLK). Errors: EK_EINVAL, EK_EDEADLK, EK_ETIMEDOUT (blocking jobs still
+ * running; their threads are left detached and finish on their own).
+ */
+EK_EXTERN int ek_runtime_shutdown(ek_runtime *rt, uint64_t timeout_ms);
+/* Free the runtime (shuts it down first if needed, waiting without limit).
+ * Join handles must have been detached before. NULL is ignored. Not from a
+ * runtime thread. */
+EK_EXTERN void ek_runtime_free(ek_runtime *rt);
+/*
+ * Drive `f` on the calling thread until it completes, while workers run the other
+ * tasks (Tokio's block_on). Consumes f. Returns f's status; *out its result (out
+ * may be NULL if the caller does not want it: the result is then not freed).
+ * Local tasks pinned to this thread run meanwhile. On a current-thread runtime
+ * the calling thread runs every task. Outside runtime threads only (EK_EDEADLK).
+ * Errors: EK_EINVAL, EK_EDEADLK, EK_ECLOSED (runtime shut down; f is dropped).
+ */
+EK_EXTERN int ek_block_on(ek_runtime *rt, ek_future *f, void **out);
+/* The runtime whose thread calls this (a worker, blocking thread, or a thread
+ * inside ek_block_on), else NULL. */
+EK_EXTERN ek_runtime *ek_runtime_current(void);
+/* Number of worker threads (1 for current-thread). EK_EINVAL for NULL. */
+EK_EXTERN int ek_runtime_worker_count(ek_runtime *rt);
+
+/* Test clock: pause, resume, and advance the paused clock (firing due timers).
+ * Errors: EK_EINVAL, EK_ENOTSUP (not a current-thread runtime). */
+EK_EXTERN int ek_runtime_clock_pause(ek_runtime *rt);
+EK_EXTERN int ek_runtime_clock_resume(ek_runtime *rt);
+EK_EXTERN int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms);
+/* The runtime's monotonic clock in milliseconds (the test clock when paused).
+ * Deadlines for ek_sleep_until are in this time. 0 for NULL. */
+EK_EXTERN uint64_t ek_now_ms(ek_runtime *rt);
+
+/* Metrics: a snapshot of counters (monotonic since creation) and gauges. */
+#define EK_METRICS_MAP(X)                                                                  \
+    X(WORKERS, "worker threads")                                                           \
+    X(TASKS_ALIVE, "tasks not yet released")                                               \
+    X(TASKS_SPAWNED, "tasks spawned since creation")                                       \
+    X(POLLS, "task polls")                                                                 \
+    X(STEALS, "tasks stolen from other workers")                                           \
+    X(STEAL_OPS, "successful steal operations")                                            \
+    X(PARKS, "times a worker parked")                                                      \
+    X(UNPARKS, "targeted unparks")                                                         \
+    X(OVERFLOWS, "local queue overflows to the global queue")                              \
+    X(GLOBAL_QUEUE_DEPTH, "tasks in the global queue")                                     \
+    X(LOCAL_QUEUE_DEPTH, "tasks in all local queues")                                      \
+    X(IO_EVENTS, "I/O readiness events delivered")                                         \
+    X(TIMERS, "timers registered in the wheel")                                            \
+    X(BLOCKING_THREADS, "blocking-pool threads alive")                                     \
+    X(BLOCKING_IDLE, "idle blocking-pool threads")                                         \
+    X(BLOCKING_QUEUE_DEPTH, "blocking jobs waiting for a thread")
+
+enum ek_metric {
+#define EK__METRIC_ENUM(name, doc) EK_METRIC_##name,
+    EK_METRICS_MAP(EK__METRIC_ENUM)
+#undef EK__METRIC_ENUM
+    EK_METRIC_COUNT
+};
+/* Fill values[0..n) with metric values indexed by EK_METRIC_*; returns the number
+ * of metrics this library knows (EK_METRIC_COUNT of its build), or EK_EINVAL.
+ * Any thread; values are read without stopping the runtime. */
+EK_EXTERN int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n);
+/* Depth of one worker's local queue; EK_EINVAL for a bad runtime or index. */
+EK_EXTERN int64_t ek_runtime_worker_queue_depth(ek_runtime *rt, unsigned worker);
+/* Name of a metric ("POLLS"), or NULL for an unknown key. */
+EK_EXTERN const char *ek_metric_name(int key);
+
+/* ------------------------------------------------------------------------- */
+/* Time                                                                      */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * A future completing (EK_OK, *out = NULL) `ms` milliseconds from now on rt's
+ * clock (1 ms resolution, rounded up). It registers with the timer wheel on first
+ * poll; dropping it removes it from the wheel. Any thread creates; the owner
+ * polls from task context. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM.
+ */
+EK_EXTERN int ek_sleep(ek_runtime *rt, uint64_t ms, ek_future **out);
+/* As ek_sleep, completing at `deadline_ms` (in ek_now_ms time). */
+EK_EXTERN int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out);
+/*
+ * `inner` with a deadline: completes as inner does, or with EK_ETIMEDOUT after
+ * `ms` (inner is then dropped, i.e. cancelled). Consumes inner on success; on
+ * error inner still belongs to the caller. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM.
+ */
+EK_EXTERN int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out);
+
+typedef struct ek_interval ek_interval;
+/* Missed-tick policies (Tokio's): fire the missed ticks at once, delay the schedule
+ * from now, or skip to the next multiple of the period. */
+#define EK_MISSED_TICK_BURST 0
+#define EK_MISSED_TICK_DELAY 1
+#define EK_MISSED_TICK_SKIP 2
+/* An interval with the given period (>= 1 ms); the first tick completes
+ * immediately. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM. */
+EK_EXTERN int ek_interval_new(ek_runtime *rt, uint64_t period_ms, int missed_tick_policy,
+                              ek_interval **out);
+/* Wait for the next tick: EK_OK with *tick_ms = the scheduled time of this tick,
+ * or EK_PENDING. Task context. Errors: EK_EINVAL. */
+EK_EXTERN int ek_interval_tick(ek_interval *iv, ek_cx *cx, uint64_t *tick_ms);
+/* Release an interval. NULL ignored. */
+EK_EXTERN void ek_interval_free(ek_interval *iv);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* Parts of the API that live in their own files (each has its own extern "C"). */
+#include "ekiden/net.h"
+#include "ekiden/sync.h"
+
+#endif /* EKIDEN_H */

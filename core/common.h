@@ -1,0 +1,117 @@
+/*
+ * common.h - internal helpers shared by every core module: allocation through
+ * the user's allocator, type tags, intrusive lists, locks, time, thread-locals.
+ * Nothing here is exported (internal non-static names use the ek__ prefix).
+ */
+#ifndef EK_CORE_COMMON_H
+#define EK_CORE_COMMON_H
+
+#include "ekiden.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- allocation (capi/alloc.c) ---- */
+void *ek__malloc(size_t size);
+void *ek__calloc(size_t count, size_t size);
+void *ek__realloc(void *ptr, size_t size);
+void ek__free(void *ptr);
+
+/* ---- misc ---- */
+#define EK__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define EK__UNUSED(x) ((void)(x))
+#define EK__LIKELY(x) __builtin_expect(!!(x), 1)
+#define EK__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define EK__CACHELINE 64
+
+/* Aborts with a message: only for broken invariants (bugs), never for bad input. */
+_Noreturn void ek__panic(const char *what, const char *file, int line);
+#define EK__ASSERT(cond)                                                                       \
+    do {                                                                                       \
+        if (EK__UNLIKELY(!(cond))) ek__panic(#cond, __FILE__, __LINE__);                       \
+    } while (0)
+
+/* Map errno (positive) to an ekiden code; on Linux simply -errno. */
+static inline int ek__err(int errnum) { return -errnum; }
+
+/*
+ * Type tags. Every public object starts with `uint32_t tag`; the ABI boundary
+ * checks it, so a NULL or wrong-type handle gives EK_EINVAL instead of a crash.
+ * A freed object's tag is overwritten with EK__TAG_DEAD first.
+ */
+enum {
+    EK__TAG_DEAD = 0xdeadbeefu,
+    EK__TAG_RUNTIME = 0x454b5254u, /* "EKRT" */
+    EK__TAG_BUILDER = 0x454b4255u,
+    EK__TAG_JOIN = 0x454b4a4eu,
+    EK__TAG_FUTURE = 0x454b4655u,
+    EK__TAG_INTERVAL = 0x454b4956u,
+    EK__TAG_TCP_LISTENER = 0x454b544cu,
+    EK__TAG_TCP_STREAM = 0x454b5453u,
+    EK__TAG_UDP = 0x454b5544u,
+    EK__TAG_UNIX_LISTENER = 0x454b554cu,
+    EK__TAG_UNIX_STREAM = 0x454b5553u,
+    EK__TAG_UNIX_DGRAM = 0x454b5547u,
+    EK__TAG_SYNC = 0x454b5359u, /* sync primitives use their own below this */
+};
+#define EK__CHECK_TAG(obj, t) ((obj) != NULL && *(const uint32_t *)(const void *)(obj) == (t))
+
+/* ---- intrusive doubly linked list (circular, with a sentinel head) ---- */
+typedef struct ek__list {
+    struct ek__list *prev, *next;
+} ek__list;
+
+static inline void ek__list_init(ek__list *h) { h->prev = h->next = h; }
+static inline bool ek__list_empty(const ek__list *h) { return h->next == h; }
+static inline void ek__list_push_back(ek__list *h, ek__list *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void ek__list_remove(ek__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+static inline ek__list *ek__list_pop_front(ek__list *h)
+{
+    if (ek__list_empty(h)) return NULL;
+    ek__list *n = h->next;
+    ek__list_remove(n);
+    return n;
+}
+/* A node is linked if it is not self-referential (nodes are initialised to self). */
+static inline bool ek__list_linked(const ek__list *n) { return n->next != n; }
+
+/* ---- locks ---- */
+typedef pthread_mutex_t ek__mutex;
+typedef pthread_cond_t ek__cond;
+int ek__mutex_init(ek__mutex *m);
+void ek__mutex_destroy(ek__mutex *m);
+void ek__mutex_lock(ek__mutex *m);
+bool ek__mutex_trylock(ek__mutex *m);
+void ek__mutex_unlock(ek__mutex *m);
+int ek__cond_init(ek__cond *c); /* CLOCK_MONOTONIC */
+void ek__cond_destroy(ek__cond *c);
+void ek__cond_wait(ek__cond *c, ek__mutex *m);
+/* Returns false on timeout. deadline_ns is CLOCK_MONOTONIC. */
+bool ek__cond_timedwait(ek__cond *c, ek__mutex *m, uint64_t deadline_ns);
+void ek__cond_signal(ek__cond *c);
+void ek__cond_broadcast(ek__cond *c);
+
+/* ---- time ---- */
+uint64_t ek__mono_ns(void);
+
+/* ---- threads ---- */
+/* Start a thread with a name ("prefix-N"); returns 0 or a negative errno. */
+int ek__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * io.h - I/O resources registered with the reactor (DESIGN section 4).
+ *
+ * A resource wraps one non-blocking fd registered edge-triggered for read and
+ * write at once. Its readiness word packs:
+ *   bits 0..15  readiness (EK__READABLE ...), set by the driver, cleared by ops;
+ *   bits 16..30 the driver tick of the event that last set readiness;
+ *   bit 31      shutdown (the resource was released: ops get EK_ECLOSED).
+ * An op that hits EAGAIN calls ek__io_clear_ready with the tick it observed; the
+ * clear is skipped if a newer event arrived in between, so no edge is lost.
+ * One reader waker and one writer waker per resource; a second task waiting in
+ * the same direction replaces the first (as Tokio's one reader/one writer rule).
+ */
+#ifndef EK_CORE_DRIVER_IO_H
+#define EK_CORE_DRIVER_IO_H
+
+#include "../common.h"
+
+#define EK__READABLE 0x1u
+#define EK__WRITABLE 0x2u
+#define EK__READ_CLOSED 0x4u  /* peer shut down its write side (EPOLLRDHUP) */
+#define EK__WRITE_CLOSED 0x8u /* EPOLLHUP */
+#define EK__IO_ERROR 0x10u    /* EPOLLERR */
+
+/* Interest directions for ek__io_poll_ready. READ is satisfied by READABLE,
+ * READ_CLOSED, WRITE_CLOSED or IO_ERROR; WRITE by WRITABLE, WRITE_CLOSED or
+ * IO_ERROR. */
+#define EK__DIR_READ 0
+#define EK__DIR_WRITE 1
+
+typedef struct ek__io ek__io;
+
+/* Register fd (already non-blocking) with rt's reactor. The fd stays owned by the
+ * caller. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM, -errno from epoll_ctl. */
+int ek__io_new(ek_runtime *rt, int fd, ek__io **out);
+/*
+ * EK_OK if the resource is ready in direction `dir` (*ready gets the readiness
+ * bits, *tick the tick to hand to ek__io_clear_ready); EK_PENDING after arranging
+ * that cx's task is woken on the next event in that direction; EK_ECLOSED after
+ * ek__io_shutdown. Does not spend budget (callers call ek_coop_proceed first).
+ */
+int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint32_t *tick);
+/* Clear `bits` if no event arrived since `tick`. */
+void ek__io_clear_ready(ek__io *io, uint32_t bits, uint32_t tick);
+/* Mark closed and wake both waiters (they see EK_ECLOSED). Idempotent. */
+void ek__io_shutdown(ek__io *io);
+/* Shut down, deregister from epoll and free once no driver turn can still refer
+ * to it (deferred to the start of the next turn). Close the fd after this. */
+void ek__io_release(ek__io *io);
+
+#endif

@@ -1,0 +1,119 @@
+#include "support.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static atomic_long live, total, fail_at = -1, failures;
+
+static int should_fail(void)
+{
+    long n = atomic_fetch_add_explicit(&total, 1, memory_order_relaxed);
+    long f = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    if (f >= 0 && n == f) {
+        atomic_fetch_add_explicit(&failures, 1, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+static void *t_malloc(size_t n)
+{
+    if (should_fail()) return NULL;
+    void *p = malloc(n);
+    if (p) atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    return p;
+}
+static void *t_calloc(size_t c, size_t n)
+{
+    if (should_fail()) return NULL;
+    void *p = calloc(c, n);
+    if (p) atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    return p;
+}
+static void *t_realloc(void *p, size_t n)
+{
+    if (p == NULL) return t_malloc(n);
+    if (should_fail()) return NULL;
+    return realloc(p, n);
+}
+static void t_free(void *p)
+{
+    if (p) atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+    free(p);
+}
+
+void ekt_alloc_install(void)
+{
+    assert_int_equal(ek_set_allocator(t_malloc, t_realloc, t_calloc, t_free), EK_OK);
+}
+long ekt_alloc_live(void) { return atomic_load(&live); }
+long ekt_alloc_total(void) { return atomic_load(&total); }
+long ekt_alloc_failures(void) { return atomic_load(&failures); }
+void ekt_alloc_fail_after(long n)
+{
+    atomic_store(&fail_at, n < 0 ? -1 : atomic_load(&total) + n);
+}
+
+int ekt_sanitizer(void)
+{
+#if defined(EK_SANITIZER)
+    return EK_SANITIZER;
+#else
+    return 0;
+#endif
+}
+
+long ekt_scale(long n)
+{
+    long d = ekt_sanitizer() == 0 ? 1 : ekt_sanitizer() == 1 ? 10 : 20;
+    long r = n / d;
+    return r > 0 ? r : 1;
+}
+
+ek_runtime *ekt_rt(int flavor, unsigned workers)
+{
+    ek_builder *b = NULL;
+    assert_int_equal(ek_builder_new(&b), EK_OK);
+    assert_int_equal(ek_builder_set_flavor(b, flavor), EK_OK);
+    if (workers) assert_int_equal(ek_builder_set_worker_threads(b, workers), EK_OK);
+    ek_runtime *rt = NULL;
+    assert_int_equal(ek_runtime_new(b, &rt), EK_OK);
+    ek_builder_free(b);
+    return rt;
+}
+
+void ekt_rt_free_checked(ek_runtime *rt)
+{
+    ek_runtime_free(rt);
+    assert_int_equal(ekt_alloc_live(), 0);
+}
+
+static void noop_drop(void *s) { (void)s; }
+
+int ekt_block_on_fn(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
+{
+    ek_future *f = NULL;
+    int rc = ek_future_new(poll, noop_drop, state, &f);
+    if (rc != EK_OK) return rc;
+    return ek_block_on(rt, f, out);
+}
+
+int ekt_setup(void **state)
+{
+    (void)state;
+    ekt_alloc_install();
+    ekt_alloc_fail_after(-1);
+    return 0;
+}
+
+int ekt_teardown(void **state)
+{
+    (void)state;
+    ekt_alloc_fail_after(-1);
+    if (ekt_alloc_live() != 0) {
+        fprintf(stderr, "leak: %ld allocations alive after test\n", ekt_alloc_live());
+        return -1;
+    }
+    return 0;
+}
