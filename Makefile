@@ -1,0 +1,58 @@
+# Makefile - a thin wrapper: the commands a user types, each delegating to CMake and
+# the scripts in scripts/ and tests/. Every target installs what it needs first.
+#
+#   make demo     build and run examples/demo (an echo server under load)
+#   make test     the whole suite: format, header, plain, ASan+UBSan, TSan builds
+#   make bench    the benchmarks side by side with their peers (bench/run.sh)
+#
+# Variables: BUILD (build directory, default build; the sanitizer builds go to
+# $(BUILD)-asan and $(BUILD)-tsan), JOBS (default 2), STAGES (a subset of the
+# test stages, see tests/run_all.sh).
+
+BUILD ?= build
+JOBS ?= 2
+export BUILD JOBS
+
+.PHONY: all deps build demo test test-plain test-asan test-tsan check-format format \
+	check-header bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@scripts/build.sh $(BUILD)
+
+demo: deps
+	@test -f examples/demo.c || { echo "examples/demo.c is not written yet"; exit 1; }
+	@scripts/build.sh $(BUILD) "" -- --target demo
+	./$(BUILD)/demo
+
+test: deps
+	@tests/run_all.sh
+
+test-plain: deps
+	@STAGES=plain tests/run_all.sh
+
+test-asan: deps
+	@STAGES=asan tests/run_all.sh
+
+test-tsan: deps
+	@STAGES=tsan tests/run_all.sh
+
+check-format: deps
+	@scripts/check-format.sh
+
+format: deps
+	@scripts/check-format.sh --fix
+
+check-header: deps
+	@scripts/check-header.sh
+
+bench: deps
+	@test -x bench/run.sh || { echo "bench/run.sh is not written yet"; exit 1; }
+	@bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

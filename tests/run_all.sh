@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# run_all.sh - the whole test suite: what `make test` and CI run.
+#
+# Stages, in order (STAGES selects some, e.g. STAGES="header plain"):
+#   format  every C file is clang-formatted (scripts/check-format.sh)
+#   header  ekiden.h compiles alone as C11 and C++17 (scripts/check-header.sh)
+#   plain   build in $BUILD, run ctest (unit tests, ABI test, exports, install test)
+#   asan    build in $BUILD-asan with ASan+UBSan, run ctest; a leak is a failure
+#   tsan    build in $BUILD-tsan with TSan, run ctest
+#   echo    tests/net/echo_peers.sh against the plain build's echo (when it exists)
+#
+# Every stage runs even after a failure, so one run shows everything. Counts each
+# test program and check; the last line is "N passed, N failed" (also written to
+# $BUILD/test-summary.txt for .ci/run). Exits non-zero on any failure.
+# Environment: BUILD (default build), JOBS (default 2), STAGES.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-2}
+STAGES=${STAGES:-format header plain asan tsan echo}
+export JOBS
+
+passed=0
+failed=0
+failures=()
+t_all=$(date +%s)
+mkdir -p "$BUILD"
+summary_file=$BUILD/test-summary.txt
+rm -f "$summary_file"
+
+pass() { passed=$((passed + $1)); }
+fail() { failed=$((failed + 1)); failures+=("$1"); }
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+# A check is one command: it passes or fails as a whole.
+check() {
+  local name=$1
+  shift
+  if "$@"; then pass 1; else fail "$name"; fi
+}
+
+# Build one variant and run its ctest suite; each test program counts.
+variant() {
+  local name=$1 dir=$2 sanitize=$3 t0 log line total nfail
+  t0=$(date +%s)
+  banner "$name: build ($dir)"
+  if ! scripts/build.sh "$dir" "$sanitize"; then
+    fail "$name: build"
+    return
+  fi
+  banner "$name: ctest"
+  log=$dir/ctest.log
+  local runner=()
+  # TSan needs the address space layout it expects; some kernels randomize more
+  # than it tolerates ("unexpected memory mapping"). Running without ASLR avoids it.
+  if [ "$sanitize" = thread ] && setarch "$(uname -m)" -R true 2>/dev/null; then
+    runner=(setarch "$(uname -m)" -R)
+  fi
+  "${runner[@]}" ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$JOBS" 2>&1 |
+    tee "$log"
+  line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    fail "$name: ctest did not finish"
+  else
+    total=${line##* out of }
+    nfail=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/')
+    pass $((total - nfail))
+    local names=() t
+    mapfile -t names < <(sed -n '/The following tests FAILED:/,$p' "$log" |
+      sed -nE 's/^[[:space:]]+[0-9]+ - (.*)$/\1/p')
+    for t in "${names[@]}"; do fail "$name: $t"; done
+    for ((t = ${#names[@]}; t < nfail; t++)); do fail "$name: a ctest test"; done
+  fi
+  echo "$name: $(($(date +%s) - t0)) s"
+}
+
+for stage in $STAGES; do
+  case $stage in
+  format)
+    banner "clang-format"
+    check "clang-format" scripts/check-format.sh
+    ;;
+  header)
+    banner "public header alone (C11, C++17)"
+    check "header alone" scripts/check-header.sh
+    ;;
+  plain)
+    variant plain "$BUILD" ""
+    ;;
+  asan)
+    # halt_on_error: the first finding fails the test; detect_leaks: a leak is one.
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
+      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      variant asan "$BUILD-asan" address
+    ;;
+  tsan)
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      variant tsan "$BUILD-tsan" thread
+    ;;
+  echo)
+    if [ -f tests/net/echo_peers.sh ]; then
+      banner "echo server against socat/nc (tests/net/echo_peers.sh)"
+      if [ -x "$BUILD/echo" ]; then
+        check "echo peers" bash tests/net/echo_peers.sh "$BUILD/echo"
+      else
+        fail "echo peers: $BUILD/echo was not built"
+      fi
+    fi
+    ;;
+  *)
+    fail "unknown stage '$stage'"
+    ;;
+  esac
+done
+
+banner "summary ($(($(date +%s) - t_all)) s)"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed" | tee "$summary_file"
+[ "$failed" -eq 0 ]
