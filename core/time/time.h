@@ -9,6 +9,7 @@
 #define EK_CORE_TIME_TIME_H
 
 #include "../common.h"
+#include "wheel.h"
 
 typedef struct ek__time ek__time;
 
@@ -33,5 +34,48 @@ int ek__time_advance(ek__time *t, uint64_t ms);
 void ek__time_inhibit(ek__time *t, int delta);
 /* Number of timers currently in the wheel (metric). */
 uint64_t ek__time_count(ek__time *t);
+
+/* The deadline `ms` from now: the first tick at which at least `ms` whole
+ * milliseconds have passed (rounded up on the real clock; now + ms when paused).
+ * Saturates at UINT64_MAX. Any thread. */
+uint64_t ek__time_deadline_after(ek__time *t, uint64_t ms);
+
+/*
+ * A timer, embedded in the future that owns it (sleep, timeout, interval). It is
+ * filed in the wheel lazily, by the first ek__timer_poll that finds its deadline
+ * still ahead, and fires at most once per arming.
+ *
+ * `state` is EK__TIMER_IDLE (not filed), EK__TIMER_FILED (in the wheel, `waker`
+ * set) or EK__TIMER_FIRED. Transitions IDLE -> FILED (owner) and FILED -> IDLE
+ * (owner cancels) and FILED -> FIRED (whoever fires it) happen under the time
+ * lock; `waker` is only touched under the lock while FILED. The owner may read
+ * `state` without the lock: FIRED is stored with release after the waker has
+ * been taken, so an acquire load that sees FIRED may treat the timer as inert.
+ */
+#define EK__TIMER_IDLE  0
+#define EK__TIMER_FILED 1
+#define EK__TIMER_FIRED 2
+typedef struct ek__timer {
+    ek__wheel_entry entry;
+    ek_waker *waker;
+    uint64_t deadline;
+    atomic_int state;
+} ek__timer;
+
+/* Arm tm for `deadline` (absolute ms), not filed. */
+void ek__timer_init(ek__timer *tm, uint64_t deadline);
+/*
+ * Poll tm from task context: EK_OK once the deadline has passed (it is then
+ * unfiled and holds no waker), else EK_PENDING with the task's waker stored (a
+ * waker that still fits is kept, per ek_waker_will_wake) and tm filed.
+ * Does not spend cooperative budget (callers do). Errors: EK_ENOMEM (no waker
+ * could be cloned; tm is left unfiled), EK_ECLOSED (the runtime is shut down).
+ */
+int ek__timer_poll(ek__time *t, ek_runtime *rt, ek__timer *tm, ek_cx *cx);
+/* Unfile tm if filed and drop its waker; it can be re-armed with
+ * ek__timer_reset. Owner only; O(1). */
+void ek__timer_cancel(ek__time *t, ek__timer *tm);
+/* Cancel, then arm again for `deadline`. Owner only. */
+void ek__timer_reset(ek__time *t, ek__timer *tm, uint64_t deadline);
 
 #endif
