@@ -16,16 +16,16 @@
 
 #include "../common.h"
 
-#define EK__READABLE 0x1u
-#define EK__WRITABLE 0x2u
-#define EK__READ_CLOSED 0x4u  /* peer shut down its write side (EPOLLRDHUP) */
-#define EK__WRITE_CLOSED 0x8u /* EPOLLHUP */
-#define EK__IO_ERROR 0x10u    /* EPOLLERR */
+#define EK__READABLE     0x1u
+#define EK__WRITABLE     0x2u
+#define EK__READ_CLOSED  0x4u  /* peer shut down its write side (EPOLLRDHUP) */
+#define EK__WRITE_CLOSED 0x8u  /* EPOLLHUP */
+#define EK__IO_ERROR     0x10u /* EPOLLERR */
 
 /* Interest directions for ek__io_poll_ready. READ is satisfied by READABLE,
  * READ_CLOSED, WRITE_CLOSED or IO_ERROR; WRITE by WRITABLE, WRITE_CLOSED or
  * IO_ERROR. */
-#define EK__DIR_READ 0
+#define EK__DIR_READ  0
 #define EK__DIR_WRITE 1
 
 typedef struct ek__io ek__io;

@@ -13,7 +13,7 @@
 
 #include "../common.h"
 
-#define EK__FUTURE_DONE 0x1u   /* returned non-pending once: polling again is EK_ECLOSED */
+#define EK__FUTURE_DONE   0x1u /* returned non-pending once: polling again is EK_ECLOSED */
 #define EK__FUTURE_INLINE 0x2u /* state is inline; drop must not free it */
 
 struct ek_future {

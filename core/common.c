@@ -1,0 +1,90 @@
+/* common.c - locks, time, threads, panic. */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+_Noreturn void ek__panic(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "ekiden: invariant broken: %s (%s:%d)\n", what, file, line);
+    abort();
+}
+
+int ek__mutex_init(ek__mutex *m)
+{
+    return -pthread_mutex_init(m, NULL);
+}
+void ek__mutex_destroy(ek__mutex *m)
+{
+    pthread_mutex_destroy(m);
+}
+void ek__mutex_lock(ek__mutex *m)
+{
+    if (pthread_mutex_lock(m) != 0) ek__panic("pthread_mutex_lock", __FILE__, __LINE__);
+}
+bool ek__mutex_trylock(ek__mutex *m)
+{
+    return pthread_mutex_trylock(m) == 0;
+}
+void ek__mutex_unlock(ek__mutex *m)
+{
+    if (pthread_mutex_unlock(m) != 0) ek__panic("pthread_mutex_unlock", __FILE__, __LINE__);
+}
+
+int ek__cond_init(ek__cond *c)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc) return -rc;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    return -rc;
+}
+void ek__cond_destroy(ek__cond *c)
+{
+    pthread_cond_destroy(c);
+}
+void ek__cond_wait(ek__cond *c, ek__mutex *m)
+{
+    pthread_cond_wait(c, m);
+}
+bool ek__cond_timedwait(ek__cond *c, ek__mutex *m, uint64_t deadline_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+                          .tv_nsec = (long)(deadline_ns % 1000000000u)};
+    return pthread_cond_timedwait(c, m, &ts) != ETIMEDOUT;
+}
+void ek__cond_signal(ek__cond *c)
+{
+    pthread_cond_signal(c);
+}
+void ek__cond_broadcast(ek__cond *c)
+{
+    pthread_cond_broadcast(c);
+}
+
+uint64_t ek__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int ek__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc) return -rc;
+    pthread_attr_setstacksize(&attr, 2u << 20);
+    rc = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    if (rc) return -rc;
+    if (name) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%s", name);
+        pthread_setname_np(*t, buf);
+    }
+    return 0;
+}

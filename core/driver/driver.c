@@ -1,0 +1,103 @@
+/* driver.c - turning the driver: I/O readiness, then timers. */
+#include "driver.h"
+#include "io.h"
+
+struct ek__io_release_link {
+    struct ek__io *next;
+};
+
+int ek__driver_new(ek__time *time, ek__driver **out)
+{
+    ek__driver *d = ek__calloc(1, sizeof *d);
+    if (!d) return EK_ENOMEM;
+    int rc = ek__backend_new(&d->be);
+    if (rc) {
+        ek__free(d);
+        return rc;
+    }
+    ek__mutex_init(&d->turn_lock);
+    ek__mutex_init(&d->release_lock);
+    d->time = time;
+    *out = d;
+    return EK_OK;
+}
+
+/* Free every resource released before now. Turn lock held: no turn can still
+ * hold an event that points at them (events of earlier turns were all
+ * dispatched before that turn ended). */
+static void free_released(ek__driver *d)
+{
+    ek__mutex_lock(&d->release_lock);
+    struct ek__io *list = d->release_list;
+    d->release_list = NULL;
+    ek__mutex_unlock(&d->release_lock);
+    while (list) {
+        struct ek__io *next = *(struct ek__io **)list; /* first field: release link */
+        ek__io_free_released(list);
+        list = next;
+    }
+}
+
+void ek__driver_free(ek__driver *d)
+{
+    if (!d) return;
+    free_released(d);
+    ek__backend_free(d->be);
+    ek__mutex_destroy(&d->turn_lock);
+    ek__mutex_destroy(&d->release_lock);
+    ek__free(d);
+}
+
+bool ek__driver_try_lock(ek__driver *d)
+{
+    return ek__mutex_trylock(&d->turn_lock);
+}
+void ek__driver_unlock(ek__driver *d)
+{
+    ek__mutex_unlock(&d->turn_lock);
+}
+
+void ek__driver_unpark(ek__driver *d)
+{
+    /* Coalesce: only the first waker since the last turn writes the eventfd.
+     * acq_rel: pairs with the turn's store so a wake after it is not dropped. */
+    if (!atomic_exchange_explicit(&d->signalled, true, memory_order_acq_rel))
+        ek__backend_wake(d->be);
+}
+
+static int timeout_for(ek__driver *d, int timeout_ms)
+{
+    if (timeout_ms == 0 || !d->time) return timeout_ms;
+    uint64_t next = ek__time_next_expiration(d->time);
+    if (next == UINT64_MAX) return timeout_ms;
+    if (ek__time_is_paused(d->time)) {
+        /* Paused clock: time does not pass by itself; jump when idle. */
+        return ek__time_try_auto_advance(d->time) ? 0 : timeout_ms;
+    }
+    uint64_t now = ek__time_now(d->time);
+    if (next <= now) return 0;
+    uint64_t wait = next - now;
+    if (wait > INT32_MAX) wait = INT32_MAX;
+    if (timeout_ms >= 0 && (uint64_t)timeout_ms < wait) return timeout_ms;
+    return (int)wait;
+}
+
+void ek__driver_turn(ek__driver *d, int timeout_ms)
+{
+    free_released(d);
+    d->tick = (d->tick + 1) & 0x7fffu;
+    int n = ek__backend_poll(d->be, d->events, (int)(sizeof d->events / sizeof d->events[0]),
+                             timeout_for(d, timeout_ms));
+    uint64_t io = 0;
+    for (int i = 0; i < n; i++) {
+        if (d->events[i].token == EK__WAKE_TOKEN) {
+            ek__backend_clear_wake(d->be);
+            atomic_store_explicit(&d->signalled, false, memory_order_release);
+            continue;
+        }
+        ek__io_dispatch(d->events[i].token, d->events[i].ready, d->tick);
+        io++;
+    }
+    if (io) atomic_fetch_add_explicit(&d->io_events, io, memory_order_relaxed);
+    if (d->time) ek__time_process(d->time);
+}

@@ -1,0 +1,46 @@
+/*
+ * driver.h - the driver: one reactor backend plus the timer wheel, turned by
+ * whichever thread parks in it. At most one thread turns it at a time (a
+ * try-lock: the worker that gets it sleeps in epoll_wait with the next timer as
+ * timeout; the others sleep on their own condvar, see sched/park.h).
+ */
+#ifndef EK_CORE_DRIVER_DRIVER_H
+#define EK_CORE_DRIVER_DRIVER_H
+
+#include "../common.h"
+#include "../time/time.h"
+#include "backend.h"
+
+struct ek__io;
+typedef struct ek__driver ek__driver;
+
+struct ek__driver {
+    ek__backend *be;
+    ek__mutex turn_lock; /* held by the thread turning the driver */
+    ek__time *time;
+    uint32_t tick;               /* turn counter, written under turn_lock */
+    atomic_bool signalled;       /* a wake-up is pending on the backend */
+    ek__mutex release_lock;      /* guards release_list */
+    struct ek__io *release_list; /* resources to free at the next turn */
+    _Atomic uint64_t io_events;  /* metric */
+    ek__event events[256];
+};
+
+int ek__driver_new(ek__time *time, ek__driver **out);
+/* Frees pending resources too. No thread may be turning it. */
+void ek__driver_free(ek__driver *d);
+bool ek__driver_try_lock(ek__driver *d);
+void ek__driver_unlock(ek__driver *d);
+/* One turn (caller holds the turn lock): free released resources, wait for I/O
+ * up to timeout_ms (-1: until the next timer or a wake-up; 0: just look),
+ * dispatch readiness, fire due timers. */
+void ek__driver_turn(ek__driver *d, int timeout_ms);
+/* Wake the thread turning the driver (coalesced). Any thread. */
+void ek__driver_unpark(ek__driver *d);
+
+/* io.c: deliver one readiness event (turn lock held). */
+void ek__io_dispatch(struct ek__io *io, uint32_t ready, uint32_t tick);
+/* io.c: free a released resource. */
+void ek__io_free_released(struct ek__io *io);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * io.c - reactor resources: readiness word, one reader and one writer waker.
+ *
+ * Lost-wake-up freedom: the driver publishes readiness (CAS on the word) BEFORE
+ * it takes the waker lock; a task stores its waker under the lock and re-reads
+ * the word AFTER. Either the task sees the new readiness, or the driver finds
+ * the waker. Clearing uses the tick so that an edge that arrived after the op
+ * observed readiness (and before it hit EAGAIN) is not erased.
+ */
+#include "io.h"
+#include "driver.h"
+#include "../rt.h"
+#include "../task/task.h"
+
+#define RD_MASK    0xffffu
+#define TICK_SHIFT 16
+#define TICK_MASK  0x7fffu
+#define SHUTDOWN   0x80000000u
+
+struct ek__io {
+    struct ek__io *release_next; /* first field: the driver's release list */
+    _Atomic uint32_t word;
+    ek__mutex lock;
+    ek_waker *reader, *writer;
+    ek__driver *drv;
+    int fd;
+};
+
+static uint32_t dir_mask(int dir)
+{
+    return dir == EK__DIR_READ ? (EK__READABLE | EK__READ_CLOSED | EK__WRITE_CLOSED | EK__IO_ERROR)
+                               : (EK__WRITABLE | EK__WRITE_CLOSED | EK__IO_ERROR);
+}
+
+int ek__io_new(ek_runtime *rt, int fd, ek__io **out)
+{
+    if (!out || fd < 0) return EK_EINVAL;
+    int rc = ek__rt_check(rt);
+    if (rc) return rc;
+    ek__io *io = ek__calloc(1, sizeof *io);
+    if (!io) return EK_ENOMEM;
+    ek__mutex_init(&io->lock);
+    io->drv = ek__rt_driver(rt);
+    io->fd = fd;
+    rc = ek__backend_register(io->drv->be, fd, io);
+    if (rc) {
+        ek__mutex_destroy(&io->lock);
+        ek__free(io);
+        return rc;
+    }
+    *out = io;
+    return EK_OK;
+}
+
+void ek__io_dispatch(ek__io *io, uint32_t ready, uint32_t tick)
+{
+    uint32_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
+    for (;;) {
+        uint32_t next = (cur & (RD_MASK | SHUTDOWN)) | ready | ((tick & TICK_MASK) << TICK_SHIFT);
+        /* release: an op that sees the bits also sees what caused them. */
+        if (atomic_compare_exchange_weak_explicit(&io->word, &cur, next, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
+    ek_waker *r = NULL, *w = NULL;
+    ek__mutex_lock(&io->lock);
+    if (ready & dir_mask(EK__DIR_READ)) {
+        r = io->reader;
+        io->reader = NULL;
+    }
+    if (ready & dir_mask(EK__DIR_WRITE)) {
+        w = io->writer;
+        io->writer = NULL;
+    }
+    ek__mutex_unlock(&io->lock);
+    if (r) ek_waker_wake(r);
+    if (w) ek_waker_wake(w);
+}
+
+int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint32_t *tick)
+{
+    uint32_t mask = dir_mask(dir);
+    uint32_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
+    if (cur & SHUTDOWN) return EK_ECLOSED;
+    if (!(cur & mask)) {
+        ek__mutex_lock(&io->lock);
+        ek_waker **slot = dir == EK__DIR_READ ? &io->reader : &io->writer;
+        if (!*slot || !ek_waker_will_wake(*slot, cx)) {
+            ek_waker *old = *slot;
+            *slot = ek_cx_waker(cx);
+            if (old) ek_waker_drop(old);
+        }
+        cur = atomic_load_explicit(&io->word, memory_order_acquire);
+        ek__mutex_unlock(&io->lock);
+        if (cur & SHUTDOWN) return EK_ECLOSED;
+        if (!(cur & mask)) return EK_PENDING;
+    }
+    if (ready) *ready = cur & RD_MASK;
+    if (tick) *tick = (cur >> TICK_SHIFT) & TICK_MASK;
+    return EK_OK;
+}
+
+void ek__io_clear_ready(ek__io *io, uint32_t bits, uint32_t tick)
+{
+    uint32_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
+    for (;;) {
+        if (((cur >> TICK_SHIFT) & TICK_MASK) != tick) return; /* a newer event arrived */
+        uint32_t next = cur & ~(bits & RD_MASK);
+        if (next == cur) return;
+        if (atomic_compare_exchange_weak_explicit(&io->word, &cur, next, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+void ek__io_shutdown(ek__io *io)
+{
+    atomic_fetch_or_explicit(&io->word, SHUTDOWN, memory_order_acq_rel);
+    ek__mutex_lock(&io->lock);
+    ek_waker *r = io->reader, *w = io->writer;
+    io->reader = io->writer = NULL;
+    ek__mutex_unlock(&io->lock);
+    if (r) ek_waker_wake(r);
+    if (w) ek_waker_wake(w);
+}
+
+void ek__io_release(ek__io *io)
+{
+    if (!io) return;
+    ek__io_shutdown(io);
+    (void)ek__backend_deregister(io->drv->be, io->fd);
+    ek__driver *d = io->drv;
+    ek__mutex_lock(&d->release_lock);
+    io->release_next = d->release_list;
+    d->release_list = io;
+    ek__mutex_unlock(&d->release_lock);
+}
+
+void ek__io_free_released(ek__io *io)
+{
+    /* Wakers were taken by shutdown; a racing poll may have stored one after. */
+    if (io->reader) ek_waker_drop(io->reader);
+    if (io->writer) ek_waker_drop(io->writer);
+    ek__mutex_destroy(&io->lock);
+    ek__free(io);
+}

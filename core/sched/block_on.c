@@ -1,0 +1,248 @@
+/*
+ * block_on.c - driving a future on the calling (non-runtime) thread.
+ *
+ * The thread's waker is a heap "thread parker" (reference-counted, since wakers
+ * cloned from it may outlive the call). Waking it sets `woken` and unparks the
+ * thread. While waiting, the thread runs the local tasks pinned to it; on a
+ * current-thread runtime it takes the core and runs everything, turning the
+ * driver when idle.
+ */
+#include "runtime.h"
+
+typedef struct thread_parker {
+    ek__wakeable wk;
+    _Atomic uint32_t refs;
+    atomic_bool woken;
+    ek__parker p;
+} thread_parker;
+
+/* A thread waiting for the current-thread core. */
+typedef struct ct_waiter {
+    ek__list link;
+    ek__parker *p;
+} ct_waiter;
+
+static void tp_wake_by_ref(void *self)
+{
+    thread_parker *tp = self;
+    /* release: the waker's writes are visible to the poll that follows. */
+    atomic_store_explicit(&tp->woken, true, memory_order_release);
+    ek__parker_unpark(&tp->p);
+}
+
+static void tp_clone(void *self)
+{
+    atomic_fetch_add_explicit(&((thread_parker *)self)->refs, 1, memory_order_relaxed);
+}
+
+static void tp_drop(void *self)
+{
+    thread_parker *tp = self;
+    if (atomic_fetch_sub_explicit(&tp->refs, 1, memory_order_release) == 1) {
+        atomic_thread_fence(memory_order_acquire);
+        ek__parker_destroy(&tp->p);
+        ek__free(tp);
+    }
+}
+
+static void tp_wake(void *self)
+{
+    tp_wake_by_ref(self);
+    tp_drop(self);
+}
+
+static const ek__waker_vt tp_vt = {tp_wake, tp_wake_by_ref, tp_clone, tp_drop};
+
+static bool take_woken(thread_parker *tp)
+{
+    return atomic_exchange_explicit(&tp->woken, false, memory_order_acquire);
+}
+
+/* Run up to `max` pinned local tasks; returns how many ran. */
+static unsigned run_locals(ek_runtime *rt, ek__local *l, unsigned max)
+{
+    unsigned n = 0;
+    ek__task *t;
+    while (n < max && (t = ek__local_pop(l))) {
+        ek__rt_run_task(rt, t);
+        atomic_fetch_add_explicit(&rt->polls_external, 1, memory_order_relaxed);
+        n++;
+    }
+    return n;
+}
+
+static ek__task *ct_next(ek_runtime *rt, ek__ct_core *c)
+{
+    ek__task *t;
+    if (c->tick % rt->cfg.global_queue_interval == 0 && (t = ek__inject_pop(&rt->inject))) return t;
+    if ((t = c->head)) {
+        c->head = t->next;
+        if (!c->head) c->tail = NULL;
+        c->len--;
+        return t;
+    }
+    return ek__inject_pop(&rt->inject);
+}
+
+static bool ct_try_take(ek__ct_core *c, ek__parker *p, ct_waiter *w)
+{
+    ek__mutex_lock(&c->lock);
+    bool got = !c->taken;
+    if (got) {
+        c->taken = true;
+        c->holder = p;
+        if (ek__list_linked(&w->link)) ek__list_remove(&w->link);
+    } else if (!ek__list_linked(&w->link)) {
+        ek__list_push_back(&c->waiters, &w->link);
+    }
+    ek__mutex_unlock(&c->lock);
+    return got;
+}
+
+static void ct_release(ek__ct_core *c, ct_waiter *w)
+{
+    ek__mutex_lock(&c->lock);
+    c->taken = false;
+    c->holder = NULL;
+    if (ek__list_linked(&w->link)) ek__list_remove(&w->link);
+    if (!ek__list_empty(&c->waiters)) {
+        ct_waiter *next = EK__CONTAINER_OF(c->waiters.next, ct_waiter, link);
+        ek__parker_unpark(next->p);
+    }
+    ek__mutex_unlock(&c->lock);
+}
+
+static bool stopped(ek_runtime *rt)
+{
+    return atomic_load_explicit(&rt->closed, memory_order_acquire);
+}
+
+/* Poll the main future if it was woken. Returns true when it completed. */
+static bool poll_main(ek_runtime *rt, thread_parker *tp, ek_poll_fn poll, void *state, void **out,
+                      int *rc)
+{
+    if (!take_woken(tp)) return false;
+    ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = rt, .budget = rt->cfg.budget};
+    *rc = poll(state, &cx, out);
+    return *rc != EK_PENDING;
+}
+
+static int drive_current_thread(ek_runtime *rt, thread_parker *tp, ek__local *l, ek_poll_fn poll,
+                                void *state, void **out)
+{
+    ek__ct_core *c = &rt->core;
+    ct_waiter w = {.p = &tp->p};
+    ek__list_init(&w.link);
+    int rc = EK_PENDING;
+    for (;;) {
+        if (poll_main(rt, tp, poll, state, out, &rc)) break;
+        if (stopped(rt)) {
+            rc = EK_ECLOSED;
+            break;
+        }
+        if (!ct_try_take(c, &tp->p, &w)) {
+            if (run_locals(rt, l, rt->cfg.event_interval) == 0 && !atomic_load(&tp->woken))
+                ek__parker_park(&tp->p, false, -1);
+            continue;
+        }
+        ek__cur.core = c;
+        uint32_t since_turn = 0;
+        for (;;) {
+            if (poll_main(rt, tp, poll, state, out, &rc)) break;
+            if (stopped(rt)) {
+                rc = EK_ECLOSED;
+                break;
+            }
+            unsigned ran = 0;
+            ek__task *t;
+            while (ran < rt->cfg.event_interval && (t = ct_next(rt, c))) {
+                c->tick++;
+                ek__rt_run_task(rt, t);
+                atomic_fetch_add_explicit(&rt->polls_external, 1, memory_order_relaxed);
+                ran++;
+                if (atomic_load_explicit(&tp->woken, memory_order_relaxed)) break;
+            }
+            ran += run_locals(rt, l, rt->cfg.event_interval);
+            since_turn += ran;
+            if (ran == 0 && !atomic_load_explicit(&tp->woken, memory_order_acquire)) {
+                ek__parker_park(&tp->p, true, -1);
+                since_turn = 0;
+            } else if (since_turn >= rt->cfg.event_interval) {
+                ek__parker_park(&tp->p, true, 0);
+                since_turn = 0;
+            }
+        }
+        ek__cur.core = NULL;
+        ct_release(c, &w);
+        break;
+    }
+    if (ek__list_linked(&w.link)) {
+        ek__mutex_lock(&c->lock);
+        ek__list_remove(&w.link);
+        ek__mutex_unlock(&c->lock);
+    }
+    return rc;
+}
+
+static int drive_multi_thread(ek_runtime *rt, thread_parker *tp, ek__local *l, ek_poll_fn poll,
+                              void *state, void **out)
+{
+    int rc = EK_PENDING;
+    for (;;) {
+        if (poll_main(rt, tp, poll, state, out, &rc)) return rc;
+        if (stopped(rt)) return EK_ECLOSED;
+        if (run_locals(rt, l, rt->cfg.event_interval) > 0) continue;
+        if (!atomic_load_explicit(&tp->woken, memory_order_acquire))
+            ek__parker_park(&tp->p, false, -1);
+    }
+}
+
+int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
+{
+    int rc = ek__rt_check(rt);
+    if (rc) return rc;
+    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
+    ek__local *l = ek__local_for_current_thread(rt);
+    if (!l) return EK_ENOMEM;
+    thread_parker *tp = ek__malloc(sizeof *tp);
+    if (!tp) return EK_ENOMEM;
+    tp->wk.vt = &tp_vt;
+    atomic_init(&tp->refs, 1);
+    atomic_init(&tp->woken, true);
+    rc = ek__parker_init(&tp->p, rt->driver);
+    if (rc) {
+        ek__free(tp);
+        return rc;
+    }
+    ek__cur = (ek__tls){.rt = rt, .local = l, .in_block_on = true};
+    ek__mutex_lock(&l->lock);
+    atomic_store_explicit(&l->parker, &tp->p, memory_order_relaxed);
+    ek__mutex_unlock(&l->lock);
+
+    void *dummy = NULL;
+    if (!out) out = &dummy;
+    if (rt->cfg.flavor == EK_FLAVOR_CURRENT_THREAD)
+        rc = drive_current_thread(rt, tp, l, poll, state, out);
+    else
+        rc = drive_multi_thread(rt, tp, l, poll, state, out);
+
+    ek__mutex_lock(&l->lock);
+    atomic_store_explicit(&l->parker, NULL, memory_order_relaxed);
+    ek__mutex_unlock(&l->lock);
+    ek__cur = (ek__tls){0};
+    tp_drop(tp);
+    return rc;
+}
+
+static int block_on_future_poll(void *state, ek_cx *cx, void **out)
+{
+    return ek_future_poll((ek_future *)state, cx, out);
+}
+
+int ek_block_on(ek_runtime *rt, ek_future *f, void **out)
+{
+    if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return EK_EINVAL;
+    int rc = ek__block_on_poll(rt, block_on_future_poll, f, out);
+    ek_future_drop(f); /* consumed in every case, as documented */
+    return rc;
+}

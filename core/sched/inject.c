@@ -1,0 +1,62 @@
+/* inject.c - the global injection queue. */
+#include "inject.h"
+
+void ek__inject_init(ek__inject *q)
+{
+    ek__mutex_init(&q->lock);
+    q->head = q->tail = NULL;
+    atomic_init(&q->len, 0);
+}
+
+void ek__inject_destroy(ek__inject *q)
+{
+    ek__mutex_destroy(&q->lock);
+}
+
+void ek__inject_push_batch(ek__inject *q, ek__task *first, ek__task *last, size_t n)
+{
+    last->next = NULL;
+    ek__mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = first;
+    else
+        q->head = first;
+    q->tail = last;
+    /* release: a worker that sees len > 0 then takes the lock and finds them. */
+    atomic_fetch_add_explicit(&q->len, n, memory_order_release);
+    ek__mutex_unlock(&q->lock);
+}
+
+void ek__inject_push(ek__inject *q, ek__task *t)
+{
+    ek__inject_push_batch(q, t, t, 1);
+}
+
+size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first)
+{
+    *first = NULL;
+    if (max == 0 || ek__inject_len(q) == 0) return 0;
+    ek__mutex_lock(&q->lock);
+    size_t n = 0;
+    ek__task *h = q->head, *last = NULL;
+    while (h && n < max) {
+        last = h;
+        h = h->next;
+        n++;
+    }
+    if (n) {
+        *first = q->head;
+        last->next = NULL;
+        q->head = h;
+        if (!h) q->tail = NULL;
+        atomic_fetch_sub_explicit(&q->len, n, memory_order_relaxed);
+    }
+    ek__mutex_unlock(&q->lock);
+    return n;
+}
+
+ek__task *ek__inject_pop(ek__inject *q)
+{
+    ek__task *t;
+    return ek__inject_pop_n(q, 1, &t) ? t : NULL;
+}

@@ -1,0 +1,31 @@
+/*
+ * inject.h - the global injection queue: an intrusive FIFO of tasks under a
+ * mutex, with an atomic length so that workers skip the lock when it is empty.
+ * Tasks spawned or woken from outside the workers, and local-queue overflow,
+ * come through here.
+ */
+#ifndef EK_CORE_SCHED_INJECT_H
+#define EK_CORE_SCHED_INJECT_H
+
+#include "../task/task.h"
+
+struct ek__inject {
+    ek__mutex lock;
+    ek__task *head, *tail;
+    _Atomic size_t len;
+};
+typedef struct ek__inject ek__inject;
+
+void ek__inject_init(ek__inject *q);
+void ek__inject_destroy(ek__inject *q);
+void ek__inject_push(ek__inject *q, ek__task *t);
+void ek__inject_push_batch(ek__inject *q, ek__task *first, ek__task *last, size_t n);
+ek__task *ek__inject_pop(ek__inject *q);
+/* Pop up to max tasks as a linked list (via ->next); returns the count. */
+size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first);
+static inline size_t ek__inject_len(ek__inject *q)
+{
+    return atomic_load_explicit(&q->len, memory_order_acquire);
+}
+
+#endif

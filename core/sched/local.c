@@ -1,0 +1,119 @@
+/*
+ * local.c - thread-pinned (local) tasks. Each worker has a local context; any
+ * other thread gets one per runtime on first ek_spawn_local, kept in rt->locals
+ * until the runtime is freed. Only the owner thread polls (and normally drops)
+ * the tasks: other threads' wakes go to the remote queue under the lock and
+ * unpark the owner's current parker.
+ */
+#include "runtime.h"
+
+static void local_schedule(ek__sched *s, ek__task *t, bool yield)
+{
+    EK__UNUSED(yield);
+    ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
+    t->next = NULL;
+    if (ek__cur.local == l) {
+        if (l->tail)
+            l->tail->next = t;
+        else
+            l->head = t;
+        l->tail = t;
+        return;
+    }
+    ek__mutex_lock(&l->lock);
+    if (l->rtail)
+        l->rtail->next = t;
+    else
+        l->rhead = t;
+    l->rtail = t;
+    atomic_fetch_add_explicit(&l->rlen, 1, memory_order_release);
+    /* Under the lock: the parker cannot be released while we use it. */
+    ek__parker *p = atomic_load_explicit(&l->parker, memory_order_relaxed);
+    if (p) ek__parker_unpark(p);
+    ek__mutex_unlock(&l->lock);
+}
+
+void ek__local_init(ek__local *l, ek_runtime *rt, bool is_worker)
+{
+    memset(l, 0, sizeof *l);
+    l->sched.schedule = local_schedule;
+    l->sched.rt = rt;
+    l->owner = pthread_self();
+    l->is_worker = is_worker;
+    ek__mutex_init(&l->lock);
+    atomic_init(&l->rlen, 0);
+    atomic_init(&l->parker, NULL);
+    ek__list_init(&l->link);
+}
+
+void ek__local_destroy(ek__local *l)
+{
+    ek__mutex_destroy(&l->lock);
+}
+
+bool ek__local_has_work(ek__local *l)
+{
+    return l->head || atomic_load_explicit(&l->rlen, memory_order_acquire) > 0;
+}
+
+ek__task *ek__local_pop(ek__local *l)
+{
+    if (!l->head && atomic_load_explicit(&l->rlen, memory_order_acquire) > 0) {
+        ek__mutex_lock(&l->lock);
+        l->head = l->rhead;
+        l->tail = l->rtail;
+        l->rhead = l->rtail = NULL;
+        atomic_store_explicit(&l->rlen, 0, memory_order_relaxed);
+        ek__mutex_unlock(&l->lock);
+    }
+    ek__task *t = l->head;
+    if (t) {
+        l->head = t->next;
+        if (!l->head) l->tail = NULL;
+    }
+    return t;
+}
+
+void ek__local_drain(ek__local *l)
+{
+    ek__mutex_lock(&l->lock);
+    ek__task *r = l->rhead;
+    l->rhead = l->rtail = NULL;
+    atomic_store_explicit(&l->rlen, 0, memory_order_relaxed);
+    ek__mutex_unlock(&l->lock);
+    ek__task *lists[2] = {l->head, r};
+    l->head = l->tail = NULL;
+    for (int i = 0; i < 2; i++) {
+        ek__task *t = lists[i];
+        while (t) {
+            ek__task *next = t->next;
+            ek__task_drop_notification(t);
+            t = next;
+        }
+    }
+}
+
+ek__local *ek__local_for_current_thread(ek_runtime *rt)
+{
+    if (ek__cur.worker && ek__cur.worker->rt == rt) return &ek__cur.worker->local;
+    if (ek__cur.local && ek__cur.rt == rt) return ek__cur.local;
+    pthread_t self = pthread_self();
+    ek__mutex_lock(&rt->locals_lock);
+    ek__local *found = NULL;
+    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next) {
+        ek__local *l = EK__CONTAINER_OF(n, ek__local, link);
+        if (pthread_equal(l->owner, self)) {
+            found = l;
+            break;
+        }
+    }
+    if (!found) {
+        found = ek__malloc(sizeof *found);
+        if (found) {
+            ek__local_init(found, rt, false);
+            ek__list_push_back(&rt->locals, &found->link);
+        }
+    }
+    ek__mutex_unlock(&rt->locals_lock);
+    return found;
+}

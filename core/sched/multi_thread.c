@@ -1,0 +1,380 @@
+/*
+ * multi_thread.c - the work-stealing scheduler (Tokio's design, DESIGN §3).
+ *
+ * A worker's loop: take the next task (LIFO slot, own queue, every
+ * global_queue_interval ticks the global queue first, then a batch from the
+ * global queue), otherwise search (steal half of a random victim's queue,
+ * bounded so at most about half the workers search at once), otherwise park
+ * (in the driver if it is free, else on the worker's condvar).
+ *
+ * Idle bookkeeping: `idle.state` packs the number of searching workers (low 16
+ * bits) and of unparked workers (high 16). A worker is woken (targeted unpark)
+ * only when nobody is searching and someone sleeps; the woken worker counts as
+ * searching, and the last searcher to find work wakes one more, so work spreads
+ * without a thundering herd.
+ */
+#include "runtime.h"
+
+#include <stdio.h>
+
+#define SEARCH_ONE 1u
+#define UNPARK_ONE (1u << 16)
+static inline unsigned num_searching(uint32_t s)
+{
+    return s & 0xffffu;
+}
+static inline unsigned num_unparked(uint32_t s)
+{
+    return s >> 16;
+}
+
+#define LIFO_CAP         3u
+#define MAX_INJECT_BATCH 128u
+
+_Thread_local ek__tls ek__cur;
+
+/* ------------------------------------------------------------------ idle -- */
+
+static int idle_init(ek_runtime *rt)
+{
+    ek__idle *idle = &rt->idle;
+    atomic_init(&idle->state, rt->nworkers * UNPARK_ONE);
+    idle->sleepers = ek__calloc(rt->nworkers, sizeof(unsigned));
+    if (!idle->sleepers) return EK_ENOMEM;
+    idle->nsleepers = 0;
+    return ek__mutex_init(&idle->lock);
+}
+
+/* A sleeping worker to wake, already counted as unparked and searching. */
+static ek__worker *worker_to_notify(ek_runtime *rt)
+{
+    ek__idle *idle = &rt->idle;
+    /* Fast path without the lock: someone is searching (they will find the work
+     * and wake another if needed) or nobody sleeps. seq_cst pairs with the
+     * searcher's decrement-then-check so a task pushed concurrently with the
+     * last searcher going to sleep is seen by one side. */
+    uint32_t s = atomic_load(&idle->state);
+    if (num_searching(s) > 0 || num_unparked(s) >= rt->nworkers) return NULL;
+    ek__mutex_lock(&idle->lock);
+    s = atomic_load(&idle->state);
+    ek__worker *w = NULL;
+    if (num_searching(s) == 0 && idle->nsleepers > 0) {
+        unsigned idx = idle->sleepers[--idle->nsleepers];
+        atomic_fetch_add(&idle->state, SEARCH_ONE | UNPARK_ONE);
+        w = &rt->workers[idx];
+    }
+    ek__mutex_unlock(&idle->lock);
+    return w;
+}
+
+void ek__mt_notify_parked(ek_runtime *rt)
+{
+    ek__worker *w = worker_to_notify(rt);
+    if (w) {
+        atomic_fetch_add_explicit(&rt->unparks, 1, memory_order_relaxed);
+        ek__parker_unpark(&w->parker);
+    }
+}
+
+static bool transition_to_searching(ek__worker *w)
+{
+    if (w->is_searching) return true;
+    ek_runtime *rt = w->rt;
+    uint32_t s = atomic_load(&rt->idle.state);
+    if (2 * num_searching(s) >= rt->nworkers) return false;
+    atomic_fetch_add(&rt->idle.state, SEARCH_ONE);
+    w->is_searching = true;
+    return true;
+}
+
+/* Leave the searching state; the last searcher wakes another worker. */
+static void transition_from_searching(ek__worker *w)
+{
+    w->is_searching = false;
+    uint32_t prev = atomic_fetch_sub(&w->rt->idle.state, SEARCH_ONE);
+    if (num_searching(prev) == 1) ek__mt_notify_parked(w->rt);
+}
+
+/* Returns true if this was the last searching worker. */
+static bool transition_to_parked(ek__worker *w)
+{
+    ek__idle *idle = &w->rt->idle;
+    ek__mutex_lock(&idle->lock);
+    uint32_t dec = UNPARK_ONE | (w->is_searching ? SEARCH_ONE : 0);
+    uint32_t prev = atomic_fetch_sub(&idle->state, dec);
+    idle->sleepers[idle->nsleepers++] = w->index;
+    ek__mutex_unlock(&idle->lock);
+    bool last = w->is_searching && num_searching(prev) == 1;
+    w->is_searching = false;
+    return last;
+}
+
+/* Remove w from the sleepers if it is still there (woken by I/O, not by a
+ * notify). Returns true if it was. */
+static bool unpark_self(ek__worker *w)
+{
+    ek__idle *idle = &w->rt->idle;
+    bool found = false;
+    ek__mutex_lock(&idle->lock);
+    for (unsigned i = 0; i < idle->nsleepers; i++) {
+        if (idle->sleepers[i] == w->index) {
+            idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
+            atomic_fetch_add(&idle->state, UNPARK_ONE);
+            found = true;
+            break;
+        }
+    }
+    ek__mutex_unlock(&idle->lock);
+    return found;
+}
+
+static bool is_sleeping(ek__worker *w)
+{
+    ek__idle *idle = &w->rt->idle;
+    bool found = false;
+    ek__mutex_lock(&idle->lock);
+    for (unsigned i = 0; i < idle->nsleepers && !found; i++) found = idle->sleepers[i] == w->index;
+    ek__mutex_unlock(&idle->lock);
+    return found;
+}
+
+/* -------------------------------------------------------------- schedule -- */
+
+static void push_local(ek__worker *w, ek__task *t)
+{
+    if (ek__queue_push_back(&w->q, t, &w->rt->inject))
+        atomic_fetch_add_explicit(&w->overflows, 1, memory_order_relaxed);
+}
+
+void ek__mt_schedule(ek__sched *s, ek__task *t, bool yield)
+{
+    ek_runtime *rt = s->rt;
+    ek__worker *w = ek__cur.worker;
+    if (w && w->rt == rt) {
+        if (!yield && rt->cfg.lifo) {
+            ek__task *prev = w->lifo;
+            w->lifo = t;
+            if (!prev) return; /* the worker runs it next; nobody else needed */
+            t = prev;
+        }
+        push_local(w, t);
+        ek__mt_notify_parked(rt);
+        return;
+    }
+    ek__inject_push(&rt->inject, t);
+    ek__mt_notify_parked(rt);
+}
+
+/* ---------------------------------------------------------------- worker -- */
+
+static uint32_t rng_next(ek__worker *w)
+{
+    /* xorshift64*: only for picking a victim. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* Move a batch from the global queue into our queue; return one to run. */
+static ek__task *take_from_inject(ek__worker *w)
+{
+    ek_runtime *rt = w->rt;
+    size_t len = ek__inject_len(&rt->inject);
+    if (len == 0) return NULL;
+    size_t n = len / rt->nworkers + 1;
+    uint32_t free_slots = ek__queue_free_slots(&w->q);
+    if (n > free_slots) n = free_slots;
+    if (n > MAX_INJECT_BATCH) n = MAX_INJECT_BATCH;
+    if (n == 0) n = 1;
+    ek__task *first;
+    size_t got = ek__inject_pop_n(&rt->inject, n, &first);
+    if (!got) return NULL;
+    ek__task *ret = first, *t = first->next;
+    while (t) {
+        ek__task *next = t->next;
+        push_local(w, t);
+        t = next;
+    }
+    return ret;
+}
+
+static ek__task *next_task(ek__worker *w)
+{
+    ek_runtime *rt = w->rt;
+    ek__task *t;
+    if (w->tick % rt->cfg.global_queue_interval == 0) {
+        if ((t = ek__inject_pop(&rt->inject))) return t;
+    }
+    if (w->lifo) {
+        t = w->lifo;
+        w->lifo = NULL;
+        if (++w->lifo_polls <= LIFO_CAP) return t;
+        /* The LIFO cap: two tasks waking each other must not starve the rest. */
+        push_local(w, t);
+    }
+    w->lifo_polls = 0;
+    if ((t = ek__queue_pop(&w->q))) return t;
+    if ((t = ek__local_pop(&w->local))) return t;
+    return take_from_inject(w);
+}
+
+static ek__task *steal_work(ek__worker *w)
+{
+    ek_runtime *rt = w->rt;
+    if (!transition_to_searching(w)) return NULL;
+    unsigned n = rt->nworkers;
+    unsigned start = rng_next(w) % n;
+    for (unsigned i = 0; i < n; i++) {
+        ek__worker *victim = &rt->workers[(start + i) % n];
+        if (victim == w) continue;
+        uint32_t got;
+        ek__task *t = ek__queue_steal_into(&victim->q, &w->q, &got);
+        if (t) {
+            atomic_fetch_add_explicit(&w->steals, got, memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->steal_ops, 1, memory_order_relaxed);
+            return t;
+        }
+    }
+    return take_from_inject(w);
+}
+
+static void run(ek__worker *w, ek__task *t)
+{
+    if (w->is_searching) transition_from_searching(w);
+    w->tick++;
+    atomic_fetch_add_explicit(&w->polls, 1, memory_order_relaxed);
+    ek__rt_run_task(w->rt, t);
+}
+
+static bool has_work(ek__worker *w)
+{
+    return w->lifo || ek__queue_len(&w->q) > 0 || ek__local_has_work(&w->local);
+}
+
+static void park(ek__worker *w)
+{
+    ek_runtime *rt = w->rt;
+    if (transition_to_parked(w)) {
+        /* We were the last searcher: if work is pending, make sure someone
+         * (maybe us, after the notify) picks it up. */
+        bool pending = ek__inject_len(&rt->inject) > 0;
+        for (unsigned i = 0; i < rt->nworkers && !pending; i++)
+            pending = ek__queue_len(&rt->workers[i].q) > 0;
+        if (pending) ek__mt_notify_parked(rt);
+    }
+    for (;;) {
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) return;
+        atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
+        ek__parker_park(&w->parker, true, -1);
+        if (has_work(w)) {
+            /* Woken by I/O or a timer into our own queue. */
+            /* Still a sleeper: take ourselves off. Not one: a notify took us
+             * off and counted us as searching, which run() will undo. */
+            w->is_searching = !unpark_self(w);
+            if (ek__queue_len(&w->q) > 1) ek__mt_notify_parked(rt);
+            return;
+        }
+        if (!is_sleeping(w)) {
+            /* A notify took us off the sleepers: we are searching. */
+            w->is_searching = true;
+            return;
+        }
+    }
+}
+
+static void maintenance(ek__worker *w)
+{
+    ek__driver *d = w->rt->driver;
+    if (ek__driver_try_lock(d)) {
+        ek__driver_turn(d, 0);
+        ek__driver_unlock(d);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    ek__worker *w = arg;
+    ek_runtime *rt = w->rt;
+    ek__cur = (ek__tls){.rt = rt, .worker = w, .local = &w->local};
+    while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
+        if (w->tick % rt->cfg.event_interval == 0) maintenance(w);
+        ek__task *t = next_task(w);
+        if (!t) t = steal_work(w);
+        if (t) {
+            run(w, t);
+            continue;
+        }
+        park(w);
+    }
+    ek__cur = (ek__tls){0};
+    return NULL;
+}
+
+int ek__mt_start(ek_runtime *rt)
+{
+    unsigned n = rt->nworkers;
+    rt->workers = ek__calloc(n, sizeof(ek__worker));
+    if (!rt->workers) return EK_ENOMEM;
+    int rc = idle_init(rt);
+    if (rc) return rc;
+    for (unsigned i = 0; i < n; i++) {
+        ek__worker *w = &rt->workers[i];
+        ek__queue_init(&w->q);
+        w->rt = rt;
+        w->index = i;
+        w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+        rc = ek__parker_init(&w->parker, rt->driver);
+        if (rc) return rc;
+        ek__local_init(&w->local, rt, true);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        ek__worker *w = &rt->workers[i];
+        char name[32];
+        snprintf(name, sizeof name, "%.10s-%u", rt->cfg.thread_name, i);
+        rc = ek__thread_start(&w->thread, worker_main, w, name);
+        if (rc) return rc;
+        w->started = true;
+    }
+    return EK_OK;
+}
+
+void ek__mt_stop(ek_runtime *rt)
+{
+    if (!rt->workers) return;
+    atomic_store_explicit(&rt->stopping, true, memory_order_release);
+    for (unsigned i = 0; i < rt->nworkers; i++) ek__parker_unpark(&rt->workers[i].parker);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ek__worker *w = &rt->workers[i];
+        if (w->started) pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+void ek__mt_drain(ek_runtime *rt)
+{
+    if (!rt->workers) return;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ek__worker *w = &rt->workers[i];
+        if (w->lifo) ek__task_drop_notification(w->lifo);
+        w->lifo = NULL;
+        ek__task *t;
+        while ((t = ek__queue_pop(&w->q))) ek__task_drop_notification(t);
+        ek__local_drain(&w->local);
+    }
+}
+
+void ek__mt_destroy(ek_runtime *rt)
+{
+    if (!rt->workers) return;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ek__parker_destroy(&rt->workers[i].parker);
+        ek__local_destroy(&rt->workers[i].local);
+    }
+    ek__mutex_destroy(&rt->idle.lock);
+    ek__free(rt->idle.sleepers);
+    ek__free(rt->workers);
+    rt->workers = NULL;
+}

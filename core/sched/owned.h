@@ -1,0 +1,34 @@
+/*
+ * owned.h - every live task of a runtime, in sharded intrusive lists, so that
+ * shutdown can cancel them all. The list holds one reference per task until the
+ * task completes. Closing is done under every shard's lock: after it, inserts
+ * fail with EK_ECLOSED, which is how spawn-after-shutdown is refused.
+ */
+#ifndef EK_CORE_SCHED_OWNED_H
+#define EK_CORE_SCHED_OWNED_H
+
+#include "../task/task.h"
+
+#define EK__OWNED_SHARDS 16u
+
+typedef struct ek__owned {
+    struct {
+        _Alignas(64) ek__mutex lock;
+        ek__list list;
+    } shard[EK__OWNED_SHARDS];
+    atomic_bool closed;
+    _Atomic uint32_t next_shard;
+} ek__owned;
+
+void ek__owned_init(ek__owned *o);
+void ek__owned_destroy(ek__owned *o);
+/* EK_OK or EK_ECLOSED. */
+int ek__owned_insert(ek__owned *o, ek__task *t);
+/* True if t was still listed (the caller then drops the list's reference). */
+bool ek__owned_remove(ek__owned *o, ek__task *t);
+/* Close and cancel every listed task (idle ones are dropped here, running ones
+ * after their poll). */
+void ek__owned_close_and_shutdown_all(ek__owned *o);
+bool ek__owned_is_empty(ek__owned *o);
+
+#endif

@@ -1,0 +1,360 @@
+/*
+ * runtime.c - builder, runtime creation, shutdown, metrics, and what the
+ * runtime offers the other core modules (rt.h).
+ *
+ * Shutdown order: close the owned lists (spawns now fail), stop and join the
+ * workers, cancel every task (idle ones are dropped on this thread), drop the
+ * notifications still queued, stop the blocking pool, then free the driver and
+ * the clock. Tasks are dropped before the driver so that their resources
+ * (timers, sockets) deregister while it still exists.
+ */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+/* --------------------------------------------------------------- builder -- */
+
+static void config_defaults(ek__config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->flavor = EK_FLAVOR_MULTI_THREAD;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c->workers = n > 0 ? (unsigned)n : 1;
+    c->max_blocking = 512;
+    c->blocking_keep_alive_ms = 10000;
+    snprintf(c->thread_name, sizeof c->thread_name, "ekiden");
+    c->lifo = true;
+    c->global_queue_interval = 61;
+    c->event_interval = 61;
+    c->budget = 128;
+}
+
+int ek_builder_new(ek_builder **out)
+{
+    if (!out) return EK_EINVAL;
+    ek_builder *b = ek__malloc(sizeof *b);
+    if (!b) return EK_ENOMEM;
+    b->tag = EK__TAG_BUILDER;
+    config_defaults(&b->cfg);
+    b->cfg.global_queue_interval = 0; /* 0: flavour default, fixed at build time */
+    *out = b;
+    return EK_OK;
+}
+
+void ek_builder_free(ek_builder *b)
+{
+    if (!EK__CHECK_TAG(b, EK__TAG_BUILDER)) return;
+    b->tag = EK__TAG_DEAD;
+    ek__free(b);
+}
+
+#define BUILDER_CHECK(b)                                                                           \
+    do {                                                                                           \
+        if (!EK__CHECK_TAG(b, EK__TAG_BUILDER)) return EK_EINVAL;                                  \
+    } while (0)
+
+int ek_builder_set_flavor(ek_builder *b, int flavor)
+{
+    BUILDER_CHECK(b);
+    if (flavor != EK_FLAVOR_MULTI_THREAD && flavor != EK_FLAVOR_CURRENT_THREAD) return EK_EINVAL;
+    b->cfg.flavor = flavor;
+    return EK_OK;
+}
+
+int ek_builder_set_worker_threads(ek_builder *b, unsigned n)
+{
+    BUILDER_CHECK(b);
+    if (n < 1 || n > 1024) return EK_EINVAL;
+    b->cfg.workers = n;
+    return EK_OK;
+}
+
+int ek_builder_set_max_blocking_threads(ek_builder *b, unsigned n)
+{
+    BUILDER_CHECK(b);
+    if (n < 1 || n > 65536) return EK_EINVAL;
+    b->cfg.max_blocking = n;
+    return EK_OK;
+}
+
+int ek_builder_set_blocking_keep_alive_ms(ek_builder *b, uint64_t ms)
+{
+    BUILDER_CHECK(b);
+    if (ms > UINT64_MAX / 1000000u) return EK_EINVAL;
+    b->cfg.blocking_keep_alive_ms = ms;
+    return EK_OK;
+}
+
+int ek_builder_set_thread_name(ek_builder *b, const char *name)
+{
+    BUILDER_CHECK(b);
+    if (!name) return EK_EINVAL;
+    snprintf(b->cfg.thread_name, sizeof b->cfg.thread_name, "%s", name);
+    return EK_OK;
+}
+
+int ek_builder_set_lifo_slot(ek_builder *b, int enabled)
+{
+    BUILDER_CHECK(b);
+    if (enabled != 0 && enabled != 1) return EK_EINVAL;
+    b->cfg.lifo = enabled == 1;
+    return EK_OK;
+}
+
+static int set_ticks(ek_builder *b, unsigned *field, unsigned v)
+{
+    BUILDER_CHECK(b);
+    if (v < 1 || v > 1000000) return EK_EINVAL;
+    *field = v;
+    return EK_OK;
+}
+
+int ek_builder_set_global_queue_interval(ek_builder *b, unsigned ticks)
+{
+    return set_ticks(b, b ? &b->cfg.global_queue_interval : NULL, ticks);
+}
+int ek_builder_set_event_interval(ek_builder *b, unsigned ticks)
+{
+    return set_ticks(b, b ? &b->cfg.event_interval : NULL, ticks);
+}
+int ek_builder_set_budget(ek_builder *b, unsigned ops)
+{
+    return set_ticks(b, b ? &b->cfg.budget : NULL, ops);
+}
+
+int ek_builder_set_start_paused(ek_builder *b, int paused)
+{
+    BUILDER_CHECK(b);
+    if (paused != 0 && paused != 1) return EK_EINVAL;
+    b->cfg.start_paused = paused == 1;
+    return EK_OK;
+}
+
+/* --------------------------------------------------------------- runtime -- */
+
+static void rt_release(ek_runtime *rt)
+{
+    ek__mt_destroy(rt);
+    if (rt->driver) ek__driver_free(rt->driver);
+    if (rt->time) ek__time_free(rt->time);
+    while (!ek__list_empty(&rt->locals)) {
+        ek__local *l = EK__CONTAINER_OF(ek__list_pop_front(&rt->locals), ek__local, link);
+        ek__local_destroy(l);
+        ek__free(l);
+    }
+    ek__blocking_destroy(rt);
+    ek__ct_destroy(rt);
+    ek__inject_destroy(&rt->inject);
+    ek__owned_destroy(&rt->owned);
+    ek__mutex_destroy(&rt->locals_lock);
+    ek__mutex_destroy(&rt->shutdown_lock);
+    rt->tag = EK__TAG_DEAD;
+    ek__free(rt);
+}
+
+static void rt_stop_and_drain(ek_runtime *rt)
+{
+    atomic_store_explicit(&rt->closed, true, memory_order_release);
+    ek__mt_stop(rt);
+    /* Wake threads inside ek_block_on so they see the runtime closed. */
+    ek__mutex_lock(&rt->locals_lock);
+    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next) {
+        ek__local *l = EK__CONTAINER_OF(n, ek__local, link);
+        ek__mutex_lock(&l->lock);
+        ek__parker *p = atomic_load_explicit(&l->parker, memory_order_relaxed);
+        if (p) ek__parker_unpark(p);
+        ek__mutex_unlock(&l->lock);
+    }
+    ek__mutex_unlock(&rt->locals_lock);
+    ek__owned_close_and_shutdown_all(&rt->owned);
+    ek__mt_drain(rt);
+    ek__ct_drain(rt);
+    ek__task *t;
+    while ((t = ek__inject_pop(&rt->inject))) ek__task_drop_notification(t);
+    ek__mutex_lock(&rt->locals_lock);
+    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next)
+        ek__local_drain(EK__CONTAINER_OF(n, ek__local, link));
+    ek__mutex_unlock(&rt->locals_lock);
+}
+
+int ek_runtime_new(const ek_builder *b, ek_runtime **out)
+{
+    if (!out) return EK_EINVAL;
+    if (b && !EK__CHECK_TAG(b, EK__TAG_BUILDER)) return EK_EINVAL;
+    ek__config cfg;
+    if (b)
+        cfg = b->cfg;
+    else {
+        config_defaults(&cfg);
+        cfg.global_queue_interval = 0;
+    }
+    if (cfg.global_queue_interval == 0)
+        cfg.global_queue_interval = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? 31 : 61;
+    if (cfg.start_paused && cfg.flavor != EK_FLAVOR_CURRENT_THREAD) return EK_ENOTSUP;
+
+    ek_runtime *rt = ek__calloc(1, sizeof *rt);
+    if (!rt) return EK_ENOMEM;
+    rt->tag = EK__TAG_RUNTIME;
+    rt->cfg = cfg;
+    rt->nworkers = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? 1 : cfg.workers;
+    rt->sched.rt = rt;
+    rt->sched.schedule = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? ek__ct_schedule : ek__mt_schedule;
+    ek__mutex_init(&rt->shutdown_lock);
+    ek__mutex_init(&rt->locals_lock);
+    ek__list_init(&rt->locals);
+    ek__owned_init(&rt->owned);
+    ek__inject_init(&rt->inject);
+    int rc = ek__ct_init(rt);
+    if (!rc) rc = ek__blocking_init(rt);
+    if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->time);
+    if (!rc) rc = ek__driver_new(rt->time, &rt->driver);
+    if (!rc && cfg.flavor == EK_FLAVOR_MULTI_THREAD) rc = ek__mt_start(rt);
+    if (rc) {
+        rt_stop_and_drain(rt);
+        ek__blocking_shutdown(rt, UINT64_MAX);
+        rt_release(rt);
+        return rc;
+    }
+    *out = rt;
+    return EK_OK;
+}
+
+int ek_runtime_shutdown(ek_runtime *rt, uint64_t timeout_ms)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    if (ek__cur.rt == rt) return EK_EDEADLK;
+    ek__mutex_lock(&rt->shutdown_lock);
+    int rc = EK_OK;
+    if (!rt->shut_down) {
+        rt_stop_and_drain(rt);
+        rt->shut_down = true;
+        rc = ek__blocking_shutdown(rt, timeout_ms);
+    } else {
+        rc = ek__blocking_shutdown(rt, timeout_ms);
+    }
+    ek__mutex_unlock(&rt->shutdown_lock);
+    return rc;
+}
+
+void ek_runtime_free(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return;
+    if (ek__cur.rt == rt) return;
+    ek_runtime_shutdown(rt, UINT64_MAX);
+    rt_release(rt);
+}
+
+ek_runtime *ek_runtime_current(void)
+{
+    return ek__cur.rt;
+}
+
+int ek_runtime_worker_count(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    return (int)rt->nworkers;
+}
+
+/* ---------------------------------------------------------------- rt.h -- */
+
+int ek__rt_check(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    if (atomic_load_explicit(&rt->closed, memory_order_acquire)) return EK_ECLOSED;
+    return EK_OK;
+}
+
+ek__driver *ek__rt_driver(ek_runtime *rt)
+{
+    return rt->driver;
+}
+ek__time *ek__rt_time(ek_runtime *rt)
+{
+    return rt->time;
+}
+void ek__rt_unpark_driver(ek_runtime *rt)
+{
+    if (rt->driver) ek__driver_unpark(rt->driver);
+}
+bool ek__rt_on_runtime_thread(ek_runtime *rt)
+{
+    return ek__cur.rt == rt && !ek__cur.in_block_on;
+}
+void ek__rt_inhibit_auto_advance(ek_runtime *rt, int delta)
+{
+    if (rt->time) ek__time_inhibit(rt->time, delta);
+}
+
+/* ------------------------------------------------------------ test clock -- */
+
+static int clock_check(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    if (rt->cfg.flavor != EK_FLAVOR_CURRENT_THREAD) return EK_ENOTSUP;
+    return EK_OK;
+}
+
+int ek_runtime_clock_pause(ek_runtime *rt)
+{
+    int rc = clock_check(rt);
+    return rc ? rc : ek__time_pause(rt->time);
+}
+int ek_runtime_clock_resume(ek_runtime *rt)
+{
+    int rc = clock_check(rt);
+    return rc ? rc : ek__time_resume(rt->time);
+}
+int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms)
+{
+    int rc = clock_check(rt);
+    if (rc) return rc;
+    rc = ek__time_advance(rt->time, ms);
+    ek__rt_unpark_driver(rt);
+    return rc;
+}
+uint64_t ek_now_ms(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return 0;
+    return ek__time_now(rt->time);
+}
+
+/* --------------------------------------------------------------- metrics -- */
+
+int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME) || (!values && n)) return EK_EINVAL;
+    uint64_t v[EK_METRIC_COUNT] = {0};
+    v[EK_METRIC_WORKERS] = rt->nworkers;
+    v[EK_METRIC_TASKS_ALIVE] = atomic_load_explicit(&rt->tasks_alive, memory_order_relaxed);
+    v[EK_METRIC_TASKS_SPAWNED] = atomic_load_explicit(&rt->tasks_spawned, memory_order_relaxed);
+    v[EK_METRIC_POLLS] = atomic_load_explicit(&rt->polls_external, memory_order_relaxed);
+    for (unsigned i = 0; rt->workers && i < rt->nworkers; i++) {
+        ek__worker *w = &rt->workers[i];
+        v[EK_METRIC_POLLS] += atomic_load_explicit(&w->polls, memory_order_relaxed);
+        v[EK_METRIC_STEALS] += atomic_load_explicit(&w->steals, memory_order_relaxed);
+        v[EK_METRIC_STEAL_OPS] += atomic_load_explicit(&w->steal_ops, memory_order_relaxed);
+        v[EK_METRIC_PARKS] += atomic_load_explicit(&w->parks, memory_order_relaxed);
+        v[EK_METRIC_OVERFLOWS] += atomic_load_explicit(&w->overflows, memory_order_relaxed);
+        v[EK_METRIC_LOCAL_QUEUE_DEPTH] += ek__queue_len(&w->q);
+    }
+    v[EK_METRIC_UNPARKS] = atomic_load_explicit(&rt->unparks, memory_order_relaxed);
+    v[EK_METRIC_GLOBAL_QUEUE_DEPTH] = ek__inject_len(&rt->inject);
+    v[EK_METRIC_IO_EVENTS] =
+        rt->driver ? atomic_load_explicit(&rt->driver->io_events, memory_order_relaxed) : 0;
+    v[EK_METRIC_TIMERS] = rt->time ? ek__time_count(rt->time) : 0;
+    ek__mutex_lock(&rt->blocking.lock);
+    v[EK_METRIC_BLOCKING_THREADS] = rt->blocking.threads;
+    v[EK_METRIC_BLOCKING_IDLE] = rt->blocking.idle;
+    v[EK_METRIC_BLOCKING_QUEUE_DEPTH] = rt->blocking.queued;
+    ek__mutex_unlock(&rt->blocking.lock);
+    for (size_t i = 0; i < n && i < EK_METRIC_COUNT; i++) values[i] = v[i];
+    return EK_METRIC_COUNT;
+}
+
+int64_t ek_runtime_worker_queue_depth(ek_runtime *rt, unsigned worker)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME) || worker >= rt->nworkers) return EK_EINVAL;
+    if (!rt->workers) return (int64_t)rt->core.len;
+    return ek__queue_len(&rt->workers[worker].q);
+}

@@ -1,0 +1,177 @@
+/*
+ * runtime.h - the runtime object and the scheduler internals shared by
+ * runtime.c (lifecycle, block_on, metrics), multi_thread.c (workers),
+ * current_thread.c, local.c (thread-pinned tasks) and blocking.c.
+ */
+#ifndef EK_CORE_SCHED_RUNTIME_H
+#define EK_CORE_SCHED_RUNTIME_H
+
+#include "../rt.h"
+#include "../driver/driver.h"
+#include "../task/task.h"
+#include "../time/time.h"
+#include "inject.h"
+#include "owned.h"
+#include "park.h"
+#include "queue.h"
+
+typedef struct ek__config {
+    int flavor;
+    unsigned workers;
+    unsigned max_blocking;
+    uint64_t blocking_keep_alive_ms;
+    char thread_name[16];
+    bool lifo;
+    unsigned global_queue_interval;
+    unsigned event_interval;
+    unsigned budget;
+    bool start_paused;
+} ek__config;
+
+struct ek_builder {
+    uint32_t tag;
+    ek__config cfg;
+};
+
+/* ---- local (thread-pinned) tasks ---- */
+typedef struct ek__local {
+    ek__sched sched; /* schedule() for tasks pinned here */
+    pthread_t owner;
+    ek__mutex lock;          /* guards the remote queue */
+    ek__task *rhead, *rtail; /* pushed from other threads */
+    _Atomic size_t rlen;
+    ek__task *head, *tail;        /* owner-only FIFO */
+    _Atomic(ek__parker *) parker; /* where the owner sleeps now (may be NULL) */
+    ek__list link;                /* rt->locals (foreign threads only) */
+    bool is_worker;
+} ek__local;
+
+void ek__local_init(ek__local *l, ek_runtime *rt, bool is_worker);
+void ek__local_destroy(ek__local *l);
+/* Owner: pop the next runnable local task, or NULL. */
+ek__task *ek__local_pop(ek__local *l);
+bool ek__local_has_work(ek__local *l);
+/* Drop the notifications still queued (shutdown). */
+void ek__local_drain(ek__local *l);
+/* The calling thread's local context for rt (created on first use for foreign
+ * threads). NULL on allocation failure. */
+ek__local *ek__local_for_current_thread(ek_runtime *rt);
+
+/* ---- multi-thread scheduler ---- */
+typedef struct ek__worker {
+    ek__local_queue q;
+    ek_runtime *rt;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    ek__task *lifo; /* owner only */
+    unsigned lifo_polls;
+    bool is_searching;
+    bool stolen_last; /* metric helper */
+    uint32_t tick;
+    uint64_t rng;
+    ek__parker parker;
+    ek__local local;
+    _Atomic uint64_t polls, steals, steal_ops, parks, overflows;
+} ek__worker;
+
+typedef struct ek__idle {
+    _Atomic uint32_t state; /* num_searching (low 16) | num_unparked << 16 */
+    ek__mutex lock;
+    unsigned *sleepers;
+    unsigned nsleepers;
+} ek__idle;
+
+/* ---- current-thread scheduler ---- */
+typedef struct ek__ct_core {
+    ek__mutex lock;
+    bool taken;
+    ek__parker *holder;    /* parker of the thread holding the core */
+    ek__list waiters;      /* threads waiting for the core (ek__ct_waiter) */
+    ek__task *head, *tail; /* run queue, holder only */
+    size_t len;
+    uint32_t tick;
+} ek__ct_core;
+
+/* ---- blocking pool ---- */
+typedef struct ek__blocking {
+    ek__sched sched;
+    ek__mutex lock;
+    ek__cond cond;      /* work available or shutdown */
+    ek__cond exit_cond; /* a thread exited */
+    ek__task *head, *tail;
+    size_t queued;
+    unsigned threads, idle, max, spawned_ids;
+    uint64_t keep_alive_ms;
+    bool shutdown;
+    unsigned pending_wakeups;
+} ek__blocking;
+
+struct ek_runtime {
+    uint32_t tag;
+    ek__config cfg;
+    atomic_bool closed;   /* spawns refused */
+    atomic_bool stopping; /* workers exit */
+    bool shut_down;
+    ek__mutex shutdown_lock;
+    ek__sched sched; /* multi-thread or current-thread schedule() */
+    ek__owned owned;
+    ek__inject inject;
+    ek__time *time;
+    ek__driver *driver;
+    ek__blocking blocking;
+
+    unsigned nworkers;
+    ek__worker *workers;
+    ek__idle idle;
+
+    ek__ct_core core;
+
+    ek__mutex locals_lock;
+    ek__list locals;
+
+    _Atomic uint64_t tasks_alive, tasks_spawned, polls_external, unparks;
+};
+
+/* The calling thread's role. */
+typedef struct ek__tls {
+    ek_runtime *rt;
+    ek__worker *worker; /* multi-thread worker */
+    ek__ct_core *core;  /* current-thread core held by this thread */
+    ek__local *local;   /* local context active on this thread */
+    bool blocking;      /* blocking-pool thread */
+    bool in_block_on;
+} ek__tls;
+extern _Thread_local ek__tls ek__cur;
+
+/* multi_thread.c */
+int ek__mt_start(ek_runtime *rt);
+void ek__mt_stop(ek_runtime *rt);  /* join workers */
+void ek__mt_drain(ek_runtime *rt); /* drop queued notifications */
+void ek__mt_destroy(ek_runtime *rt);
+void ek__mt_schedule(ek__sched *s, ek__task *t, bool yield);
+void ek__mt_notify_parked(ek_runtime *rt);
+
+/* current_thread.c */
+int ek__ct_init(ek_runtime *rt);
+void ek__ct_destroy(ek_runtime *rt);
+void ek__ct_schedule(ek__sched *s, ek__task *t, bool yield);
+void ek__ct_drain(ek_runtime *rt);
+
+/* blocking.c */
+int ek__blocking_init(ek_runtime *rt);
+/* Stop: cancel queued jobs, wait for running ones up to timeout_ms.
+ * Returns EK_OK or EK_ETIMEDOUT. */
+int ek__blocking_shutdown(ek_runtime *rt, uint64_t timeout_ms);
+void ek__blocking_destroy(ek_runtime *rt);
+
+/* block_on.c: drive poll(state) on this thread until it completes. */
+int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out);
+
+/* Run a task's notification on this thread with the runtime's budget. */
+static inline void ek__rt_run_task(ek_runtime *rt, ek__task *t)
+{
+    ek__task_run(t, rt, rt->cfg.budget);
+}
+
+#endif

@@ -1,0 +1,57 @@
+/* future.c - heap futures (layout and rules in future.h). */
+#include "future.h"
+
+#define EK__FUTURE_HDR ((sizeof(struct ek_future) + 15u) & ~(size_t)15u)
+
+int ek_future_new(ek_poll_fn poll, ek_drop_fn drop, void *state, ek_future **out)
+{
+    if (!poll || !out) {
+        if (drop) drop(state);
+        return EK_EINVAL;
+    }
+    ek_future *f = ek__malloc(sizeof *f);
+    if (!f) {
+        if (drop) drop(state);
+        return EK_ENOMEM;
+    }
+    f->tag = EK__TAG_FUTURE;
+    f->flags = 0;
+    f->poll = poll;
+    f->drop = drop;
+    f->state = state;
+    *out = f;
+    return EK_OK;
+}
+
+int ek__future_new_inline(ek_poll_fn poll, ek_drop_fn drop, size_t state_size, ek_future **out,
+                          void **state_out)
+{
+    ek_future *f = ek__calloc(1, EK__FUTURE_HDR + state_size);
+    if (!f) return EK_ENOMEM;
+    f->tag = EK__TAG_FUTURE;
+    f->flags = EK__FUTURE_INLINE;
+    f->poll = poll;
+    f->drop = drop;
+    f->state = (char *)f + EK__FUTURE_HDR;
+    *out = f;
+    if (state_out) *state_out = f->state;
+    return EK_OK;
+}
+
+int ek_future_poll(ek_future *f, ek_cx *cx, void **out)
+{
+    if (!EK__CHECK_TAG(f, EK__TAG_FUTURE) || !cx) return EK_EINVAL;
+    if (f->flags & EK__FUTURE_DONE) return EK_ECLOSED;
+    void *dummy = NULL;
+    int rc = f->poll(f->state, cx, out ? out : &dummy);
+    if (rc != EK_PENDING) f->flags |= EK__FUTURE_DONE;
+    return rc;
+}
+
+void ek_future_drop(ek_future *f)
+{
+    if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return;
+    if (f->drop) f->drop(f->state);
+    f->tag = EK__TAG_DEAD;
+    ek__free(f);
+}

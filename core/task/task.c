@@ -1,0 +1,477 @@
+/*
+ * task.c - the task harness (run one notification, complete, cancel), join
+ * handles, task wakers, the poll context, and the spawn functions.
+ *
+ * Join waker protocol (see task.h invariants): the join handle owns the
+ * join_waker field while JOIN_WAKER is clear; it writes the field and then sets
+ * the bit (failing if COMPLETE is already set, in which case the result is
+ * ready). The runtime, on completion, wakes the stored waker if the bit is set,
+ * then clears the bit; whoever clears the last interest drops the waker.
+ */
+#include "task.h"
+#include "future.h"
+#include "../sched/runtime.h"
+
+/* ---------------------------------------------------------------- wakers -- */
+
+static inline ek__task *task_of(void *wk)
+{
+    return EK__CONTAINER_OF(wk, ek__task, wk);
+}
+
+static void task_wake_by_ref(void *self)
+{
+    ek__task *t = task_of(self);
+    if (ek__state_to_notified_by_ref(t)) ek__task_submit(t, false);
+}
+
+static void task_wake(void *self)
+{
+    ek__task *t = task_of(self);
+    bool dealloc;
+    if (ek__state_to_notified_by_val(t, &dealloc))
+        ek__task_submit(t, false);
+    else if (dealloc)
+        ek__task_dealloc(t);
+}
+
+static void task_waker_clone(void *self)
+{
+    ek__task_ref_inc(task_of(self));
+}
+
+static void task_waker_drop(void *self)
+{
+    ek__task *t = task_of(self);
+    if (ek__task_ref_dec(t, 1)) ek__task_dealloc(t);
+}
+
+static const ek__waker_vt task_waker_vt = {task_wake, task_wake_by_ref, task_waker_clone,
+                                           task_waker_drop};
+
+ek_waker *ek_cx_waker(ek_cx *cx)
+{
+    if (!cx) return NULL;
+    cx->waker->vt->clone(cx->waker);
+    return (ek_waker *)cx->waker;
+}
+
+void ek_waker_wake(ek_waker *w)
+{
+    if (w) ((ek__wakeable *)w)->vt->wake(w);
+}
+
+void ek_waker_wake_by_ref(ek_waker *w)
+{
+    if (w) ((ek__wakeable *)w)->vt->wake_by_ref(w);
+}
+
+ek_waker *ek_waker_clone(ek_waker *w)
+{
+    if (w) ((ek__wakeable *)w)->vt->clone(w);
+    return w;
+}
+
+void ek_waker_drop(ek_waker *w)
+{
+    if (w) ((ek__wakeable *)w)->vt->drop(w);
+}
+
+int ek_waker_will_wake(const ek_waker *w, ek_cx *cx)
+{
+    return cx && w == (const ek_waker *)cx->waker;
+}
+
+ek_runtime *ek_cx_runtime(ek_cx *cx)
+{
+    return cx ? cx->rt : NULL;
+}
+
+int ek_coop_proceed(ek_cx *cx)
+{
+    if (!cx) return EK_EINVAL;
+    if (cx->budget == 0) {
+        /* Out of budget: ask to be polled again after the others (a wake during
+         * our own poll is resubmitted to the back of the queue). */
+        cx->waker->vt->wake_by_ref(cx->waker);
+        return EK_PENDING;
+    }
+    cx->budget--;
+    return EK_OK;
+}
+
+int ek_yield_now(ek_cx *cx)
+{
+    if (!cx) return EK_EINVAL;
+    cx->waker->vt->wake_by_ref(cx->waker);
+    return EK_PENDING;
+}
+
+/* --------------------------------------------------------------- harness -- */
+
+static ek_runtime *task_rt(ek__task *t)
+{
+    return t->sched->rt;
+}
+
+int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
+                 ek_drop_fn out_drop, bool joined, uint32_t flags, ek__task **out)
+{
+    ek__task *t = ek__malloc(sizeof *t);
+    if (!t) return EK_ENOMEM;
+    memset(t, 0, sizeof *t);
+    t->tag = EK__TAG_JOIN;
+    t->flags = flags;
+    /* References: owned list, the first notification, and the join handle. */
+    uint64_t refs = joined ? 3 : 2;
+    atomic_init(&t->state,
+                refs * EK__REF_ONE | EK__ST_NOTIFIED | (joined ? EK__ST_JOIN_INTEREST : 0));
+    t->wk.vt = &task_waker_vt;
+    ek__list_init(&t->owned);
+    t->sched = sched;
+    t->poll = poll;
+    t->drop = drop;
+    t->out_drop = out_drop;
+    t->fstate = fstate;
+    *out = t;
+    return EK_OK;
+}
+
+void ek__task_dealloc(ek__task *t)
+{
+    ek_runtime *rt = task_rt(t);
+    if (t->join_waker) ek_waker_drop(t->join_waker);
+    t->tag = EK__TAG_DEAD;
+    ek__free(t);
+    atomic_fetch_sub_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
+}
+
+static void release_output(ek__task *t)
+{
+    if (t->status == EK_OK && t->u.output && t->out_drop) t->out_drop(t->u.output);
+    t->u.output = NULL;
+}
+
+/* The future is done (or cancelled): drop it, publish the result, hand it to the
+ * join handle or release it, leave the owned list, drop the running reference. */
+static void finish(ek__task *t, int status, void *output)
+{
+    if (t->drop) t->drop(t->fstate);
+    t->fstate = NULL;
+    t->status = status;
+    t->u.output = status == EK_OK ? output : NULL;
+    uint64_t snap = ek__state_to_complete(t);
+    if (!(snap & EK__ST_JOIN_INTEREST)) {
+        release_output(t);
+    } else if (snap & EK__ST_JOIN_WAKER) {
+        ek_waker_wake_by_ref(t->join_waker);
+        uint64_t after = atomic_fetch_and_explicit(&t->state, ~(uint64_t)EK__ST_JOIN_WAKER,
+                                                   memory_order_acq_rel) &
+                         ~(uint64_t)EK__ST_JOIN_WAKER;
+        if (!(after & EK__ST_JOIN_INTEREST)) {
+            ek_waker *w = t->join_waker;
+            t->join_waker = NULL;
+            ek_waker_drop(w);
+        }
+    }
+    unsigned n = ek__owned_remove(&task_rt(t)->owned, t) ? 2 : 1;
+    if (ek__task_ref_dec(t, n)) ek__task_dealloc(t);
+}
+
+void ek__task_cancel_owned(ek__task *t)
+{
+    finish(t, EK_ECANCELED, NULL);
+}
+
+void ek__task_drop_notification(ek__task *t)
+{
+    if (ek__task_ref_dec(t, 1)) ek__task_dealloc(t);
+}
+
+void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
+{
+    switch (ek__state_to_running(t)) {
+    case EK__RUN_FAILED:
+        return;
+    case EK__RUN_CANCELLED:
+        finish(t, EK_ECANCELED, NULL);
+        return;
+    case EK__RUN_OK:
+        break;
+    }
+    void *out = NULL;
+    int rc;
+    if (t->flags & EK__TASK_BLOCKING) {
+        rc = t->u.blocking_fn(t->fstate, &out);
+        if (rc > 0) rc = EK_OK; /* jobs cannot pend */
+    } else {
+        ek_cx cx = {.waker = &t->wk, .task = t, .rt = rt, .budget = budget};
+        rc = t->poll(t->fstate, &cx, &out);
+        if (rc == EK_PENDING) {
+            switch (ek__state_to_idle(t)) {
+            case EK__IDLE_OK:
+                return;
+            case EK__IDLE_DEALLOC:
+                ek__task_dealloc(t);
+                return;
+            case EK__IDLE_NOTIFIED:
+                ek__task_submit(t, true);
+                return;
+            case EK__IDLE_CANCELLED:
+                finish(t, EK_ECANCELED, NULL);
+                return;
+            }
+        }
+        if (rc > 0) rc = EK_EINVAL; /* a poll must return OK, PENDING or an error */
+    }
+    finish(t, rc, out);
+}
+
+/* ----------------------------------------------------------------- spawn -- */
+
+static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *state,
+                    ek_drop_fn out_drop, ek_join **join, uint32_t flags)
+{
+    ek_runtime *rt = sched->rt;
+    ek__task *t;
+    int rc = ek__task_new(sched, poll, drop, state, out_drop, join != NULL, flags, &t);
+    if (rc) {
+        if (drop) drop(state);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
+    rc = ek__owned_insert(&rt->owned, t);
+    if (rc) {
+        t->drop = NULL;
+        ek__task_dealloc(t);
+        if (drop) drop(state);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
+    if (join) *join = (ek_join *)t;
+    ek__task_submit(t, false);
+    return EK_OK;
+}
+
+static int spawn_check(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state)
+{
+    int rc = ek__rt_check(rt);
+    if (rc == EK_OK && (!poll || !drop)) rc = EK_EINVAL;
+    if (rc && drop) drop(state);
+    return rc;
+}
+
+int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_drop_fn out_drop,
+             ek_join **join)
+{
+    int rc = spawn_check(rt, poll, drop, state);
+    if (rc) return rc;
+    return spawn_on(&rt->sched, poll, drop, state, out_drop, join, 0);
+}
+
+int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
+                   ek_drop_fn out_drop, ek_join **join)
+{
+    int rc = spawn_check(rt, poll, drop, state);
+    if (rc) return rc;
+    if ((ek__cur.rt && ek__cur.rt != rt) || ek__cur.blocking) {
+        drop(state);
+        return EK_EWRONGTHREAD;
+    }
+    ek__local *l = ek__local_for_current_thread(rt);
+    if (!l) {
+        drop(state);
+        return EK_ENOMEM;
+    }
+    return spawn_on(&l->sched, poll, drop, state, out_drop, join, EK__TASK_LOCAL);
+}
+
+int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
+                      ek_drop_fn out_drop, ek_join **join)
+{
+    int rc = ek__rt_check(rt);
+    if (rc == EK_OK && !fn) rc = EK_EINVAL;
+    if (rc) {
+        if (drop) drop(arg);
+        return rc;
+    }
+    ek__task *t;
+    rc = ek__task_new(&rt->blocking.sched, NULL, drop, arg, out_drop, join != NULL,
+                      EK__TASK_BLOCKING, &t);
+    if (rc) {
+        if (drop) drop(arg);
+        return rc;
+    }
+    t->u.blocking_fn = fn;
+    atomic_fetch_add_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
+    rc = ek__owned_insert(&rt->owned, t);
+    if (rc) {
+        t->drop = NULL;
+        ek__task_dealloc(t);
+        if (drop) drop(arg);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
+    if (join) *join = (ek_join *)t;
+    ek__task_submit(t, false);
+    return EK_OK;
+}
+
+/* ------------------------------------------------------------------ join -- */
+
+static bool join_check(ek_join *j)
+{
+    return EK__CHECK_TAG(j, EK__TAG_JOIN);
+}
+
+/* Store w as the join waker (we own the field: JOIN_WAKER is clear). Returns
+ * false if the task completed first (then the result can be read). */
+static bool set_join_waker(ek__task *t, ek_waker *w)
+{
+    if (t->join_waker) ek_waker_drop(t->join_waker);
+    t->join_waker = w;
+    uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+    for (;;) {
+        if (cur & EK__ST_COMPLETE) {
+            t->join_waker = NULL;
+            ek_waker_drop(w);
+            return false;
+        }
+        /* release: publishes join_waker to the completing thread. */
+        if (atomic_compare_exchange_weak_explicit(&t->state, &cur, cur | EK__ST_JOIN_WAKER,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return true;
+    }
+}
+
+/* True when the result is ready; otherwise the waker is registered. */
+static bool can_read_output(ek__task *t, ek_cx *cx)
+{
+    uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (cur & EK__ST_COMPLETE) return true;
+    if (cur & EK__ST_JOIN_WAKER) {
+        if (ek_waker_will_wake(t->join_waker, cx)) return false;
+        /* Take the field back to replace the waker. */
+        for (;;) {
+            if (cur & EK__ST_COMPLETE) return true;
+            if (atomic_compare_exchange_weak_explicit(&t->state, &cur,
+                                                      cur & ~(uint64_t)EK__ST_JOIN_WAKER,
+                                                      memory_order_acq_rel, memory_order_acquire))
+                break;
+        }
+    }
+    return !set_join_waker(t, ek_cx_waker(cx));
+}
+
+int ek_join_poll(ek_join *j, ek_cx *cx, void **out)
+{
+    if (!join_check(j) || !cx) return EK_EINVAL;
+    ek__task *t = (ek__task *)j;
+    if (t->output_taken) return EK_ECLOSED;
+    if (ek_coop_proceed(cx) == EK_PENDING) return EK_PENDING;
+    if (!can_read_output(t, cx)) return EK_PENDING;
+    t->output_taken = true;
+    int rc = t->status;
+    if (out)
+        *out = t->u.output;
+    else
+        release_output(t);
+    t->u.output = NULL;
+    return rc;
+}
+
+int ek_join_abort(ek_join *j)
+{
+    if (!join_check(j)) return EK_EINVAL;
+    ek__task *t = (ek__task *)j;
+    if (ek__state_to_notified_and_cancel(t)) ek__task_submit(t, false);
+    return EK_OK;
+}
+
+int ek_join_is_finished(ek_join *j)
+{
+    if (!join_check(j)) return EK_EINVAL;
+    ek__task *t = (ek__task *)j;
+    return (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE) ? 1 : 0;
+}
+
+void ek_join_detach(ek_join *j)
+{
+    if (!join_check(j)) return;
+    ek__task *t = (ek__task *)j;
+    uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire), next;
+    for (;;) {
+        EK__ASSERT(cur & EK__ST_JOIN_INTEREST);
+        next = cur & ~(uint64_t)EK__ST_JOIN_INTEREST;
+        if (!(cur & EK__ST_COMPLETE)) next &= ~(uint64_t)EK__ST_JOIN_WAKER;
+        if (atomic_compare_exchange_weak_explicit(&t->state, &cur, next, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    if ((cur & EK__ST_COMPLETE) && !t->output_taken) release_output(t);
+    if (!(next & EK__ST_JOIN_WAKER) && t->join_waker) {
+        ek_waker *w = t->join_waker;
+        t->join_waker = NULL;
+        ek_waker_drop(w);
+    }
+    if (ek__task_ref_dec(t, 1)) ek__task_dealloc(t);
+}
+
+static int join_wait_poll(void *state, ek_cx *cx, void **out)
+{
+    return ek_join_poll((ek_join *)state, cx, out);
+}
+
+int ek_join_wait(ek_join *j, void **out)
+{
+    if (!join_check(j)) return EK_EINVAL;
+    ek__task *t = (ek__task *)j;
+    if (t->output_taken) return EK_ECLOSED;
+    return ek__block_on_poll(task_rt(t), join_wait_poll, j, out);
+}
+
+/* ------------------------------------------------------- join as future -- */
+
+typedef struct {
+    ek_join *j;
+} join_future;
+
+static int join_future_poll(void *state, ek_cx *cx, void **out)
+{
+    return ek_join_poll(((join_future *)state)->j, cx, out);
+}
+
+static void join_future_drop(void *state)
+{
+    ek_join_detach(((join_future *)state)->j);
+}
+
+int ek_join_into_future(ek_join *j, ek_future **out)
+{
+    if (!join_check(j) || !out) return EK_EINVAL;
+    void *st;
+    int rc =
+        ek__future_new_inline(join_future_poll, join_future_drop, sizeof(join_future), out, &st);
+    if (rc) {
+        ek_join_detach(j);
+        return rc;
+    }
+    ((join_future *)st)->j = j;
+    return EK_OK;
+}
+
+static int future_task_poll(void *state, ek_cx *cx, void **out)
+{
+    return ek_future_poll((ek_future *)state, cx, out);
+}
+
+static void future_task_drop(void *state)
+{
+    ek_future_drop((ek_future *)state);
+}
+
+int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop, ek_join **join)
+{
+    if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return EK_EINVAL;
+    return ek_spawn(rt, future_task_poll, future_task_drop, f, out_drop, join);
+}

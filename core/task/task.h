@@ -1,0 +1,135 @@
+/*
+ * task.h - the task: one allocation holding the header, the future and the
+ * result, reference-counted by a single atomic state word.
+ *
+ * State word (as Tokio's task/state.rs):
+ *   RUNNING        a thread is polling the future (it owns the future's state)
+ *   COMPLETE       the future is gone; the result stage holds status + output
+ *   NOTIFIED       a notification is pending: the task is in (or about to be put
+ *                  in) a run queue, or it will be resubmitted when its poll ends
+ *   JOIN_INTEREST  a join handle exists
+ *   JOIN_WAKER     the join handle's waker is stored and the runtime may read it
+ *   CANCELLED      abort or shutdown requested
+ *   refcount       the remaining bits, in units of EK__REF_ONE
+ *
+ * References are held by: the owned-tasks list (until the task completes), each
+ * notification (a run-queue entry), the join handle, each waker.
+ *
+ * Invariants:
+ *   - only the thread that set RUNNING touches the future or writes the result;
+ *   - the result is written before COMPLETE is published (release) and read only
+ *     after COMPLETE is observed (acquire);
+ *   - after COMPLETE, the output belongs to the join handle if JOIN_INTEREST was
+ *     set at completion, else it was released by the runtime;
+ *   - the join waker field is written by the join handle only while JOIN_WAKER
+ *     is clear, and read by the runtime only while it is set.
+ */
+#ifndef EK_CORE_TASK_TASK_H
+#define EK_CORE_TASK_TASK_H
+
+#include "../common.h"
+
+#define EK__ST_RUNNING       0x01u
+#define EK__ST_COMPLETE      0x02u
+#define EK__ST_NOTIFIED      0x04u
+#define EK__ST_JOIN_INTEREST 0x08u
+#define EK__ST_JOIN_WAKER    0x10u
+#define EK__ST_CANCELLED     0x20u
+#define EK__REF_ONE          0x40u
+#define EK__REF_MASK         (~(uint64_t)(EK__REF_ONE - 1))
+
+typedef struct ek__task ek__task;
+typedef struct ek__sched ek__sched;
+
+/* A waker is anything starting with this header: tasks, and the parkers of
+ * threads inside ek_block_on. ek_waker * points at it. */
+typedef struct ek__waker_vt {
+    void (*wake)(void *self); /* wake and release this reference */
+    void (*wake_by_ref)(void *self);
+    void (*clone)(void *self); /* add a reference */
+    void (*drop)(void *self);  /* release a reference */
+} ek__waker_vt;
+typedef struct ek__wakeable {
+    const ek__waker_vt *vt;
+} ek__wakeable;
+
+/* Where a task goes when it is notified. */
+struct ek__sched {
+    /* Take the notification reference of `t` and queue it. `yield` asks for the
+     * back of the queue (the task woke itself or spent its budget). */
+    void (*schedule)(ek__sched *s, ek__task *t, bool yield);
+    ek_runtime *rt;
+};
+
+#define EK__TASK_LOCAL    0x1u
+#define EK__TASK_BLOCKING 0x2u
+
+struct ek__task {
+    uint32_t tag; /* EK__TAG_JOIN: the join handle is the task itself */
+    uint32_t flags;
+    _Atomic uint64_t state;
+    ek__wakeable wk;  /* the task's waker identity */
+    ek__task *next;   /* run-queue link (inject queue, local lists) */
+    ek__list owned;   /* owned-tasks list link */
+    ek__sched *sched; /* where notifications go */
+    ek_poll_fn poll;  /* NULL for blocking jobs */
+    ek_drop_fn drop;  /* releases the future's state (may be NULL for jobs) */
+    ek_drop_fn out_drop;
+    void *fstate; /* the future's state, or the blocking job's arg */
+    union {
+        void *output;               /* result stage */
+        ek_blocking_fn blocking_fn; /* before a blocking job runs */
+    } u;
+    ek_waker *join_waker;
+    int status; /* result status: EK_OK, a negative error, or EK_ECANCELED */
+    uint16_t owned_shard;
+    bool output_taken; /* join handle only, after COMPLETE */
+};
+
+/* The context of one poll. */
+struct ek_cx {
+    ek__wakeable *waker; /* the task's (or block_on parker's) waker, borrowed */
+    ek__task *task;      /* NULL inside ek_block_on's own future */
+    ek_runtime *rt;
+    unsigned budget;
+};
+
+/* ---- state transitions (state.c) ---- */
+typedef enum { EK__RUN_OK, EK__RUN_CANCELLED, EK__RUN_FAILED } ek__run_result;
+typedef enum {
+    EK__IDLE_OK,
+    EK__IDLE_NOTIFIED,
+    EK__IDLE_CANCELLED,
+    EK__IDLE_DEALLOC
+} ek__idle_result;
+
+ek__run_result ek__state_to_running(ek__task *t);
+ek__idle_result ek__state_to_idle(ek__task *t);
+uint64_t ek__state_to_complete(ek__task *t);
+bool ek__state_to_notified_by_ref(ek__task *t); /* true: caller submits (ref added) */
+bool ek__state_to_notified_by_val(ek__task *t, bool *dealloc); /* true: submit w/ our ref */
+bool ek__state_to_notified_and_cancel(ek__task *t);            /* true: submit (ref added) */
+bool ek__state_to_shutdown(ek__task *t); /* true: caller now owns the future: cancel it */
+void ek__task_ref_inc(ek__task *t);
+bool ek__task_ref_dec(ek__task *t, unsigned n); /* true when it reached zero */
+
+/* ---- task lifecycle (task.c) ---- */
+/* Allocate a task with `refs` initial references (2 + 1 if joined). */
+int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
+                 ek_drop_fn out_drop, bool joined, uint32_t flags, ek__task **out);
+/* Run one notification of t (the caller hands over the notification's ref). */
+void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget);
+/* Cancel a task the caller owns (RUNNING|CANCELLED set by ek__state_to_shutdown):
+ * drop the future, complete with EK_ECANCELED. */
+void ek__task_cancel_owned(ek__task *t);
+/* Release a notification reference without running the task. */
+void ek__task_drop_notification(ek__task *t);
+/* Free a task whose refcount reached zero. */
+void ek__task_dealloc(ek__task *t);
+/* Submit a task to its scheduler (the caller gives one reference). */
+static inline void ek__task_submit(ek__task *t, bool yield)
+{
+    t->sched->schedule(t->sched, t, yield);
+}
+
+#endif
