@@ -55,9 +55,14 @@ void ek__owned_close_and_shutdown_all(ek__owned *o)
             ek__mutex_unlock(&o->shard[i].lock);
             if (!n) break;
             ek__task *t = EK__CONTAINER_OF(n, ek__task, owned);
-            /* We hold the list's reference now. */
-            if (ek__state_to_shutdown(t)) ek__task_cancel_owned(t);
-            if (ek__task_ref_dec(t, 1)) ek__task_dealloc(t);
+            /* We hold the list's reference now. If the task is idle we own
+             * its future: cancelling completes it and consumes that reference
+             * (as the running reference in a normal completion). Otherwise the
+             * poller cancels it after its poll and we just let go. */
+            if (ek__state_to_shutdown(t))
+                ek__task_cancel_owned(t);
+            else if (ek__task_ref_dec(t, 1))
+                ek__task_dealloc(t);
         }
     }
 }
