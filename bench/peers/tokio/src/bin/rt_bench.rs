@@ -282,6 +282,11 @@ fn idle_task_bytes() {
 fn main() {
     let n = iters(50);
     let small = iters(30);
+    // Memory first, on a fresh heap (memory freed by earlier workloads would be
+    // reused without growing the resident set).
+    if selected("mem.idle_task_bytes") {
+        idle_task_bytes();
+    }
     if selected("rt_multi.spawn_many_local") {
         spawn_many_local(n);
     }
@@ -305,8 +310,5 @@ fn main() {
     }
     if selected("time.million_timers") {
         million_timers(std::env::var("BENCH_TIMER_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3));
-    }
-    if selected("mem.idle_task_bytes") {
-        idle_task_bytes();
     }
 }
