@@ -1,0 +1,275 @@
+/*
+ * semaphore.c - the fair (FIFO) counting semaphore, and ek__sem, the locked
+ * permit queue that ek_mutex is built on too.
+ *
+ * A permit object embeds its waiter: acquiring never allocates and dropping the
+ * object gives back its place and every permit assigned to it. Permits freed by
+ * a release go to the waiters in queue order (the front one may collect them a
+ * few at a time); a try_acquire never overtakes a waiter.
+ */
+#include "sync.h"
+
+int ek__sem_init(ek__sem *s, size_t permits)
+{
+    if (ek__mutex_init(&s->lock) != 0) return EK_ENOMEM;
+    ek__permits_init(&s->p, permits);
+    return EK_OK;
+}
+
+void ek__sem_destroy(ek__sem *s)
+{
+    EK__ASSERT(ek__list_empty(&s->p.waiters));
+    ek__mutex_destroy(&s->lock);
+}
+
+int ek__sem_try_acquire(ek__sem *s, size_t n)
+{
+    ek__mutex_lock(&s->lock);
+    int rc = s->p.closed ? EK_ECLOSED : ek__permits_try(&s->p, n) ? EK_OK : EK_EFULL;
+    ek__mutex_unlock(&s->lock);
+    return rc;
+}
+
+int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, size_t n)
+{
+    ek_waker *old = NULL;
+    ek__wake_list wl;
+    ek__wake_list_init(&wl);
+    int rc;
+    ek__mutex_lock(&s->lock);
+    switch (w->state) {
+    case EK__W_READY:
+        if (w->want != n) {
+            rc = EK_EINVAL;
+            break;
+        }
+        w->state = EK__W_IDLE;
+        rc = EK_OK;
+        break;
+    case EK__W_CLOSED:
+        w->state = EK__W_IDLE;
+        rc = EK_ECLOSED;
+        break;
+    case EK__W_QUEUED:
+        rc = w->want != n ? EK_EINVAL : EK_PENDING;
+        break;
+    default:
+        if (s->p.closed)
+            rc = EK_ECLOSED;
+        else
+            rc = ek__permits_acquire(&s->p, w, n) ? EK_OK : EK_PENDING;
+        break;
+    }
+    if (rc == EK_PENDING) {
+        rc = ek__waiter_register(w, cx, pk, &old);
+        if (rc == EK_OK)
+            rc = EK_PENDING;
+        else
+            ek__permits_cancel(&s->p, w, &wl);
+    }
+    ek__mutex_unlock(&s->lock);
+    ek_waker_drop(old);
+    ek__wake_list_wake(&wl);
+    return rc;
+}
+
+int ek__sem_blocking_acquire(ek__sem *s, ek__waiter *w, size_t n)
+{
+    int rc = ek__sync_blocking_check();
+    if (rc != EK_OK) return rc;
+    ek__sync_parker pk;
+    rc = ek__sync_parker_init(&pk);
+    if (rc != EK_OK) return rc;
+    while ((rc = ek__sem_poll_acquire(s, w, NULL, &pk, n)) == EK_PENDING) ek__sync_parker_park(&pk);
+    /* Under the lock, so that no releaser is still about to unpark pk. */
+    ek__mutex_lock(&s->lock);
+    w->parker = NULL;
+    ek__mutex_unlock(&s->lock);
+    ek__sync_parker_destroy(&pk);
+    return rc;
+}
+
+void ek__sem_release(ek__sem *s, size_t n)
+{
+    ek__wake_list wl;
+    ek__wake_list_init(&wl);
+    ek__mutex_lock(&s->lock);
+    ek__permits_release(&s->p, n, &wl);
+    ek__mutex_unlock(&s->lock);
+    ek__wake_list_wake(&wl);
+}
+
+void ek__sem_cancel(ek__sem *s, ek__waiter *w)
+{
+    ek__wake_list wl;
+    ek__wake_list_init(&wl);
+    ek__mutex_lock(&s->lock);
+    ek__permits_cancel(&s->p, w, &wl);
+    ek__mutex_unlock(&s->lock);
+    ek__wake_list_wake(&wl);
+}
+
+void ek__sem_close(ek__sem *s)
+{
+    ek__wake_list wl;
+    ek__wake_list_init(&wl);
+    ek__mutex_lock(&s->lock);
+    ek__permits_close(&s->p, &wl);
+    ek__mutex_unlock(&s->lock);
+    ek__wake_list_wake(&wl);
+}
+
+/* ---- ek_semaphore ---- */
+
+struct ek_semaphore {
+    uint32_t tag;
+    atomic_size_t refs; /* handles + permit objects */
+    ek__sem sem;
+};
+
+struct ek_semaphore_permit {
+    uint32_t tag;
+    ek_semaphore *s;
+    ek__waiter w;
+    size_t held;
+};
+
+int ek_semaphore_new(size_t permits, ek_semaphore **out)
+{
+    if (out == NULL || permits > EK_SEMAPHORE_MAX_PERMITS) return EK_EINVAL;
+    ek_semaphore *s = ek__malloc(sizeof *s);
+    if (s == NULL) return EK_ENOMEM;
+    if (ek__sem_init(&s->sem, permits) != EK_OK) {
+        ek__free(s);
+        return EK_ENOMEM;
+    }
+    s->tag = EK__TAG_SEMAPHORE;
+    atomic_init(&s->refs, 1);
+    *out = s;
+    return EK_OK;
+}
+
+ek_semaphore *ek_semaphore_clone(ek_semaphore *s)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return NULL;
+    /* relaxed: the caller already holds a reference, so nothing can free s. */
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void ek_semaphore_drop(ek_semaphore *s)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return;
+    /* acq_rel: the last dropper sees every other holder's writes before freeing. */
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    s->tag = EK__TAG_DEAD;
+    ek__sem_destroy(&s->sem);
+    ek__free(s);
+}
+
+int ek_semaphore_try_acquire(ek_semaphore *s, size_t n)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE) || n > EK_SEMAPHORE_MAX_PERMITS) return EK_EINVAL;
+    return ek__sem_try_acquire(&s->sem, n);
+}
+
+int ek_semaphore_release(ek_semaphore *s, size_t n)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return EK_EINVAL;
+    ek__mutex_lock(&s->sem.lock);
+    /* Everything not free is held or owed, so only avail can overflow. */
+    bool over = n > EK_SEMAPHORE_MAX_PERMITS - s->sem.p.avail;
+    ek__mutex_unlock(&s->sem.lock);
+    if (over) return EK_ERANGE;
+    ek__sem_release(&s->sem, n);
+    return EK_OK;
+}
+
+size_t ek_semaphore_available_permits(ek_semaphore *s)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return 0;
+    ek__mutex_lock(&s->sem.lock);
+    size_t n = s->sem.p.avail;
+    ek__mutex_unlock(&s->sem.lock);
+    return n;
+}
+
+int ek_semaphore_close(ek_semaphore *s)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return EK_EINVAL;
+    ek__sem_close(&s->sem);
+    return EK_OK;
+}
+
+int ek_semaphore_is_closed(ek_semaphore *s)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return EK_EINVAL;
+    ek__mutex_lock(&s->sem.lock);
+    int closed = s->sem.p.closed;
+    ek__mutex_unlock(&s->sem.lock);
+    return closed;
+}
+
+int ek_semaphore_permit_new(ek_semaphore *s, ek_semaphore_permit **out)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE) || out == NULL) return EK_EINVAL;
+    ek_semaphore_permit *p = ek__malloc(sizeof *p);
+    if (p == NULL) return EK_ENOMEM;
+    p->tag = EK__TAG_SEM_PERMIT;
+    p->s = ek_semaphore_clone(s);
+    ek__waiter_init(&p->w);
+    p->held = 0;
+    *out = p;
+    return EK_OK;
+}
+
+int ek_semaphore_acquire(ek_semaphore_permit *p, ek_cx *cx, size_t n)
+{
+    if (!EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT) || cx == NULL || n > EK_SEMAPHORE_MAX_PERMITS)
+        return EK_EINVAL;
+    int rc = ek_coop_proceed(cx);
+    if (rc != EK_OK) return rc;
+    rc = ek__sem_poll_acquire(&p->s->sem, &p->w, cx, NULL, n);
+    if (rc == EK_OK) p->held += n;
+    return rc;
+}
+
+int ek_semaphore_blocking_acquire(ek_semaphore_permit *p, size_t n)
+{
+    if (!EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT) || n > EK_SEMAPHORE_MAX_PERMITS) return EK_EINVAL;
+    int rc = ek__sem_blocking_acquire(&p->s->sem, &p->w, n);
+    if (rc == EK_OK) p->held += n;
+    return rc;
+}
+
+size_t ek_semaphore_permit_count(ek_semaphore_permit *p)
+{
+    return EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT) ? p->held : 0;
+}
+
+int ek_semaphore_permit_release(ek_semaphore_permit *p)
+{
+    if (!EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT)) return EK_EINVAL;
+    ek__sem_cancel(&p->s->sem, &p->w);
+    if (p->held > 0) ek__sem_release(&p->s->sem, p->held);
+    p->held = 0;
+    return EK_OK;
+}
+
+int ek_semaphore_permit_forget(ek_semaphore_permit *p)
+{
+    if (!EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT)) return EK_EINVAL;
+    p->held = 0;
+    return EK_OK;
+}
+
+void ek_semaphore_permit_drop(ek_semaphore_permit *p)
+{
+    if (!EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT)) return;
+    ek_semaphore_permit_release(p);
+    ek_waker_drop(p->w.waker);
+    p->tag = EK__TAG_DEAD;
+    ek_semaphore *s = p->s;
+    ek__free(p);
+    ek_semaphore_drop(s);
+}

@@ -1,0 +1,167 @@
+/*
+ * waiter.c - the pieces every sync primitive shares: parkers for blocked
+ * threads, waiter registration, the wake list, and the fair permit queue.
+ * See sync.h for the locking rule these functions assume.
+ */
+#include "sync.h"
+
+#include "../sched/runtime.h"
+
+int ek__sync_parker_init(ek__sync_parker *p)
+{
+    int rc = ek__mutex_init(&p->m);
+    if (rc != 0) return rc;
+    rc = ek__cond_init(&p->c);
+    if (rc != 0) {
+        ek__mutex_destroy(&p->m);
+        return rc;
+    }
+    p->notified = false;
+    return EK_OK;
+}
+
+void ek__sync_parker_destroy(ek__sync_parker *p)
+{
+    ek__cond_destroy(&p->c);
+    ek__mutex_destroy(&p->m);
+}
+
+void ek__sync_parker_park(ek__sync_parker *p)
+{
+    ek__mutex_lock(&p->m);
+    while (!p->notified) ek__cond_wait(&p->c, &p->m);
+    p->notified = false;
+    ek__mutex_unlock(&p->m);
+}
+
+void ek__sync_parker_unpark(ek__sync_parker *p)
+{
+    ek__mutex_lock(&p->m);
+    p->notified = true;
+    ek__cond_signal(&p->c);
+    ek__mutex_unlock(&p->m);
+}
+
+int ek__sync_blocking_check(void)
+{
+    /* A thread that runs tasks (a worker, or one inside ek_block_on) could be
+     * the one that has to run the task we would wait for: refuse rather than
+     * deadlock, as Tokio panics there. Blocking-pool threads may block: that is
+     * what they are for (a spawn_blocking job feeding a channel). */
+    return (ek__cur.rt != NULL && !ek__cur.blocking) ? EK_EDEADLK : EK_OK;
+}
+
+void ek__waiter_init(ek__waiter *w)
+{
+    ek__list_init(&w->node);
+    w->waker = NULL;
+    w->parker = NULL;
+    w->want = 0;
+    w->need = 0;
+    w->state = EK__W_IDLE;
+}
+
+void ek__wake_list_wake(ek__wake_list *wl)
+{
+    for (unsigned i = 0; i < wl->n; i++) ek_waker_wake(wl->w[i]);
+    wl->n = 0;
+}
+
+void ek__waiter_wake(ek__waiter *w, ek__wake_list *wl)
+{
+    if (w->parker != NULL) {
+        ek__sync_parker_unpark(w->parker);
+        return;
+    }
+    ek_waker *k = w->waker;
+    if (k == NULL) return;
+    w->waker = NULL;
+    if (wl->n < EK__WAKE_BATCH)
+        wl->w[wl->n++] = k;
+    else
+        ek_waker_wake(k);
+}
+
+int ek__waiter_register(ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, ek_waker **old)
+{
+    *old = NULL;
+    if (pk != NULL) {
+        w->parker = pk;
+        return EK_OK;
+    }
+    if (w->waker != NULL && ek_waker_will_wake(w->waker, cx)) return EK_OK;
+    ek_waker *k = ek_cx_waker(cx);
+    if (k == NULL) return EK_ENOMEM;
+    *old = w->waker;
+    w->waker = k;
+    return EK_OK;
+}
+
+void ek__permits_init(ek__permits *p, size_t avail)
+{
+    p->avail = avail;
+    ek__list_init(&p->waiters);
+    p->closed = false;
+}
+
+bool ek__permits_try(ek__permits *p, size_t n)
+{
+    if (p->closed || p->avail < n || (n > 0 && !ek__list_empty(&p->waiters))) return false;
+    p->avail -= n;
+    return true;
+}
+
+bool ek__permits_acquire(ek__permits *p, ek__waiter *w, size_t n)
+{
+    if (ek__permits_try(p, n)) return true;
+    /* Nobody ahead of us may be skipped, but when the queue is empty whatever is
+     * free now is ours already: a large request then only waits for the rest. */
+    size_t part = ek__list_empty(&p->waiters) ? p->avail : 0;
+    p->avail -= part;
+    w->want = n;
+    w->need = n - part;
+    w->state = EK__W_QUEUED;
+    ek__list_push_back(&p->waiters, &w->node);
+    return false;
+}
+
+void ek__permits_release(ek__permits *p, size_t n, ek__wake_list *wl)
+{
+    while (n > 0 && !ek__list_empty(&p->waiters)) {
+        ek__waiter *w = EK__CONTAINER_OF(p->waiters.next, ek__waiter, node);
+        size_t take = n < w->need ? n : w->need;
+        w->need -= take;
+        n -= take;
+        if (w->need > 0) break; /* n is 0 now: the front keeps its partial share */
+        ek__list_remove(&w->node);
+        w->state = EK__W_READY;
+        ek__waiter_wake(w, wl);
+    }
+    p->avail += n;
+}
+
+void ek__permits_cancel(ek__permits *p, ek__waiter *w, ek__wake_list *wl)
+{
+    if (w->state == EK__W_QUEUED) {
+        ek__list_remove(&w->node);
+        w->state = EK__W_IDLE;
+        ek__permits_release(p, w->want - w->need, wl);
+    } else if (w->state == EK__W_READY) {
+        w->state = EK__W_IDLE;
+        ek__permits_release(p, w->want, wl);
+    } else {
+        w->state = EK__W_IDLE;
+    }
+}
+
+void ek__permits_close(ek__permits *p, ek__wake_list *wl)
+{
+    p->closed = true;
+    ek__list *n;
+    while ((n = ek__list_pop_front(&p->waiters)) != NULL) {
+        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
+        p->avail += w->want - w->need;
+        w->state = EK__W_CLOSED;
+        ek__waiter_wake(w, wl);
+    }
+}
