@@ -424,6 +424,121 @@ static void test_earlier_timer_unparks_driver_sleeping_until_a_later_one(void **
     ekt_rt_free_checked(rt);
 }
 
+/* Task A polls a sleep once and leaves it behind; task B takes it over. */
+typedef struct handover {
+    ek_runtime *rt;
+    ek_future *sleep;
+    int a_status, b_status;
+    uint64_t b_woke_at;
+} handover;
+
+static int handover_a_poll(void *state, ek_cx *cx, void **out)
+{
+    handover *h = state;
+    *out = NULL;
+    if ((h->a_status = ek_sleep(h->rt, 100, &h->sleep)) != EK_OK) return h->a_status;
+    h->a_status = ek_future_poll(h->sleep, cx, NULL); /* registers A's waker */
+    return EK_OK;
+}
+
+static int handover_b_poll(void *state, ek_cx *cx, void **out)
+{
+    handover *h = state;
+    *out = NULL;
+    int rc = ek_future_poll(h->sleep, cx, NULL);
+    if (rc == EK_PENDING) return rc;
+    h->b_status = rc;
+    h->b_woke_at = ek_now_ms(h->rt);
+    return EK_OK;
+}
+
+static void test_sleep_moved_to_another_task_wakes_its_new_owner(void **state)
+{
+    (void)state;
+    ek_runtime *rt = rt_paused();
+    handover h = {.rt = rt};
+    ek_join *a = NULL;
+    assert_int_equal(ek_spawn(rt, handover_a_poll, noop_drop, &h, NULL, &a), EK_OK);
+    void *out;
+    assert_int_equal(ek_join_wait(a, &out), EK_OK);
+    ek_join_detach(a);
+    assert_int_equal(h.a_status, EK_PENDING);
+    assert_int_equal(timers(rt), 1);
+    /* B polls the same sleep: its waker must replace A's (A is gone). The
+     * timeout turns a lost wake-up into a failure instead of a hang. */
+    ek_future *b = NULL, *bounded = NULL;
+    assert_int_equal(ek_future_new(handover_b_poll, noop_drop, &h, &b), EK_OK);
+    assert_int_equal(ek_timeout(rt, b, 10000, &bounded), EK_OK);
+    assert_int_equal(ek_block_on(rt, bounded, NULL), EK_OK);
+    assert_int_equal(h.b_status, EK_OK);
+    assert_int_equal(h.b_woke_at, 100);
+    ek_future_drop(h.sleep);
+    ekt_rt_free_checked(rt);
+}
+
+/* Each task races timeouts against sleeps of nearly the same length, so
+ * timers are cancelled while the driver on another thread fires them. */
+typedef struct churner {
+    ek_runtime *rt;
+    int round, rounds;
+    ek_future *cur;
+    int ok, timed_out, other;
+} churner;
+
+static int churner_poll(void *state, ek_cx *cx, void **out)
+{
+    churner *c = state;
+    *out = NULL;
+    while (c->round < c->rounds) {
+        if (c->cur == NULL) {
+            ek_future *inner = NULL;
+            if (ek_sleep(c->rt, (uint64_t)(c->round % 3), &inner) != EK_OK) return EK_ENOMEM;
+            if (ek_timeout(c->rt, inner, (uint64_t)((c->round + 1) % 3), &c->cur) != EK_OK) {
+                ek_future_drop(inner);
+                return EK_ENOMEM;
+            }
+        }
+        int rc = ek_future_poll(c->cur, cx, NULL);
+        if (rc == EK_PENDING) return rc;
+        c->ok += rc == EK_OK;
+        c->timed_out += rc == EK_ETIMEDOUT;
+        c->other += rc != EK_OK && rc != EK_ETIMEDOUT;
+        ek_future_drop(c->cur);
+        c->cur = NULL;
+        c->round++;
+    }
+    return EK_OK;
+}
+
+static void churner_drop(void *state)
+{
+    churner *c = state;
+    ek_future_drop(c->cur);
+    c->cur = NULL;
+}
+
+static void test_timeouts_racing_sleeps_across_threads_leave_no_timer(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    churner c[N];
+    ek_join *j[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (churner){.rt = rt, .rounds = (int)ekt_scale(60), .round = i % 3};
+        assert_int_equal(ek_spawn(rt, churner_poll, churner_drop, &c[i], NULL, &j[i]), EK_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        void *out;
+        assert_int_equal(ek_join_wait(j[i], &out), EK_OK);
+        ek_join_detach(j[i]);
+        assert_int_equal(c[i].other, 0);
+        assert_int_equal(c[i].ok + c[i].timed_out, c[i].rounds - i % 3);
+    }
+    assert_int_equal(timers(rt), 0);
+    ekt_rt_free_checked(rt);
+}
+
 /* ---- test clock ---- */
 
 typedef struct advance_probe {
@@ -896,6 +1011,8 @@ int main(void)
         T(test_sleep_on_real_clock_waits_at_least_its_duration),
         T(test_sleeps_on_multi_thread_runtime_fire_from_the_driver),
         T(test_earlier_timer_unparks_driver_sleeping_until_a_later_one),
+        T(test_sleep_moved_to_another_task_wakes_its_new_owner),
+        T(test_timeouts_racing_sleeps_across_threads_leave_no_timer),
         T(test_clock_advance_fires_due_timers_in_one_jump),
         T(test_paused_clock_stands_still_and_resumes_where_it_stopped),
         T(test_timeout_fires_at_deadline_and_drops_inner),
