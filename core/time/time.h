@@ -19,7 +19,10 @@ void ek__time_free(ek__time *t);
 uint64_t ek__time_now(ek__time *t);
 /* Earliest deadline in the wheel (absolute ms) or UINT64_MAX. Records it as the
  * deadline the driver sleeps until, so that inserting an earlier timer unparks the
- * driver (ek__rt_unpark_driver). Called by the thread about to park. */
+ * driver (ek__rt_unpark_driver). Called by the thread about to park. Exact for
+ * timers less than 64 ms away; for later ones it may be the start of their
+ * coarse wheel slot (earlier, never later): processing then re-files them and
+ * the next call is closer. */
 uint64_t ek__time_next_expiration(ek__time *t);
 /* Fire every entry whose deadline <= now; returns how many fired. */
 size_t ek__time_process(ek__time *t);
@@ -28,9 +31,15 @@ size_t ek__time_process(ek__time *t);
  * instead of sleeping). */
 bool ek__time_try_auto_advance(ek__time *t);
 bool ek__time_is_paused(ek__time *t);
+/* Freeze the clock at its current value (no-op if paused). EK_OK. */
 int ek__time_pause(ek__time *t);
+/* Unfreeze: real time continues from the paused value, no jump (no-op if
+ * running); unparks the driver. EK_OK. */
 int ek__time_resume(ek__time *t);
+/* Move a paused clock forward by ms in one jump (capped at ~292 years), fire
+ * what is due, unpark the driver. EK_EINVAL if the clock is running. */
 int ek__time_advance(ek__time *t, uint64_t ms);
+/* Add delta to the auto-advance inhibit count; reaching 0 unparks the driver. */
 void ek__time_inhibit(ek__time *t, int delta);
 /* Number of timers currently in the wheel (metric). */
 uint64_t ek__time_count(ek__time *t);
