@@ -38,8 +38,7 @@ static void tp_clone(void *self)
 static void tp_drop(void *self)
 {
     thread_parker *tp = self;
-    if (atomic_fetch_sub_explicit(&tp->refs, 1, memory_order_release) == 1) {
-        atomic_thread_fence(memory_order_acquire);
+    if (atomic_fetch_sub_explicit(&tp->refs, 1, memory_order_acq_rel) == 1) {
         ek__parker_destroy(&tp->p);
         ek__free(tp);
     }

@@ -53,7 +53,11 @@ static ek__worker *worker_to_notify(ek_runtime *rt)
      * and wake another if needed) or nobody sleeps. seq_cst pairs with the
      * searcher's decrement-then-check so a task pushed concurrently with the
      * last searcher going to sleep is seen by one side. */
-    uint32_t s = atomic_load(&idle->state);
+    /* The RMW orders the caller's queue push (a release store) before this
+     * load: a Dekker pair with the parking worker, whose seq_cst decrement of
+     * the state precedes its re-check of the queues. Without it x86 may let the
+     * load pass the store and both sides miss each other. */
+    uint32_t s = atomic_fetch_add(&idle->state, 0); /* a full barrier, TSan-friendly */
     if (num_searching(s) > 0 || num_unparked(s) >= rt->nworkers) return NULL;
     ek__mutex_lock(&idle->lock);
     s = atomic_load(&idle->state);

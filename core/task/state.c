@@ -5,8 +5,8 @@
  * hand the future (or the result) from one thread to another use acq_rel so the
  * writes made under the previous owner are visible to the next; pure reference
  * increments are relaxed (a new reference is made from an existing one, which
- * already guarantees the object is alive), decrements are release with an
- * acquire fence before deallocation (the classic refcount pattern).
+ * already guarantees the object is alive), decrements are acq_rel so the thread that frees sees
+ * every other owner's writes.
  */
 #include "task.h"
 
@@ -147,12 +147,10 @@ void ek__task_ref_inc(ek__task *t)
 
 bool ek__task_ref_dec(ek__task *t, unsigned n)
 {
+    /* acq_rel rather than release + an acquire fence: the same guarantee for the
+     * thread that frees, and TSan understands it. */
     uint64_t prev =
-        atomic_fetch_sub_explicit(&t->state, (uint64_t)n * EK__REF_ONE, memory_order_release);
+        atomic_fetch_sub_explicit(&t->state, (uint64_t)n * EK__REF_ONE, memory_order_acq_rel);
     EK__ASSERT((prev & EK__REF_MASK) >= (uint64_t)n * EK__REF_ONE);
-    if ((prev & EK__REF_MASK) == (uint64_t)n * EK__REF_ONE) {
-        atomic_thread_fence(memory_order_acquire);
-        return true;
-    }
-    return false;
+    return (prev & EK__REF_MASK) == (uint64_t)n * EK__REF_ONE;
 }

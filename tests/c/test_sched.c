@@ -1,0 +1,568 @@
+/* test_sched.c - scheduler behaviour under load: stress, stealing, LIFO cap,
+ * wake storms, abort races, budget, metrics. */
+#include "support.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void no_drop(void *s)
+{
+    (void)s;
+}
+
+static ek_runtime *rt_with(int flavor, unsigned workers, int lifo, unsigned budget)
+{
+    ek_builder *b = NULL;
+    assert_int_equal(ek_builder_new(&b), EK_OK);
+    assert_int_equal(ek_builder_set_flavor(b, flavor), EK_OK);
+    if (workers) assert_int_equal(ek_builder_set_worker_threads(b, workers), EK_OK);
+    if (lifo >= 0) assert_int_equal(ek_builder_set_lifo_slot(b, lifo), EK_OK);
+    if (budget) assert_int_equal(ek_builder_set_budget(b, budget), EK_OK);
+    ek_runtime *rt = NULL;
+    assert_int_equal(ek_runtime_new(b, &rt), EK_OK);
+    ek_builder_free(b);
+    return rt;
+}
+
+static uint64_t metric(ek_runtime *rt, int key)
+{
+    uint64_t v[EK_METRIC_COUNT];
+    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
+    return v[key];
+}
+
+/* A task's memory is released by the worker just after it wakes the joiner, so
+ * "alive" reaches its final value shortly after ek_join_wait returns. */
+static uint64_t settled_tasks_alive(ek_runtime *rt, uint64_t want)
+{
+    for (int i = 0; i < 5000 && metric(rt, EK_METRIC_TASKS_ALIVE) != want; i++) usleep(1000);
+    return metric(rt, EK_METRIC_TASKS_ALIVE);
+}
+
+/* ------------------------------------------------ a million tasks joined -- */
+
+static atomic_long leaf_runs;
+static int leaf(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    atomic_fetch_add_explicit(&leaf_runs, 1, memory_order_relaxed);
+    *out = s;
+    return EK_OK;
+}
+
+typedef struct {
+    ek_join **js;
+    long n, spawned, joined;
+    long sum;
+} fanout;
+
+static int spawn_and_join_all(void *s, ek_cx *cx, void **out)
+{
+    fanout *f = s;
+    ek_runtime *rt = ek_cx_runtime(cx);
+    /* Spawn in slices so joins start before everything is spawned. */
+    while (f->spawned < f->n) {
+        int rc = ek_spawn(rt, leaf, no_drop, (void *)(intptr_t)(f->spawned + 1), NULL,
+                          &f->js[f->spawned]);
+        if (rc) return rc;
+        f->spawned++;
+        if (f->spawned % 4096 == 0) return ek_yield_now(cx);
+    }
+    for (; f->joined < f->n; f->joined++) {
+        void *o = NULL;
+        int rc = ek_join_poll(f->js[f->joined], cx, &o);
+        if (rc == EK_PENDING) return rc;
+        if (rc) return rc;
+        f->sum += (intptr_t)o;
+        ek_join_detach(f->js[f->joined]);
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void million(int flavor)
+{
+    ek_runtime *rt = rt_with(flavor, 2, -1, 0);
+    fanout f = {0};
+    f.n = ekt_scale(1000000);
+    f.js = malloc(sizeof(ek_join *) * (size_t)f.n);
+    atomic_store(&leaf_runs, 0);
+    ek_join *root = NULL;
+    assert_int_equal(ek_spawn(rt, spawn_and_join_all, no_drop, &f, NULL, &root), EK_OK);
+    assert_int_equal(ek_join_wait(root, NULL), EK_OK);
+    ek_join_detach(root);
+    assert_int_equal(atomic_load(&leaf_runs), f.n);
+    assert_int_equal(f.sum, f.n * (f.n + 1) / 2);
+    assert_int_equal(metric(rt, EK_METRIC_TASKS_SPAWNED), (uint64_t)f.n + 1);
+    assert_int_equal(settled_tasks_alive(rt, 0), 0);
+    free(f.js);
+    ekt_rt_free_checked(rt);
+}
+
+static void test_million_tasks_spawned_and_joined_multi_thread(void **s)
+{
+    (void)s;
+    million(EK_FLAVOR_MULTI_THREAD);
+}
+static void test_million_tasks_spawned_and_joined_current_thread(void **s)
+{
+    (void)s;
+    million(EK_FLAVOR_CURRENT_THREAD);
+}
+
+/* ------------------------------------------------------- steals happen -- */
+
+/* The first leaf to run keeps its worker busy until a leaf runs on another
+ * thread. All leaves sit in that worker's local queue, so the other worker can
+ * only get one by stealing: the test cannot pass without a steal, whatever the
+ * machine's load. (Bounded: gives up after 10 s and the assertion fails.) */
+static atomic_int leaves_started;
+static atomic_int other_thread_ran;
+static _Thread_local int ran_first_leaf;
+
+static int spin_leaf(void *s, ek_cx *cx, void **out)
+{
+    (void)s;
+    (void)cx;
+    if (atomic_fetch_add(&leaves_started, 1) == 0) {
+        ran_first_leaf = 1;
+        for (int i = 0; i < 10000 && !atomic_load(&other_thread_ran); i++) usleep(1000);
+    } else if (!ran_first_leaf) {
+        atomic_store(&other_thread_ran, 1);
+    }
+    atomic_fetch_add_explicit(&leaf_runs, 1, memory_order_relaxed);
+    *out = NULL;
+    return EK_OK;
+}
+
+typedef struct {
+    int n;
+    ek_join **js;
+    int i, started;
+} spawner;
+static int spawn_spinners(void *s, ek_cx *cx, void **out)
+{
+    spawner *p = s;
+    if (!p->started) {
+        /* All go to this worker's local queue: the other must steal them. */
+        for (int i = 0; i < p->n; i++)
+            if (ek_spawn(ek_cx_runtime(cx), spin_leaf, no_drop, NULL, NULL, &p->js[i]))
+                return EK_ENOMEM;
+        p->started = 1;
+    }
+    for (; p->i < p->n; p->i++) {
+        int rc = ek_join_poll(p->js[p->i], cx, NULL);
+        if (rc == EK_PENDING) return rc;
+        ek_join_detach(p->js[p->i]);
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_idle_worker_steals_from_busy_one(void **s)
+{
+    (void)s;
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    spawner p = {.n = 200};
+    p.js = calloc((size_t)p.n, sizeof *p.js);
+    atomic_store(&leaf_runs, 0);
+    atomic_store(&leaves_started, 0);
+    atomic_store(&other_thread_ran, 0);
+    ek_join *j = NULL;
+    assert_int_equal(ek_spawn(rt, spawn_spinners, no_drop, &p, NULL, &j), EK_OK);
+    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+    ek_join_detach(j);
+    assert_int_equal(atomic_load(&leaf_runs), p.n);
+    assert_int_equal(atomic_load(&other_thread_ran), 1);
+    assert_true(metric(rt, EK_METRIC_STEALS) > 0);
+    assert_true(metric(rt, EK_METRIC_STEAL_OPS) > 0);
+    assert_true(metric(rt, EK_METRIC_STEALS) >= metric(rt, EK_METRIC_STEAL_OPS));
+    free(p.js);
+    ekt_rt_free_checked(rt);
+}
+
+/* ------------------------------------------------ LIFO cap: no starvation -- */
+
+/* Two tasks wake each other forever: each wake lands in the LIFO slot. Once the
+ * ping-pong runs, one of them spawns a third task right before waking its peer,
+ * so the third is pushed out of the LIFO slot to the back of the same worker's
+ * queue. Without the LIFO cap the ping-pong would keep the slot forever and the
+ * third task would never run (the global-queue check does not help: it is in
+ * the local queue). */
+typedef struct pingpong {
+    ek_waker *peer[2];
+    atomic_int third_ran;
+    atomic_long spawned_at, third_at;
+    atomic_long exchanges;
+    ek_join *jc;
+} pingpong;
+
+typedef struct {
+    pingpong *pp;
+    int me;
+} pp_side;
+
+static int third(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    pingpong *pp = s;
+    atomic_store(&pp->third_at, atomic_load(&pp->exchanges));
+    atomic_store(&pp->third_ran, 1);
+    *out = NULL;
+    return EK_OK;
+}
+
+static int pp_poll(void *s, ek_cx *cx, void **out)
+{
+    pp_side *side = s;
+    pingpong *pp = side->pp;
+    if (atomic_load(&pp->third_ran) || atomic_load(&pp->exchanges) > 1000000) {
+        /* Wake the peer so it sees the end too. */
+        ek_waker *other = pp->peer[1 - side->me];
+        if (other) ek_waker_wake_by_ref(other);
+        *out = NULL;
+        return EK_OK;
+    }
+    if (!pp->peer[side->me]) pp->peer[side->me] = ek_cx_waker(cx);
+    long x = atomic_fetch_add(&pp->exchanges, 1);
+    if (side->me == 0 && x >= 10 && !pp->jc) {
+        if (ek_spawn(ek_cx_runtime(cx), third, no_drop, pp, NULL, &pp->jc)) return EK_ENOMEM;
+        atomic_store(&pp->spawned_at, x);
+    }
+    ek_waker *other = pp->peer[1 - side->me];
+    if (other) ek_waker_wake_by_ref(other);
+    return EK_PENDING;
+}
+
+typedef struct {
+    pingpong pp;
+    pp_side a, b;
+    ek_join *ja, *jb;
+    int phase;
+} lifo_root;
+
+static int lifo_root_poll(void *s, ek_cx *cx, void **out)
+{
+    lifo_root *r = s;
+    ek_runtime *rt = ek_cx_runtime(cx);
+    if (r->phase == 0) {
+        r->a = (pp_side){&r->pp, 0};
+        r->b = (pp_side){&r->pp, 1};
+        if (ek_spawn(rt, pp_poll, no_drop, &r->a, NULL, &r->ja)) return EK_ENOMEM;
+        if (ek_spawn(rt, pp_poll, no_drop, &r->b, NULL, &r->jb)) return EK_ENOMEM;
+        r->phase = 1;
+    }
+    ek_join *js[2] = {r->ja, r->jb};
+    for (int i = 0; i < 2; i++) {
+        int rc = ek_join_poll(js[i], cx, NULL);
+        if (rc == EK_PENDING) return rc;
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_lifo_cap_prevents_starvation(void **s)
+{
+    (void)s;
+    /* One worker so the three tasks share one queue. */
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 1, 1, 0);
+    lifo_root r = {0};
+    ek_join *j = NULL;
+    assert_int_equal(ek_spawn(rt, lifo_root_poll, no_drop, &r, NULL, &j), EK_OK);
+    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+    ek_join_detach(j);
+    assert_int_equal(atomic_load(&r.pp.third_ran), 1);
+    /* The third task got its turn after a handful of LIFO polls (the cap is 3),
+     * not after the ping-pong gave up at a million. */
+    assert_true(atomic_load(&r.pp.third_at) - atomic_load(&r.pp.spawned_at) <= 8);
+    assert_int_equal(ek_join_wait(r.pp.jc, NULL), EK_OK);
+    ek_join_detach(r.ja);
+    ek_join_detach(r.jb);
+    ek_join_detach(r.pp.jc);
+    for (int i = 0; i < 2; i++) ek_waker_drop(r.pp.peer[i]);
+    ekt_rt_free_checked(rt);
+}
+
+/* ------------------------------------------- wake storm, foreign threads -- */
+
+#define STORM_TASKS 64
+typedef struct {
+    atomic_long value;
+    long target;
+    ek_waker *_Atomic waker;
+    atomic_int polls;
+} storm_task;
+
+static int storm_poll(void *s, ek_cx *cx, void **out)
+{
+    storm_task *t = s;
+    atomic_fetch_add(&t->polls, 1);
+    if (!atomic_load(&t->waker)) atomic_store(&t->waker, ek_cx_waker(cx));
+    if (atomic_load(&t->value) >= t->target) {
+        *out = NULL;
+        return EK_OK;
+    }
+    return EK_PENDING;
+}
+
+typedef struct {
+    storm_task *tasks;
+    long per_thread;
+} storm_thread;
+
+static void *storm_main(void *arg)
+{
+    storm_thread *st = arg;
+    for (long i = 0; i < st->per_thread; i++) {
+        storm_task *t = &st->tasks[i % STORM_TASKS];
+        atomic_fetch_add(&t->value, 1);
+        ek_waker *w = atomic_load(&t->waker);
+        if (w) ek_waker_wake_by_ref(w);
+    }
+    return NULL;
+}
+
+static void storm(int flavor)
+{
+    ek_runtime *rt = rt_with(flavor, 2, -1, 0);
+    enum { THREADS = 4 };
+    long per_thread = ekt_scale(200000);
+    storm_task *tasks = calloc(STORM_TASKS, sizeof *tasks);
+    ek_join *js[STORM_TASKS];
+    for (int i = 0; i < STORM_TASKS; i++) {
+        /* Thread k increments task i%STORM_TASKS for i in [0, per_thread). */
+        tasks[i].target =
+            THREADS * (per_thread / STORM_TASKS + (i < per_thread % STORM_TASKS ? 1 : 0));
+        assert_int_equal(ek_spawn(rt, storm_poll, no_drop, &tasks[i], NULL, &js[i]), EK_OK);
+    }
+    /* Make sure every task registered its waker before the storm, so the last
+     * increment is always followed by a wake (the test checks no wake is lost). */
+    for (int i = 0; i < STORM_TASKS; i++)
+        while (!atomic_load(&tasks[i].waker)) {
+            if (flavor == EK_FLAVOR_CURRENT_THREAD) {
+                ek_join *k = NULL;
+                assert_int_equal(ek_spawn(rt, leaf, no_drop, NULL, NULL, &k), EK_OK);
+                assert_int_equal(ek_join_wait(k, NULL), EK_OK);
+                ek_join_detach(k);
+            } else {
+                usleep(100);
+            }
+        }
+    pthread_t th[THREADS];
+    storm_thread st = {tasks, per_thread};
+    for (int i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, storm_main, &st);
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < STORM_TASKS; i++) {
+        assert_int_equal(ek_join_wait(js[i], NULL), EK_OK);
+        ek_join_detach(js[i]);
+        ek_waker_drop(atomic_load(&tasks[i].waker));
+    }
+    free(tasks);
+    ekt_rt_free_checked(rt);
+}
+
+static void test_wake_storm_from_foreign_threads_loses_no_wake_multi(void **s)
+{
+    (void)s;
+    storm(EK_FLAVOR_MULTI_THREAD);
+}
+static void test_wake_storm_from_foreign_threads_loses_no_wake_current(void **s)
+{
+    (void)s;
+    storm(EK_FLAVOR_CURRENT_THREAD);
+}
+
+/* ------------------------------------------------ abort racing completion -- */
+
+static atomic_long race_drops, race_outs;
+static void race_drop(void *s)
+{
+    (void)s;
+    atomic_fetch_add(&race_drops, 1);
+}
+static void race_out_drop(void *o)
+{
+    (void)o;
+    atomic_fetch_add(&race_outs, 1);
+}
+static int finish_soon(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    *out = s;
+    return EK_OK;
+}
+
+static void test_abort_racing_completion_drops_once(void **s)
+{
+    (void)s;
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    atomic_store(&race_drops, 0);
+    atomic_store(&race_outs, 0);
+    long n = ekt_scale(20000), ok = 0, canceled = 0;
+    for (long i = 0; i < n; i++) {
+        ek_join *j = NULL;
+        assert_int_equal(ek_spawn(rt, finish_soon, race_drop, (void *)0x1, race_out_drop, &j),
+                         EK_OK);
+        assert_int_equal(ek_join_abort(j), EK_OK);
+        void *o = NULL;
+        int rc = ek_join_wait(j, &o);
+        if (rc == EK_OK) {
+            assert_ptr_equal(o, (void *)0x1);
+            ok++;
+        } else {
+            assert_int_equal(rc, EK_ECANCELED);
+            canceled++;
+        }
+        /* Every few, detach without taking the result: it goes to out_drop. */
+        ek_join_detach(j);
+    }
+    ekt_rt_free_checked(rt);
+    assert_int_equal(ok + canceled, n);
+    assert_int_equal(atomic_load(&race_drops), n);
+    assert_int_equal(atomic_load(&race_outs), 0); /* every result was taken */
+}
+
+static void *abort_from_thread(void *arg)
+{
+    ek_join_abort((ek_join *)arg);
+    return NULL;
+}
+
+static void test_abort_from_foreign_thread_racing_detach(void **s)
+{
+    (void)s;
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    atomic_store(&race_drops, 0);
+    atomic_store(&race_outs, 0);
+    long n = ekt_scale(5000);
+    for (long i = 0; i < n; i++) {
+        ek_join *j = NULL;
+        assert_int_equal(ek_spawn(rt, finish_soon, race_drop, (void *)0x1, race_out_drop, &j),
+                         EK_OK);
+        pthread_t t;
+        pthread_create(&t, NULL, abort_from_thread, j);
+        pthread_join(t, NULL);
+        ek_join_detach(j);
+    }
+    ekt_rt_free_checked(rt);
+    /* Every future dropped once; results that completed went to out_drop. */
+    assert_int_equal(atomic_load(&race_drops), n);
+    assert_true(atomic_load(&race_outs) <= n);
+}
+
+/* ------------------------------------------------------ cooperative budget -- */
+
+typedef struct {
+    int proceeded_first_poll;
+    int polls;
+} budget_probe;
+
+static int spend_budget(void *s, ek_cx *cx, void **out)
+{
+    budget_probe *b = s;
+    b->polls++;
+    int n = 0;
+    while (ek_coop_proceed(cx) == EK_OK) n++;
+    if (b->polls == 1) {
+        b->proceeded_first_poll = n;
+        return EK_PENDING; /* ek_coop_proceed arranged the re-poll */
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_budget_limits_operations_per_poll_and_repolls(void **s)
+{
+    (void)s;
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 10);
+    budget_probe b = {0};
+    ek_join *j = NULL;
+    assert_int_equal(ek_spawn(rt, spend_budget, no_drop, &b, NULL, &j), EK_OK);
+    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+    ek_join_detach(j);
+    assert_int_equal(b.proceeded_first_poll, 10);
+    assert_int_equal(b.polls, 2);
+    ekt_rt_free_checked(rt);
+}
+
+/* ------------------------------------------------------------- metrics -- */
+
+static void test_metrics_count_workers_parks_and_spawns(void **s)
+{
+    (void)s;
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    assert_int_equal(metric(rt, EK_METRIC_WORKERS), 2);
+    assert_int_equal(ek_runtime_worker_count(rt), 2);
+    for (int i = 0; i < 10; i++) {
+        ek_join *j = NULL;
+        assert_int_equal(ek_spawn(rt, leaf, no_drop, NULL, NULL, &j), EK_OK);
+        assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+        ek_join_detach(j);
+    }
+    assert_int_equal(metric(rt, EK_METRIC_TASKS_SPAWNED), 10);
+    assert_true(metric(rt, EK_METRIC_POLLS) >= 10);
+    assert_true(metric(rt, EK_METRIC_PARKS) > 0);
+    assert_int_equal(metric(rt, EK_METRIC_GLOBAL_QUEUE_DEPTH), 0);
+    assert_true(ek_runtime_worker_queue_depth(rt, 0) >= 0);
+    assert_int_equal(ek_runtime_worker_queue_depth(rt, 2), EK_EINVAL);
+    for (int k = 0; k < EK_METRIC_COUNT; k++) assert_non_null(ek_metric_name(k));
+    assert_null(ek_metric_name(EK_METRIC_COUNT));
+    ekt_rt_free_checked(rt);
+}
+
+/* Overflow of the local queue goes to the global queue (and is metered). */
+typedef struct {
+    int n, spawned;
+} burst;
+static int spawn_burst(void *s, ek_cx *cx, void **out)
+{
+    burst *b = s;
+    for (; b->spawned < b->n; b->spawned++)
+        if (ek_spawn(ek_cx_runtime(cx), leaf, no_drop, NULL, NULL, NULL)) return EK_ENOMEM;
+    *out = NULL;
+    return EK_OK;
+}
+static void test_local_queue_overflow_moves_half_to_global_queue(void **s)
+{
+    (void)s;
+    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 1, -1, 0);
+    atomic_store(&leaf_runs, 0);
+    burst b = {.n = 2000};
+    ek_join *j = NULL;
+    assert_int_equal(ek_spawn(rt, spawn_burst, no_drop, &b, NULL, &j), EK_OK);
+    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+    ek_join_detach(j);
+    while (atomic_load(&leaf_runs) < b.n) usleep(100);
+    assert_true(metric(rt, EK_METRIC_OVERFLOWS) > 0);
+    ekt_rt_free_checked(rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_million_tasks_spawned_and_joined_multi_thread,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_million_tasks_spawned_and_joined_current_thread,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_worker_steals_from_busy_one, ekt_setup,
+                                        ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_lifo_cap_prevents_starvation, ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_multi,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_current,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_racing_completion_drops_once, ekt_setup,
+                                        ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_from_foreign_thread_racing_detach, ekt_setup,
+                                        ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_budget_limits_operations_per_poll_and_repolls,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_count_workers_parks_and_spawns, ekt_setup,
+                                        ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_local_queue_overflow_moves_half_to_global_queue,
+                                        ekt_setup, ekt_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
