@@ -10,7 +10,8 @@
  * Workload selection by command-line arguments (none: everything): an argument
  * selects a workload when it is the exact name, a group prefix ending at a dot
  * ("rt_multi" selects "rt_multi.ping_pong"), or, when it has no dot, a substring.
- * BENCH_ITERS in the environment overrides the iteration counts.
+ * BENCH_ITERS in the environment overrides the iteration counts; BENCH_MAX_SECONDS
+ * bounds the time one workload may take (see bench_measure).
  *
  * Header-only (static functions), C11, POSIX; no ekiden dependency.
  */
@@ -93,25 +94,32 @@ static inline uint64_t bench_median(uint64_t *s, int n)
 typedef int (*bench_iter_fn)(void *arg);
 
 /* Run `fn` warmup times untimed and n times timed; print the median.
+ * A time budget keeps a very slow workload from eating the run: BENCH_MAX_SECONDS
+ * (default 10) bounds the timed part once at least 5 iterations are done, and a
+ * fifth of it bounds the warm-up; the line gives the iterations actually timed.
  * Returns 0, or the first nonzero iteration result (and prints nothing). */
 static inline int bench_measure(const char *name, int warmup, int n, bench_iter_fn fn, void *arg)
 {
-    for (int i = 0; i < warmup; i++) {
+    uint64_t budget = bench_env_u64("BENCH_MAX_SECONDS", 10) * 1000000000u;
+    uint64_t start = bench_now_ns();
+    for (int i = 0; i < warmup && bench_now_ns() - start < budget / 5; i++) {
         int rc = fn(arg);
         if (rc) return rc;
     }
     uint64_t *samples = malloc(sizeof *samples * (size_t)n);
     if (!samples) return -1;
-    for (int i = 0; i < n; i++) {
+    int done = 0;
+    start = bench_now_ns();
+    while (done < n && (done < 5 || bench_now_ns() - start < budget)) {
         uint64_t t0 = bench_now_ns();
         int rc = fn(arg);
         if (rc) {
             free(samples);
             return rc;
         }
-        samples[i] = bench_now_ns() - t0;
+        samples[done++] = bench_now_ns() - t0;
     }
-    printf("BENCH %s %llu %d\n", name, (unsigned long long)bench_median(samples, n), n);
+    printf("BENCH %s %llu %d\n", name, (unsigned long long)bench_median(samples, done), done);
     fflush(stdout);
     free(samples);
     return 0;

@@ -195,36 +195,42 @@ run_compute() {
 }
 
 # ---------------------------------------------------------------- network
-PORT_BASE=$((20000 + ($$ % 2000) * 10))
+# Listening ports below the kernel's ephemeral range (32768.. by default): a port
+# in it may be held by some client's outgoing connection, and bind then fails.
+EPH_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+PORT_SPAN=$((EPH_LOW > 12000 ? EPH_LOW - 11000 : 1000))
+PORT_BASE=$((10000 + ($$ * 37 % PORT_SPAN)))
 declare -A SERVER_ADDR
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_server TAG PORT CMD...: start it, wait until it accepts; empty addr if not.
+# A port that turns out to be taken is retried 100 ports higher (5 tries).
 start_server() {
-    local tag=$1 port=$2
+    local tag=$1 port=$2 try
     shift 2
     SERVER_ADDR[$tag]=""
     [ -x "$1" ] || {
-        log "   $tag server not available ($1)"
+        log "   $tag server not available (${1:-not built})"
         return
     }
-    if port_open "$port"; then
-        log "   port $port busy; $tag skipped"
-        return
-    fi
-    "$1" "127.0.0.1:$port" "${@:2}" >>"$LOG" 2>&1 &
-    local pid=$! i
-    SERVER_PIDS+=("$pid")
-    for ((i = 0; i < 100; i++)); do
-        if port_open "$port"; then
-            SERVER_ADDR[$tag]="127.0.0.1:$port"
-            return
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
+    for ((try = 0; try < 5; try++, port += 100)); do
+        port_open "$port" && continue
+        "$1" "127.0.0.1:$port" "${@:2}" >>"$LOG" 2>&1 &
+        local pid=$! i
+        SERVER_PIDS+=("$pid")
+        for ((i = 0; i < 100; i++)); do
+            if port_open "$port"; then
+                SERVER_ADDR[$tag]="127.0.0.1:$port"
+                log "   $tag: $(basename "$1") on 127.0.0.1:$port"
+                return
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill "$pid" 2>/dev/null
     done
-    log "   $tag server did not start"
+    log "   $tag server did not start (see $LOG)"
 }
 
 # one loadgen run: prints "value p99" (value = req/s or Gbit/s), or nothing
@@ -342,10 +348,12 @@ table() {
 build
 log "== machine: $(nproc) cores, $(uname -sr); rounds $ROUNDS (net $NET_ROUNDS), ${DURATION}s per network row"
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 run_compute
 run_net
 {
-    echo "ekiden benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
+    echo "ekiden benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     table
 } | tee "$OUT"
 log "== done in $(($(date +%s) - START)) s; table in $OUT, log in $LOG"

@@ -30,17 +30,33 @@ pub fn selected(name: &str) -> bool {
 }
 
 /// Run `f` `warmup` times untimed and `n` times timed; print the median.
+/// A time budget keeps a very slow workload from eating the run (as on the C
+/// side): BENCH_MAX_SECONDS (default 10) bounds the timed part once at least 5
+/// iterations are done, a fifth of it the warm-up; the line gives the iterations
+/// actually timed.
 pub fn measure<F: FnMut()>(name: &str, warmup: usize, n: usize, mut f: F) {
+    let budget = std::time::Duration::from_secs(
+        std::env::var("BENCH_MAX_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+    );
+    let start = Instant::now();
     for _ in 0..warmup {
+        if start.elapsed() >= budget / 5 {
+            break;
+        }
         f();
     }
     let mut samples: Vec<u128> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
+    let start = Instant::now();
+    while samples.len() < n && (samples.len() < 5 || start.elapsed() < budget) {
+        let t0 = Instant::now();
         f();
-        samples.push(start.elapsed().as_nanos());
+        samples.push(t0.elapsed().as_nanos());
     }
-    println!("BENCH {} {} {}", name, median(&mut samples), n);
+    let done = samples.len();
+    println!("BENCH {} {} {}", name, median(&mut samples), done);
 }
 
 /// Median of the samples (sorts them).
