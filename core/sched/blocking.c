@@ -11,9 +11,9 @@
 
 static void *blocking_main(void *arg);
 
-static void blocking_schedule(ek__sched *s, ek__task *t, bool yield)
+static void blocking_schedule(ek__sched *s, ek__task *t, int how)
 {
-    EK__UNUSED(yield);
+    EK__UNUSED(how);
     ek__blocking *b = EK__CONTAINER_OF(s, ek__blocking, sched);
     ek_runtime *rt = s->rt;
     t->next = NULL;

@@ -20,9 +20,9 @@ void ek__ct_destroy(ek_runtime *rt)
     ek__mutex_destroy(&rt->core.lock);
 }
 
-void ek__ct_schedule(ek__sched *s, ek__task *t, bool yield)
+void ek__ct_schedule(ek__sched *s, ek__task *t, int how)
 {
-    EK__UNUSED(yield);
+    EK__UNUSED(how);
     ek_runtime *rt = s->rt;
     ek__ct_core *c = &rt->core;
     if (ek__cur.core == c) {

@@ -7,9 +7,9 @@
  */
 #include "runtime.h"
 
-static void local_schedule(ek__sched *s, ek__task *t, bool yield)
+static void local_schedule(ek__sched *s, ek__task *t, int how)
 {
-    EK__UNUSED(yield);
+    EK__UNUSED(how);
     ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
     t->next = NULL;
     if (ek__cur.local == l) {

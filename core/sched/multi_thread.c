@@ -150,12 +150,23 @@ static void push_local(ek__worker *w, ek__task *t)
         atomic_fetch_add_explicit(&w->overflows, 1, memory_order_relaxed);
 }
 
-void ek__mt_schedule(ek__sched *s, ek__task *t, bool yield)
+void ek__mt_schedule(ek__sched *s, ek__task *t, int how)
 {
     ek_runtime *rt = s->rt;
     ek__worker *w = ek__cur.worker;
     if (w && w->rt == rt) {
-        if (!yield && rt->cfg.lifo) {
+        if (how == EK__SCHED_DEFER) {
+            /* Re-polled once the worker ran out of other work, or at the next
+             * maintenance: a yielding task lets the global queue and I/O in. */
+            t->next = NULL;
+            if (w->deferred_tail)
+                w->deferred_tail->next = t;
+            else
+                w->deferred_head = t;
+            w->deferred_tail = t;
+            return;
+        }
+        if (how == EK__SCHED_WAKE && rt->cfg.lifo) {
             ek__task *prev = w->lifo;
             w->lifo = t;
             if (!prev) return; /* the worker runs it next; nobody else needed */
@@ -167,6 +178,21 @@ void ek__mt_schedule(ek__sched *s, ek__task *t, bool yield)
     }
     ek__inject_push(&rt->inject, t);
     ek__mt_notify_parked(rt);
+}
+
+/* Move the deferred (yielded) tasks to the back of the run queue. */
+static bool flush_deferred(ek__worker *w)
+{
+    ek__task *t = w->deferred_head;
+    if (!t) return false;
+    w->deferred_head = w->deferred_tail = NULL;
+    while (t) {
+        ek__task *next = t->next;
+        push_local(w, t);
+        t = next;
+    }
+    ek__mt_notify_parked(w->rt);
+    return true;
 }
 
 /* ---------------------------------------------------------------- worker -- */
@@ -209,7 +235,7 @@ static ek__task *next_task(ek__worker *w)
 {
     ek_runtime *rt = w->rt;
     ek__task *t;
-    if (w->tick % rt->cfg.global_queue_interval == 0) {
+    if (w->tick % w->global_interval == 0) {
         if ((t = ek__inject_pop(&rt->inject))) return t;
     }
     if (w->lifo) {
@@ -249,13 +275,14 @@ static void run(ek__worker *w, ek__task *t)
 {
     if (w->is_searching) transition_from_searching(w);
     w->tick++;
+    w->maint_polls++;
     atomic_fetch_add_explicit(&w->polls, 1, memory_order_relaxed);
     ek__rt_run_task(w->rt, t);
 }
 
 static bool has_work(ek__worker *w)
 {
-    return w->lifo || ek__queue_len(&w->q) > 0 || ek__local_has_work(&w->local);
+    return w->lifo || w->deferred_head || ek__queue_len(&w->q) > 0 || ek__local_has_work(&w->local);
 }
 
 static void park(ek__worker *w)
@@ -289,8 +316,24 @@ static void park(ek__worker *w)
     }
 }
 
+/* Tokio's self-tuning: check the global queue about every 200 us of polling,
+ * given the recent average poll time (EWMA), between 2 and 127 polls. */
+static void tune_global_interval(ek__worker *w, uint64_t now)
+{
+    if (w->rt->cfg.global_interval_fixed || w->maint_polls == 0) return;
+    double avg = (double)(now - w->maint_ns) / w->maint_polls;
+    w->poll_ewma_ns = w->poll_ewma_ns == 0 ? avg : 0.1 * avg + 0.9 * w->poll_ewma_ns;
+    double n = 200000.0 / (w->poll_ewma_ns > 1 ? w->poll_ewma_ns : 1);
+    w->global_interval = n < 2 ? 2 : n > 127 ? 127 : (unsigned)n;
+}
+
 static void maintenance(ek__worker *w)
 {
+    uint64_t now = ek__mono_ns();
+    tune_global_interval(w, now);
+    w->maint_ns = now;
+    w->maint_polls = 0;
+    flush_deferred(w);
     ek__driver *d = w->rt->driver;
     if (ek__driver_try_lock(d)) {
         ek__driver_turn(d, 0);
@@ -311,6 +354,7 @@ static void *worker_main(void *arg)
             run(w, t);
             continue;
         }
+        if (flush_deferred(w)) continue; /* yielded tasks are all that is left */
         park(w);
     }
     ek__cur = (ek__tls){0};
@@ -330,6 +374,7 @@ int ek__mt_start(ek_runtime *rt)
         w->rt = rt;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+        w->global_interval = rt->cfg.global_queue_interval;
         rc = ek__parker_init(&w->parker, rt->driver);
         if (rc) return rc;
         ek__local_init(&w->local, rt, true);
@@ -364,6 +409,11 @@ void ek__mt_drain(ek_runtime *rt)
         ek__worker *w = &rt->workers[i];
         if (w->lifo) ek__task_drop_notification(w->lifo);
         w->lifo = NULL;
+        for (ek__task *t = w->deferred_head, *next; t; t = next) {
+            next = t->next;
+            ek__task_drop_notification(t);
+        }
+        w->deferred_head = w->deferred_tail = NULL;
         ek__task *t;
         while ((t = ek__queue_pop(&w->q))) ek__task_drop_notification(t);
         ek__local_drain(&w->local);

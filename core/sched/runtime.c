@@ -112,7 +112,9 @@ static int set_ticks(ek_builder *b, unsigned *field, unsigned v)
 
 int ek_builder_set_global_queue_interval(ek_builder *b, unsigned ticks)
 {
-    return set_ticks(b, b ? &b->cfg.global_queue_interval : NULL, ticks);
+    int rc = set_ticks(b, b ? &b->cfg.global_queue_interval : NULL, ticks);
+    if (rc == EK_OK) b->cfg.global_interval_fixed = true;
+    return rc;
 }
 int ek_builder_set_event_interval(ek_builder *b, unsigned ticks)
 {

@@ -23,6 +23,7 @@ typedef struct ek__config {
     char thread_name[16];
     bool lifo;
     unsigned global_queue_interval;
+    bool global_interval_fixed; /* set by the builder: do not self-tune */
     unsigned event_interval;
     unsigned budget;
     bool start_paused;
@@ -64,7 +65,12 @@ typedef struct ek__worker {
     unsigned index;
     pthread_t thread;
     bool started;
-    ek__task *lifo; /* owner only */
+    ek__task *lifo;                          /* owner only */
+    ek__task *deferred_head, *deferred_tail; /* yielded tasks, owner only */
+    uint64_t maint_ns;                       /* when maintenance last ran */
+    uint32_t maint_polls;                    /* polls since then */
+    double poll_ewma_ns;                     /* average task poll time, tunes the global interval */
+    unsigned global_interval;
     unsigned lifo_polls;
     bool is_searching;
     bool stolen_last; /* metric helper */
@@ -149,13 +155,13 @@ int ek__mt_start(ek_runtime *rt);
 void ek__mt_stop(ek_runtime *rt);  /* join workers */
 void ek__mt_drain(ek_runtime *rt); /* drop queued notifications */
 void ek__mt_destroy(ek_runtime *rt);
-void ek__mt_schedule(ek__sched *s, ek__task *t, bool yield);
+void ek__mt_schedule(ek__sched *s, ek__task *t, int how);
 void ek__mt_notify_parked(ek_runtime *rt);
 
 /* current_thread.c */
 int ek__ct_init(ek_runtime *rt);
 void ek__ct_destroy(ek_runtime *rt);
-void ek__ct_schedule(ek__sched *s, ek__task *t, bool yield);
+void ek__ct_schedule(ek__sched *s, ek__task *t, int how);
 void ek__ct_drain(ek_runtime *rt);
 
 /* blocking.c */

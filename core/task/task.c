@@ -22,7 +22,7 @@ static inline ek__task *task_of(void *wk)
 static void task_wake_by_ref(void *self)
 {
     ek__task *t = task_of(self);
-    if (ek__state_to_notified_by_ref(t)) ek__task_submit(t, false);
+    if (ek__state_to_notified_by_ref(t)) ek__task_submit(t, EK__SCHED_WAKE);
 }
 
 static void task_wake(void *self)
@@ -30,7 +30,7 @@ static void task_wake(void *self)
     ek__task *t = task_of(self);
     bool dealloc;
     if (ek__state_to_notified_by_val(t, &dealloc))
-        ek__task_submit(t, false);
+        ek__task_submit(t, EK__SCHED_WAKE);
     else if (dealloc)
         ek__task_dealloc(t);
 }
@@ -87,13 +87,23 @@ ek_runtime *ek_cx_runtime(ek_cx *cx)
     return cx ? cx->rt : NULL;
 }
 
+/* A task asks to be re-polled after the other runnable work: the harness
+ * queues it as EK__SCHED_DEFER (as Tokio defers yield wakers). ek_block_on's own
+ * future simply wakes its thread. */
+static void yield_task(ek_cx *cx)
+{
+    if (cx->task)
+        cx->defer = true;
+    else
+        cx->waker->vt->wake_by_ref(cx->waker);
+}
+
 int ek_coop_proceed(ek_cx *cx)
 {
     if (!cx) return EK_EINVAL;
     if (cx->budget == 0) {
-        /* Out of budget: ask to be polled again after the others (a wake during
-         * our own poll is resubmitted to the back of the queue). */
-        cx->waker->vt->wake_by_ref(cx->waker);
+        /* Out of budget: be polled again once the others had their turn. */
+        yield_task(cx);
         return EK_PENDING;
     }
     cx->budget--;
@@ -103,7 +113,7 @@ int ek_coop_proceed(ek_cx *cx)
 int ek_yield_now(ek_cx *cx)
 {
     if (!cx) return EK_EINVAL;
-    cx->waker->vt->wake_by_ref(cx->waker);
+    yield_task(cx);
     return EK_PENDING;
 }
 
@@ -208,6 +218,8 @@ void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
         ek_cx cx = {.waker = &t->wk, .task = t, .rt = rt, .budget = budget};
         rc = t->poll(t->fstate, &cx, &out);
         if (rc == EK_PENDING) {
+            /* A yield is a notification made during the poll. */
+            if (cx.defer) (void)ek__state_to_notified_by_ref(t);
             switch (ek__state_to_idle(t)) {
             case EK__IDLE_OK:
                 return;
@@ -215,7 +227,7 @@ void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
                 ek__task_dealloc(t);
                 return;
             case EK__IDLE_NOTIFIED:
-                ek__task_submit(t, true);
+                ek__task_submit(t, cx.defer ? EK__SCHED_DEFER : EK__SCHED_YIELD);
                 return;
             case EK__IDLE_CANCELLED:
                 finish(t, EK_ECANCELED, NULL);
@@ -249,7 +261,7 @@ static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *st
     }
     atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
     if (join) *join = (ek_join *)t;
-    ek__task_submit(t, false);
+    ek__task_submit(t, EK__SCHED_WAKE);
     return EK_OK;
 }
 
@@ -313,7 +325,7 @@ int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *
     }
     atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
     if (join) *join = (ek_join *)t;
-    ek__task_submit(t, false);
+    ek__task_submit(t, EK__SCHED_WAKE);
     return EK_OK;
 }
 
@@ -363,13 +375,9 @@ static bool can_read_output(ek__task *t, ek_cx *cx)
     return !set_join_waker(t, ek_cx_waker(cx));
 }
 
-int ek_join_poll(ek_join *j, ek_cx *cx, void **out)
+/* Hand the result over (COMPLETE observed). out NULL: release it. */
+static int take_output(ek__task *t, void **out)
 {
-    if (!join_check(j) || !cx) return EK_EINVAL;
-    ek__task *t = (ek__task *)j;
-    if (t->output_taken) return EK_ECLOSED;
-    if (ek_coop_proceed(cx) == EK_PENDING) return EK_PENDING;
-    if (!can_read_output(t, cx)) return EK_PENDING;
     t->output_taken = true;
     int rc = t->status;
     if (out)
@@ -380,11 +388,21 @@ int ek_join_poll(ek_join *j, ek_cx *cx, void **out)
     return rc;
 }
 
+int ek_join_poll(ek_join *j, ek_cx *cx, void **out)
+{
+    if (!join_check(j) || !cx) return EK_EINVAL;
+    ek__task *t = (ek__task *)j;
+    if (t->output_taken) return EK_ECLOSED;
+    if (ek_coop_proceed(cx) == EK_PENDING) return EK_PENDING;
+    if (!can_read_output(t, cx)) return EK_PENDING;
+    return take_output(t, out);
+}
+
 int ek_join_abort(ek_join *j)
 {
     if (!join_check(j)) return EK_EINVAL;
     ek__task *t = (ek__task *)j;
-    if (ek__state_to_notified_and_cancel(t)) ek__task_submit(t, false);
+    if (ek__state_to_notified_and_cancel(t)) ek__task_submit(t, EK__SCHED_WAKE);
     return EK_OK;
 }
 
@@ -427,6 +445,13 @@ int ek_join_wait(ek_join *j, void **out)
     if (!join_check(j)) return EK_EINVAL;
     ek__task *t = (ek__task *)j;
     if (t->output_taken) return EK_ECLOSED;
+    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
+    /* Finished (e.g. cancelled by shutdown): the result is there even if the
+     * runtime is closed and cannot drive anything any more. */
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE) {
+        void *dummy = NULL;
+        return take_output(t, out ? out : &dummy); /* as ek__block_on_poll does */
+    }
     return ek__block_on_poll(task_rt(t), join_wait_poll, j, out);
 }
 

@@ -55,11 +55,16 @@ typedef struct ek__wakeable {
 
 /* Where a task goes when it is notified. */
 struct ek__sched {
-    /* Take the notification reference of `t` and queue it. `yield` asks for the
-     * back of the queue (the task woke itself or spent its budget). */
-    void (*schedule)(ek__sched *s, ek__task *t, bool yield);
+    /* Take the notification reference of `t` and queue it; `how` is one of
+     * EK__SCHED_* below. */
+    void (*schedule)(ek__sched *s, ek__task *t, int how);
     ek_runtime *rt;
 };
+
+/* How a notification is queued. */
+#define EK__SCHED_WAKE  0 /* woken by someone else: the LIFO slot if the waker runs here */
+#define EK__SCHED_YIELD 1 /* woken during its own poll: the back of the queue */
+#define EK__SCHED_DEFER 2 /* yielded or out of budget: after the other runnable work */
 
 #define EK__TASK_LOCAL    0x1u
 #define EK__TASK_BLOCKING 0x2u
@@ -92,6 +97,7 @@ struct ek_cx {
     ek__task *task;      /* NULL inside ek_block_on's own future */
     ek_runtime *rt;
     unsigned budget;
+    bool defer; /* the task yielded: re-poll it after the others (set by the poll) */
 };
 
 /* ---- state transitions (state.c) ---- */
@@ -127,9 +133,9 @@ void ek__task_drop_notification(ek__task *t);
 /* Free a task whose refcount reached zero. */
 void ek__task_dealloc(ek__task *t);
 /* Submit a task to its scheduler (the caller gives one reference). */
-static inline void ek__task_submit(ek__task *t, bool yield)
+static inline void ek__task_submit(ek__task *t, int how)
 {
-    t->sched->schedule(t->sched, t, yield);
+    t->sched->schedule(t->sched, t, how);
 }
 
 #endif
