@@ -10,7 +10,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build gcc g++ clang-format pkg-config
+  make cmake ninja-build gcc g++ clang-format pkg-config
   libcmocka-dev libffi-dev libuv1-dev
   socat netcat-openbsd python3 lua5.4 liblua5.4-dev
   "$@"
