@@ -16,6 +16,8 @@
 #   BENCH_DURATION=3     seconds measured per network row (after BENCH_WARMUP=0.5)
 #   BENCH_ITERS          iterations per compute workload (programs' defaults: 50/30/100)
 #   BENCH_TIMERS=1000000 timers for time.million_timers, BENCH_TIMER_RUNS=3
+#   BENCH_MAX_SECONDS=10 time budget of one workload in one program (min. 5 iterations)
+#   BENCH_TIMEOUT=180    seconds before one program run is killed (a hang is n/a)
 #   BENCH_BUILD_DIR      build directory (default build-bench at the repo root)
 #   BENCH_OUT            where the table is also written (default
 #                        $BENCH_BUILD_DIR/bench-results.md); the raw log goes beside it
@@ -124,7 +126,7 @@ ek_bin() { # the path of an ekiden-side program, or nothing
 run_prog() {
     local prog=$1 name=$2 out rc
     [ -n "$prog" ] && [ -x "$prog" ] || return 1
-    out=$(timeout 600 "$prog" "$name" 2>>"$LOG")
+    out=$(timeout "${BENCH_TIMEOUT:-180}" "$prog" "$name" 2>>"$LOG")
     rc=$?
     echo "$out" >>"$LOG"
     [ $rc -eq 0 ] || echo "   ($(basename "$prog") $name exited with $rc)" | tee -a "$LOG" >&2

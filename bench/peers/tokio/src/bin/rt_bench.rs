@@ -238,8 +238,16 @@ fn million_timers(runs: usize) {
         totals.push(start.elapsed().as_nanos());
         inits.push(init.as_nanos());
     }
-    println!("BENCH time.million_timers {} {}", common::median(&mut totals), runs);
-    println!("BENCH time.million_timers.init {} {}", common::median(&mut inits), runs);
+    println!(
+        "BENCH time.million_timers {} {}",
+        common::median(&mut totals),
+        runs
+    );
+    println!(
+        "BENCH time.million_timers.init {} {}",
+        common::median(&mut inits),
+        runs
+    );
 }
 
 /// Polls of idle tasks so far (the memory workload waits until every task has
@@ -309,6 +317,11 @@ fn main() {
         chained_spawn(n);
     }
     if selected("time.million_timers") {
-        million_timers(std::env::var("BENCH_TIMER_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3));
+        million_timers(
+            std::env::var("BENCH_TIMER_RUNS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3),
+        );
     }
 }
