@@ -213,6 +213,14 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
         ek__free(tp);
         return rc;
     }
+    ek__mutex_lock(&rt->bo_lock);
+    if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+        ek__mutex_unlock(&rt->bo_lock);
+        tp_drop(tp);
+        return EK_ECLOSED;
+    }
+    rt->bo_active++;
+    ek__mutex_unlock(&rt->bo_lock);
     ek__cur = (ek__tls){.rt = rt, .local = l, .in_block_on = true};
     ek__mutex_lock(&l->lock);
     atomic_store_explicit(&l->parker, &tp->p, memory_order_relaxed);
@@ -230,6 +238,9 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     ek__mutex_unlock(&l->lock);
     ek__cur = (ek__tls){0};
     tp_drop(tp);
+    ek__mutex_lock(&rt->bo_lock);
+    if (--rt->bo_active == 0) ek__cond_broadcast(&rt->bo_cond);
+    ek__mutex_unlock(&rt->bo_lock);
     return rc;
 }
 

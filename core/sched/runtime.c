@@ -151,13 +151,17 @@ static void rt_release(ek_runtime *rt)
     ek__owned_destroy(&rt->owned);
     ek__mutex_destroy(&rt->locals_lock);
     ek__mutex_destroy(&rt->shutdown_lock);
+    ek__mutex_destroy(&rt->bo_lock);
+    ek__cond_destroy(&rt->bo_cond);
     rt->tag = EK__TAG_DEAD;
     ek__free(rt);
 }
 
 static void rt_stop_and_drain(ek_runtime *rt)
 {
+    ek__mutex_lock(&rt->bo_lock);
     atomic_store_explicit(&rt->closed, true, memory_order_release);
+    ek__mutex_unlock(&rt->bo_lock);
     ek__mt_stop(rt);
     /* Wake threads inside ek_block_on so they see the runtime closed. */
     ek__mutex_lock(&rt->locals_lock);
@@ -169,6 +173,9 @@ static void rt_stop_and_drain(ek_runtime *rt)
         ek__mutex_unlock(&l->lock);
     }
     ek__mutex_unlock(&rt->locals_lock);
+    ek__mutex_lock(&rt->bo_lock);
+    while (rt->bo_active > 0) ek__cond_wait(&rt->bo_cond, &rt->bo_lock);
+    ek__mutex_unlock(&rt->bo_lock);
     ek__owned_close_and_shutdown_all(&rt->owned);
     ek__mt_drain(rt);
     ek__ct_drain(rt);
@@ -203,6 +210,8 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     rt->sched.rt = rt;
     rt->sched.schedule = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? ek__ct_schedule : ek__mt_schedule;
     ek__mutex_init(&rt->shutdown_lock);
+    ek__mutex_init(&rt->bo_lock);
+    ek__cond_init(&rt->bo_cond);
     ek__mutex_init(&rt->locals_lock);
     ek__list_init(&rt->locals);
     ek__owned_init(&rt->owned);

@@ -120,6 +120,12 @@ struct ek_runtime {
     atomic_bool stopping; /* workers exit */
     bool shut_down;
     ek__mutex shutdown_lock;
+    /* Threads inside ek_block_on / ek_join_wait: shutdown waits for them to
+     * leave before it drains the queues they use (the current-thread core, their
+     * local queues). closed is set under bo_lock so none enters after. */
+    ek__mutex bo_lock;
+    ek__cond bo_cond;
+    unsigned bo_active;
     ek__sched sched; /* multi-thread or current-thread schedule() */
     ek__owned owned;
     ek__inject inject;
