@@ -226,6 +226,8 @@ EK_EXTERN int ek_yield_now(ek_cx *cx);
  * returns (the one exception to libuv's rule, so that nothing leaks).
  * Errors: EK_EINVAL (NULL rt/poll/drop, wrong handle), EK_ECLOSED (runtime shut
  * down), EK_ENOMEM.
+ * Tasks go to the back of the queue; one spawned (or woken) by a running task runs
+ * next on the same worker (the LIFO slot).
  */
 EK_EXTERN int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
                        ek_drop_fn out_drop, ek_join **join);
@@ -235,7 +237,9 @@ EK_EXTERN int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *s
  * dropped) on this thread. On a worker thread (inside a task) it is pinned to that
  * worker; on any other thread it runs while that thread is inside ek_block_on or
  * ek_join_wait for this runtime. This is how single-threaded interpreters (Lua,
- * Python) run their tasks. Same ownership and errors as ek_spawn.
+ * Python) run their tasks. Same ownership and errors as ek_spawn, plus
+ * EK_EWRONGTHREAD from a blocking-pool thread or a thread of another runtime
+ * (drop(state) has run).
  */
 EK_EXTERN int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
                              ek_drop_fn out_drop, ek_join **join);
@@ -244,8 +248,10 @@ EK_EXTERN int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, v
  * Blocking work: `fn(arg, &out)` runs on the blocking pool (threads that may
  * block: files, getaddrinfo, host code). Its return value and *out are the join
  * result. `drop(arg)` (may be NULL) runs exactly once, after fn returns or when
- * the job is cancelled before it started (abort or shutdown). A running job is
- * never interrupted. Any thread. On error drop(arg) has run.
+ * the job is cancelled before it started (abort or shutdown): the join then gives
+ * EK_ECANCELED. A job that already started is never interrupted: it completes
+ * and its join gives its real result. fn returning EK_PENDING counts as EK_OK.
+ * Any thread. On error drop(arg) has run.
  * Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM.
  */
 typedef int (*ek_blocking_fn)(void *arg, void **out);
@@ -293,7 +299,8 @@ EK_EXTERN int ek_future_poll(ek_future *f, ek_cx *cx, void **out);
  * not be called while the future is being polled. Any thread that owns it. */
 EK_EXTERN void ek_future_drop(ek_future *f);
 /* A future over a join handle (consumes j; dropping the future detaches it).
- * Errors: EK_EINVAL, EK_ENOMEM (j is detached then). */
+ * Errors: EK_EINVAL (for a valid j with NULL out, j is detached), EK_ENOMEM (j is
+ * detached). */
 EK_EXTERN int ek_join_into_future(ek_join *j, ek_future **out);
 /* Spawn a heap future as a task (consumes f, even on error). As ek_spawn. */
 EK_EXTERN int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop, ek_join **join);
@@ -318,7 +325,8 @@ EK_EXTERN int ek_builder_set_flavor(ek_builder *b, int flavor);
 EK_EXTERN int ek_builder_set_worker_threads(ek_builder *b, unsigned n);
 /* Cap on blocking-pool threads, 1..65536. Errors: EK_EINVAL. */
 EK_EXTERN int ek_builder_set_max_blocking_threads(ek_builder *b, unsigned n);
-/* How long an idle blocking thread waits for work before exiting. */
+/* How long an idle blocking thread waits for work before exiting, in ms
+ * (0 .. UINT64_MAX / 1000000). Errors: EK_EINVAL. */
 EK_EXTERN int ek_builder_set_blocking_keep_alive_ms(ek_builder *b, uint64_t ms);
 /* Thread name prefix (copied; at most 15 bytes are used, as Linux allows).
  * Errors: EK_EINVAL (NULL), EK_ENOMEM. */

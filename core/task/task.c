@@ -448,11 +448,18 @@ int ek_join_wait(ek_join *j, void **out)
     if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
     /* Finished (e.g. cancelled by shutdown): the result is there even if the
      * runtime is closed and cannot drive anything any more. */
-    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE) {
-        void *dummy = NULL;
-        return take_output(t, out ? out : &dummy); /* as ek__block_on_poll does */
-    }
-    return ek__block_on_poll(task_rt(t), join_wait_poll, j, out);
+    void *result = NULL;
+    int rc;
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE)
+        rc = take_output(t, &result);
+    else
+        rc = ek__block_on_poll(task_rt(t), join_wait_poll, j, &result);
+    /* As ek_join_poll: a result nobody wants goes to the task's out_drop. */
+    if (out)
+        *out = result;
+    else if (rc == EK_OK && result && t->out_drop)
+        t->out_drop(result);
+    return rc;
 }
 
 /* ------------------------------------------------------- join as future -- */
@@ -473,7 +480,11 @@ static void join_future_drop(void *state)
 
 int ek_join_into_future(ek_join *j, ek_future **out)
 {
-    if (!join_check(j) || !out) return EK_EINVAL;
+    if (!join_check(j)) return EK_EINVAL;
+    if (!out) {
+        ek_join_detach(j); /* consumed, as documented */
+        return EK_EINVAL;
+    }
     void *st;
     int rc =
         ek__future_new_inline(join_future_poll, join_future_drop, sizeof(join_future), out, &st);

@@ -150,6 +150,23 @@ static void test_untaken_result_goes_to_out_drop(void **s)
     run_both_flavors(detached_result_released);
 }
 
+static void test_join_wait_without_out_releases_result_through_out_drop(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    atomic_store(&out_drops, 0);
+    ek_join *j = NULL;
+    assert_int_equal(ek_spawn(rt, ret_malloc, no_drop, NULL, out_drop, &j), EK_OK);
+    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+    assert_int_equal(atomic_load(&out_drops), 1);
+    ek_join_detach(j);
+    /* ek_join_into_future consumes the handle even when it refuses out == NULL. */
+    assert_int_equal(ek_spawn(rt, ret_malloc, no_drop, NULL, out_drop, &j), EK_OK);
+    assert_int_equal(ek_join_into_future(j, NULL), EK_EINVAL);
+    ekt_rt_free_checked(rt);
+    assert_int_equal(atomic_load(&out_drops), 2);
+}
+
 /* A task that wakes itself during its own poll must be polled again. */
 typedef struct {
     int polls;
@@ -429,6 +446,8 @@ int main(void)
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_untaken_result_goes_to_out_drop, ekt_setup,
                                         ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_join_wait_without_out_releases_result_through_out_drop,
+                                        ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_task_woken_during_its_own_poll_is_not_lost, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_yield_now_repolls_the_task, ekt_setup, ekt_teardown),
