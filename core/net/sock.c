@@ -1,0 +1,456 @@
+/*
+ * sock.c - the socket core shared by TCP, UDP and Unix sockets.
+ *
+ * Every operation that can wait has the same shape (DESIGN section 2, 4):
+ *   1. spend one unit of the task's budget (ek_coop_proceed);
+ *   2. ask the reactor whether the socket is ready in that direction
+ *      (ek__io_poll_ready); if not, it has stored the task's waker: EK_PENDING;
+ *   3. try the syscall; on EAGAIN clear the readiness *with the tick observed in
+ *      step 2* and go back to 2. If an event arrived after that tick the clear
+ *      is skipped and the syscall is simply retried, so no edge is ever lost;
+ *      if none arrived, step 2 registers the waker and reports EK_PENDING.
+ * Because epoll is edge-triggered, readiness is only ever cleared by an op that
+ * saw EAGAIN, never by the driver.
+ */
+#include "sock.h"
+
+#include "task/future.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* Readiness bits that EAGAIN proves stale, per direction: every bit that lets
+ * poll_ready report the direction ready. Closed and error bits are included:
+ * after EAGAIN there is nothing (left) to report, and a bit left set would make
+ * step 2 report ready forever (a spin). Example: a socket registered while in
+ * state CLOSE gets EPOLLOUT|EPOLLHUP, a stale WRITE_CLOSED that also satisfies
+ * the read direction. */
+#define EK__STALE_ON_READ  (EK__READABLE | EK__READ_CLOSED | EK__WRITE_CLOSED | EK__IO_ERROR)
+#define EK__STALE_ON_WRITE (EK__WRITABLE | EK__WRITE_CLOSED | EK__IO_ERROR)
+
+/* Belt and braces: if readiness ever fails to clear (a bug), an op retries at
+ * most this many times in one poll, then yields instead of monopolising the
+ * worker. */
+#define EK__MAX_RETRIES 64
+
+/* The longest the listener waits before retrying accept when out of fds. */
+#define EK__ACCEPT_BACKOFF_MIN_MS 10
+#define EK__ACCEPT_BACKOFF_MAX_MS 1000
+
+static bool ek__would_block(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK;
+}
+
+int ek__sock_register(ek__sock *s)
+{
+    return ek__io_new(s->rt, s->fd, &s->io);
+}
+
+int ek__sock_adopt(ek_runtime *rt, int fd, uint32_t tag, ek__sock **out)
+{
+    ek__sock *s = ek__calloc(1, sizeof *s);
+    if (s == NULL) {
+        close(fd);
+        return EK_ENOMEM;
+    }
+    s->tag = tag;
+    s->fd = fd;
+    s->rt = rt;
+    atomic_init(&s->closed, 0);
+    *out = s;
+    return EK_OK;
+}
+
+int ek__sock_open(ek_runtime *rt, int domain, int type, uint32_t tag, ek__sock **out)
+{
+    int rc = ek__rt_check(rt);
+    if (rc != EK_OK) return rc;
+    int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return ek__err(errno);
+    return ek__sock_adopt(rt, fd, tag, out);
+}
+
+int ek__sock_adopt_registered(ek_runtime *rt, int fd, uint32_t tag, ek__sock **out)
+{
+    int rc = ek__sock_adopt(rt, fd, tag, out);
+    if (rc != EK_OK) return rc;
+    rc = ek__sock_register(*out);
+    if (rc != EK_OK) {
+        ek__sock_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int ek__sock_bind(ek__sock *s, const struct sockaddr *sa, socklen_t len, int backlog)
+{
+    if (bind(s->fd, sa, len) != 0) return ek__err(errno);
+    if (backlog >= 0 && listen(s->fd, backlog == 0 ? 1024 : backlog) != 0) return ek__err(errno);
+    return EK_OK;
+}
+
+int ek__sock_close(ek__sock *s)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&s->closed, &expected, 1, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return EK_OK;
+    /* The reactor resource carries the real synchronisation: once shut down,
+     * every poll_ready (including a concurrent one) reports EK_ECLOSED and both
+     * waiters are woken. shutdown(2) tells the peer now; the descriptor itself
+     * stays open until free (see sock.h). Errors (ENOTCONN for an unconnected
+     * socket) do not matter here. */
+    ek__io_shutdown(s->io);
+    shutdown(s->fd, SHUT_RDWR);
+    return EK_OK;
+}
+
+void ek__sock_free(ek__sock *s)
+{
+    if (s == NULL) return;
+    if (s->backoff != NULL) ek_future_drop(s->backoff);
+    /* Release (deregister, wake waiters) before close: the fd number must not be
+     * reused while it is still registered. */
+    ek__io_release(s->io);
+    close(s->fd);
+    s->tag = EK__TAG_DEAD;
+    ek__free(s);
+}
+
+/* Step 1 of every op. */
+static int ek__sock_begin(ek__sock *s, ek_cx *cx)
+{
+    if (atomic_load_explicit(&s->closed, memory_order_relaxed)) return EK_ECLOSED;
+    return ek_coop_proceed(cx);
+}
+
+int ek__sock_recv(ek__sock *s, ek_cx *cx, void *buf, size_t len, ek_sockaddr *from, size_t *nread)
+{
+    int rc = ek__sock_begin(s, cx);
+    if (rc != EK_OK) return rc;
+    for (int tries = 0;; tries++) {
+        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
+        uint32_t ready, tick;
+        rc = ek__io_poll_ready(s->io, cx, EK__DIR_READ, &ready, &tick);
+        if (rc != EK_OK) return rc;
+        ssize_t r;
+        if (from != NULL) {
+            socklen_t alen = sizeof from->ss;
+            r = recvfrom(s->fd, buf, len, 0, (struct sockaddr *)&from->ss, &alen);
+            if (r >= 0) from->len = alen;
+        } else {
+            r = recv(s->fd, buf, len, 0);
+        }
+        if (r >= 0) {
+            *nread = (size_t)r;
+            return EK_OK;
+        }
+        if (ek__would_block(errno)) {
+            ek__io_clear_ready(s->io, ready & EK__STALE_ON_READ, tick);
+        } else if (errno != EINTR) {
+            return ek__err(errno);
+        }
+    }
+}
+
+/* Unconnected Unix datagram sends that find the receiver's queue full get
+ * EAGAIN, and the kernel never signals the sender when that queue drains (it
+ * only tracks a connected peer), so waiting could hang: report EK_EAGAIN. */
+static bool ek__send_cannot_wait(const ek__sock *s, const struct sockaddr *to)
+{
+    return to != NULL && s->tag == EK__TAG_UNIX_DGRAM;
+}
+
+int ek__sock_send(ek__sock *s, ek_cx *cx, const void *buf, size_t len, const struct sockaddr *to,
+                  socklen_t tolen, size_t *nsent)
+{
+    int rc = ek__sock_begin(s, cx);
+    if (rc != EK_OK) return rc;
+    for (int tries = 0;; tries++) {
+        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
+        uint32_t ready, tick;
+        rc = ek__io_poll_ready(s->io, cx, EK__DIR_WRITE, &ready, &tick);
+        if (rc != EK_OK) return rc;
+        /* MSG_NOSIGNAL: a reset peer gives EPIPE, never SIGPIPE. */
+        ssize_t r = sendto(s->fd, buf, len, MSG_NOSIGNAL, to, tolen);
+        if (r >= 0) {
+            *nsent = (size_t)r;
+            return EK_OK;
+        }
+        if (ek__would_block(errno)) {
+            if (ek__send_cannot_wait(s, to)) return EK_EAGAIN;
+            ek__io_clear_ready(s->io, ready & EK__STALE_ON_WRITE, tick);
+        } else if (errno != EINTR) {
+            return ek__err(errno);
+        }
+    }
+}
+
+#define EK__IOV_MAX 1024
+
+int ek__sock_sendv(ek__sock *s, ek_cx *cx, const void *const *bufs, const size_t *lens,
+                   size_t count, size_t *nsent)
+{
+    if (count > EK__IOV_MAX) return EK_EINVAL;
+    int rc = ek__sock_begin(s, cx);
+    if (rc != EK_OK) return rc;
+    /* The iovec array lives on the stack (16 KiB at most) so that this path
+     * never allocates; counts above IOV_MAX are rejected above. */
+    struct iovec iov[EK__IOV_MAX];
+    for (size_t i = 0; i < count; i++) {
+        iov[i].iov_base = (void *)bufs[i];
+        iov[i].iov_len = lens[i];
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
+    for (int tries = 0;; tries++) {
+        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
+        uint32_t ready, tick;
+        rc = ek__io_poll_ready(s->io, cx, EK__DIR_WRITE, &ready, &tick);
+        if (rc != EK_OK) return rc;
+        ssize_t r = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+        if (r >= 0) {
+            *nsent = (size_t)r;
+            return EK_OK;
+        }
+        if (ek__would_block(errno)) {
+            ek__io_clear_ready(s->io, ready & EK__STALE_ON_WRITE, tick);
+        } else if (errno != EINTR) {
+            return ek__err(errno);
+        }
+    }
+}
+
+/* accept4 errors that concern one aborted connection, not the listener: skip
+ * it and take the next (accept(2): Linux passes pending network errors). */
+static bool ek__accept_skippable(int e)
+{
+    switch (e) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM: /* firewall rules */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Out of descriptors or kernel memory: the pending connection stays queued,
+ * retrying at once would spin, so the listener waits on a timer. */
+static bool ek__accept_exhausted(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+/* Poll the back-off timer: EK_OK when it has fired (or there is none). The
+ * listener's readiness is deliberately left set while backing off, so the
+ * retry needs no new edge from the kernel. */
+static int ek__accept_wait_backoff(ek__sock *l, ek_cx *cx)
+{
+    if (l->backoff == NULL) return EK_OK;
+    int rc = ek_future_poll(l->backoff, cx, NULL);
+    if (rc == EK_PENDING) return EK_PENDING;
+    ek_future_drop(l->backoff);
+    l->backoff = NULL;
+    return EK_OK;
+}
+
+static int ek__accept_start_backoff(ek__sock *l, ek_cx *cx)
+{
+    uint64_t ms = l->backoff_ms == 0 ? EK__ACCEPT_BACKOFF_MIN_MS : l->backoff_ms * 2;
+    if (ms > EK__ACCEPT_BACKOFF_MAX_MS) ms = EK__ACCEPT_BACKOFF_MAX_MS;
+    l->backoff_ms = ms;
+    int rc = ek_sleep(l->rt, ms, &l->backoff);
+    if (rc != EK_OK) return rc;
+    return ek__accept_wait_backoff(l, cx);
+}
+
+int ek__sock_accept(ek__sock *l, ek_cx *cx, uint32_t tag, ek__sock **out, ek_sockaddr *peer)
+{
+    int rc = ek__sock_begin(l, cx);
+    if (rc != EK_OK) return rc;
+    rc = ek__accept_wait_backoff(l, cx);
+    if (rc != EK_OK) return rc;
+    for (int tries = 0;; tries++) {
+        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
+        uint32_t ready, tick;
+        rc = ek__io_poll_ready(l->io, cx, EK__DIR_READ, &ready, &tick);
+        if (rc != EK_OK) return rc;
+        struct sockaddr_storage ss;
+        socklen_t alen = sizeof ss;
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            l->backoff_ms = 0;
+            rc = ek__sock_adopt_registered(l->rt, fd, tag, out);
+            if (rc == EK_OK && peer != NULL) ek__sockaddr_assign(peer, &ss, alen);
+            return rc;
+        }
+        int e = errno;
+        if (ek__would_block(e)) {
+            ek__io_clear_ready(l->io, ready & EK__STALE_ON_READ, tick);
+        } else if (ek__accept_exhausted(e)) {
+            rc = ek__accept_start_backoff(l, cx);
+            if (rc != EK_OK) return rc;
+        } else if (e != EINTR && !ek__accept_skippable(e)) {
+            return ek__err(e);
+        }
+    }
+}
+
+int ek__sock_shutdown_write(ek__sock *s)
+{
+    return shutdown(s->fd, SHUT_WR) == 0 ? EK_OK : ek__err(errno);
+}
+
+int ek__sock_local_addr(ek__sock *s, ek_sockaddr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0) return ek__err(errno);
+    return ek__sockaddr_assign(out, &ss, len);
+}
+
+int ek__sock_peer_addr(ek__sock *s, ek_sockaddr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(s->fd, (struct sockaddr *)&ss, &len) != 0) return ek__err(errno);
+    return ek__sockaddr_assign(out, &ss, len);
+}
+
+int ek__sock_setopt_int(ek__sock *s, int level, int name, int value)
+{
+    return setsockopt(s->fd, level, name, &value, sizeof value) == 0 ? EK_OK : ek__err(errno);
+}
+
+/* ---- connect ---- */
+
+typedef struct ek__connect {
+    ek_runtime *rt;
+    uint32_t tag;
+    socklen_t len;
+    struct sockaddr_storage addr;
+    ek__sock *sock; /* NULL until the first poll, and again once handed out */
+} ek__connect;
+
+/* First poll: create the socket and start connecting. EK_OK: connected at once;
+ * EK_PENDING: in progress; else the error. */
+static int ek__connect_start(ek__connect *c)
+{
+    int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return ek__err(errno);
+    int r;
+    do {
+        r = connect(fd, (struct sockaddr *)&c->addr, c->len);
+    } while (r != 0 && errno == EINTR);
+    int e = r == 0 ? 0 : errno;
+    if (e != 0 && e != EINPROGRESS) {
+        /* Includes EAGAIN from a Unix listener with a full backlog: the kernel
+         * gives no event to wait for, so it is reported. */
+        close(fd);
+        return ek__err(e);
+    }
+    /* Registered only now: a socket registered before connect(2) reports
+     * EPOLLOUT|EPOLLHUP at once (state CLOSE), which would look like a finished
+     * connect. */
+    int rc = ek__sock_adopt_registered(c->rt, fd, c->tag, &c->sock);
+    if (rc != EK_OK) return rc;
+    return e == 0 ? EK_OK : EK_PENDING;
+}
+
+static int ek__connect_poll(void *state, ek_cx *cx, void **out)
+{
+    ek__connect *c = state;
+    if (c->sock == NULL) {
+        int rc = ek__connect_start(c);
+        if (rc < 0) return rc;
+        if (rc == EK_OK) goto connected;
+    }
+    for (;;) {
+        uint32_t ready, tick;
+        int rc = ek__io_poll_ready(c->sock->io, cx, EK__DIR_WRITE, &ready, &tick);
+        if (rc != EK_OK) return rc;
+        int err = 0;
+        socklen_t elen = sizeof err;
+        if (getsockopt(c->sock->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+        if (err != 0) return ek__err(err);
+        /* Writable and no error. Guard against a readiness that predates the
+         * handshake: only a socket with a peer is connected. */
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof ss;
+        if (getpeername(c->sock->fd, (struct sockaddr *)&ss, &slen) == 0) break;
+        if (errno != ENOTCONN) return ek__err(errno);
+        ek__io_clear_ready(c->sock->io, ready & EK__STALE_ON_WRITE, tick);
+    }
+connected:
+    *out = c->sock;
+    c->sock = NULL;
+    return EK_OK;
+}
+
+static void ek__connect_drop(void *state)
+{
+    ek__connect *c = state;
+    ek__sock_free(c->sock);
+}
+
+int ek__sock_connect(ek_runtime *rt, const struct sockaddr *sa, socklen_t len, uint32_t tag,
+                     ek_future **out)
+{
+    if (len > sizeof(struct sockaddr_storage)) return EK_EINVAL;
+    ek__connect *c;
+    int rc = ek__future_new_inline(ek__connect_poll, ek__connect_drop, sizeof *c, out, (void **)&c);
+    if (rc != EK_OK) return rc;
+    c->rt = rt;
+    c->tag = tag;
+    c->len = len;
+    memcpy(&c->addr, sa, len);
+    c->sock = NULL;
+    return EK_OK;
+}
+
+/* ---- write_all ---- */
+
+typedef struct ek__write_all {
+    ek__sock *s;
+    const char *buf;
+    size_t len, off;
+    size_t *progress; /* may be NULL; always equal to off when not NULL */
+} ek__write_all;
+
+static int ek__write_all_poll(void *state, ek_cx *cx, void **out)
+{
+    ek__write_all *w = state;
+    while (w->off < w->len) {
+        size_t n = 0;
+        int rc = ek__sock_send(w->s, cx, w->buf + w->off, w->len - w->off, NULL, 0, &n);
+        if (rc != EK_OK) return rc;
+        w->off += n;
+        if (w->progress != NULL) *w->progress = w->off;
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+int ek__sock_write_all(ek__sock *s, const void *buf, size_t len, size_t *progress, ek_future **out)
+{
+    ek__write_all *w;
+    int rc = ek__future_new_inline(ek__write_all_poll, NULL, sizeof *w, out, (void **)&w);
+    if (rc != EK_OK) return rc;
+    w->s = s;
+    w->buf = buf;
+    w->len = len;
+    w->off = 0;
+    w->progress = progress;
+    if (progress != NULL) *progress = 0;
+    return EK_OK;
+}
