@@ -351,6 +351,9 @@ int ek_mpsc_permit_send(ek_mpsc_permit *permit, void *msg)
     ek__wake_list_init(&wl);
     bool drop_msg = false, free_tx = false;
     int rc = EK_OK;
+    /* Immutable, but read before unlocking: once the lock is released another
+     * thread may free the channel (when this permit's sender was the last). */
+    ek_drop_fn dropfn = c->drop;
     ek__mutex_lock(&c->lock);
     if (!c->rx_alive) {
         drop_msg = true;
@@ -363,7 +366,7 @@ int ek_mpsc_permit_send(ek_mpsc_permit *permit, void *msg)
     bool free_chan = permit_finish_locked(tx, &wl, &free_tx);
     ek__mutex_unlock(&c->lock);
     ek__wake_list_wake(&wl);
-    if (drop_msg && c->drop != NULL) c->drop(msg);
+    if (drop_msg && dropfn != NULL) dropfn(msg);
     if (free_tx) sender_free(tx);
     if (free_chan) chan_destroy(c);
     return rc;
@@ -549,11 +552,13 @@ void ek_mpsc_receiver_drop(ek_mpsc_receiver *rx)
     ek_waker *rxk = c->rxw.waker;
     c->rxw.waker = NULL;
     bool free_chan = c->senders == 0;
+    /* After the unlock the last sender may free the channel: keep what we need. */
+    ek_drop_fn dropfn = c->drop;
     ek__mutex_unlock(&c->lock);
     ek__wake_list_wake(&wl);
     ek_waker_drop(rxk);
-    if (c->drop != NULL)
-        for (size_t i = 0; i < len; i++) c->drop(buf[(head + i) & (cap - 1)]);
+    if (dropfn != NULL)
+        for (size_t i = 0; i < len; i++) dropfn(buf[(head + i) & (cap - 1)]);
     ek__free(buf);
     if (free_chan) chan_destroy(c);
 }

@@ -86,7 +86,7 @@ int ek_mutex_try_lock(ek_mutex_guard *g)
 {
     if (!EK__CHECK_TAG(g, EK__TAG_MUTEX_GUARD)) return EK_EINVAL;
     if (g->locked) return EK_EDEADLK;
-    if (g->w.state != EK__W_IDLE) return EK_EBUSY; /* queued: its turn has not come */
+    if (g->w.armed) return EK_EBUSY; /* queued: its turn has not come */
     int rc = ek__sem_try_acquire(&g->m->sem, 1);
     if (rc != EK_OK) return EK_EBUSY;
     g->locked = true;

@@ -5,33 +5,128 @@
  * A permit object embeds its waiter: acquiring never allocates and dropping the
  * object gives back its place and every permit assigned to it. Permits freed by
  * a release go to the waiters in queue order (the front one may collect them a
- * few at a time); a try_acquire never overtakes a waiter.
+ * few at a time); a try_acquire never overtakes a waiter. Without waiters an
+ * acquire or a release is one CAS on the state word (see ek__sem in sync.h);
+ * with waiters everything goes through the lock.
  */
 #include "sync.h"
+
+#define SEM_CLOSED  ((size_t)1)
+#define SEM_WAITERS ((size_t)2)
+#define SEM_SHIFT   2
+
+static size_t sem_avail(size_t state)
+{
+    return state >> SEM_SHIFT;
+}
 
 int ek__sem_init(ek__sem *s, size_t permits)
 {
     if (ek__mutex_init(&s->lock) != 0) return EK_ENOMEM;
-    ek__permits_init(&s->p, permits);
+    atomic_init(&s->state, permits << SEM_SHIFT);
+    ek__list_init(&s->waiters);
     return EK_OK;
 }
 
 void ek__sem_destroy(ek__sem *s)
 {
-    EK__ASSERT(ek__list_empty(&s->p.waiters));
+    EK__ASSERT(ek__list_empty(&s->waiters));
     ek__mutex_destroy(&s->lock);
 }
 
 int ek__sem_try_acquire(ek__sem *s, size_t n)
 {
-    ek__mutex_lock(&s->lock);
-    int rc = s->p.closed ? EK_ECLOSED : ek__permits_try(&s->p, n) ? EK_OK : EK_EFULL;
-    ek__mutex_unlock(&s->lock);
-    return rc;
+    size_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if (st & SEM_CLOSED) return EK_ECLOSED;
+        if (n == 0) return EK_OK;
+        if ((st & SEM_WAITERS) || sem_avail(st) < n) return EK_EFULL;
+        /* acquire: pairs with the release of whoever gave these permits back,
+         * so what they wrote while holding them (a mutex's value) is visible. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << SEM_SHIFT),
+                                                  memory_order_acquire, memory_order_relaxed))
+            return EK_OK;
+    }
+}
+
+/*
+ * Hand n permits to the waiters in order (lock held); when the list runs empty
+ * the rest go back to the atomic count and SEM_WAITERS is cleared.
+ */
+static void release_locked(ek__sem *s, size_t n, ek__wake_list *wl)
+{
+    while (n > 0 && !ek__list_empty(&s->waiters)) {
+        ek__waiter *w = EK__CONTAINER_OF(s->waiters.next, ek__waiter, node);
+        size_t take = n < w->need ? n : w->need;
+        w->need -= take;
+        n -= take;
+        if (w->need > 0) return; /* n is 0: the front keeps its partial share */
+        ek__list_remove(&w->node);
+        w->state = EK__W_READY;
+        ek__waiter_wake(w, wl);
+    }
+    if (!ek__list_empty(&s->waiters)) return;
+    size_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    size_t nst;
+    do {
+        nst = ((sem_avail(st) + n) << SEM_SHIFT) | (st & SEM_CLOSED);
+        /* release: publishes the permits (and the holder's writes) to lock-free
+         * acquirers. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Take n permits or queue w (lock held). true: taken; false: queued. */
+static bool acquire_locked(ek__sem *s, ek__waiter *w, size_t n)
+{
+    size_t part = 0;
+    if (ek__list_empty(&s->waiters)) {
+        size_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        for (;;) {
+            size_t avail = sem_avail(st);
+            bool enough = avail >= n;
+            size_t nst = enough ? st - (n << SEM_SHIFT) : (st & SEM_CLOSED) | SEM_WAITERS;
+            /* acq_rel: take permits (acquire) / publish SEM_WAITERS so that
+             * fast-path releasers divert to the lock (release). */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_acq_rel,
+                                                      memory_order_relaxed)) {
+                if (enough) return true;
+                part = avail; /* whatever was free is ours already */
+                break;
+            }
+        }
+    }
+    w->want = n;
+    w->need = n - part;
+    w->state = EK__W_QUEUED;
+    w->armed = true;
+    ek__list_push_back(&s->waiters, &w->node);
+    return false;
+}
+
+/* Unlink a queued waiter or undo a hand-off (lock held); returns the permits
+ * that were assigned to it, which the caller gives back. */
+static size_t unassign_locked(ek__sem *s, ek__waiter *w)
+{
+    size_t back = 0;
+    if (w->state == EK__W_QUEUED) {
+        ek__list_remove(&w->node);
+        back = w->want - w->need;
+    } else if (w->state == EK__W_READY) {
+        back = w->want;
+    }
+    w->state = EK__W_IDLE;
+    w->armed = false;
+    return back;
 }
 
 int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, size_t n)
 {
+    if (!w->armed) {
+        /* Not waiting: nobody else touches w, so no lock is needed to know. */
+        int rc = ek__sem_try_acquire(s, n);
+        if (rc != EK_EFULL) return rc;
+    }
     ek_waker *old = NULL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
@@ -44,20 +139,22 @@ int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *
             break;
         }
         w->state = EK__W_IDLE;
+        w->armed = false;
         rc = EK_OK;
         break;
     case EK__W_CLOSED:
         w->state = EK__W_IDLE;
+        w->armed = false;
         rc = EK_ECLOSED;
         break;
     case EK__W_QUEUED:
         rc = w->want != n ? EK_EINVAL : EK_PENDING;
         break;
     default:
-        if (s->p.closed)
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) & SEM_CLOSED)
             rc = EK_ECLOSED;
         else
-            rc = ek__permits_acquire(&s->p, w, n) ? EK_OK : EK_PENDING;
+            rc = acquire_locked(s, w, n) ? EK_OK : EK_PENDING;
         break;
     }
     if (rc == EK_PENDING) {
@@ -65,7 +162,7 @@ int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *
         if (rc == EK_OK)
             rc = EK_PENDING;
         else
-            ek__permits_cancel(&s->p, w, &wl);
+            release_locked(s, unassign_locked(s, w), &wl);
     }
     ek__mutex_unlock(&s->lock);
     ek_waker_drop(old);
@@ -91,20 +188,29 @@ int ek__sem_blocking_acquire(ek__sem *s, ek__waiter *w, size_t n)
 
 void ek__sem_release(ek__sem *s, size_t n)
 {
+    if (n == 0) return;
+    size_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    while (!(st & SEM_WAITERS)) {
+        /* release: the permits and the holder's writes go to the next acquirer. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + (n << SEM_SHIFT),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek__mutex_lock(&s->lock);
-    ek__permits_release(&s->p, n, &wl);
+    release_locked(s, n, &wl);
     ek__mutex_unlock(&s->lock);
     ek__wake_list_wake(&wl);
 }
 
 void ek__sem_cancel(ek__sem *s, ek__waiter *w)
 {
+    if (!w->armed) return; /* not waiting: nothing to give back */
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek__mutex_lock(&s->lock);
-    ek__permits_cancel(&s->p, w, &wl);
+    release_locked(s, unassign_locked(s, w), &wl);
     ek__mutex_unlock(&s->lock);
     ek__wake_list_wake(&wl);
 }
@@ -114,9 +220,31 @@ void ek__sem_close(ek__sem *s)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek__mutex_lock(&s->lock);
-    ek__permits_close(&s->p, &wl);
+    size_t back = 0;
+    ek__list *node;
+    while ((node = ek__list_pop_front(&s->waiters)) != NULL) {
+        ek__waiter *w = EK__CONTAINER_OF(node, ek__waiter, node);
+        back += w->want - w->need;
+        w->state = EK__W_CLOSED;
+        ek__waiter_wake(w, &wl);
+    }
+    size_t st = atomic_load_explicit(&s->state, memory_order_relaxed), nst;
+    do {
+        nst = ((sem_avail(st) + back) << SEM_SHIFT) | SEM_CLOSED;
+    } while (!atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_acq_rel,
+                                                    memory_order_relaxed));
     ek__mutex_unlock(&s->lock);
     ek__wake_list_wake(&wl);
+}
+
+size_t ek__sem_available(ek__sem *s)
+{
+    return sem_avail(atomic_load_explicit(&s->state, memory_order_relaxed));
+}
+
+bool ek__sem_is_closed(ek__sem *s)
+{
+    return (atomic_load_explicit(&s->state, memory_order_relaxed) & SEM_CLOSED) != 0;
 }
 
 /* ---- ek_semaphore ---- */
@@ -176,11 +304,8 @@ int ek_semaphore_try_acquire(ek_semaphore *s, size_t n)
 int ek_semaphore_release(ek_semaphore *s, size_t n)
 {
     if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return EK_EINVAL;
-    ek__mutex_lock(&s->sem.lock);
     /* Everything not free is held or owed, so only avail can overflow. */
-    bool over = n > EK_SEMAPHORE_MAX_PERMITS - s->sem.p.avail;
-    ek__mutex_unlock(&s->sem.lock);
-    if (over) return EK_ERANGE;
+    if (n > EK_SEMAPHORE_MAX_PERMITS - ek__sem_available(&s->sem)) return EK_ERANGE;
     ek__sem_release(&s->sem, n);
     return EK_OK;
 }
@@ -188,10 +313,7 @@ int ek_semaphore_release(ek_semaphore *s, size_t n)
 size_t ek_semaphore_available_permits(ek_semaphore *s)
 {
     if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return 0;
-    ek__mutex_lock(&s->sem.lock);
-    size_t n = s->sem.p.avail;
-    ek__mutex_unlock(&s->sem.lock);
-    return n;
+    return ek__sem_available(&s->sem);
 }
 
 int ek_semaphore_close(ek_semaphore *s)
@@ -204,10 +326,7 @@ int ek_semaphore_close(ek_semaphore *s)
 int ek_semaphore_is_closed(ek_semaphore *s)
 {
     if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return EK_EINVAL;
-    ek__mutex_lock(&s->sem.lock);
-    int closed = s->sem.p.closed;
-    ek__mutex_unlock(&s->sem.lock);
-    return closed;
+    return ek__sem_is_closed(&s->sem);
 }
 
 int ek_semaphore_permit_new(ek_semaphore *s, ek_semaphore_permit **out)

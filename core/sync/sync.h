@@ -75,6 +75,10 @@ typedef struct ek__waiter {
     size_t want;             /* permit queues: permits requested */
     size_t need;             /* permit queues: permits still missing (want - assigned) */
     int state;               /* EK__W_* */
+    /* ek__sem only: a wait is outstanding (queued, or served and not yet
+     * collected). Written only by the waiter's owner, so the owner may read it
+     * without the lock. */
+    bool armed;
 } ek__waiter;
 
 void ek__waiter_init(ek__waiter *w);
@@ -136,10 +140,18 @@ void ek__permits_cancel(ek__permits *p, ek__waiter *w, ek__wake_list *wl);
  * fail. Permits assigned to them are given back (counted in avail). */
 void ek__permits_close(ek__permits *p, ek__wake_list *wl);
 
-/* ---- a locked fair semaphore: the core of ek_semaphore and ek_mutex ---- */
+/* ---- a fair semaphore: the core of ek_semaphore and ek_mutex ----
+ *
+ * state = avail << 2 | SEM_WAITERS | SEM_CLOSED, one atomic word, so that an
+ * uncontended acquire or release is a single CAS. The waiter list is guarded by
+ * `lock`; SEM_WAITERS is set and cleared only under it, and is set exactly
+ * while the list is non-empty. Invariant: SEM_WAITERS implies avail == 0 (freed
+ * permits go to the waiters first), and both fast paths refuse to act while it
+ * is set, so nobody overtakes a waiter. */
 typedef struct ek__sem {
     ek__mutex lock;
-    ek__permits p;
+    _Atomic size_t state;
+    ek__list waiters; /* FIFO of ek__waiter.node; only the front may be partial */
 } ek__sem;
 
 int ek__sem_init(ek__sem *s, size_t permits);
@@ -159,6 +171,8 @@ void ek__sem_release(ek__sem *s, size_t n);
 /* w leaves the queue; permits assigned to it are given back. */
 void ek__sem_cancel(ek__sem *s, ek__waiter *w);
 void ek__sem_close(ek__sem *s);
+size_t ek__sem_available(ek__sem *s);
+bool ek__sem_is_closed(ek__sem *s);
 
 /* ---- list splice: move every node of src to the back of dst ---- */
 static inline void ek__list_splice(ek__list *dst, ek__list *src)

@@ -59,6 +59,7 @@ void ek__waiter_init(ek__waiter *w)
     w->want = 0;
     w->need = 0;
     w->state = EK__W_IDLE;
+    w->armed = false;
 }
 
 void ek__wake_list_wake(ek__wake_list *wl)
