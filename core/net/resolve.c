@@ -8,6 +8,7 @@
 #include "sock.h"
 
 #include <netdb.h>
+#include <stdio.h>
 #include <netinet/in.h>
 
 struct ek_addr_list {
@@ -58,13 +59,19 @@ static int ek__resolve_run(void *arg, void **out)
     hints.ai_family = fam == EK_RESOLVE_INET ? AF_INET : fam == EK_RESOLVE_INET6 ? AF_INET6 : 0;
     if (job->hints & EK_RESOLVE_PASSIVE) hints.ai_flags |= AI_PASSIVE;
     if (fam == 0) hints.ai_flags |= AI_ADDRCONFIG;
+    /* The port as a numeric service: getaddrinfo refuses a NULL host with a
+     * NULL service, which a passive lookup needs. */
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)job->port);
+    hints.ai_flags |= AI_NUMERICSERV;
     struct addrinfo *res = NULL;
-    int e = getaddrinfo(job->host, NULL, &hints, &res);
-    if (e == EAI_NONAME && (hints.ai_flags & AI_ADDRCONFIG)) {
-        /* AI_ADDRCONFIG hides loopback-only families on hosts without other
-         * addresses (containers): "localhost" must still resolve. */
+    int e = getaddrinfo(job->host, service, &hints, &res);
+    if ((e == EAI_NONAME || e == EAI_ADDRFAMILY) && (hints.ai_flags & AI_ADDRCONFIG)) {
+        /* AI_ADDRCONFIG hides families the host has no (non-loopback) address
+         * of, which in containers can be all of them: "localhost" and
+         * "127.0.0.1" must still resolve. */
         hints.ai_flags &= ~AI_ADDRCONFIG;
-        e = getaddrinfo(job->host, NULL, &hints, &res);
+        e = getaddrinfo(job->host, service, &hints, &res);
     }
     if (e != 0) return ek__gai_err(e);
     size_t n = 0;
