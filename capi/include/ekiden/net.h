@@ -23,7 +23,9 @@
  * - `free` closes (if needed), releases the file descriptor and the handle. After
  *   it no task may touch the handle; call it from the one owner (e.g. the drop
  *   function of the task that owns the socket, so that aborting the task releases
- *   the socket). NULL is ignored.
+ *   the socket). NULL is ignored. Free every socket before ek_runtime_free of
+ *   its runtime (tasks that own sockets are dropped by shutdown, so their drop
+ *   functions do this).
  *
  * Addresses are opaque ek_sockaddr objects (no struct layout), built from text
  * such as "127.0.0.1:8080", "[::1]:80", "/run/app.sock" or "@abstract". Functions
@@ -331,7 +333,9 @@ EK_EXTERN void ek_unix_listener_free(ek_unix_listener *l);
 
 /* A future connecting to the listener at path; completes with *out = an
  * ek_unix_stream (free with ek_unix_free) or EK_ENOENT, EK_ECONNREFUSED,
- * EK_EACCES, -errno. Errors now: EK_EINVAL, EK_ENAMETOOLONG, EK_ENOMEM. */
+ * EK_EACCES, EK_EAGAIN (the listener's backlog is full: Linux gives no event to
+ * wait for, so retry later), -errno. Errors now: EK_EINVAL, EK_ECLOSED,
+ * EK_ENAMETOOLONG, EK_ENOMEM. */
 EK_EXTERN int ek_unix_connect(ek_runtime *rt, const char *path, ek_future **out);
 /* A connected pair (socketpair), both registered with rt. Errors: EK_EINVAL,
  * EK_ECLOSED, EK_EMFILE, EK_ENOMEM. */
@@ -356,8 +360,11 @@ EK_EXTERN int ek_unix_dgram_bind(ek_runtime *rt, const char *path, ek_unix_dgram
 /* Set the default peer. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOENT,
  * EK_ECONNREFUSED, EK_ENAMETOOLONG, -errno. */
 EK_EXTERN int ek_unix_dgram_connect(ek_unix_dgram *d, const char *path);
-/* As the ek_udp_ functions; the destination is a path. A full receiver queue
- * makes send pend (EK_PENDING) until it drains. */
+/* As the ek_udp_ functions; the destination is a path. When the receiver's
+ * queue is full, send on a connected socket pends (EK_PENDING) until the
+ * receiver drains it; send_to returns EK_EAGAIN instead, because the kernel
+ * only signals the sender for its connected peer. Other errors: EK_ENOENT,
+ * EK_ECONNREFUSED (nobody bound there), EK_ENOTCONN (send unconnected). */
 EK_EXTERN int ek_unix_dgram_send_to(ek_unix_dgram *d, ek_cx *cx, const void *buf, size_t len,
                                     const char *path, size_t *nsent);
 EK_EXTERN int ek_unix_dgram_recv_from(ek_unix_dgram *d, ek_cx *cx, void *buf, size_t len,
