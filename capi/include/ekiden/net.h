@@ -187,7 +187,7 @@ EK_EXTERN void ek_tcp_listener_free(ek_tcp_listener *l);
  * timeout wrap it: ek_timeout(rt, connect_future, ms, &f) gives EK_ETIMEDOUT and
  * drops (closes) the half-open socket.
  * Any thread creates it; poll from task context.
- * Errors now: EK_EINVAL (NULL, non-IP address), EK_ENOMEM.
+ * Errors now: EK_EINVAL (NULL, non-IP address), EK_ECLOSED, EK_ENOMEM.
  */
 EK_EXTERN int ek_tcp_connect(ek_runtime *rt, const ek_sockaddr *addr, ek_future **out);
 /*
