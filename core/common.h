@@ -23,21 +23,24 @@ void *ek__realloc(void *ptr, size_t size);
 void ek__free(void *ptr);
 
 /* ---- misc ---- */
-#define EK__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-#define EK__UNUSED(x) ((void)(x))
-#define EK__LIKELY(x) __builtin_expect(!!(x), 1)
-#define EK__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define EK__CACHELINE 64
+#define EK__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define EK__UNUSED(x)                       ((void)(x))
+#define EK__LIKELY(x)                       __builtin_expect(!!(x), 1)
+#define EK__UNLIKELY(x)                     __builtin_expect(!!(x), 0)
+#define EK__CACHELINE                       64
 
 /* Aborts with a message: only for broken invariants (bugs), never for bad input. */
 _Noreturn void ek__panic(const char *what, const char *file, int line);
-#define EK__ASSERT(cond)                                                                       \
-    do {                                                                                       \
-        if (EK__UNLIKELY(!(cond))) ek__panic(#cond, __FILE__, __LINE__);                       \
+#define EK__ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (EK__UNLIKELY(!(cond))) ek__panic(#cond, __FILE__, __LINE__);                           \
     } while (0)
 
 /* Map errno (positive) to an ekiden code; on Linux simply -errno. */
-static inline int ek__err(int errnum) { return -errnum; }
+static inline int ek__err(int errnum)
+{
+    return -errnum;
+}
 
 /*
  * Type tags. Every public object starts with `uint32_t tag`; the ABI boundary
@@ -66,8 +69,14 @@ typedef struct ek__list {
     struct ek__list *prev, *next;
 } ek__list;
 
-static inline void ek__list_init(ek__list *h) { h->prev = h->next = h; }
-static inline bool ek__list_empty(const ek__list *h) { return h->next == h; }
+static inline void ek__list_init(ek__list *h)
+{
+    h->prev = h->next = h;
+}
+static inline bool ek__list_empty(const ek__list *h)
+{
+    return h->next == h;
+}
 static inline void ek__list_push_back(ek__list *h, ek__list *n)
 {
     n->prev = h->prev;
@@ -89,7 +98,10 @@ static inline ek__list *ek__list_pop_front(ek__list *h)
     return n;
 }
 /* A node is linked if it is not self-referential (nodes are initialised to self). */
-static inline bool ek__list_linked(const ek__list *n) { return n->next != n; }
+static inline bool ek__list_linked(const ek__list *n)
+{
+    return n->next != n;
+}
 
 /* ---- locks ---- */
 typedef pthread_mutex_t ek__mutex;
