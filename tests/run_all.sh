@@ -72,7 +72,9 @@ variant() {
     for t in "${names[@]}"; do fail "$name: $t"; done
     for ((t = ${#names[@]}; t < nfail; t++)); do fail "$name: a ctest test"; done
   fi
-  echo "$name: $(($(date +%s) - t0)) s"
+  echo "$name: $(($(date +%s) - t0)) s; slowest tests:"
+  sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: ([^ ]+) \.+.* ([0-9.]+) sec$/\2 \1/p' "$log" |
+    sort -rn | head -n 3 | awk '{ printf "  %8.1f s  %s\n", $1, $2 }'
 }
 
 for stage in $STAGES; do
