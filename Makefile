@@ -14,7 +14,7 @@ JOBS ?= 2
 export BUILD JOBS
 
 .PHONY: all deps build demo test test-plain test-asan test-tsan check-format format \
-	check-header bench clean
+	check-header check-readme bench clean
 
 all: build
 
@@ -49,6 +49,9 @@ format: deps
 
 check-header: deps
 	@scripts/check-header.sh
+
+check-readme:
+	@scripts/check-readme.sh
 
 bench: deps
 	@test -x bench/run.sh || { echo "bench/run.sh is not written yet"; exit 1; }

@@ -3,6 +3,7 @@
 #
 # Stages, in order (STAGES selects some, e.g. STAGES="header plain"):
 #   format  every C file is clang-formatted (scripts/check-format.sh)
+#   readme  README.md shows examples/echo.c as it is (scripts/check-readme.sh)
 #   header  ekiden.h compiles alone as C11 and C++17 (scripts/check-header.sh)
 #   plain   build in $BUILD, run ctest (unit tests, ABI test, exports, install test)
 #   asan    build in $BUILD-asan with ASan+UBSan, run ctest; a leak is a failure
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format header plain asan tsan echo}
+STAGES=${STAGES:-format readme header plain asan tsan echo}
 export JOBS
 
 passed=0
@@ -82,6 +83,10 @@ for stage in $STAGES; do
   format)
     banner "clang-format"
     check "clang-format" scripts/check-format.sh
+    ;;
+  readme)
+    banner "README's echo server is examples/echo.c"
+    check "README echo example" scripts/check-readme.sh
     ;;
   header)
     banner "public header alone (C11, C++17)"
