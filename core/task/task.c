@@ -455,7 +455,7 @@ int ek_join_wait(ek_join *j, void **out)
     else
         rc = ek__block_on_poll(task_rt(t), join_wait_poll, j, &result);
     /* As ek_join_poll: a result nobody wants goes to the task's out_drop. */
-    if (out)
+    if (rc == EK_OK && out)
         *out = result;
     else if (rc == EK_OK && result && t->out_drop)
         t->out_drop(result);
