@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 #include <ffi.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -158,9 +159,11 @@ typedef struct host_task {
     atomic_int polls;
     atomic_int drops;
     atomic_int out_drops;
-    int pend_first;   /* first poll: clone the waker, wake it, return EK_PENDING */
-    int pend_forever; /* every poll returns EK_PENDING without a wake */
-    int status;       /* the final status: EK_OK or an error */
+    int pend_first;    /* first poll: clone the waker, wake it, return EK_PENDING */
+    int pend_forever;  /* every poll returns EK_PENDING without a wake */
+    int pend_for_host; /* first poll: hand a waker to a host thread, EK_PENDING */
+    _Atomic(void *) host_waker;
+    int status; /* the final status: EK_OK or an error */
     void *result;
 } host_task;
 
@@ -175,6 +178,11 @@ static void on_poll(ffi_cif *cif, void *r, void **args, void *user)
     int n = atomic_fetch_add(&t->polls, 1) + 1;
     int status;
     if (t->pend_forever) {
+        status = EK_PENDING;
+    } else if (t->pend_for_host && n == 1) {
+        void *w = CALL_PTR("ek_cx_waker", "p:p", &cx);
+        if (w == NULL) atomic_fetch_add(&callback_errors, 1);
+        atomic_store(&t->host_waker, w);
         status = EK_PENDING;
     } else if (t->pend_first && n == 1) {
         /* As a host awaitable does: take a waker, hand it on, wake it later
@@ -401,6 +409,39 @@ static void test_abort_pending_task_gives_ecanceled(void **state)
     rt_free(rt);
     assert_int_equal(atomic_load(&t.drops), 1);
     assert_int_equal(atomic_load(&t.out_drops), 0);
+}
+
+/* A thread of the host's own (a GUI loop, an interpreter thread), not the
+ * runtime's, wakes the task through the ABI. */
+static void *host_thread_wakes(void *arg)
+{
+    host_task *t = arg;
+    struct timespec ms = {0, 1000000};
+    void *w;
+    while ((w = atomic_load(&t->host_waker)) == NULL) nanosleep(&ms, NULL);
+    nanosleep(&ms, NULL);
+    call("ek_waker_wake", "v:p", &w);
+    return NULL;
+}
+
+static void test_waker_woken_from_host_thread(void **state)
+{
+    (void)state;
+    void *rt = rt_new_default();
+    static int answer = 5;
+    host_task t = {.pend_for_host = 1, .status = EK_OK, .result = &answer};
+    pthread_t host;
+    assert_int_equal(pthread_create(&host, NULL, host_thread_wakes, &t), 0);
+    void *join = NULL;
+    assert_int_equal(spawn(rt, &t, &join), EK_OK);
+    void *out = NULL;
+    assert_int_equal(join_wait(join, &out), EK_OK);
+    assert_ptr_equal(out, &answer);
+    assert_int_equal(pthread_join(host, NULL), 0);
+    assert_int_equal(atomic_load(&t.polls), 2);
+    join_detach(join);
+    rt_free(rt);
+    assert_int_equal(atomic_load(&t.drops), 1);
 }
 
 static void test_current_thread_runtime_driven_by_join_wait(void **state)
@@ -667,6 +708,7 @@ int main(int argc, char **argv)
         T(test_task_error_reaches_join_wait),
         T(test_detached_result_goes_to_out_drop),
         T(test_abort_pending_task_gives_ecanceled),
+        T(test_waker_woken_from_host_thread),
         T(test_current_thread_runtime_driven_by_join_wait),
         T(test_block_on_closure_future),
         T(test_spawn_after_shutdown_is_eclosed_and_drops),
