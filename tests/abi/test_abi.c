@@ -444,6 +444,103 @@ static void test_waker_woken_from_host_thread(void **state)
     assert_int_equal(atomic_load(&t.drops), 1);
 }
 
+/* ek_blocking_fn: int fn(void *arg, void **out), on a blocking-pool thread. */
+static void on_blocking(ffi_cif *cif, void *r, void **args, void *user)
+{
+    (void)cif;
+    (void)user;
+    host_task *t = *(host_task **)args[0];
+    void **out = *(void ***)args[1];
+    atomic_fetch_add(&t->polls, 1);
+    *out = t->result;
+    *(ffi_sarg *)r = t->status;
+}
+
+static void test_spawn_blocking_closure(void **state)
+{
+    (void)state;
+    void *rt = rt_new_default();
+    closure *fn = closure_new("i:pp", on_blocking, NULL);
+    static int answer = 11;
+    host_task t = {.status = EK_OK, .result = &answer};
+    void *tp = &t;
+    void *join = NULL;
+    void **joinp = &join;
+    assert_int_equal(CALL_INT("ek_spawn_blocking", "i:pppppp", &rt, &fn->code, &drop_cl->code, &tp,
+                              &out_drop_cl->code, &joinp),
+                     EK_OK);
+    void *out = NULL;
+    assert_int_equal(join_wait(join, &out), EK_OK);
+    assert_ptr_equal(out, &answer);
+    join_detach(join);
+    rt_free(rt);
+    closure_free(fn);
+    assert_int_equal(atomic_load(&t.polls), 1);
+    assert_int_equal(atomic_load(&t.drops), 1);
+    assert_int_equal(atomic_load(&t.out_drops), 0);
+}
+
+/* A host task that awaits a runtime future (a 5 ms sleep), as a binding's
+ * awaitable does: poll it with the task's cx until it is ready. */
+typedef struct sleeper {
+    void *sleep; /* ek_future * */
+    atomic_int polls, drops;
+} sleeper;
+
+static void on_sleeper_poll(ffi_cif *cif, void *r, void **args, void *user)
+{
+    (void)cif;
+    (void)user;
+    sleeper *s = *(sleeper **)args[0];
+    void *cx = *(void **)args[1];
+    void **out = *(void ***)args[2];
+    atomic_fetch_add(&s->polls, 1);
+    void *ignored = NULL;
+    void **ip = &ignored;
+    int rc = CALL_INT("ek_future_poll", "i:ppp", &s->sleep, &cx, &ip);
+    if (rc == EK_OK) *out = s;
+    *(ffi_sarg *)r = rc;
+}
+
+static void on_sleeper_drop(ffi_cif *cif, void *r, void **args, void *user)
+{
+    (void)cif;
+    (void)r;
+    (void)user;
+    sleeper *s = *(sleeper **)args[0];
+    call("ek_future_drop", "v:p", &s->sleep);
+    atomic_fetch_add(&s->drops, 1);
+}
+
+static void test_host_task_awaits_runtime_sleep(void **state)
+{
+    (void)state;
+    void *rt = rt_new_default();
+    closure *poll = closure_new("i:ppp", on_sleeper_poll, NULL);
+    closure *drop = closure_new("v:p", on_sleeper_drop, NULL);
+    sleeper s = {0};
+    uint64_t ms = 5;
+    void **sp = &s.sleep;
+    assert_int_equal(CALL_INT("ek_sleep", "i:pUp", &rt, &ms, &sp), EK_OK);
+    uint64_t t0 = call("ek_now_ms", "U:p", &rt).u64;
+
+    void *f = NULL;
+    void **fp = &f;
+    void *state_p = &s;
+    assert_int_equal(CALL_INT("ek_future_new", "i:pppp", &poll->code, &drop->code, &state_p, &fp),
+                     EK_OK);
+    void *out = NULL;
+    void **outp = &out;
+    assert_int_equal(CALL_INT("ek_block_on", "i:ppp", &rt, &f, &outp), EK_OK);
+    assert_ptr_equal(out, &s);
+    assert_true(call("ek_now_ms", "U:p", &rt).u64 - t0 >= 5);
+    assert_true(atomic_load(&s.polls) >= 2); /* pended at least once */
+    assert_int_equal(atomic_load(&s.drops), 1);
+    rt_free(rt);
+    closure_free(poll);
+    closure_free(drop);
+}
+
 static void test_current_thread_runtime_driven_by_join_wait(void **state)
 {
     (void)state;
@@ -709,6 +806,8 @@ int main(int argc, char **argv)
         T(test_detached_result_goes_to_out_drop),
         T(test_abort_pending_task_gives_ecanceled),
         T(test_waker_woken_from_host_thread),
+        T(test_spawn_blocking_closure),
+        T(test_host_task_awaits_runtime_sleep),
         T(test_current_thread_runtime_driven_by_join_wait),
         T(test_block_on_closure_future),
         T(test_spawn_after_shutdown_is_eclosed_and_drops),
