@@ -105,7 +105,9 @@ build() {
         fi
     done
     log "== cargo build --release (bench/peers/tokio)"
-    if ! (cd "$TOKIO_DIR" && "$CARGO" build --release -j "$JOBS") >>"$LOG" 2>&1; then
+    if [ ! -x "$CARGO" ]; then
+        log "   cargo not found (install Rust, e.g. rustup): Tokio rows marked n/a"
+    elif ! (cd "$TOKIO_DIR" && "$CARGO" build --release -j "$JOBS") >>"$LOG" 2>&1; then
         log "   Tokio peer not built (rows marked n/a; see $LOG)"
     fi
 }
