@@ -55,7 +55,7 @@ EK_EXTERN const char *ek_version_string(void);
 /* Status and errors                                                         */
 /* ------------------------------------------------------------------------- */
 
-#define EK_OK 0
+#define EK_OK      0
 #define EK_PENDING 1
 
 /*
@@ -63,65 +63,65 @@ EK_EXTERN const char *ek_version_string(void);
  * numbers (negated) so that `-errno` is the code on Linux; the runtime's own
  * errors live below -4000.
  */
-#define EK_ERRNO_MAP(X)                                                                    \
-    X(EPERM, -1, "operation not permitted")                                                \
-    X(ENOENT, -2, "no such file or directory")                                             \
-    X(EINTR, -4, "interrupted system call")                                                \
-    X(EIO, -5, "i/o error")                                                                \
-    X(EBADF, -9, "bad file descriptor")                                                    \
-    X(EAGAIN, -11, "resource temporarily unavailable")                                     \
-    X(ENOMEM, -12, "not enough memory")                                                    \
-    X(EACCES, -13, "permission denied")                                                    \
-    X(EFAULT, -14, "bad address in system call argument")                                  \
-    X(EBUSY, -16, "resource busy or locked")                                               \
-    X(EEXIST, -17, "file already exists")                                                  \
-    X(EINVAL, -22, "invalid argument")                                                     \
-    X(ENFILE, -23, "file table overflow")                                                  \
-    X(EMFILE, -24, "too many open files")                                                  \
-    X(EPIPE, -32, "broken pipe")                                                           \
-    X(ERANGE, -34, "result too large")                                                     \
-    X(EDEADLK, -35, "operation would deadlock (called from a runtime thread)")             \
-    X(ENAMETOOLONG, -36, "name too long")                                                  \
-    X(ENOSYS, -38, "function not implemented")                                             \
-    X(ENOTSOCK, -88, "socket operation on non-socket")                                     \
-    X(EDESTADDRREQ, -89, "destination address required")                                   \
-    X(EMSGSIZE, -90, "message too long")                                                   \
-    X(EPROTOTYPE, -91, "protocol wrong type for socket")                                   \
-    X(ENOPROTOOPT, -92, "protocol not available")                                          \
-    X(EPROTONOSUPPORT, -93, "protocol not supported")                                      \
-    X(ENOTSUP, -95, "operation not supported")                                             \
-    X(EAFNOSUPPORT, -97, "address family not supported")                                   \
-    X(EADDRINUSE, -98, "address already in use")                                           \
-    X(EADDRNOTAVAIL, -99, "address not available")                                         \
-    X(ENETDOWN, -100, "network is down")                                                   \
-    X(ENETUNREACH, -101, "network is unreachable")                                         \
-    X(ECONNABORTED, -103, "software caused connection abort")                              \
-    X(ECONNRESET, -104, "connection reset by peer")                                        \
-    X(ENOBUFS, -105, "no buffer space available")                                          \
-    X(EISCONN, -106, "socket is already connected")                                        \
-    X(ENOTCONN, -107, "socket is not connected")                                           \
-    X(ETIMEDOUT, -110, "timed out")                                                        \
-    X(ECONNREFUSED, -111, "connection refused")                                            \
-    X(EHOSTUNREACH, -113, "host is unreachable")                                           \
-    X(EALREADY, -114, "operation already in progress")                                     \
-    X(EINPROGRESS, -115, "operation in progress")                                          \
-    X(ECANCELED, -125, "operation canceled")                                               \
-    X(ECLOSED, -4001, "handle or runtime is closed")                                       \
-    X(EFULL, -4002, "no capacity left")                                                    \
-    X(EEMPTY, -4003, "nothing available")                                                  \
-    X(ELAGGED, -4004, "receiver lagged behind; messages were missed")                      \
-    X(EWRONGTHREAD, -4005, "called from a thread that does not own the object")            \
-    X(EAI_NONAME, -4010, "unknown node or service")                                        \
-    X(EAI_AGAIN, -4011, "temporary failure in name resolution")                            \
-    X(EAI_FAIL, -4012, "permanent failure in name resolution")                             \
-    X(EAI_FAMILY, -4013, "address family not supported by resolver")                      \
+#define EK_ERRNO_MAP(X)                                                                            \
+    X(EPERM, -1, "operation not permitted")                                                        \
+    X(ENOENT, -2, "no such file or directory")                                                     \
+    X(EINTR, -4, "interrupted system call")                                                        \
+    X(EIO, -5, "i/o error")                                                                        \
+    X(EBADF, -9, "bad file descriptor")                                                            \
+    X(EAGAIN, -11, "resource temporarily unavailable")                                             \
+    X(ENOMEM, -12, "not enough memory")                                                            \
+    X(EACCES, -13, "permission denied")                                                            \
+    X(EFAULT, -14, "bad address in system call argument")                                          \
+    X(EBUSY, -16, "resource busy or locked")                                                       \
+    X(EEXIST, -17, "file already exists")                                                          \
+    X(EINVAL, -22, "invalid argument")                                                             \
+    X(ENFILE, -23, "file table overflow")                                                          \
+    X(EMFILE, -24, "too many open files")                                                          \
+    X(EPIPE, -32, "broken pipe")                                                                   \
+    X(ERANGE, -34, "result too large")                                                             \
+    X(EDEADLK, -35, "operation would deadlock (called from a runtime thread)")                     \
+    X(ENAMETOOLONG, -36, "name too long")                                                          \
+    X(ENOSYS, -38, "function not implemented")                                                     \
+    X(ENOTSOCK, -88, "socket operation on non-socket")                                             \
+    X(EDESTADDRREQ, -89, "destination address required")                                           \
+    X(EMSGSIZE, -90, "message too long")                                                           \
+    X(EPROTOTYPE, -91, "protocol wrong type for socket")                                           \
+    X(ENOPROTOOPT, -92, "protocol not available")                                                  \
+    X(EPROTONOSUPPORT, -93, "protocol not supported")                                              \
+    X(ENOTSUP, -95, "operation not supported")                                                     \
+    X(EAFNOSUPPORT, -97, "address family not supported")                                           \
+    X(EADDRINUSE, -98, "address already in use")                                                   \
+    X(EADDRNOTAVAIL, -99, "address not available")                                                 \
+    X(ENETDOWN, -100, "network is down")                                                           \
+    X(ENETUNREACH, -101, "network is unreachable")                                                 \
+    X(ECONNABORTED, -103, "software caused connection abort")                                      \
+    X(ECONNRESET, -104, "connection reset by peer")                                                \
+    X(ENOBUFS, -105, "no buffer space available")                                                  \
+    X(EISCONN, -106, "socket is already connected")                                                \
+    X(ENOTCONN, -107, "socket is not connected")                                                   \
+    X(ETIMEDOUT, -110, "timed out")                                                                \
+    X(ECONNREFUSED, -111, "connection refused")                                                    \
+    X(EHOSTUNREACH, -113, "host is unreachable")                                                   \
+    X(EALREADY, -114, "operation already in progress")                                             \
+    X(EINPROGRESS, -115, "operation in progress")                                                  \
+    X(ECANCELED, -125, "operation canceled")                                                       \
+    X(ECLOSED, -4001, "handle or runtime is closed")                                               \
+    X(EFULL, -4002, "no capacity left")                                                            \
+    X(EEMPTY, -4003, "nothing available")                                                          \
+    X(ELAGGED, -4004, "receiver lagged behind; messages were missed")                              \
+    X(EWRONGTHREAD, -4005, "called from a thread that does not own the object")                    \
+    X(EAI_NONAME, -4010, "unknown node or service")                                                \
+    X(EAI_AGAIN, -4011, "temporary failure in name resolution")                                    \
+    X(EAI_FAIL, -4012, "permanent failure in name resolution")                                     \
+    X(EAI_FAMILY, -4013, "address family not supported by resolver")                               \
     X(EAI_OTHER, -4014, "name resolution failed")
 
 enum ek_errno {
 #define EK__ERR_ENUM(name, value, msg) EK_##name = (value),
     EK_ERRNO_MAP(EK__ERR_ENUM)
 #undef EK__ERR_ENUM
-    EK__ERRNO_END = -4999
+        EK__ERRNO_END = -4999
 };
 
 /* A human-readable message for `err` (also EK_OK and EK_PENDING). Unknown codes
@@ -309,7 +309,7 @@ EK_EXTERN int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop,
 /* Runtime                                                                   */
 /* ------------------------------------------------------------------------- */
 
-#define EK_FLAVOR_MULTI_THREAD 0
+#define EK_FLAVOR_MULTI_THREAD   0
 #define EK_FLAVOR_CURRENT_THREAD 1
 
 /* A runtime builder with defaults: multi-thread, one worker per core, up to 512
@@ -388,29 +388,29 @@ EK_EXTERN int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms);
 EK_EXTERN uint64_t ek_now_ms(ek_runtime *rt);
 
 /* Metrics: a snapshot of counters (monotonic since creation) and gauges. */
-#define EK_METRICS_MAP(X)                                                                  \
-    X(WORKERS, "worker threads")                                                           \
-    X(TASKS_ALIVE, "tasks not yet released")                                               \
-    X(TASKS_SPAWNED, "tasks spawned since creation")                                       \
-    X(POLLS, "task polls")                                                                 \
-    X(STEALS, "tasks stolen from other workers")                                           \
-    X(STEAL_OPS, "successful steal operations")                                            \
-    X(PARKS, "times a worker parked")                                                      \
-    X(UNPARKS, "targeted unparks")                                                         \
-    X(OVERFLOWS, "local queue overflows to the global queue")                              \
-    X(GLOBAL_QUEUE_DEPTH, "tasks in the global queue")                                     \
-    X(LOCAL_QUEUE_DEPTH, "tasks in all local queues")                                      \
-    X(IO_EVENTS, "I/O readiness events delivered")                                         \
-    X(TIMERS, "timers registered in the wheel")                                            \
-    X(BLOCKING_THREADS, "blocking-pool threads alive")                                     \
-    X(BLOCKING_IDLE, "idle blocking-pool threads")                                         \
+#define EK_METRICS_MAP(X)                                                                          \
+    X(WORKERS, "worker threads")                                                                   \
+    X(TASKS_ALIVE, "tasks not yet released")                                                       \
+    X(TASKS_SPAWNED, "tasks spawned since creation")                                               \
+    X(POLLS, "task polls")                                                                         \
+    X(STEALS, "tasks stolen from other workers")                                                   \
+    X(STEAL_OPS, "successful steal operations")                                                    \
+    X(PARKS, "times a worker parked")                                                              \
+    X(UNPARKS, "targeted unparks")                                                                 \
+    X(OVERFLOWS, "local queue overflows to the global queue")                                      \
+    X(GLOBAL_QUEUE_DEPTH, "tasks in the global queue")                                             \
+    X(LOCAL_QUEUE_DEPTH, "tasks in all local queues")                                              \
+    X(IO_EVENTS, "I/O readiness events delivered")                                                 \
+    X(TIMERS, "timers registered in the wheel")                                                    \
+    X(BLOCKING_THREADS, "blocking-pool threads alive")                                             \
+    X(BLOCKING_IDLE, "idle blocking-pool threads")                                                 \
     X(BLOCKING_QUEUE_DEPTH, "blocking jobs waiting for a thread")
 
 enum ek_metric {
 #define EK__METRIC_ENUM(name, doc) EK_METRIC_##name,
     EK_METRICS_MAP(EK__METRIC_ENUM)
 #undef EK__METRIC_ENUM
-    EK_METRIC_COUNT
+        EK_METRIC_COUNT
 };
 /* Fill values[0..n) with metric values indexed by EK_METRIC_*; returns the number
  * of metrics this library knows (EK_METRIC_COUNT of its build), or EK_EINVAL.
@@ -446,7 +446,7 @@ typedef struct ek_interval ek_interval;
  * from now, or skip to the next multiple of the period. */
 #define EK_MISSED_TICK_BURST 0
 #define EK_MISSED_TICK_DELAY 1
-#define EK_MISSED_TICK_SKIP 2
+#define EK_MISSED_TICK_SKIP  2
 /* An interval with the given period (>= 1 ms); the first tick completes
  * immediately. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM. */
 EK_EXTERN int ek_interval_new(ek_runtime *rt, uint64_t period_ms, int missed_tick_policy,

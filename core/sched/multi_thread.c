@@ -31,7 +31,9 @@ static inline unsigned num_unparked(uint32_t s)
 #define LIFO_CAP         3u
 #define MAX_INJECT_BATCH 128u
 
-_Thread_local ek__tls ek__cur;
+/* initial-exec: one TLS access without __tls_get_addr, also when the library is
+ * dlopen'd by Python or Lua (glibc reserves static TLS room for that). */
+__attribute__((tls_model("initial-exec"))) _Thread_local ek__tls ek__cur;
 
 /* ------------------------------------------------------------------ idle -- */
 

@@ -154,7 +154,7 @@ typedef struct ek__tls {
     bool blocking;      /* blocking-pool thread */
     bool in_block_on;
 } ek__tls;
-extern _Thread_local ek__tls ek__cur;
+extern __attribute__((tls_model("initial-exec"))) _Thread_local ek__tls ek__cur;
 
 /* multi_thread.c */
 int ek__mt_start(ek_runtime *rt);

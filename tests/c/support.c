@@ -47,9 +47,18 @@ void ekt_alloc_install(void)
 {
     assert_int_equal(ek_set_allocator(t_malloc, t_realloc, t_calloc, t_free), EK_OK);
 }
-long ekt_alloc_live(void) { return atomic_load(&live); }
-long ekt_alloc_total(void) { return atomic_load(&total); }
-long ekt_alloc_failures(void) { return atomic_load(&failures); }
+long ekt_alloc_live(void)
+{
+    return atomic_load(&live);
+}
+long ekt_alloc_total(void)
+{
+    return atomic_load(&total);
+}
+long ekt_alloc_failures(void)
+{
+    return atomic_load(&failures);
+}
 void ekt_alloc_fail_after(long n)
 {
     atomic_store(&fail_at, n < 0 ? -1 : atomic_load(&total) + n);
@@ -89,7 +98,10 @@ void ekt_rt_free_checked(ek_runtime *rt)
     assert_int_equal(ekt_alloc_live(), 0);
 }
 
-static void noop_drop(void *s) { (void)s; }
+static void noop_drop(void *s)
+{
+    (void)s;
+}
 
 int ekt_block_on_fn(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
 {
