@@ -40,17 +40,25 @@ int ek__parker_init(ek__parker *p, ek__driver *driver)
 {
     atomic_init(&p->state, EK__PARK_EMPTY);
     p->driver = driver;
+#ifdef __linux__
+    return EK_OK;
+#else
     int rc = ek__mutex_init(&p->lock);
     if (rc) return rc;
     rc = ek__cond_init(&p->cond);
     if (rc) ek__mutex_destroy(&p->lock);
     return rc;
+#endif
 }
 
 void ek__parker_destroy(ek__parker *p)
 {
+#ifdef __linux__
+    EK__UNUSED(p);
+#else
     ek__cond_destroy(&p->cond);
     ek__mutex_destroy(&p->lock);
+#endif
 }
 
 static bool consume_notification(ek__parker *p)
@@ -130,12 +138,12 @@ void ek__parker_unpark(ek__parker *p)
     case EK__PARK_CONDVAR:
 #ifdef __linux__
         futex_wake_one(&p->state);
-        break;
-#endif
+#else
         /* Lock/unlock so the signal cannot fall between its check and its wait. */
         ek__mutex_lock(&p->lock);
         ek__mutex_unlock(&p->lock);
         ek__cond_signal(&p->cond);
+#endif
         break;
     case EK__PARK_DRIVER:
         ek__driver_unpark(p->driver);

@@ -15,8 +15,10 @@ enum { EK__PARK_EMPTY, EK__PARK_CONDVAR, EK__PARK_DRIVER, EK__PARK_NOTIFIED };
 
 typedef struct ek__parker {
     _Atomic int state;
-    ek__mutex lock;
+#ifndef __linux__
+    ek__mutex lock; /* elsewhere a condvar; on Linux a futex on `state` */
     ek__cond cond;
+#endif
     ek__driver *driver; /* may be NULL: condvar only */
 } ek__parker;
 
