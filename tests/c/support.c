@@ -3,6 +3,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 static atomic_long live, total, fail_at = -1, failures;
 
@@ -80,16 +82,29 @@ long ekt_scale(long n)
     return r > 0 ? r : 1;
 }
 
-ek_runtime *ekt_rt(int flavor, unsigned workers)
+ek_builder *ekt_builder(int flavor, unsigned workers, int lifo, unsigned budget)
 {
     ek_builder *b = NULL;
     assert_int_equal(ek_builder_new(&b), EK_OK);
     assert_int_equal(ek_builder_set_flavor(b, flavor), EK_OK);
     if (workers) assert_int_equal(ek_builder_set_worker_threads(b, workers), EK_OK);
+    if (lifo >= 0) assert_int_equal(ek_builder_set_lifo_slot(b, lifo), EK_OK);
+    if (budget) assert_int_equal(ek_builder_set_budget(b, budget), EK_OK);
+    return b;
+}
+
+ek_runtime *ekt_rt_with(int flavor, unsigned workers, int lifo, unsigned budget)
+{
+    ek_builder *b = ekt_builder(flavor, workers, lifo, budget);
     ek_runtime *rt = NULL;
     assert_int_equal(ek_runtime_new(b, &rt), EK_OK);
     ek_builder_free(b);
     return rt;
+}
+
+ek_runtime *ekt_rt(int flavor, unsigned workers)
+{
+    return ekt_rt_with(flavor, workers, -1, 0);
 }
 
 void ekt_rt_free_checked(ek_runtime *rt)
@@ -98,17 +113,92 @@ void ekt_rt_free_checked(ek_runtime *rt)
     assert_int_equal(ekt_alloc_live(), 0);
 }
 
-static void noop_drop(void *s)
-{
-    (void)s;
-}
-
 int ekt_block_on_fn(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
 {
     ek_future *f = NULL;
-    int rc = ek_future_new(poll, noop_drop, state, &f);
+    int rc = ek_future_new(poll, ekt_noop_drop, state, &f);
     if (rc != EK_OK) return rc;
     return ek_block_on(rt, f, out);
+}
+
+uint64_t ekt_metric(ek_runtime *rt, int key)
+{
+    uint64_t v[EK_METRIC_COUNT];
+    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
+    return v[key];
+}
+
+uint64_t ekt_metric_wait(ek_runtime *rt, int key, uint64_t want)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 5000; i++) {
+        v = ekt_metric(rt, key);
+        if (v == want) break;
+        usleep(2000);
+    }
+    return v;
+}
+
+uint64_t ekt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+atomic_int ekt_drops, ekt_out_drops;
+atomic_uintptr_t ekt_last_out_drop;
+
+void ekt_noop_drop(void *s)
+{
+    (void)s;
+}
+void ekt_count_drop(void *s)
+{
+    (void)s;
+    atomic_fetch_add(&ekt_drops, 1);
+}
+void ekt_count_out_drop(void *s)
+{
+    atomic_store(&ekt_last_out_drop, (uintptr_t)s);
+    atomic_fetch_add(&ekt_out_drops, 1);
+}
+void ekt_reset_drops(void)
+{
+    atomic_store(&ekt_drops, 0);
+    atomic_store(&ekt_out_drops, 0);
+    atomic_store(&ekt_last_out_drop, 0);
+}
+
+int ekt_ret_state(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    *out = s;
+    return EK_OK;
+}
+int ekt_pend_forever(void *s, ek_cx *cx, void **out)
+{
+    (void)s;
+    (void)cx;
+    (void)out;
+    return EK_PENDING;
+}
+
+ek_join *ekt_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state)
+{
+    ek_join *j = NULL;
+    assert_int_equal(ek_spawn(rt, poll, drop, state, NULL, &j), EK_OK);
+    return j;
+}
+int ekt_join(ek_join *j, void **out)
+{
+    int rc = ek_join_wait(j, out);
+    ek_join_detach(j);
+    return rc;
+}
+int ekt_spawn_join(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
+{
+    return ekt_join(ekt_spawn(rt, poll, ekt_noop_drop, state), out);
 }
 
 int ekt_setup(void **state)

@@ -1,7 +1,6 @@
 /* sync_util.h - small helpers shared by the sync primitive tests (test_oneshot.c,
- * test_mpsc.c, ...): spawning a poll function whose state is freed on drop,
- * waiting for a join, waiting for a task to report that it is pending, and
- * heap messages whose drops are counted. */
+ * test_mpsc.c, ...): waiting for a task to report that it is pending, and heap
+ * messages whose drops are counted. Spawning and joining: support.h. */
 #ifndef EK_TEST_SYNC_UTIL_H
 #define EK_TEST_SYNC_UTIL_H
 
@@ -13,22 +12,6 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Spawn a task; the state is released by `drop` (also on abort). */
-static inline ek_join *st_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state)
-{
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, poll, drop, state, NULL, &j), EK_OK);
-    return j;
-}
-
-/* Wait for the task, release the handle, return its status. */
-static inline int st_join(ek_join *j, void **out)
-{
-    int rc = ek_join_wait(j, out);
-    ek_join_detach(j);
-    return rc;
-}
 
 /* Sleep-poll until *v >= n (another thread or task moves it); fails the test
  * after ~20 s so a lost wake-up shows as a failure, not a hang. */

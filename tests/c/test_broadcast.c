@@ -206,17 +206,17 @@ static void test_waiting_receivers_woken_and_abort_loses_nothing(void **s)
         assert_int_equal(ek_broadcast_receiver_clone(rx, &t->rx), EK_OK);
         t->pending = &pending;
         t->want = 2;
-        j[i] = st_spawn(rt, recv_poll, recv_drop, t);
+        j[i] = ekt_spawn(rt, recv_poll, recv_drop, t);
     }
     st_wait_for(&pending, N);
     /* abort one waiter: the others and rx still see everything */
     assert_int_equal(ek_join_abort(j[0]), EK_OK);
-    assert_int_equal(st_join(j[0], NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j[0], NULL), EK_ECANCELED);
     assert_int_equal(ek_broadcast_send(tx, (void *)3, NULL), EK_OK);
     assert_int_equal(ek_broadcast_send(tx, (void *)4, NULL), EK_OK);
     for (int i = 1; i < N; i++) {
         void *out;
-        assert_int_equal(st_join(j[i], &out), EK_OK);
+        assert_int_equal(ekt_join(j[i], &out), EK_OK);
         assert_int_equal((long)(uintptr_t)out, 7);
     }
     void *m;

@@ -3,11 +3,6 @@
  * blocking ends, allocation failure, and the 8-producer stress. */
 #include "sync_util.h"
 
-static void no_drop(void *s)
-{
-    (void)s;
-}
-
 static ek_mpsc_sender *tx_clone(ek_mpsc_sender *tx)
 {
     ek_mpsc_sender *c = NULL;
@@ -341,7 +336,7 @@ static ek_join *spawn_sender(ek_runtime *rt, ek_mpsc_sender *tx, atomic_int *pen
     t->next = first;
     t->end = first + count;
     t->use_reserve = use_reserve;
-    return st_spawn(rt, send_poll, send_drop, t);
+    return ekt_spawn(rt, send_poll, send_drop, t);
 }
 
 /* A task receiving one message (does not own the receiver). */
@@ -373,7 +368,7 @@ static void test_send_waits_for_room_in_task(void **s)
         assert_int_equal(st_msg_val(out), i);
         free(out);
     }
-    assert_int_equal(st_join(j, NULL), EK_OK);
+    assert_int_equal(ekt_join(j, NULL), EK_OK);
     assert_int_equal(ek_mpsc_blocking_recv(rx, &out), EK_ECLOSED);
     ek_mpsc_receiver_drop(rx);
     ekt_rt_free_checked(rt);
@@ -387,17 +382,17 @@ static void recv_woken(int flavor)
     assert_int_equal(ek_mpsc_bounded(2, NULL, &tx, &rx), EK_OK);
     atomic_int pending = 0;
     recv_task t = {rx, &pending};
-    ek_join *j = st_spawn(rt, recv_poll, no_drop, &t);
+    ek_join *j = ekt_spawn(rt, recv_poll, ekt_noop_drop, &t);
     if (flavor == EK_FLAVOR_MULTI_THREAD) st_wait_for(&pending, 1);
     assert_int_equal(ek_mpsc_try_send(tx, (void *)5), EK_OK);
     void *out = NULL;
-    assert_int_equal(st_join(j, &out), EK_OK);
+    assert_int_equal(ekt_join(j, &out), EK_OK);
     assert_ptr_equal(out, (void *)5);
     /* and woken by the last sender going away */
-    j = st_spawn(rt, recv_poll, no_drop, &t);
+    j = ekt_spawn(rt, recv_poll, ekt_noop_drop, &t);
     if (flavor == EK_FLAVOR_MULTI_THREAD) st_wait_for(&pending, 2);
     ek_mpsc_sender_drop(tx);
-    assert_int_equal(st_join(j, NULL), EK_ECLOSED);
+    assert_int_equal(ekt_join(j, NULL), EK_ECLOSED);
     ek_mpsc_receiver_drop(rx);
     ekt_rt_free_checked(rt);
 }
@@ -435,7 +430,7 @@ static void test_waiting_senders_are_served_fifo(void **s)
             free(m);
         }
     }
-    for (int i = 0; i < 3; i++) assert_int_equal(st_join(j[i], NULL), EK_OK);
+    for (int i = 0; i < 3; i++) assert_int_equal(ekt_join(j[i], NULL), EK_OK);
     ek_mpsc_sender_drop(tx);
     ek_mpsc_receiver_drop(rx);
     ekt_rt_free_checked(rt);
@@ -458,7 +453,7 @@ static void abort_waiting_sender(bool use_reserve)
     st_wait_for(&p2, 1);
     atomic_store(&st_msg_drops, 0);
     assert_int_equal(ek_join_abort(j1), EK_OK);
-    assert_int_equal(st_join(j1, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j1, NULL), EK_ECANCELED);
     assert_int_equal(atomic_load(&st_msg_drops), 1); /* message 1 released by the task */
     void *out;
     assert_int_equal(ek_mpsc_blocking_recv(rx, &out), EK_OK);
@@ -468,7 +463,7 @@ static void abort_waiting_sender(bool use_reserve)
     assert_int_equal(ek_mpsc_blocking_recv(rx, &out), EK_OK);
     assert_int_equal(st_msg_val(out), 2);
     free(out);
-    assert_int_equal(st_join(j2, NULL), EK_OK);
+    assert_int_equal(ekt_join(j2, NULL), EK_OK);
     /* And the capacity is whole again. */
     assert_int_equal(ek_mpsc_try_send(tx, (void *)1), EK_OK);
     assert_int_equal(ek_mpsc_try_recv(rx, &out), EK_OK);
@@ -496,10 +491,10 @@ static void test_abort_waiting_recv_loses_no_message(void **s)
     assert_int_equal(ek_mpsc_bounded(4, NULL, &tx, &rx), EK_OK);
     atomic_int pending = 0;
     recv_task t = {rx, &pending};
-    ek_join *j = st_spawn(rt, recv_poll, no_drop, &t);
+    ek_join *j = ekt_spawn(rt, recv_poll, ekt_noop_drop, &t);
     st_wait_for(&pending, 1);
     assert_int_equal(ek_join_abort(j), EK_OK);
-    assert_int_equal(st_join(j, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j, NULL), EK_ECANCELED);
     assert_int_equal(ek_mpsc_try_send(tx, (void *)3), EK_OK);
     void *out;
     assert_int_equal(ek_mpsc_try_recv(rx, &out), EK_OK);
@@ -561,7 +556,7 @@ static void test_close_wakes_waiting_senders(void **s)
     st_wait_for(&p1, 1);
     atomic_store(&st_msg_drops, 0);
     ek_mpsc_receiver_drop(rx);
-    assert_int_equal(st_join(j1, NULL), EK_ECLOSED);
+    assert_int_equal(ekt_join(j1, NULL), EK_ECLOSED);
     ek_mpsc_sender_drop(tx);
     /* message 0 (queued) and message 1 (the task's) both released */
     assert_int_equal(atomic_load(&st_msg_drops), 2);
@@ -620,10 +615,11 @@ static void test_blocking_send_refused_on_worker_allowed_on_blocking_pool(void *
     ek_mpsc_sender *tx;
     ek_mpsc_receiver *rx;
     assert_int_equal(ek_mpsc_bounded(1, NULL, &tx, &rx), EK_OK);
-    assert_int_equal(st_join(st_spawn(rt, blocking_send_in_task, no_drop, tx), NULL), EK_EDEADLK);
+    assert_int_equal(ekt_join(ekt_spawn(rt, blocking_send_in_task, ekt_noop_drop, tx), NULL),
+                     EK_EDEADLK);
     ek_join *j = NULL;
     assert_int_equal(ek_spawn_blocking(rt, blocking_job, NULL, tx, NULL, &j), EK_OK);
-    assert_int_equal(st_join(j, NULL), EK_OK);
+    assert_int_equal(ekt_join(j, NULL), EK_OK);
     void *out;
     assert_int_equal(ek_mpsc_try_recv(rx, &out), EK_OK);
     assert_ptr_equal(out, (void *)9);
@@ -726,7 +722,7 @@ static void stress(size_t cap)
     assert_int_equal(ek_mpsc_bounded(cap, NULL, &tx, &rx), EK_OK);
     cons_task *ct = calloc(1, sizeof *ct);
     ct->rx = rx;
-    ek_join *cj = st_spawn(rt, cons_poll, no_drop, ct);
+    ek_join *cj = ekt_spawn(rt, cons_poll, ekt_noop_drop, ct);
     pthread_t th[NPROD / 2];
     ek_join *pj[NPROD / 2];
     for (int i = 0; i < NPROD; i++) {
@@ -734,16 +730,16 @@ static void stress(size_t cap)
         t->tx = tx_clone(tx);
         t->id = i;
         if (i % 2 == 0)
-            pj[i / 2] = st_spawn(rt, prod_poll, prod_drop, t);
+            pj[i / 2] = ekt_spawn(rt, prod_poll, prod_drop, t);
         else
             assert_int_equal(pthread_create(&th[i / 2], NULL, prod_thread, t), 0);
     }
     ek_mpsc_sender_drop(tx);
     for (int i = 0; i < NPROD / 2; i++) {
-        assert_int_equal(st_join(pj[i], NULL), EK_OK);
+        assert_int_equal(ekt_join(pj[i], NULL), EK_OK);
         pthread_join(th[i], NULL);
     }
-    assert_int_equal(st_join(cj, NULL), EK_OK);
+    assert_int_equal(ekt_join(cj, NULL), EK_OK);
     assert_int_equal(ct->bad, 0);
     assert_int_equal(ct->total, NPROD * stress_n);
     for (int i = 0; i < NPROD; i++) assert_int_equal(ct->next[i], stress_n);

@@ -132,13 +132,13 @@ static void test_lock_handed_over_fifo(void **s)
     ek_join *j[3];
     for (int i = 0; i < 3; i++) {
         t[i] = (lock_task){guard_new(m), &pending[i], &order, 0, false};
-        j[i] = st_spawn(rt, lock_poll, lock_drop, &t[i]);
+        j[i] = ekt_spawn(rt, lock_poll, lock_drop, &t[i]);
         st_wait_for(&pending[i], 1);
     }
     assert_int_equal(ek_mutex_unlock(main_g), EK_OK);
     assert_int_equal(ek_mutex_try_lock(other), EK_EBUSY);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(st_join(j[i], NULL), EK_OK);
+        assert_int_equal(ekt_join(j[i], NULL), EK_OK);
         assert_int_equal(t[i].got, i + 1);
         assert_int_equal(ek_mutex_try_lock(other), EK_EBUSY);
         ek_mutex_guard_drop(t[i].g); /* hands the lock to the next */
@@ -164,14 +164,14 @@ static void test_abort_queued_locker_returns_place_and_lock(void **s)
     lock_task *t1 = malloc(sizeof *t1), *t2 = malloc(sizeof *t2);
     *t1 = (lock_task){guard_new(m), &p1, NULL, 0, true};
     *t2 = (lock_task){guard_new(m), &p2, NULL, 0, true};
-    ek_join *j1 = st_spawn(rt, lock_poll, lock_drop, t1);
+    ek_join *j1 = ekt_spawn(rt, lock_poll, lock_drop, t1);
     st_wait_for(&p1, 1);
-    ek_join *j2 = st_spawn(rt, lock_poll, lock_drop, t2);
+    ek_join *j2 = ekt_spawn(rt, lock_poll, lock_drop, t2);
     st_wait_for(&p2, 1);
     assert_int_equal(ek_join_abort(j1), EK_OK);
-    assert_int_equal(st_join(j1, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j1, NULL), EK_ECANCELED);
     assert_int_equal(ek_mutex_unlock(main_g), EK_OK); /* goes to t2, then t2's drop frees it */
-    assert_int_equal(st_join(j2, NULL), EK_OK);
+    assert_int_equal(ekt_join(j2, NULL), EK_OK);
     assert_int_equal(ek_mutex_blocking_lock(main_g), EK_OK);
     ek_mutex_guard_drop(main_g);
     ek_mutex_drop(m);
@@ -260,11 +260,11 @@ static void test_stress_mutual_exclusion(void **s)
     for (int i = 0; i < 4; i++) {
         inc_task *t = calloc(1, sizeof *t);
         t->g = guard_new(m);
-        j[i] = st_spawn(rt, inc_poll, inc_drop, t);
+        j[i] = ekt_spawn(rt, inc_poll, inc_drop, t);
     }
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&th[i], NULL, inc_thread, guard_new(m)), 0);
-    for (int i = 0; i < 4; i++) assert_int_equal(st_join(j[i], NULL), EK_OK);
+    for (int i = 0; i < 4; i++) assert_int_equal(ekt_join(j[i], NULL), EK_OK);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     assert_int_equal(counter, 6 * rounds);
     ek_mutex_drop(m);

@@ -145,12 +145,12 @@ static void test_notify_one_wakes_tasks_fifo(void **s)
     ek_join *j[3];
     for (int i = 0; i < 3; i++) {
         t[i] = (wait_task){notified_new(n), &pending[i], &order, 0, false};
-        j[i] = st_spawn(rt, wait_poll, wait_drop, &t[i]);
+        j[i] = ekt_spawn(rt, wait_poll, wait_drop, &t[i]);
         st_wait_for(&pending[i], 1);
     }
     for (int i = 0; i < 3; i++) {
         ek_notify_one(n);
-        assert_int_equal(st_join(j[i], NULL), EK_OK);
+        assert_int_equal(ekt_join(j[i], NULL), EK_OK);
         assert_int_equal(t[i].got, i + 1);
         ek_notified_drop(t[i].w);
     }
@@ -170,11 +170,11 @@ static void test_notify_waiters_wakes_all_tasks(void **s)
     for (int i = 0; i < N; i++) {
         wait_task *t = malloc(sizeof *t);
         *t = (wait_task){notified_new(n), &pending, NULL, 0, true};
-        j[i] = st_spawn(rt, wait_poll, wait_drop, t);
+        j[i] = ekt_spawn(rt, wait_poll, wait_drop, t);
     }
     st_wait_for(&pending, N);
     ek_notify_waiters(n);
-    for (int i = 0; i < N; i++) assert_int_equal(st_join(j[i], NULL), EK_OK);
+    for (int i = 0; i < N; i++) assert_int_equal(ekt_join(j[i], NULL), EK_OK);
     ek_notify_drop(n);
     ekt_rt_free_checked(rt);
 }
@@ -191,14 +191,14 @@ static void test_abort_waiter_does_not_swallow_notification(void **s)
     wait_task *t1 = malloc(sizeof *t1), *t2 = malloc(sizeof *t2);
     *t1 = (wait_task){notified_new(n), &p1, NULL, 0, true};
     *t2 = (wait_task){notified_new(n), &p2, NULL, 0, true};
-    ek_join *j1 = st_spawn(rt, wait_poll, wait_drop, t1);
+    ek_join *j1 = ekt_spawn(rt, wait_poll, wait_drop, t1);
     st_wait_for(&p1, 1);
-    ek_join *j2 = st_spawn(rt, wait_poll, wait_drop, t2);
+    ek_join *j2 = ekt_spawn(rt, wait_poll, wait_drop, t2);
     st_wait_for(&p2, 1);
     assert_int_equal(ek_join_abort(j1), EK_OK);
-    assert_int_equal(st_join(j1, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j1, NULL), EK_ECANCELED);
     ek_notify_one(n);
-    assert_int_equal(st_join(j2, NULL), EK_OK);
+    assert_int_equal(ekt_join(j2, NULL), EK_OK);
     ek_notify_drop(n);
     ekt_rt_free_checked(rt);
 }
@@ -215,11 +215,6 @@ static int blocking_in_task(void *s, ek_cx *cx, void **out)
     (void)out;
     return ek_notified_blocking_wait(s);
 }
-static void no_drop(void *s)
-{
-    (void)s;
-}
-
 static void test_blocking_wait(void **s)
 {
     (void)s;
@@ -231,7 +226,7 @@ static void test_blocking_wait(void **s)
     assert_int_equal(ek_notified_blocking_wait(w), EK_OK);
     pthread_join(th, NULL);
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
-    assert_int_equal(st_join(st_spawn(rt, blocking_in_task, no_drop, w), NULL), EK_EDEADLK);
+    assert_int_equal(ekt_join(ekt_spawn(rt, blocking_in_task, ekt_noop_drop, w), NULL), EK_EDEADLK);
     ek_notified_drop(w);
     ek_notify_drop(n);
     ekt_rt_free_checked(rt);

@@ -28,7 +28,7 @@ static ek_join *spawn_recv(ek_runtime *rt, ek_oneshot_receiver *rx, atomic_int *
     t->rx = rx;
     t->pending = pending;
     t->own_rx = own;
-    return st_spawn(rt, recv_poll, recv_drop, t);
+    return ekt_spawn(rt, recv_poll, recv_drop, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -173,7 +173,7 @@ static void async_recv_woken_by_send(int flavor)
     if (flavor == EK_FLAVOR_MULTI_THREAD) st_wait_for(&pending, 1);
     void *m = st_msg(11), *out = NULL;
     assert_int_equal(ek_oneshot_send(tx, m), EK_OK);
-    assert_int_equal(st_join(j, &out), EK_OK);
+    assert_int_equal(ekt_join(j, &out), EK_OK);
     assert_ptr_equal(out, m);
     free(m);
     ekt_rt_free_checked(rt);
@@ -196,7 +196,7 @@ static void test_async_recv_is_woken_by_sender_drop(void **s)
     ek_join *j = spawn_recv(rt, rx, &pending, true);
     st_wait_for(&pending, 1);
     ek_oneshot_sender_drop(tx);
-    assert_int_equal(st_join(j, NULL), EK_ECLOSED);
+    assert_int_equal(ekt_join(j, NULL), EK_ECLOSED);
     ekt_rt_free_checked(rt);
 }
 
@@ -213,7 +213,7 @@ static void test_abort_pending_recv_loses_no_value(void **s)
     ek_join *j = spawn_recv(rt, rx, &pending, false);
     st_wait_for(&pending, 1);
     assert_int_equal(ek_join_abort(j), EK_OK);
-    assert_int_equal(st_join(j, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j, NULL), EK_ECANCELED);
     void *m = st_msg(9), *out = NULL;
     assert_int_equal(ek_oneshot_send(tx, m), EK_OK);
     assert_int_equal(ek_oneshot_try_recv(rx, &out), EK_OK);
@@ -236,7 +236,7 @@ static void test_abort_task_owning_receiver_closes_channel(void **s)
     ek_join *j = spawn_recv(rt, rx, &pending, true);
     st_wait_for(&pending, 1);
     assert_int_equal(ek_join_abort(j), EK_OK);
-    assert_int_equal(st_join(j, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j, NULL), EK_ECANCELED);
     assert_int_equal(ek_oneshot_sender_is_closed(tx), 1);
     void *m = st_msg(1);
     assert_int_equal(ek_oneshot_send(tx, m), EK_ECLOSED);
@@ -275,12 +275,12 @@ static void test_sender_poll_closed_completes_on_receiver_drop(void **s)
     closed_task *t = malloc(sizeof *t);
     t->tx = tx;
     t->pending = &pending;
-    ek_join *j = st_spawn(rt, closed_poll, closed_drop, t);
+    ek_join *j = ekt_spawn(rt, closed_poll, closed_drop, t);
     st_wait_for(&pending, 1);
     st_settle();
     assert_int_equal(ek_join_is_finished(j), 0);
     ek_oneshot_receiver_drop(rx);
-    assert_int_equal(st_join(j, NULL), EK_OK);
+    assert_int_equal(ekt_join(j, NULL), EK_OK);
     ekt_rt_free_checked(rt);
 }
 
@@ -307,11 +307,6 @@ static void test_blocking_recv_waits_for_send(void **s)
     ek_oneshot_receiver_drop(rx);
 }
 
-static void no_drop(void *s)
-{
-    (void)s;
-}
-
 static int blocking_in_task_poll(void *s, ek_cx *cx, void **out)
 {
     (void)cx;
@@ -327,8 +322,8 @@ static void test_blocking_recv_on_worker_is_edeadlk(void **s)
     ek_oneshot_receiver *rx;
     assert_int_equal(ek_oneshot_new(NULL, &tx, &rx), EK_OK);
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, blocking_in_task_poll, no_drop, rx, NULL, &j), EK_OK);
-    assert_int_equal(st_join(j, NULL), EK_EDEADLK);
+    assert_int_equal(ek_spawn(rt, blocking_in_task_poll, ekt_noop_drop, rx, NULL, &j), EK_OK);
+    assert_int_equal(ekt_join(j, NULL), EK_EDEADLK);
     assert_int_equal(ekt_block_on_fn(rt, blocking_in_task_poll, rx, NULL), EK_EDEADLK);
     ek_oneshot_sender_drop(tx);
     ek_oneshot_receiver_drop(rx);
@@ -364,7 +359,7 @@ static void test_send_races_with_async_and_blocking_recv(void **s)
         void *out = NULL;
         if (i % 2 == 0) {
             atomic_int pending = 0;
-            assert_int_equal(st_join(spawn_recv(rt, rx, &pending, true), &out), EK_OK);
+            assert_int_equal(ekt_join(spawn_recv(rt, rx, &pending, true), &out), EK_OK);
         } else {
             assert_int_equal(ek_oneshot_blocking_recv(rx, &out), EK_OK);
             ek_oneshot_receiver_drop(rx);

@@ -32,7 +32,7 @@ static ek_join *spawn_acq(ek_runtime *rt, ek_semaphore_permit *p, size_t n, atom
 {
     acq_task *t = malloc(sizeof *t);
     *t = (acq_task){p, n, pending, done, order, own};
-    return st_spawn(rt, acq_poll, acq_drop, t);
+    return ekt_spawn(rt, acq_poll, acq_drop, t);
 }
 static ek_semaphore_permit *permit_new(ek_semaphore *s)
 {
@@ -131,7 +131,7 @@ static void test_waiters_served_fifo_with_partial_assignment(void **s)
         st_wait_for(&pending[i], 1);
     }
     assert_int_equal(ek_semaphore_release(sem, 1), EK_OK);
-    assert_int_equal(st_join(j[0], NULL), EK_OK);
+    assert_int_equal(ekt_join(j[0], NULL), EK_OK);
     assert_int_equal(ek_semaphore_release(sem, 1), EK_OK); /* half of waiter 1's two */
     assert_int_equal(ek_semaphore_available_permits(sem), 0);
     assert_int_equal(ek_semaphore_try_acquire(sem, 1), EK_EFULL);
@@ -141,11 +141,11 @@ static void test_waiters_served_fifo_with_partial_assignment(void **s)
     /* One at a time: both could become ready at once otherwise, and which task
      * then runs first is up to the scheduler, not the semaphore. */
     assert_int_equal(ek_semaphore_release(sem, 1), EK_OK);
-    assert_int_equal(st_join(j[1], NULL), EK_OK);
+    assert_int_equal(ekt_join(j[1], NULL), EK_OK);
     st_settle();
     assert_int_equal(atomic_load(&done[2]), 0);
     assert_int_equal(ek_semaphore_release(sem, 1), EK_OK);
-    assert_int_equal(st_join(j[2], NULL), EK_OK);
+    assert_int_equal(ekt_join(j[2], NULL), EK_OK);
     assert_int_equal(atomic_load(&done[0]), 1);
     assert_int_equal(atomic_load(&done[1]), 2);
     assert_int_equal(atomic_load(&done[2]), 3);
@@ -171,9 +171,9 @@ static void test_abort_waiting_acquire_returns_partial_permits(void **s)
     st_wait_for(&p2, 1);
     assert_int_equal(ek_semaphore_available_permits(sem), 0);
     assert_int_equal(ek_join_abort(j1), EK_OK);
-    assert_int_equal(st_join(j1, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j1, NULL), EK_ECANCELED);
     assert_int_equal(ek_semaphore_release(sem, 1), EK_OK); /* 1 returned + 1 = j2's 2 */
-    assert_int_equal(st_join(j2, NULL), EK_OK);
+    assert_int_equal(ekt_join(j2, NULL), EK_OK);
     assert_int_equal(ek_semaphore_available_permits(sem), 2); /* j2's drop returned them */
     ek_semaphore_drop(sem);
     ekt_rt_free_checked(rt);
@@ -192,7 +192,7 @@ static void test_close_fails_waiters_and_new_acquires(void **s)
     st_wait_for(&p1, 1);
     assert_int_equal(ek_semaphore_close(sem), EK_OK);
     assert_int_equal(ek_semaphore_close(sem), EK_OK);
-    assert_int_equal(st_join(j1, NULL), EK_ECLOSED);
+    assert_int_equal(ekt_join(j1, NULL), EK_ECLOSED);
     assert_int_equal(ek_semaphore_is_closed(sem), 1);
     assert_int_equal(ek_semaphore_try_acquire(sem, 1), EK_ECLOSED);
     assert_int_equal(ek_semaphore_blocking_acquire(holder, 1), EK_ECLOSED);
@@ -209,11 +209,6 @@ static int blocking_in_task(void *s, ek_cx *cx, void **out)
     (void)out;
     return ek_semaphore_blocking_acquire(s, 1);
 }
-static void no_drop(void *s)
-{
-    (void)s;
-}
-
 static void test_blocking_acquire_on_worker_is_edeadlk(void **s)
 {
     (void)s;
@@ -221,7 +216,7 @@ static void test_blocking_acquire_on_worker_is_edeadlk(void **s)
     ek_semaphore *sem;
     assert_int_equal(ek_semaphore_new(1, &sem), EK_OK);
     ek_semaphore_permit *p = permit_new(sem);
-    assert_int_equal(st_join(st_spawn(rt, blocking_in_task, no_drop, p), NULL), EK_EDEADLK);
+    assert_int_equal(ekt_join(ekt_spawn(rt, blocking_in_task, ekt_noop_drop, p), NULL), EK_EDEADLK);
     ek_semaphore_permit_drop(p);
     ek_semaphore_drop(sem);
     ekt_rt_free_checked(rt);
@@ -303,11 +298,11 @@ static void test_stress_tasks_and_threads_respect_limit(void **s)
     for (int i = 0; i < 6; i++) {
         loop_task *t = calloc(1, sizeof *t);
         t->p = permit_new(sem);
-        j[i] = st_spawn(rt, loop_poll, loop_drop, t);
+        j[i] = ekt_spawn(rt, loop_poll, loop_drop, t);
     }
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&th[i], NULL, loop_thread, permit_new(sem)), 0);
-    for (int i = 0; i < 6; i++) assert_int_equal(st_join(j[i], NULL), EK_OK);
+    for (int i = 0; i < 6; i++) assert_int_equal(ekt_join(j[i], NULL), EK_OK);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     assert_true(atomic_load(&max_inside) <= 2);
     assert_int_equal(ek_semaphore_available_permits(sem), 2);

@@ -161,18 +161,18 @@ static void test_changed_wakes_every_waiting_receiver(void **s)
         changed_task *t = malloc(sizeof *t);
         *t = (changed_task){NULL, &pending, 1, true};
         assert_int_equal(ek_watch_receiver_clone(rx, &t->rx), EK_OK);
-        j[i] = st_spawn(rt, changed_poll, changed_drop, t);
+        j[i] = ekt_spawn(rt, changed_poll, changed_drop, t);
     }
     st_wait_for(&pending, N);
     assert_int_equal(ek_watch_send(tx, (void *)1), EK_OK);
-    for (int i = 0; i < N; i++) assert_int_equal(st_join(j[i], NULL), EK_OK);
+    for (int i = 0; i < N; i++) assert_int_equal(ekt_join(j[i], NULL), EK_OK);
     /* and a sender drop wakes waiters with ECLOSED */
     changed_task *t = malloc(sizeof *t);
     *t = (changed_task){rx, &pending, 2, true};
-    ek_join *jj = st_spawn(rt, changed_poll, changed_drop, t);
+    ek_join *jj = ekt_spawn(rt, changed_poll, changed_drop, t);
     st_wait_for(&pending, N + 1);
     ek_watch_sender_drop(tx);
-    assert_int_equal(st_join(jj, NULL), EK_ECLOSED);
+    assert_int_equal(ekt_join(jj, NULL), EK_ECLOSED);
     ekt_rt_free_checked(rt);
 }
 
@@ -187,10 +187,10 @@ static void test_abort_waiting_receiver_then_send(void **s)
     atomic_int pending = 0;
     changed_task *t = malloc(sizeof *t);
     *t = (changed_task){rx2, &pending, 1, true};
-    ek_join *j = st_spawn(rt, changed_poll, changed_drop, t);
+    ek_join *j = ekt_spawn(rt, changed_poll, changed_drop, t);
     st_wait_for(&pending, 1);
     assert_int_equal(ek_join_abort(j), EK_OK);
-    assert_int_equal(st_join(j, NULL), EK_ECANCELED);
+    assert_int_equal(ekt_join(j, NULL), EK_ECANCELED);
     assert_int_equal(ek_watch_receiver_count(tx), 1);
     assert_int_equal(ek_watch_send(tx, (void *)5), EK_OK);
     assert_int_equal(ek_watch_has_changed(rx), 1);
