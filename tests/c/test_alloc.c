@@ -15,27 +15,11 @@
 
 #define MAX_K 64 /* no operation here allocates anywhere near this often */
 
-static atomic_int drops, out_drops, polls;
-
-static void count_drop(void *s)
-{
-    (void)s;
-    atomic_fetch_add(&drops, 1);
-}
-static void count_out_drop(void *s)
-{
-    (void)s;
-    atomic_fetch_add(&out_drops, 1);
-}
-static void noop_drop(void *s)
-{
-    (void)s;
-}
+static atomic_int polls;
 
 static void reset_counts(void)
 {
-    atomic_store(&drops, 0);
-    atomic_store(&out_drops, 0);
+    ekt_reset_drops();
     atomic_store(&polls, 0);
 }
 
@@ -47,14 +31,6 @@ static int ready_poll(void *s, ek_cx *cx, void **out)
     return EK_OK;
 }
 
-static int forever_poll(void *s, ek_cx *cx, void **out)
-{
-    (void)s;
-    (void)cx;
-    (void)out;
-    return EK_PENDING;
-}
-
 static int ready_job(void *arg, void **out)
 {
     atomic_fetch_add(&polls, 1);
@@ -64,20 +40,12 @@ static int ready_job(void *arg, void **out)
 
 static const int flavors[2] = {EK_FLAVOR_MULTI_THREAD, EK_FLAVOR_CURRENT_THREAD};
 
-static uint64_t metric(ek_runtime *rt, int key)
-{
-    uint64_t v[EK_METRIC_COUNT];
-    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
-    return v[key];
-}
-
 /* Wait for a spawned task and check its result. */
 static void join_expect(ek_join *j, void *want)
 {
     void *out = (void *)0x1;
-    assert_int_equal(ek_join_wait(j, &out), EK_OK);
+    assert_int_equal(ekt_join(j, &out), EK_OK);
     assert_ptr_equal(out, want);
-    ek_join_detach(j);
 }
 
 /* Make sure this thread's local context for rt exists (the first ek_block_on,
@@ -87,7 +55,7 @@ static void join_expect(ek_join *j, void *want)
 static void warm_up(ek_runtime *rt)
 {
     ek_future *f = NULL;
-    assert_int_equal(ek_future_new(ready_poll, noop_drop, (void *)0x3, &f), EK_OK);
+    assert_int_equal(ek_future_new(ready_poll, ekt_noop_drop, (void *)0x3, &f), EK_OK);
     void *out = NULL;
     assert_int_equal(ek_block_on(rt, f, &out), EK_OK);
     assert_ptr_equal(out, (void *)0x3);
@@ -135,10 +103,7 @@ static void test_builder_new_enomem_at_every_allocation(void **state)
 
 static void runtime_new_enomem_at_every_allocation(int flavor, unsigned workers)
 {
-    ek_builder *b = NULL;
-    assert_int_equal(ek_builder_new(&b), EK_OK);
-    assert_int_equal(ek_builder_set_flavor(b, flavor), EK_OK);
-    if (workers) assert_int_equal(ek_builder_set_worker_threads(b, workers), EK_OK);
+    ek_builder *b = ekt_builder(flavor, workers, -1, 0);
     long k;
     for (k = 0; k < MAX_K; k++) {
         ek_runtime *rt = (ek_runtime *)(void *)0x1;
@@ -149,7 +114,7 @@ static void runtime_new_enomem_at_every_allocation(int flavor, unsigned workers)
             assert_int_equal(failed, 0);
             /* A runtime built after all those failures works. */
             ek_join *j = NULL;
-            assert_int_equal(ek_spawn(rt, ready_poll, noop_drop, (void *)0x7, NULL, &j), EK_OK);
+            assert_int_equal(ek_spawn(rt, ready_poll, ekt_noop_drop, (void *)0x7, NULL, &j), EK_OK);
             join_expect(j, (void *)0x7);
             ek_runtime_free(rt);
             break;
@@ -214,26 +179,26 @@ static long spawn_enomem_loop(ek_runtime *rt, spawn_fn spawn)
         long live = ekt_alloc_live();
         ek_join *j = (ek_join *)(void *)0x1;
         arm(k);
-        int rc = spawn(rt, ready_poll, count_drop, (void *)0x11, count_out_drop, &j);
+        int rc = spawn(rt, ready_poll, ekt_count_drop, (void *)0x11, ekt_count_out_drop, &j);
         long failed = disarm();
         if (rc == EK_OK) {
             assert_int_equal(failed, 0);
             join_expect(j, (void *)0x11);
             assert_int_equal(atomic_load(&polls), 1);
-            assert_int_equal(atomic_load(&drops), 1);
-            assert_int_equal(atomic_load(&out_drops), 0);
+            assert_int_equal(atomic_load(&ekt_drops), 1);
+            assert_int_equal(atomic_load(&ekt_out_drops), 0);
             break;
         }
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(failed, 1);
         assert_ptr_equal(j, (void *)0x1);
-        assert_int_equal(atomic_load(&drops), 1); /* consumed: dropped once */
+        assert_int_equal(atomic_load(&ekt_drops), 1); /* consumed: dropped once */
         assert_int_equal(atomic_load(&polls), 0);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         /* Nothing new is alive, except what a successful earlier allocation
          * of this same operation keeps for the runtime's lifetime. */
         assert_true(ekt_alloc_live() <= live + k);
-        assert_int_equal(metric(rt, EK_METRIC_TASKS_ALIVE), 0);
+        assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_ALIVE), 0);
         expected_drops++;
     }
     (void)expected_drops;
@@ -248,16 +213,16 @@ static void test_spawn_from_outside_enomem_runs_drop_once_and_leaks_nothing(void
         warm_up(rt);
         long live = ekt_alloc_live();
         assert_int_equal(spawn_enomem_loop(rt, ek_spawn), 1); /* one allocation per task */
-        while (metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
+        while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
         assert_int_equal(ekt_alloc_live(), live);
-        assert_int_equal(metric(rt, EK_METRIC_TASKS_SPAWNED), 1);
+        assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_SPAWNED), 1);
         /* Detached spawn too. */
         reset_counts();
         arm(0);
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, NULL, count_out_drop, NULL),
+        assert_int_equal(ek_spawn(rt, ready_poll, ekt_count_drop, NULL, ekt_count_out_drop, NULL),
                          EK_ENOMEM);
         assert_int_equal(disarm(), 1);
-        assert_int_equal(atomic_load(&drops), 1);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
         assert_int_equal(ekt_alloc_live(), live);
         ekt_rt_free_checked(rt);
     }
@@ -287,18 +252,18 @@ static void test_spawn_future_enomem_drops_the_future_once(void **state)
     long live = ekt_alloc_live();
     reset_counts();
     ek_future *f = NULL;
-    assert_int_equal(ek_future_new(ready_poll, count_drop, (void *)0x21, &f), EK_OK);
+    assert_int_equal(ek_future_new(ready_poll, ekt_count_drop, (void *)0x21, &f), EK_OK);
     ek_join *j = (ek_join *)(void *)0x1;
     arm(0);
-    assert_int_equal(ek_spawn_future(rt, f, count_out_drop, &j), EK_ENOMEM);
+    assert_int_equal(ek_spawn_future(rt, f, ekt_count_out_drop, &j), EK_ENOMEM);
     assert_int_equal(disarm(), 1);
-    assert_int_equal(atomic_load(&drops), 1);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
     assert_ptr_equal(j, (void *)0x1);
     assert_int_equal(ekt_alloc_live(), live); /* the future is freed too */
-    assert_int_equal(ek_future_new(ready_poll, count_drop, (void *)0x22, &f), EK_OK);
-    assert_int_equal(ek_spawn_future(rt, f, count_out_drop, &j), EK_OK);
+    assert_int_equal(ek_future_new(ready_poll, ekt_count_drop, (void *)0x22, &f), EK_OK);
+    assert_int_equal(ek_spawn_future(rt, f, ekt_count_out_drop, &j), EK_OK);
     join_expect(j, (void *)0x22);
-    assert_int_equal(atomic_load(&drops), 2);
+    assert_int_equal(atomic_load(&ekt_drops), 2);
     ekt_rt_free_checked(rt);
 }
 
@@ -318,8 +283,8 @@ static int inner_spawn_poll(void *s, ek_cx *cx, void **out)
     inner_spawn *p = s;
     p->j = (ek_join *)(void *)0x1;
     arm(p->k);
-    p->rc =
-        p->spawn(ek_cx_runtime(cx), ready_poll, count_drop, (void *)0x31, count_out_drop, &p->j);
+    p->rc = p->spawn(ek_cx_runtime(cx), ready_poll, ekt_count_drop, (void *)0x31,
+                     ekt_count_out_drop, &p->j);
     p->failed = disarm();
     *out = NULL;
     return EK_OK;
@@ -333,26 +298,26 @@ static void spawn_in_task_enomem(int flavor, spawn_fn spawn)
         reset_counts();
         inner_spawn p = {.k = k, .spawn = spawn, .rc = 12345};
         ek_join *outer = NULL;
-        assert_int_equal(ek_spawn(rt, inner_spawn_poll, noop_drop, &p, NULL, &outer), EK_OK);
+        assert_int_equal(ek_spawn(rt, inner_spawn_poll, ekt_noop_drop, &p, NULL, &outer), EK_OK);
         long live = ekt_alloc_live(); /* includes the outer task */
         join_expect(outer, NULL);
         if (p.rc == EK_OK) {
             assert_int_equal(p.failed, 0);
             join_expect(p.j, (void *)0x31);
-            assert_int_equal(atomic_load(&drops), 1);
+            assert_int_equal(atomic_load(&ekt_drops), 1);
             break;
         }
         assert_int_equal(p.rc, EK_ENOMEM);
         assert_int_equal(p.failed, 1);
         assert_ptr_equal(p.j, (void *)0x1);
-        assert_int_equal(atomic_load(&drops), 1);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
         assert_int_equal(atomic_load(&polls), 0);
         (void)live;
         /* The outer task is gone once its join handle is detached. */
-        while (metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
+        while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
     }
     assert_int_equal(k, 1);
-    assert_int_equal(atomic_load(&out_drops), 0);
+    assert_int_equal(atomic_load(&ekt_out_drops), 0);
     ekt_rt_free_checked(rt);
 }
 
@@ -384,25 +349,26 @@ static void test_spawn_blocking_enomem_runs_drop_once_and_leaks_nothing(void **s
             reset_counts();
             ek_join *j = (ek_join *)(void *)0x1;
             arm(k);
-            int rc = ek_spawn_blocking(rt, ready_job, count_drop, (void *)0x41, count_out_drop, &j);
+            int rc = ek_spawn_blocking(rt, ready_job, ekt_count_drop, (void *)0x41,
+                                       ekt_count_out_drop, &j);
             long failed = disarm();
             if (rc == EK_OK) {
                 assert_int_equal(failed, 0);
                 join_expect(j, (void *)0x41);
-                assert_int_equal(atomic_load(&drops), 1);
+                assert_int_equal(atomic_load(&ekt_drops), 1);
                 break;
             }
             assert_int_equal(rc, EK_ENOMEM);
             assert_int_equal(failed, 1);
             assert_ptr_equal(j, (void *)0x1);
-            assert_int_equal(atomic_load(&drops), 1);
+            assert_int_equal(atomic_load(&ekt_drops), 1);
             assert_int_equal(atomic_load(&polls), 0);
             assert_int_equal(ekt_alloc_live(), live);
-            assert_int_equal(metric(rt, EK_METRIC_BLOCKING_THREADS), 0); /* no thread started */
+            assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 0); /* no thread started */
         }
         assert_int_equal(k, 1);
         /* The pool thread lets go of the finished job just after it completes. */
-        while (metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
+        while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
         assert_int_equal(ekt_alloc_live(), live);
         /* A failing spawn with a NULL drop is fine too. */
         arm(0);
@@ -423,18 +389,18 @@ static void test_future_new_enomem_runs_drop_once(void **state)
         reset_counts();
         ek_future *f = (ek_future *)(void *)0x1;
         arm(k);
-        int rc = ek_future_new(ready_poll, count_drop, NULL, &f);
+        int rc = ek_future_new(ready_poll, ekt_count_drop, NULL, &f);
         long failed = disarm();
         if (rc == EK_OK) {
-            assert_int_equal(atomic_load(&drops), 0);
+            assert_int_equal(atomic_load(&ekt_drops), 0);
             ek_future_drop(f);
-            assert_int_equal(atomic_load(&drops), 1);
+            assert_int_equal(atomic_load(&ekt_drops), 1);
             break;
         }
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(failed, 1);
         assert_ptr_equal(f, (void *)0x1);
-        assert_int_equal(atomic_load(&drops), 1);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
         assert_int_equal(ekt_alloc_live(), 0);
     }
     assert_int_equal(k, 1);
@@ -452,12 +418,12 @@ static void test_join_into_future_enomem_detaches_the_handle(void **state)
 
         /* Finished task: the detached result goes to out_drop at once. */
         ek_join *j = NULL, *k2 = NULL;
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x51, count_out_drop, &j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ready_poll, ekt_count_drop, (void *)0x51, ekt_count_out_drop, &j), EK_OK);
         /* Wait for it through a second task that completes after it (FIFO on a
          * current-thread runtime), or by polling on a multi-thread one. */
         while (ek_join_is_finished(j) == 0) {
-            assert_int_equal(ek_spawn(rt, ready_poll, noop_drop, NULL, NULL, &k2), EK_OK);
+            assert_int_equal(ek_spawn(rt, ready_poll, ekt_noop_drop, NULL, NULL, &k2), EK_OK);
             join_expect(k2, NULL);
         }
         ek_future *f = (ek_future *)(void *)0x1;
@@ -465,31 +431,32 @@ static void test_join_into_future_enomem_detaches_the_handle(void **state)
         assert_int_equal(ek_join_into_future(j, &f), EK_ENOMEM);
         assert_int_equal(disarm(), 1);
         assert_ptr_equal(f, (void *)0x1);
-        assert_int_equal(atomic_load(&drops), 1);
-        assert_int_equal(atomic_load(&out_drops), 1);
-        while (metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(atomic_load(&ekt_out_drops), 1);
+        while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
         assert_int_equal(ekt_alloc_live(), live);
 
         /* Pending task: it runs on, detached; shutdown drops it once. */
         reset_counts();
-        assert_int_equal(ek_spawn(rt, forever_poll, count_drop, NULL, count_out_drop, &j), EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_pend_forever, ekt_count_drop, NULL, ekt_count_out_drop, &j), EK_OK);
         arm(0);
         assert_int_equal(ek_join_into_future(j, &f), EK_ENOMEM);
         assert_int_equal(disarm(), 1);
-        assert_int_equal(atomic_load(&drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 0);
         assert_int_equal(ekt_alloc_live(), live + 1); /* the task itself */
 
         /* Success: the future yields the result. */
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x52, count_out_drop, &j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ready_poll, ekt_count_drop, (void *)0x52, ekt_count_out_drop, &j), EK_OK);
         assert_int_equal(ek_join_into_future(j, &f), EK_OK);
         void *out = NULL;
         assert_int_equal(ek_block_on(rt, f, &out), EK_OK);
         assert_ptr_equal(out, (void *)0x52);
 
         assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
-        assert_int_equal(atomic_load(&drops), 2);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         ekt_rt_free_checked(rt);
     }
 }
@@ -508,12 +475,13 @@ static void test_block_on_enomem_drops_the_future_once_and_leaks_nothing(void **
             for (k = 0; k < MAX_K; k++) {
                 reset_counts();
                 ek_future *f = NULL;
-                assert_int_equal(ek_future_new(ready_poll, count_drop, (void *)0x61, &f), EK_OK);
+                assert_int_equal(ek_future_new(ready_poll, ekt_count_drop, (void *)0x61, &f),
+                                 EK_OK);
                 void *out = (void *)0x1;
                 arm(k);
                 int rc = ek_block_on(rt, f, &out);
                 long failed = disarm();
-                assert_int_equal(atomic_load(&drops), 1); /* consumed in every case */
+                assert_int_equal(atomic_load(&ekt_drops), 1); /* consumed in every case */
                 if (rc == EK_OK) {
                     assert_int_equal(failed, 0);
                     assert_ptr_equal(out, (void *)0x61);
@@ -569,7 +537,7 @@ static void gate_drop(void *s)
     g->w = NULL;
     pthread_mutex_unlock(&g->mu);
     ek_waker_drop(w);
-    atomic_fetch_add(&drops, 1);
+    atomic_fetch_add(&ekt_drops, 1);
 }
 
 static int opener_poll(void *s, ek_cx *cx, void **out)
@@ -594,11 +562,11 @@ static void join_wait_enomem(int flavor, int fresh_thread_context)
     gate g = {.open = 0, .w = NULL};
     pthread_mutex_init(&g.mu, NULL);
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, gate_poll, gate_drop, &g, count_out_drop, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, gate_poll, gate_drop, &g, ekt_count_out_drop, &j), EK_OK);
     long ctx = 0;
     if (!fresh_thread_context || flavor == EK_FLAVOR_MULTI_THREAD) {
         /* The opener: pinned to this thread (creates its local context). */
-        assert_int_equal(ek_spawn_local(rt, opener_poll, noop_drop, &g, NULL, NULL), EK_OK);
+        assert_int_equal(ek_spawn_local(rt, opener_poll, ekt_noop_drop, &g, NULL, NULL), EK_OK);
         ctx = 1;
     } else {
         /* Current-thread: the gate task only runs inside ek_join_wait; open it
@@ -620,14 +588,14 @@ static void join_wait_enomem(int flavor, int fresh_thread_context)
         assert_int_equal(failed, 1);
         assert_ptr_equal(out, (void *)0x1);
         assert_int_equal(ek_join_is_finished(j), 0); /* the handle is intact */
-        assert_int_equal(atomic_load(&drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 0);
         assert_true(ekt_alloc_live() <= live + 2 + ctx);
     }
     /* Allocations: the thread's local context (unless it exists) and the parker. */
     assert_int_equal(k, ctx ? 1 : 2);
     ek_join_detach(j);
-    assert_int_equal(atomic_load(&drops), 1);
-    assert_int_equal(atomic_load(&out_drops), 0);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
+    assert_int_equal(atomic_load(&ekt_out_drops), 0);
     ekt_rt_free_checked(rt);
     pthread_mutex_destroy(&g.mu);
 }
@@ -649,8 +617,8 @@ static int storm_poll(void *s, ek_cx *cx, void **out)
     (void)s;
     atomic_fetch_add(&storm_runs, 1);
     /* Each task tries to spawn a detached child; some of these spawns fail. */
-    int rc =
-        ek_spawn(ek_cx_runtime(cx), ready_poll, count_drop, (void *)0x81, count_out_drop, NULL);
+    int rc = ek_spawn(ek_cx_runtime(cx), ready_poll, ekt_count_drop, (void *)0x81,
+                      ekt_count_out_drop, NULL);
     *out = NULL;
     return rc == EK_OK || rc == EK_ENOMEM ? EK_OK : rc;
 }
@@ -682,7 +650,7 @@ static void test_interleaved_failures_never_leak_or_lose_a_drop(void **state)
             /* One of the next three allocations fails, on this thread (a spawn)
              * or on a worker (a child's spawn). */
             ekt_alloc_fail_after(i % 3);
-            int rc = ek_spawn(rt, storm_poll, count_drop, NULL, NULL, NULL);
+            int rc = ek_spawn(rt, storm_poll, ekt_count_drop, NULL, NULL, NULL);
             if (rc != EK_OK) {
                 assert_int_equal(rc, EK_ENOMEM);
                 failed++;
@@ -690,7 +658,7 @@ static void test_interleaved_failures_never_leak_or_lose_a_drop(void **state)
             if (flavors[fl] == EK_FLAVOR_CURRENT_THREAD && i % 64 == 63) {
                 ekt_alloc_fail_after(-1);
                 ek_future *f = NULL;
-                assert_int_equal(ek_future_new(yield_once_poll, noop_drop, NULL, &f), EK_OK);
+                assert_int_equal(ek_future_new(yield_once_poll, ekt_noop_drop, NULL, &f), EK_OK);
                 assert_int_equal(ek_block_on(rt, f, NULL), EK_OK); /* drive it a while */
             }
         }
@@ -703,9 +671,9 @@ static void test_interleaved_failures_never_leak_or_lose_a_drop(void **state)
          * that completed handed its result to out_drop. */
         int runs = atomic_load(&storm_runs);
         assert_true(runs <= n - failed);
-        assert_int_equal(atomic_load(&drops), n + runs);
+        assert_int_equal(atomic_load(&ekt_drops), n + runs);
         assert_true(atomic_load(&polls) <= runs);
-        assert_int_equal(atomic_load(&out_drops), atomic_load(&polls));
+        assert_int_equal(atomic_load(&ekt_out_drops), atomic_load(&polls));
     }
 }
 

@@ -14,64 +14,9 @@
 
 /* ---- helpers ---- */
 
-static atomic_int drops, out_drops;
-static atomic_uintptr_t last_out_drop;
-
-static void count_drop(void *s)
-{
-    (void)s;
-    atomic_fetch_add(&drops, 1);
-}
-static void count_out_drop(void *s)
-{
-    atomic_store(&last_out_drop, (uintptr_t)s);
-    atomic_fetch_add(&out_drops, 1);
-}
-static void noop_drop(void *s)
-{
-    (void)s;
-}
-
-static void reset_counts(void)
-{
-    atomic_store(&drops, 0);
-    atomic_store(&out_drops, 0);
-    atomic_store(&last_out_drop, 0);
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t metric(ek_runtime *rt, int key)
-{
-    uint64_t v[EK_METRIC_COUNT];
-    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
-    return v[key];
-}
-
-/* Poll a metric until it equals want (bounded: 10 s); returns the last value. */
-static uint64_t metric_wait(ek_runtime *rt, int key, uint64_t want)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 5000; i++) {
-        v = metric(rt, key);
-        if (v == want) break;
-        usleep(2000);
-    }
-    return v;
-}
-
 static ek_runtime *blocking_rt(int flavor, unsigned max_threads, uint64_t keep_alive_ms)
 {
-    ek_builder *b = NULL;
-    assert_int_equal(ek_builder_new(&b), EK_OK);
-    assert_int_equal(ek_builder_set_flavor(b, flavor), EK_OK);
-    if (flavor == EK_FLAVOR_MULTI_THREAD)
-        assert_int_equal(ek_builder_set_worker_threads(b, 2), EK_OK);
+    ek_builder *b = ekt_builder(flavor, flavor == EK_FLAVOR_MULTI_THREAD ? 2 : 0, -1, 0);
     if (max_threads) assert_int_equal(ek_builder_set_max_blocking_threads(b, max_threads), EK_OK);
     if (keep_alive_ms)
         assert_int_equal(ek_builder_set_blocking_keep_alive_ms(b, keep_alive_ms), EK_OK);
@@ -184,10 +129,11 @@ static void test_blocking_result_and_error_through_join_wait(void **state)
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = blocking_rt(flavors[fl], 0, 0);
-        reset_counts();
+        ekt_reset_drops();
         job a = {.rc = EK_OK, .out = (void *)0xa1};
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &a, count_out_drop, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &a, ekt_count_out_drop, &j),
+                         EK_OK);
         void *out = NULL;
         assert_int_equal(ek_join_wait(j, &out), EK_OK);
         assert_ptr_equal(out, (void *)0xa1);
@@ -199,7 +145,8 @@ static void test_blocking_result_and_error_through_join_wait(void **state)
 
         /* A job's own error is the join result; its *out is not handed out. */
         job e = {.rc = EK_EIO, .out = (void *)0xa2};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &e, count_out_drop, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &e, ekt_count_out_drop, &j),
+                         EK_OK);
         out = (void *)0x1;
         assert_int_equal(ek_join_wait(j, &out), EK_EIO);
         ek_join_detach(j);
@@ -211,8 +158,8 @@ static void test_blocking_result_and_error_through_join_wait(void **state)
         assert_ptr_equal(out, (void *)0xa3);
         ek_join_detach(j);
 
-        assert_int_equal(atomic_load(&drops), 2);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         ekt_rt_free_checked(rt);
     }
 }
@@ -230,8 +177,8 @@ static int awaiter_poll(void *s, ek_cx *cx, void **out)
 {
     awaiter *a = s;
     if (!a->j) {
-        int rc =
-            ek_spawn_blocking(ek_cx_runtime(cx), job_fn, count_drop, &a->jb, count_out_drop, &a->j);
+        int rc = ek_spawn_blocking(ek_cx_runtime(cx), job_fn, ekt_count_drop, &a->jb,
+                                   ekt_count_out_drop, &a->j);
         if (rc) return rc;
     }
     int rc = ek_join_poll(a->j, cx, &a->out);
@@ -250,12 +197,12 @@ static void test_blocking_result_through_join_poll_in_a_task(void **state)
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = blocking_rt(flavors[fl], 0, 0);
-        reset_counts();
+        ekt_reset_drops();
         gate g;
         gate_init(&g);
         awaiter a = {.jb = {.g = &g, .rc = EK_OK, .out = (void *)0xb1}};
         ek_join *t = NULL;
-        assert_int_equal(ek_spawn(rt, awaiter_poll, noop_drop, &a, NULL, &t), EK_OK);
+        assert_int_equal(ek_spawn(rt, awaiter_poll, ekt_noop_drop, &a, NULL, &t), EK_OK);
         opener o = {.g = &g, .delay_ms = 50};
         pthread_t th;
         if (flavors[fl] == EK_FLAVOR_MULTI_THREAD) {
@@ -279,8 +226,8 @@ static void test_blocking_result_through_join_poll_in_a_task(void **state)
         assert_ptr_equal(out, (void *)0xb1);
         if (flavors[fl] == EK_FLAVOR_CURRENT_THREAD) pthread_join(th, NULL);
         assert_int_equal(atomic_load(&a.jb.ran), 1);
-        assert_int_equal(atomic_load(&drops), 1);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         gate_destroy(&g);
         ekt_rt_free_checked(rt);
     }
@@ -292,7 +239,7 @@ static void test_pool_grows_to_the_cap_and_queues_the_rest(void **state)
 {
     (void)state;
     ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 3, 0);
-    reset_counts();
+    ekt_reset_drops();
     gate g;
     gate_init(&g);
     job jobs[6];
@@ -300,14 +247,15 @@ static void test_pool_grows_to_the_cap_and_queues_the_rest(void **state)
     for (int i = 0; i < 6; i++) {
         jobs[i] = (job){.g = &g, .rc = EK_OK, .out = (void *)(uintptr_t)(0xc0 + i)};
         assert_int_equal(
-            ek_spawn_blocking(rt, job_fn, count_drop, &jobs[i], count_out_drop, &js[i]), EK_OK);
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &jobs[i], ekt_count_out_drop, &js[i]),
+            EK_OK);
     }
     assert_int_equal(gate_wait_entered(&g, 3), 3);
     usleep(50000); /* give a (wrong) fourth thread the chance to show up */
     assert_int_equal(gate_entered(&g), 3);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_THREADS), 3);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_QUEUE_DEPTH), 3);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_IDLE), 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 3);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_QUEUE_DEPTH), 3);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_IDLE), 0);
     int ran = 0;
     for (int i = 0; i < 6; i++) ran += atomic_load(&jobs[i].ran);
     assert_int_equal(ran, 3);
@@ -321,10 +269,10 @@ static void test_pool_grows_to_the_cap_and_queues_the_rest(void **state)
         assert_int_equal(atomic_load(&jobs[i].ran), 1);
     }
     assert_int_equal(gate_entered(&g), 6);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_QUEUE_DEPTH), 0);
-    assert_true(metric(rt, EK_METRIC_BLOCKING_THREADS) <= 3);
-    assert_int_equal(atomic_load(&drops), 6);
-    assert_int_equal(atomic_load(&out_drops), 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_QUEUE_DEPTH), 0);
+    assert_true(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS) <= 3);
+    assert_int_equal(atomic_load(&ekt_drops), 6);
+    assert_int_equal(atomic_load(&ekt_out_drops), 0);
     gate_destroy(&g);
     ekt_rt_free_checked(rt);
 }
@@ -333,14 +281,14 @@ static void test_idle_thread_is_reused_and_kept_within_keep_alive(void **state)
 {
     (void)state;
     ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 0, 0); /* keep-alive 10 s */
-    reset_counts();
+    ekt_reset_drops();
     pthread_t first;
     for (int i = 0; i < 5; i++) {
         /* Once the thread is idle, the next job goes to it. */
-        if (i > 0) assert_int_equal(metric_wait(rt, EK_METRIC_BLOCKING_IDLE, 1), 1);
+        if (i > 0) assert_int_equal(ekt_metric_wait(rt, EK_METRIC_BLOCKING_IDLE, 1), 1);
         job jb = {.rc = EK_OK, .out = (void *)0xd1};
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &jb, NULL, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &jb, NULL, &j), EK_OK);
         void *out = NULL;
         assert_int_equal(ek_join_wait(j, &out), EK_OK);
         assert_ptr_equal(out, (void *)0xd1);
@@ -349,13 +297,13 @@ static void test_idle_thread_is_reused_and_kept_within_keep_alive(void **state)
             first = jb.thread;
         else
             assert_true(pthread_equal(first, jb.thread));
-        assert_int_equal(metric(rt, EK_METRIC_BLOCKING_THREADS), 1);
+        assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 1);
     }
     /* Well within the 10 s keep-alive the idle thread stays. */
     usleep(100000);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_THREADS), 1);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_IDLE), 1);
-    assert_int_equal(atomic_load(&drops), 5);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 1);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_IDLE), 1);
+    assert_int_equal(atomic_load(&ekt_drops), 5);
     ekt_rt_free_checked(rt); /* wakes and joins the idle thread at once */
 }
 
@@ -363,38 +311,39 @@ static void test_idle_threads_exit_after_the_keep_alive(void **state)
 {
     (void)state;
     ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 0, 50);
-    reset_counts();
+    ekt_reset_drops();
     gate g;
     gate_init(&g);
     job jobs[3];
     ek_join *js[3];
     for (int i = 0; i < 3; i++) {
         jobs[i] = (job){.g = &g, .rc = EK_OK};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &jobs[i], NULL, &js[i]), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &jobs[i], NULL, &js[i]),
+                         EK_OK);
     }
     assert_int_equal(gate_wait_entered(&g, 3), 3);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_THREADS), 3);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 3);
     gate_open(&g);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(ek_join_wait(js[i], NULL), EK_OK);
         ek_join_detach(js[i]);
     }
-    uint64_t t0 = now_ms();
-    assert_int_equal(metric_wait(rt, EK_METRIC_BLOCKING_THREADS, 0), 0);
-    uint64_t waited = now_ms() - t0;
+    uint64_t t0 = ekt_now_ms();
+    assert_int_equal(ekt_metric_wait(rt, EK_METRIC_BLOCKING_THREADS, 0), 0);
+    uint64_t waited = ekt_now_ms() - t0;
     assert_true(waited < 5000); /* "a few hundred ms", with room for sanitizers */
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_IDLE), 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_IDLE), 0);
 
     /* The pool starts threads again when needed. */
     job again = {.rc = EK_OK, .out = (void *)0xe1};
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &again, NULL, &j), EK_OK);
+    assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &again, NULL, &j), EK_OK);
     void *out = NULL;
     assert_int_equal(ek_join_wait(j, &out), EK_OK);
     assert_ptr_equal(out, (void *)0xe1);
     ek_join_detach(j);
-    assert_int_equal(metric_wait(rt, EK_METRIC_BLOCKING_THREADS, 0), 0);
-    assert_int_equal(atomic_load(&drops), 4);
+    assert_int_equal(ekt_metric_wait(rt, EK_METRIC_BLOCKING_THREADS, 0), 0);
+    assert_int_equal(atomic_load(&ekt_drops), 4);
     gate_destroy(&g);
     ekt_rt_free_checked(rt);
 }
@@ -406,18 +355,18 @@ static void test_abort_before_start_cancels_the_job_and_drops_its_arg_once(void 
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = blocking_rt(flavors[fl], 1, 0);
-        reset_counts();
+        ekt_reset_drops();
         gate g;
         gate_init(&g);
         job busy = {.g = &g, .rc = EK_OK, .out = (void *)0xf1};
         job queued = {.rc = EK_OK, .out = (void *)0xf2};
         ek_join *jb = NULL, *jq = NULL;
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &busy, count_out_drop, &jb),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &busy, ekt_count_out_drop, &jb), EK_OK);
         assert_int_equal(gate_wait_entered(&g, 1), 1); /* the only thread is taken */
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &queued, count_out_drop, &jq),
-                         EK_OK);
-        assert_int_equal(metric(rt, EK_METRIC_BLOCKING_QUEUE_DEPTH), 1);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &queued, ekt_count_out_drop, &jq), EK_OK);
+        assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_QUEUE_DEPTH), 1);
         assert_int_equal(ek_join_abort(jq), EK_OK);
         assert_int_equal(ek_join_abort(jq), EK_OK); /* twice is fine */
         gate_open(&g);
@@ -429,12 +378,12 @@ static void test_abort_before_start_cancels_the_job_and_drops_its_arg_once(void 
         assert_ptr_equal(out, (void *)0xf1);
         ek_join_detach(jq);
         ek_join_detach(jb);
-        assert_int_equal(atomic_load(&drops), 2); /* each arg once */
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 2); /* each arg once */
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         gate_destroy(&g);
         ekt_rt_free_checked(rt);
         assert_int_equal(atomic_load(&queued.ran), 0);
-        assert_int_equal(atomic_load(&drops), 2);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
     }
 }
 
@@ -446,41 +395,42 @@ static void test_abort_of_a_running_job_does_not_interrupt_it(void **state)
      * real result is delivered (as Tokio's spawn_blocking). */
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = blocking_rt(flavors[fl], 0, 0);
-        reset_counts();
+        ekt_reset_drops();
         gate g;
         gate_init(&g);
         job jb = {.g = &g, .rc = EK_OK, .out = (void *)0x101};
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &jb, count_out_drop, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &jb, ekt_count_out_drop, &j),
+                         EK_OK);
         assert_int_equal(gate_wait_entered(&g, 1), 1);
         assert_int_equal(ek_join_abort(j), EK_OK);
         usleep(20000);
-        assert_int_equal(ek_join_is_finished(j), 0); /* still running */
-        assert_int_equal(atomic_load(&drops), 0);    /* arg not dropped under it */
+        assert_int_equal(ek_join_is_finished(j), 0);  /* still running */
+        assert_int_equal(atomic_load(&ekt_drops), 0); /* arg not dropped under it */
         gate_open(&g);
         void *out = NULL;
         assert_int_equal(ek_join_wait(j, &out), EK_OK);
         assert_ptr_equal(out, (void *)0x101);
         assert_int_equal(atomic_load(&jb.finished), 1);
         ek_join_detach(j);
-        assert_int_equal(atomic_load(&drops), 1);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
 
         /* Same, but the handle is detached unread: the result goes to out_drop. */
         gate g2;
         gate_init(&g2);
         job jb2 = {.g = &g2, .rc = EK_OK, .out = (void *)0x102};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &jb2, count_out_drop, &j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &jb2, ekt_count_out_drop, &j), EK_OK);
         assert_int_equal(gate_wait_entered(&g2, 1), 1);
         assert_int_equal(ek_join_abort(j), EK_OK);
         ek_join_detach(j);
         gate_open(&g2);
         ekt_rt_free_checked(rt); /* waits for the job */
         assert_int_equal(atomic_load(&jb2.finished), 1);
-        assert_int_equal(atomic_load(&drops), 2);
-        assert_int_equal(atomic_load(&out_drops), 1);
-        assert_int_equal(atomic_load(&last_out_drop), 0x102);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
+        assert_int_equal(atomic_load(&ekt_out_drops), 1);
+        assert_int_equal(atomic_load(&ekt_last_out_drop), 0x102);
         gate_destroy(&g);
         gate_destroy(&g2);
     }
@@ -493,32 +443,34 @@ static void test_shutdown_timeout_with_running_job_then_free_waits_for_it(void *
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = blocking_rt(flavors[fl], 1, 0);
-        reset_counts();
+        ekt_reset_drops();
         gate g;
         gate_init(&g);
         job running = {.g = &g, .rc = EK_OK, .out = (void *)0x111};
         job queued = {.rc = EK_OK, .out = (void *)0x112};
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &running, count_out_drop, &j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &running, ekt_count_out_drop, &j), EK_OK);
         assert_int_equal(gate_wait_entered(&g, 1), 1);
         /* A second job waits for the only thread: shutdown cancels it. */
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &queued, count_out_drop, NULL),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &queued, ekt_count_out_drop, NULL),
+            EK_OK);
 
-        uint64_t t0 = now_ms();
+        uint64_t t0 = ekt_now_ms();
         assert_int_equal(ek_runtime_shutdown(rt, 50), EK_ETIMEDOUT);
-        uint64_t took = now_ms() - t0;
+        uint64_t took = ekt_now_ms() - t0;
         assert_true(took >= 45);
         assert_int_equal(atomic_load(&running.finished), 0);
         assert_int_equal(atomic_load(&queued.ran), 0);
-        assert_int_equal(atomic_load(&drops), 1); /* the queued job's arg */
+        assert_int_equal(atomic_load(&ekt_drops), 1); /* the queued job's arg */
         assert_int_equal(ek_join_is_finished(j), 0);
         /* Still timing out; spawning is refused (and drops its arg). */
         assert_int_equal(ek_runtime_shutdown(rt, 0), EK_ETIMEDOUT);
         job late = {.rc = EK_OK};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &late, NULL, NULL), EK_ECLOSED);
-        assert_int_equal(atomic_load(&drops), 2);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &late, NULL, NULL),
+                         EK_ECLOSED);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
         assert_int_equal(atomic_load(&late.ran), 0);
 
         /* Free waits for the running job (released 100 ms from now). */
@@ -529,9 +481,9 @@ static void test_shutdown_timeout_with_running_job_then_free_waits_for_it(void *
         ekt_rt_free_checked(rt);
         assert_int_equal(atomic_load(&o.opened), 1);
         assert_int_equal(atomic_load(&running.finished), 1);
-        assert_int_equal(atomic_load(&drops), 3);
-        assert_int_equal(atomic_load(&out_drops), 1); /* detached job's result */
-        assert_int_equal(atomic_load(&last_out_drop), 0x111);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
+        assert_int_equal(atomic_load(&ekt_out_drops), 1); /* detached job's result */
+        assert_int_equal(atomic_load(&ekt_last_out_drop), 0x111);
         pthread_join(th, NULL);
         gate_destroy(&g);
     }
@@ -541,13 +493,14 @@ static void test_shutdown_without_limit_waits_for_running_jobs(void **state)
 {
     (void)state;
     ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 0, 0);
-    reset_counts();
+    ekt_reset_drops();
     gate g;
     gate_init(&g);
     job jobs[2] = {{.g = &g, .out = (void *)0x121}, {.g = &g, .out = (void *)0x122}};
     for (int i = 0; i < 2; i++)
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &jobs[i], count_out_drop, NULL),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &jobs[i], ekt_count_out_drop, NULL),
+            EK_OK);
     assert_int_equal(gate_wait_entered(&g, 2), 2);
     opener o = {.g = &g, .delay_ms = 50};
     pthread_t th;
@@ -555,9 +508,9 @@ static void test_shutdown_without_limit_waits_for_running_jobs(void **state)
     assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
     assert_int_equal(atomic_load(&o.opened), 1);
     assert_int_equal(atomic_load(&jobs[0].finished) + atomic_load(&jobs[1].finished), 2);
-    assert_int_equal(metric(rt, EK_METRIC_BLOCKING_THREADS), 0);
-    assert_int_equal(atomic_load(&drops), 2);
-    assert_int_equal(atomic_load(&out_drops), 2);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 0);
+    assert_int_equal(atomic_load(&ekt_drops), 2);
+    assert_int_equal(atomic_load(&ekt_out_drops), 2);
     pthread_join(th, NULL);
     gate_destroy(&g);
     ekt_rt_free_checked(rt);
@@ -570,52 +523,55 @@ static void test_out_drop_releases_a_detached_jobs_result_exactly_once(void **st
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = blocking_rt(flavors[fl], 0, 0);
-        reset_counts();
+        ekt_reset_drops();
 
         /* No join handle at all. */
         job a = {.rc = EK_OK, .out = (void *)0x131};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &a, count_out_drop, NULL),
-                         EK_OK);
-        assert_int_equal(metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
-        assert_int_equal(atomic_load(&out_drops), 1);
-        assert_int_equal(atomic_load(&last_out_drop), 0x131);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &a, ekt_count_out_drop, NULL), EK_OK);
+        assert_int_equal(ekt_metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
+        assert_int_equal(atomic_load(&ekt_out_drops), 1);
+        assert_int_equal(atomic_load(&ekt_last_out_drop), 0x131);
 
         /* Detached after it finished, unread: released at detach. */
         job b = {.rc = EK_OK, .out = (void *)0x132};
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &b, count_out_drop, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &b, ekt_count_out_drop, &j),
+                         EK_OK);
         while (ek_join_is_finished(j) == 0) usleep(500);
-        assert_int_equal(atomic_load(&out_drops), 1);
+        assert_int_equal(atomic_load(&ekt_out_drops), 1);
         ek_join_detach(j);
-        assert_int_equal(atomic_load(&out_drops), 2);
-        assert_int_equal(atomic_load(&last_out_drop), 0x132);
+        assert_int_equal(atomic_load(&ekt_out_drops), 2);
+        assert_int_equal(atomic_load(&ekt_last_out_drop), 0x132);
 
         /* Detached before it finished: released at completion. */
         gate g;
         gate_init(&g);
         job c = {.g = &g, .rc = EK_OK, .out = (void *)0x133};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &c, count_out_drop, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &c, ekt_count_out_drop, &j),
+                         EK_OK);
         assert_int_equal(gate_wait_entered(&g, 1), 1);
         ek_join_detach(j);
         gate_open(&g);
-        assert_int_equal(metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
-        assert_int_equal(atomic_load(&out_drops), 3);
-        assert_int_equal(atomic_load(&last_out_drop), 0x133);
+        assert_int_equal(ekt_metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
+        assert_int_equal(atomic_load(&ekt_out_drops), 3);
+        assert_int_equal(atomic_load(&ekt_last_out_drop), 0x133);
 
         /* A failed job has no result to release; a taken result is the
          * caller's. */
         job d = {.rc = EK_EIO, .out = (void *)0x134};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &d, count_out_drop, NULL),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn_blocking(rt, job_fn, ekt_count_drop, &d, ekt_count_out_drop, NULL), EK_OK);
         job e = {.rc = EK_OK, .out = (void *)0x135};
-        assert_int_equal(ek_spawn_blocking(rt, job_fn, count_drop, &e, count_out_drop, &j), EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, ekt_count_drop, &e, ekt_count_out_drop, &j),
+                         EK_OK);
         void *out = NULL;
         assert_int_equal(ek_join_wait(j, &out), EK_OK);
         assert_ptr_equal(out, (void *)0x135);
         ek_join_detach(j);
-        assert_int_equal(metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
-        assert_int_equal(atomic_load(&out_drops), 3);
-        assert_int_equal(atomic_load(&drops), 5);
+        assert_int_equal(ekt_metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
+        assert_int_equal(atomic_load(&ekt_out_drops), 3);
+        assert_int_equal(atomic_load(&ekt_drops), 5);
         gate_destroy(&g);
         ekt_rt_free_checked(rt);
     }
@@ -642,24 +598,24 @@ static void test_many_jobs_all_complete_and_never_exceed_the_cap(void **state)
 {
     (void)state;
     ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 4, 20);
-    reset_counts();
+    ekt_reset_drops();
     atomic_store(&running_now, 0);
     atomic_store(&running_max, 0);
     atomic_store(&many_done, 0);
     long n = ekt_scale(4000);
     for (long i = 1; i <= n; i++)
-        assert_int_equal(
-            ek_spawn_blocking(rt, many_fn, count_drop, (void *)(uintptr_t)i, count_out_drop, NULL),
-            EK_OK);
+        assert_int_equal(ek_spawn_blocking(rt, many_fn, ekt_count_drop, (void *)(uintptr_t)i,
+                                           ekt_count_out_drop, NULL),
+                         EK_OK);
     for (int i = 0; i < 10000 && atomic_load(&many_done) < n; i++) usleep(1000);
     assert_int_equal(atomic_load(&many_done), n);
     assert_true(atomic_load(&running_max) <= 4);
     assert_true(atomic_load(&running_max) >= 1);
-    assert_int_equal(metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
-    assert_int_equal(atomic_load(&drops), n);
-    assert_int_equal(atomic_load(&out_drops), n);
-    assert_true(metric(rt, EK_METRIC_BLOCKING_THREADS) <= 4);
-    assert_int_equal(metric(rt, EK_METRIC_TASKS_SPAWNED), (uint64_t)n);
+    assert_int_equal(ekt_metric_wait(rt, EK_METRIC_TASKS_ALIVE, 0), 0);
+    assert_int_equal(atomic_load(&ekt_drops), n);
+    assert_int_equal(atomic_load(&ekt_out_drops), n);
+    assert_true(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS) <= 4);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_SPAWNED), (uint64_t)n);
     ekt_rt_free_checked(rt);
 }
 

@@ -17,47 +17,6 @@
 
 /* ---- helpers ---- */
 
-static atomic_int drops;     /* count_drop calls */
-static atomic_int out_drops; /* count_out_drop calls */
-
-static void count_drop(void *s)
-{
-    (void)s;
-    atomic_fetch_add(&drops, 1);
-}
-static void count_out_drop(void *s)
-{
-    (void)s;
-    atomic_fetch_add(&out_drops, 1);
-}
-static void noop_drop(void *s)
-{
-    (void)s;
-}
-
-static void reset_counts(void)
-{
-    atomic_store(&drops, 0);
-    atomic_store(&out_drops, 0);
-}
-
-/* Completes at once with *out = state. */
-static int ready_poll(void *s, ek_cx *cx, void **out)
-{
-    (void)cx;
-    *out = s;
-    return EK_OK;
-}
-
-/* Never completes and never arranges a wake-up: only cancellation ends it. */
-static int forever_poll(void *s, ek_cx *cx, void **out)
-{
-    (void)s;
-    (void)cx;
-    (void)out;
-    return EK_PENDING;
-}
-
 static int ready_job(void *arg, void **out)
 {
     *out = arg;
@@ -92,12 +51,9 @@ static int in_task_poll(void *s, ek_cx *cx, void **out)
 static int run_in_task(ek_runtime *rt, in_task_fn fn, void *arg)
 {
     in_task it = {fn, arg, 12345};
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, in_task_poll, noop_drop, &it, NULL, &j), EK_OK);
     void *out = (void *)1;
-    assert_int_equal(ek_join_wait(j, &out), EK_OK);
+    assert_int_equal(ekt_spawn_join(rt, in_task_poll, &it, &out), EK_OK);
     assert_null(out);
-    ek_join_detach(j);
     return it.rc;
 }
 
@@ -607,39 +563,41 @@ static void test_spawn_rejects_null_and_wrong_handles_and_runs_drop_once(void **
     typedef int (*spawn_fn)(ek_runtime *, ek_poll_fn, ek_drop_fn, void *, ek_drop_fn, ek_join **);
     spawn_fn fns[2] = {ek_spawn, ek_spawn_local};
     for (int i = 0; i < 2; i++) {
-        reset_counts();
-        assert_int_equal(fns[i](NULL, ready_poll, count_drop, &s, count_out_drop, &j), EK_EINVAL);
-        assert_int_equal(atomic_load(&drops), 1);
-        assert_int_equal(fns[i](wrong, ready_poll, count_drop, &s, count_out_drop, &j), EK_EINVAL);
-        assert_int_equal(atomic_load(&drops), 2);
-        assert_int_equal(fns[i](rt, NULL, count_drop, &s, count_out_drop, &j), EK_EINVAL);
-        assert_int_equal(atomic_load(&drops), 3);
-        assert_int_equal(fns[i](rt, ready_poll, NULL, &s, count_out_drop, &j), EK_EINVAL);
+        ekt_reset_drops();
+        assert_int_equal(fns[i](NULL, ekt_ret_state, ekt_count_drop, &s, ekt_count_out_drop, &j),
+                         EK_EINVAL);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(fns[i](wrong, ekt_ret_state, ekt_count_drop, &s, ekt_count_out_drop, &j),
+                         EK_EINVAL);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
+        assert_int_equal(fns[i](rt, NULL, ekt_count_drop, &s, ekt_count_out_drop, &j), EK_EINVAL);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
+        assert_int_equal(fns[i](rt, ekt_ret_state, NULL, &s, ekt_count_out_drop, &j), EK_EINVAL);
         assert_int_equal(fns[i](NULL, NULL, NULL, &s, NULL, NULL), EK_EINVAL);
-        assert_int_equal(atomic_load(&drops), 3);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         assert_ptr_equal(j, (void *)0x1);
     }
 
-    reset_counts();
-    assert_int_equal(ek_spawn_blocking(NULL, ready_job, count_drop, &s, NULL, &j), EK_EINVAL);
-    assert_int_equal(ek_spawn_blocking(wrong, ready_job, count_drop, &s, NULL, &j), EK_EINVAL);
-    assert_int_equal(ek_spawn_blocking(rt, NULL, count_drop, &s, NULL, &j), EK_EINVAL);
-    assert_int_equal(atomic_load(&drops), 3);
+    ekt_reset_drops();
+    assert_int_equal(ek_spawn_blocking(NULL, ready_job, ekt_count_drop, &s, NULL, &j), EK_EINVAL);
+    assert_int_equal(ek_spawn_blocking(wrong, ready_job, ekt_count_drop, &s, NULL, &j), EK_EINVAL);
+    assert_int_equal(ek_spawn_blocking(rt, NULL, ekt_count_drop, &s, NULL, &j), EK_EINVAL);
+    assert_int_equal(atomic_load(&ekt_drops), 3);
     assert_int_equal(ek_spawn_blocking(NULL, NULL, NULL, &s, NULL, NULL), EK_EINVAL);
     assert_ptr_equal(j, (void *)0x1);
 
     /* ek_spawn_future: a bad future is refused; a good one is consumed. */
-    reset_counts();
+    ekt_reset_drops();
     assert_int_equal(ek_spawn_future(rt, NULL, NULL, &j), EK_EINVAL);
     assert_int_equal(ek_spawn_future(rt, (ek_future *)(void *)b, NULL, &j), EK_EINVAL);
     ek_future *f = NULL;
-    assert_int_equal(ek_future_new(ready_poll, count_drop, &s, &f), EK_OK);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, &s, &f), EK_OK);
     assert_int_equal(ek_spawn_future(NULL, f, NULL, &j), EK_EINVAL);
-    assert_int_equal(atomic_load(&drops), 1);
-    assert_int_equal(ek_future_new(ready_poll, count_drop, &s, &f), EK_OK);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, &s, &f), EK_OK);
     assert_int_equal(ek_spawn_future(wrong, f, NULL, &j), EK_EINVAL);
-    assert_int_equal(atomic_load(&drops), 2);
+    assert_int_equal(atomic_load(&ekt_drops), 2);
     assert_ptr_equal(j, (void *)0x1);
 
     /* Nothing was spawned. */
@@ -660,25 +618,28 @@ static void test_spawn_after_shutdown_runs_drop_once(void **state)
         ek_join *j = (ek_join *)(void *)0x1;
         int s;
 
-        reset_counts();
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, &s, count_out_drop, &j), EK_ECLOSED);
-        assert_int_equal(atomic_load(&drops), 1);
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, &s, count_out_drop, NULL),
+        ekt_reset_drops();
+        assert_int_equal(ek_spawn(rt, ekt_ret_state, ekt_count_drop, &s, ekt_count_out_drop, &j),
                          EK_ECLOSED);
-        assert_int_equal(atomic_load(&drops), 2);
-        assert_int_equal(ek_spawn_local(rt, ready_poll, count_drop, &s, count_out_drop, &j),
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(ek_spawn(rt, ekt_ret_state, ekt_count_drop, &s, ekt_count_out_drop, NULL),
                          EK_ECLOSED);
-        assert_int_equal(atomic_load(&drops), 3);
-        assert_int_equal(ek_spawn_blocking(rt, ready_job, count_drop, &s, count_out_drop, &j),
-                         EK_ECLOSED);
-        assert_int_equal(atomic_load(&drops), 4);
-        assert_int_equal(ek_spawn_blocking(rt, ready_job, NULL, &s, count_out_drop, &j),
+        assert_int_equal(atomic_load(&ekt_drops), 2);
+        assert_int_equal(
+            ek_spawn_local(rt, ekt_ret_state, ekt_count_drop, &s, ekt_count_out_drop, &j),
+            EK_ECLOSED);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
+        assert_int_equal(
+            ek_spawn_blocking(rt, ready_job, ekt_count_drop, &s, ekt_count_out_drop, &j),
+            EK_ECLOSED);
+        assert_int_equal(atomic_load(&ekt_drops), 4);
+        assert_int_equal(ek_spawn_blocking(rt, ready_job, NULL, &s, ekt_count_out_drop, &j),
                          EK_ECLOSED);
         ek_future *f = NULL;
-        assert_int_equal(ek_future_new(ready_poll, count_drop, &s, &f), EK_OK);
-        assert_int_equal(ek_spawn_future(rt, f, count_out_drop, &j), EK_ECLOSED);
-        assert_int_equal(atomic_load(&drops), 5);
-        assert_int_equal(atomic_load(&out_drops), 0); /* no result was ever made */
+        assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, &s, &f), EK_OK);
+        assert_int_equal(ek_spawn_future(rt, f, ekt_count_out_drop, &j), EK_ECLOSED);
+        assert_int_equal(atomic_load(&ekt_drops), 5);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0); /* no result was ever made */
         assert_ptr_equal(j, (void *)0x1);
 
         uint64_t v[EK_METRIC_COUNT];
@@ -686,7 +647,7 @@ static void test_spawn_after_shutdown_runs_drop_once(void **state)
         assert_int_equal(v[EK_METRIC_TASKS_SPAWNED], 0);
         assert_int_equal(v[EK_METRIC_TASKS_ALIVE], 0);
         ekt_rt_free_checked(rt);
-        assert_int_equal(atomic_load(&drops), 5);
+        assert_int_equal(atomic_load(&ekt_drops), 5);
     }
 }
 
@@ -699,12 +660,12 @@ static int spawn_local_other_rt_fn(void *arg, ek_cx *cx)
 {
     (void)cx;
     local_probe *p = arg;
-    return ek_spawn_local(p->other, ready_poll, count_drop, NULL, NULL, NULL);
+    return ek_spawn_local(p->other, ekt_ret_state, ekt_count_drop, NULL, NULL, NULL);
 }
 
 static int spawn_local_job_fn(void *arg)
 {
-    return ek_spawn_local((ek_runtime *)arg, ready_poll, count_drop, NULL, NULL, NULL);
+    return ek_spawn_local((ek_runtime *)arg, ekt_ret_state, ekt_count_drop, NULL, NULL, NULL);
 }
 
 static void test_spawn_local_from_blocking_thread_or_other_runtime_is_ewrongthread(void **state)
@@ -712,12 +673,12 @@ static void test_spawn_local_from_blocking_thread_or_other_runtime_is_ewrongthre
     (void)state;
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     ek_runtime *other = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1);
-    reset_counts();
+    ekt_reset_drops();
     assert_int_equal(run_in_blocking_job(rt, spawn_local_job_fn, rt), EK_EWRONGTHREAD);
-    assert_int_equal(atomic_load(&drops), 1);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
     local_probe p = {other, 0};
     assert_int_equal(run_in_task(rt, spawn_local_other_rt_fn, &p), EK_EWRONGTHREAD);
-    assert_int_equal(atomic_load(&drops), 2);
+    assert_int_equal(atomic_load(&ekt_drops), 2);
     ek_runtime_free(other);
     ekt_rt_free_checked(rt);
 }
@@ -769,18 +730,18 @@ static void test_join_and_future_functions_reject_null_and_wrong_handles(void **
         assert_int_equal(ek_join_into_future(wrong, &f), EK_EINVAL);
         assert_ptr_equal(f, (void *)0x1);
 
-        reset_counts();
-        assert_int_equal(ek_future_new(NULL, count_drop, NULL, &f), EK_EINVAL);
-        assert_int_equal(atomic_load(&drops), 1);
-        assert_int_equal(ek_future_new(ready_poll, count_drop, NULL, NULL), EK_EINVAL);
-        assert_int_equal(atomic_load(&drops), 2);
+        ekt_reset_drops();
+        assert_int_equal(ek_future_new(NULL, ekt_count_drop, NULL, &f), EK_EINVAL);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, NULL, NULL), EK_EINVAL);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
         assert_int_equal(ek_future_new(NULL, NULL, NULL, NULL), EK_EINVAL);
         assert_ptr_equal(f, (void *)0x1);
 
         /* join_poll / future_poll need a poll context: ek_block_on's future. */
         handle_probe p = {0};
-        assert_int_equal(ek_spawn(rt, ready_poll, noop_drop, NULL, NULL, &p.j), EK_OK);
-        assert_int_equal(ek_future_new(ready_poll, count_drop, (void *)0x77, &p.f), EK_OK);
+        assert_int_equal(ek_spawn(rt, ekt_ret_state, ekt_noop_drop, NULL, NULL, &p.j), EK_OK);
+        assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, (void *)0x77, &p.f), EK_OK);
         void *out = (void *)0x1;
         assert_int_equal(ekt_block_on_fn(rt, handle_probe_poll, &p, &out), EK_OK);
         assert_int_equal(p.poll_null_cx, EK_EINVAL);
@@ -792,9 +753,9 @@ static void test_join_and_future_functions_reject_null_and_wrong_handles(void **
         assert_int_equal(p.fpoll_first, EK_OK);
         assert_ptr_equal(p.fout, (void *)0x77);
         assert_int_equal(p.fpoll_second, EK_ECLOSED); /* completed future polled again */
-        assert_int_equal(atomic_load(&drops), 2);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
         ek_future_drop(p.f);
-        assert_int_equal(atomic_load(&drops), 3);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
         /* The handle survived the bad calls. */
         assert_int_equal(ek_join_wait(p.j, &out), EK_OK);
         assert_null(out);
@@ -827,13 +788,14 @@ static void test_join_poll_after_result_taken_is_eclosed(void **state)
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
-        reset_counts();
+        ekt_reset_drops();
         /* In a spawned task. */
         poll_twice p = {0};
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x42, count_out_drop, &p.j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_ret_state, ekt_count_drop, (void *)0x42, ekt_count_out_drop, &p.j),
+            EK_OK);
         ek_join *outer = NULL;
-        assert_int_equal(ek_spawn(rt, poll_twice_poll, noop_drop, &p, NULL, &outer), EK_OK);
+        assert_int_equal(ek_spawn(rt, poll_twice_poll, ekt_noop_drop, &p, NULL, &outer), EK_OK);
         assert_int_equal(ek_join_wait(outer, NULL), EK_OK);
         ek_join_detach(outer);
         assert_int_equal(p.first, EK_OK);
@@ -847,12 +809,13 @@ static void test_join_poll_after_result_taken_is_eclosed(void **state)
         assert_int_equal(ek_join_is_finished(p.j), 1);
         assert_int_equal(ek_join_abort(p.j), EK_OK); /* finished: unaffected */
         ek_join_detach(p.j);
-        assert_int_equal(atomic_load(&out_drops), 0); /* the result was taken */
+        assert_int_equal(atomic_load(&ekt_out_drops), 0); /* the result was taken */
 
         /* In ek_block_on's future, and ek_join_wait twice from outside. */
         poll_twice q = {0};
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x43, count_out_drop, &q.j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_ret_state, ekt_count_drop, (void *)0x43, ekt_count_out_drop, &q.j),
+            EK_OK);
         assert_int_equal(ekt_block_on_fn(rt, poll_twice_poll, &q, NULL), EK_OK);
         assert_int_equal(q.first, EK_OK);
         assert_ptr_equal(q.out1, (void *)0x43);
@@ -860,14 +823,15 @@ static void test_join_poll_after_result_taken_is_eclosed(void **state)
         ek_join_detach(q.j);
 
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x44, count_out_drop, &j),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_ret_state, ekt_count_drop, (void *)0x44, ekt_count_out_drop, &j),
+            EK_OK);
         assert_int_equal(ek_join_wait(j, &out), EK_OK);
         assert_ptr_equal(out, (void *)0x44);
         assert_int_equal(ek_join_wait(j, &out), EK_ECLOSED);
         ek_join_detach(j);
-        assert_int_equal(atomic_load(&drops), 3);
-        assert_int_equal(atomic_load(&out_drops), 0);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
         ekt_rt_free_checked(rt);
     }
 }
@@ -876,10 +840,7 @@ static void test_join_poll_after_result_taken_is_eclosed(void **state)
 static void drive(ek_runtime *rt, int flavor)
 {
     if (flavor == EK_FLAVOR_CURRENT_THREAD) {
-        ek_join *k = NULL;
-        assert_int_equal(ek_spawn(rt, ready_poll, noop_drop, NULL, NULL, &k), EK_OK);
-        assert_int_equal(ek_join_wait(k, NULL), EK_OK);
-        ek_join_detach(k);
+        assert_int_equal(ekt_spawn_join(rt, ekt_ret_state, NULL, NULL), EK_OK);
     } else {
         usleep(100);
     }
@@ -890,20 +851,22 @@ static void test_join_wait_after_shutdown_gives_ecanceled_or_the_result(void **s
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
-        reset_counts();
+        ekt_reset_drops();
         ek_join *done = NULL, *idle = NULL;
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x51, count_out_drop, &done),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_ret_state, ekt_count_drop, (void *)0x51, ekt_count_out_drop, &done),
+            EK_OK);
         while (ek_join_is_finished(done) == 0) drive(rt, flavors[fl]);
         ek_join_detach(done); /* finished, unread: its result goes to out_drop */
-        assert_int_equal(ek_spawn(rt, ready_poll, count_drop, (void *)0x52, count_out_drop, &done),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_ret_state, ekt_count_drop, (void *)0x52, ekt_count_out_drop, &done),
+            EK_OK);
         /* ...and wait for this one without taking the result. */
         while (ek_join_is_finished(done) == 0) drive(rt, flavors[fl]);
-        assert_int_equal(ek_spawn(rt, forever_poll, count_drop, NULL, count_out_drop, &idle),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_pend_forever, ekt_count_drop, NULL, ekt_count_out_drop, &idle), EK_OK);
         assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
-        assert_int_equal(atomic_load(&drops), 3);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
         assert_int_equal(ek_join_is_finished(idle), 1);
         void *out = (void *)0x1;
         /* Header: "EK_ECANCELED if it was aborted or the runtime shut down first";
@@ -914,7 +877,7 @@ static void test_join_wait_after_shutdown_gives_ecanceled_or_the_result(void **s
         ek_join_detach(idle);
         ek_join_detach(done);
         ekt_rt_free_checked(rt);
-        assert_int_equal(atomic_load(&out_drops), 1); /* only the one detached unread (0x51) */
+        assert_int_equal(atomic_load(&ekt_out_drops), 1); /* only the one detached unread (0x51) */
     }
 }
 
@@ -930,7 +893,7 @@ static void deadlock_calls(deadlock_probe *p)
 {
     p->current = ek_runtime_current();
     ek_join *j = NULL;
-    int rc = ek_spawn(p->rt, ready_poll, count_drop, NULL, NULL, &j);
+    int rc = ek_spawn(p->rt, ekt_ret_state, ekt_count_drop, NULL, NULL, &j);
     assert_int_equal(rc, EK_OK);
     void *out = (void *)0x1;
     p->join_wait = ek_join_wait(j, &out);
@@ -938,11 +901,11 @@ static void deadlock_calls(deadlock_probe *p)
     ek_join_detach(j);
 
     ek_future *f = NULL;
-    assert_int_equal(ek_future_new(ready_poll, count_drop, NULL, &f), EK_OK);
-    int before = atomic_load(&drops);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, NULL, &f), EK_OK);
+    int before = atomic_load(&ekt_drops);
     p->block_on = ek_block_on(p->rt, f, &out);
-    p->drops_after_block_on = atomic_load(&drops) - before; /* consumed: dropped */
-    assert_int_equal(ek_future_new(ready_poll, count_drop, NULL, &f), EK_OK);
+    p->drops_after_block_on = atomic_load(&ekt_drops) - before; /* consumed: dropped */
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, NULL, &f), EK_OK);
     p->block_on_other = ek_block_on(p->other, f, &out);
     p->shutdown = ek_runtime_shutdown(p->rt, 0);
 }
@@ -981,12 +944,9 @@ static void check_deadlock_probe(deadlock_probe *p)
 /* After the probe, the runtime must still work (shutdown was refused). */
 static void check_runtime_still_runs(ek_runtime *rt)
 {
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, ready_poll, noop_drop, (void *)0x5, NULL, &j), EK_OK);
     void *out = NULL;
-    assert_int_equal(ek_join_wait(j, &out), EK_OK);
+    assert_int_equal(ekt_spawn_join(rt, ekt_ret_state, (void *)0x5, &out), EK_OK);
     assert_ptr_equal(out, (void *)0x5);
-    ek_join_detach(j);
 }
 
 static void test_join_wait_block_on_and_shutdown_in_a_task_are_edeadlk(void **state)
@@ -995,7 +955,7 @@ static void test_join_wait_block_on_and_shutdown_in_a_task_are_edeadlk(void **st
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
         ek_runtime *other = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1);
-        reset_counts();
+        ekt_reset_drops();
         deadlock_probe p = {.rt = rt, .other = other};
         assert_int_equal(run_in_task(rt, deadlock_task_fn, &p), EK_OK);
         check_deadlock_probe(&p);
@@ -1003,7 +963,7 @@ static void test_join_wait_block_on_and_shutdown_in_a_task_are_edeadlk(void **st
         /* The inner task ran (or was dropped) and both futures were dropped. */
         ek_runtime_free(other);
         ekt_rt_free_checked(rt);
-        assert_int_equal(atomic_load(&drops), 3);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
     }
 }
 
@@ -1013,14 +973,14 @@ static void test_join_wait_block_on_and_shutdown_in_a_blocking_job_are_edeadlk(v
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
         ek_runtime *other = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 0);
-        reset_counts();
+        ekt_reset_drops();
         deadlock_probe p = {.rt = rt, .other = other};
         assert_int_equal(run_in_blocking_job(rt, deadlock_job_fn, &p), EK_OK);
         check_deadlock_probe(&p);
         check_runtime_still_runs(rt);
         ek_runtime_free(other);
         ekt_rt_free_checked(rt);
-        assert_int_equal(atomic_load(&drops), 3);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
     }
 }
 
@@ -1030,14 +990,14 @@ static void test_join_wait_block_on_and_shutdown_inside_block_on_are_edeadlk(voi
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
         ek_runtime *other = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1);
-        reset_counts();
+        ekt_reset_drops();
         deadlock_probe p = {.rt = rt, .other = other};
         assert_int_equal(ekt_block_on_fn(rt, deadlock_poll, &p, NULL), EK_OK);
         check_deadlock_probe(&p);
         check_runtime_still_runs(rt);
         ek_runtime_free(other);
         ekt_rt_free_checked(rt);
-        assert_int_equal(atomic_load(&drops), 3);
+        assert_int_equal(atomic_load(&ekt_drops), 3);
     }
 }
 
@@ -1048,28 +1008,28 @@ static void test_block_on_rejects_bad_arguments_and_consumes_the_future(void **s
     (void)state;
     ek_builder *b = a_builder();
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
-    reset_counts();
+    ekt_reset_drops();
     ek_future *f = NULL;
     void *out = (void *)0x1;
     assert_int_equal(ek_block_on(rt, NULL, &out), EK_EINVAL);
     assert_int_equal(ek_block_on(rt, (ek_future *)(void *)b, &out), EK_EINVAL);
     assert_int_equal(ek_block_on(NULL, NULL, NULL), EK_EINVAL);
-    assert_int_equal(ek_future_new(ready_poll, count_drop, NULL, &f), EK_OK);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, NULL, &f), EK_OK);
     assert_int_equal(ek_block_on(NULL, f, &out), EK_EINVAL);
-    assert_int_equal(atomic_load(&drops), 1);
-    assert_int_equal(ek_future_new(ready_poll, count_drop, NULL, &f), EK_OK);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, NULL, &f), EK_OK);
     assert_int_equal(ek_block_on((ek_runtime *)(void *)b, f, &out), EK_EINVAL);
-    assert_int_equal(atomic_load(&drops), 2);
+    assert_int_equal(atomic_load(&ekt_drops), 2);
     assert_ptr_equal(out, (void *)0x1);
     /* out may be NULL. */
-    assert_int_equal(ek_future_new(ready_poll, count_drop, (void *)0x9, &f), EK_OK);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, (void *)0x9, &f), EK_OK);
     assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
-    assert_int_equal(atomic_load(&drops), 3);
+    assert_int_equal(atomic_load(&ekt_drops), 3);
     /* Closed runtime. */
     assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
-    assert_int_equal(ek_future_new(ready_poll, count_drop, NULL, &f), EK_OK);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, NULL, &f), EK_OK);
     assert_int_equal(ek_block_on(rt, f, &out), EK_ECLOSED);
-    assert_int_equal(atomic_load(&drops), 4);
+    assert_int_equal(atomic_load(&ekt_drops), 4);
     assert_ptr_equal(out, (void *)0x1);
     ek_builder_free(b);
     ekt_rt_free_checked(rt);
@@ -1101,7 +1061,7 @@ static void *block_on_thread(void *arg)
 {
     block_on_thread_arg *a = arg;
     ek_future *f = NULL;
-    if (ek_future_new(forever_main_poll, count_drop, a, &f) != EK_OK) return NULL;
+    if (ek_future_new(forever_main_poll, ekt_count_drop, a, &f) != EK_OK) return NULL;
     a->rc = ek_block_on(a->rt, f, NULL);
     return NULL;
 }
@@ -1112,11 +1072,11 @@ static void test_shutdown_while_block_on_waits_returns_eclosed_and_drops_future(
     for (int fl = 0; fl < 2; fl++) {
         for (int busy = 0; busy < 2; busy++) {
             ek_runtime *rt = ekt_rt(flavors[fl], 2);
-            reset_counts();
+            ekt_reset_drops();
             /* With busy tasks, the block_on thread may be running them when
              * shutdown comes (on a current-thread runtime it holds the core). */
             for (int i = 0; busy && i < 4; i++)
-                assert_int_equal(ek_spawn(rt, spin_poll, count_drop, NULL, NULL, NULL), EK_OK);
+                assert_int_equal(ek_spawn(rt, spin_poll, ekt_count_drop, NULL, NULL, NULL), EK_OK);
             block_on_thread_arg a = {.rt = rt, .rc = 12345};
             pthread_t th;
             assert_int_equal(pthread_create(&th, NULL, block_on_thread, &a), 0);
@@ -1125,7 +1085,7 @@ static void test_shutdown_while_block_on_waits_returns_eclosed_and_drops_future(
             assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
             pthread_join(th, NULL);
             assert_int_equal(a.rc, EK_ECLOSED);
-            assert_int_equal(atomic_load(&drops), 1 + (busy ? 4 : 0));
+            assert_int_equal(atomic_load(&ekt_drops), 1 + (busy ? 4 : 0));
             ekt_rt_free_checked(rt);
         }
     }

@@ -6,39 +6,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void no_drop(void *s)
-{
-    (void)s;
-}
-
-static atomic_int drops;
-static void count_drop(void *s)
-{
-    (void)s;
-    atomic_fetch_add(&drops, 1);
-}
-
-static int ret_state(void *s, ek_cx *cx, void **out)
-{
-    (void)cx;
-    *out = s;
-    return EK_OK;
-}
-
 static int ret_error(void *s, ek_cx *cx, void **out)
 {
     (void)s;
     (void)cx;
     (void)out;
     return EK_ECONNRESET;
-}
-
-static int pend_forever(void *s, ek_cx *cx, void **out)
-{
-    (void)s;
-    (void)cx;
-    (void)out;
-    return EK_PENDING;
 }
 
 static void run_both_flavors(void (*fn)(int flavor))
@@ -53,7 +26,7 @@ static void spawn_and_join_wait(int flavor)
 {
     ek_runtime *rt = ekt_rt(flavor, 2);
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, ret_state, no_drop, (void *)0x42, NULL, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, ekt_ret_state, ekt_noop_drop, (void *)0x42, NULL, &j), EK_OK);
     void *out = NULL;
     assert_int_equal(ek_join_wait(j, &out), EK_OK);
     assert_ptr_equal(out, (void *)0x42);
@@ -73,8 +46,8 @@ static void task_error_reaches_join(int flavor)
 {
     ek_runtime *rt = ekt_rt(flavor, 2);
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, ret_error, count_drop, NULL, NULL, &j), EK_OK);
-    atomic_store(&drops, 0);
+    assert_int_equal(ek_spawn(rt, ret_error, ekt_count_drop, NULL, NULL, &j), EK_OK);
+    atomic_store(&ekt_drops, 0);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECONNRESET);
     ek_join_detach(j);
     ekt_rt_free_checked(rt);
@@ -88,17 +61,17 @@ static void test_task_error_is_the_join_result(void **s)
 static void abort_pending(int flavor)
 {
     ek_runtime *rt = ekt_rt(flavor, 2);
-    atomic_store(&drops, 0);
+    atomic_store(&ekt_drops, 0);
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, pend_forever, count_drop, NULL, NULL, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, ekt_pend_forever, ekt_count_drop, NULL, NULL, &j), EK_OK);
     assert_int_equal(ek_join_abort(j), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECANCELED);
-    assert_int_equal(atomic_load(&drops), 1);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
     /* Aborting a finished task changes nothing. */
     assert_int_equal(ek_join_abort(j), EK_OK);
     ek_join_detach(j);
     ekt_rt_free_checked(rt);
-    assert_int_equal(atomic_load(&drops), 1);
+    assert_int_equal(atomic_load(&ekt_drops), 1);
 }
 static void test_abort_pending_task_drops_it_and_join_gets_canceled(void **s)
 {
@@ -125,19 +98,16 @@ static void detached_result_released(int flavor)
     ek_runtime *rt = ekt_rt(flavor, 2);
     atomic_store(&out_drops, 0);
     /* Detached at spawn. */
-    assert_int_equal(ek_spawn(rt, ret_malloc, no_drop, NULL, out_drop, NULL), EK_OK);
+    assert_int_equal(ek_spawn(rt, ret_malloc, ekt_noop_drop, NULL, out_drop, NULL), EK_OK);
     /* Detached after completion, result never taken. */
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, ret_malloc, no_drop, NULL, out_drop, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, ret_malloc, ekt_noop_drop, NULL, out_drop, &j), EK_OK);
     ek_join *j2 = NULL;
-    assert_int_equal(ek_spawn(rt, ret_state, no_drop, NULL, NULL, &j2), EK_OK);
+    assert_int_equal(ek_spawn(rt, ekt_ret_state, ekt_noop_drop, NULL, NULL, &j2), EK_OK);
     assert_int_equal(ek_join_wait(j2, NULL), EK_OK); /* drives a current-thread rt */
     ek_join_detach(j2);
     while (!ek_join_is_finished(j)) {
-        ek_join *k = NULL;
-        assert_int_equal(ek_spawn(rt, ret_state, no_drop, NULL, NULL, &k), EK_OK);
-        assert_int_equal(ek_join_wait(k, NULL), EK_OK);
-        ek_join_detach(k);
+        assert_int_equal(ekt_spawn_join(rt, ekt_ret_state, NULL, NULL), EK_OK);
     }
     ek_join_detach(j);
     ek_runtime_free(rt);
@@ -156,12 +126,12 @@ static void test_join_wait_without_out_releases_result_through_out_drop(void **s
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     atomic_store(&out_drops, 0);
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, ret_malloc, no_drop, NULL, out_drop, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, ret_malloc, ekt_noop_drop, NULL, out_drop, &j), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_OK);
     assert_int_equal(atomic_load(&out_drops), 1);
     ek_join_detach(j);
     /* ek_join_into_future consumes the handle even when it refuses out == NULL. */
-    assert_int_equal(ek_spawn(rt, ret_malloc, no_drop, NULL, out_drop, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, ret_malloc, ekt_noop_drop, NULL, out_drop, &j), EK_OK);
     while (!ek_join_is_finished(j)) usleep(100); /* so its result exists */
     assert_int_equal(ek_join_into_future(j, NULL), EK_EINVAL);
     ekt_rt_free_checked(rt);
@@ -188,7 +158,7 @@ static void woken_during_poll(int flavor)
     ek_runtime *rt = ekt_rt(flavor, 2);
     self_wake w = {0};
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, self_waking, no_drop, &w, NULL, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, self_waking, ekt_noop_drop, &w, NULL, &j), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_OK);
     assert_int_equal(w.polls, 5);
     ek_join_detach(j);
@@ -216,7 +186,7 @@ static void yields(int flavor)
     ek_runtime *rt = ekt_rt(flavor, 2);
     yielder y = {1000};
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, yield_n, no_drop, &y, NULL, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, yield_n, ekt_noop_drop, &y, NULL, &j), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_OK);
     assert_int_equal(y.n, -1);
     ek_join_detach(j);
@@ -239,8 +209,8 @@ static int join_children(void *s, ek_cx *cx, void **out)
     joiner *p = s;
     if (!p->started) {
         for (int i = 0; i < p->n; i++)
-            if (ek_spawn(ek_cx_runtime(cx), ret_state, no_drop, (void *)(intptr_t)(i + 1), NULL,
-                         &p->js[i]) != EK_OK)
+            if (ek_spawn(ek_cx_runtime(cx), ekt_ret_state, ekt_noop_drop, (void *)(intptr_t)(i + 1),
+                         NULL, &p->js[i]) != EK_OK)
                 return EK_ENOMEM;
         p->started = 1;
     }
@@ -294,7 +264,7 @@ static void local_tasks(int flavor)
     enum { N = 200 };
     ek_join *js[N];
     for (int i = 0; i < N; i++)
-        assert_int_equal(ek_spawn_local(rt, local_check, no_drop, &c, NULL, &js[i]), EK_OK);
+        assert_int_equal(ek_spawn_local(rt, local_check, ekt_noop_drop, &c, NULL, &js[i]), EK_OK);
     /* They run while this thread waits in ek_join_wait. */
     for (int i = 0; i < N; i++) {
         assert_int_equal(ek_join_wait(js[i], NULL), EK_OK);
@@ -322,7 +292,7 @@ static int spawn_pinned(void *s, ek_cx *cx, void **out)
     pin_ctx *p = s;
     if (p->phase == 0) {
         p->lc.expect = pthread_self();
-        if (ek_spawn_local(ek_cx_runtime(cx), local_check, no_drop, &p->lc, NULL, &p->child))
+        if (ek_spawn_local(ek_cx_runtime(cx), local_check, ekt_noop_drop, &p->lc, NULL, &p->child))
             return EK_ENOMEM;
         p->phase = 1;
     }
@@ -336,10 +306,7 @@ static void test_local_task_spawned_in_worker_stays_on_that_worker(void **s)
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     for (int i = 0; i < 50; i++) {
         pin_ctx p = {0};
-        ek_join *j = NULL;
-        assert_int_equal(ek_spawn(rt, spawn_pinned, no_drop, &p, NULL, &j), EK_OK);
-        assert_int_equal(ek_join_wait(j, NULL), EK_OK);
-        ek_join_detach(j);
+        assert_int_equal(ekt_spawn_join(rt, spawn_pinned, &p, NULL), EK_OK);
         assert_int_equal(atomic_load(&p.lc.wrong), 0);
         assert_int_equal(atomic_load(&p.lc.ran), 1);
     }
@@ -352,7 +319,7 @@ static void test_join_into_future_and_spawn_future(void **s)
     (void)s;
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     ek_future *f = NULL;
-    assert_int_equal(ek_future_new(ret_state, no_drop, (void *)7, &f), EK_OK);
+    assert_int_equal(ek_future_new(ekt_ret_state, ekt_noop_drop, (void *)7, &f), EK_OK);
     ek_join *j = NULL;
     assert_int_equal(ek_spawn_future(rt, f, NULL, &j), EK_OK);
     ek_future *jf = NULL;
@@ -367,19 +334,20 @@ static void test_join_into_future_and_spawn_future(void **s)
 static void shutdown_drops(int flavor)
 {
     ek_runtime *rt = ekt_rt(flavor, 2);
-    atomic_store(&drops, 0);
+    atomic_store(&ekt_drops, 0);
     int n = (int)ekt_scale(10000);
     ek_join *kept = NULL;
     for (int i = 0; i < n; i++)
-        assert_int_equal(ek_spawn(rt, pend_forever, count_drop, NULL, NULL, i == 0 ? &kept : NULL),
-                         EK_OK);
+        assert_int_equal(
+            ek_spawn(rt, ekt_pend_forever, ekt_count_drop, NULL, NULL, i == 0 ? &kept : NULL),
+            EK_OK);
     assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
-    assert_int_equal(atomic_load(&drops), n);
+    assert_int_equal(atomic_load(&ekt_drops), n);
     /* A join handle outliving shutdown sees the cancellation. */
     assert_int_equal(ek_join_is_finished(kept), 1);
     ek_join_detach(kept);
-    assert_int_equal(ek_spawn(rt, pend_forever, count_drop, NULL, NULL, NULL), EK_ECLOSED);
-    assert_int_equal(atomic_load(&drops), n + 1);
+    assert_int_equal(ek_spawn(rt, ekt_pend_forever, ekt_count_drop, NULL, NULL, NULL), EK_ECLOSED);
+    assert_int_equal(atomic_load(&ekt_drops), n + 1);
     ekt_rt_free_checked(rt);
 }
 static void test_shutdown_drops_every_pending_task_once(void **s)
