@@ -7,38 +7,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void no_drop(void *s)
-{
-    (void)s;
-}
-
-static ek_runtime *rt_with(int flavor, unsigned workers, int lifo, unsigned budget)
-{
-    ek_builder *b = NULL;
-    assert_int_equal(ek_builder_new(&b), EK_OK);
-    assert_int_equal(ek_builder_set_flavor(b, flavor), EK_OK);
-    if (workers) assert_int_equal(ek_builder_set_worker_threads(b, workers), EK_OK);
-    if (lifo >= 0) assert_int_equal(ek_builder_set_lifo_slot(b, lifo), EK_OK);
-    if (budget) assert_int_equal(ek_builder_set_budget(b, budget), EK_OK);
-    ek_runtime *rt = NULL;
-    assert_int_equal(ek_runtime_new(b, &rt), EK_OK);
-    ek_builder_free(b);
-    return rt;
-}
-
-static uint64_t metric(ek_runtime *rt, int key)
-{
-    uint64_t v[EK_METRIC_COUNT];
-    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
-    return v[key];
-}
-
 /* A task's memory is released by the worker just after it wakes the joiner, so
  * "alive" reaches its final value shortly after ek_join_wait returns. */
 static uint64_t settled_tasks_alive(ek_runtime *rt, uint64_t want)
 {
-    for (int i = 0; i < 5000 && metric(rt, EK_METRIC_TASKS_ALIVE) != want; i++) usleep(1000);
-    return metric(rt, EK_METRIC_TASKS_ALIVE);
+    return ekt_metric_wait(rt, EK_METRIC_TASKS_ALIVE, want);
 }
 
 /* ------------------------------------------------ a million tasks joined -- */
@@ -64,7 +37,7 @@ static int spawn_and_join_all(void *s, ek_cx *cx, void **out)
     ek_runtime *rt = ek_cx_runtime(cx);
     /* Spawn in slices so joins start before everything is spawned. */
     while (f->spawned < f->n) {
-        int rc = ek_spawn(rt, leaf, no_drop, (void *)(intptr_t)(f->spawned + 1), NULL,
+        int rc = ek_spawn(rt, leaf, ekt_noop_drop, (void *)(intptr_t)(f->spawned + 1), NULL,
                           &f->js[f->spawned]);
         if (rc) return rc;
         f->spawned++;
@@ -84,18 +57,18 @@ static int spawn_and_join_all(void *s, ek_cx *cx, void **out)
 
 static void million(int flavor)
 {
-    ek_runtime *rt = rt_with(flavor, 2, -1, 0);
+    ek_runtime *rt = ekt_rt_with(flavor, 2, -1, 0);
     fanout f = {0};
     f.n = ekt_scale(1000000);
     f.js = malloc(sizeof(ek_join *) * (size_t)f.n);
     atomic_store(&leaf_runs, 0);
     ek_join *root = NULL;
-    assert_int_equal(ek_spawn(rt, spawn_and_join_all, no_drop, &f, NULL, &root), EK_OK);
+    assert_int_equal(ek_spawn(rt, spawn_and_join_all, ekt_noop_drop, &f, NULL, &root), EK_OK);
     assert_int_equal(ek_join_wait(root, NULL), EK_OK);
     ek_join_detach(root);
     assert_int_equal(atomic_load(&leaf_runs), f.n);
     assert_int_equal(f.sum, f.n * (f.n + 1) / 2);
-    assert_int_equal(metric(rt, EK_METRIC_TASKS_SPAWNED), (uint64_t)f.n + 1);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_SPAWNED), (uint64_t)f.n + 1);
     assert_int_equal(settled_tasks_alive(rt, 0), 0);
     free(f.js);
     ekt_rt_free_checked(rt);
@@ -148,7 +121,7 @@ static int spawn_spinners(void *s, ek_cx *cx, void **out)
     if (!p->started) {
         /* All go to this worker's local queue: the other must steal them. */
         for (int i = 0; i < p->n; i++)
-            if (ek_spawn(ek_cx_runtime(cx), spin_leaf, no_drop, NULL, NULL, &p->js[i]))
+            if (ek_spawn(ek_cx_runtime(cx), spin_leaf, ekt_noop_drop, NULL, NULL, &p->js[i]))
                 return EK_ENOMEM;
         p->started = 1;
     }
@@ -164,21 +137,18 @@ static int spawn_spinners(void *s, ek_cx *cx, void **out)
 static void test_idle_worker_steals_from_busy_one(void **s)
 {
     (void)s;
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
     spawner p = {.n = 200};
     p.js = calloc((size_t)p.n, sizeof *p.js);
     atomic_store(&leaf_runs, 0);
     atomic_store(&leaves_started, 0);
     atomic_store(&other_thread_ran, 0);
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, spawn_spinners, no_drop, &p, NULL, &j), EK_OK);
-    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
-    ek_join_detach(j);
+    assert_int_equal(ekt_spawn_join(rt, spawn_spinners, &p, NULL), EK_OK);
     assert_int_equal(atomic_load(&leaf_runs), p.n);
     assert_int_equal(atomic_load(&other_thread_ran), 1);
-    assert_true(metric(rt, EK_METRIC_STEALS) > 0);
-    assert_true(metric(rt, EK_METRIC_STEAL_OPS) > 0);
-    assert_true(metric(rt, EK_METRIC_STEALS) >= metric(rt, EK_METRIC_STEAL_OPS));
+    assert_true(ekt_metric(rt, EK_METRIC_STEALS) > 0);
+    assert_true(ekt_metric(rt, EK_METRIC_STEAL_OPS) > 0);
+    assert_true(ekt_metric(rt, EK_METRIC_STEALS) >= ekt_metric(rt, EK_METRIC_STEAL_OPS));
     free(p.js);
     ekt_rt_free_checked(rt);
 }
@@ -228,7 +198,7 @@ static int pp_poll(void *s, ek_cx *cx, void **out)
     if (!pp->peer[side->me]) pp->peer[side->me] = ek_cx_waker(cx);
     long x = atomic_fetch_add(&pp->exchanges, 1);
     if (side->me == 0 && x >= 10 && !pp->jc) {
-        if (ek_spawn(ek_cx_runtime(cx), third, no_drop, pp, NULL, &pp->jc)) return EK_ENOMEM;
+        if (ek_spawn(ek_cx_runtime(cx), third, ekt_noop_drop, pp, NULL, &pp->jc)) return EK_ENOMEM;
         atomic_store(&pp->spawned_at, x);
     }
     ek_waker *other = pp->peer[1 - side->me];
@@ -250,8 +220,8 @@ static int lifo_root_poll(void *s, ek_cx *cx, void **out)
     if (r->phase == 0) {
         r->a = (pp_side){&r->pp, 0};
         r->b = (pp_side){&r->pp, 1};
-        if (ek_spawn(rt, pp_poll, no_drop, &r->a, NULL, &r->ja)) return EK_ENOMEM;
-        if (ek_spawn(rt, pp_poll, no_drop, &r->b, NULL, &r->jb)) return EK_ENOMEM;
+        if (ek_spawn(rt, pp_poll, ekt_noop_drop, &r->a, NULL, &r->ja)) return EK_ENOMEM;
+        if (ek_spawn(rt, pp_poll, ekt_noop_drop, &r->b, NULL, &r->jb)) return EK_ENOMEM;
         r->phase = 1;
     }
     ek_join *js[2] = {r->ja, r->jb};
@@ -267,12 +237,9 @@ static void test_lifo_cap_prevents_starvation(void **s)
 {
     (void)s;
     /* One worker so the three tasks share one queue. */
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 1, 1, 0);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 1, 1, 0);
     lifo_root r = {0};
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, lifo_root_poll, no_drop, &r, NULL, &j), EK_OK);
-    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
-    ek_join_detach(j);
+    assert_int_equal(ekt_spawn_join(rt, lifo_root_poll, &r, NULL), EK_OK);
     assert_int_equal(atomic_load(&r.pp.third_ran), 1);
     /* The third task got its turn after a handful of LIFO polls (the cap is 3),
      * not after the ping-pong gave up at a million. */
@@ -326,7 +293,7 @@ static void *storm_main(void *arg)
 
 static void storm(int flavor)
 {
-    ek_runtime *rt = rt_with(flavor, 2, -1, 0);
+    ek_runtime *rt = ekt_rt_with(flavor, 2, -1, 0);
     enum { THREADS = 4 };
     long per_thread = ekt_scale(200000);
     storm_task *tasks = calloc(STORM_TASKS, sizeof *tasks);
@@ -335,17 +302,14 @@ static void storm(int flavor)
         /* Thread k increments task i%STORM_TASKS for i in [0, per_thread). */
         tasks[i].target =
             THREADS * (per_thread / STORM_TASKS + (i < per_thread % STORM_TASKS ? 1 : 0));
-        assert_int_equal(ek_spawn(rt, storm_poll, no_drop, &tasks[i], NULL, &js[i]), EK_OK);
+        assert_int_equal(ek_spawn(rt, storm_poll, ekt_noop_drop, &tasks[i], NULL, &js[i]), EK_OK);
     }
     /* Make sure every task registered its waker before the storm, so the last
      * increment is always followed by a wake (the test checks no wake is lost). */
     for (int i = 0; i < STORM_TASKS; i++)
         while (!atomic_load(&tasks[i].waker)) {
             if (flavor == EK_FLAVOR_CURRENT_THREAD) {
-                ek_join *k = NULL;
-                assert_int_equal(ek_spawn(rt, leaf, no_drop, NULL, NULL, &k), EK_OK);
-                assert_int_equal(ek_join_wait(k, NULL), EK_OK);
-                ek_join_detach(k);
+                assert_int_equal(ekt_spawn_join(rt, leaf, NULL, NULL), EK_OK);
             } else {
                 usleep(100);
             }
@@ -387,23 +351,17 @@ static void race_out_drop(void *o)
     (void)o;
     atomic_fetch_add(&race_outs, 1);
 }
-static int finish_soon(void *s, ek_cx *cx, void **out)
-{
-    (void)cx;
-    *out = s;
-    return EK_OK;
-}
 
 static void test_abort_racing_completion_drops_once(void **s)
 {
     (void)s;
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
     atomic_store(&race_drops, 0);
     atomic_store(&race_outs, 0);
     long n = ekt_scale(20000), ok = 0, canceled = 0;
     for (long i = 0; i < n; i++) {
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn(rt, finish_soon, race_drop, (void *)0x1, race_out_drop, &j),
+        assert_int_equal(ek_spawn(rt, ekt_ret_state, race_drop, (void *)0x1, race_out_drop, &j),
                          EK_OK);
         assert_int_equal(ek_join_abort(j), EK_OK);
         void *o = NULL;
@@ -433,13 +391,13 @@ static void *abort_from_thread(void *arg)
 static void test_abort_from_foreign_thread_racing_detach(void **s)
 {
     (void)s;
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
     atomic_store(&race_drops, 0);
     atomic_store(&race_outs, 0);
     long n = ekt_scale(5000);
     for (long i = 0; i < n; i++) {
         ek_join *j = NULL;
-        assert_int_equal(ek_spawn(rt, finish_soon, race_drop, (void *)0x1, race_out_drop, &j),
+        assert_int_equal(ek_spawn(rt, ekt_ret_state, race_drop, (void *)0x1, race_out_drop, &j),
                          EK_OK);
         pthread_t t;
         pthread_create(&t, NULL, abort_from_thread, j);
@@ -476,12 +434,9 @@ static int spend_budget(void *s, ek_cx *cx, void **out)
 static void test_budget_limits_operations_per_poll_and_repolls(void **s)
 {
     (void)s;
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 10);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 10);
     budget_probe b = {0};
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, spend_budget, no_drop, &b, NULL, &j), EK_OK);
-    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
-    ek_join_detach(j);
+    assert_int_equal(ekt_spawn_join(rt, spend_budget, &b, NULL), EK_OK);
     assert_int_equal(b.proceeded_first_poll, 10);
     assert_int_equal(b.polls, 2);
     ekt_rt_free_checked(rt);
@@ -492,19 +447,16 @@ static void test_budget_limits_operations_per_poll_and_repolls(void **s)
 static void test_metrics_count_workers_parks_and_spawns(void **s)
 {
     (void)s;
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
-    assert_int_equal(metric(rt, EK_METRIC_WORKERS), 2);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_WORKERS), 2);
     assert_int_equal(ek_runtime_worker_count(rt), 2);
     for (int i = 0; i < 10; i++) {
-        ek_join *j = NULL;
-        assert_int_equal(ek_spawn(rt, leaf, no_drop, NULL, NULL, &j), EK_OK);
-        assert_int_equal(ek_join_wait(j, NULL), EK_OK);
-        ek_join_detach(j);
+        assert_int_equal(ekt_spawn_join(rt, leaf, NULL, NULL), EK_OK);
     }
-    assert_int_equal(metric(rt, EK_METRIC_TASKS_SPAWNED), 10);
-    assert_true(metric(rt, EK_METRIC_POLLS) >= 10);
-    assert_true(metric(rt, EK_METRIC_PARKS) > 0);
-    assert_int_equal(metric(rt, EK_METRIC_GLOBAL_QUEUE_DEPTH), 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_SPAWNED), 10);
+    assert_true(ekt_metric(rt, EK_METRIC_POLLS) >= 10);
+    assert_true(ekt_metric(rt, EK_METRIC_PARKS) > 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_GLOBAL_QUEUE_DEPTH), 0);
     assert_true(ek_runtime_worker_queue_depth(rt, 0) >= 0);
     assert_int_equal(ek_runtime_worker_queue_depth(rt, 2), EK_EINVAL);
     for (int k = 0; k < EK_METRIC_COUNT; k++) assert_non_null(ek_metric_name(k));
@@ -520,22 +472,19 @@ static int spawn_burst(void *s, ek_cx *cx, void **out)
 {
     burst *b = s;
     for (; b->spawned < b->n; b->spawned++)
-        if (ek_spawn(ek_cx_runtime(cx), leaf, no_drop, NULL, NULL, NULL)) return EK_ENOMEM;
+        if (ek_spawn(ek_cx_runtime(cx), leaf, ekt_noop_drop, NULL, NULL, NULL)) return EK_ENOMEM;
     *out = NULL;
     return EK_OK;
 }
 static void test_local_queue_overflow_moves_half_to_global_queue(void **s)
 {
     (void)s;
-    ek_runtime *rt = rt_with(EK_FLAVOR_MULTI_THREAD, 1, -1, 0);
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 1, -1, 0);
     atomic_store(&leaf_runs, 0);
     burst b = {.n = 2000};
-    ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, spawn_burst, no_drop, &b, NULL, &j), EK_OK);
-    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
-    ek_join_detach(j);
+    assert_int_equal(ekt_spawn_join(rt, spawn_burst, &b, NULL), EK_OK);
     while (atomic_load(&leaf_runs) < b.n) usleep(100);
-    assert_true(metric(rt, EK_METRIC_OVERFLOWS) > 0);
+    assert_true(ekt_metric(rt, EK_METRIC_OVERFLOWS) > 0);
     ekt_rt_free_checked(rt);
 }
 

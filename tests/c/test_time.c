@@ -19,9 +19,7 @@
 
 static ek_runtime *rt_paused(void)
 {
-    ek_builder *b = NULL;
-    assert_int_equal(ek_builder_new(&b), EK_OK);
-    assert_int_equal(ek_builder_set_flavor(b, EK_FLAVOR_CURRENT_THREAD), EK_OK);
+    ek_builder *b = ekt_builder(EK_FLAVOR_CURRENT_THREAD, 0, -1, 0);
     assert_int_equal(ek_builder_set_start_paused(b, 1), EK_OK);
     ek_runtime *rt = NULL;
     assert_int_equal(ek_runtime_new(b, &rt), EK_OK);
@@ -30,28 +28,9 @@ static ek_runtime *rt_paused(void)
     return rt;
 }
 
-static uint64_t metric(ek_runtime *rt, int key)
-{
-    uint64_t v[EK_METRIC_COUNT];
-    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
-    return v[key];
-}
-
 static uint64_t timers(ek_runtime *rt)
 {
-    return metric(rt, EK_METRIC_TIMERS);
-}
-
-static uint64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void noop_drop(void *state)
-{
-    (void)state;
+    return ekt_metric(rt, EK_METRIC_TIMERS);
 }
 
 /* A task that sleeps `ms` (from its first poll) and records when it woke. */
@@ -199,7 +178,7 @@ static void test_sleep_zero_and_past_deadline_complete_without_timer(void **stat
     assert_int_equal(ek_sleep_until(rt, 40, &f), EK_OK);
     assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
     assert_int_equal(ek_now_ms(rt), 100);
-    assert_int_equal(metric(rt, EK_METRIC_TIMERS), 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_TIMERS), 0);
     ekt_rt_free_checked(rt);
 }
 
@@ -334,10 +313,10 @@ static void test_sleep_on_real_clock_waits_at_least_its_duration(void **state)
     (void)state;
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     ek_future *f = NULL;
-    uint64_t now0 = ek_now_ms(rt), t0 = real_ms();
+    uint64_t now0 = ek_now_ms(rt), t0 = ekt_now_ms();
     assert_int_equal(ek_sleep(rt, 30, &f), EK_OK);
     assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
-    uint64_t waited = real_ms() - t0;
+    uint64_t waited = ekt_now_ms() - t0;
     assert_true(ek_now_ms(rt) - now0 >= 30);
     assert_true(waited >= 29); /* real_ms truncates: allow the rounding */
     assert_true(waited < 2000);
@@ -411,9 +390,9 @@ static void test_earlier_timer_unparks_driver_sleeping_until_a_later_one(void **
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     unpark_probe p = {.rt = rt};
     p.longer = (sleeper){.rt = rt, .ms = 5000};
-    uint64_t t0 = real_ms();
+    uint64_t t0 = ekt_now_ms();
     assert_int_equal(ekt_block_on_fn(rt, unpark_probe_poll, &p, NULL), EK_OK);
-    uint64_t waited = real_ms() - t0;
+    uint64_t waited = ekt_now_ms() - t0;
     assert_true(waited >= 49);
     assert_true(waited < 2500); /* not the 5 s of the other timer */
     assert_int_equal(ek_join_abort(p.longer_join), EK_OK);
@@ -458,7 +437,7 @@ static void test_sleep_moved_to_another_task_wakes_its_new_owner(void **state)
     ek_runtime *rt = rt_paused();
     handover h = {.rt = rt};
     ek_join *a = NULL;
-    assert_int_equal(ek_spawn(rt, handover_a_poll, noop_drop, &h, NULL, &a), EK_OK);
+    assert_int_equal(ek_spawn(rt, handover_a_poll, ekt_noop_drop, &h, NULL, &a), EK_OK);
     void *out;
     assert_int_equal(ek_join_wait(a, &out), EK_OK);
     ek_join_detach(a);
@@ -467,7 +446,7 @@ static void test_sleep_moved_to_another_task_wakes_its_new_owner(void **state)
     /* B polls the same sleep: its waker must replace A's (A is gone). The
      * timeout turns a lost wake-up into a failure instead of a hang. */
     ek_future *b = NULL, *bounded = NULL;
-    assert_int_equal(ek_future_new(handover_b_poll, noop_drop, &h, &b), EK_OK);
+    assert_int_equal(ek_future_new(handover_b_poll, ekt_noop_drop, &h, &b), EK_OK);
     assert_int_equal(ek_timeout(rt, b, 10000, &bounded), EK_OK);
     assert_int_equal(ek_block_on(rt, bounded, NULL), EK_OK);
     assert_int_equal(h.b_status, EK_OK);
@@ -814,7 +793,7 @@ static void test_freeing_a_waiting_interval_removes_its_timer(void **state)
     /* Two ticks, then stop the task while the third is registered. */
     ek_future *f = NULL;
     ek_join *j = NULL;
-    assert_int_equal(ek_spawn(rt, ticker_poll, noop_drop, &t, NULL, &j), EK_OK);
+    assert_int_equal(ek_spawn(rt, ticker_poll, ekt_noop_drop, &t, NULL, &j), EK_OK);
     assert_int_equal(ek_sleep(rt, 15, &f), EK_OK);
     assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
     assert_int_equal(t.count, 2);
