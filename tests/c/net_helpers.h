@@ -19,13 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline uint64_t t_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Open descriptors of this process. */
 static inline int t_fd_count(void)
 {
@@ -41,9 +34,9 @@ static inline int t_fd_count(void)
 /* Wait (up to ms) until *v == want; returns the last value seen. */
 static inline long t_wait_for(atomic_long *v, long want, unsigned ms)
 {
-    uint64_t end = t_now_ms() + ms;
+    uint64_t end = ekt_now_ms() + ms;
     long cur;
-    while ((cur = atomic_load(v)) != want && t_now_ms() < end) usleep(1000);
+    while ((cur = atomic_load(v)) != want && ekt_now_ms() < end) usleep(1000);
     return cur;
 }
 
