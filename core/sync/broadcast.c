@@ -124,17 +124,6 @@ int ek_broadcast_subscribe(ek_broadcast_sender *tx, ek_broadcast_receiver **out)
     return EK_OK;
 }
 
-/* Wake every waiting receiver (lock held). */
-static void wake_receivers(bc_shared *sh, int state, ek__wake_list *wl)
-{
-    ek__list *n;
-    while ((n = ek__list_pop_front(&sh->waiters)) != NULL) {
-        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
-        w->state = state;
-        ek__waiter_wake(w, wl);
-    }
-}
-
 void ek_broadcast_sender_drop(ek_broadcast_sender *tx)
 {
     if (!EK__CHECK_TAG(tx, EK__TAG_BCAST_TX)) return;
@@ -143,7 +132,7 @@ void ek_broadcast_sender_drop(ek_broadcast_sender *tx)
     ek__wake_list_init(&wl);
     ek__mutex_lock(&sh->lock);
     bool last = --sh->senders == 0;
-    if (last) wake_receivers(sh, EK__W_CLOSED, &wl);
+    if (last) ek__waiters_wake_all(&sh->waiters, EK__W_CLOSED, &wl);
     bool destroy = last && sh->receivers == 0;
     ek__mutex_unlock(&sh->lock);
     ek__wake_list_wake(&wl);
@@ -171,7 +160,7 @@ int ek_broadcast_send(ek_broadcast_sender *tx, void *msg, size_t *receivers)
     s->full = true;
     sh->tail++;
     if (receivers != NULL) *receivers = sh->receivers;
-    wake_receivers(sh, EK__W_READY, &wl);
+    ek__waiters_wake_all(&sh->waiters, EK__W_READY, &wl);
     ek__mutex_unlock(&sh->lock);
     ek__wake_list_wake(&wl);
     if (evict && sh->drop != NULL) sh->drop(old);
@@ -219,16 +208,8 @@ static int recv_impl(ek_broadcast_receiver *rx, ek_cx *cx, ek__sync_parker *pk, 
     ek_waker *old = NULL;
     ek__mutex_lock(&sh->lock);
     int rc = recv_locked(rx, out, missed, &dropme, &drop_it);
-    if (rc == EK_EEMPTY && wait) {
-        rc = ek__waiter_register(&rx->w, cx, pk, &old);
-        if (rc == EK_OK) {
-            if (rx->w.state != EK__W_QUEUED) ek__list_push_back(&sh->waiters, &rx->w.node);
-            rx->w.state = EK__W_QUEUED;
-            rc = EK_PENDING;
-        }
-    }
-    if (rc != EK_PENDING && rx->w.state == EK__W_QUEUED) ek__list_remove(&rx->w.node);
-    if (rc != EK_PENDING) rx->w.state = EK__W_IDLE;
+    if (rc == EK_EEMPTY && wait) rc = ek__waiter_enqueue(&rx->w, &sh->waiters, cx, pk, &old);
+    if (rc != EK_PENDING) ek__waiter_done(&rx->w);
     ek__mutex_unlock(&sh->lock);
     ek_waker_drop(old);
     if (drop_it && sh->drop != NULL) sh->drop(dropme);
@@ -249,21 +230,23 @@ int ek_broadcast_try_recv(ek_broadcast_receiver *rx, void **out, uint64_t *misse
     return recv_impl(rx, NULL, NULL, false, out, missed);
 }
 
+typedef struct blocking_recv {
+    ek_broadcast_receiver *rx;
+    void **out;
+    uint64_t *missed;
+} blocking_recv;
+
+static int blocking_recv_attempt(void *arg, ek__sync_parker *pk)
+{
+    blocking_recv *b = arg;
+    return recv_impl(b->rx, NULL, pk, true, b->out, b->missed);
+}
+
 int ek_broadcast_blocking_recv(ek_broadcast_receiver *rx, void **out, uint64_t *missed)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_BCAST_RX)) return EK_EINVAL;
-    int rc = ek__sync_blocking_check();
-    if (rc != EK_OK) return rc;
-    ek__sync_parker pk;
-    rc = ek__sync_parker_init(&pk);
-    if (rc != EK_OK) return rc;
-    while ((rc = recv_impl(rx, NULL, &pk, true, out, missed)) == EK_PENDING)
-        ek__sync_parker_park(&pk);
-    ek__mutex_lock(&rx->sh->lock);
-    rx->w.parker = NULL; /* under the lock: no sender can still be unparking pk */
-    ek__mutex_unlock(&rx->sh->lock);
-    ek__sync_parker_destroy(&pk);
-    return rc;
+    blocking_recv b = {rx, out, missed};
+    return ek__sync_blocking_wait(&rx->sh->lock, &rx->w, blocking_recv_attempt, &b);
 }
 
 int ek_broadcast_receiver_clone(ek_broadcast_receiver *rx, ek_broadcast_receiver **out)
@@ -288,7 +271,7 @@ void ek_broadcast_receiver_drop(ek_broadcast_receiver *rx)
     if (!EK__CHECK_TAG(rx, EK__TAG_BCAST_RX)) return;
     bc_shared *sh = rx->sh;
     ek__mutex_lock(&sh->lock);
-    if (rx->w.state == EK__W_QUEUED) ek__list_remove(&rx->w.node);
+    ek__waiter_done(&rx->w);
     /* Release this receiver's share of every kept message it did not read. A
      * message left with rem == 0 is never read again (later receivers start at
      * tail); it is dropped when overwritten or when the channel is freed, so no

@@ -164,20 +164,15 @@ int ek_notified_poll(ek_notified *w, ek_cx *cx)
     return poll_impl(w, cx, NULL);
 }
 
+static int blocking_wait_attempt(void *arg, ek__sync_parker *pk)
+{
+    return poll_impl(arg, NULL, pk);
+}
+
 int ek_notified_blocking_wait(ek_notified *w)
 {
     if (!EK__CHECK_TAG(w, EK__TAG_NOTIFIED)) return EK_EINVAL;
-    int rc = ek__sync_blocking_check();
-    if (rc != EK_OK) return rc;
-    ek__sync_parker pk;
-    rc = ek__sync_parker_init(&pk);
-    if (rc != EK_OK) return rc;
-    while ((rc = poll_impl(w, NULL, &pk)) == EK_PENDING) ek__sync_parker_park(&pk);
-    ek__mutex_lock(&w->n->lock);
-    w->w.parker = NULL; /* under the lock: no notifier can still be unparking pk */
-    ek__mutex_unlock(&w->n->lock);
-    ek__sync_parker_destroy(&pk);
-    return rc;
+    return ek__sync_blocking_wait(&w->n->lock, &w->w, blocking_wait_attempt, w);
 }
 
 /* Leave the queue; pass on a notify_one this waiter received but never reported. */

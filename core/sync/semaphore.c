@@ -170,20 +170,22 @@ int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *
     return rc;
 }
 
+typedef struct blocking_acquire {
+    ek__sem *s;
+    ek__waiter *w;
+    size_t n;
+} blocking_acquire;
+
+static int blocking_acquire_attempt(void *arg, ek__sync_parker *pk)
+{
+    blocking_acquire *b = arg;
+    return ek__sem_poll_acquire(b->s, b->w, NULL, pk, b->n);
+}
+
 int ek__sem_blocking_acquire(ek__sem *s, ek__waiter *w, size_t n)
 {
-    int rc = ek__sync_blocking_check();
-    if (rc != EK_OK) return rc;
-    ek__sync_parker pk;
-    rc = ek__sync_parker_init(&pk);
-    if (rc != EK_OK) return rc;
-    while ((rc = ek__sem_poll_acquire(s, w, NULL, &pk, n)) == EK_PENDING) ek__sync_parker_park(&pk);
-    /* Under the lock, so that no releaser is still about to unpark pk. */
-    ek__mutex_lock(&s->lock);
-    w->parker = NULL;
-    ek__mutex_unlock(&s->lock);
-    ek__sync_parker_destroy(&pk);
-    return rc;
+    blocking_acquire b = {s, w, n};
+    return ek__sync_blocking_wait(&s->lock, w, blocking_acquire_attempt, &b);
 }
 
 void ek__sem_release(ek__sem *s, size_t n)

@@ -114,6 +114,31 @@ void ek__waiter_wake(ek__waiter *w, ek__wake_list *wl);
  */
 int ek__waiter_register(ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, ek_waker **old);
 
+/*
+ * Wait on a plain wait list (lock held; not for permit queues): register w as
+ * ek__waiter_register does and link it at the back of `waiters` unless it is
+ * there already. EK_PENDING when w is queued; EK_ENOMEM if no waker could be
+ * made (w is left as it was: the caller ends the wait with ek__waiter_done).
+ */
+int ek__waiter_enqueue(ek__waiter *w, ek__list *waiters, ek_cx *cx, ek__sync_parker *pk,
+                       ek_waker **old);
+/* End a wait (lock held): unlink w if it is queued, and make it idle. */
+void ek__waiter_done(ek__waiter *w);
+/* Empty a plain wait list (lock held): every waiter gets `state` (EK__W_READY
+ * or EK__W_CLOSED) and is woken through wl. */
+void ek__waiters_wake_all(ek__list *waiters, int state, ek__wake_list *wl);
+
+/*
+ * Block the calling thread (a *_blocking_* call) until attempt(arg, pk) returns
+ * something other than EK_PENDING, and return that. attempt takes `lock` itself
+ * and, when it returns EK_PENDING, has left w to be unparked through pk. Before
+ * returning, w->parker is cleared under `lock`: after that no waker can still be
+ * unparking pk, which lives on this stack. EK_EDEADLK on a thread that runs
+ * tasks (see ek__sync_blocking_check); the parker's error if it cannot be made.
+ */
+typedef int (*ek__sync_attempt_fn)(void *arg, ek__sync_parker *pk);
+int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg);
+
 /* ---- fair permit queue (the caller holds the object's lock) ---- */
 typedef struct ek__permits {
     size_t avail;     /* permits not assigned to anyone */

@@ -98,6 +98,47 @@ int ek__waiter_register(ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, ek_waker 
     return EK_OK;
 }
 
+int ek__waiter_enqueue(ek__waiter *w, ek__list *waiters, ek_cx *cx, ek__sync_parker *pk,
+                       ek_waker **old)
+{
+    int rc = ek__waiter_register(w, cx, pk, old);
+    if (rc != EK_OK) return rc;
+    if (w->state != EK__W_QUEUED) ek__list_push_back(waiters, &w->node);
+    w->state = EK__W_QUEUED;
+    return EK_PENDING;
+}
+
+void ek__waiter_done(ek__waiter *w)
+{
+    if (w->state == EK__W_QUEUED) ek__list_remove(&w->node);
+    w->state = EK__W_IDLE;
+}
+
+void ek__waiters_wake_all(ek__list *waiters, int state, ek__wake_list *wl)
+{
+    ek__list *n;
+    while ((n = ek__list_pop_front(waiters)) != NULL) {
+        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
+        w->state = state;
+        ek__waiter_wake(w, wl);
+    }
+}
+
+int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg)
+{
+    int rc = ek__sync_blocking_check();
+    if (rc != EK_OK) return rc;
+    ek__sync_parker pk;
+    rc = ek__sync_parker_init(&pk);
+    if (rc != EK_OK) return rc;
+    while ((rc = attempt(arg, &pk)) == EK_PENDING) ek__sync_parker_park(&pk);
+    ek__mutex_lock(lock);
+    w->parker = NULL; /* under the lock: nobody can still be unparking pk */
+    ek__mutex_unlock(lock);
+    ek__sync_parker_destroy(&pk);
+    return rc;
+}
+
 void ek__permits_init(ek__permits *p, size_t avail)
 {
     p->avail = avail;

@@ -95,12 +95,7 @@ static int send_impl(ek_watch_sender *tx, void *value, bool need_receivers)
     void *old = sh->value;
     sh->value = value;
     sh->version++;
-    ek__list *n;
-    while ((n = ek__list_pop_front(&sh->waiters)) != NULL) {
-        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
-        w->state = EK__W_READY;
-        ek__waiter_wake(w, &wl);
-    }
+    ek__waiters_wake_all(&sh->waiters, EK__W_READY, &wl);
     ek__mutex_unlock(&sh->lock);
     ek__wake_list_wake(&wl);
     if (sh->drop != NULL) sh->drop(old);
@@ -150,12 +145,7 @@ void ek_watch_sender_drop(ek_watch_sender *tx)
     ek__mutex_lock(&sh->lock);
     tx->tag = EK__TAG_DEAD;
     sh->tx_alive = false;
-    ek__list *n;
-    while ((n = ek__list_pop_front(&sh->waiters)) != NULL) {
-        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
-        w->state = EK__W_CLOSED;
-        ek__waiter_wake(w, &wl);
-    }
+    ek__waiters_wake_all(&sh->waiters, EK__W_CLOSED, &wl);
     bool last = sh->receivers == 0;
     ek__mutex_unlock(&sh->lock);
     ek__wake_list_wake(&wl);
@@ -209,15 +199,9 @@ static int changed_impl(ek_watch_receiver *rx, ek_cx *cx, ek__sync_parker *pk)
     } else if (!sh->tx_alive) {
         rc = EK_ECLOSED;
     } else {
-        rc = ek__waiter_register(&rx->w, cx, pk, &old);
-        if (rc == EK_OK) {
-            if (rx->w.state != EK__W_QUEUED) ek__list_push_back(&sh->waiters, &rx->w.node);
-            rx->w.state = EK__W_QUEUED;
-            rc = EK_PENDING;
-        }
+        rc = ek__waiter_enqueue(&rx->w, &sh->waiters, cx, pk, &old);
     }
-    if (rc != EK_PENDING && rx->w.state == EK__W_QUEUED) ek__list_remove(&rx->w.node);
-    if (rc != EK_PENDING) rx->w.state = EK__W_IDLE;
+    if (rc != EK_PENDING) ek__waiter_done(&rx->w);
     ek__mutex_unlock(&sh->lock);
     ek_waker_drop(old);
     return rc;
@@ -231,20 +215,15 @@ int ek_watch_changed(ek_watch_receiver *rx, ek_cx *cx)
     return changed_impl(rx, cx, NULL);
 }
 
+static int blocking_changed_attempt(void *arg, ek__sync_parker *pk)
+{
+    return changed_impl(arg, NULL, pk);
+}
+
 int ek_watch_blocking_changed(ek_watch_receiver *rx)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_WATCH_RX)) return EK_EINVAL;
-    int rc = ek__sync_blocking_check();
-    if (rc != EK_OK) return rc;
-    ek__sync_parker pk;
-    rc = ek__sync_parker_init(&pk);
-    if (rc != EK_OK) return rc;
-    while ((rc = changed_impl(rx, NULL, &pk)) == EK_PENDING) ek__sync_parker_park(&pk);
-    ek__mutex_lock(&rx->sh->lock);
-    rx->w.parker = NULL; /* under the lock: no sender can still be unparking pk */
-    ek__mutex_unlock(&rx->sh->lock);
-    ek__sync_parker_destroy(&pk);
-    return rc;
+    return ek__sync_blocking_wait(&rx->sh->lock, &rx->w, blocking_changed_attempt, rx);
 }
 
 int ek_watch_receiver_clone(ek_watch_receiver *rx, ek_watch_receiver **out)
@@ -265,7 +244,7 @@ void ek_watch_receiver_drop(ek_watch_receiver *rx)
     if (!EK__CHECK_TAG(rx, EK__TAG_WATCH_RX)) return;
     watch_shared *sh = rx->sh;
     ek__mutex_lock(&sh->lock);
-    if (rx->w.state == EK__W_QUEUED) ek__list_remove(&rx->w.node);
+    ek__waiter_done(&rx->w);
     bool last = --sh->receivers == 0 && !sh->tx_alive;
     ek__mutex_unlock(&sh->lock);
     ek_waker_drop(rx->w.waker);
