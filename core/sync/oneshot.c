@@ -173,6 +173,22 @@ static int take_value(os_cell *c, void **out)
     return EK_OK;
 }
 
+/* What a receive learns without waiting: the value or EK_ECLOSED once the
+ * sender completed or the channel closed, else EK_EEMPTY with the state read
+ * in *state. acquire pairs with the sender's release of the value. */
+static int recv_now(os_cell *c, void **out, unsigned *state)
+{
+    if (c->rx_done) return EK_ECLOSED;
+    unsigned s = atomic_load_explicit(&c->state, memory_order_acquire);
+    *state = s;
+    if (s & OS_COMPLETE) return take_value(c, out);
+    if (s & OS_CLOSED) {
+        c->rx_done = true;
+        return EK_ECLOSED;
+    }
+    return EK_EEMPTY;
+}
+
 int ek_oneshot_recv(ek_oneshot_receiver *rx, ek_cx *cx, void **out)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_ONESHOT_RX) || cx == NULL) return EK_EINVAL;
@@ -180,13 +196,9 @@ int ek_oneshot_recv(ek_oneshot_receiver *rx, ek_cx *cx, void **out)
     if (c->rx_done) return EK_ECLOSED;
     int rc = ek_coop_proceed(cx);
     if (rc != EK_OK) return rc;
-    /* acquire pairs with the sender's release of the value. */
-    unsigned s = atomic_load_explicit(&c->state, memory_order_acquire);
-    if (s & OS_COMPLETE) return take_value(c, out);
-    if (s & OS_CLOSED) {
-        c->rx_done = true;
-        return EK_ECLOSED;
-    }
+    unsigned s;
+    rc = recv_now(c, out, &s);
+    if (rc != EK_EEMPTY) return rc;
     if (s & OS_RX_TASK) {
         if (ek_waker_will_wake(c->rx_slot.waker, cx)) return EK_PENDING;
         s = atomic_fetch_and_explicit(&c->state, ~OS_RX_TASK, memory_order_acq_rel);
@@ -207,15 +219,8 @@ int ek_oneshot_recv(ek_oneshot_receiver *rx, ek_cx *cx, void **out)
 int ek_oneshot_try_recv(ek_oneshot_receiver *rx, void **out)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_ONESHOT_RX)) return EK_EINVAL;
-    os_cell *c = cell_of_rx(rx);
-    if (c->rx_done) return EK_ECLOSED;
-    unsigned s = atomic_load_explicit(&c->state, memory_order_acquire);
-    if (s & OS_COMPLETE) return take_value(c, out);
-    if (s & OS_CLOSED) {
-        c->rx_done = true;
-        return EK_ECLOSED;
-    }
-    return EK_EEMPTY;
+    unsigned s;
+    return recv_now(cell_of_rx(rx), out, &s);
 }
 
 int ek_oneshot_blocking_recv(ek_oneshot_receiver *rx, void **out)
@@ -224,13 +229,9 @@ int ek_oneshot_blocking_recv(ek_oneshot_receiver *rx, void **out)
     int rc = ek__sync_blocking_check();
     if (rc != EK_OK) return rc;
     os_cell *c = cell_of_rx(rx);
-    if (c->rx_done) return EK_ECLOSED;
-    unsigned s = atomic_load_explicit(&c->state, memory_order_acquire);
-    if (s & OS_COMPLETE) return take_value(c, out);
-    if (s & OS_CLOSED) {
-        c->rx_done = true;
-        return EK_ECLOSED;
-    }
+    unsigned s;
+    rc = recv_now(c, out, &s);
+    if (rc != EK_EEMPTY) return rc;
     if (s & OS_RX_TASK) {
         s = atomic_fetch_and_explicit(&c->state, ~OS_RX_TASK, memory_order_acq_rel);
         if (s & OS_COMPLETE) return take_value(c, out);
