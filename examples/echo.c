@@ -57,7 +57,8 @@ static int accept_loop(void *listener, ek_cx *cx, void **out)
     for (;;) {
         ek_tcp_stream *socket;
         int rc = ek_tcp_accept(listener, cx, &socket, NULL);
-        if (rc != EK_OK) return rc; /* EK_PENDING, or the listener failed */
+        if (rc != EK_OK) return rc;    /* EK_PENDING, or the listener failed */
+        ek_tcp_set_nodelay(socket, 1); /* echo each message at once (no Nagle delay) */
         conn *c = calloc(1, sizeof *c);
         if (c == NULL) {
             ek_tcp_free(socket);
