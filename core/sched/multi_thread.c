@@ -235,10 +235,11 @@ static ek__task *take_from_inject(ek__worker *w)
 
 static ek__task *next_task(ek__worker *w)
 {
-    ek_runtime *rt = w->rt;
     ek__task *t;
     if (w->tick % w->global_interval == 0) {
-        if ((t = ek__inject_pop(&rt->inject))) return t;
+        /* Fairness for tasks from outside: take a batch, so that a worker kept
+         * busy by local work still drains the global queue at a steady rate. */
+        if ((t = take_from_inject(w))) return t;
     }
     if (w->lifo) {
         t = w->lifo;

@@ -252,6 +252,61 @@ static void test_lifo_cap_prevents_starvation(void **s)
     ekt_rt_free_checked(rt);
 }
 
+/* --------------------------------- global queue drained under local load -- */
+
+/* One worker kept busy by a task that wakes itself forever (it always has local
+ * work): tasks spawned from outside must still get through the global queue at a
+ * steady rate (a batch at every global-queue interval), not one per interval. */
+typedef struct {
+    atomic_long polls;
+    atomic_long remote_done;
+    long remote_total;
+    atomic_long polls_when_done;
+} busy_chain;
+
+static int self_waker(void *s, ek_cx *cx, void **out)
+{
+    busy_chain *b = s;
+    long p = atomic_fetch_add(&b->polls, 1) + 1;
+    if (atomic_load(&b->remote_done) >= b->remote_total || p > 5000000) {
+        *out = NULL;
+        return EK_OK;
+    }
+    ek_waker_wake(ek_cx_waker(cx)); /* woken during its own poll: always runnable */
+    return EK_PENDING;
+}
+
+static int remote_leaf(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    busy_chain *b = s;
+    if (atomic_fetch_add(&b->remote_done, 1) + 1 == b->remote_total)
+        atomic_store(&b->polls_when_done, atomic_load(&b->polls));
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_busy_worker_still_drains_global_queue_in_batches(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 1, -1, 0);
+    busy_chain b = {.remote_total = 1000};
+    ek_join *chain = NULL;
+    assert_int_equal(ek_spawn(rt, self_waker, ekt_noop_drop, &b, NULL, &chain), EK_OK);
+    while (atomic_load(&b.polls) < 100) usleep(100); /* the chain runs */
+    for (long i = 0; i < b.remote_total; i++)
+        assert_int_equal(ek_spawn(rt, remote_leaf, ekt_noop_drop, &b, NULL, NULL), EK_OK);
+    long start = atomic_load(&b.polls);
+    assert_int_equal(ek_join_wait(chain, NULL), EK_OK);
+    ek_join_detach(chain);
+    assert_int_equal(atomic_load(&b.remote_done), b.remote_total);
+    /* The chain's polls are short, so the interval tunes itself to its maximum,
+     * 127 polls. One task per interval would need about 127 x 1,000 chain polls
+     * after the spawns; batches need a handful of intervals. */
+    assert_true(atomic_load(&b.polls_when_done) - start < 5000);
+    ekt_rt_free_checked(rt);
+}
+
 /* ------------------------------------------- wake storm, foreign threads -- */
 
 #define STORM_TASKS 64
@@ -498,6 +553,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_worker_steals_from_busy_one, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_lifo_cap_prevents_starvation, ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_worker_still_drains_global_queue_in_batches,
+                                        ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_multi,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_current,
