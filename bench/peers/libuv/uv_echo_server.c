@@ -42,6 +42,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->buf, READ_BUF);
 }
 
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
 static void on_write(uv_write_t *req, int status)
 {
     struct pending_write *pw = (struct pending_write *)req;
@@ -53,11 +55,11 @@ static void on_write(uv_write_t *req, int status)
     }
     /* resume reading once the queue has drained (back-pressure) */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
-        !uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, NULL);
+        !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (rc != 0 && rc != UV_EALREADY) conn_close(c);
+    }
 }
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void echo(struct conn *c, const char *data, size_t len)
 {
