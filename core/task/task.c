@@ -241,8 +241,10 @@ void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
 
 /* ----------------------------------------------------------------- spawn -- */
 
-static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *state,
-                    ek_drop_fn out_drop, ek_join **join, uint32_t flags)
+/* Allocate, list and submit a task. `job` is set for a blocking job (poll is then
+ * NULL). Consumes state on every path. */
+static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_blocking_fn job, ek_drop_fn drop,
+                    void *state, ek_drop_fn out_drop, ek_join **join, uint32_t flags)
 {
     ek_runtime *rt = sched->rt;
     ek__task *t;
@@ -251,6 +253,7 @@ static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *st
         if (drop) drop(state);
         return rc;
     }
+    if (job) t->u.blocking_fn = job;
     atomic_fetch_add_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
     rc = ek__owned_insert(&rt->owned, t);
     if (rc) {
@@ -278,7 +281,7 @@ int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_d
 {
     int rc = spawn_check(rt, poll, drop, state);
     if (rc) return rc;
-    return spawn_on(&rt->sched, poll, drop, state, out_drop, join, 0);
+    return spawn_on(&rt->sched, poll, NULL, drop, state, out_drop, join, 0);
 }
 
 int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
@@ -295,7 +298,7 @@ int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state
         drop(state);
         return EK_ENOMEM;
     }
-    return spawn_on(&l->sched, poll, drop, state, out_drop, join, EK__TASK_LOCAL);
+    return spawn_on(&l->sched, poll, NULL, drop, state, out_drop, join, EK__TASK_LOCAL);
 }
 
 int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
@@ -307,26 +310,7 @@ int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *
         if (drop) drop(arg);
         return rc;
     }
-    ek__task *t;
-    rc = ek__task_new(&rt->blocking.sched, NULL, drop, arg, out_drop, join != NULL,
-                      EK__TASK_BLOCKING, &t);
-    if (rc) {
-        if (drop) drop(arg);
-        return rc;
-    }
-    t->u.blocking_fn = fn;
-    atomic_fetch_add_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
-    rc = ek__owned_insert(&rt->owned, t);
-    if (rc) {
-        t->drop = NULL;
-        ek__task_dealloc(t);
-        if (drop) drop(arg);
-        return rc;
-    }
-    atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
-    if (join) *join = (ek_join *)t;
-    ek__task_submit(t, EK__SCHED_WAKE);
-    return EK_OK;
+    return spawn_on(&rt->blocking.sched, NULL, fn, drop, arg, out_drop, join, EK__TASK_BLOCKING);
 }
 
 /* ------------------------------------------------------------------ join -- */
