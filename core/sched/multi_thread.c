@@ -175,7 +175,9 @@ void ek__mt_schedule(ek__sched *s, ek__task *t, int how)
             t = prev;
         }
         push_local(w, t);
-        ek__mt_notify_parked(rt);
+        /* Wakes from a driver turn come in batches: the worker notifies once
+         * after the turn instead (as Tokio does). */
+        if (!w->in_driver) ek__mt_notify_parked(rt);
         return;
     }
     ek__inject_push(&rt->inject, t);
@@ -302,7 +304,9 @@ static void park(ek__worker *w)
     for (;;) {
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) return;
         atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
+        w->in_driver = true;
         ek__parker_park(&w->parker, true, -1);
+        w->in_driver = false;
         if (has_work(w)) {
             /* Woken by I/O or a timer into our own queue. */
             /* Still a sleeper: take ourselves off. Not one: a notify took us
@@ -339,8 +343,11 @@ static void maintenance(ek__worker *w)
     flush_deferred(w);
     ek__driver *d = w->rt->driver;
     if (ek__driver_try_lock(d)) {
+        w->in_driver = true;
         ek__driver_turn(d, 0);
+        w->in_driver = false;
         ek__driver_unlock(d);
+        if (ek__queue_len(&w->q) > 0) ek__mt_notify_parked(w->rt);
     }
 }
 

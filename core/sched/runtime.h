@@ -73,6 +73,7 @@ typedef struct ek__worker {
     unsigned global_interval;
     unsigned lifo_polls;
     bool is_searching;
+    bool in_driver;   /* turning the driver: wakes are batched, notify after */
     bool stolen_last; /* metric helper */
     uint32_t tick;
     uint64_t rng;
