@@ -312,7 +312,8 @@ EK_EXTERN int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop,
 #define EK_FLAVOR_MULTI_THREAD   0
 #define EK_FLAVOR_CURRENT_THREAD 1
 
-/* A runtime builder with defaults: multi-thread, one worker per core, up to 512
+/* A runtime builder with defaults: multi-thread, one worker per core (or the
+ * EKIDEN_WORKER_THREADS environment variable, 1..1024, when set), up to 512
  * blocking threads kept 10 s, LIFO slot on, global-queue interval 31 (current
  * thread) / 61, event interval 61, budget 128. Any thread; the builder is used by
  * one thread at a time. Errors: EK_EINVAL (NULL out), EK_ENOMEM. */

@@ -11,6 +11,7 @@
 #include "runtime.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 /* --------------------------------------------------------------- builder -- */
@@ -21,6 +22,13 @@ static void config_defaults(ek__config *c)
     c->flavor = EK_FLAVOR_MULTI_THREAD;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (unsigned)n : 1;
+    /* As TOKIO_WORKER_THREADS: the deployment can size the default pool. */
+    const char *env = getenv("EKIDEN_WORKER_THREADS");
+    if (env && *env) {
+        char *end;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*end == '\0' && v >= 1 && v <= 1024) c->workers = (unsigned)v;
+    }
     c->max_blocking = 512;
     c->blocking_keep_alive_ms = 10000;
     snprintf(c->thread_name, sizeof c->thread_name, "ekiden");

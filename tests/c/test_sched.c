@@ -543,6 +543,25 @@ static void test_local_queue_overflow_moves_half_to_global_queue(void **s)
     ekt_rt_free_checked(rt);
 }
 
+static void test_worker_threads_default_comes_from_environment(void **s)
+{
+    (void)s;
+    setenv("EKIDEN_WORKER_THREADS", "3", 1);
+    ek_runtime *rt = NULL;
+    assert_int_equal(ek_runtime_new(NULL, &rt), EK_OK);
+    assert_int_equal(ek_runtime_worker_count(rt), 3);
+    ekt_rt_free_checked(rt);
+    /* Invalid values are ignored: the default (one per core) stays. */
+    const char *bad[] = {"0", "abc", "7x", "100000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("EKIDEN_WORKER_THREADS", bad[i], 1);
+        assert_int_equal(ek_runtime_new(NULL, &rt), EK_OK);
+        assert_int_equal(ek_runtime_worker_count(rt), (int)sysconf(_SC_NPROCESSORS_ONLN));
+        ekt_rt_free_checked(rt);
+    }
+    unsetenv("EKIDEN_WORKER_THREADS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +572,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_worker_steals_from_busy_one, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_lifo_cap_prevents_starvation, ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_threads_default_comes_from_environment,
+                                        ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_busy_worker_still_drains_global_queue_in_batches,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_multi,
