@@ -97,7 +97,7 @@ build() {
         exit 1
     }
     local t
-    for t in uv_echo_server uv_million_timers ekiden_rt ekiden_sync echo; do
+    for t in uv_echo_server uv_million_timers ekiden_rt ekiden_sync echo echo_64k; do
         if cmake --build "$BUILD" -j "$JOBS" --target "$t" >>"$LOG" 2>&1; then
             log "   built $t"
         else
@@ -255,7 +255,7 @@ load_once() {
 net_row() {
     local section=$1 name=$2 unit=$3 mode=$4 conns=$5 size=$6
     shift 6
-    local peers=("$@") all=(ekiden "$@") r k i tag n tmp
+    local peers=("$@") all=(ekiden ekiden_64k "$@") r k i tag n tmp
     want "$section" "$name" || return 0
     log "-- $name"
     tmp=$(mktemp -d)
@@ -273,10 +273,14 @@ net_row() {
             }
         done
     done
-    local ekv ekp pv pp p
-    ekv=$(cat "$tmp/ekiden.v" 2>/dev/null | median)
-    ekp=$(cat "$tmp/ekiden.p" 2>/dev/null | median)
+    local ekv ekp pv pp p ek
     for p in "${peers[@]}"; do
+        # Same read buffer on both sides: Tokio's README server (1 KiB) against
+        # examples/echo; the 64 KiB servers against echo_64k.
+        ek=ekiden_64k
+        [ "$p" = tokio ] && ek=ekiden
+        ekv=$(cat "$tmp/$ek.v" 2>/dev/null | median)
+        ekp=$(cat "$tmp/$ek.p" 2>/dev/null | median)
         pv=$(cat "$tmp/$p.v" 2>/dev/null | median)
         pp=$(cat "$tmp/$p.p" 2>/dev/null | median)
         [ "$mode" = pump ] && ekp="" pp=""
@@ -306,6 +310,7 @@ run_net() {
     ulimit -n "$(ulimit -Hn)" 2>/dev/null
     log "== starting echo servers"
     start_server ekiden $((PORT_BASE + 1)) "$(ek_bin echo)"
+    start_server ekiden_64k $((PORT_BASE + 6)) "$(ek_bin echo_64k)"
     # Tokio twice: the README server as written (1 KiB reads), and the same with
     # 64 KiB reads like the libuv and epoll servers, so that a buffer size alone
     # never decides a row.

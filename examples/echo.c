@@ -11,9 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifndef ECHO_BUF_SIZE
+#define ECHO_BUF_SIZE 1024 /* as Tokio's README (bench/ also builds a 64 KiB one) */
+#endif
+
 typedef struct conn {
     ek_tcp_stream *socket;
-    char buf[1024];
+    char buf[ECHO_BUF_SIZE];
     size_t len, off; /* buf[off..len) was read but not yet written back */
 } conn;
 
