@@ -4,7 +4,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <arpa/inet.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 /* ---- addresses ---- */
 
@@ -856,8 +859,125 @@ static void test_10k_concurrent_connections(void **state)
     setrlimit(RLIMIT_NOFILE, &old);
 }
 
-int main(void)
+/* ---- 10,000 connections from another process ----
+ *
+ * The test above keeps both ends in one process (two descriptors per
+ * connection), which a 20,000-descriptor hard limit caps just under 10,000. Here
+ * the clients are plain blocking sockets in a child process (this binary,
+ * re-executed with --swarm-client), so the runtime holds exactly one descriptor
+ * per connection: all 10,000 accepted, echoed and open at the same time. */
+
+extern char **environ;
+
+static int swarm_client_main(const char *host, int port, long n)
 {
+    struct rlimit r;
+    getrlimit(RLIMIT_NOFILE, &r);
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) return 2;
+    int *fds = calloc((size_t)n, sizeof *fds);
+    long ok = 0;
+    for (long i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&sa, sizeof sa) != 0) break;
+        if (write(fds[i], "8 bytes!", 8) != 8) break;
+        ok = i + 1;
+    }
+    long echoed = 0;
+    for (long i = 0; i < ok; i++) {
+        char buf[8];
+        size_t got = 0;
+        while (got < 8) {
+            ssize_t k = read(fds[i], buf + got, 8 - got);
+            if (k <= 0) break;
+            got += (size_t)k;
+        }
+        if (got == 8 && memcmp(buf, "8 bytes!", 8) == 0) echoed++;
+    }
+    printf("%ld\n", echoed);
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {
+    } /* hold every connection open until the parent closes our stdin */
+    for (long i = 0; i < ok; i++) close(fds[i]);
+    free(fds);
+    return 0;
+}
+
+static void test_10k_connections_from_another_process(void **state)
+{
+    long want = ekt_scale(10000);
+    struct rlimit old, high;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    high = old;
+    high.rlim_cur = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &high), 0);
+    assert_true((long)high.rlim_cur > want + t_fd_count() + 64);
+
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    ek_sockaddr *addr;
+    t_swarm sw = {.rt = rt};
+    assert_int_equal(ek_sockaddr_parse("127.0.0.1:0", &addr), EK_OK);
+    assert_int_equal(ek_tcp_bind(rt, addr, 4096, 0, &sw.l), EK_OK);
+    assert_int_equal(ek_tcp_listener_local_addr(sw.l, addr), EK_OK);
+    ek_join *server;
+    assert_int_equal(ek_spawn(rt, t_swarm_accept_poll, ekt_noop_drop, &sw, NULL, &server), EK_OK);
+
+    int to_child[2], from_child[2];
+    assert_int_equal(pipe(to_child), 0);
+    assert_int_equal(pipe(from_child), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, to_child[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
+    posix_spawn_file_actions_addclose(&fa, to_child[1]);
+    posix_spawn_file_actions_addclose(&fa, from_child[0]);
+    char port[16], count[24];
+    snprintf(port, sizeof port, "%d", ek_sockaddr_port(addr));
+    snprintf(count, sizeof count, "%ld", want);
+    char *argv[] = {"test_tcp", "--swarm-client", "127.0.0.1", port, count, NULL};
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(to_child[0]);
+    close(from_child[1]);
+
+    /* The child reports once every connection has been echoed; all are open. */
+    char line[32] = {0};
+    size_t got = 0;
+    while (got < sizeof line - 1) {
+        ssize_t k = read(from_child[0], line + got, sizeof line - 1 - got);
+        if (k <= 0 || memchr(line, '\n', got + (size_t)k)) {
+            if (k > 0) got += (size_t)k;
+            break;
+        }
+        got += (size_t)k;
+    }
+    assert_int_equal(atol(line), want);
+    assert_int_equal(t_wait_for(&sw.server_live, want, 10000), want);
+    assert_int_equal(atomic_load(&sw.errors), 0);
+
+    close(to_child[1]); /* the child exits, closing its sockets */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(from_child[0]);
+    assert_int_equal(t_wait_for(&sw.server_live, 0, 30000), 0);
+    ek_tcp_listener_close(sw.l);
+    assert_int_equal(ek_join_wait(server, NULL), EK_ECLOSED);
+    ek_join_detach(server);
+    ek_tcp_listener_free(sw.l);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+    setrlimit(RLIMIT_NOFILE, &old);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "--swarm-client") == 0)
+        return swarm_client_main(argv[2], atoi(argv[3]), atol(argv[4]));
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
         T(test_sockaddr_parse_and_format),
@@ -878,6 +998,7 @@ int main(void)
         T(test_accept_backs_off_on_emfile_and_recovers),
         T(test_64mib_through_slow_reader),
         T(test_10k_concurrent_connections),
+        T(test_10k_connections_from_another_process),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));
