@@ -8,11 +8,18 @@
 
 static atomic_long live, total, fail_at = -1, failures;
 
+/* Injection counting the calling thread's allocations only: a failure armed
+ * inside a task on a worker cannot be consumed by another thread's allocation
+ * (say a concurrent ek_join_wait's parker on the test thread). */
+static _Thread_local long here_count, here_fail_at = -1;
+
 static int should_fail(void)
 {
     long n = atomic_fetch_add_explicit(&total, 1, memory_order_relaxed);
     long f = atomic_load_explicit(&fail_at, memory_order_relaxed);
-    if (f >= 0 && n == f) {
+    long h = here_count++;
+    if ((f >= 0 && n == f) || (here_fail_at >= 0 && h == here_fail_at)) {
+        if (h == here_fail_at) here_fail_at = -1;
         atomic_fetch_add_explicit(&failures, 1, memory_order_relaxed);
         return 1;
     }
@@ -61,6 +68,11 @@ long ekt_alloc_failures(void)
 {
     return atomic_load(&failures);
 }
+void ekt_alloc_fail_here_after(long n)
+{
+    here_fail_at = n < 0 ? -1 : here_count + n;
+}
+
 void ekt_alloc_fail_after(long n)
 {
     atomic_store(&fail_at, n < 0 ? -1 : atomic_load(&total) + n);

@@ -18,7 +18,9 @@ void ekt_alloc_install(void);
 long ekt_alloc_live(void);         /* allocations not yet freed */
 long ekt_alloc_total(void);        /* allocations since install */
 void ekt_alloc_fail_after(long n); /* n-th next allocation fails (0 = the next); -1 never */
-long ekt_alloc_failures(void);     /* injected failures so far */
+/* The same, counting only allocations made by the calling thread. */
+void ekt_alloc_fail_here_after(long n);
+long ekt_alloc_failures(void); /* injected failures so far */
 
 /* 0 plain, 1 ASan+UBSan, 2 TSan. */
 int ekt_sanitizer(void);

@@ -64,14 +64,16 @@ static void warm_up(ek_runtime *rt)
 
 /* Bracket one attempt: arm the failure, and report whether it was consumed. */
 static long failures_before;
+/* Thread-local injection: only allocations made by the arming thread count, so a
+ * worker or the test thread allocating at the same time cannot take the failure. */
 static void arm(long k)
 {
     failures_before = ekt_alloc_failures();
-    ekt_alloc_fail_after(k);
+    ekt_alloc_fail_here_after(k);
 }
 static long disarm(void)
 {
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
     return ekt_alloc_failures() - failures_before;
 }
 
