@@ -140,9 +140,9 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     ek_broadcast_receiver_drop(NULL);
     long live = ekt_alloc_live();
     for (long i = 0;; i++) {
-        ekt_alloc_fail_after(i);
+        ekt_alloc_fail_here_after(i);
         int rc = ek_broadcast_new(3, NULL, NULL, &tx, &rx);
-        ekt_alloc_fail_after(-1);
+        ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) break;
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(ekt_alloc_live(), live);
@@ -150,11 +150,11 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     }
     assert_int_equal(ek_broadcast_send((ek_broadcast_sender *)rx, NULL, NULL), EK_EINVAL);
     assert_int_equal(ek_broadcast_recv(rx, NULL, &m, NULL), EK_EINVAL);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_broadcast_subscribe(tx, &rx2), EK_ENOMEM);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_broadcast_receiver_clone(rx, &rx2), EK_ENOMEM);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_broadcast_sender_clone(tx, &tx2), EK_ENOMEM);
     assert_int_equal(ek_broadcast_sender_clone(tx, &tx2), EK_OK);
     ek_broadcast_sender_drop(tx);

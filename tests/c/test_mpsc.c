@@ -239,21 +239,21 @@ static void test_alloc_failure_at_each_allocation(void **s)
     ek_mpsc_receiver *rx = NULL;
     /* channel creation: two allocations (channel, first sender) */
     for (long i = 0;; i++) {
-        ekt_alloc_fail_after(i);
+        ekt_alloc_fail_here_after(i);
         int rc = ek_mpsc_bounded(4, st_msg_drop, &tx, &rx);
-        ekt_alloc_fail_after(-1);
+        ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) break;
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(ekt_alloc_live(), live);
         assert_true(i < 5);
     }
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mpsc_sender_clone(tx, &tx2), EK_ENOMEM);
     /* the first send allocates the ring */
     void *m = st_msg(1), *out;
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mpsc_try_send(tx, m), EK_ENOMEM);
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
     /* the slot is still assigned to tx: another sender sees only 3 free */
     assert_int_equal(ek_mpsc_try_send(tx, m), EK_OK);
     assert_int_equal(ek_mpsc_try_recv(rx, &out), EK_OK);
@@ -267,13 +267,13 @@ static void test_alloc_failure_at_each_allocation(void **s)
     assert_int_equal(ek_mpsc_unbounded(st_msg_drop, &tx, &rx), EK_OK);
     for (int i = 0; i < 16; i++) assert_int_equal(ek_mpsc_try_send(tx, st_msg(i)), EK_OK);
     m = st_msg(16);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mpsc_try_send(tx, m), EK_ENOMEM);
     ek_mpsc_permit *p;
     assert_int_equal(ek_mpsc_try_reserve(tx, &p), EK_OK);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mpsc_permit_send(p, m), EK_ENOMEM); /* permit spent, m ours */
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
     assert_int_equal(ek_mpsc_try_send(tx, m), EK_OK);
     atomic_store(&st_msg_drops, 0);
     ek_mpsc_sender_drop(tx);

@@ -108,11 +108,11 @@ static void test_alloc_failure_gives_enomem(void **s)
     long live = ekt_alloc_live();
     ek_mutex *m = NULL;
     ek_mutex_guard *g = NULL;
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mutex_new(NULL, NULL, &m), EK_ENOMEM);
     assert_int_equal(ekt_alloc_live(), live);
     assert_int_equal(ek_mutex_new(NULL, NULL, &m), EK_OK);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mutex_guard_new(m, &g), EK_ENOMEM);
     ek_mutex_drop(m);
     assert_int_equal(ekt_alloc_live(), live);

@@ -116,13 +116,13 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     ek_notified_drop(NULL);
     ek_notify_drop(NULL);
     long live = ekt_alloc_live();
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_notify_new(&n), EK_ENOMEM);
     assert_int_equal(ekt_alloc_live(), live);
     assert_int_equal(ek_notify_new(&n), EK_OK);
     assert_int_equal(ek_notified_new(n, NULL), EK_EINVAL);
     assert_int_equal(ek_notify_one(n), EK_OK);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_notified_new(n, &w), EK_ENOMEM);
     w = notified_new(n);
     assert_int_equal(ek_notified_poll(w, NULL), EK_EINVAL);

@@ -153,9 +153,9 @@ static void test_alloc_failure_gives_enomem(void **s)
     ek_oneshot_sender *tx = NULL;
     ek_oneshot_receiver *rx = NULL;
     long live = ekt_alloc_live();
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_oneshot_new(NULL, &tx, &rx), EK_ENOMEM);
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
     assert_int_equal(ekt_alloc_live(), live);
     assert_int_equal(ek_oneshot_new(NULL, &tx, &rx), EK_OK);
     ek_oneshot_sender_drop(tx);

@@ -78,11 +78,11 @@ static void test_resolve_errors(void **state)
     ek_addr_list_free(NULL);
 
     /* allocation failure is reported, nothing leaks */
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_resolve(rt, "localhost", 80, 0, &f), EK_ENOMEM);
-    ekt_alloc_fail_after(1);
+    ekt_alloc_fail_here_after(1);
     assert_int_equal(ek_resolve(rt, "localhost", 80, 0, &f), EK_ENOMEM);
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
     ekt_rt_free_checked(rt);
 }
 

@@ -80,9 +80,9 @@ static void test_sockaddr_parse_and_format(void **state)
     ek_sockaddr_free(e);
     ek_sockaddr_free(NULL);
 
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_sockaddr_parse("1.2.3.4:5", &a), EK_ENOMEM);
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
 }
 
 /* ---- basic data path ---- */
@@ -368,9 +368,9 @@ static void test_bind_errors(void **state)
     ek_tcp_listener_free(r1);
     ek_tcp_listener_free(r2);
 
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_tcp_listen(rt, "127.0.0.1:0", &l2), EK_ENOMEM);
-    ekt_alloc_fail_after(-1);
+    ekt_alloc_fail_here_after(-1);
 
     ek_tcp_listener_free(l);
     ek_sockaddr_free(any);

@@ -906,9 +906,9 @@ static void test_sleep_allocation_failure_is_enomem_without_leak(void **state)
     int failures = 0;
     for (long k = 0;; k++) {
         ek_future *f = NULL;
-        ekt_alloc_fail_after(k);
+        ekt_alloc_fail_here_after(k);
         int rc = k % 2 ? ek_sleep(rt, 10, &f) : ek_sleep_until(rt, 10, &f);
-        ekt_alloc_fail_after(-1);
+        ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) {
             ek_future_drop(f);
             break;
@@ -934,9 +934,9 @@ static void test_timeout_allocation_failure_is_enomem_and_keeps_inner(void **sta
     int failures = 0;
     ek_future *f = NULL;
     for (long k = 0;; k++) {
-        ekt_alloc_fail_after(k);
+        ekt_alloc_fail_here_after(k);
         int rc = ek_timeout(rt, inner, 10, &f);
-        ekt_alloc_fail_after(-1);
+        ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) break;
         assert_int_equal(rc, EK_ENOMEM);
         assert_null(f);
@@ -959,9 +959,9 @@ static void test_interval_allocation_failure_is_enomem_without_leak(void **state
     int failures = 0;
     for (long k = 0;; k++) {
         ek_interval *iv = NULL;
-        ekt_alloc_fail_after(k);
+        ekt_alloc_fail_here_after(k);
         int rc = ek_interval_new(rt, 10, EK_MISSED_TICK_DELAY, &iv);
-        ekt_alloc_fail_after(-1);
+        ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) {
             ek_interval_free(iv);
             break;

@@ -99,18 +99,18 @@ static void test_clone_error_and_bad_arguments(void **s)
     assert_int_equal(ek_watch_changed(rx, NULL), EK_EINVAL);
     /* allocation failure */
     long live = ekt_alloc_live();
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_watch_subscribe(tx, &rx2), EK_ENOMEM);
-    ekt_alloc_fail_after(0);
+    ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_watch_receiver_clone(rx, &rx2), EK_ENOMEM);
     assert_int_equal(ekt_alloc_live(), live);
     ek_watch_receiver_drop(rx);
     ek_watch_sender_drop(tx);
     live = ekt_alloc_live();
     for (long i = 0; i < 3; i++) {
-        ekt_alloc_fail_after(i);
+        ekt_alloc_fail_here_after(i);
         int rc = ek_watch_new(NULL, NULL, NULL, &tx, &rx);
-        ekt_alloc_fail_after(-1);
+        ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) {
             ek_watch_sender_drop(tx);
             ek_watch_receiver_drop(rx);
