@@ -672,6 +672,60 @@ static void test_64mib_through_slow_reader(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* ---- socket ops spend the cooperative budget ---- */
+
+/* A stream that always has data: reading 1 byte at a time in one poll must stop
+ * after the budget (16 here) with EK_PENDING, and the task is polled again. */
+typedef struct {
+    ek_tcp_stream *s;
+    int polls;
+    long total;
+    int max_reads_in_a_poll;
+} t_budget_reader;
+
+static int t_budget_read_poll(void *state, ek_cx *cx, void **out)
+{
+    t_budget_reader *b = state;
+    b->polls++;
+    int reads = 0;
+    for (;;) {
+        char c;
+        size_t n;
+        int rc = ek_tcp_read(b->s, cx, &c, 1, &n);
+        if (rc == EK_PENDING) break;
+        if (rc != EK_OK) return rc;
+        reads++;
+        b->total += (long)n;
+        if (b->total == 4096) break;
+    }
+    if (reads > b->max_reads_in_a_poll) b->max_reads_in_a_poll = reads;
+    if (b->total < 4096) return EK_PENDING;
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_socket_reads_spend_the_budget(void **state)
+{
+    ek_builder *bld = ekt_builder(EK_FLAVOR_MULTI_THREAD, 2, -1, 16);
+    ek_runtime *rt = NULL;
+    assert_int_equal(ek_runtime_new(bld, &rt), EK_OK);
+    ek_builder_free(bld);
+    ek_tcp_stream *client, *server;
+    t_tcp_pair(rt, &client, &server);
+    static char data[4096];
+    t_tcp_write_all(rt, client, data, sizeof data);
+    t_budget_reader b = {.s = server};
+    ek_join *j;
+    assert_int_equal(ek_spawn(rt, t_budget_read_poll, ekt_noop_drop, &b, NULL, &j), EK_OK);
+    assert_int_equal(ekt_join(j, NULL), EK_OK);
+    assert_int_equal(b.total, 4096);
+    assert_true(b.max_reads_in_a_poll <= 16); /* never more than the budget */
+    assert_true(b.polls >= 4096 / 16);        /* so it was polled again and again */
+    ek_tcp_free(client);
+    ek_tcp_free(server);
+    ekt_rt_free_checked(rt);
+}
+
 /* ---- 10,000 concurrent connections on one runtime ---- */
 
 typedef struct t_swarm {
@@ -1009,6 +1063,7 @@ int main(int argc, char **argv)
         T(test_abort_mid_read_releases_fd),
         T(test_accept_backs_off_on_emfile_and_recovers),
         T(test_64mib_through_slow_reader),
+        T(test_socket_reads_spend_the_budget),
         T(test_10k_concurrent_connections),
         T(test_10k_connections_from_another_process),
 #undef T
