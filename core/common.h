@@ -25,9 +25,7 @@ void ek__free(void *ptr);
 /* ---- misc ---- */
 #define EK__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define EK__UNUSED(x)                       ((void)(x))
-#define EK__LIKELY(x)                       __builtin_expect(!!(x), 1)
 #define EK__UNLIKELY(x)                     __builtin_expect(!!(x), 0)
-#define EK__CACHELINE                       64
 
 /* Aborts with a message: only for broken invariants (bugs), never for bad input. */
 _Noreturn void ek__panic(const char *what, const char *file, int line);
@@ -60,7 +58,6 @@ enum {
     EK__TAG_UNIX_LISTENER = 0x454b554cu,
     EK__TAG_UNIX_STREAM = 0x454b5553u,
     EK__TAG_UNIX_DGRAM = 0x454b5547u,
-    EK__TAG_SYNC = 0x454b5359u, /* sync primitives use their own below this */
 };
 #define EK__CHECK_TAG(obj, t) ((obj) != NULL && *(const uint32_t *)(const void *)(obj) == (t))
 

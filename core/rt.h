@@ -19,8 +19,6 @@ ek__time *ek__rt_time(ek_runtime *rt);
 /* Wake the thread parked in the driver (if any) so it recomputes its timeout or
  * handles new work; coalesced and cheap when nobody is parked. Any thread. */
 void ek__rt_unpark_driver(ek_runtime *rt);
-/* True if the calling thread belongs to rt (worker or blocking thread). */
-bool ek__rt_on_runtime_thread(ek_runtime *rt);
 /* Inhibit test-clock auto-advance while > 0 (blocking jobs in flight). */
 void ek__rt_inhibit_auto_advance(ek_runtime *rt, int delta);
 

@@ -33,13 +33,12 @@ static void local_schedule(ek__sched *s, ek__task *t, int how)
     ek__mutex_unlock(&l->lock);
 }
 
-void ek__local_init(ek__local *l, ek_runtime *rt, bool is_worker)
+void ek__local_init(ek__local *l, ek_runtime *rt)
 {
     memset(l, 0, sizeof *l);
     l->sched.schedule = local_schedule;
     l->sched.rt = rt;
     l->owner = pthread_self();
-    l->is_worker = is_worker;
     ek__mutex_init(&l->lock);
     atomic_init(&l->rlen, 0);
     atomic_init(&l->parker, NULL);
@@ -110,7 +109,7 @@ ek__local *ek__local_for_current_thread(ek_runtime *rt)
     if (!found) {
         found = ek__malloc(sizeof *found);
         if (found) {
-            ek__local_init(found, rt, false);
+            ek__local_init(found, rt);
             ek__list_push_back(&rt->locals, &found->link);
         }
     }

@@ -387,7 +387,7 @@ int ek__mt_start(ek_runtime *rt)
         w->global_interval = rt->cfg.global_queue_interval;
         rc = ek__parker_init(&w->parker, rt->driver);
         if (rc) return rc;
-        ek__local_init(&w->local, rt, true);
+        ek__local_init(&w->local, rt);
     }
     for (unsigned i = 0; i < n; i++) {
         ek__worker *w = &rt->workers[i];

@@ -296,10 +296,6 @@ void ek__rt_unpark_driver(ek_runtime *rt)
 {
     if (rt->driver) ek__driver_unpark(rt->driver);
 }
-bool ek__rt_on_runtime_thread(ek_runtime *rt)
-{
-    return ek__cur.rt == rt && !ek__cur.in_block_on;
-}
 void ek__rt_inhibit_auto_advance(ek_runtime *rt, int delta)
 {
     if (rt->time) ek__time_inhibit(rt->time, delta);

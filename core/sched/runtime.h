@@ -44,10 +44,9 @@ typedef struct ek__local {
     ek__task *head, *tail;        /* owner-only FIFO */
     _Atomic(ek__parker *) parker; /* where the owner sleeps now (may be NULL) */
     ek__list link;                /* rt->locals (foreign threads only) */
-    bool is_worker;
 } ek__local;
 
-void ek__local_init(ek__local *l, ek_runtime *rt, bool is_worker);
+void ek__local_init(ek__local *l, ek_runtime *rt);
 void ek__local_destroy(ek__local *l);
 /* Owner: pop the next runnable local task, or NULL. */
 ek__task *ek__local_pop(ek__local *l);
@@ -73,8 +72,7 @@ typedef struct ek__worker {
     unsigned global_interval;
     unsigned lifo_polls;
     bool is_searching;
-    bool in_driver;   /* turning the driver: wakes are batched, notify after */
-    bool stolen_last; /* metric helper */
+    bool in_driver; /* turning the driver: wakes are batched, notify after */
     uint32_t tick;
     uint64_t rng;
     ek__parker parker;
@@ -108,7 +106,7 @@ typedef struct ek__blocking {
     ek__cond exit_cond; /* a thread exited */
     ek__task *head, *tail;
     size_t queued;
-    unsigned threads, idle, max, spawned_ids;
+    unsigned threads, idle, max;
     uint64_t keep_alive_ms;
     bool shutdown;
     unsigned pending_wakeups;
