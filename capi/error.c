@@ -60,3 +60,21 @@ const char *ek_metric_name(int key)
         return NULL;
     }
 }
+
+/* Every status code, in the order ek_err_code reports them. */
+static const int ek__codes[] = {EK_OK, EK_PENDING,
+#define EK__ERR_CODE(name, value, msg) EK_##name,
+                                EK_ERRNO_MAP(EK__ERR_CODE)
+#undef EK__ERR_CODE
+};
+
+int ek_err_count(void)
+{
+    return (int)(sizeof ek__codes / sizeof ek__codes[0]);
+}
+
+int ek_err_code(int i)
+{
+    if (i < 0 || i >= ek_err_count()) return EK_EINVAL;
+    return ek__codes[i];
+}

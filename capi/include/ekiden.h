@@ -8,10 +8,33 @@
  *   a negative EK_E* error code. OS errors are negative errno values.
  * - Handles are opaque. A NULL or wrong-type handle gives EK_EINVAL; a handle whose
  *   object was closed gives EK_ECLOSED. Never a crash.
- * - Ownership: "consumes X" means the function takes ownership of X even when it
- *   fails, unless stated otherwise; every drop function handed over is called
- *   exactly once. If a function that takes a callback returns an error, that
- *   callback is never called (libuv's rule).
+ * - Ownership, the one rule: a function that takes ownership of something
+ *   ("consumes X": a state with its drop function, a future, a join handle, a
+ *   value with its drop function) takes it in every case, on error too. When it
+ *   fails, X has been released (its drop function ran, the future was dropped,
+ *   the handle detached) before it returns, so the caller never cleans up after
+ *   a failed call. Every drop function handed over is called exactly once. The
+ *   only thing never consumed is an argument that is not a valid object (a NULL
+ *   or wrong-type handle, or a state whose drop function is NULL): there is
+ *   nothing to release. Examples: ek_spawn, ek_spawn_local, ek_spawn_blocking,
+ *   ek_spawn_future, ek_future_new, ek_join_into_future, ek_block_on,
+ *   ek_timeout, ek_watch_new, ek_mutex_new.
+ *   Exceptions, by name: messages handed to a channel's send pass only on
+ *   EK_OK, so that a full or closed channel can be retried or the message used
+ *   elsewhere: ek_oneshot_send (msg; tx is consumed always), ek_mpsc_send,
+ *   ek_mpsc_try_send, ek_mpsc_blocking_send, ek_mpsc_permit_send on EK_ENOMEM
+ *   (msg; the permit is consumed always), ek_broadcast_send, ek_watch_send.
+ *   Borrowed, not consumed: addresses (ek_sockaddr) and buffers passed to socket
+ *   functions.
+ *   libuv's rule for callbacks: if a function that takes a callback returns an
+ *   error, that callback is never called.
+ * - Clones: `int ek_X_clone(X *x, X **out)` gives a new handle (or reference)
+ *   in *out, EK_EINVAL for a bad handle or NULL out, EK_ENOMEM where it
+ *   allocates. The one exception is the waker (ek_cx_waker, ek_waker_clone),
+ *   which returns the new reference itself so that the hot path of wakers stays
+ *   one call.
+ * - Counts and sizes are returned as int64_t (or int), never unsigned, so that a
+ *   bad handle gives a negative EK_E* code instead of a plausible 0.
  * - Threads: unless a function says otherwise it may be called from any thread.
  *   "Task context" means inside a poll function (it takes the poll's ek_cx).
  * - Memory: every allocation goes through the allocator set by ek_set_allocator;
@@ -130,6 +153,16 @@ EK_EXTERN const char *ek_strerror(int err);
 /* The code's name without prefix, e.g. "ECLOSED"; "UNKNOWN" for unknown codes.
  * Static storage, no allocation; any thread. */
 EK_EXTERN const char *ek_err_name(int err);
+/*
+ * The codes this library knows, so that hosts build their constants from the
+ * library they loaded instead of copying numbers: ek_err_count() codes, indexed
+ * 0 .. ek_err_count() - 1 by ek_err_code(i): EK_OK (index 0), EK_PENDING (1),
+ * then every EK_E* code of EK_ERRNO_MAP in table order. Name each with
+ * ek_err_name. ek_err_code gives EK_EINVAL for an index out of range. Any thread;
+ * no allocation.
+ */
+EK_EXTERN int ek_err_count(void);
+EK_EXTERN int ek_err_code(int i);
 
 /* ------------------------------------------------------------------------- */
 /* Memory                                                                    */
@@ -437,8 +470,10 @@ EK_EXTERN int ek_sleep(ek_runtime *rt, uint64_t ms, ek_future **out);
 EK_EXTERN int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out);
 /*
  * `inner` with a deadline: completes as inner does, or with EK_ETIMEDOUT after
- * `ms` (inner is then dropped, i.e. cancelled). Consumes inner on success; on
- * error inner still belongs to the caller. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM.
+ * `ms` (inner is then dropped, i.e. cancelled). Consumes inner, on error too
+ * (inner has then been dropped). Any thread creates it; poll from task context.
+ * Errors: EK_EINVAL (NULL out, bad rt; NULL or non-future inner, which is not
+ * touched), EK_ECLOSED (runtime shut down), EK_ENOMEM.
  */
 EK_EXTERN int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out);
 

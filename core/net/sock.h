@@ -102,5 +102,8 @@ int ek__sockaddr_assign(ek_sockaddr *a, const void *sa, socklen_t len);
 int ek__sockaddr_unix(struct sockaddr_un *sun, socklen_t *len, const char *path);
 /* EK_OK if a is a live ek_sockaddr holding an IPv4 or IPv6 address. */
 int ek__sockaddr_check_ip(const ek_sockaddr *a);
+/* EK_OK if a is a live ek_sockaddr holding a named Unix address (a path or an
+ * abstract name; not the unnamed address of an unbound socket). */
+int ek__sockaddr_check_unix(const ek_sockaddr *a);
 
 #endif

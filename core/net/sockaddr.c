@@ -31,6 +31,13 @@ int ek__sockaddr_check_ip(const ek_sockaddr *a)
     return a->ss.ss_family == AF_INET || a->ss.ss_family == AF_INET6 ? EK_OK : EK_EINVAL;
 }
 
+int ek__sockaddr_check_unix(const ek_sockaddr *a)
+{
+    if (!EK__CHECK_TAG(a, EK__TAG_SOCKADDR)) return EK_EINVAL;
+    if (a->ss.ss_family != AF_UNIX) return EK_EINVAL;
+    return a->len > offsetof(struct sockaddr_un, sun_path) ? EK_OK : EK_EINVAL;
+}
+
 int ek__sockaddr_unix(struct sockaddr_un *sun, socklen_t *len, const char *path)
 {
     if (path == NULL || path[0] == '\0') return EK_EINVAL;

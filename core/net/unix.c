@@ -35,7 +35,7 @@ static int ek__unix_bind(ek_runtime *rt, const char *path, int type, int backlog
 
 /* ---- listener ---- */
 
-int ek_unix_listener_bind(ek_runtime *rt, const char *path, int backlog, ek_unix_listener **out)
+int ek_unix_bind(ek_runtime *rt, const char *path, int backlog, ek_unix_listener **out)
 {
     if (path == NULL || out == NULL) return EK_EINVAL;
     return ek__unix_bind(rt, path, SOCK_STREAM, backlog <= 0 ? 1024 : backlog,
@@ -179,29 +179,25 @@ int ek_unix_dgram_bind(ek_runtime *rt, const char *path, ek_unix_dgram **out)
     return ek__unix_bind(rt, path, SOCK_DGRAM, -1, EK__TAG_UNIX_DGRAM, (ek__sock **)out);
 }
 
-int ek_unix_dgram_connect(ek_unix_dgram *d, const char *path)
+int ek_unix_dgram_connect(ek_unix_dgram *d, const ek_sockaddr *addr)
 {
     int rc = ek__sock_check(d, EK__TAG_UNIX_DGRAM);
     if (rc != EK_OK) return rc;
-    struct sockaddr_un sun;
-    socklen_t len;
-    rc = ek__sockaddr_unix(&sun, &len, path);
-    if (rc != EK_OK) return rc;
+    if (ek__sockaddr_check_unix(addr) != EK_OK) return EK_EINVAL;
     /* Datagram connect only records the peer; it never waits. */
-    if (connect(EK__SOCK(d)->fd, (const struct sockaddr *)&sun, len) != 0) return ek__err(errno);
+    if (connect(EK__SOCK(d)->fd, (const struct sockaddr *)&addr->ss, addr->len) != 0)
+        return ek__err(errno);
     return EK_OK;
 }
 
 int ek_unix_dgram_send_to(ek_unix_dgram *d, ek_cx *cx, const void *buf, size_t len,
-                          const char *path, size_t *nsent)
+                          const ek_sockaddr *addr, size_t *nsent)
 {
-    if (!EK__CHECK_TAG(d, EK__TAG_UNIX_DGRAM) || nsent == NULL || (buf == NULL && len > 0))
+    if (!EK__CHECK_TAG(d, EK__TAG_UNIX_DGRAM) || nsent == NULL || (buf == NULL && len > 0) ||
+        ek__sockaddr_check_unix(addr) != EK_OK)
         return EK_EINVAL;
-    struct sockaddr_un sun;
-    socklen_t slen;
-    int rc = ek__sockaddr_unix(&sun, &slen, path);
-    if (rc != EK_OK) return rc;
-    return ek__sock_send(EK__SOCK(d), cx, buf, len, (const struct sockaddr *)&sun, slen, nsent);
+    return ek__sock_send(EK__SOCK(d), cx, buf, len, (const struct sockaddr *)&addr->ss, addr->len,
+                         nsent);
 }
 
 int ek_unix_dgram_recv_from(ek_unix_dgram *d, ek_cx *cx, void *buf, size_t len, size_t *nrecv,

@@ -24,11 +24,19 @@ struct ek_mutex_guard {
 
 int ek_mutex_new(void *value, ek_drop_fn drop, ek_mutex **out)
 {
-    if (out == NULL) return EK_EINVAL;
+    /* Consumes value in every case: on error it goes through drop now. */
+    if (out == NULL) {
+        if (drop) drop(value);
+        return EK_EINVAL;
+    }
     ek_mutex *m = ek__malloc(sizeof *m);
-    if (m == NULL) return EK_ENOMEM;
+    if (m == NULL) {
+        if (drop) drop(value);
+        return EK_ENOMEM;
+    }
     if (ek__sem_init(&m->sem, 1) != EK_OK) {
         ek__free(m);
+        if (drop) drop(value);
         return EK_ENOMEM;
     }
     m->tag = EK__TAG_MUTEX;
@@ -39,12 +47,19 @@ int ek_mutex_new(void *value, ek_drop_fn drop, ek_mutex **out)
     return EK_OK;
 }
 
-ek_mutex *ek_mutex_clone(ek_mutex *m)
+/* A new reference; the caller holds one already. */
+static ek_mutex *mutex_ref(ek_mutex *m)
 {
-    if (!EK__CHECK_TAG(m, EK__TAG_MUTEX)) return NULL;
     /* relaxed: the caller holds a reference already. */
     atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
     return m;
+}
+
+int ek_mutex_clone(ek_mutex *m, ek_mutex **out)
+{
+    if (!EK__CHECK_TAG(m, EK__TAG_MUTEX) || out == NULL) return EK_EINVAL;
+    *out = mutex_ref(m);
+    return EK_OK;
 }
 
 void ek_mutex_drop(ek_mutex *m)
@@ -64,7 +79,7 @@ int ek_mutex_guard_new(ek_mutex *m, ek_mutex_guard **out)
     ek_mutex_guard *g = ek__malloc(sizeof *g);
     if (g == NULL) return EK_ENOMEM;
     g->tag = EK__TAG_MUTEX_GUARD;
-    g->m = ek_mutex_clone(m);
+    g->m = mutex_ref(m);
     ek__waiter_init(&g->w);
     g->locked = false;
     *out = g;

@@ -48,12 +48,19 @@ int ek_notify_new(ek_notify **out)
     return EK_OK;
 }
 
-ek_notify *ek_notify_clone(ek_notify *n)
+/* A new reference; the caller holds one already. */
+static ek_notify *notify_ref(ek_notify *n)
 {
-    if (!EK__CHECK_TAG(n, EK__TAG_NOTIFY)) return NULL;
     /* relaxed: the caller holds a reference already. */
     atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
     return n;
+}
+
+int ek_notify_clone(ek_notify *n, ek_notify **out)
+{
+    if (!EK__CHECK_TAG(n, EK__TAG_NOTIFY) || out == NULL) return EK_EINVAL;
+    *out = notify_ref(n);
+    return EK_OK;
 }
 
 void ek_notify_drop(ek_notify *n)
@@ -116,7 +123,7 @@ int ek_notified_new(ek_notify *n, ek_notified **out)
     ek_notified *w = ek__malloc(sizeof *w);
     if (w == NULL) return EK_ENOMEM;
     w->tag = EK__TAG_NOTIFIED;
-    w->n = ek_notify_clone(n);
+    w->n = notify_ref(n);
     ek__waiter_init(&w->w);
     w->state = N_IDLE;
     ek__mutex_lock(&n->lock);

@@ -279,12 +279,19 @@ int ek_semaphore_new(size_t permits, ek_semaphore **out)
     return EK_OK;
 }
 
-ek_semaphore *ek_semaphore_clone(ek_semaphore *s)
+/* A new reference; the caller holds one already. */
+static ek_semaphore *semaphore_ref(ek_semaphore *s)
 {
-    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return NULL;
     /* relaxed: the caller already holds a reference, so nothing can free s. */
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     return s;
+}
+
+int ek_semaphore_clone(ek_semaphore *s, ek_semaphore **out)
+{
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE) || out == NULL) return EK_EINVAL;
+    *out = semaphore_ref(s);
+    return EK_OK;
 }
 
 void ek_semaphore_drop(ek_semaphore *s)
@@ -312,10 +319,11 @@ int ek_semaphore_release(ek_semaphore *s, size_t n)
     return EK_OK;
 }
 
-size_t ek_semaphore_available_permits(ek_semaphore *s)
+int64_t ek_semaphore_available_permits(ek_semaphore *s)
 {
-    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return 0;
-    return ek__sem_available(&s->sem);
+    if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return EK_EINVAL;
+    /* At most EK_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 3), which int64_t holds. */
+    return (int64_t)ek__sem_available(&s->sem);
 }
 
 int ek_semaphore_close(ek_semaphore *s)
@@ -337,7 +345,7 @@ int ek_semaphore_permit_new(ek_semaphore *s, ek_semaphore_permit **out)
     ek_semaphore_permit *p = ek__malloc(sizeof *p);
     if (p == NULL) return EK_ENOMEM;
     p->tag = EK__TAG_SEM_PERMIT;
-    p->s = ek_semaphore_clone(s);
+    p->s = semaphore_ref(s);
     ek__waiter_init(&p->w);
     p->held = 0;
     *out = p;
@@ -363,9 +371,9 @@ int ek_semaphore_blocking_acquire(ek_semaphore_permit *p, size_t n)
     return rc;
 }
 
-size_t ek_semaphore_permit_count(ek_semaphore_permit *p)
+int64_t ek_semaphore_permit_count(ek_semaphore_permit *p)
 {
-    return EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT) ? p->held : 0;
+    return EK__CHECK_TAG(p, EK__TAG_SEM_PERMIT) ? (int64_t)p->held : EK_EINVAL;
 }
 
 int ek_semaphore_permit_release(ek_semaphore_permit *p)

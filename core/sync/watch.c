@@ -55,18 +55,19 @@ static ek_watch_receiver *receiver_new(watch_shared *sh, uint64_t seen)
 int ek_watch_new(void *initial, ek_clone_fn clone, ek_drop_fn drop, ek_watch_sender **tx,
                  ek_watch_receiver **rx)
 {
-    if (tx == NULL || rx == NULL) return EK_EINVAL;
-    watch_shared *sh = ek__calloc(1, sizeof *sh);
-    if (sh == NULL) return EK_ENOMEM;
-    if (ek__mutex_init(&sh->lock) != 0) {
-        ek__free(sh);
-        return EK_ENOMEM;
-    }
-    ek_watch_receiver *r = receiver_new(sh, 0);
+    /* Consumes initial in every case: on error it goes through drop now. */
+    int rc = EK_EINVAL;
+    watch_shared *sh = NULL;
+    ek_watch_receiver *r;
+    if (tx == NULL || rx == NULL) goto fail;
+    rc = EK_ENOMEM;
+    sh = ek__calloc(1, sizeof *sh);
+    if (sh == NULL) goto fail;
+    if (ek__mutex_init(&sh->lock) != 0) goto fail;
+    r = receiver_new(sh, 0);
     if (r == NULL) {
         ek__mutex_destroy(&sh->lock);
-        ek__free(sh);
-        return EK_ENOMEM;
+        goto fail;
     }
     sh->value = initial;
     sh->tx_alive = true;
@@ -78,6 +79,10 @@ int ek_watch_new(void *initial, ek_clone_fn clone, ek_drop_fn drop, ek_watch_sen
     *tx = &sh->tx;
     *rx = r;
     return EK_OK;
+fail:
+    ek__free(sh);
+    if (drop) drop(initial);
+    return rc;
 }
 
 /* Replace the value and wake every waiting receiver. */

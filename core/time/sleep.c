@@ -105,13 +105,17 @@ static void timeout_drop(void *state)
 
 int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out)
 {
-    if (out == NULL || !EK__CHECK_TAG(inner, EK__TAG_FUTURE)) return EK_EINVAL;
-    int rc = ek__rt_check(rt);
-    if (rc != EK_OK) return rc;
+    /* Consumes inner in every case (a valid future is dropped on error). */
+    if (!EK__CHECK_TAG(inner, EK__TAG_FUTURE)) return EK_EINVAL;
+    int rc = out == NULL ? EK_EINVAL : ek__rt_check(rt);
     ek__timeout *s;
     ek_future *f;
-    rc = ek__future_new_inline(timeout_poll, timeout_drop, sizeof *s, &f, (void **)&s);
-    if (rc != EK_OK) return rc; /* inner still belongs to the caller */
+    if (rc == EK_OK)
+        rc = ek__future_new_inline(timeout_poll, timeout_drop, sizeof *s, &f, (void **)&s);
+    if (rc != EK_OK) {
+        ek_future_drop(inner);
+        return rc;
+    }
     s->rt = rt;
     s->time = ek__rt_time(rt);
     s->inner = inner;

@@ -159,6 +159,47 @@ static void test_strerror_and_err_name_for_ok_pending_and_unknown_codes(void **s
     }
 }
 
+/* A host builds its constants from ek_err_count/ek_err_code/ek_err_name of the
+ * library it loaded: every code of the header's table is there once, under its
+ * name, after EK_OK and EK_PENDING; nothing else is, and the index range is
+ * checked. */
+static void test_err_count_and_code_enumerate_every_code_once(void **state)
+{
+    (void)state;
+    int n = ek_err_count();
+    size_t table = 0;
+#define COUNT(name, value, msg) table++;
+    EK_ERRNO_MAP(COUNT)
+#undef COUNT
+    assert_int_equal(n, (int)table + 2);
+    assert_int_equal(ek_err_code(0), EK_OK);
+    assert_int_equal(ek_err_code(1), EK_PENDING);
+    for (int i = 0; i < n; i++) {
+        int c = ek_err_code(i);
+        assert_string_not_equal(ek_err_name(c), "UNKNOWN");
+        assert_string_not_equal(ek_strerror(c), "unknown error");
+        if (i >= 2) assert_true(c < 0);
+        for (int k = i + 1; k < n; k++) assert_int_not_equal(c, ek_err_code(k));
+    }
+    /* Looked up by name as a host does, each header constant has its value. */
+    int found = 0;
+#define LOOKUP(name, value, msg)                                                                   \
+    for (int i = 0; i < n; i++)                                                                    \
+        if (strcmp(ek_err_name(ek_err_code(i)), #name) == 0) {                                     \
+            assert_int_equal(ek_err_code(i), value);                                               \
+            assert_int_equal(i, 2 + found);                                                        \
+            found++;                                                                               \
+        }
+    EK_ERRNO_MAP(LOOKUP)
+#undef LOOKUP
+    assert_int_equal(found, (int)table);
+    static const int out_of_range[] = {-1, INT_MIN};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++)
+        assert_int_equal(ek_err_code(out_of_range[i]), EK_EINVAL);
+    assert_int_equal(ek_err_code(n), EK_EINVAL);
+    assert_int_equal(ek_err_code(INT_MAX), EK_EINVAL);
+}
+
 static void *strerror_thread(void *arg)
 {
     long bad = 0;
@@ -1100,6 +1141,7 @@ int main(void)
         T(test_strerror_and_err_name_match_the_table_for_every_code),
         T(test_error_codes_are_negative_distinct_and_runtime_ones_below_4000),
         T(test_strerror_and_err_name_for_ok_pending_and_unknown_codes),
+        T(test_err_count_and_code_enumerate_every_code_once),
         T(test_strerror_is_thread_safe_and_allocation_free),
         T(test_set_allocator_with_only_some_null_is_einval_and_keeps_the_old_one),
         T(test_builder_new_with_null_out_is_einval),

@@ -69,7 +69,10 @@ static void test_value_dropped_with_last_reference(void **s)
     atomic_store(&st_msg_drops, 0);
     assert_int_equal(ek_mutex_new(st_msg(4), st_msg_drop, &m), EK_OK);
     ek_mutex_guard *g = guard_new(m);
-    assert_ptr_equal(ek_mutex_clone(m), m);
+    ek_mutex *m2 = NULL;
+    assert_int_equal(ek_mutex_clone(m, &m2), EK_OK);
+    assert_ptr_equal(m2, m);
+    assert_int_equal(ek_mutex_clone(m, NULL), EK_EINVAL);
     ek_mutex_drop(m);
     ek_mutex_drop(m);
     assert_int_equal(atomic_load(&st_msg_drops), 0);
@@ -90,7 +93,9 @@ static void test_bad_arguments_give_einval(void **s)
     assert_int_equal(ek_mutex_unlock(NULL), EK_EINVAL);
     assert_int_equal(ek_mutex_guard_set(NULL, NULL, NULL), EK_EINVAL);
     assert_null(ek_mutex_guard_get(NULL));
-    assert_null(ek_mutex_clone(NULL));
+    ek_mutex *m2 = NULL;
+    assert_int_equal(ek_mutex_clone(NULL, &m2), EK_EINVAL);
+    assert_null(m2);
     ek_mutex_guard_drop(NULL);
     ek_mutex_drop(NULL);
     assert_int_equal(ek_mutex_new(NULL, NULL, &m), EK_OK);
@@ -115,6 +120,24 @@ static void test_alloc_failure_gives_enomem(void **s)
     ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_mutex_guard_new(m, &g), EK_ENOMEM);
     ek_mutex_drop(m);
+    assert_int_equal(ekt_alloc_live(), live);
+}
+
+/* ek_mutex_new consumes the value in every case: on error it went through drop. */
+static void test_new_consumes_value_on_error(void **s)
+{
+    (void)s;
+    long live = ekt_alloc_live();
+    ek_mutex *m = NULL;
+    atomic_store(&st_msg_drops, 0);
+    assert_int_equal(ek_mutex_new(st_msg(1), st_msg_drop, NULL), EK_EINVAL);
+    assert_int_equal(atomic_load(&st_msg_drops), 1);
+    void *v = st_msg(2);
+    ekt_alloc_fail_here_after(0);
+    assert_int_equal(ek_mutex_new(v, st_msg_drop, &m), EK_ENOMEM);
+    ekt_alloc_fail_here_after(-1);
+    assert_int_equal(atomic_load(&st_msg_drops), 2);
+    assert_null(m);
     assert_int_equal(ekt_alloc_live(), live);
 }
 
@@ -280,6 +303,7 @@ int main(void)
         T(test_value_dropped_with_last_reference),
         T(test_bad_arguments_give_einval),
         T(test_alloc_failure_gives_enomem),
+        T(test_new_consumes_value_on_error),
         T(test_lock_handed_over_fifo),
         T(test_abort_queued_locker_returns_place_and_lock),
         T(test_drop_after_handoff_passes_lock_on),

@@ -112,7 +112,9 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     assert_int_equal(ek_notified_poll(NULL, NULL), EK_EINVAL);
     assert_int_equal(ek_notified_blocking_wait(NULL), EK_EINVAL);
     assert_int_equal(ek_notified_reset(NULL), EK_EINVAL);
-    assert_null(ek_notify_clone(NULL));
+    ek_notify *n2 = NULL;
+    assert_int_equal(ek_notify_clone(NULL, &n2), EK_EINVAL);
+    assert_null(n2);
     ek_notified_drop(NULL);
     ek_notify_drop(NULL);
     long live = ekt_alloc_live();
@@ -127,7 +129,10 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     w = notified_new(n);
     assert_int_equal(ek_notified_poll(w, NULL), EK_EINVAL);
     assert_int_equal(ek_notify_one((ek_notify *)w), EK_EINVAL);
-    assert_ptr_equal(ek_notify_clone(n), n);
+    assert_int_equal(ek_notify_clone(n, NULL), EK_EINVAL);
+    assert_int_equal(ek_notify_clone((ek_notify *)w, &n2), EK_EINVAL);
+    assert_int_equal(ek_notify_clone(n, &n2), EK_OK);
+    assert_ptr_equal(n2, n);
     ek_notify_drop(n);
     ek_notify_drop(n);
     ek_notified_drop(w); /* the last reference */

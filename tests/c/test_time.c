@@ -856,12 +856,22 @@ static void test_bad_arguments_are_einval(void **state)
 
     ek_future *inner = NULL;
     assert_int_equal(ek_sleep(rt, 5, &inner), EK_OK);
-    assert_int_equal(ek_timeout(NULL, inner, 1, &f), EK_EINVAL);
-    assert_int_equal(ek_timeout((ek_runtime *)b, inner, 1, &f), EK_EINVAL);
+    /* ek_timeout consumes a valid inner future even when it fails. */
+    never nv = {0};
+    ek_future *victim = NULL;
+    assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &victim), EK_OK);
+    assert_int_equal(ek_timeout(NULL, victim, 1, &f), EK_EINVAL);
+    assert_int_equal(nv.dropped, 1);
+    assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &victim), EK_OK);
+    assert_int_equal(ek_timeout((ek_runtime *)b, victim, 1, &f), EK_EINVAL);
+    assert_int_equal(nv.dropped, 2);
+    assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &victim), EK_OK);
+    assert_int_equal(ek_timeout(rt, victim, 1, NULL), EK_EINVAL);
+    assert_int_equal(nv.dropped, 3);
+    assert_int_equal(nv.polls, 0);
     assert_int_equal(ek_timeout(rt, NULL, 1, &f), EK_EINVAL);
-    assert_int_equal(ek_timeout(rt, inner, 1, NULL), EK_EINVAL);
     assert_int_equal(ek_interval_new(rt, 10, EK_MISSED_TICK_SKIP, &iv), EK_OK);
-    assert_int_equal(ek_timeout(rt, (ek_future *)iv, 1, &f), EK_EINVAL);
+    assert_int_equal(ek_timeout(rt, (ek_future *)iv, 1, &f), EK_EINVAL); /* not touched */
     assert_null(f);
 
     tick_args a = {.iv = iv, .not_interval = inner};
@@ -871,7 +881,6 @@ static void test_bad_arguments_are_einval(void **state)
     assert_int_equal(a.wrong, EK_EINVAL);
     assert_int_equal(a.ok_null_tick, EK_OK);
 
-    /* On error the inner future still belongs to us. */
     ek_future_drop(inner);
     ek_interval_free(iv);
     ek_builder_free(b);
@@ -884,15 +893,16 @@ static void test_shut_down_runtime_gives_eclosed(void **state)
     ek_runtime *rt = rt_paused();
     ek_future *inner = NULL, *f = NULL;
     ek_interval *iv = NULL;
-    assert_int_equal(ek_sleep(rt, 5, &inner), EK_OK);
+    never nv = {0};
+    assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &inner), EK_OK);
     assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
     assert_int_equal(ek_sleep(rt, 1, &f), EK_ECLOSED);
     assert_int_equal(ek_sleep_until(rt, 1, &f), EK_ECLOSED);
     assert_int_equal(ek_timeout(rt, inner, 1, &f), EK_ECLOSED);
+    assert_int_equal(nv.dropped, 1); /* consumed on error too */
     assert_int_equal(ek_interval_new(rt, 10, EK_MISSED_TICK_BURST, &iv), EK_ECLOSED);
     assert_null(f);
     assert_null(iv);
-    ek_future_drop(inner);
     ekt_rt_free_checked(rt);
 }
 
@@ -923,31 +933,33 @@ static void test_sleep_allocation_failure_is_enomem_without_leak(void **state)
     ekt_rt_free_checked(rt);
 }
 
-static void test_timeout_allocation_failure_is_enomem_and_keeps_inner(void **state)
+static void test_timeout_allocation_failure_is_enomem_and_drops_inner(void **state)
 {
     (void)state;
     ek_runtime *rt = rt_paused();
     never nv = {0};
-    ek_future *inner = NULL;
-    assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &inner), EK_OK);
-    long base = ekt_alloc_live();
     int failures = 0;
     ek_future *f = NULL;
     for (long k = 0;; k++) {
+        ek_future *inner = NULL;
+        assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &inner), EK_OK);
+        long base = ekt_alloc_live();
         ekt_alloc_fail_here_after(k);
         int rc = ek_timeout(rt, inner, 10, &f);
         ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) break;
         assert_int_equal(rc, EK_ENOMEM);
         assert_null(f);
-        assert_int_equal(ekt_alloc_live(), base);
-        assert_int_equal(nv.dropped, 0); /* inner is still ours, intact */
         failures++;
+        /* inner was consumed: dropped and freed (one allocation fewer). */
+        assert_int_equal(nv.dropped, failures);
+        assert_int_equal(ekt_alloc_live(), base - 1);
     }
     assert_true(failures >= 1);
-    /* The timeout made after the failures works and owns inner. */
+    assert_int_equal(nv.polls, 0);
+    /* The timeout made after the failures works and owns its inner future. */
     assert_int_equal(ek_block_on(rt, f, NULL), EK_ETIMEDOUT);
-    assert_int_equal(nv.dropped, 1);
+    assert_int_equal(nv.dropped, failures + 1);
     ekt_rt_free_checked(rt);
 }
 
@@ -1009,7 +1021,7 @@ int main(void)
         T(test_bad_arguments_are_einval),
         T(test_shut_down_runtime_gives_eclosed),
         T(test_sleep_allocation_failure_is_enomem_without_leak),
-        T(test_timeout_allocation_failure_is_enomem_and_keeps_inner),
+        T(test_timeout_allocation_failure_is_enomem_and_drops_inner),
         T(test_interval_allocation_failure_is_enomem_without_leak),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,7 +90,7 @@ static void t_stream_roundtrip(ek_runtime *rt, const char *path)
     ek_unix_listener *l = NULL;
     ek_sockaddr *local, *peer;
     char text[EK_SOCKADDR_STRLEN];
-    assert_int_equal(ek_unix_listener_bind(rt, path, 0, &l), EK_OK);
+    assert_int_equal(ek_unix_bind(rt, path, 0, &l), EK_OK);
     assert_int_equal(ek_sockaddr_new(&local), EK_OK);
     assert_int_equal(ek_sockaddr_new(&peer), EK_OK);
     assert_int_equal(ek_unix_listener_local_addr(l, local), EK_OK);
@@ -147,7 +147,7 @@ static void test_stream_over_path(void **state)
     struct stat st;
     assert_int_equal(stat(t_path("s.sock"), &st), 0);
     ek_unix_listener *l = NULL;
-    assert_int_equal(ek_unix_listener_bind(rt, t_path("s.sock"), 0, &l), EK_EADDRINUSE);
+    assert_int_equal(ek_unix_bind(rt, t_path("s.sock"), 0, &l), EK_EADDRINUSE);
     assert_null(l);
     ekt_rt_free_checked(rt);
 }
@@ -160,7 +160,7 @@ static void test_stream_over_abstract_name(void **state)
     t_stream_roundtrip(rt, name);
     /* the name is gone with its socket: it can be bound again at once */
     ek_unix_listener *l = NULL;
-    assert_int_equal(ek_unix_listener_bind(rt, name, 0, &l), EK_OK);
+    assert_int_equal(ek_unix_bind(rt, name, 0, &l), EK_OK);
     ek_unix_listener_free(l);
     ekt_rt_free_checked(rt);
 }
@@ -173,7 +173,7 @@ static void test_connect_errors(void **state)
     assert_int_equal(t_await(rt, f, NULL), EK_ENOENT);
     /* a socket file whose listener is gone: refused */
     ek_unix_listener *l = NULL;
-    assert_int_equal(ek_unix_listener_bind(rt, t_path("dead.sock"), 0, &l), EK_OK);
+    assert_int_equal(ek_unix_bind(rt, t_path("dead.sock"), 0, &l), EK_OK);
     ek_unix_listener_free(l);
     assert_int_equal(ek_unix_connect(rt, t_path("dead.sock"), &f), EK_OK);
     assert_int_equal(t_await(rt, f, NULL), EK_ECONNREFUSED);
@@ -183,11 +183,11 @@ static void test_connect_errors(void **state)
     longpath[0] = '/';
     longpath[sizeof longpath - 1] = '\0';
     assert_int_equal(ek_unix_connect(rt, longpath, &f), EK_ENAMETOOLONG);
-    assert_int_equal(ek_unix_listener_bind(rt, longpath, 0, &l), EK_ENAMETOOLONG);
-    assert_int_equal(ek_unix_listener_bind(rt, "/nonexistent-dir/x.sock", 0, &l), EK_ENOENT);
+    assert_int_equal(ek_unix_bind(rt, longpath, 0, &l), EK_ENAMETOOLONG);
+    assert_int_equal(ek_unix_bind(rt, "/nonexistent-dir/x.sock", 0, &l), EK_ENOENT);
     assert_int_equal(ek_unix_connect(rt, NULL, &f), EK_EINVAL);
     assert_int_equal(ek_unix_connect(rt, "", &f), EK_EINVAL);
-    assert_int_equal(ek_unix_listener_bind(NULL, t_path("x"), 0, &l), EK_EINVAL);
+    assert_int_equal(ek_unix_bind(NULL, t_path("x"), 0, &l), EK_EINVAL);
     assert_int_equal(ek_unix_accept(NULL, NULL, NULL, NULL), EK_EINVAL);
     ekt_rt_free_checked(rt);
 }
@@ -228,7 +228,7 @@ typedef struct t_ud {
     ek_unix_dgram *d;
     void *buf;
     size_t len, n;
-    const char *to;
+    const ek_sockaddr *to;
     ek_sockaddr *from;
 } t_ud;
 
@@ -273,7 +273,12 @@ static void test_datagram_send_to_recv_from(void **state)
     assert_string_equal(text, bpath);
 
     char buf[32];
-    t_ud s = {.d = a, .buf = "to b", .len = 4, .to = bpath};
+    ek_sockaddr *baddr, *aaddr, *nobody, *ip;
+    assert_int_equal(ek_sockaddr_parse(bpath, &baddr), EK_OK);
+    assert_int_equal(ek_sockaddr_parse(apath, &aaddr), EK_OK);
+    assert_int_equal(ek_sockaddr_parse(t_path("nobody.dgram"), &nobody), EK_OK);
+    assert_int_equal(ek_sockaddr_parse("127.0.0.1:9", &ip), EK_OK);
+    t_ud s = {.d = a, .buf = "to b", .len = 4, .to = baddr};
     assert_int_equal(t_run(rt, t_ud_send_to_op, &s), EK_OK);
     t_ud r = {.d = b, .buf = buf, .len = sizeof buf, .from = from};
     assert_int_equal(t_run(rt, t_ud_recv_from_op, &r), EK_OK);
@@ -281,9 +286,16 @@ static void test_datagram_send_to_recv_from(void **state)
     assert_memory_equal(buf, "to b", 4);
     assert_int_equal(ek_sockaddr_format(from, text, sizeof text), (int)strlen(apath));
     assert_string_equal(text, apath);
+    /* the sender's address from recv_from is where a reply goes */
+    t_ud reply = {.d = b, .buf = "back", .len = 4, .to = from};
+    assert_int_equal(t_run(rt, t_ud_send_to_op, &reply), EK_OK);
+    t_ud rr = {.d = a, .buf = buf, .len = sizeof buf};
+    assert_int_equal(t_run(rt, t_ud_recv_op, &rr), EK_OK);
+    assert_int_equal(rr.n, 4);
+    assert_memory_equal(buf, "back", 4);
 
     /* connected: send/recv; an unbound sender shows as unnamed */
-    assert_int_equal(ek_unix_dgram_connect(anon, apath), EK_OK);
+    assert_int_equal(ek_unix_dgram_connect(anon, aaddr), EK_OK);
     t_ud cs = {.d = anon, .buf = "anon", .len = 4};
     assert_int_equal(t_run(rt, t_ud_send_op, &cs), EK_OK);
     r.d = a;
@@ -291,10 +303,22 @@ static void test_datagram_send_to_recv_from(void **state)
     assert_int_equal(r.n, 4);
     assert_int_equal(ek_sockaddr_format(from, text, sizeof text), 0);
 
-    /* errors */
-    s.to = t_path("nobody.dgram");
+    /* errors: nobody bound there; not a named Unix address (IP, the unnamed
+     * address just received, NULL, a handle of another type) */
+    s.to = nobody;
     assert_int_equal(t_run(rt, t_ud_send_to_op, &s), EK_ENOENT);
-    assert_int_equal(ek_unix_dgram_connect(a, t_path("nobody.dgram")), EK_ENOENT);
+    assert_int_equal(ek_unix_dgram_connect(a, nobody), EK_ENOENT);
+    s.to = ip;
+    assert_int_equal(t_run(rt, t_ud_send_to_op, &s), EK_EINVAL);
+    s.to = from; /* unnamed */
+    assert_int_equal(t_run(rt, t_ud_send_to_op, &s), EK_EINVAL);
+    s.to = NULL;
+    assert_int_equal(t_run(rt, t_ud_send_to_op, &s), EK_EINVAL);
+    s.to = (const ek_sockaddr *)a;
+    assert_int_equal(t_run(rt, t_ud_send_to_op, &s), EK_EINVAL);
+    assert_int_equal(ek_unix_dgram_connect(a, ip), EK_EINVAL);
+    assert_int_equal(ek_unix_dgram_connect(a, from), EK_EINVAL);
+    assert_int_equal(ek_unix_dgram_connect(a, NULL), EK_EINVAL);
     t_ud ns = {.d = a, .buf = "x", .len = 1};
     assert_int_equal(t_run(rt, t_ud_send_op, &ns), EK_ENOTCONN);
     ek_unix_dgram *dup = NULL;
@@ -315,6 +339,10 @@ static void test_datagram_send_to_recv_from(void **state)
     ek_unix_dgram_free(b);
     ek_unix_dgram_free(anon);
     ek_sockaddr_free(from);
+    ek_sockaddr_free(baddr);
+    ek_sockaddr_free(aaddr);
+    ek_sockaddr_free(nobody);
+    ek_sockaddr_free(ip);
     ekt_rt_free_checked(rt);
 }
 
@@ -328,7 +356,10 @@ static void test_connected_datagram_backpressure(void **state)
     ek_unix_dgram *rx, *tx;
     assert_int_equal(ek_unix_dgram_bind(rt, rpath, &rx), EK_OK);
     assert_int_equal(ek_unix_dgram_bind(rt, NULL, &tx), EK_OK);
-    assert_int_equal(ek_unix_dgram_connect(tx, rpath), EK_OK);
+    ek_sockaddr *raddr;
+    assert_int_equal(ek_sockaddr_parse(rpath, &raddr), EK_OK);
+    assert_int_equal(ek_unix_dgram_connect(tx, raddr), EK_OK);
+    ek_sockaddr_free(raddr);
     /* fill the receiver (max_dgram_qlen, 512 by default, or the buffer) */
     char msg[256] = {0};
     long sent = 0;

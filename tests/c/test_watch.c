@@ -121,6 +121,38 @@ static void test_clone_error_and_bad_arguments(void **s)
     }
 }
 
+/* ek_watch_new consumes the initial value in every case: on each error it has
+ * gone through the drop function (and its memory is released). */
+static void test_new_consumes_initial_on_error(void **s)
+{
+    (void)s;
+    ek_watch_sender *tx = NULL;
+    ek_watch_receiver *rx = NULL;
+    atomic_store(&st_msg_drops, 0);
+    long live = ekt_alloc_live();
+    assert_int_equal(ek_watch_new(st_msg(1), NULL, st_msg_drop, NULL, &rx), EK_EINVAL);
+    assert_int_equal(ek_watch_new(st_msg(2), NULL, st_msg_drop, &tx, NULL), EK_EINVAL);
+    assert_int_equal(atomic_load(&st_msg_drops), 2);
+    assert_int_equal(ekt_alloc_live(), live);
+    int failures = 0;
+    for (long i = 0;; i++) {
+        void *v = st_msg(3);
+        ekt_alloc_fail_here_after(i);
+        int rc = ek_watch_new(v, NULL, st_msg_drop, &tx, &rx);
+        ekt_alloc_fail_here_after(-1);
+        if (rc == EK_OK) break;
+        assert_int_equal(rc, EK_ENOMEM);
+        failures++;
+        assert_int_equal(atomic_load(&st_msg_drops), 2 + failures);
+        assert_int_equal(ekt_alloc_live(), live);
+    }
+    assert_true(failures >= 2);
+    ek_watch_sender_drop(tx);
+    ek_watch_receiver_drop(rx);
+    assert_int_equal(atomic_load(&st_msg_drops), 3 + failures); /* freed with the channel */
+    assert_int_equal(ekt_alloc_live(), live);
+}
+
 /* ---- tasks waiting for changes ---- */
 typedef struct changed_task {
     ek_watch_receiver *rx;
@@ -207,6 +239,7 @@ int main(void)
         T(test_borrow_send_and_versions),
         T(test_send_without_receivers_fails_send_replace_works),
         T(test_clone_error_and_bad_arguments),
+        T(test_new_consumes_initial_on_error),
         T(test_changed_wakes_every_waiting_receiver),
         T(test_abort_waiting_receiver_then_send),
     };

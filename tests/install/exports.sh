@@ -5,7 +5,7 @@
 # the public headers declare is really exported, since FFI hosts look each one up
 # by name.
 #
-# Usage: tests/install/exports.sh path/to/libekiden.so path/to/include
+# Usage: tests/install/exports.sh path/to/libekiden.so path/to/include [path/to/ekiden.map]
 set -euo pipefail
 
 so=${1:?usage: exports.sh LIBEKIDEN_SO INCLUDE_DIR}
@@ -54,6 +54,33 @@ if [ -s "$work/undeclared" ]; then
   bad "exported but declared in no public header: $(tr '\n' ' ' <"$work/undeclared")"
 else
   ok "every export is declared in a public header"
+fi
+
+# The version script lists every declared function by name, once, in a node
+# named EKIDEN_<major>.<minor> (no glob such as ek_*), and names nothing else.
+map=${3:-$(cd "$inc/.." && pwd)/ekiden.map}
+if [ -f "$map" ]; then
+  perl -0pe 's{/\*.*?\*/}{}gs' "$map" >"$work/map"
+  globs=$(grep -E '\*' "$work/map" | grep -Ev '^[[:space:]]*\*;[[:space:]]*$' | tr -d ' ' || true)
+  [ -z "$globs" ] && ok "the version script names its symbols (no glob)" ||
+    bad "the version script uses a glob instead of names: $globs"
+  nodes=$(grep -Eo '^[[:space:]]*[A-Za-z0-9_.]+[[:space:]]*\{' "$work/map" | tr -d ' {')
+  badnodes=$(echo "$nodes" | grep -Ev '^EKIDEN_[0-9]+\.[0-9]+$' || true)
+  [ -z "$badnodes" ] && ok "version nodes: $(echo $nodes)" || bad "version nodes not named EKIDEN_x.y: $badnodes"
+  grep -Eo '^[[:space:]]*ek_[a-z0-9_]+;' "$work/map" | tr -d ' ;' >"$work/listed"
+  sort "$work/listed" | uniq -d >"$work/dups"
+  [ -s "$work/dups" ] && bad "listed twice in $map: $(tr '\n' ' ' <"$work/dups")" ||
+    ok "$(wc -l <"$work/listed") names in the version script, none twice"
+  sort -u "$work/listed" >"$work/listed.sorted"
+  comm -23 "$work/declared" "$work/listed.sorted" >"$work/unlisted"
+  [ -s "$work/unlisted" ] &&
+    bad "declared EK_EXTERN but not in $map (add them to the current node): $(tr '\n' ' ' <"$work/unlisted")" ||
+    ok "every declared function is in the version script"
+  comm -13 "$work/declared" "$work/listed.sorted" >"$work/stale"
+  [ -s "$work/stale" ] && bad "in $map but declared in no public header: $(tr '\n' ' ' <"$work/stale")" ||
+    ok "the version script names only declared functions"
+else
+  bad "no version script at $map"
 fi
 
 [ "$fails" -eq 0 ] || { echo "exports: $fails failures"; exit 1; }

@@ -322,8 +322,7 @@ typedef struct ek_unix_dgram ek_unix_dgram;
  * file is not removed on free: unlink it yourself) with backlog (<= 0: 1024).
  * Errors: EK_EINVAL, EK_ECLOSED, EK_ENAMETOOLONG, EK_EADDRINUSE, EK_EACCES,
  * EK_ENOENT, EK_ENOMEM, -errno. */
-EK_EXTERN int ek_unix_listener_bind(ek_runtime *rt, const char *path, int backlog,
-                                    ek_unix_listener **out);
+EK_EXTERN int ek_unix_bind(ek_runtime *rt, const char *path, int backlog, ek_unix_listener **out);
 /* As ek_tcp_accept (with the same back-off on EMFILE); peer is usually unnamed. */
 EK_EXTERN int ek_unix_accept(ek_unix_listener *l, ek_cx *cx, ek_unix_stream **out,
                              ek_sockaddr *peer);
@@ -355,18 +354,21 @@ EK_EXTERN int ek_unix_close(ek_unix_stream *s);
 EK_EXTERN void ek_unix_free(ek_unix_stream *s);
 
 /* A datagram socket bound to path, or unbound if path is NULL (it can send, and
- * receive replies only on a connected pair). Errors as ek_unix_listener_bind. */
+ * receive replies only on a connected pair). Errors as ek_unix_bind. */
 EK_EXTERN int ek_unix_dgram_bind(ek_runtime *rt, const char *path, ek_unix_dgram **out);
-/* Set the default peer. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOENT,
- * EK_ECONNREFUSED, EK_ENAMETOOLONG, -errno. */
-EK_EXTERN int ek_unix_dgram_connect(ek_unix_dgram *d, const char *path);
-/* As the ek_udp_ functions; the destination is a path. When the receiver's
+/* Set the default peer: a Unix address (ek_sockaddr_parse of a path or
+ * "@name"; only read). Errors: EK_EINVAL (NULL, not a named Unix address),
+ * EK_ECLOSED, EK_ENOENT, EK_ECONNREFUSED, -errno. */
+EK_EXTERN int ek_unix_dgram_connect(ek_unix_dgram *d, const ek_sockaddr *addr);
+/* As the ek_udp_ functions; the destination is a Unix address (only read; the
+ * `from` address of recv_from can be passed back to reply). When the receiver's
  * queue is full, send on a connected socket pends (EK_PENDING) until the
  * receiver drains it; send_to returns EK_EAGAIN instead, because the kernel
  * only signals the sender for its connected peer. Other errors: EK_ENOENT,
- * EK_ECONNREFUSED (nobody bound there), EK_ENOTCONN (send unconnected). */
+ * EK_ECONNREFUSED (nobody bound there), EK_ENOTCONN (send unconnected),
+ * EK_EINVAL (addr NULL or not a named Unix address). */
 EK_EXTERN int ek_unix_dgram_send_to(ek_unix_dgram *d, ek_cx *cx, const void *buf, size_t len,
-                                    const char *path, size_t *nsent);
+                                    const ek_sockaddr *addr, size_t *nsent);
 EK_EXTERN int ek_unix_dgram_recv_from(ek_unix_dgram *d, ek_cx *cx, void *buf, size_t len,
                                       size_t *nrecv, ek_sockaddr *from);
 EK_EXTERN int ek_unix_dgram_send(ek_unix_dgram *d, ek_cx *cx, const void *buf, size_t len,

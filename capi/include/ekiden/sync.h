@@ -316,8 +316,8 @@ typedef struct ek_watch_receiver ek_watch_receiver;
  * A watch channel holding `initial` (consumed). Receivers read copies made by
  * `clone` (NULL: the pointer itself); a replaced value goes through `drop` (may
  * be NULL), as does the last value when the channel is freed. One sender.
- * Errors: EK_EINVAL (NULL outputs; initial not consumed), EK_ENOMEM (initial not
- * consumed).
+ * Consumes initial, on error too (it has then gone through drop, if not NULL).
+ * Errors: EK_EINVAL (NULL outputs), EK_ENOMEM.
  */
 EK_EXTERN int ek_watch_new(void *initial, ek_clone_fn clone, ek_drop_fn drop, ek_watch_sender **tx,
                            ek_watch_receiver **rx);
@@ -379,8 +379,9 @@ typedef struct ek_notified ek_notified;
 
 /* A new notify (reference count 1). Errors: EK_EINVAL, EK_ENOMEM. */
 EK_EXTERN int ek_notify_new(ek_notify **out);
-/* Another reference to n (returns n; NULL for a bad handle). */
-EK_EXTERN ek_notify *ek_notify_clone(ek_notify *n);
+/* Another reference to n in *out (the same object). Never allocates.
+ * Errors: EK_EINVAL (bad handle, NULL out). */
+EK_EXTERN int ek_notify_clone(ek_notify *n, ek_notify **out);
 /* Release a reference. NULL ignored. */
 EK_EXTERN void ek_notify_drop(ek_notify *n);
 
@@ -437,8 +438,9 @@ typedef struct ek_semaphore_permit ek_semaphore_permit;
 /* A semaphore with `permits` permits (reference count 1).
  * Errors: EK_EINVAL (NULL out, permits > EK_SEMAPHORE_MAX_PERMITS), EK_ENOMEM. */
 EK_EXTERN int ek_semaphore_new(size_t permits, ek_semaphore **out);
-/* Another reference (returns s; NULL for a bad handle). */
-EK_EXTERN ek_semaphore *ek_semaphore_clone(ek_semaphore *s);
+/* Another reference to s in *out (the same object). Never allocates.
+ * Errors: EK_EINVAL (bad handle, NULL out). */
+EK_EXTERN int ek_semaphore_clone(ek_semaphore *s, ek_semaphore **out);
 /* Release a reference. Permit objects keep the semaphore alive. NULL ignored. */
 EK_EXTERN void ek_semaphore_drop(ek_semaphore *s);
 
@@ -453,8 +455,8 @@ EK_EXTERN int ek_semaphore_try_acquire(ek_semaphore *s, size_t n);
  * in FIFO order. Errors: EK_EINVAL, EK_ERANGE (would exceed the maximum). */
 EK_EXTERN int ek_semaphore_release(ek_semaphore *s, size_t n);
 
-/* Permits available now (a snapshot); 0 for a bad handle. */
-EK_EXTERN size_t ek_semaphore_available_permits(ek_semaphore *s);
+/* Permits available now (a snapshot, >= 0), or EK_EINVAL for a bad handle. */
+EK_EXTERN int64_t ek_semaphore_available_permits(ek_semaphore *s);
 
 /* Close: waiting and later acquires fail with EK_ECLOSED; permits already held
  * stay valid and can be released. Idempotent. Errors: EK_EINVAL. */
@@ -485,8 +487,9 @@ EK_EXTERN int ek_semaphore_acquire(ek_semaphore_permit *p, ek_cx *cx, size_t n);
  * EK_EDEADLK). */
 EK_EXTERN int ek_semaphore_blocking_acquire(ek_semaphore_permit *p, size_t n);
 
-/* Permits held by p (0 while still waiting or for a bad handle). */
-EK_EXTERN size_t ek_semaphore_permit_count(ek_semaphore_permit *p);
+/* Permits held by p (>= 0; 0 while still waiting), or EK_EINVAL for a bad
+ * handle. */
+EK_EXTERN int64_t ek_semaphore_permit_count(ek_semaphore_permit *p);
 
 /* Return every permit p holds, and cancel its pending acquire if any. p stays
  * usable. Errors: EK_EINVAL. */
@@ -506,12 +509,14 @@ EK_EXTERN void ek_semaphore_permit_drop(ek_semaphore_permit *p);
 typedef struct ek_mutex ek_mutex;
 typedef struct ek_mutex_guard ek_mutex_guard;
 
-/* A mutex guarding `value` (consumed; may be NULL), which goes through `drop`
- * (may be NULL) when the mutex is freed. Reference count 1.
- * Errors: EK_EINVAL, EK_ENOMEM (value not consumed). */
+/* A mutex guarding `value` (may be NULL), which goes through `drop` (may be
+ * NULL) when the mutex is freed. Reference count 1. Consumes value, on error too
+ * (it has then gone through drop, if not NULL). Errors: EK_EINVAL (NULL out),
+ * EK_ENOMEM. */
 EK_EXTERN int ek_mutex_new(void *value, ek_drop_fn drop, ek_mutex **out);
-/* Another reference (returns m; NULL for a bad handle). */
-EK_EXTERN ek_mutex *ek_mutex_clone(ek_mutex *m);
+/* Another reference to m in *out (the same object). Never allocates.
+ * Errors: EK_EINVAL (bad handle, NULL out). */
+EK_EXTERN int ek_mutex_clone(ek_mutex *m, ek_mutex **out);
 /* Release a reference. Guards keep the mutex alive. NULL ignored. */
 EK_EXTERN void ek_mutex_drop(ek_mutex *m);
 
