@@ -500,5 +500,6 @@ EK_EXTERN void ek_interval_free(ek_interval *iv);
 /* Parts of the API that live in their own files (each has its own extern "C"). */
 #include "ekiden/net.h"
 #include "ekiden/sync.h"
+#include "ekiden/stream.h"
 
 #endif /* EKIDEN_H */
