@@ -3,7 +3,7 @@
 # according to the one .clang-format at the top.
 #
 # Usage: scripts/check-format.sh [--fix]
-# Checks *.c and *.h under core capi tests examples bench (bench/peers/tokio is
+# Checks *.c and *.h under core capi tests examples bench bindings (bench/peers/tokio is
 # the Rust peer and is skipped). With --fix, rewrites the files in place instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ mode=(--dry-run -Werror)
 [ "${1:-}" = "--fix" ] && mode=(-i)
 
 dirs=()
-for d in core capi tests examples bench; do [ -d "$d" ] && dirs+=("$d"); done
+for d in core capi tests examples bench bindings; do [ -d "$d" ] && dirs+=("$d"); done
 [ ${#dirs[@]} -gt 0 ] || { echo "check-format: no sources"; exit 0; }
 
 mapfile -t files < <(find "${dirs[@]}" -path bench/peers/tokio -prune -o \

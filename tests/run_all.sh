@@ -9,6 +9,8 @@
 #   asan    build in $BUILD-asan with ASan+UBSan, run ctest; a leak is a failure
 #   tsan    build in $BUILD-tsan with TSan, run ctest
 #   echo    tests/net/echo_peers.sh against the plain build's echo (when it exists)
+#   lua     the Lua binding on lua5.4 and LuaJIT, its echo server driven by socat,
+#           its install (tests/lua/run.sh; each check counts)
 #
 # Every stage runs even after a failure, so one run shows everything. Counts each
 # test program and check; the last line is "N passed, N failed" (also written to
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format readme header plain asan tsan echo}
+STAGES=${STAGES:-format readme header plain asan tsan echo lua}
 export JOBS
 
 passed=0
@@ -113,6 +115,18 @@ for stage in $STAGES; do
       else
         fail "echo peers: $BUILD/echo was not built"
       fi
+    fi
+    ;;
+  lua)
+    banner "Lua binding on lua5.4 and LuaJIT (tests/lua/run.sh)"
+    if scripts/build.sh "$BUILD" >/dev/null; then
+      lua_log=$BUILD/lua-stage.log
+      bash tests/lua/run.sh "$BUILD" 2>&1 | tee "$lua_log"
+      pass "$(grep -c '^lua check .*: ok$' "$lua_log")"
+      while read -r name; do fail "lua: $name"; done < <(sed -nE 's/^lua check (.*): FAILED$/\1/p' "$lua_log")
+      grep -q '^lua: [0-9]* passed' "$lua_log" || fail "lua: tests/lua/run.sh did not finish"
+    else
+      fail "lua: build"
     fi
     ;;
   *)

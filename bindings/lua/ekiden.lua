@@ -1,0 +1,177 @@
+-- ekiden.lua - the Lua half of the `ekiden` module, compiled into the C module.
+--
+-- It receives `core`, the table of C functions, and returns the module. C never
+-- yields: a C function that would wait returns core.PENDING (after the runtime
+-- has registered the task's waker), and the wrappers here yield the coroutine
+-- and call it again when the runtime resumes the task. Yielding happens only in
+-- Lua functions, so it works inside pcall, iterators and metamethods, on Lua 5.4
+-- and on LuaJIT alike.
+local core = ...
+local PENDING = core.PENDING
+local yield = coroutine.yield
+local methods = core.methods
+local select, error, type, setmetatable = select, error, type, setmetatable
+local unpack = table.unpack or unpack
+
+local ek = {}
+ek._VERSION = core.version()
+ek.lua_api = core.lua_api
+
+-- Call fn(...) until it stops answering PENDING, yielding in between.
+local function waiting(fn)
+  return function(...)
+    local a, b, c, d = fn(...)
+    while a == PENDING do
+      yield(PENDING)
+      a, b, c, d = fn(...)
+    end
+    return a, b, c, d
+  end
+end
+ek._waiting = waiting
+
+local await_poll = core.await
+local function await(fut)
+  local a, b, c = await_poll(fut)
+  while a == PENDING do
+    yield(PENDING)
+    a, b, c = await_poll(fut)
+  end
+  return a, b, c
+end
+
+-- A future constructor followed by its await: fn(...) returns a future or
+-- nil, msg, name.
+local function awaiting(make)
+  return function(...)
+    local f, msg, name = make(...)
+    if not f then return nil, msg, name end
+    return await(f)
+  end
+end
+
+------------------------------------------------------------------ tasks --
+
+ek.run = core.run
+ek.spawn = core.spawn
+ek.stats = core.stats
+ek.in_task = core.in_task
+
+local task_m = methods["ekiden.task"]
+local join_poll = core.join_poll
+-- Poll join until the task ended; returns n, {results}. With `also`, gives up
+-- (returns nil) as soon as also() is true.
+local function join_collect(t, also)
+  local n, r
+  local function collect(...)
+    if ... == PENDING then return true end
+    n, r = select("#", ...), { ... }
+    return false
+  end
+  while collect(join_poll(t)) do
+    if also and also() then return nil end
+    yield(PENDING)
+  end
+  return n, r
+end
+function task_m.join(t)
+  local n, r = join_collect(t)
+  return unpack(r, 1, n)
+end
+task_m.wait = task_m.join
+
+-- Yield to the scheduler: other tasks run before this one continues.
+local yield_now = core.yield_now
+function ek.yield()
+  yield_now()
+  yield(PENDING)
+end
+
+------------------------------------------------------------------- time --
+
+ek.now = core.now
+ek.sleep = awaiting(core.sleep)
+
+-- ek.timeout(s, fn, ...): fn's results, or nil, "ETIMEDOUT: timed out",
+-- "ETIMEDOUT" after s seconds (fn's task is then cancelled). An error raised by
+-- fn is raised again here.
+local spawn_scoped = core.spawn_scoped
+local sleep_make = core.sleep
+function ek.timeout(s, fn, ...)
+  if type(fn) ~= "function" then error("bad argument #2 to 'timeout' (function expected)", 2) end
+  local timer, msg, name = sleep_make(s)
+  if not timer then return nil, msg, name end
+  local t, m2, n2 = spawn_scoped(fn, ...)
+  if not t then timer:cancel() return nil, m2, n2 end
+  local n, r = join_collect(t, function() return await_poll(timer) ~= PENDING end)
+  if not n then
+    t:cancel()
+    return nil, "ETIMEDOUT: timed out", "ETIMEDOUT"
+  end
+  timer:cancel()
+  if t:status() == "failed" then error(r[2], 0) end
+  return unpack(r, 1, n)
+end
+
+-- for tick in ek.interval(s [, policy]) do ... end  (tick: seconds since start)
+local interval_make = core.interval
+local interval_m = methods["ekiden.interval"]
+interval_m.tick = waiting(interval_m.tick)
+function ek.interval(s, policy)
+  local iv = assert(interval_make(s, policy))
+  local tick = interval_m.tick
+  return function()
+    local t, msg = tick(iv)
+    if t == nil then error(msg, 2) end
+    return t
+  end, nil, nil, iv
+end
+
+----------------------------------------------------------------- groups --
+
+-- Structured concurrency: g = ek.group(); g:spawn(fn, ...); g:wait().
+-- The first child that raises cancels its siblings; wait() returns true, or
+-- nil, err after all children ended. Children are cancelled with the task that
+-- created the group.
+local group_m = {}
+group_m.__index = group_m
+function ek.group()
+  return setmetatable({ tasks = {}, err = nil, failed = false }, group_m)
+end
+function group_m:spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected)", 2) end
+  local g = self
+  local args = { n = select("#", ...), ... }
+  local me
+  local function finish(ok, ...)
+    if ok then return ... end
+    if not g.failed then
+      g.failed, g.err = true, (...)
+      for _, other in ipairs(g.tasks) do
+        if other ~= me then other:cancel() end
+      end
+    end
+  end
+  local t, msg, name = spawn_scoped(function()
+    return finish(pcall(fn, unpack(args, 1, args.n)))
+  end)
+  if not t then return nil, msg, name end
+  me = t
+  g.tasks[#g.tasks + 1] = t
+  return t
+end
+function group_m:cancel()
+  for _, t in ipairs(self.tasks) do t:cancel() end
+end
+function group_m:wait()
+  local i = 1
+  while i <= #self.tasks do
+    self.tasks[i]:join()
+    i = i + 1
+  end
+  if self.failed then return nil, self.err, "ERROR" end
+  return true
+end
+group_m.__close = function(g) g:cancel() end
+
+return ek

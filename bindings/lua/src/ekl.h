@@ -1,0 +1,179 @@
+/*
+ * ekl.h - internals of the Lua binding, shared by its source files. Nothing here
+ * is public: the binding's public header is ekiden_lua.h.
+ *
+ * The model (DESIGN section 8):
+ * - A Lua task is a coroutine driven by a local C task (ek_spawn_local) pinned to
+ *   the thread that owns the lua_State. The task's poll resumes the coroutine with
+ *   the poll's ek_cx stored in the binding's context (ekl_ctx.cx), so that C
+ *   functions called by Lua code see the cx of the poll that runs them.
+ * - An operation that must wait is a C function that calls the C operation with
+ *   that cx and returns ekl_PENDING (a unique light userdata) when it reports
+ *   EK_PENDING; the Lua wrapper around it (ekiden.lua) then yields the coroutine
+ *   and calls the C function again when the runtime resumes it. C never yields, so
+ *   there is no C-call boundary to yield across and nothing needs lua_yieldk: the
+ *   same code runs on Lua 5.4 and on LuaJIT.
+ * - Everything that runs Lua code runs on the state's own thread: local tasks are
+ *   polled and dropped only there. Wakers, fired from any thread, only schedule the
+ *   local task.
+ * - Lifetime: the binding keeps a reference count on each runtime it uses
+ *   (ekl_rt); every handle holds one, so a runtime outlives its sockets however
+ *   the garbage collector orders their finalizers. The context (ekl_ctx) is
+ *   reference-counted by the module and by every task record, and its `L` becomes
+ *   NULL when the state closes, so a task dropped later never touches a closed
+ *   state.
+ */
+#ifndef EKIDEN_LUA_EKL_H
+#define EKIDEN_LUA_EKL_H
+
+#include <ekiden.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- Lua 5.1 / LuaJIT compatibility ---- */
+#if LUA_VERSION_NUM >= 502
+#define ekl_rawlen(L, i) lua_rawlen(L, i)
+#else
+#define ekl_rawlen(L, i) lua_objlen(L, i)
+#endif
+#if LUA_VERSION_NUM >= 504
+#define ekl_newuserdata(L, sz) lua_newuserdatauv(L, sz, 1)
+#else
+#define ekl_newuserdata(L, sz) lua_newuserdata(L, sz)
+#endif
+#if LUA_VERSION_NUM < 502
+#define lua_absindex(L, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
+#endif
+
+/* Metatable names. */
+#define EKL_CTX_MT      "ekiden.ctx"
+#define EKL_TASK_MT     "ekiden.task"
+#define EKL_FUTURE_MT   "ekiden.future"
+#define EKL_STREAM_MT   "ekiden.stream"
+#define EKL_LISTENER_MT "ekiden.listener"
+#define EKL_UDP_MT      "ekiden.udp"
+#define EKL_UDGRAM_MT   "ekiden.unix_dgram"
+#define EKL_INTERVAL_MT "ekiden.interval"
+#define EKL_CHANNEL_MT  "ekiden.channel"
+#define EKL_SEM_MT      "ekiden.semaphore"
+#define EKL_PERMIT_MT   "ekiden.permit"
+#define EKL_NOTIFY_MT   "ekiden.notify"
+#define EKL_WAITER_MT   "ekiden.waiter"
+
+/* The value C functions return (alone) when the operation must wait. */
+extern char ekl_pending_key;
+#define ekl_push_pending(L) lua_pushlightuserdata(L, &ekl_pending_key)
+
+/* A runtime as the binding uses it: reference-counted by handles and runs. */
+typedef struct ekl_rt {
+    ek_runtime *rt;
+    int refs;
+    bool owned;  /* created by ek.run: shut down at its end, freed at the last ref */
+    bool closed; /* shut down: operations on its handles answer EK_ECLOSED */
+} ekl_rt;
+
+ekl_rt *ekl_rt_ref(ekl_rt *h);
+void ekl_rt_unref(ekl_rt *h);
+
+typedef struct ekl_task ekl_task;
+
+/* Something a waiting task holds that must be given back at once if the task is
+ * cancelled (a queue place, a timer): registered by a poll that returns PENDING,
+ * forgotten when the task is resumed. */
+typedef void (*ekl_cancel_fn)(void *obj, ekl_task *t);
+#define EKL_MAX_WAITS 4
+
+typedef struct ekl_ctx {
+    lua_State *L; /* the main thread of the state; NULL once the state closed */
+    int refs;
+    ekl_rt *rt;     /* the runtime of the current run, or the host's; may be NULL */
+    bool host_rt;   /* rt was handed over by ekiden_lua_open */
+    int run_depth;  /* > 0 while inside ek.run */
+    ek_cx *cx;      /* the cx of the poll running now, NULL outside polls */
+    ekl_task *cur;  /* the task being polled */
+    ekl_task *head; /* live task records (not yet dropped by the runtime) */
+    char *scratch;  /* read buffer for stream:read */
+    size_t scratch_cap;
+    size_t ntasks; /* live tasks, for ek.stats */
+} ekl_ctx;
+
+#define EKL_TASK_RUNNING   0
+#define EKL_TASK_DONE      1 /* returned; results in res_ref */
+#define EKL_TASK_FAILED    2 /* raised; error value in res_ref */
+#define EKL_TASK_CANCELLED 3
+
+struct ekl_task {
+    ekl_ctx *ctx;
+    ekl_rt *h;     /* the runtime the C task runs on (the join handle is its memory) */
+    int refs;      /* the C task (until dropped) + the Lua handle (until collected) */
+    lua_State *co; /* the coroutine, while co_ref holds it */
+    int co_ref;
+    int nargs; /* arguments waiting for the first resume */
+    int state;
+    bool c_alive;  /* the C task has not been dropped yet */
+    bool observed; /* the result was taken (joined): an error is not reported */
+    bool report;   /* print an error nobody will see (detached tasks) */
+    int res_ref;   /* table {n = ..., ...} of results, or the error value */
+    ek_join *join;
+    ek_waker **waiters; /* tasks joining this one */
+    size_t nwaiters, capwaiters;
+    ekl_task *prev, *next; /* ctx->head list */
+    ekl_task *parent;      /* scoped parent: cancelled with it (ek.timeout, groups) */
+    ekl_task *kids;        /* scoped children */
+    ekl_task *kprev, *knext;
+    struct {
+        void *obj;
+        ekl_cancel_fn cancel;
+    } waits[EKL_MAX_WAITS];
+    int nwaits;
+};
+
+/* ---- module.c ---- */
+ekl_ctx *ekl_ctx_of(lua_State *L); /* upvalue 1 of every binding function */
+void ekl_ctx_unref(ekl_ctx *c);
+/* The runtime for new handles: the current run's or the host's. Raises if none. */
+ekl_rt *ekl_need_rt(lua_State *L, ekl_ctx *c);
+/* The cx of the running poll, checking that L is the running task's coroutine;
+ * raises a clear error otherwise (outside a task, or from a coroutine of the
+ * user's own that the runtime does not resume). */
+ek_cx *ekl_need_cx(lua_State *L, ekl_ctx *c);
+/* Push nil, "NAME: message", "NAME"; returns 3. */
+int ekl_push_error(lua_State *L, int code);
+/* Register obj to be cancelled with cancel() if the current task is dropped while
+ * waiting. */
+void ekl_wait_register(ekl_ctx *c, void *obj, ekl_cancel_fn cancel);
+/* Create a new userdata of size sz with metatable mt and a uservalue slot. */
+void *ekl_newudata(lua_State *L, size_t sz, const char *mt);
+/* Define metatable `name` with methods (index table) and metamethods. */
+void ekl_newclass(lua_State *L, ekl_ctx *c, const char *name, const luaL_Reg *methods,
+                  const luaL_Reg *meta);
+/* Grow ctx->scratch to at least n bytes; NULL on allocation failure. */
+char *ekl_scratch(ekl_ctx *c, size_t n);
+/* Seconds (Lua number) to whole milliseconds, rounding up; raises if negative or
+ * not a number. */
+uint64_t ekl_check_ms(lua_State *L, int idx);
+void ekl_set_funcs(lua_State *L, ekl_ctx *c, const luaL_Reg *l);
+
+/* ---- task.c ---- */
+void ekl_task_open(lua_State *L, ekl_ctx *c);
+/* Abort every live task (state closing). */
+void ekl_tasks_abort_all(ekl_ctx *c);
+/* ---- time.c, net.c, sync.c ---- */
+void ekl_time_open(lua_State *L, ekl_ctx *c);
+void ekl_net_open(lua_State *L, ekl_ctx *c);
+void ekl_sync_open(lua_State *L, ekl_ctx *c);
+
+/* Heap futures as Lua values (task.c). `convert` turns the future's output into
+ * Lua values (pushes them, returns how many), or releases it if L is NULL. */
+typedef int (*ekl_convert_fn)(lua_State *L, ekl_ctx *c, ekl_rt *h, void *out);
+typedef struct ekl_future {
+    ek_future *f;
+    ekl_rt *h;
+    ekl_convert_fn convert;
+} ekl_future;
+/* Wrap f (consumed) in a new future userdata on the stack. */
+void ekl_push_future(lua_State *L, ekl_rt *h, ek_future *f, ekl_convert_fn convert);
+
+#endif
