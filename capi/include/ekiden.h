@@ -138,7 +138,10 @@ EK_EXTERN const char *ek_version_string(void);
     X(EAI_AGAIN, -4011, "temporary failure in name resolution")                                    \
     X(EAI_FAIL, -4012, "permanent failure in name resolution")                                     \
     X(EAI_FAMILY, -4013, "address family not supported by resolver")                               \
-    X(EAI_OTHER, -4014, "name resolution failed")
+    X(EAI_OTHER, -4014, "name resolution failed")                                                  \
+    X(EOVERLOADED, -4020, "service overloaded: not ready, request shed")                           \
+    X(EKIND, -4021, "message is not of the kind or type this function reads")                      \
+    X(ENOTREADY, -4022, "service called without a successful poll_ready")
 
 enum ek_errno {
 #define EK__ERR_ENUM(name, value, msg) EK_##name = (value),
@@ -501,5 +504,8 @@ EK_EXTERN void ek_interval_free(ek_interval *iv);
 #include "ekiden/net.h"
 #include "ekiden/sync.h"
 #include "ekiden/stream.h"
+#include "ekiden/buf.h"
+#include "ekiden/msg.h"
+#include "ekiden/service.h"
 
 #endif /* EKIDEN_H */

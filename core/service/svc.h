@@ -1,0 +1,52 @@
+/*
+ * svc.h - internals of the service layer shared by service.c, the middleware
+ * and the registry (the contract is in ekiden/service.h).
+ *
+ * A handle and the service's state are one object, reference-counted: the
+ * handle's owner holds one reference, each response future made by
+ * ek_service_call one more, so the vtable's drop runs when both are gone.
+ * Middleware call their inner service with ek__service_call_raw, which checks
+ * the contract but does not wrap the response: the middleware's own response
+ * keeps the middleware (and so the inner handle) alive, and the inner response
+ * is dropped inside it.
+ */
+#ifndef EK_CORE_SERVICE_SVC_H
+#define EK_CORE_SERVICE_SVC_H
+
+#include "../common.h"
+
+#define EK__TAG_MSG     0x454b4d53u /* "EKMS" */
+#define EK__TAG_SERVICE 0x454b5356u /* "EKSV" */
+
+/* Makes a new self for a new handle of a shareable service. */
+typedef int (*ek__svc_clone_fn)(void *self, void **out);
+
+struct ek_service {
+    uint32_t tag; /* EK__TAG_SERVICE; EK__TAG_DEAD once the owner freed it */
+    bool ready;   /* poll_ready gave EK_OK; the next call consumes it */
+    bool polled;  /* poll_ready pended: the service may hold a place in a queue */
+    bool closed;  /* ek_service_close or a final poll_ready error */
+    int final_err;
+    atomic_size_t refs;
+    atomic_long pending;               /* wrapped responses in flight */
+    _Atomic(ek_notify *) close_notify; /* set by the first close */
+    atomic_bool force;                 /* close deadline passed: cancel responses */
+    ek_service_vtable vt;
+    ek__svc_clone_fn clone; /* NULL: not shareable */
+    void *self;
+};
+
+/* As ek_service_new, with a clone hook (NULL: not shareable). On error
+ * vt->drop(self) has run. */
+int ek__service_new(const ek_service_vtable *vt, ek__svc_clone_fn clone, void *self,
+                    ek_service **out);
+/* The contract's checks and the vtable's poll_ready/call, without the tag check
+ * (for holders of a reference) and, for call, without wrapping the response. */
+int ek__service_poll_ready(ek_service *svc, ek_cx *cx);
+int ek__service_call_raw(ek_service *svc, ek_msg *req, ek_future **resp);
+void ek__service_disarm(ek_service *svc);
+int ek__service_status(ek_service *svc);
+void ek__service_retain(ek_service *svc);
+void ek__service_release(ek_service *svc);
+
+#endif
