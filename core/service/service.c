@@ -15,10 +15,9 @@ void ek__service_retain(ek_service *svc)
 
 void ek__service_release(ek_service *svc)
 {
-    /* Release/acquire as every reference count here: what a holder did happens
-     * before the drop. */
-    if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_release) != 1) return;
-    atomic_thread_fence(memory_order_acquire);
+    /* acq_rel: what every holder did happens before the drop (buf.c says why
+     * not a fence). */
+    if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_acq_rel) != 1) return;
     if (svc->vt.drop) svc->vt.drop(svc->self);
     ek_notify_drop(atomic_load_explicit(&svc->close_notify, memory_order_relaxed));
     svc->tag = EK__TAG_DEAD;
