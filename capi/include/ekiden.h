@@ -13,12 +13,14 @@
  *   value with its drop function) takes it in every case, on error too. When it
  *   fails, X has been released (its drop function ran, the future was dropped,
  *   the handle detached) before it returns, so the caller never cleans up after
- *   a failed call. Every drop function handed over is called exactly once. The
- *   only thing never consumed is an argument that is not a valid object (a NULL
- *   or wrong-type handle, or a state whose drop function is NULL): there is
- *   nothing to release. Examples: ek_spawn, ek_spawn_local, ek_spawn_blocking,
+ *   a failed call. Every drop function handed over is called exactly once. What
+ *   cannot be released is not touched: an argument that is not a valid object (a
+ *   NULL or wrong-type handle or future, a state given without a drop function),
+ *   and a value handed to a NULL or wrong-type handle (whose drop function is
+ *   unknown). Examples: ek_spawn, ek_spawn_local, ek_spawn_blocking,
  *   ek_spawn_future, ek_future_new, ek_join_into_future, ek_block_on,
- *   ek_timeout, ek_watch_new, ek_mutex_new.
+ *   ek_timeout, ek_select, ek_join_all (every future of the array),
+ *   ek_watch_new, ek_mutex_new.
  *   Exceptions, by name: messages handed to a channel's send pass only on
  *   EK_OK, so that a full or closed channel can be retried or the message used
  *   elsewhere: ek_oneshot_send (msg; tx is consumed always), ek_mpsc_send,
@@ -507,5 +509,6 @@ EK_EXTERN void ek_interval_free(ek_interval *iv);
 #include "ekiden/buf.h"
 #include "ekiden/msg.h"
 #include "ekiden/service.h"
+#include "ekiden/task.h"
 
 #endif /* EKIDEN_H */

@@ -555,6 +555,59 @@ EK_EXTERN int ek_mutex_unlock(ek_mutex_guard *g);
 /* Unlock or cancel as needed, and free the guard. NULL ignored. */
 EK_EXTERN void ek_mutex_guard_drop(ek_mutex_guard *g);
 
+/* ========================================================================= */
+/* Wait futures: the waits above as heap futures (ek_timeout, ek_select)     */
+/* ========================================================================= */
+
+/*
+ * Each returns a heap future (ek_future, see ekiden.h) over one wait above, so
+ * that it composes: ek_timeout(rt, f, ms, &g) bounds it, ek_select races it
+ * against others, ek_join_all gathers several. Polling it does what the direct
+ * poll does (including the cooperative budget); dropping it before it
+ * completes is the direct poll's "Cancel:" (nothing is lost). Any thread
+ * creates one; poll it from task context. One allocation (plus the waiter
+ * object of the queued waits), none while polling or dropping.
+ * The receive futures borrow their receiver: it must outlive the future, and
+ * is not used by anything else meanwhile.
+ */
+
+/* Completes with EK_OK and *out = an ek_semaphore_permit (the awaiter's; release
+ * it with ek_semaphore_permit_drop) holding n permits, or EK_ECLOSED. The future
+ * holds its own reference to s and its place in the FIFO queue from its first
+ * poll. Errors now: EK_EINVAL (bad s, NULL out, n > EK_SEMAPHORE_MAX_PERMITS),
+ * EK_ENOMEM. */
+EK_EXTERN int ek_semaphore_acquire_future(ek_semaphore *s, size_t n, ek_future **out);
+
+/* Completes with EK_OK and *out = an ek_mutex_guard holding the lock (the
+ * awaiter's; ek_mutex_guard_drop unlocks and frees it). Holds its own reference
+ * to m. Errors now: EK_EINVAL (bad m, NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_mutex_lock_future(ek_mutex *m, ek_future **out);
+
+/* Completes with EK_OK (*out = NULL) once notified, as ek_notified_poll; the
+ * snapshot for ek_notify_waiters is taken now, at creation. Holds its own
+ * reference to n. Errors now: EK_EINVAL (bad n, NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_notified_future(ek_notify *n, ek_future **out);
+
+/* Completes as ek_oneshot_recv: EK_OK with *out = the value, or EK_ECLOSED.
+ * Errors now: EK_EINVAL (bad rx, NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_oneshot_recv_future(ek_oneshot_receiver *rx, ek_future **out);
+
+/* Completes as ek_mpsc_recv: EK_OK with *out = the next message, or EK_ECLOSED.
+ * Errors now: EK_EINVAL (bad rx, NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_mpsc_recv_future(ek_mpsc_receiver *rx, ek_future **out);
+
+/* Completes as ek_broadcast_recv: EK_OK with *out = this receiver's copy,
+ * EK_ELAGGED (*missed, if missed is not NULL, gets how many were lost; `missed`
+ * must stay valid while the future lives), EK_ECLOSED, or the clone function's
+ * error. Errors now: EK_EINVAL (bad rx, NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_broadcast_recv_future(ek_broadcast_receiver *rx, uint64_t *missed,
+                                       ek_future **out);
+
+/* Completes as ek_watch_changed: EK_OK (*out = NULL; the new value is marked
+ * seen, read it with ek_watch_borrow) or EK_ECLOSED. Errors now: EK_EINVAL (bad
+ * rx, NULL out), EK_ENOMEM. */
+EK_EXTERN int ek_watch_changed_future(ek_watch_receiver *rx, ek_future **out);
+
 #ifdef __cplusplus
 }
 #endif
