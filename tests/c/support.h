@@ -15,7 +15,11 @@
  * that nothing is left alive at its end, and fault injection makes the n-th
  * allocation from now fail. */
 void ekt_alloc_install(void);
-long ekt_alloc_live(void);         /* allocations not yet freed */
+long ekt_alloc_live(void); /* allocations not yet freed */
+/* Allocations not yet freed that were made since this test's ekt_setup: what
+ * tests compare with an expected count (never ekt_alloc_live against an
+ * absolute number, which one earlier failed test would throw off). */
+long ekt_alloc_leaked(void);
 long ekt_alloc_total(void);        /* allocations since install */
 void ekt_alloc_fail_after(long n); /* n-th next allocation fails (0 = the next); -1 never */
 /* The same, counting only allocations made by the calling thread. */
@@ -35,7 +39,7 @@ ek_builder *ekt_builder(int flavor, unsigned workers, int lifo, unsigned budget)
 ek_runtime *ekt_rt_with(int flavor, unsigned workers, int lifo, unsigned budget);
 /* A runtime with the given flavour and workers (0 = default); asserts success. */
 ek_runtime *ekt_rt(int flavor, unsigned workers);
-/* Free the runtime and assert the allocator holds nothing any more. */
+/* Free the runtime and assert nothing allocated since setup is alive any more. */
 void ekt_rt_free_checked(ek_runtime *rt);
 
 /* Run `poll` as a heap future on rt via ek_block_on; returns its status. */
@@ -76,7 +80,8 @@ int ekt_join(ek_join *j, void **out);
  * state the caller owns to completion. */
 int ekt_spawn_join(ek_runtime *rt, ek_poll_fn poll, void *state, void **out);
 
-/* Setup/teardown for cmocka groups: install the allocator; check no leaks. */
+/* Setup/teardown for each cmocka test: install the allocator and record the
+ * live count; check that the test left nothing more alive. */
 int ekt_setup(void **state);
 int ekt_teardown(void **state);
 

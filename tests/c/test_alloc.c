@@ -90,17 +90,17 @@ static void test_builder_new_enomem_at_every_allocation(void **state)
         long failed = disarm();
         if (rc == EK_OK) {
             assert_int_equal(failed, 0);
-            assert_int_equal(ekt_alloc_live(), 1);
+            assert_int_equal(ekt_alloc_leaked(), 1);
             ek_builder_free(b);
             break;
         }
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(failed, 1);
         assert_ptr_equal(b, (void *)0x1);
-        assert_int_equal(ekt_alloc_live(), 0);
+        assert_int_equal(ekt_alloc_leaked(), 0);
     }
     assert_int_equal(k, 1); /* one allocation */
-    assert_int_equal(ekt_alloc_live(), 0);
+    assert_int_equal(ekt_alloc_leaked(), 0);
 }
 
 static void runtime_new_enomem_at_every_allocation(int flavor, unsigned workers)
@@ -124,13 +124,13 @@ static void runtime_new_enomem_at_every_allocation(int flavor, unsigned workers)
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(failed, 1);
         assert_ptr_equal(rt, (void *)0x1);
-        assert_int_equal(ekt_alloc_live(), 1); /* just the builder */
+        assert_int_equal(ekt_alloc_leaked(), 1); /* just the builder */
     }
     /* At least the runtime, the clock and the driver (+ its backend). */
     assert_true(k >= 3);
     assert_true(k < MAX_K);
     ek_builder_free(b);
-    assert_int_equal(ekt_alloc_live(), 0);
+    assert_int_equal(ekt_alloc_leaked(), 0);
 }
 
 static void test_runtime_new_current_thread_enomem_at_every_allocation(void **state)
@@ -161,10 +161,10 @@ static void test_runtime_new_with_default_builder_enomem_at_every_allocation(voi
         assert_int_equal(rc, EK_ENOMEM);
         assert_int_equal(failed, 1);
         assert_null(rt);
-        assert_int_equal(ekt_alloc_live(), 0);
+        assert_int_equal(ekt_alloc_leaked(), 0);
     }
     assert_true(k >= 3 && k < MAX_K);
-    assert_int_equal(ekt_alloc_live(), 0);
+    assert_int_equal(ekt_alloc_leaked(), 0);
 }
 
 /* ---- spawn from outside the runtime ---- */
@@ -178,7 +178,7 @@ static long spawn_enomem_loop(ek_runtime *rt, spawn_fn spawn)
     int expected_drops = 0;
     for (k = 0; k < MAX_K; k++) {
         reset_counts();
-        long live = ekt_alloc_live();
+        long live = ekt_alloc_leaked();
         ek_join *j = (ek_join *)(void *)0x1;
         arm(k);
         int rc = spawn(rt, ready_poll, ekt_count_drop, (void *)0x11, ekt_count_out_drop, &j);
@@ -199,7 +199,7 @@ static long spawn_enomem_loop(ek_runtime *rt, spawn_fn spawn)
         assert_int_equal(atomic_load(&ekt_out_drops), 0);
         /* Nothing new is alive, except what a successful earlier allocation
          * of this same operation keeps for the runtime's lifetime. */
-        assert_true(ekt_alloc_live() <= live + k);
+        assert_true(ekt_alloc_leaked() <= live + k);
         assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_ALIVE), 0);
         expected_drops++;
     }
@@ -213,10 +213,10 @@ static void test_spawn_from_outside_enomem_runs_drop_once_and_leaks_nothing(void
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
         warm_up(rt);
-        long live = ekt_alloc_live();
+        long live = ekt_alloc_leaked();
         assert_int_equal(spawn_enomem_loop(rt, ek_spawn), 1); /* one allocation per task */
         while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
         assert_int_equal(ekt_metric(rt, EK_METRIC_TASKS_SPAWNED), 1);
         /* Detached spawn too. */
         reset_counts();
@@ -225,7 +225,7 @@ static void test_spawn_from_outside_enomem_runs_drop_once_and_leaks_nothing(void
                          EK_ENOMEM);
         assert_int_equal(disarm(), 1);
         assert_int_equal(atomic_load(&ekt_drops), 1);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
         ekt_rt_free_checked(rt);
     }
 }
@@ -235,13 +235,13 @@ static void test_spawn_local_from_outside_enomem_runs_drop_once_and_leaks_nothin
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
-        long live = ekt_alloc_live();
+        long live = ekt_alloc_leaked();
         /* First local spawn from this thread: its local context, then the task. */
         assert_int_equal(spawn_enomem_loop(rt, ek_spawn_local), 2);
-        assert_int_equal(ekt_alloc_live(), live + 1); /* the context stays with the runtime */
+        assert_int_equal(ekt_alloc_leaked(), live + 1); /* the context stays with the runtime */
         /* Later ones: just the task. */
         assert_int_equal(spawn_enomem_loop(rt, ek_spawn_local), 1);
-        assert_int_equal(ekt_alloc_live(), live + 1);
+        assert_int_equal(ekt_alloc_leaked(), live + 1);
         ekt_rt_free_checked(rt);
     }
 }
@@ -251,7 +251,7 @@ static void test_spawn_future_enomem_drops_the_future_once(void **state)
     (void)state;
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     warm_up(rt);
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     reset_counts();
     ek_future *f = NULL;
     assert_int_equal(ek_future_new(ready_poll, ekt_count_drop, (void *)0x21, &f), EK_OK);
@@ -261,7 +261,7 @@ static void test_spawn_future_enomem_drops_the_future_once(void **state)
     assert_int_equal(disarm(), 1);
     assert_int_equal(atomic_load(&ekt_drops), 1);
     assert_ptr_equal(j, (void *)0x1);
-    assert_int_equal(ekt_alloc_live(), live); /* the future is freed too */
+    assert_int_equal(ekt_alloc_leaked(), live); /* the future is freed too */
     assert_int_equal(ek_future_new(ready_poll, ekt_count_drop, (void *)0x22, &f), EK_OK);
     assert_int_equal(ek_spawn_future(rt, f, ekt_count_out_drop, &j), EK_OK);
     join_expect(j, (void *)0x22);
@@ -301,7 +301,7 @@ static void spawn_in_task_enomem(int flavor, spawn_fn spawn)
         inner_spawn p = {.k = k, .spawn = spawn, .rc = 12345};
         ek_join *outer = NULL;
         assert_int_equal(ek_spawn(rt, inner_spawn_poll, ekt_noop_drop, &p, NULL, &outer), EK_OK);
-        long live = ekt_alloc_live(); /* includes the outer task */
+        long live = ekt_alloc_leaked(); /* includes the outer task */
         join_expect(outer, NULL);
         if (p.rc == EK_OK) {
             assert_int_equal(p.failed, 0);
@@ -345,7 +345,7 @@ static void test_spawn_blocking_enomem_runs_drop_once_and_leaks_nothing(void **s
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
         warm_up(rt);
-        long live = ekt_alloc_live();
+        long live = ekt_alloc_leaked();
         long k;
         for (k = 0; k < MAX_K; k++) {
             reset_counts();
@@ -365,18 +365,18 @@ static void test_spawn_blocking_enomem_runs_drop_once_and_leaks_nothing(void **s
             assert_ptr_equal(j, (void *)0x1);
             assert_int_equal(atomic_load(&ekt_drops), 1);
             assert_int_equal(atomic_load(&polls), 0);
-            assert_int_equal(ekt_alloc_live(), live);
+            assert_int_equal(ekt_alloc_leaked(), live);
             assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 0); /* no thread started */
         }
         assert_int_equal(k, 1);
         /* The pool thread lets go of the finished job just after it completes. */
         while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
         /* A failing spawn with a NULL drop is fine too. */
         arm(0);
         assert_int_equal(ek_spawn_blocking(rt, ready_job, NULL, NULL, NULL, NULL), EK_ENOMEM);
         assert_int_equal(disarm(), 1);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
         ekt_rt_free_checked(rt);
     }
 }
@@ -403,10 +403,10 @@ static void test_future_new_enomem_runs_drop_once(void **state)
         assert_int_equal(failed, 1);
         assert_ptr_equal(f, (void *)0x1);
         assert_int_equal(atomic_load(&ekt_drops), 1);
-        assert_int_equal(ekt_alloc_live(), 0);
+        assert_int_equal(ekt_alloc_leaked(), 0);
     }
     assert_int_equal(k, 1);
-    assert_int_equal(ekt_alloc_live(), 0);
+    assert_int_equal(ekt_alloc_leaked(), 0);
 }
 
 static void test_join_into_future_enomem_detaches_the_handle(void **state)
@@ -415,7 +415,7 @@ static void test_join_into_future_enomem_detaches_the_handle(void **state)
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
         warm_up(rt);
-        long live = ekt_alloc_live();
+        long live = ekt_alloc_leaked();
         reset_counts();
 
         /* Finished task: the detached result goes to out_drop at once. */
@@ -436,7 +436,7 @@ static void test_join_into_future_enomem_detaches_the_handle(void **state)
         assert_int_equal(atomic_load(&ekt_drops), 1);
         assert_int_equal(atomic_load(&ekt_out_drops), 1);
         while (ekt_metric(rt, EK_METRIC_TASKS_ALIVE) != 0) usleep(100);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
 
         /* Pending task: it runs on, detached; shutdown drops it once. */
         reset_counts();
@@ -446,7 +446,7 @@ static void test_join_into_future_enomem_detaches_the_handle(void **state)
         assert_int_equal(ek_join_into_future(j, &f), EK_ENOMEM);
         assert_int_equal(disarm(), 1);
         assert_int_equal(atomic_load(&ekt_drops), 0);
-        assert_int_equal(ekt_alloc_live(), live + 1); /* the task itself */
+        assert_int_equal(ekt_alloc_leaked(), live + 1); /* the task itself */
 
         /* Success: the future yields the result. */
         assert_int_equal(
@@ -470,7 +470,7 @@ static void test_block_on_enomem_drops_the_future_once_and_leaks_nothing(void **
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
-        long live = ekt_alloc_live();
+        long live = ekt_alloc_leaked();
         long k, rounds = 0;
         /* Twice: first with no local context for this thread yet, then with one. */
         for (int round = 0; round < 2; round++) {
@@ -494,10 +494,10 @@ static void test_block_on_enomem_drops_the_future_once_and_leaks_nothing(void **
                 assert_ptr_equal(out, (void *)0x1);
                 assert_int_equal(atomic_load(&polls), 0);
                 /* At most the thread's local context, kept by the runtime. */
-                assert_true(ekt_alloc_live() <= live + 1);
+                assert_true(ekt_alloc_leaked() <= live + 1);
             }
             assert_int_equal(k, round == 0 ? 2 : 1); /* (context +) parker */
-            assert_int_equal(ekt_alloc_live(), live + 1);
+            assert_int_equal(ekt_alloc_leaked(), live + 1);
             rounds++;
         }
         assert_int_equal(rounds, 2);
@@ -559,7 +559,7 @@ static int opener_poll(void *s, ek_cx *cx, void **out)
 static void join_wait_enomem(int flavor, int fresh_thread_context)
 {
     ek_runtime *rt = ekt_rt(flavor, 2);
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     reset_counts();
     gate g = {.open = 0, .w = NULL};
     pthread_mutex_init(&g.mu, NULL);
@@ -591,7 +591,7 @@ static void join_wait_enomem(int flavor, int fresh_thread_context)
         assert_ptr_equal(out, (void *)0x1);
         assert_int_equal(ek_join_is_finished(j), 0); /* the handle is intact */
         assert_int_equal(atomic_load(&ekt_drops), 0);
-        assert_true(ekt_alloc_live() <= live + 2 + ctx);
+        assert_true(ekt_alloc_leaked() <= live + 2 + ctx);
     }
     /* Allocations: the thread's local context (unless it exists) and the parker. */
     assert_int_equal(k, ctx ? 1 : 2);

@@ -117,10 +117,10 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     assert_null(n2);
     ek_notified_drop(NULL);
     ek_notify_drop(NULL);
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_notify_new(&n), EK_ENOMEM);
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
     assert_int_equal(ek_notify_new(&n), EK_OK);
     assert_int_equal(ek_notified_new(n, NULL), EK_EINVAL);
     assert_int_equal(ek_notify_one(n), EK_OK);
@@ -136,7 +136,7 @@ static void test_bad_arguments_and_alloc_failure(void **s)
     ek_notify_drop(n);
     ek_notify_drop(n);
     ek_notified_drop(w); /* the last reference */
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
 }
 
 static void test_notify_one_wakes_tasks_fifo(void **s)

@@ -112,7 +112,7 @@ static void detached_result_released(int flavor)
     ek_join_detach(j);
     ek_runtime_free(rt);
     assert_int_equal(atomic_load(&out_drops), 2);
-    assert_int_equal(ekt_alloc_live(), 0);
+    assert_int_equal(ekt_alloc_leaked(), 0);
 }
 static void test_untaken_result_goes_to_out_drop(void **s)
 {

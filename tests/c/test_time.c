@@ -912,7 +912,7 @@ static void test_sleep_allocation_failure_is_enomem_without_leak(void **state)
 {
     (void)state;
     ek_runtime *rt = rt_paused();
-    long base = ekt_alloc_live();
+    long base = ekt_alloc_leaked();
     int failures = 0;
     for (long k = 0;; k++) {
         ek_future *f = NULL;
@@ -925,11 +925,11 @@ static void test_sleep_allocation_failure_is_enomem_without_leak(void **state)
         }
         assert_int_equal(rc, EK_ENOMEM);
         assert_null(f);
-        assert_int_equal(ekt_alloc_live(), base);
+        assert_int_equal(ekt_alloc_leaked(), base);
         failures++;
     }
     assert_true(failures >= 1);
-    assert_int_equal(ekt_alloc_live(), base);
+    assert_int_equal(ekt_alloc_leaked(), base);
     ekt_rt_free_checked(rt);
 }
 
@@ -943,7 +943,7 @@ static void test_timeout_allocation_failure_is_enomem_and_drops_inner(void **sta
     for (long k = 0;; k++) {
         ek_future *inner = NULL;
         assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &inner), EK_OK);
-        long base = ekt_alloc_live();
+        long base = ekt_alloc_leaked();
         ekt_alloc_fail_here_after(k);
         int rc = ek_timeout(rt, inner, 10, &f);
         ekt_alloc_fail_here_after(-1);
@@ -953,7 +953,7 @@ static void test_timeout_allocation_failure_is_enomem_and_drops_inner(void **sta
         failures++;
         /* inner was consumed: dropped and freed (one allocation fewer). */
         assert_int_equal(nv.dropped, failures);
-        assert_int_equal(ekt_alloc_live(), base - 1);
+        assert_int_equal(ekt_alloc_leaked(), base - 1);
     }
     assert_true(failures >= 1);
     assert_int_equal(nv.polls, 0);
@@ -967,7 +967,7 @@ static void test_interval_allocation_failure_is_enomem_without_leak(void **state
 {
     (void)state;
     ek_runtime *rt = rt_paused();
-    long base = ekt_alloc_live();
+    long base = ekt_alloc_leaked();
     int failures = 0;
     for (long k = 0;; k++) {
         ek_interval *iv = NULL;
@@ -980,11 +980,11 @@ static void test_interval_allocation_failure_is_enomem_without_leak(void **state
         }
         assert_int_equal(rc, EK_ENOMEM);
         assert_null(iv);
-        assert_int_equal(ekt_alloc_live(), base);
+        assert_int_equal(ekt_alloc_leaked(), base);
         failures++;
     }
     assert_true(failures >= 1);
-    assert_int_equal(ekt_alloc_live(), base);
+    assert_int_equal(ekt_alloc_leaked(), base);
     ekt_rt_free_checked(rt);
 }
 

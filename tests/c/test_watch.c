@@ -98,15 +98,15 @@ static void test_clone_error_and_bad_arguments(void **s)
     assert_int_equal(ek_watch_borrow((ek_watch_receiver *)tx, &v), EK_EINVAL);
     assert_int_equal(ek_watch_changed(rx, NULL), EK_EINVAL);
     /* allocation failure */
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_watch_subscribe(tx, &rx2), EK_ENOMEM);
     ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_watch_receiver_clone(rx, &rx2), EK_ENOMEM);
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
     ek_watch_receiver_drop(rx);
     ek_watch_sender_drop(tx);
-    live = ekt_alloc_live();
+    live = ekt_alloc_leaked();
     for (long i = 0; i < 3; i++) {
         ekt_alloc_fail_here_after(i);
         int rc = ek_watch_new(NULL, NULL, NULL, &tx, &rx);
@@ -117,7 +117,7 @@ static void test_clone_error_and_bad_arguments(void **s)
             break;
         }
         assert_int_equal(rc, EK_ENOMEM);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
     }
 }
 
