@@ -88,7 +88,8 @@ int ek__sock_adopt_registered(ek_runtime *rt, int fd, uint32_t tag, ek__sock **o
 int ek__sock_bind(ek__sock *s, const struct sockaddr *sa, socklen_t len, int backlog)
 {
     if (bind(s->fd, sa, len) != 0) return ek__err(errno);
-    if (backlog >= 0 && listen(s->fd, backlog == 0 ? 1024 : backlog) != 0) return ek__err(errno);
+    if (backlog >= 0 && listen(s->fd, backlog == 0 ? EK__DEFAULT_BACKLOG : backlog) != 0)
+        return ek__err(errno);
     return EK_OK;
 }
 
@@ -127,33 +128,83 @@ static int ek__sock_begin(ek__sock *s, ek_cx *cx)
     return ek_coop_proceed(cx);
 }
 
+/* One non-blocking attempt of an operation, for ek__sock_poll_io. Returns
+ * EK_OK (done), EK__OP_WOULD_BLOCK (EAGAIN: wait for readiness), EK__OP_RETRY
+ * (EINTR or a skipped error: try again at once) or a final status. */
+typedef int (*ek__sock_op)(ek__sock *s, void *arg);
+#define EK__OP_WOULD_BLOCK EK_PENDING
+#define EK__OP_RETRY       EK_EINTR
+
+/* Steps 2 and 3 of every op (see the top of this file), as Tokio's
+ * Registration::poll_io: wait for readiness in `dir`, run `op`; when it would
+ * block, clear exactly the readiness it proved stale, with the tick observed
+ * before it ran, and look again. */
+static int ek__sock_poll_io(ek__sock *s, ek_cx *cx, int dir, ek__sock_op op, void *arg)
+{
+    uint32_t stale = dir == EK__DIR_READ ? EK__STALE_ON_READ : EK__STALE_ON_WRITE;
+    for (int tries = 0;; tries++) {
+        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
+        uint32_t ready, tick;
+        int rc = ek__io_poll_ready(s->io, cx, dir, &ready, &tick);
+        if (rc != EK_OK) return rc;
+        rc = op(s, arg);
+        if (rc == EK__OP_WOULD_BLOCK) {
+            ek__io_clear_ready(s->io, ready & stale, tick);
+        } else if (rc != EK__OP_RETRY) {
+            return rc;
+        }
+    }
+}
+
+/* errno after a failed syscall, in the op protocol above. */
+static int ek__op_errno(int e)
+{
+    if (ek__would_block(e)) return EK__OP_WOULD_BLOCK;
+    return e == EINTR ? EK__OP_RETRY : ek__err(e);
+}
+
+typedef struct ek__recv_op {
+    void *buf;
+    size_t len;
+    ek_sockaddr *from;
+    size_t *nread;
+} ek__recv_op;
+
+static int ek__recv_once(ek__sock *s, void *arg)
+{
+    ek__recv_op *o = arg;
+    ssize_t r;
+    if (o->from != NULL) {
+        socklen_t alen = sizeof o->from->ss;
+        r = recvfrom(s->fd, o->buf, o->len, 0, (struct sockaddr *)&o->from->ss, &alen);
+        if (r >= 0) o->from->len = alen;
+    } else {
+        r = recv(s->fd, o->buf, o->len, 0);
+    }
+    if (r < 0) return ek__op_errno(errno);
+    *o->nread = (size_t)r;
+    return EK_OK;
+}
+
 int ek__sock_recv(ek__sock *s, ek_cx *cx, void *buf, size_t len, ek_sockaddr *from, size_t *nread)
 {
     int rc = ek__sock_begin(s, cx);
     if (rc != EK_OK) return rc;
-    for (int tries = 0;; tries++) {
-        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
-        uint32_t ready, tick;
-        rc = ek__io_poll_ready(s->io, cx, EK__DIR_READ, &ready, &tick);
-        if (rc != EK_OK) return rc;
-        ssize_t r;
-        if (from != NULL) {
-            socklen_t alen = sizeof from->ss;
-            r = recvfrom(s->fd, buf, len, 0, (struct sockaddr *)&from->ss, &alen);
-            if (r >= 0) from->len = alen;
-        } else {
-            r = recv(s->fd, buf, len, 0);
-        }
-        if (r >= 0) {
-            *nread = (size_t)r;
-            return EK_OK;
-        }
-        if (ek__would_block(errno)) {
-            ek__io_clear_ready(s->io, ready & EK__STALE_ON_READ, tick);
-        } else if (errno != EINTR) {
-            return ek__err(errno);
-        }
+    ek__recv_op o = {buf, len, from, nread};
+    return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__recv_once, &o);
+}
+
+int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
+{
+    if (len == 0) {
+        /* Nothing to wait for: a stream read of 0 bytes is 0 at once (as
+         * read(2) and Tokio's AsyncRead with an empty buffer), whether or not
+         * data is pending. */
+        if (atomic_load_explicit(&s->closed, memory_order_relaxed)) return EK_ECLOSED;
+        *nread = 0;
+        return EK_OK;
     }
+    return ek__sock_recv(s, cx, buf, len, NULL, nread);
 }
 
 /* Unconnected Unix datagram sends that find the receiver's queue full get
@@ -164,29 +215,36 @@ static bool ek__send_cannot_wait(const ek__sock *s, const struct sockaddr *to)
     return to != NULL && s->tag == EK__TAG_UNIX_DGRAM;
 }
 
+typedef struct ek__send_op {
+    struct msghdr msg;
+    size_t *nsent;
+} ek__send_op;
+
+static int ek__send_once(ek__sock *s, void *arg)
+{
+    ek__send_op *o = arg;
+    /* MSG_NOSIGNAL: a reset peer gives EPIPE, never SIGPIPE. */
+    ssize_t r = sendmsg(s->fd, &o->msg, MSG_NOSIGNAL);
+    if (r >= 0) {
+        *o->nsent = (size_t)r;
+        return EK_OK;
+    }
+    if (ek__would_block(errno) && ek__send_cannot_wait(s, o->msg.msg_name)) return EK_EAGAIN;
+    return ek__op_errno(errno);
+}
+
 int ek__sock_send(ek__sock *s, ek_cx *cx, const void *buf, size_t len, const struct sockaddr *to,
                   socklen_t tolen, size_t *nsent)
 {
     int rc = ek__sock_begin(s, cx);
     if (rc != EK_OK) return rc;
-    for (int tries = 0;; tries++) {
-        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
-        uint32_t ready, tick;
-        rc = ek__io_poll_ready(s->io, cx, EK__DIR_WRITE, &ready, &tick);
-        if (rc != EK_OK) return rc;
-        /* MSG_NOSIGNAL: a reset peer gives EPIPE, never SIGPIPE. */
-        ssize_t r = sendto(s->fd, buf, len, MSG_NOSIGNAL, to, tolen);
-        if (r >= 0) {
-            *nsent = (size_t)r;
-            return EK_OK;
-        }
-        if (ek__would_block(errno)) {
-            if (ek__send_cannot_wait(s, to)) return EK_EAGAIN;
-            ek__io_clear_ready(s->io, ready & EK__STALE_ON_WRITE, tick);
-        } else if (errno != EINTR) {
-            return ek__err(errno);
-        }
-    }
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    ek__send_op o = {.msg = {.msg_name = (void *)to,
+                             .msg_namelen = to ? tolen : 0,
+                             .msg_iov = &iov,
+                             .msg_iovlen = 1},
+                     .nsent = nsent};
+    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o);
 }
 
 #define EK__IOV_MAX 1024
@@ -204,23 +262,8 @@ int ek__sock_sendv(ek__sock *s, ek_cx *cx, const void *const *bufs, const size_t
         iov[i].iov_base = (void *)bufs[i];
         iov[i].iov_len = lens[i];
     }
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
-    for (int tries = 0;; tries++) {
-        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
-        uint32_t ready, tick;
-        rc = ek__io_poll_ready(s->io, cx, EK__DIR_WRITE, &ready, &tick);
-        if (rc != EK_OK) return rc;
-        ssize_t r = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
-        if (r >= 0) {
-            *nsent = (size_t)r;
-            return EK_OK;
-        }
-        if (ek__would_block(errno)) {
-            ek__io_clear_ready(s->io, ready & EK__STALE_ON_WRITE, tick);
-        } else if (errno != EINTR) {
-            return ek__err(errno);
-        }
-    }
+    ek__send_op o = {.msg = {.msg_iov = iov, .msg_iovlen = count}, .nsent = nsent};
+    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o);
 }
 
 /* accept4 errors that concern one aborted connection, not the listener: skip
@@ -274,35 +317,44 @@ static int ek__accept_start_backoff(ek__sock *l, ek_cx *cx)
     return ek__accept_wait_backoff(l, cx);
 }
 
+typedef struct ek__accept_op {
+    uint32_t tag;
+    ek__sock **out;
+    ek_sockaddr *peer;
+    bool exhausted; /* accept4 failed for lack of descriptors or memory */
+} ek__accept_op;
+
+static int ek__accept_once(ek__sock *l, void *arg)
+{
+    ek__accept_op *o = arg;
+    struct sockaddr_storage ss;
+    socklen_t alen = sizeof ss;
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (ek__accept_skippable(e)) return EK__OP_RETRY;
+        o->exhausted = ek__accept_exhausted(e);
+        return ek__op_errno(e);
+    }
+    l->backoff_ms = 0;
+    int rc = ek__sock_adopt_registered(l->rt, fd, o->tag, o->out);
+    if (rc == EK_OK && o->peer != NULL) ek__sockaddr_assign(o->peer, &ss, alen);
+    return rc;
+}
+
 int ek__sock_accept(ek__sock *l, ek_cx *cx, uint32_t tag, ek__sock **out, ek_sockaddr *peer)
 {
     int rc = ek__sock_begin(l, cx);
     if (rc != EK_OK) return rc;
-    rc = ek__accept_wait_backoff(l, cx);
-    if (rc != EK_OK) return rc;
-    for (int tries = 0;; tries++) {
-        if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
-        uint32_t ready, tick;
-        rc = ek__io_poll_ready(l->io, cx, EK__DIR_READ, &ready, &tick);
+    ek__accept_op o = {tag, out, peer, false};
+    for (;;) {
+        rc = ek__accept_wait_backoff(l, cx);
         if (rc != EK_OK) return rc;
-        struct sockaddr_storage ss;
-        socklen_t alen = sizeof ss;
-        int fd = accept4(l->fd, (struct sockaddr *)&ss, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            l->backoff_ms = 0;
-            rc = ek__sock_adopt_registered(l->rt, fd, tag, out);
-            if (rc == EK_OK && peer != NULL) ek__sockaddr_assign(peer, &ss, alen);
-            return rc;
-        }
-        int e = errno;
-        if (ek__would_block(e)) {
-            ek__io_clear_ready(l->io, ready & EK__STALE_ON_READ, tick);
-        } else if (ek__accept_exhausted(e)) {
-            rc = ek__accept_start_backoff(l, cx);
-            if (rc != EK_OK) return rc;
-        } else if (e != EINTR && !ek__accept_skippable(e)) {
-            return ek__err(e);
-        }
+        rc = ek__sock_poll_io(l, cx, EK__DIR_READ, ek__accept_once, &o);
+        if (!o.exhausted) return rc;
+        o.exhausted = false;
+        rc = ek__accept_start_backoff(l, cx);
+        if (rc != EK_OK) return rc;
     }
 }
 

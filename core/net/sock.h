@@ -29,6 +29,9 @@
 #define EK__TAG_SOCKADDR  0x454b5341u
 #define EK__TAG_ADDR_LIST 0x454b414cu
 
+/* listen(2)'s backlog when the caller passes 0 or less. */
+#define EK__DEFAULT_BACKLOG 1024
+
 struct ek_sockaddr {
     uint32_t tag;  /* EK__TAG_SOCKADDR */
     socklen_t len; /* 0: empty (EK_AF_UNSPEC) */
@@ -75,6 +78,8 @@ void ek__sock_free(ek__sock *s);
 
 /* The readiness loop around one syscall; see sock.c. `from` may be NULL. */
 int ek__sock_recv(ek__sock *s, ek_cx *cx, void *buf, size_t len, ek_sockaddr *from, size_t *nread);
+/* A stream read: as ek__sock_recv, but len 0 gives EK_OK with 0 at once. */
+int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread);
 int ek__sock_send(ek__sock *s, ek_cx *cx, const void *buf, size_t len, const struct sockaddr *to,
                   socklen_t tolen, size_t *nsent);
 int ek__sock_sendv(ek__sock *s, ek_cx *cx, const void *const *bufs, const size_t *lens,

@@ -73,6 +73,27 @@ static int ek__parse_port(const char *s, uint16_t *port)
     return EK_OK;
 }
 
+/* A scope: an interface index (decimal digits only, 1..UINT32_MAX: no sign, no
+ * wrap-around) or an interface name. EK_EINVAL for anything else. */
+static int ek__parse_scope(const char *scope, uint32_t *idx)
+{
+    if (*scope >= '0' && *scope <= '9') {
+        uint64_t v = 0;
+        for (const char *p = scope; *p; p++) {
+            if (*p < '0' || *p > '9') return EK_EINVAL;
+            v = v * 10 + (uint64_t)(*p - '0');
+            if (v > UINT32_MAX) return EK_EINVAL;
+        }
+        if (v == 0) return EK_EINVAL;
+        *idx = (uint32_t)v;
+        return EK_OK;
+    }
+    unsigned n = if_nametoindex(scope);
+    if (n == 0) return EK_EINVAL;
+    *idx = n;
+    return EK_OK;
+}
+
 /* An IPv6 address text with an optional "%scope" into sin6 (port untouched). */
 static int ek__parse_ip6(const char *text, struct sockaddr_in6 *sin6)
 {
@@ -83,11 +104,10 @@ static int ek__parse_ip6(const char *text, struct sockaddr_in6 *sin6)
     if (scope != NULL) *scope++ = '\0';
     if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) return EK_EINVAL;
     if (scope != NULL) {
-        char *end;
-        unsigned long idx = strtoul(scope, &end, 10);
-        if (*scope == '\0' || *end != '\0') idx = if_nametoindex(scope);
-        if (idx == 0) return EK_EINVAL;
-        sin6->sin6_scope_id = (uint32_t)idx;
+        uint32_t idx;
+        int rc = ek__parse_scope(scope, &idx);
+        if (rc != EK_OK) return rc;
+        sin6->sin6_scope_id = idx;
     }
     return EK_OK;
 }
@@ -333,8 +353,11 @@ int ek_sockaddr_from_native(const void *sa, size_t len, ek_sockaddr **out)
         len > sizeof(struct sockaddr_storage))
         return EK_EINVAL;
     int fam = ((const struct sockaddr *)sa)->sa_family;
+    /* A Unix address longer than struct sockaddr_un is no address the kernel
+     * would give or take (and would not format into EK_SOCKADDR_STRLEN). */
     if ((fam == AF_INET && len < sizeof(struct sockaddr_in)) ||
         (fam == AF_INET6 && len < sizeof(struct sockaddr_in6)) ||
+        (fam == AF_UNIX && len > sizeof(struct sockaddr_un)) ||
         (fam != AF_INET && fam != AF_INET6 && fam != AF_UNIX))
         return EK_EINVAL;
     int rc = ek_sockaddr_new(out);

@@ -24,7 +24,7 @@ int ek_tcp_bind(ek_runtime *rt, const ek_sockaddr *addr, int backlog, unsigned f
         rc = ek__sock_setopt_int(s, IPPROTO_IPV6, IPV6_V6ONLY, (flags & EK_TCP_V6ONLY) ? 1 : 0);
     if (rc == EK_OK)
         rc = ek__sock_bind(s, (const struct sockaddr *)&addr->ss, addr->len,
-                           backlog <= 0 ? 1024 : backlog);
+                           backlog <= 0 ? EK__DEFAULT_BACKLOG : backlog);
     /* Registered only once bound: see ek__sock_open. */
     if (rc == EK_OK) rc = ek__sock_register(s);
     if (rc != EK_OK) {

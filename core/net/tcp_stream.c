@@ -99,7 +99,7 @@ int ek_tcp_read(ek_tcp_stream *s, ek_cx *cx, void *buf, size_t len, size_t *nrea
 {
     if (!EK__CHECK_TAG(s, EK__TAG_TCP_STREAM) || nread == NULL || (buf == NULL && len > 0))
         return EK_EINVAL;
-    return ek__sock_recv(EK__STREAM(s), cx, buf, len, NULL, nread);
+    return ek__sock_read(EK__STREAM(s), cx, buf, len, nread);
 }
 
 int ek_tcp_write(ek_tcp_stream *s, ek_cx *cx, const void *buf, size_t len, size_t *nwritten)

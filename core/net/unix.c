@@ -38,7 +38,7 @@ static int ek__unix_bind(ek_runtime *rt, const char *path, int type, int backlog
 int ek_unix_bind(ek_runtime *rt, const char *path, int backlog, ek_unix_listener **out)
 {
     if (path == NULL || out == NULL) return EK_EINVAL;
-    return ek__unix_bind(rt, path, SOCK_STREAM, backlog <= 0 ? 1024 : backlog,
+    return ek__unix_bind(rt, path, SOCK_STREAM, backlog <= 0 ? EK__DEFAULT_BACKLOG : backlog,
                          EK__TAG_UNIX_LISTENER, (ek__sock **)out);
 }
 
@@ -111,7 +111,7 @@ int ek_unix_read(ek_unix_stream *s, ek_cx *cx, void *buf, size_t len, size_t *nr
 {
     if (!EK__CHECK_TAG(s, EK__TAG_UNIX_STREAM) || nread == NULL || (buf == NULL && len > 0))
         return EK_EINVAL;
-    return ek__sock_recv(EK__SOCK(s), cx, buf, len, NULL, nread);
+    return ek__sock_read(EK__SOCK(s), cx, buf, len, nread);
 }
 
 int ek_unix_write(ek_unix_stream *s, ek_cx *cx, const void *buf, size_t len, size_t *nwritten)

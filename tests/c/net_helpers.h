@@ -125,6 +125,24 @@ static inline void t_tcp_write_all(ek_runtime *rt, ek_tcp_stream *s, const void 
     assert_int_equal(done, len);
 }
 
+/* One poll of a stream read of 0 bytes (TCP, or Unix when is_unix): its
+ * status, whatever it is (a read that pends must not hang the test). */
+typedef struct t_read_zero {
+    void *s;
+    int is_unix;
+    int rc;
+    size_t n;
+} t_read_zero;
+
+static inline int t_read_zero_once(void *arg, ek_cx *cx)
+{
+    t_read_zero *z = arg;
+    char b;
+    z->n = 99;
+    z->rc = z->is_unix ? ek_unix_read(z->s, cx, &b, 0, &z->n) : ek_tcp_read(z->s, cx, &b, 0, &z->n);
+    return EK_OK;
+}
+
 /* ---- TCP loopback ---- */
 
 static inline ek_tcp_listener *t_tcp_listen(ek_runtime *rt, const char *text, ek_sockaddr **addr)

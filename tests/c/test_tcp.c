@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 /* ---- addresses ---- */
@@ -83,6 +84,48 @@ static void test_sockaddr_parse_and_format(void **state)
     ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_sockaddr_parse("1.2.3.4:5", &a), EK_ENOMEM);
     ekt_alloc_fail_here_after(-1);
+}
+
+static void test_sockaddr_scope_ids_out_of_range_are_einval(void **state)
+{
+    /* The whole uint32 range and nothing beyond it: no wrap to "no scope" or to
+     * 4294967295, no sign. */
+    const char *bad[] = {"[fe80::1%4294967296]:80",
+                         "[fe80::1%-1]:80",
+                         "[fe80::1%+1]:80",
+                         "[fe80::1%0]:80",
+                         "[fe80::1%]:80",
+                         "[fe80::1%1x]:80",
+                         "[fe80::1%99999999999999999999]:80"};
+    ek_sockaddr *a = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(ek_sockaddr_parse(bad[i], &a), EK_EINVAL);
+    assert_null(a);
+    t_roundtrip("[fe80::1%4294967295]:80", EK_AF_INET6, 80);
+    assert_int_equal(ek_sockaddr_parse("[fe80::1%1]:80", &a), EK_OK);
+    struct sockaddr_in6 sin6;
+    size_t len = sizeof sin6;
+    assert_int_equal(ek_sockaddr_to_native(a, &sin6, &len), EK_OK);
+    assert_int_equal(sin6.sin6_scope_id, 1);
+    ek_sockaddr_free(a);
+}
+
+static void test_sockaddr_from_native_unix_longer_than_sockaddr_un_is_einval(void **state)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 'x', sizeof ss);
+    ss.ss_family = AF_UNIX;
+    ek_sockaddr *a = NULL;
+    assert_int_equal(ek_sockaddr_from_native(&ss, sizeof(struct sockaddr_un) + 1, &a), EK_EINVAL);
+    assert_int_equal(ek_sockaddr_from_native(&ss, sizeof ss, &a), EK_EINVAL);
+    assert_null(a);
+    /* The longest one accepted formats into EK_SOCKADDR_STRLEN, as promised. */
+    assert_int_equal(ek_sockaddr_from_native(&ss, sizeof(struct sockaddr_un), &a), EK_OK);
+    char buf[EK_SOCKADDR_STRLEN];
+    int n = ek_sockaddr_format(a, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal((size_t)n, strlen(buf));
+    ek_sockaddr_free(a);
 }
 
 /* ---- basic data path ---- */
@@ -218,6 +261,38 @@ static void test_half_close_then_eof(void **state)
     assert_int_equal(t_tcp_read(rt, c, buf, sizeof buf, &n), EK_OK);
     assert_int_equal(n, 0);
     ek_tcp_free(c);
+    ekt_rt_free_checked(rt);
+}
+
+static void test_read_of_zero_bytes_gives_zero_at_once(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    ek_tcp_stream *c, *s;
+    t_tcp_pair(rt, &c, &s);
+    /* Idle: nothing to read, the peer is open. */
+    t_read_zero z = {.s = s};
+    assert_int_equal(t_run(rt, t_read_zero_once, &z), EK_OK);
+    assert_int_equal(z.rc, EK_OK);
+    assert_int_equal(z.n, 0);
+    /* With data pending, still 0, and the data stays for the next read. */
+    t_tcp_write_all(rt, c, "xy", 2);
+    char buf[2];
+    assert_int_equal(t_tcp_read_exact(rt, s, buf, 1), 1);
+    z.n = 99;
+    assert_int_equal(t_run(rt, t_read_zero_once, &z), EK_OK);
+    assert_int_equal(z.rc, EK_OK);
+    assert_int_equal(z.n, 0);
+    assert_int_equal(t_tcp_read_exact(rt, s, buf, 1), 1);
+    assert_int_equal(buf[0], 'y');
+    /* NULL buf is allowed with len 0; a closed stream is EK_ECLOSED. */
+    t_io io = {.h = s, .buf = NULL, .len = 0};
+    assert_int_equal(t_run(rt, t_tcp_read_op, &io), EK_OK);
+    assert_int_equal(io.n, 0);
+    assert_int_equal(ek_tcp_close(s), EK_OK);
+    assert_int_equal(t_run(rt, t_read_zero_once, &z), EK_OK);
+    assert_int_equal(z.rc, EK_ECLOSED);
+    ek_tcp_free(c);
+    ek_tcp_free(s);
     ekt_rt_free_checked(rt);
 }
 
@@ -1047,11 +1122,14 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
         T(test_sockaddr_parse_and_format),
+        T(test_sockaddr_scope_ids_out_of_range_are_einval),
+        T(test_sockaddr_from_native_unix_longer_than_sockaddr_un_is_einval),
         T(test_connect_accept_read_write_ipv4),
         T(test_connect_accept_read_write_current_thread),
         T(test_connect_accept_ipv6),
         T(test_writev_gathers_in_order),
         T(test_half_close_then_eof),
+        T(test_read_of_zero_bytes_gives_zero_at_once),
         T(test_connect_refused),
         T(test_connect_timeout_on_full_backlog),
         T(test_reset_by_peer_mid_write),

@@ -192,6 +192,23 @@ static void test_connect_errors(void **state)
     ekt_rt_free_checked(rt);
 }
 
+static void test_read_of_zero_bytes_gives_zero_at_once(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 0);
+    ek_unix_stream *a, *b;
+    assert_int_equal(ek_unix_pair(rt, &a, &b), EK_OK);
+    t_read_zero z = {.s = a, .is_unix = 1};
+    assert_int_equal(t_run(rt, t_read_zero_once, &z), EK_OK);
+    assert_int_equal(z.rc, EK_OK); /* idle: not EK_PENDING */
+    assert_int_equal(z.n, 0);
+    assert_int_equal(ek_unix_close(a), EK_OK);
+    assert_int_equal(t_run(rt, t_read_zero_once, &z), EK_OK);
+    assert_int_equal(z.rc, EK_ECLOSED);
+    ek_unix_free(a);
+    ek_unix_free(b);
+    ekt_rt_free_checked(rt);
+}
+
 static void test_pair_close_while_reading(void **state)
 {
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
@@ -398,6 +415,7 @@ int main(void)
         T(test_stream_over_path),
         T(test_stream_over_abstract_name),
         T(test_connect_errors),
+        T(test_read_of_zero_bytes_gives_zero_at_once),
         T(test_pair_close_while_reading),
         T(test_datagram_send_to_recv_from),
         T(test_connected_datagram_backpressure),

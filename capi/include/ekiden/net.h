@@ -2,7 +2,7 @@
  * ekiden/net.h - networking: TCP, UDP, Unix sockets, name resolution.
  * Included by ekiden.h; uses its types (ek_runtime, ek_cx, ek_future).
  *
- * Model (DESIGN section 2): every operation that can wait takes the ek_cx of the
+ * Model (docs/networking.md, "The model"): every operation that can wait takes the ek_cx of the
  * poll it runs in and returns EK_OK (done), EK_PENDING (not yet: the task will be
  * woken when the socket may be ready) or a negative error. There is no separate
  * "register interest" call. Each such operation first spends one unit of the
@@ -62,9 +62,11 @@ EK_EXTERN int ek_sockaddr_new(ek_sockaddr **out);
  *   "[::1]:80", "[fe80::1%lo]:80"   IPv6 (brackets required), optional scope
  *   "/path/to.sock", "unix:relative.sock"  Unix socket path
  *   "@name"                  Linux abstract Unix socket name
+ * A scope is an interface name or a decimal index 1..4294967295 (digits only).
  * No name resolution happens here (see ek_resolve). Any thread.
- * Errors: EK_EINVAL (NULL, malformed text, port > 65535), EK_ENAMETOOLONG (Unix
- * path longer than the kernel allows), EK_ENOMEM.
+ * Errors: EK_EINVAL (NULL, malformed text, port > 65535, unknown interface, scope
+ * index 0 or out of range), EK_ENAMETOOLONG (Unix path longer than the kernel
+ * allows), EK_ENOMEM.
  */
 EK_EXTERN int ek_sockaddr_parse(const char *text, ek_sockaddr **out);
 /* As ek_sockaddr_parse, into an existing address (replacing what it held). */
@@ -95,6 +97,8 @@ EK_EXTERN int ek_sockaddr_equal(const ek_sockaddr *a, const ek_sockaddr *b);
 /*
  * For C callers that hold a native `struct sockaddr`: copy to / from one.
  * to_native writes at most *len bytes and sets *len to the address length.
+ * from_native takes AF_INET, AF_INET6 (len at least their struct's size) and
+ * AF_UNIX (len at most sizeof(struct sockaddr_un)).
  * Errors: EK_EINVAL (NULL, unknown family, bad length), EK_ERANGE (too small).
  */
 EK_EXTERN int ek_sockaddr_to_native(const ek_sockaddr *a, void *sa, size_t *len);
