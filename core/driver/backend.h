@@ -15,6 +15,9 @@
 
 typedef struct ek__backend ek__backend;
 
+/* Events taken from the backend per driver turn (Tokio's and mio's default). */
+#define EK__DRIVER_EVENTS 1024
+
 typedef struct ek__event {
     void *token;
     uint32_t ready; /* EK__READABLE | EK__WRITABLE | EK__READ_CLOSED | ... (io.h) */
@@ -26,8 +29,11 @@ int ek__backend_new(ek__backend **out);
 void ek__backend_free(ek__backend *b);
 int ek__backend_register(ek__backend *b, int fd, void *token);
 int ek__backend_deregister(ek__backend *b, int fd);
-/* Wait up to timeout_ms (-1: forever) and fill at most n events; returns the
- * count (0 on timeout or EINTR) or a negative errno. */
+/* Wait up to timeout_ms (-1: forever) and fill at most n events (n is at most
+ * EK__DRIVER_EVENTS: a backend may size its buffer by it); returns the count (0
+ * on timeout or EINTR) or a negative errno. A negative return means the backend
+ * is broken (its own descriptor or the arguments are bad), not that the caller
+ * should retry: the driver aborts with the reason (see driver.c). */
 int ek__backend_poll(ek__backend *b, ek__event *events, int n, int timeout_ms);
 /* Make a concurrent or the next ek__backend_poll return. Any thread. */
 void ek__backend_wake(ek__backend *b);

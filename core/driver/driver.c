@@ -2,6 +2,8 @@
 #include "driver.h"
 #include "io.h"
 
+#include <stdio.h>
+
 struct ek__io_release_link {
     struct ek__io *next;
 };
@@ -15,11 +17,17 @@ int ek__driver_new(ek__time *time, ek__driver **out)
         ek__free(d);
         return rc;
     }
-    ek__mutex_init(&d->turn_lock);
-    ek__mutex_init(&d->release_lock);
+    if ((rc = ek__mutex_init(&d->turn_lock)) != EK_OK) goto fail_backend;
+    if ((rc = ek__mutex_init(&d->release_lock)) != EK_OK) goto fail_turn_lock;
     d->time = time;
     *out = d;
     return EK_OK;
+fail_turn_lock:
+    ek__mutex_destroy(&d->turn_lock);
+fail_backend:
+    ek__backend_free(d->be);
+    ek__free(d);
+    return rc;
 }
 
 /* Free every resource released before now. Turn lock held: no turn can still
@@ -82,12 +90,25 @@ static int timeout_for(ek__driver *d, int timeout_ms)
     return (int)wait;
 }
 
+/* The backend's poll failed with something other than EINTR (which it reports
+ * as 0 events): its own descriptor is bad (EBADF) or its arguments are
+ * (EINVAL, EFAULT). No later turn can succeed, and returning would have the
+ * worker turn again at once, at 100% CPU, while no I/O or timer is ever
+ * delivered. So abort with the reason, as libuv (uv__io_poll), redis
+ * (aeApiPoll) and Tokio (the I/O driver's turn) do. */
+_Noreturn static void backend_failed(int rc)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%s backend poll failed: %s", ek__backend_name(), ek_strerror(rc));
+    ek__panic(what, __FILE__, __LINE__);
+}
+
 void ek__driver_turn(ek__driver *d, int timeout_ms)
 {
     free_released(d);
     d->tick = (d->tick + 1) & 0x7fffu;
-    int n = ek__backend_poll(d->be, d->events, (int)(sizeof d->events / sizeof d->events[0]),
-                             timeout_for(d, timeout_ms));
+    int n = ek__backend_poll(d->be, d->events, EK__DRIVER_EVENTS, timeout_for(d, timeout_ms));
+    if (n < 0) backend_failed(n);
     uint64_t io = 0;
     for (int i = 0; i < n; i++) {
         if (d->events[i].token == EK__WAKE_TOKEN) {

@@ -23,7 +23,7 @@ struct ek__driver {
     ek__mutex release_lock;      /* guards release_list */
     struct ek__io *release_list; /* resources to free at the next turn */
     _Atomic uint64_t io_events;  /* metric */
-    ek__event events[1024];
+    ek__event events[EK__DRIVER_EVENTS];
 };
 
 int ek__driver_new(ek__time *time, ek__driver **out);

@@ -14,7 +14,7 @@
 struct ek__backend {
     int epfd;
     int wakefd;
-    struct epoll_event buf[1024];
+    struct epoll_event buf[EK__DRIVER_EVENTS];
 };
 
 int ek__backend_new(ek__backend **out)
@@ -70,7 +70,7 @@ int ek__backend_deregister(ek__backend *b, int fd)
 
 int ek__backend_poll(ek__backend *b, ek__event *events, int n, int timeout_ms)
 {
-    if (n > 1024) n = 1024;
+    if (n > EK__DRIVER_EVENTS) n = EK__DRIVER_EVENTS;
     int got = epoll_wait(b->epfd, b->buf, n, timeout_ms);
     if (got < 0) return errno == EINTR ? 0 : ek__err(errno);
     for (int i = 0; i < got; i++) {

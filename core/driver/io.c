@@ -39,7 +39,11 @@ int ek__io_new(ek_runtime *rt, int fd, ek__io **out)
     if (rc) return rc;
     ek__io *io = ek__calloc(1, sizeof *io);
     if (!io) return EK_ENOMEM;
-    ek__mutex_init(&io->lock);
+    rc = ek__mutex_init(&io->lock);
+    if (rc) {
+        ek__free(io);
+        return rc;
+    }
     io->drv = ek__rt_driver(rt);
     io->fd = fd;
     rc = ek__backend_register(io->drv->be, fd, io);
