@@ -187,9 +187,13 @@ static int recv_locked(ek_broadcast_receiver *rx, void **out, uint64_t *missed, 
     rx->next++;
     EK__ASSERT(s->full && s->rem > 0);
     int rc = EK_OK;
-    void *copy = s->msg;
-    if (sh->clone != NULL) rc = sh->clone(s->msg, &copy);
-    if (rc == EK_OK && out != NULL) *out = copy;
+    /* out NULL: the message is skipped, so no copy is made (one made here
+     * would have no owner). */
+    if (out != NULL) {
+        void *copy = s->msg;
+        if (sh->clone != NULL) rc = sh->clone(s->msg, &copy);
+        if (rc == EK_OK) *out = copy;
+    }
     if (--s->rem == 0) {
         *dropme = s->msg;
         *drop_it = true;

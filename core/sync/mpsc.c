@@ -437,17 +437,27 @@ int ek_mpsc_sender_is_closed(ek_mpsc_sender *tx)
 
 /* ---- receiving ---- */
 
-/* Take the next message (lock held): EK_OK, EK_EEMPTY or EK_ECLOSED. */
-static int recv_locked(mpsc_chan *c, void **out, ek__wake_list *wl)
+/* Take the next message into *m (lock held): EK_OK, EK_EEMPTY or EK_ECLOSED. */
+static int recv_locked(mpsc_chan *c, void **m, ek__wake_list *wl)
 {
     if (c->len > 0) {
-        void *m = ring_pop(c);
-        if (out != NULL) *out = m;
+        *m = ring_pop(c);
         if (c->bound != 0) ek__permits_release(&c->slots, 1, wl);
         return EK_OK;
     }
     if (c->permits_out == 0 && (c->senders == 0 || c->closed)) return EK_ECLOSED;
     return EK_EEMPTY;
+}
+
+/* Hand a received message to the caller, or (out NULL) to the channel's drop
+ * function: a message is never silently lost. Lock not held (drop may be user
+ * code that touches the channel). */
+static void deliver(mpsc_chan *c, void *m, void **out)
+{
+    if (out != NULL)
+        *out = m;
+    else if (c->drop != NULL)
+        c->drop(m);
 }
 
 int ek_mpsc_recv(ek_mpsc_receiver *rx, ek_cx *cx, void **out)
@@ -459,8 +469,9 @@ int ek_mpsc_recv(ek_mpsc_receiver *rx, ek_cx *cx, void **out)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek_waker *old = NULL;
+    void *m = NULL;
     ek__mutex_lock(&c->lock);
-    rc = recv_locked(c, out, &wl);
+    rc = recv_locked(c, &m, &wl);
     if (rc == EK_EEMPTY) {
         rc = ek__waiter_register(&c->rxw, cx, NULL, &old);
         if (rc == EK_OK) rc = EK_PENDING;
@@ -468,6 +479,7 @@ int ek_mpsc_recv(ek_mpsc_receiver *rx, ek_cx *cx, void **out)
     ek__mutex_unlock(&c->lock);
     ek_waker_drop(old);
     ek__wake_list_wake(&wl);
+    if (rc == EK_OK) deliver(c, m, out);
     return rc;
 }
 
@@ -477,10 +489,12 @@ int ek_mpsc_try_recv(ek_mpsc_receiver *rx, void **out)
     mpsc_chan *c = chan_of_rx(rx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
+    void *m = NULL;
     ek__mutex_lock(&c->lock);
-    int rc = recv_locked(c, out, &wl);
+    int rc = recv_locked(c, &m, &wl);
     ek__mutex_unlock(&c->lock);
     ek__wake_list_wake(&wl);
+    if (rc == EK_OK) deliver(c, m, out);
     return rc;
 }
 
@@ -495,8 +509,9 @@ int ek_mpsc_blocking_recv(ek_mpsc_receiver *rx, void **out)
     mpsc_chan *c = chan_of_rx(rx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
+    void *m = NULL;
     ek__mutex_lock(&c->lock);
-    while ((rc = recv_locked(c, out, &wl)) == EK_EEMPTY) {
+    while ((rc = recv_locked(c, &m, &wl)) == EK_EEMPTY) {
         c->rxw.parker = &pk;
         ek__mutex_unlock(&c->lock);
         ek__sync_parker_park(&pk);
@@ -506,6 +521,7 @@ int ek_mpsc_blocking_recv(ek_mpsc_receiver *rx, void **out)
     ek__mutex_unlock(&c->lock);
     ek__sync_parker_destroy(&pk);
     ek__wake_list_wake(&wl);
+    if (rc == EK_OK) deliver(c, m, out);
     return rc;
 }
 

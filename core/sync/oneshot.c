@@ -168,7 +168,11 @@ static int take_value(os_cell *c, void **out)
     c->rx_done = true;
     if (!c->has_value) return EK_ECLOSED;
     c->has_value = false;
-    if (out != NULL) *out = c->value;
+    /* No place to put it: the drop function, so it is never silently lost. */
+    if (out != NULL)
+        *out = c->value;
+    else if (c->drop != NULL)
+        c->drop(c->value);
     c->value = NULL;
     return EK_OK;
 }

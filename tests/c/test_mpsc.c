@@ -131,6 +131,39 @@ static void test_receiver_drop_drops_every_queued_message(void **s)
     assert_int_equal(atomic_load(&st_msg_drops), 45);
 }
 
+static int recv_null_poll(void *state, ek_cx *cx, void **out)
+{
+    *out = NULL;
+    return ek_mpsc_recv(state, cx, NULL);
+}
+
+/* A receive with nowhere to put the message hands it to the drop function. */
+static void test_recv_with_null_out_passes_message_to_drop_fn(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 0);
+    ek_mpsc_sender *tx;
+    ek_mpsc_receiver *rx;
+    assert_int_equal(ek_mpsc_bounded(4, st_msg_drop, &tx, &rx), EK_OK);
+    atomic_store(&st_msg_drops, 0);
+    for (int i = 0; i < 4; i++) assert_int_equal(ek_mpsc_try_send(tx, st_msg(i)), EK_OK);
+    assert_int_equal(ek_mpsc_try_recv(rx, NULL), EK_OK);
+    assert_int_equal(atomic_load(&st_msg_drops), 1);
+    assert_int_equal(ek_mpsc_blocking_recv(rx, NULL), EK_OK);
+    assert_int_equal(atomic_load(&st_msg_drops), 2);
+    assert_int_equal(ekt_block_on_fn(rt, recv_null_poll, rx, NULL), EK_OK);
+    assert_int_equal(atomic_load(&st_msg_drops), 3);
+    void *m = NULL;
+    assert_int_equal(ek_mpsc_try_recv(rx, &m), EK_OK); /* the rest is untouched */
+    assert_int_equal(st_msg_val(m), 3);
+    free(m);
+    assert_int_equal(ek_mpsc_try_recv(rx, NULL), EK_EEMPTY);
+    ek_mpsc_sender_drop(tx);
+    ek_mpsc_receiver_drop(rx);
+    assert_int_equal(atomic_load(&st_msg_drops), 3);
+    ekt_rt_free_checked(rt);
+}
+
 static void test_permit_reserves_a_slot(void **s)
 {
     (void)s;
@@ -234,7 +267,7 @@ static void test_bad_arguments_give_einval(void **s)
 static void test_alloc_failure_at_each_allocation(void **s)
 {
     (void)s;
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     ek_mpsc_sender *tx = NULL, *tx2 = NULL;
     ek_mpsc_receiver *rx = NULL;
     /* channel creation: two allocations (channel, first sender) */
@@ -244,7 +277,7 @@ static void test_alloc_failure_at_each_allocation(void **s)
         ekt_alloc_fail_here_after(-1);
         if (rc == EK_OK) break;
         assert_int_equal(rc, EK_ENOMEM);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
         assert_true(i < 5);
     }
     ekt_alloc_fail_here_after(0);
@@ -261,7 +294,7 @@ static void test_alloc_failure_at_each_allocation(void **s)
     free(m);
     ek_mpsc_sender_drop(tx);
     ek_mpsc_receiver_drop(rx);
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
 
     /* unbounded growth failure: the message is not consumed */
     assert_int_equal(ek_mpsc_unbounded(st_msg_drop, &tx, &rx), EK_OK);
@@ -279,7 +312,7 @@ static void test_alloc_failure_at_each_allocation(void **s)
     ek_mpsc_sender_drop(tx);
     ek_mpsc_receiver_drop(rx);
     assert_int_equal(atomic_load(&st_msg_drops), 17);
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -768,6 +801,7 @@ int main(void)
         T(test_last_sender_drop_closes_after_drain),
         T(test_close_fails_sends_but_keeps_queue),
         T(test_receiver_drop_drops_every_queued_message),
+        T(test_recv_with_null_out_passes_message_to_drop_fn),
         T(test_permit_reserves_a_slot),
         T(test_permit_outlives_dropped_sender_and_closed_receiver),
         T(test_bad_arguments_give_einval),

@@ -93,6 +93,25 @@ static void test_unreceived_value_goes_to_drop_fn(void **s)
     assert_int_equal(atomic_load(&st_msg_drops), 1);
 }
 
+/* A receive with nowhere to put the value hands it to the drop function. */
+static void test_recv_with_null_out_passes_value_to_drop_fn(void **s)
+{
+    (void)s;
+    atomic_store(&st_msg_drops, 0);
+    for (int how = 0; how < 2; how++) {
+        ek_oneshot_sender *tx;
+        ek_oneshot_receiver *rx;
+        assert_int_equal(ek_oneshot_new(st_msg_drop, &tx, &rx), EK_OK);
+        assert_int_equal(ek_oneshot_send(tx, st_msg(4)), EK_OK);
+        int rc = how == 0 ? ek_oneshot_try_recv(rx, NULL) : ek_oneshot_blocking_recv(rx, NULL);
+        assert_int_equal(rc, EK_OK);
+        assert_int_equal(atomic_load(&st_msg_drops), how + 1); /* at once */
+        assert_int_equal(ek_oneshot_try_recv(rx, NULL), EK_ECLOSED);
+        ek_oneshot_receiver_drop(rx);
+        assert_int_equal(atomic_load(&st_msg_drops), how + 1); /* exactly once */
+    }
+}
+
 static void test_close_keeps_sent_value_and_fails_later_send(void **s)
 {
     (void)s;
@@ -152,11 +171,11 @@ static void test_alloc_failure_gives_enomem(void **s)
     (void)s;
     ek_oneshot_sender *tx = NULL;
     ek_oneshot_receiver *rx = NULL;
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     ekt_alloc_fail_here_after(0);
     assert_int_equal(ek_oneshot_new(NULL, &tx, &rx), EK_ENOMEM);
     ekt_alloc_fail_here_after(-1);
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
     assert_int_equal(ek_oneshot_new(NULL, &tx, &rx), EK_OK);
     ek_oneshot_sender_drop(tx);
     ek_oneshot_receiver_drop(rx);
@@ -379,6 +398,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_receiver_drop_fails_send_and_returns_message,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_unreceived_value_goes_to_drop_fn, ekt_setup,
+                                        ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_recv_with_null_out_passes_value_to_drop_fn, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_close_keeps_sent_value_and_fails_later_send, ekt_setup,
                                         ekt_teardown),

@@ -96,7 +96,9 @@ EK_EXTERN void ek_oneshot_sender_drop(ek_oneshot_sender *tx);
  * Receive: EK_OK with *out = the value (now the caller's); EK_PENDING;
  * EK_ECLOSED if the sender was dropped without sending, the receiver was closed
  * before a value arrived, or the value was already received. The receiver must
- * still be dropped afterwards. Task context.
+ * still be dropped afterwards. Task context. out may be NULL: the value is then
+ * received and passed to the channel's drop function at once (so it is never
+ * silently lost); the same holds for try_recv and blocking_recv.
  * Cancel: safe; a value that arrives after the task is dropped goes to the drop
  * function when the receiver is dropped. Errors: EK_EINVAL.
  */
@@ -217,6 +219,9 @@ EK_EXTERN int ek_mpsc_sender_is_closed(ek_mpsc_sender *tx);
  * Receive the next message: EK_OK with *out = the message (now the caller's);
  * EK_PENDING; EK_ECLOSED once the queue is empty and either every sender is gone
  * or the receiver was closed (and no permit is outstanding). Task context.
+ * out may be NULL: the message is then taken and passed to the channel's drop
+ * function at once, on this thread (never silently lost); the same holds for
+ * try_recv and blocking_recv.
  * Cancel: safe; nothing is taken from the queue unless EK_OK is returned.
  * Errors: EK_EINVAL.
  */
@@ -287,7 +292,10 @@ EK_EXTERN int ek_broadcast_send(ek_broadcast_sender *tx, void *msg, size_t *rece
  * *missed (if not NULL) gets how many, and the next call returns the oldest
  * message still kept; EK_ECLOSED after every sender is gone and everything was
  * received; or the clone function's error (the message is skipped and counted
- * as received). Task context. Cancel: safe; nothing is consumed unless EK_OK.
+ * as received). Task context. out may be NULL: the message is then skipped
+ * (counted as received by this receiver) and no copy is made, so nothing leaks;
+ * the same holds for try_recv and blocking_recv.
+ * Cancel: safe; nothing is consumed unless EK_OK.
  * Errors: EK_EINVAL.
  */
 EK_EXTERN int ek_broadcast_recv(ek_broadcast_receiver *rx, ek_cx *cx, void **out, uint64_t *missed);
