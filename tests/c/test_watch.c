@@ -129,11 +129,11 @@ static void test_new_consumes_initial_on_error(void **s)
     ek_watch_sender *tx = NULL;
     ek_watch_receiver *rx = NULL;
     atomic_store(&st_msg_drops, 0);
-    long live = ekt_alloc_live();
+    long live = ekt_alloc_leaked();
     assert_int_equal(ek_watch_new(st_msg(1), NULL, st_msg_drop, NULL, &rx), EK_EINVAL);
     assert_int_equal(ek_watch_new(st_msg(2), NULL, st_msg_drop, &tx, NULL), EK_EINVAL);
     assert_int_equal(atomic_load(&st_msg_drops), 2);
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
     int failures = 0;
     for (long i = 0;; i++) {
         void *v = st_msg(3);
@@ -144,13 +144,13 @@ static void test_new_consumes_initial_on_error(void **s)
         assert_int_equal(rc, EK_ENOMEM);
         failures++;
         assert_int_equal(atomic_load(&st_msg_drops), 2 + failures);
-        assert_int_equal(ekt_alloc_live(), live);
+        assert_int_equal(ekt_alloc_leaked(), live);
     }
     assert_true(failures >= 2);
     ek_watch_sender_drop(tx);
     ek_watch_receiver_drop(rx);
     assert_int_equal(atomic_load(&st_msg_drops), 3 + failures); /* freed with the channel */
-    assert_int_equal(ekt_alloc_live(), live);
+    assert_int_equal(ekt_alloc_leaked(), live);
 }
 
 /* ---- tasks waiting for changes ---- */
