@@ -418,7 +418,9 @@ EK_EXTERN ek_runtime *ek_runtime_current(void);
 EK_EXTERN int ek_runtime_worker_count(ek_runtime *rt);
 
 /* Test clock: pause, resume, and advance the paused clock (firing due timers).
- * Errors: EK_EINVAL, EK_ENOTSUP (not a current-thread runtime). */
+ * The clock saturates at about 292 years (2^63 ns): advancing past it leaves it
+ * there, and every timer then is due at once. Errors: EK_EINVAL, EK_ENOTSUP
+ * (not a current-thread runtime). */
 EK_EXTERN int ek_runtime_clock_pause(ek_runtime *rt);
 EK_EXTERN int ek_runtime_clock_resume(ek_runtime *rt);
 EK_EXTERN int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms);
@@ -471,7 +473,9 @@ EK_EXTERN const char *ek_metric_name(int key);
  * polls from task context. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM.
  */
 EK_EXTERN int ek_sleep(ek_runtime *rt, uint64_t ms, ek_future **out);
-/* As ek_sleep, completing at `deadline_ms` (in ek_now_ms time). */
+/* As ek_sleep, completing at `deadline_ms` (in ek_now_ms time). Every deadline
+ * (of sleeps, timeouts and interval ticks) saturates at the clock's cap of about
+ * 292 years, so no duration overflows: UINT64_MAX means "at the end of time". */
 EK_EXTERN int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out);
 /*
  * `inner` with a deadline: completes as inner does, or with EK_ETIMEDOUT after

@@ -140,27 +140,23 @@ struct ek_interval {
     ek__timer timer; /* armed for the scheduled time of the next tick */
 };
 
-static uint64_t add_saturating(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-/* The scheduled time of the tick after `tick`, observed at `now`. */
+/* The scheduled time of the tick after `tick`, observed at `now`; saturates at
+ * the clock's cap (where an interval then ticks at every poll). */
 static uint64_t interval_next(const ek_interval *iv, uint64_t tick, uint64_t now)
 {
-    if (now <= add_saturating(tick, EK__INTERVAL_LATE_MS)) return add_saturating(tick, iv->period);
+    if (now <= ek__time_add(tick, EK__INTERVAL_LATE_MS)) return ek__time_add(tick, iv->period);
     switch (iv->policy) {
     case EK_MISSED_TICK_DELAY:
         /* Restart the schedule from now. */
-        return add_saturating(now, iv->period);
+        return ek__time_add(now, iv->period);
     case EK_MISSED_TICK_SKIP: {
         /* The first multiple of the period after now, on the original grid. */
         uint64_t periods = (now - tick) / iv->period + 1;
-        if (periods > (UINT64_MAX - tick) / iv->period) return UINT64_MAX;
+        if (periods > (EK__TIME_MAX_MS - tick) / iv->period) return EK__TIME_MAX_MS;
         return tick + periods * iv->period;
     }
     default: /* EK_MISSED_TICK_BURST: the missed ticks fire one after another. */
-        return add_saturating(tick, iv->period);
+        return ek__time_add(tick, iv->period);
     }
 }
 

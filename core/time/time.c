@@ -25,9 +25,6 @@
 
 #define EK__TIME_BATCH 32
 #define EK__NS_PER_MS  UINT64_C(1000000)
-/* Cap on the paused clock, so that ms * 1e6 (resume's re-basing) cannot
- * overflow: about 292 years. */
-#define EK__TIME_MAX_MS (UINT64_MAX / 2 / EK__NS_PER_MS)
 
 struct ek__time {
     ek__mutex lock;
@@ -91,21 +88,29 @@ uint64_t ek__time_now(ek__time *t)
     return (ek__mono_ns() - base) / EK__NS_PER_MS;
 }
 
-static uint64_t add_saturating(uint64_t a, uint64_t b)
+uint64_t ek__time_add(uint64_t t, uint64_t ms)
 {
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+    return t >= EK__TIME_MAX_MS || ms >= EK__TIME_MAX_MS - t ? EK__TIME_MAX_MS : t + ms;
+}
+
+/* Every deadline is at most the clock's cap, which the clock can reach: a
+ * deadline beyond it could never be reached, and a paused clock sitting at its
+ * cap would then wait for it forever (auto-advance cannot move past the cap). */
+static uint64_t clamp_deadline(uint64_t deadline)
+{
+    return deadline > EK__TIME_MAX_MS ? EK__TIME_MAX_MS : deadline;
 }
 
 uint64_t ek__time_deadline_after(ek__time *t, uint64_t ms)
 {
     uint64_t frozen = atomic_load_explicit(&t->frozen, memory_order_acquire);
-    if (frozen != 0 || ms == 0) return add_saturating(ek__time_now(t), ms);
+    if (frozen != 0 || ms == 0) return ek__time_add(ek__time_now(t), ms);
     uint64_t base = atomic_load_explicit(&t->base_ns, memory_order_relaxed);
     uint64_t ns = ek__mono_ns() - base;
     /* Round the start up: the tick at which `ms` whole milliseconds have passed
      * since this very nanosecond. */
     uint64_t start = ns / EK__NS_PER_MS + (ns % EK__NS_PER_MS != 0);
-    return add_saturating(start, ms);
+    return ek__time_add(start, ms);
 }
 
 uint64_t ek__time_next_expiration(ek__time *t)
@@ -160,12 +165,10 @@ bool ek__time_try_auto_advance(ek__time *t)
     uint64_t next = ek__wheel_next_expiration(&t->wheel);
     if (frozen != 0 && next != UINT64_MAX) {
         uint64_t now = frozen - 1;
-        if (next <= now) {
-            advanced = true; /* already due: the caller processes */
-        } else if (next <= EK__TIME_MAX_MS) {
-            atomic_store_explicit(&t->frozen, next + 1, memory_order_release);
-            advanced = true;
-        }
+        /* Deadlines never exceed the cap (clamp_deadline), so neither does
+         * the clock. Already due: the caller processes. */
+        if (next > now) atomic_store_explicit(&t->frozen, next + 1, memory_order_release);
+        advanced = true;
     }
     ek__mutex_unlock(&t->lock);
     return advanced;
@@ -212,8 +215,7 @@ int ek__time_advance(ek__time *t, uint64_t ms)
         ek__mutex_unlock(&t->lock);
         return EK_EINVAL;
     }
-    uint64_t now = add_saturating(frozen - 1, ms);
-    if (now > EK__TIME_MAX_MS) now = EK__TIME_MAX_MS;
+    uint64_t now = ek__time_add(frozen - 1, ms);
     atomic_store_explicit(&t->frozen, now + 1, memory_order_release);
     ek__mutex_unlock(&t->lock);
     /* One jump: everything due by the new time fires now, in deadline order. */
@@ -246,7 +248,7 @@ void ek__timer_init(ek__timer *tm, uint64_t deadline)
 {
     ek__wheel_entry_init(&tm->entry);
     tm->waker = NULL;
-    tm->deadline = deadline;
+    tm->deadline = clamp_deadline(deadline);
     atomic_init(&tm->state, EK__TIMER_IDLE);
 }
 
@@ -342,5 +344,5 @@ void ek__timer_cancel(ek__time *t, ek__timer *tm)
 void ek__timer_reset(ek__time *t, ek__timer *tm, uint64_t deadline)
 {
     ek__timer_cancel(t, tm);
-    tm->deadline = deadline;
+    tm->deadline = clamp_deadline(deadline);
 }

@@ -13,6 +13,14 @@
 
 typedef struct ek__time ek__time;
 
+/* The clock's cap (about 292 years), so that ms * 1e6 (resume's re-basing)
+ * cannot overflow. Every time value and deadline saturates here: the paused
+ * clock stops at it, and a timer asked for later fires when it is reached. */
+#define EK__TIME_MAX_MS (UINT64_MAX / 2 / UINT64_C(1000000))
+
+/* t + ms, saturating at EK__TIME_MAX_MS. */
+uint64_t ek__time_add(uint64_t t, uint64_t ms);
+
 int ek__time_new(ek_runtime *rt, bool start_paused, ek__time **out);
 void ek__time_free(ek__time *t);
 /* Current time in ms on this clock. Any thread. */
@@ -46,7 +54,7 @@ uint64_t ek__time_count(ek__time *t);
 
 /* The deadline `ms` from now: the first tick at which at least `ms` whole
  * milliseconds have passed (rounded up on the real clock; now + ms when paused).
- * Saturates at UINT64_MAX. Any thread. */
+ * Saturates at EK__TIME_MAX_MS. Any thread. */
 uint64_t ek__time_deadline_after(ek__time *t, uint64_t ms);
 
 /*
@@ -71,7 +79,8 @@ typedef struct ek__timer {
     atomic_int state;
 } ek__timer;
 
-/* Arm tm for `deadline` (absolute ms), not filed. */
+/* Arm tm for `deadline` (absolute ms; later than EK__TIME_MAX_MS means
+ * EK__TIME_MAX_MS), not filed. */
 void ek__timer_init(ek__timer *tm, uint64_t deadline);
 /*
  * Poll tm from task context: EK_OK once the deadline has passed (it is then
@@ -84,7 +93,8 @@ int ek__timer_poll(ek__time *t, ek_runtime *rt, ek__timer *tm, ek_cx *cx);
 /* Unfile tm if filed and drop its waker; it can be re-armed with
  * ek__timer_reset. Owner only; O(1). */
 void ek__timer_cancel(ek__time *t, ek__timer *tm);
-/* Cancel, then arm again for `deadline`. Owner only. */
+/* Cancel, then arm again for `deadline` (clamped as by ek__timer_init). Owner
+ * only. */
 void ek__timer_reset(ek__time *t, ek__timer *tm, uint64_t deadline);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- helpers ---- */
 
@@ -583,6 +584,119 @@ static void test_paused_clock_stands_still_and_resumes_where_it_stopped(void **s
 
 /* ---- timeout ---- */
 
+/* ---- extremes: every deadline saturates at the clock's cap ---- */
+
+/* The paused clock's cap: 2^63 ns in whole milliseconds (about 292 years). */
+#define CLOCK_CAP_MS (UINT64_MAX / 2 / 1000000u)
+
+/* Poll a heap future once and record its status (it stays the caller's). */
+typedef struct poll_once {
+    ek_future *f;
+    int rc;
+} poll_once;
+
+static int poll_once_poll(void *state, ek_cx *cx, void **out)
+{
+    poll_once *p = state;
+    p->rc = ek_future_poll(p->f, cx, NULL);
+    *out = NULL;
+    return EK_OK;
+}
+
+static int first_poll(ek_runtime *rt, ek_future *f)
+{
+    poll_once p = {f, 99};
+    assert_int_equal(ekt_block_on_fn(rt, poll_once_poll, &p, NULL), EK_OK);
+    ek_future_drop(f);
+    return p.rc;
+}
+
+typedef struct tick_once {
+    ek_interval *iv;
+    int rc;
+    uint64_t tick;
+} tick_once;
+
+static int tick_once_poll(void *state, ek_cx *cx, void **out)
+{
+    tick_once *t = state;
+    t->rc = ek_interval_tick(t->iv, cx, &t->tick);
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_at_the_clock_cap_every_timer_is_due_at_once(void **state)
+{
+    (void)state;
+    alarm(60); /* a hang is a failure, not a stuck suite */
+    ek_runtime *rt = rt_paused();
+    assert_int_equal(ek_runtime_clock_advance(rt, UINT64_MAX), EK_OK);
+    assert_int_equal(ek_now_ms(rt), CLOCK_CAP_MS);
+    assert_int_equal(ek_runtime_clock_advance(rt, 1), EK_OK);
+    assert_int_equal(ek_now_ms(rt), CLOCK_CAP_MS); /* it stays there */
+
+    /* Any later deadline saturates at the cap, which is now: due at the first
+     * poll (a deadline past the cap could never be reached). */
+    ek_future *f = NULL;
+    assert_int_equal(ek_sleep(rt, 10, &f), EK_OK);
+    assert_int_equal(first_poll(rt, f), EK_OK);
+    assert_int_equal(ek_sleep(rt, UINT64_MAX, &f), EK_OK);
+    assert_int_equal(first_poll(rt, f), EK_OK);
+    assert_int_equal(ek_sleep_until(rt, UINT64_MAX, &f), EK_OK);
+    assert_int_equal(first_poll(rt, f), EK_OK);
+    never nv = {0};
+    ek_future *inner = NULL;
+    assert_int_equal(ek_future_new(never_poll, never_drop, &nv, &inner), EK_OK);
+    assert_int_equal(ek_timeout(rt, inner, UINT64_MAX, &f), EK_OK);
+    assert_int_equal(first_poll(rt, f), EK_ETIMEDOUT);
+    assert_int_equal(nv.polls, 1);
+    assert_int_equal(nv.dropped, 1);
+    /* And awaited normally, a sleep completes (it used to hang here). */
+    assert_int_equal(ek_sleep(rt, 10, &f), EK_OK);
+    assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+    assert_int_equal(timers(rt), 0);
+
+    /* An interval at the cap ticks at the cap. */
+    ek_interval *iv = NULL;
+    assert_int_equal(ek_interval_new(rt, UINT64_MAX, EK_MISSED_TICK_BURST, &iv), EK_OK);
+    tick_once t = {iv, 99, 0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ekt_block_on_fn(rt, tick_once_poll, &t, NULL), EK_OK);
+        assert_int_equal(t.rc, EK_OK);
+        assert_int_equal(t.tick, CLOCK_CAP_MS);
+    }
+    ek_interval_free(iv);
+    ekt_rt_free_checked(rt);
+    alarm(0);
+}
+
+static void test_farthest_deadlines_are_reached_by_auto_advance(void **state)
+{
+    (void)state;
+    alarm(60);
+    ek_runtime *rt = rt_paused();
+    /* From 0: the clock jumps to the cap (the deadline's saturated value). */
+    ek_future *f = NULL;
+    assert_int_equal(ek_sleep_until(rt, UINT64_MAX, &f), EK_OK);
+    assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+    assert_int_equal(ek_now_ms(rt), CLOCK_CAP_MS);
+    ekt_rt_free_checked(rt);
+
+    rt = rt_paused();
+    assert_int_equal(ek_runtime_clock_advance(rt, 1000), EK_OK);
+    assert_int_equal(ek_sleep(rt, UINT64_MAX - 10, &f), EK_OK);
+    assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+    assert_int_equal(ek_now_ms(rt), CLOCK_CAP_MS);
+    /* A timeout whose deadline saturates: the inner result ready at the
+     * deadline wins. */
+    assert_int_equal(ek_sleep_until(rt, UINT64_MAX, &f), EK_OK);
+    ek_future *to = NULL;
+    assert_int_equal(ek_timeout(rt, f, UINT64_MAX, &to), EK_OK);
+    assert_int_equal(ek_block_on(rt, to, NULL), EK_OK);
+    ekt_rt_free_checked(rt);
+    alarm(0);
+}
+
 static void test_timeout_fires_at_deadline_and_drops_inner(void **state)
 {
     (void)state;
@@ -1006,6 +1120,8 @@ int main(void)
         T(test_timeouts_racing_sleeps_across_threads_leave_no_timer),
         T(test_clock_advance_fires_due_timers_in_one_jump),
         T(test_paused_clock_stands_still_and_resumes_where_it_stopped),
+        T(test_at_the_clock_cap_every_timer_is_due_at_once),
+        T(test_farthest_deadlines_are_reached_by_auto_advance),
         T(test_timeout_fires_at_deadline_and_drops_inner),
         T(test_timeout_returns_inner_result_when_inner_completes_first),
         T(test_timeout_passes_inner_error_through),
