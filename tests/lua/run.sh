@@ -57,7 +57,8 @@ install_check() {
       rc=1
       continue
     fi
-    if ! ldd "$m" | grep -q "$prefix/.*libekiden.so.0"; then
+    # (grep without -q: an early exit of grep would fail ldd with SIGPIPE under pipefail)
+    if ! ldd "$m" | grep "$prefix/.*libekiden.so.0" >/dev/null; then
       echo "install: $m does not load the installed libekiden.so:"
       ldd "$m"
       rc=1
