@@ -11,6 +11,8 @@
 #   echo    tests/net/echo_peers.sh against the plain build's echo (when it exists)
 #   lua     the Lua binding on lua5.4 and LuaJIT, its echo server driven by socat,
 #           its install (tests/lua/run.sh; each check counts)
+#   python  the Python binding: venv in $BUILD/py-venv, pip install ., pytest, mypy
+#           --strict (tests/python/run.sh); the pytest tests are counted
 #
 # Every stage runs even after a failure, so one run shows everything. Counts each
 # test program and check; the last line is "N passed, N failed" (also written to
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format readme header plain asan tsan echo lua}
+STAGES=${STAGES:-format readme header plain asan tsan echo lua python}
 export JOBS
 
 passed=0
@@ -128,6 +130,20 @@ for stage in $STAGES; do
     else
       fail "lua: build"
     fi
+    ;;
+  python)
+    banner "Python binding (tests/python/run.sh)"
+    t0=$(date +%s)
+    log=$BUILD/python-tests.log
+    if bash tests/python/run.sh "$BUILD" 2>&1 | tee "$log"; then py_rc=0; else py_rc=1; fi
+    # pytest's closing line: "N passed[, N failed][, ...] in S s"
+    line=$(grep -E '^[0-9]+ (passed|failed)|^=* ?[0-9]+ (passed|failed)' "$log" | tail -n 1)
+    npass=$(echo "$line" | sed -nE 's/.*\b([0-9]+) passed.*/\1/p')
+    nfail=$(echo "$line" | sed -nE 's/.*\b([0-9]+) failed.*/\1/p')
+    pass "${npass:-0}"
+    for ((i = 0; i < ${nfail:-0}; i++)); do fail "python: a pytest test"; done
+    if [ "$py_rc" -ne 0 ] && [ "${nfail:-0}" -eq 0 ]; then fail "python: build, pytest or mypy"; fi
+    echo "python: $(($(date +%s) - t0)) s"
     ;;
   *)
     fail "unknown stage '$stage'"

@@ -1,0 +1,82 @@
+"""ekiden_build.py - the cffi build script of the `ekiden` package (API mode, out-of-line).
+
+The declarations are the public header turned into plain C by scripts/gen-cdef.py
+(the same file CMake writes to build/ekiden.cdef), plus the glue's own: the
+callbacks the runtime calls into Python are `extern "Python"` (static C functions
+that cffi generates; no libffi closures) and ekiden_glue.c, compiled into the same
+translation unit, adapts them to the runtime's function-pointer types.
+
+The extension links libekiden.so.0, which setup.py builds from core/ and capi/
+first and places beside it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+INCLUDE = ROOT / "capi" / "include"
+
+
+def _sanitize_flags() -> list[str]:
+    if os.environ.get("EKIDEN_SANITIZE") == "address":
+        return ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+    return []
+
+
+def core_sources() -> list[str]:
+    files = sorted((ROOT / "core").rglob("*.c")) + sorted((ROOT / "capi").glob("*.c"))
+    return [str(f) for f in files]
+
+
+def core_includes() -> list[str]:
+    return [str(INCLUDE), str(ROOT / "core")]
+
+
+def core_cflags() -> list[str]:
+    return ["-std=c11", "-O2", "-fPIC", "-fvisibility=hidden", "-pthread"] + _sanitize_flags()
+
+
+def core_ldflags(soname: str) -> list[str]:
+    return [f"-Wl,-soname,{soname}", f"-Wl,--version-script={ROOT / 'capi' / 'ekiden.map'}",
+            "-pthread"] + _sanitize_flags()
+
+
+def _gen_cdef() -> str:
+    spec = importlib.util.spec_from_file_location("ek_gen_cdef", ROOT / "scripts" / "gen-cdef.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cc = os.environ.get("CC", "cc")
+    return str(mod.generate(INCLUDE, cc))
+
+
+GLUE_CDEF = """
+/* Called by the runtime (ekiden_glue.c), implemented in Python (_runtime.py). */
+extern "Python" int ekpy_task_poll(void *handle, ek_cx *cx);
+extern "Python" void ekpy_task_drop(void *handle);
+extern "Python" void ekpy_handle_drop(void *handle);
+
+/* ekiden_glue.c */
+int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
+extern ek_drop_fn ekpy_handle_drop_fn;
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(_gen_cdef() + GLUE_CDEF)
+ffibuilder.set_source(
+    "ekiden._ekiden",
+    '#include "ekiden.h"\n' + (HERE / "ekiden_glue.c").read_text(),
+    include_dirs=[str(INCLUDE)],
+    define_macros=[("_GNU_SOURCE", None)],
+    libraries=[":libekiden.so.0"],
+    extra_compile_args=["-std=c11", "-O2"] + _sanitize_flags(),
+    extra_link_args=["-Wl,-rpath,$ORIGIN"] + _sanitize_flags(),
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)
