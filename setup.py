@@ -53,6 +53,7 @@ class BuildExtWithCore(build_ext):
 
     def build_extensions(self) -> None:
         lib = self._build_core()
+        self._core_lib = lib
         for ext in self.extensions:
             ext.library_dirs = list(ext.library_dirs or []) + [str(lib.parent)]
         build_ext.build_extensions(self)
@@ -60,6 +61,15 @@ class BuildExtWithCore(build_ext):
             dest = Path(self.get_ext_fullpath(ext.name)).parent
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy2(lib, dest / SONAME)
+
+    def copy_extensions_to_source(self) -> None:
+        # In-place and editable builds: the library goes beside the extension in
+        # the source tree too.
+        build_ext.copy_extensions_to_source(self)
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            package = ".".join(self.get_ext_fullname(ext.name).split(".")[:-1])
+            shutil.copy2(self._core_lib, Path(build_py.get_package_dir(package)) / SONAME)
 
 
 setup(

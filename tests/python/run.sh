@@ -2,8 +2,8 @@
 # tests/python/run.sh - the Python binding's suite, as run by tests/run_all.sh
 # (stage "python"):
 #   1. a virtual environment in $BUILD/py-venv with pinned cffi, pytest, mypy;
-#   2. `pip install .` of the repository into it (builds libekiden.so.0 and the
-#      cffi extension from the sources, nothing prebuilt);
+#   2. `pip wheel .` of the repository (builds libekiden.so.0 and the cffi
+#      extension from the sources, nothing prebuilt), installed into the venv;
 #   3. pytest tests/python, then mypy --strict on the package (as Python 3.9 and
 #      as the running version) and on the tests.
 # With EKIDEN_SANITIZE=address the package is built with ASan+UBSan in
@@ -23,9 +23,15 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PIP_PINS[@]}"
-# No build isolation: the pinned cffi/setuptools above build it (no second download).
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
-  --force-reinstall --no-deps .
+# Build a wheel from the sources (no build isolation: the pinned cffi/setuptools above
+# build it, no second download) and install that: the tests then import the
+# installed package, which must work without the source tree.
+wheels=$build/py-wheel${san:+-$san}
+rm -rf "$wheels"
+"$venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-build-isolation \
+  --no-deps -w "$wheels" .
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+  "$wheels"/ekiden-*.whl
 
 runner=()
 if [ "$san" = address ]; then
