@@ -127,6 +127,46 @@ function ek.interval(s, policy)
   end, nil, nil, iv
 end
 
+---------------------------------------------------------------- network --
+
+local stream_m = methods["ekiden.stream"]
+for _, name in ipairs({ "read", "read_exactly", "read_line" }) do
+  stream_m[name] = waiting(stream_m[name])
+end
+-- write(data): writes all of it, across as many waits as the socket needs;
+-- returns #data, or nil, msg, name (what was written before the error stays
+-- written).
+local c_write = stream_m.write
+function stream_m.write(s, data)
+  local a, b, c = c_write(s, data, 0)
+  while a == PENDING do
+    yield(PENDING)
+    a, b, c = c_write(s, data, b)
+  end
+  return a, b, c
+end
+
+local listener_m = methods["ekiden.listener"]
+listener_m.accept = waiting(listener_m.accept)
+
+local dgram_m = methods["ekiden.udp"]
+for _, name in ipairs({ "send_to", "recv_from", "send", "recv" }) do
+  dgram_m[name] = waiting(dgram_m[name])
+end
+
+ek.tcp = {
+  listen = core.tcp_listen,
+  connect = awaiting(core.tcp_connect),
+}
+ek.unix = {
+  listen = core.unix_listen,
+  connect = awaiting(core.unix_connect),
+  pair = core.unix_pair,
+  dgram = core.unix_dgram,
+}
+ek.udp = { bind = core.udp_bind }
+ek.resolve = awaiting(core.resolve)
+
 ----------------------------------------------------------------- groups --
 
 -- Structured concurrency: g = ek.group(); g:spawn(fn, ...); g:wait().

@@ -1,0 +1,373 @@
+-- Network: TCP (listen/accept/connect, read/read_exactly/read_line/write,
+-- shutdown, addresses, options), Unix sockets, UDP, resolve; error paths.
+
+local function listener()
+  local l = assert(ek.tcp.listen("127.0.0.1:0"))
+  return l, l:local_addr()
+end
+
+test("tcp: echo through accept and connect", function()
+  local l, addr = listener()
+  matches(addr, "^127%.0%.0%.1:%d+$", "local_addr")
+  ok(tostring(l):find("ekiden.listener"), "tostring")
+  local server = ek.spawn(function()
+    local s = assert(l:accept())
+    while true do
+      local data = assert(s:read(65536))
+      if data == "" then break end
+      assert(s:write(data))
+    end
+    s:close()
+    return "server done"
+  end)
+  local c = assert(ek.tcp.connect(addr))
+  ok(tostring(c):find("ekiden.stream %(tcp, open%)"), "tostring: " .. tostring(c))
+  eq(c:peer_addr(), addr, "peer_addr")
+  matches(c:local_addr(), "^127%.0%.0%.1:%d+$", "local_addr")
+  eq(c:set_nodelay(true), true, "set_nodelay")
+  eq(c:set_keepalive(30), true, "set_keepalive")
+  eq(c:write("hello"), 5, "write returns the byte count")
+  eq(c:read_exactly(5), "hello", "echoed")
+  assert(c:shutdown())
+  eq(c:read(), "", "end of stream after the server closed")
+  eq(server:join(), "server done", "server task")
+  c:close()
+  l:close()
+end)
+
+test("tcp: a large write goes through partial writes, in order", function()
+  local l, addr = listener()
+  local size = math.floor(8 * 1024 * 1024 * math.max(SCALE, 0.25))
+  local server = ek.spawn(function()
+    local s = assert(l:accept())
+    local total, sum = 0, 0
+    while true do
+      local d = assert(s:read(65536))
+      if d == "" then break end
+      total = total + #d
+      sum = (sum + d:byte(1) + d:byte(#d)) % 1000000007
+    end
+    s:close()
+    return total
+  end)
+  local c = assert(ek.tcp.connect(addr))
+  local chunk = string.rep("0123456789abcdef", 65536) -- 1 MiB
+  local big = string.rep(chunk, math.max(1, math.floor(size / #chunk)))
+  eq(c:write(big), #big, "all written")
+  c:shutdown()
+  eq(server:join(), #big, "all received")
+  c:close()
+end)
+
+test("tcp: read_line and read_exactly over split writes", function()
+  local l, addr = listener()
+  ek.spawn(function()
+    local s = assert(l:accept())
+    for _, piece in ipairs({ "GET / HT", "TP/1.1\r\nHost: x\n", "abc", "defgh", "\npartial" }) do
+      s:write(piece)
+      ek.sleep(0.002)
+    end
+    s:close()
+  end)
+  local c = assert(ek.tcp.connect(addr))
+  eq(c:read_line(), "GET / HTTP/1.1", "line with \\r\\n")
+  eq(c:read_line(), "Host: x", "line with \\n")
+  eq(c:read_exactly(4), "abcd", "exactly")
+  eq(c:read(2), "ef", "read serves the read-ahead first")
+  eq(c:read_line(), "gh", "rest of the line")
+  local a, msg, name, partial = c:read_line()
+  eq(a, nil, "nil at EOF")
+  eq(name, "EOF", "name")
+  matches(msg, "^EOF:", "message")
+  eq(partial, "partial", "partial line")
+  eq(c:read_exactly(0), "", "zero bytes")
+  c:close()
+end)
+
+test("tcp: read_line max and read_exactly at EOF", function()
+  local l, addr = listener()
+  ek.spawn(function()
+    local s = assert(l:accept())
+    s:write(string.rep("x", 100) .. "\nabc")
+    s:close()
+  end)
+  local c = assert(ek.tcp.connect(addr))
+  fails("EMSGSIZE", c:read_line(10))
+  eq(#c:read_line(), 100, "the long line with a larger max")
+  local a, _, name, partial = c:read_exactly(10)
+  eq(a, nil, "nil")
+  eq(name, "EOF", "EOF")
+  eq(partial, "abc", "partial")
+  raises(function() c:read_line(0) end, "max must be")
+  raises(function() c:read_exactly(-1) end, "must be >= 0")
+  raises(function() c:read(0) end, "max must be")
+  c:close()
+end)
+
+test("tcp: connect refused, bad addresses, timeout", function()
+  local l, addr = listener()
+  l:close()
+  fails("ECONNREFUSED", ek.tcp.connect(addr))
+  fails("EINVAL", ek.tcp.listen("not an address"))
+  fails("EINVAL", ek.tcp.connect("no-port-here"))
+  fails("EADDRINUSE", (function()
+    local l2, a2 = listener()
+    local r = { ek.tcp.listen(a2) }
+    l2:close()
+    return (table.unpack or unpack)(r, 1, 3)
+  end)())
+  raises(function() ek.tcp.connect(42, "x") end)
+  raises(function() ek.tcp.listen("127.0.0.1:0", 5) end, "table of options")
+  raises(function() ek.tcp.connect("127.0.0.1", 70000) end, "port must be")
+  -- A listener with a full accept queue drops further SYNs: the connect cannot
+  -- complete, and the timeout ends it.
+  local full = assert(ek.tcp.listen("127.0.0.1:0", { backlog = 1 }))
+  local keep, timed_out = {}, nil
+  for i = 1, 8 do
+    local t0 = ek.now()
+    local c, _, name = ek.tcp.connect(full:local_addr(), { timeout = 0.05 })
+    if not c then
+      timed_out = name
+      ok(ek.now() - t0 < 5, "bounded by the timeout")
+      break
+    end
+    keep[i] = c
+  end
+  eq(timed_out, "ETIMEDOUT", "a connect into a full backlog times out")
+  for _, c in pairs(keep) do c:close() end
+  full:close()
+end)
+
+test("tcp: connect by host name resolves it", function()
+  local l, addr = listener()
+  local port = tonumber(addr:match(":(%d+)$"))
+  ek.spawn(function() local s = l:accept() if s then s:write("hi") s:close() end end)
+  local c, msg = ek.tcp.connect("localhost", port)
+  if not c then c = assert(ek.tcp.connect("localhost:" .. port)) end
+  eq(c:read_exactly(2), "hi", "data")
+  c:close()
+  l:close()
+end)
+
+test("tcp: closed handles give ECLOSED, never a crash", function()
+  local l, addr = listener()
+  local srv = ek.spawn(function() return l:accept() end)
+  local c = assert(ek.tcp.connect(addr))
+  local s = srv:join()
+  c:close()
+  c:close() -- idempotent
+  ok(tostring(c):find("closed"), "tostring says closed")
+  fails("ECLOSED", c:read())
+  fails("ECLOSED", c:write("x"))
+  fails("ECLOSED", c:read_line())
+  fails("ECLOSED", c:read_exactly(1))
+  fails("ECLOSED", c:shutdown())
+  fails("ECLOSED", c:peer_addr())
+  fails("ECLOSED", c:set_nodelay(true))
+  eq(s:read(), "", "peer sees end of stream")
+  -- writing to a connection the peer closed eventually fails (EPIPE/ECONNRESET)
+  local failed_with
+  for _ = 1, 100 do
+    local n, _, name = s:write(string.rep("x", 65536))
+    if not n then failed_with = name break end
+    ek.sleep(0.001)
+  end
+  ok(failed_with == "EPIPE" or failed_with == "ECONNRESET", "write error " .. tostring(failed_with))
+  s:close()
+  l:close()
+  fails("ECLOSED", l:accept())
+  fails("ECLOSED", l:local_addr())
+  -- the wrong type raises
+  raises(function() l.read(l) end)
+  raises(function() getmetatable(c).__index.read(l) end, "ekiden.stream expected")
+end)
+
+test("tcp: close wakes a task waiting in read on the same stream", function()
+  local l, addr = listener()
+  local srv = ek.spawn(function() return l:accept() end)
+  local c = assert(ek.tcp.connect(addr))
+  local s = srv:join()
+  local reader = ek.spawn(function() return c:read() end)
+  ek.sleep(0.01)
+  c:close()
+  fails("ECLOSED", reader:join())
+  s:close()
+  l:close()
+end)
+
+test("tcp: cancelling a task waiting in accept and read", function()
+  local l, addr = listener()
+  local t = ek.spawn(function() return l:accept() end)
+  ek.sleep(0.005)
+  t:cancel()
+  fails("ECANCELED", t:join())
+  -- the listener still works
+  local srv = ek.spawn(function() return l:accept() end)
+  local c = assert(ek.tcp.connect(addr))
+  local s = assert(srv:join())
+  local r = ek.spawn(function() return s:read() end)
+  ek.sleep(0.005)
+  r:cancel()
+  fails("ECANCELED", r:join())
+  c:write("after")
+  eq(s:read(), "after", "read after a cancelled read")
+  s:close()
+  c:close()
+  l:close()
+end)
+
+test("tcp: <close> variables close handles", function()
+  if not ek.lua_api:find("5.4") then return end
+  local leaked = load([[
+    local ek = ...
+    local l <close> = assert(ek.tcp.listen("127.0.0.1:0"))
+    return l
+  ]])(ek)
+  ok(tostring(leaked):find("closed"), "closed at the end of the scope")
+end)
+
+test("tcp: 200 concurrent connections echo", function()
+  local l, addr = listener()
+  local n = math.max(20, math.floor(200 * SCALE))
+  ek.spawn(function()
+    while true do
+      local s = l:accept()
+      if not s then return end
+      ek.spawn(function()
+        while true do
+          local d = s:read()
+          if not d or d == "" then break end
+          s:write(d)
+        end
+        s:close()
+      end)
+    end
+  end)
+  local g = ek.group()
+  for i = 1, n do
+    g:spawn(function()
+      local c = assert(ek.tcp.connect(addr))
+      for j = 1, 5 do
+        local msg = ("%d-%d\n"):format(i, j)
+        assert(c:write(msg))
+        assert(c:read_line() == msg:sub(1, -2), "echo mismatch")
+      end
+      c:close()
+    end)
+  end
+  eq(g:wait(), true, "all clients")
+  l:close()
+end)
+
+test("unix: listen, connect, pair, errors", function()
+  local path = os.tmpname()
+  os.remove(path)
+  local l = assert(ek.unix.listen(path))
+  eq(l:local_addr(), path, "local_addr is the path")
+  fails("EADDRINUSE", ek.unix.listen(path))
+  ek.spawn(function()
+    local s = assert(l:accept())
+    s:write(assert(s:read_line()) .. "!\n")
+    s:close()
+  end)
+  local c = assert(ek.unix.connect(path))
+  ok(tostring(c):find("unix"), "tostring")
+  c:write("ping\n")
+  eq(c:read_line(), "ping!", "reply")
+  fails("ENOTSUP", c:set_nodelay(true))
+  c:close()
+  l:close()
+  os.remove(path)
+  fails("ENOENT", ek.unix.connect(path))
+  local a, b = ek.unix.pair()
+  a:write("over the pair")
+  eq(b:read(), "over the pair", "pair")
+  a:close()
+  eq(b:read(), "", "eof")
+  b:close()
+  local abs = assert(ek.unix.listen("@ekiden-lua-test-" .. tostring(os.time()) .. "-" .. math.random(1e9)))
+  abs:close()
+end)
+
+test("udp: send_to, recv_from, connect, errors", function()
+  local a = assert(ek.udp.bind("127.0.0.1:0"))
+  local b = assert(ek.udp.bind("127.0.0.1:0"))
+  local aa, ba = a:local_addr(), b:local_addr()
+  eq(a:send_to("datagram", ba), 8, "sent")
+  local d, from = b:recv_from()
+  eq(d, "datagram", "received")
+  eq(from, aa, "from")
+  eq(b:send_to("long datagram", aa), 13, "sent 2")
+  eq(a:recv_from(4), "long", "truncated to max")
+  assert(a:connect(ba))
+  eq(a:peer_addr(), ba, "peer")
+  eq(a:send("c"), 1, "send connected")
+  eq(b:recv(), "c", "recv")
+  eq(a:set_broadcast(true), true, "broadcast")
+  eq(a:set_ttl(10), true, "ttl")
+  raises(function() a:set_ttl(0) end, "ttl must be")
+  fails("EINVAL", a:send_to("x", "bad address"))
+  fails("EADDRINUSE", ek.udp.bind(aa))
+  -- a recv waits, and cancelling it is fine
+  local t = ek.spawn(function() return b:recv_from() end)
+  ek.sleep(0.005)
+  t:cancel()
+  fails("ECANCELED", t:join())
+  a:close()
+  fails("ECLOSED", a:send("x"))
+  fails("ECLOSED", a:recv())
+  fails("ECLOSED", a:local_addr())
+  b:close()
+end)
+
+test("unix datagrams", function()
+  local p1, p2 = os.tmpname(), os.tmpname()
+  os.remove(p1)
+  os.remove(p2)
+  local a = assert(ek.unix.dgram(p1))
+  local b = assert(ek.unix.dgram(p2))
+  eq(a:send_to("hello", p2), 5, "sent")
+  local d, from = b:recv_from()
+  eq(d, "hello", "data")
+  eq(from, p1, "from")
+  fails("ENOTSUP", a:peer_addr())
+  a:close()
+  b:close()
+  os.remove(p1)
+  os.remove(p2)
+end)
+
+test("resolve", function()
+  local addrs = assert(ek.resolve("localhost", 80))
+  ok(#addrs >= 1, "at least one address")
+  for _, a in ipairs(addrs) do
+    ok(a == "127.0.0.1:80" or a == "[::1]:80", "loopback: " .. a)
+  end
+  local v4 = assert(ek.resolve("127.0.0.1", 53, { family = "inet" }))
+  eq(v4[1], "127.0.0.1:53", "numeric")
+  local any = assert(ek.resolve(nil, 8080, { passive = true, family = "inet" }))
+  eq(any[1], "0.0.0.0:8080", "passive wildcard")
+  local a, msg, name = ek.resolve("no-such-host.invalid", 80)
+  eq(a, nil, "unknown host fails")
+  ok(name == "EAI_NONAME" or name == "EAI_AGAIN" or name == "EAI_FAIL", "name " .. tostring(name))
+  raises(function() ek.resolve(nil, 80) end, "host expected")
+  raises(function() ek.resolve("x", 80, { family = "ipx" }) end, "family")
+end)
+
+test("handles outlive their run and close cleanly after it", function()
+  local kept
+  ek.run(function()
+    local l = assert(ek.tcp.listen("127.0.0.1:0"))
+    kept = { l = l, u = assert(ek.udp.bind("127.0.0.1:0")) }
+    local srv = ek.spawn(function() return l:accept() end)
+    kept.c = assert(ek.tcp.connect(l:local_addr()))
+    kept.s = srv:join()
+  end)
+  -- The run is over: its runtime is shut down, the handles answer ECLOSED.
+  fails("ECLOSED", kept.c:peer_addr())
+  fails("ECLOSED", kept.l:local_addr())
+  kept.c:close()
+  kept = nil
+  collectgarbage()
+  collectgarbage()
+end, { outside = true })
