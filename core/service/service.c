@@ -169,6 +169,11 @@ int ek_service_call(ek_service *svc, ek_msg *req, ek_future **resp)
     return call_wrapped(svc, req, resp);
 }
 
+int ek__service_call(ek_service *svc, ek_msg *req, ek_future **resp)
+{
+    return call_wrapped(svc, req, resp);
+}
+
 void ek__service_disarm(ek_service *svc)
 {
     if (!svc->ready && !svc->polled) return;
@@ -212,21 +217,91 @@ void ek_service_free(ek_service *svc)
     ek__service_release(svc);
 }
 
-int ek_service_clone(ek_service *svc, ek_service **out)
+int ek__service_clone(ek_service *svc, ek_service **out)
 {
-    if (!IS_SVC(svc) || out == NULL) return EK_EINVAL;
     if (svc->clone == NULL) return EK_ENOTSUP;
-    if (svc->closed) return EK_ECLOSED;
     void *self = NULL;
     int rc = svc->clone(svc->self, &self);
     if (rc != EK_OK) return rc;
     return ek__service_new(&svc->vt, svc->clone, self, out);
 }
 
+int ek_service_clone(ek_service *svc, ek_service **out)
+{
+    if (!IS_SVC(svc) || out == NULL) return EK_EINVAL;
+    if (svc->clone == NULL) return EK_ENOTSUP;
+    if (svc->closed) return EK_ECLOSED;
+    return ek__service_clone(svc, out);
+}
+
+bool ek__service_shareable(ek_service *svc)
+{
+    return svc->clone != NULL;
+}
+
 int ek_service_is_shareable(ek_service *svc)
 {
     if (!IS_SVC(svc)) return EK_EINVAL;
     return svc->clone != NULL;
+}
+
+int ek_service_new_shareable(const ek_service_vtable *vt, void *self, ek_clone_fn clone,
+                             ek_service **out)
+{
+    if (clone == NULL) {
+        if (vt && vt->drop) vt->drop(self);
+        return EK_EINVAL;
+    }
+    return ek__service_new(vt, clone, self, out);
+}
+
+int ek__svc_check_inner(ek_service *inner, ek_service **out)
+{
+    if (!IS_SVC(inner)) return EK_EINVAL;
+    if (out == NULL) {
+        ek_service_free(inner);
+        return EK_EINVAL;
+    }
+    return EK_OK;
+}
+
+/* ---- immediate futures ---- */
+
+typedef struct ek__ready_state {
+    int rc;
+    ek_msg *msg;
+} ek__ready_state;
+
+static int ready_poll(void *state, ek_cx *cx, void **out)
+{
+    ek__ready_state *r = state;
+    (void)cx;
+    *out = r->msg;
+    r->msg = NULL;
+    return r->rc;
+}
+
+static void ready_drop(void *state)
+{
+    ek_msg_free(((ek__ready_state *)state)->msg);
+}
+
+int ek__future_ready(int rc, ek_msg *msg, ek_future **out)
+{
+    ek__ready_state *r;
+    int err = ek__future_new_inline(ready_poll, ready_drop, sizeof *r, out, (void **)&r);
+    if (err != EK_OK) {
+        ek_msg_free(msg);
+        return err;
+    }
+    r->rc = rc;
+    r->msg = msg;
+    return EK_OK;
+}
+
+int ek__future_error(int rc, ek_future **out)
+{
+    return ek__future_ready(rc, NULL, out);
 }
 
 /* ---- close ---- */

@@ -8,7 +8,11 @@
  * Middleware call their inner service with ek__service_call_raw, which checks
  * the contract but does not wrap the response: the middleware's own response
  * keeps the middleware (and so the inner handle) alive, and the inner response
- * is dropped inside it.
+ * is dropped inside it. Whoever hands an inner response to another owner (the
+ * buffer's worker sends it to the caller) must use the wrapped call instead.
+ *
+ * Middleware are shareable when their inner service is: a clone shares the
+ * middleware's shared state (a semaphore, a budget) and clones the inner.
  */
 #ifndef EK_CORE_SERVICE_SVC_H
 #define EK_CORE_SERVICE_SVC_H
@@ -48,5 +52,21 @@ void ek__service_disarm(ek_service *svc);
 int ek__service_status(ek_service *svc);
 void ek__service_retain(ek_service *svc);
 void ek__service_release(ek_service *svc);
+/* ek_service_call without the tag check (for holders of a reference). */
+int ek__service_call(ek_service *svc, ek_msg *req, ek_future **resp);
+/* A new handle from svc's clone hook without looking at the handle's own state
+ * (so another thread may use svc meanwhile). EK_ENOTSUP if not shareable. */
+int ek__service_clone(ek_service *svc, ek_service **out);
+bool ek__service_shareable(ek_service *svc);
+
+/* A future that completes at once with error rc. Errors: EK_ENOMEM. */
+int ek__future_error(int rc, ek_future **out);
+/* A future that completes at once with rc and *out = msg (owned until taken). On
+ * error msg is freed. Errors: EK_ENOMEM. */
+int ek__future_ready(int rc, ek_msg *msg, ek_future **out);
+
+/* Checks shared by the middleware constructors, which consume inner (and the
+ * other services) in every case: EK_OK, or the error after freeing inner. */
+int ek__svc_check_inner(ek_service *inner, ek_service **out);
 
 #endif

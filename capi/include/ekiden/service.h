@@ -134,6 +134,16 @@ EK_EXTERN void ek_service_free(ek_service *svc);
  */
 EK_EXTERN int ek_service_clone(ek_service *svc, ek_service **out);
 
+/*
+ * A shareable service: as ek_service_new, and `clone(self, &new_self)` makes the
+ * state of a new handle for ek_service_clone (for state that is safe to share:
+ * a stateless C service, a thread-safe client; may be called from any thread
+ * while other handles are in use). On error vt->drop(self) has run.
+ * Errors: EK_EINVAL (as ek_service_new, or NULL clone), EK_ENOMEM.
+ */
+EK_EXTERN int ek_service_new_shareable(const ek_service_vtable *vt, void *self, ek_clone_fn clone,
+                                       ek_service **out);
+
 /* 1 if ek_service_clone works on svc, 0 if not, EK_EINVAL. */
 EK_EXTERN int ek_service_is_shareable(ek_service *svc);
 
@@ -146,6 +156,154 @@ EK_EXTERN int ek_service_is_shareable(ek_service *svc);
  * Errors: EK_EINVAL, EK_ENOMEM (req freed).
  */
 EK_EXTERN int ek_service_oneshot(ek_service *svc, ek_msg *req, ek_future **out);
+
+/* ========================================================================= */
+/* Middleware                                                                */
+/* ========================================================================= */
+
+/*
+ * Each constructor takes ownership of the inner service(s) in every case (on
+ * error they have been freed) and returns a new service, which wraps a client or
+ * a server handler alike. Canonical order, outermost first: timeout, load shed,
+ * limits, buffer, balance. Unless said otherwise a middleware is shareable
+ * (ek_service_clone) exactly when its inner service is: clones share the
+ * middleware's state (a concurrency limit's permits, a retry budget) and each
+ * has a clone of the inner. Callbacks run on the thread of the ek_service_* call
+ * or response poll that triggers them.
+ * Common errors: EK_EINVAL (a bad handle or argument, NULL out), EK_ECLOSED (rt
+ * shut down), EK_ENOMEM.
+ */
+
+/*
+ * A deadline of `ms` per request that also counts the time spent waiting for
+ * readiness (behind a limit or a full buffer), unlike Tower's, which starts at
+ * call: the clock starts at the first poll_ready that finds the inner not ready
+ * (or at call when it was ready at once). If the deadline passes while waiting,
+ * poll_ready gives back the inner's place in its queue and reports ready, and
+ * the call's response fails with EK_ETIMEDOUT without calling the inner (so the
+ * service is not closed, as an error from poll_ready would). A response past the
+ * deadline fails with EK_ETIMEDOUT and its inner future is dropped at once
+ * (cancelled). Time is rt's clock (the test clock when paused).
+ */
+EK_EXTERN int ek_svc_timeout(ek_runtime *rt, ek_service *inner, uint64_t ms, ek_service **out);
+
+/*
+ * At most `max` (>= 1) requests in flight: poll_ready takes a permit (waiting in
+ * FIFO order when none is free), the call hands it to the response, which holds
+ * it until it completes or is dropped; disarm gives it back (or leaves the
+ * queue). Clones share the permits. Status BUSY while no permit is free.
+ */
+EK_EXTERN int ek_svc_concurrency_limit(ek_service *inner, size_t max, ek_service **out);
+
+/*
+ * At most `n` (>= 1) requests per `period_ms` (>= 1) window of rt's clock
+ * (Tower's RateLimit): poll_ready takes a token, waiting for the next window when
+ * none is left; disarm returns it. Not shareable (the window is one caller's:
+ * put a buffer in front to share it).
+ */
+EK_EXTERN int ek_svc_rate_limit(ek_runtime *rt, ek_service *inner, uint64_t n, uint64_t period_ms,
+                                ek_service **out);
+
+/*
+ * Fail fast instead of waiting (Tower's LoadShed): poll_ready is always ready at
+ * once; when the inner was not, its place in a queue is given back and the call's
+ * response fails with EK_EOVERLOADED (the inner is not called).
+ */
+EK_EXTERN int ek_svc_load_shed(ek_service *inner, ek_service **out);
+
+/*
+ * A bounded queue (`bound` >= 1 requests) in front of one worker task that owns
+ * the inner service: poll_ready reserves a queue slot, call queues the request;
+ * the worker polls the inner ready, calls it, and hands the response future to
+ * the caller, who awaits it. The result is shareable by any number of tasks on
+ * any threads (ek_service_clone gives each its own handle; size `bound` for the
+ * callers that may wait at once). A request whose caller dropped its response
+ * before the worker reached it is not sent. If the inner's poll_ready fails,
+ * that error is final for every handle: queued and later requests get it. The
+ * worker ends, and drops the inner, when the last handle and queued request are
+ * gone (or the runtime shuts down).
+ */
+EK_EXTERN int ek_svc_buffer(ek_runtime *rt, ek_service *inner, size_t bound, ek_service **out);
+
+/*
+ * As ek_svc_buffer, but the worker is a local task pinned to the calling thread
+ * (ek_spawn_local's rules: a worker thread, or a thread that drives the runtime
+ * with ek_block_on / ek_join_wait), and the inner service is only ever used
+ * there: its poll_ready, call, response polls and drop all run on that thread,
+ * which is what an interpreter entered only by its own thread needs (Python,
+ * Lua). Callers on other threads get the result as it completes.
+ * Errors: as ek_svc_buffer, plus EK_EWRONGTHREAD (as ek_spawn_local).
+ */
+EK_EXTERN int ek_svc_buffer_local(ek_runtime *rt, ek_service *inner, size_t bound,
+                                  ek_service **out);
+
+/*
+ * Power of two choices over `n` (>= 1) services (consumed, the array is not):
+ * each readiness samples two services and uses the one with fewer of this
+ * balancer's requests pending; if it is not ready the other is tried; a
+ * service whose poll_ready fails is removed (and freed); when none is left that
+ * error is final. Not shareable (put a buffer in front). A request in flight
+ * counts as pending until its response completes or is dropped.
+ */
+EK_EXTERN int ek_svc_balance(ek_service **services, size_t n, ek_service **out);
+/* Number of services a balancer still uses, or EK_EINVAL (not a balancer). */
+EK_EXTERN int64_t ek_svc_balance_size(ek_service *balance);
+
+/*
+ * Map requests and responses (for hosts adapting messages): `fn(ud, in, &out)`
+ * consumes `in` in every case and gives EK_OK with *out, or an error (for a
+ * request: the call fails with it and the inner's reservation is given back; for
+ * a response: the response fails with it). NULL request or response function:
+ * passed through. Errors of the inner response are not mapped. `ud_drop(ud)`
+ * (may be NULL) runs once when the service (and its clones) are gone; on error
+ * it has run.
+ */
+typedef int (*ek_svc_map_fn)(void *ud, ek_msg *in, ek_msg **out);
+EK_EXTERN int ek_svc_map(ek_service *inner, ek_svc_map_fn map_request, ek_svc_map_fn map_response,
+                         void *ud, ek_drop_fn ud_drop, ek_service **out);
+
+/* ---- retry ---- */
+
+typedef struct ek_retry_budget ek_retry_budget;
+
+/*
+ * A retry budget (Tower's TpsBudget, from Finagle): each request deposits, each
+ * retry withdraws; `min_per_sec` retries per second are always allowed and on
+ * top of that `retry_ratio` retries per request (0.2: one retry per five
+ * requests; 0 .. 1000), counted over a sliding window of `ttl_ms` (1000 .. 60000)
+ * of rt's clock. Tower's default: 10 s, 10 per second, 0.2. Shared by every
+ * retry service (and clone) given it; thread-safe. Reference count 1.
+ */
+EK_EXTERN int ek_retry_budget_new(ek_runtime *rt, uint64_t ttl_ms, uint32_t min_per_sec,
+                                  double retry_ratio, ek_retry_budget **out);
+EK_EXTERN int ek_retry_budget_clone(ek_retry_budget *b, ek_retry_budget **out);
+EK_EXTERN void ek_retry_budget_drop(ek_retry_budget *b);
+/* Deposit one request. Errors: EK_EINVAL. */
+EK_EXTERN int ek_retry_budget_deposit(ek_retry_budget *b);
+/* Withdraw one retry: EK_OK, or EK_EEMPTY when the budget is spent. */
+EK_EXTERN int ek_retry_budget_withdraw(ek_retry_budget *b);
+
+/*
+ * The retry policy, called with each result: the original request, the number
+ * of the attempt that just finished (1 = the first call), its status and, for
+ * EK_OK, its response (else NULL). Return > 0 to retry (if the budget allows),
+ * 0 to accept the result, < 0 to fail the request with that code.
+ */
+typedef int (*ek_retry_policy_fn)(void *ud, const ek_msg *req, unsigned attempt, int rc,
+                                  const ek_msg *resp);
+
+/*
+ * Retry by policy (Tower's Retry). Each call deposits in the budget and keeps a
+ * clone of the request (ek_msg_clone; a request that cannot be cloned is sent
+ * once, never retried); a retry withdraws, and when the budget is spent the last
+ * result stands. Retries are sent from the response future, through a clone of
+ * the inner service, so the inner must be shareable (EK_ENOTSUP otherwise: wrap
+ * it in ek_svc_buffer). `budget` (consumed; NULL: Tower's default on rt) and
+ * `ud_drop(ud)` as ek_svc_map's.
+ */
+EK_EXTERN int ek_svc_retry(ek_runtime *rt, ek_service *inner, ek_retry_budget *budget,
+                           ek_retry_policy_fn policy, void *ud, ek_drop_fn ud_drop,
+                           ek_service **out);
 
 #ifdef __cplusplus
 }
