@@ -28,6 +28,9 @@ static int rate_poll_ready(void *self, ek_cx *cx)
     if (!r->reserved) {
         uint64_t now = ek_now_ms(r->rt);
         if (now >= r->until) {
+            /* A new window (a sleep for the old one's end is moot). */
+            ek_future_drop(r->sleep);
+            r->sleep = NULL;
             r->until = add_sat(now, r->period);
             r->rem = r->n;
         }
@@ -41,8 +44,8 @@ static int rate_poll_ready(void *self, ek_cx *cx)
             ek_future_drop(r->sleep);
             r->sleep = NULL;
             if (rc != EK_OK) return rc;
-            now = ek_now_ms(r->rt);
-            r->until = add_sat(now > r->until ? now : r->until, r->period);
+            /* The window that starts now (at or after the old one's end). */
+            r->until = add_sat(ek_now_ms(r->rt), r->period);
             r->rem = r->n;
         }
     }
