@@ -21,6 +21,11 @@ from ._runtime import (
     Interval, Runtime, Task, TaskGroup, Timeout, current_runtime, current_task, interval, run,
     set_exception_handler, sleep, spawn, timeout, wait_for,
 )
+from ._net import (
+    Address, IncompleteReadError, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream,
+    resolve,
+)
+from ._sync import Channel, Event, Lock, Oneshot, Semaphore
 from ._ekiden import lib as _lib, ffi as _ffi
 
 __version__ = "0.1.0"
@@ -40,4 +45,7 @@ __all__ = [
     "Interval", "Runtime", "Task", "TaskGroup", "Timeout", "current_runtime", "current_task",
     "interval", "run", "set_exception_handler", "sleep", "spawn", "timeout", "wait_for",
     "library_version",
+    "Address", "IncompleteReadError", "TcpListener", "TcpStream", "UdpSocket", "UnixListener",
+    "UnixStream", "resolve",
+    "Channel", "Event", "Lock", "Oneshot", "Semaphore",
 ]
