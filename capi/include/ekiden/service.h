@@ -305,6 +305,43 @@ EK_EXTERN int ek_svc_retry(ek_runtime *rt, ek_service *inner, ek_retry_budget *b
                            ek_retry_policy_fn policy, void *ud, ek_drop_fn ud_drop,
                            ek_service **out);
 
+/* ========================================================================= */
+/* Registry: named services per runtime                                      */
+/* ========================================================================= */
+
+/*
+ * Each runtime keeps a registry of named services, so that a service written in
+ * one language (a C vtable, a Python coroutine, a Lua function) is found,
+ * wrapped and called, or served, from any other in the same process. Every
+ * function is thread-safe. Names are NUL-terminated strings of 1 ..
+ * EK_REGISTRY_NAME_MAX bytes (copied). The registry holds one handle per name;
+ * lookups get clones of it. When the runtime shuts down the registry is emptied
+ * (its handles freed); clones held elsewhere stay valid handles, and answer
+ * EK_ECLOSED once what they need is gone.
+ */
+#define EK_REGISTRY_NAME_MAX 255
+/* The queue bound of the buffer put in front of a non-shareable service. */
+#define EK_REGISTRY_BUFFER_BOUND 256
+
+/*
+ * Register svc (consumed, even on error) under `name`. A service that is not
+ * shareable is wrapped in ek_svc_buffer(rt, svc, EK_REGISTRY_BUFFER_BOUND) first,
+ * so that any number of callers on any threads can use their clones; a service
+ * that must stay on its thread (an interpreter's) should be wrapped in
+ * ek_svc_buffer_local by its owner before it is registered.
+ * Errors: EK_EINVAL (bad rt, svc or name), EK_EEXIST (name taken), EK_ECLOSED
+ * (rt shut down), EK_ENOMEM.
+ */
+EK_EXTERN int ek_registry_register(ek_runtime *rt, const char *name, ek_service *svc);
+
+/* A new handle (a clone, the caller's to free) of the service registered under
+ * name. Errors: EK_EINVAL, EK_ENOENT (no such name), EK_ECLOSED, EK_ENOMEM. */
+EK_EXTERN int ek_registry_lookup(ek_runtime *rt, const char *name, ek_service **out);
+
+/* Remove name; the registry's handle is freed (clones keep working).
+ * Errors: EK_EINVAL, EK_ENOENT, EK_ECLOSED. */
+EK_EXTERN int ek_registry_unregister(ek_runtime *rt, const char *name);
+
 #ifdef __cplusplus
 }
 #endif
