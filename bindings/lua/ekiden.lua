@@ -167,6 +167,50 @@ ek.unix = {
 ek.udp = { bind = core.udp_bind }
 ek.resolve = awaiting(core.resolve)
 
+------------------------------------------------------------------- sync --
+
+-- Operations that wait on an object of their own: the first call returns
+-- PENDING and that object, the next calls poll it.
+local function waiting_with(first, again)
+  return function(obj, ...)
+    local a, b, c = first(obj, ...)
+    while a == PENDING do
+      yield(PENDING)
+      a, b, c = again(obj, b)
+    end
+    return a, b, c
+  end
+end
+
+local chan_m = methods["ekiden.channel"]
+chan_m.send = waiting_with(chan_m.send, chan_m.send_poll)
+chan_m.send_poll = nil
+chan_m.recv = waiting(chan_m.recv)
+-- for v in ch:iter() do ... end  (also: for v in ch do): ends when the channel
+-- is closed and drained.
+local chan_recv = chan_m.recv
+local function chan_next(ch)
+  local v, msg, name = chan_recv(ch)
+  if v == nil then
+    if name == "ECLOSED" then return nil end
+    error(msg, 2)
+  end
+  return v
+end
+function chan_m.iter(ch) return chan_next, ch end
+core.metatables["ekiden.channel"].__call = chan_next
+
+local sem_m = methods["ekiden.semaphore"]
+sem_m.acquire = waiting_with(sem_m.acquire, sem_m.acquire_poll)
+sem_m.acquire_poll = nil
+local notify_m = methods["ekiden.notify"]
+notify_m.wait = waiting_with(notify_m.wait, notify_m.wait_poll)
+notify_m.wait_poll = nil
+
+ek.channel = core.channel
+ek.semaphore = core.semaphore
+ek.notify = core.notify
+
 ----------------------------------------------------------------- groups --
 
 -- Structured concurrency: g = ek.group(); g:spawn(fn, ...); g:wait().

@@ -123,7 +123,7 @@ void ekl_set_funcs(lua_State *L, ekl_ctx *c, const luaL_Reg *l)
 
 /* Metatable `name`: __index = methods, plus meta; both get the ctx upvalue. The
  * method table is also stored as core.methods[name] so that ekiden.lua can wrap
- * the waiting methods. */
+ * the waiting methods, and the metatable as core.metatables[name]. */
 void ekl_newclass(lua_State *L, ekl_ctx *c, const char *name, const luaL_Reg *methods,
                   const luaL_Reg *meta)
 {
@@ -136,7 +136,11 @@ void ekl_newclass(lua_State *L, ekl_ctx *c, const char *name, const luaL_Reg *me
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.methods");
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, name);
-    lua_pop(L, 3);
+    lua_pop(L, 2);
+    lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.metatables");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
 }
 
 char *ekl_scratch(ekl_ctx *c, size_t n)
@@ -218,6 +222,8 @@ static int open_module(lua_State *L, ek_runtime *host)
 
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "ekiden.methods");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "ekiden.metatables");
 
     lua_newtable(L); /* core */
     ekl_set_funcs(L, c, core_funcs);
@@ -237,6 +243,8 @@ static int open_module(lua_State *L, ek_runtime *host)
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.core");
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.methods");
     lua_setfield(L, -2, "methods");
+    lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.metatables");
+    lua_setfield(L, -2, "metatables");
     if (luaL_loadbuffer(L, ekl_lua_src, sizeof ekl_lua_src, "=ekiden.lua") != 0)
         return lua_error(L);
     lua_insert(L, -2);
