@@ -28,9 +28,8 @@ class BuildExtWithCore(build_ext):
         build_ext.finalize_options(self)
         # Objects of a sanitizer build must not be reused by a plain one (and the
         # other way round): setuptools only compares timestamps, not flags.
-        flavour = os.environ.get("EKIDEN_SANITIZE", "")
-        if flavour:
-            self.build_temp = f"{self.build_temp}-{flavour}"
+        # (The build tree itself is per flavour too: see build_base below.)
+        if os.environ.get("EKIDEN_SANITIZE"):
             self.force = True
 
     def _build_core(self) -> Path:
@@ -74,7 +73,9 @@ class BuildExtWithCore(build_ext):
 
 setup(
     # setuptools' own build tree, kept apart from CMake's files in build/.
-    options={"build": {"build_base": "build/setuptools"}},
+    # One per sanitizer flavour, so a sanitized build never leaks into a plain one.
+    options={"build": {"build_base": "build/setuptools" + (
+        "-" + os.environ["EKIDEN_SANITIZE"] if os.environ.get("EKIDEN_SANITIZE") else "")}},
     cffi_modules=["bindings/python/ekiden_build.py:ffibuilder"],
     cmdclass={"build_ext": BuildExtWithCore},
 )

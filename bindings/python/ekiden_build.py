@@ -60,10 +60,21 @@ GLUE_CDEF = """
 extern "Python" int ekpy_task_poll(void *handle, ek_cx *cx);
 extern "Python" void ekpy_task_drop(void *handle);
 extern "Python" void ekpy_handle_drop(void *handle);
+extern "Python" int ekpy_handle_clone(void *handle, void **out);
+extern "Python" int ekpy_svc_call(void *self, ek_msg *req, ek_future **resp);
+extern "Python" void ekpy_svc_drop(void *self);
+extern "Python" int ekpy_resp_poll(void *handle, ek_cx *cx, void **out);
+extern "Python" void ekpy_resp_drop(void *handle);
+extern "Python" int ekpy_retry_policy(void *ud, const ek_msg *req, unsigned attempt, int rc,
+                                      const ek_msg *resp);
+extern "Python" void ekpy_retry_drop(void *ud);
 
 /* ekiden_glue.c */
 int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
 extern ek_drop_fn ekpy_handle_drop_fn;
+extern ek_clone_fn ekpy_handle_clone_fn;
+int ekpy_service_new(void *handle, ek_service **out);
+int ekpy_response_new(void *handle, ek_future **out);
 """
 
 ffibuilder = FFI()

@@ -14,6 +14,11 @@
 static int ekpy_task_poll(void *handle, ek_cx *cx);
 static void ekpy_task_drop(void *handle);
 static void ekpy_handle_drop(void *handle);
+static int ekpy_handle_clone(void *handle, void **out);
+static int ekpy_svc_call(void *self, ek_msg *req, ek_future **resp);
+static void ekpy_svc_drop(void *self);
+static int ekpy_resp_poll(void *handle, ek_cx *cx, void **out);
+static void ekpy_resp_drop(void *handle);
 
 static int ekpy__poll(void *state, ek_cx *cx, void **out)
 {
@@ -35,3 +40,33 @@ int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join)
  * releases the keep-alive reference of the handle. Any thread (cffi takes the
  * GIL). */
 ek_drop_fn ekpy_handle_drop_fn = ekpy_handle_drop;
+
+ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
+
+/*
+ * A Python service (ekiden.Service) as a C service: always ready (the buffer in
+ * front of it carries back-pressure), call starts the handler coroutine as a
+ * Python task and returns a response future over it (ekpy_resp_poll/drop).
+ * ekiden.Service wraps it in ek_svc_buffer_local, so every one of these
+ * functions runs on the thread of ekiden.run, whoever the caller is.
+ */
+static int ekpy__svc_ready(void *self, ek_cx *cx)
+{
+    (void)self;
+    (void)cx;
+    return EK_OK;
+}
+
+static const ek_service_vtable ekpy__svc_vt = {
+    ekpy__svc_ready, ekpy_svc_call, NULL, NULL, ekpy_svc_drop,
+};
+
+int ekpy_service_new(void *handle, ek_service **out)
+{
+    return ek_service_new(&ekpy__svc_vt, handle, out);
+}
+
+int ekpy_response_new(void *handle, ek_future **out)
+{
+    return ek_future_new(ekpy_resp_poll, ekpy_resp_drop, handle, out);
+}

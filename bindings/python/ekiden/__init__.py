@@ -14,7 +14,7 @@ from ._errors import (
     AddressInUse, AddressNotAvailable, BrokenPipe, Canceled, CancelledError, Closed,
     ConnectionAborted, ConnectionRefused, ConnectionReset, Deadlock, EkidenError, Empty,
     FileExists, Full, Interrupted, InvalidArgument, InvalidStateError, NoMemory, NotFound,
-    PermissionDenied, ResolveError, TimedOut, WouldBlock, WrongThread, error_from_code,
+    Overloaded, PermissionDenied, ResolveError, TimedOut, WouldBlock, WrongThread, error_from_code,
     error_name, strerror,
 )
 from ._runtime import (
@@ -26,6 +26,8 @@ from ._net import (
     resolve,
 )
 from ._sync import Channel, Event, Lock, Oneshot, Semaphore
+from ._service import HostValue, Message, Service, ServiceHandle
+from . import middleware
 from ._ekiden import lib as _lib, ffi as _ffi
 
 __version__ = "0.1.0"
@@ -40,7 +42,7 @@ __all__ = [
     "AddressInUse", "AddressNotAvailable", "BrokenPipe", "Canceled", "CancelledError", "Closed",
     "ConnectionAborted", "ConnectionRefused", "ConnectionReset", "Deadlock", "EkidenError",
     "Empty", "FileExists", "Full", "Interrupted", "InvalidArgument", "InvalidStateError",
-    "NoMemory", "NotFound", "PermissionDenied", "ResolveError", "TimedOut", "WouldBlock",
+    "NoMemory", "NotFound", "Overloaded", "PermissionDenied", "ResolveError", "TimedOut", "WouldBlock",
     "WrongThread", "error_from_code", "error_name", "strerror",
     "Interval", "Runtime", "Task", "TaskGroup", "Timeout", "current_runtime", "current_task",
     "interval", "run", "set_exception_handler", "sleep", "spawn", "timeout", "wait_for",
@@ -48,4 +50,5 @@ __all__ = [
     "Address", "IncompleteReadError", "TcpListener", "TcpStream", "UdpSocket", "UnixListener",
     "UnixStream", "resolve",
     "Channel", "Event", "Lock", "Oneshot", "Semaphore",
+    "HostValue", "Message", "Service", "ServiceHandle", "middleware",
 ]

@@ -18,7 +18,7 @@ __all__ = [
     "ConnectionRefused", "ConnectionReset", "ConnectionAborted", "BrokenPipe", "TimedOut",
     "NotFound", "FileExists", "PermissionDenied", "Interrupted", "WouldBlock",
     "InvalidArgument", "AddressInUse", "AddressNotAvailable", "Closed", "Full", "Empty",
-    "WrongThread", "Deadlock", "NoMemory", "Canceled", "ResolveError", "error_from_code",
+    "WrongThread", "Deadlock", "NoMemory", "Canceled", "Overloaded", "ResolveError", "error_from_code",
     "error_name", "strerror",
 ]
 
@@ -146,6 +146,10 @@ class Canceled(EkidenError):
     """EK_ECANCELED: a C operation or task was cancelled underneath."""
 
 
+class Overloaded(EkidenError):
+    """EK_EOVERLOADED: a service shed the request (middleware.load_shed)."""
+
+
 class ResolveError(EkidenError, socket.gaierror):
     """EK_EAI_*: name resolution failed."""
 
@@ -172,6 +176,7 @@ _BY_CODE: Dict[int, Type[EkidenError]] = {
     lib.EK_EDEADLK: Deadlock,
     lib.EK_ENOMEM: NoMemory,
     lib.EK_ECANCELED: Canceled,
+    lib.EK_EOVERLOADED: Overloaded,
     lib.EK_EAI_NONAME: ResolveError,
     lib.EK_EAI_AGAIN: ResolveError,
     lib.EK_EAI_FAIL: ResolveError,

@@ -1,0 +1,330 @@
+"""Services: asynchronous functions from request to response, in any language.
+
+`ekiden.Service(handler)` turns `async def handler(request) -> response` (or an
+object with `async __call__`) into a C service (ekiden/service.h). The Python
+side is always run on the thread of `ekiden.run`: the C service is wrapped in
+ek_svc_buffer_local, whose worker is a local task on that thread, so a caller on
+any thread (a C task on a worker, a C server) reaches the handler through the
+buffer's queue and the interpreter is never entered from a worker. Each call
+runs the handler as a Python task of its own; dropping the response (a caller's
+timeout, a cancelled caller) cancels that task.
+
+Messages. bytes-like requests and responses travel as C byte messages (a C
+service sees bytes); any other Python object travels as a host message carrying
+a cffi handle (another Python caller gets the object back; C sees an opaque
+host value). An exception in a handler fails the response with its EK_E* code
+(an EkidenError's own code, EK_ETIMEDOUT for TimeoutError, EK_EIO otherwise) and
+is reported through ekiden.set_exception_handler unless it was an EkidenError.
+
+Any ek_service handle, whoever implemented it, is a `ServiceHandle`: `await
+svc(request)` calls it (readiness first, then call, then the response), and the
+middleware of ekiden.middleware wraps it.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, List, Optional, Sequence
+
+from ._ekiden import ffi, lib
+from ._errors import EkidenError, TimedOut, check, error_from_code
+from ._runtime import _PENDING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
+
+__all__ = ["Service", "ServiceHandle", "Handler", "to_msg", "from_msg"]
+
+Handler = Callable[[Any], Awaitable[Any]]
+EK_OK = 0
+EK_PENDING = 1
+
+
+# ---------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------
+
+def to_msg(value: Any) -> Any:
+    """A new ek_msg for a Python value (the caller owns it)."""
+    out = ffi.new("ek_msg **")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        src = ffi.from_buffer(value)
+        check(lib.ek_msg_bytes_copy(src, len(src), out))
+        return out[0]
+    h = ffi.new_handle(value)
+    _keep.add(h)
+    rc = lib.ek_msg_host(h, lib.ekpy_handle_clone_fn, lib.ekpy_handle_drop_fn, out)
+    if rc != EK_OK:
+        _keep.discard(h)  # (the drop function may already have run: discard is idempotent)
+        raise error_from_code(rc)
+    return out[0]
+
+
+def from_msg(msg: Any) -> Any:
+    """The Python value of an ek_msg (borrowed: the caller still frees msg)."""
+    kind = lib.ek_msg_kind(msg)
+    if kind == lib.EK_MSG_BYTES:
+        data = ffi.new("const uint8_t **")
+        size = ffi.new("size_t *")
+        check(lib.ek_msg_data(msg, data, size))
+        return ffi.unpack(ffi.cast("char *", data[0]), size[0])
+    if kind == lib.EK_MSG_HOST:
+        obj = ffi.new("void **")
+        check(lib.ek_msg_host_get(msg, obj))
+        if obj[0] in _keep:  # a Python object; other hosts' values stay opaque
+            return ffi.from_handle(obj[0])
+        return HostValue(int(ffi.cast("uintptr_t", obj[0])))
+    if kind < 0:
+        raise error_from_code(kind)
+    return Message(kind)
+
+
+class HostValue:
+    """A host message made by another language (its pointer, as an int)."""
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+
+    def __repr__(self) -> str:
+        return f"<ekiden.HostValue 0x{self.address:x}>"
+
+
+class Message:
+    """A message of a kind this binding does not convert yet (RESP, HTTP, stream)."""
+
+    def __init__(self, kind: int) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<ekiden.Message kind={self.kind}>"
+
+
+@ffi.def_extern(error=-12)
+def ekpy_handle_clone(handle: Any, out: Any) -> int:
+    h = ffi.new_handle(ffi.from_handle(handle))
+    _keep.add(h)
+    out[0] = h
+    return EK_OK
+
+
+# ---------------------------------------------------------------------------
+# Handles
+# ---------------------------------------------------------------------------
+
+class ServiceHandle:
+    """A C service handle (ek_service *). `await svc(request)`: response.
+
+    Tasks that call one handle take turns only for readiness (poll_ready and the
+    call); their responses are awaited concurrently.
+    """
+
+    def __init__(self, ptr: Any, rt: Runtime) -> None:
+        self._ptr: Any = ptr
+        self._rt = rt
+        self._busy = False
+        self._waiters: List[Any] = []
+        rt._track(self)
+
+    def _p(self) -> Any:
+        if self._ptr is None:
+            raise error_from_code(lib.EK_ECLOSED)
+        return self._ptr
+
+    def _take(self) -> Any:
+        """Give the C handle to a middleware constructor (which consumes it): a
+        clone when the service is shareable (this object stays usable), else
+        the handle itself (this object is then used up)."""
+        p = self._p()
+        if lib.ek_service_is_shareable(p) == 1:
+            out = ffi.new("ek_service **")
+            check(lib.ek_service_clone(p, out))
+            return out[0]
+        self._ptr = None
+        return p
+
+    @property
+    def shareable(self) -> bool:
+        return check(lib.ek_service_is_shareable(self._p())) == 1
+
+    @property
+    def status(self) -> str:
+        """"open", "busy" or "closed"."""
+        if self._ptr is None:
+            return "closed"
+        return ("open", "busy", "closed")[check(lib.ek_service_status(self._ptr))]
+
+    @property
+    def pending(self) -> int:
+        """Responses of this handle in flight."""
+        return check(lib.ek_service_pending(self._p()))
+
+    async def _turn(self) -> None:
+        while self._busy:
+            w = lib.ek_cx_waker(_cx())
+            self._waiters.append(w)
+            try:
+                await _PENDING
+            finally:
+                try:
+                    self._waiters.remove(w)
+                except ValueError:
+                    pass
+                else:
+                    lib.ek_waker_drop(w)
+        self._busy = True
+
+    def _end_turn(self) -> None:
+        self._busy = False
+        if self._waiters:
+            lib.ek_waker_wake(self._waiters.pop(0))
+
+    async def __call__(self, request: Any) -> Any:
+        msg = to_msg(request)
+        fp = ffi.new("ek_future **")
+        try:
+            await self._turn()
+            try:
+                p = self._p()
+                while True:
+                    rc = lib.ek_service_poll_ready(p, _cx())
+                    if rc == EK_OK:
+                        break
+                    if rc != EK_PENDING:
+                        raise error_from_code(rc)
+                    try:
+                        await _PENDING
+                    except BaseException:
+                        lib.ek_service_disarm(p)  # gives back its place in a queue
+                        raise
+                m, msg = msg, None
+                check(lib.ek_service_call(p, m, fp))  # consumes the request
+            finally:
+                self._end_turn()
+        finally:
+            if msg is not None:
+                lib.ek_msg_free(msg)
+        out = await _await_future(fp[0])
+        resp = ffi.cast("ek_msg *", out)
+        try:
+            return from_msg(resp)
+        finally:
+            lib.ek_msg_free(resp)
+
+    def close(self) -> None:
+        """Release the handle (responses in flight go on)."""
+        self._release()
+
+    def _release(self) -> None:
+        p, self._ptr = self._ptr, None
+        if p is not None:
+            lib.ek_service_free(p)
+
+    def __del__(self) -> None:
+        if getattr(self, "_ptr", None) is not None:
+            self._release()
+
+
+class _Impl:
+    """The state of a Python service's inner C service."""
+
+    def __init__(self, handler: Handler, rt: Runtime, name: str) -> None:
+        self.handler = handler
+        self.rt = rt
+        self.name = name
+
+
+class _Call:
+    __slots__ = ("task",)
+
+    def __init__(self, task: Task[Any]) -> None:
+        self.task = task
+
+
+def _error_code(exc: BaseException) -> int:
+    if isinstance(exc, EkidenError):
+        return exc.code
+    if isinstance(exc, TimeoutError):
+        return int(lib.EK_ETIMEDOUT)
+    return int(lib.EK_EIO)
+
+
+@ffi.def_extern(error=-5)
+def ekpy_svc_call(self_h: Any, req: Any, resp: Any) -> int:
+    impl: _Impl = ffi.from_handle(self_h)
+    try:
+        request = from_msg(req)
+    except BaseException as e:
+        lib.ek_msg_free(req)
+        return _error_code(e)
+    lib.ek_msg_free(req)
+    try:
+        coro = impl.handler(request)
+        task: Task[Any] = Task(coro, impl.rt, impl.name)  # type: ignore[arg-type]
+    except BaseException as e:
+        _report(f"exception starting service {impl.name}", e)
+        return _error_code(e)
+    h = ffi.new_handle(_Call(task))
+    _keep.add(h)
+    return int(lib.ekpy_response_new(h, resp))  # on error the drop ran (cancels the task)
+
+
+@ffi.def_extern()
+def ekpy_svc_drop(self_h: Any) -> None:
+    _keep.discard(self_h)
+
+
+@ffi.def_extern(error=-5)
+def ekpy_resp_poll(h: Any, cx: Any, out: Any) -> int:
+    call: _Call = ffi.from_handle(h)
+    t = call.task
+    if not t.done():
+        for w in t._waiters:
+            if lib.ek_waker_will_wake(w, cx) == 1:
+                return EK_PENDING
+        t._waiters.append(lib.ek_cx_waker(cx))
+        return EK_PENDING
+    if t.cancelled():
+        return int(lib.EK_ECANCELED)
+    exc = t._exc
+    t._log_exc = False
+    if exc is not None:
+        if not isinstance(exc, EkidenError):
+            _report(f"exception in service handler {t.get_name()}", exc)
+        return _error_code(exc)
+    try:
+        out[0] = to_msg(t._result)
+    except BaseException as e:
+        _report("service response cannot be converted to a message", e)
+        return _error_code(e)
+    return EK_OK
+
+
+@ffi.def_extern()
+def ekpy_resp_drop(h: Any) -> None:
+    call: _Call = ffi.from_handle(h)
+    if not call.task.done():
+        call.task.cancel()
+    _keep.discard(h)
+
+
+class Service(ServiceHandle):
+    """A Python handler as a service of the C runtime (see the module doc).
+
+    bound: requests that may wait in the buffer at once (callers beyond it wait
+    for room). Create it inside ekiden.run; it lives until closed or the run
+    ends.
+    """
+
+    def __init__(self, handler: Handler, *, bound: int = 1024, name: Optional[str] = None) -> None:
+        if not callable(handler):
+            raise TypeError("a service handler is an async callable")
+        if bound < 1:
+            raise ValueError("bound must be at least 1")
+        rt = _rt()
+        impl = _Impl(handler, rt, name or str(getattr(handler, "__name__", "service")))
+        h = ffi.new_handle(impl)
+        _keep.add(h)
+        inner = ffi.new("ek_service **")
+        check(lib.ekpy_service_new(h, inner))  # on error ekpy_svc_drop released h
+        out = ffi.new("ek_service **")
+        check(lib.ek_svc_buffer_local(rt._require(), inner[0], bound, out))  # consumes inner
+        super().__init__(out[0], rt)
+
+
+def _handles(services: Sequence[ServiceHandle]) -> List[Any]:
+    return [s._take() for s in services]
