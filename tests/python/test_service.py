@@ -304,3 +304,45 @@ def test_c_caller_on_a_worker_reaches_the_python_thread(ektest: Any) -> None:
     me = threading.get_ident()
     assert len(handler_threads) == 10 and set(handler_threads) == {me}
     assert len(caller_threads) == 10 and me not in caller_threads  # C callers ran on workers
+
+
+def test_registry_both_directions(ektest: Any) -> None:
+    threads: List[int] = []
+
+    async def handler(req: Any) -> Any:
+        threads.append(threading.get_ident())
+        return b"python saw " + req
+
+    async def main() -> None:
+        rt = ekiden.current_runtime()
+        # A Python service in the registry, looked up and called from Python and C.
+        ekiden.register("py.echo", ekiden.Service(handler))
+        with pytest.raises(FileExistsError):
+            ekiden.register("py.echo", ekiden.Service(handler))
+        svc = ekiden.lookup("py.echo")
+        assert await svc(b"a") == b"python saw a"
+        thread = ektest.ffi.new("unsigned long *")
+        jp = ektest.ffi.new("ek_join **")
+        again = ekiden.lookup("py.echo")
+        assert ektest.lib.ektest_call_on_worker(_cast(ektest.ffi, "ek_runtime *", rt._ptr),
+                                                _cast(ektest.ffi, "ek_service *", again._take()),
+                                                b"c", 1, thread, jp) == 0
+        out = await await_join(ffi.cast("ek_join *", int(ektest.ffi.cast("uintptr_t", jp[0]))))
+        msg = ffi.cast("ek_msg *", out)
+        assert ekiden._service.from_msg(msg) == b"python saw c"
+        lib.ek_msg_free(msg)
+        assert int(thread[0]) != threading.get_ident()
+        # A C service in the registry, called from Python.
+        p = ektest.ffi.new("ek_service **")
+        assert ektest.lib.ektest_upper_service(p) == 0
+        c_svc = ekiden.ServiceHandle(ffi.cast("ek_service *", int(ektest.ffi.cast("uintptr_t", p[0]))), rt)
+        ekiden.register("c.upper", c_svc)
+        assert await ekiden.lookup("c.upper")(b"shout") == b"SHOUT"
+        ekiden.unregister("c.upper")
+        with pytest.raises(FileNotFoundError):
+            ekiden.lookup("c.upper")
+        with pytest.raises(TypeError):
+            ekiden.lookup(1)  # type: ignore[arg-type]
+
+    ekiden.run(main(), workers=2)
+    assert set(threads) == {threading.get_ident()} and len(threads) == 2

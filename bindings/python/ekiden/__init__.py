@@ -26,7 +26,7 @@ from ._net import (
     resolve,
 )
 from ._sync import Channel, Event, Lock, Oneshot, Semaphore
-from ._service import HostValue, Message, Service, ServiceHandle
+from ._service import HostValue, Message, Service, ServiceHandle, lookup, register, unregister
 from . import middleware
 from ._ekiden import lib as _lib, ffi as _ffi
 
@@ -50,5 +50,6 @@ __all__ = [
     "Address", "IncompleteReadError", "TcpListener", "TcpStream", "UdpSocket", "UnixListener",
     "UnixStream", "resolve",
     "Channel", "Event", "Lock", "Oneshot", "Semaphore",
-    "HostValue", "Message", "Service", "ServiceHandle", "middleware",
+    "HostValue", "Message", "Service", "ServiceHandle", "middleware", "lookup", "register",
+    "unregister",
 ]

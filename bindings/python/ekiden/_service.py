@@ -28,7 +28,8 @@ from ._ekiden import ffi, lib
 from ._errors import EkidenError, TimedOut, check, error_from_code
 from ._runtime import _PENDING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
 
-__all__ = ["Service", "ServiceHandle", "Handler", "to_msg", "from_msg"]
+__all__ = ["Service", "ServiceHandle", "Handler", "to_msg", "from_msg", "register", "lookup",
+           "unregister"]
 
 Handler = Callable[[Any], Awaitable[Any]]
 EK_OK = 0
@@ -324,6 +325,33 @@ class Service(ServiceHandle):
         out = ffi.new("ek_service **")
         check(lib.ek_svc_buffer_local(rt._require(), inner[0], bound, out))  # consumes inner
         super().__init__(out[0], rt)
+
+
+def register(name: str, svc: ServiceHandle) -> None:
+    """Register svc under name in the runtime's registry, for callers in any
+    language (a C caller looks it up with ek_registry_lookup). A shareable svc is
+    cloned (svc stays usable); else the registry takes it (and buffers it).
+    Errors: ekiden.FileExists (name taken)."""
+    if not isinstance(name, str):
+        raise TypeError("name must be a str")
+    rt = _rt()
+    check(lib.ek_registry_register(rt._require(), name.encode(), svc._take()))
+
+
+def lookup(name: str) -> ServiceHandle:
+    """A handle of the service registered under name, whoever wrote it.
+    Errors: FileNotFoundError (ekiden.NotFound) for an unknown name."""
+    if not isinstance(name, str):
+        raise TypeError("name must be a str")
+    rt = _rt()
+    out = ffi.new("ek_service **")
+    check(lib.ek_registry_lookup(rt._require(), name.encode(), out))
+    return ServiceHandle(out[0], rt)
+
+
+def unregister(name: str) -> None:
+    """Remove name from the registry (handles already looked up keep working)."""
+    check(lib.ek_registry_unregister(_rt()._require(), name.encode()))
 
 
 def _handles(services: Sequence[ServiceHandle]) -> List[Any]:
