@@ -72,6 +72,14 @@ uint64_t ek__mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t ek__deadline_ns(uint64_t ms)
+{
+    const uint64_t ns_per_ms = 1000000u;
+    if (ms >= UINT64_MAX / ns_per_ms) return UINT64_MAX;
+    uint64_t now = ek__mono_ns(), delta = ms * ns_per_ms;
+    return now > UINT64_MAX - delta ? UINT64_MAX : now + delta;
+}
+
 int ek__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
     pthread_attr_t attr;

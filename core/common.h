@@ -118,6 +118,9 @@ void ek__cond_broadcast(ek__cond *c);
 
 /* ---- time ---- */
 uint64_t ek__mono_ns(void);
+/* The CLOCK_MONOTONIC deadline `ms` milliseconds from now, saturating at
+ * UINT64_MAX (which callers treat as "no deadline"). */
+uint64_t ek__deadline_ns(uint64_t ms);
 
 /* ---- threads ---- */
 /* Start a thread with a name ("prefix-N"); returns 0 or a negative errno. */

@@ -65,6 +65,11 @@ void ek__driver_unlock(ek__driver *d)
     ek__mutex_unlock(&d->turn_lock);
 }
 
+void ek__driver_close(ek__driver *d)
+{
+    atomic_store_explicit(&d->closed, true, memory_order_release);
+}
+
 void ek__driver_unpark(ek__driver *d)
 {
     /* Coalesce: only the first waker since the last turn writes the eventfd.

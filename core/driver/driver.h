@@ -20,6 +20,7 @@ struct ek__driver {
     ek__time *time;
     uint32_t tick;               /* turn counter, written under turn_lock */
     atomic_bool signalled;       /* a wake-up is pending on the backend */
+    atomic_bool closed;          /* the runtime shut down: I/O ops get EK_ECLOSED */
     ek__mutex release_lock;      /* guards release_list */
     struct ek__io *release_list; /* resources to free at the next turn */
     _Atomic uint64_t io_events;  /* metric */
@@ -37,6 +38,10 @@ void ek__driver_unlock(ek__driver *d);
 void ek__driver_turn(ek__driver *d, int timeout_ms);
 /* Wake the thread turning the driver (coalesced). Any thread. */
 void ek__driver_unpark(ek__driver *d);
+/* The runtime shut down: from now on every I/O readiness poll answers
+ * EK_ECLOSED. The memory stays until ek__driver_free (the last reference on the
+ * runtime), so that resources deregister and free in any order. */
+void ek__driver_close(ek__driver *d);
 
 /* io.c: deliver one readiness event (turn lock held). */
 void ek__io_dispatch(struct ek__io *io, uint32_t ready, uint32_t tick);

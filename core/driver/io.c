@@ -84,6 +84,10 @@ void ek__io_dispatch(ek__io *io, uint32_t ready, uint32_t tick)
 int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint32_t *tick)
 {
     uint32_t mask = dir_mask(dir);
+    /* Relaxed: a one-way flag; the op that misses it by a hair is one that
+     * raced the shutdown, and its task is being cancelled anyway. */
+    if (EK__UNLIKELY(atomic_load_explicit(&io->drv->closed, memory_order_relaxed)))
+        return EK_ECLOSED;
     uint32_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
     if (cur & SHUTDOWN) return EK_ECLOSED;
     if (!(cur & mask)) {

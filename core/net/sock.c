@@ -59,6 +59,7 @@ int ek__sock_adopt(ek_runtime *rt, int fd, uint32_t tag, ek__sock **out)
     s->tag = tag;
     s->fd = fd;
     s->rt = rt;
+    ek__rt_ref(rt); /* the socket's reference on its runtime (rt.h) */
     atomic_init(&s->closed, 0);
     *out = s;
     return EK_OK;
@@ -118,7 +119,9 @@ void ek__sock_free(ek__sock *s)
     ek__io_release(s->io);
     close(s->fd);
     s->tag = EK__TAG_DEAD;
+    ek_runtime *rt = s->rt;
     ek__free(s);
+    ek__rt_unref(rt); /* may be the last: the driver goes after the socket */
 }
 
 /* Step 1 of every op. */
@@ -453,6 +456,7 @@ static void ek__connect_drop(void *state)
 {
     ek__connect *c = state;
     ek__sock_free(c->sock);
+    ek__rt_unref(c->rt);
 }
 
 int ek__sock_connect(ek_runtime *rt, const struct sockaddr *sa, socklen_t len, uint32_t tag,
@@ -463,6 +467,7 @@ int ek__sock_connect(ek_runtime *rt, const struct sockaddr *sa, socklen_t len, u
     int rc = ek__future_new_inline(ek__connect_poll, ek__connect_drop, sizeof *c, out, (void **)&c);
     if (rc != EK_OK) return rc;
     c->rt = rt;
+    ek__rt_ref(rt); /* the caller checked rt */
     c->tag = tag;
     c->len = len;
     memcpy(&c->addr, sa, len);

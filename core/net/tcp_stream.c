@@ -72,6 +72,7 @@ static void ek__connect_host_drop(void *state)
     ek_future_drop(c->resolve);
     ek_future_drop(c->connect);
     ek_addr_list_free(c->addrs);
+    ek__rt_unref(c->rt);
 }
 
 int ek_tcp_connect_host(ek_runtime *rt, const char *host, uint16_t port, ek_future **out)
@@ -88,6 +89,7 @@ int ek_tcp_connect_host(ek_runtime *rt, const char *host, uint16_t port, ek_futu
         return rc;
     }
     c->rt = rt;
+    ek__rt_ref(rt); /* ek_resolve checked rt */
     c->resolve = resolve;
     c->last_err = EK_EAI_NONAME; /* only if the resolver returned no address */
     return EK_OK;

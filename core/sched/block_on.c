@@ -77,7 +77,8 @@ static ek__task *ct_next(ek_runtime *rt, ek__ct_core *c)
     if ((t = c->head)) {
         c->head = t->next;
         if (!c->head) c->tail = NULL;
-        c->len--;
+        atomic_store_explicit(&c->len, atomic_load_explicit(&c->len, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
         return t;
     }
     return ek__inject_pop(&rt->inject);
@@ -196,23 +197,58 @@ static int drive_multi_thread(ek_runtime *rt, thread_parker *tp, ek__local *l, e
     }
 }
 
-int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
+/* A thread parker (one reference, woken once so that the first poll runs) that
+ * parks in `driver` when it may (NULL: on its futex / condvar only). */
+static int tp_new(ek__driver *driver, thread_parker **out)
 {
-    int rc = ek__rt_check(rt);
-    if (rc) return rc;
-    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
-    ek__local *l = ek__local_for_current_thread(rt);
-    if (!l) return EK_ENOMEM;
     thread_parker *tp = ek__malloc(sizeof *tp);
     if (!tp) return EK_ENOMEM;
     tp->wk.vt = &tp_vt;
     atomic_init(&tp->refs, 1);
     atomic_init(&tp->woken, true);
-    rc = ek__parker_init(&tp->p, rt->driver);
+    int rc = ek__parker_init(&tp->p, driver);
     if (rc) {
         ek__free(tp);
         return rc;
     }
+    *out = tp;
+    return EK_OK;
+}
+
+int ek__block_on_detached(ek_poll_fn poll, void *state, void **out)
+{
+    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
+    thread_parker *tp;
+    int rc = tp_new(NULL, &tp);
+    if (rc) return rc;
+    void *dummy = NULL;
+    if (!out) out = &dummy;
+    ek__cur.in_block_on = true;
+    for (;;) {
+        if (take_woken(tp)) {
+            ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = NULL, .budget = 128};
+            rc = poll(state, &cx, out);
+            if (rc != EK_PENDING) break;
+        }
+        if (!atomic_load_explicit(&tp->woken, memory_order_acquire))
+            ek__parker_park(&tp->p, false, -1);
+    }
+    ek__cur.in_block_on = false;
+    tp_drop(tp);
+    return rc;
+}
+
+int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
+{
+    int rc = ek__rt_check(rt);
+    if (rc == EK_ECLOSED) ek__local_shutdown_if_closed(rt); /* handed back to us */
+    if (rc) return rc;
+    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
+    ek__local *l = ek__local_for_current_thread(rt);
+    if (!l) return EK_ENOMEM;
+    thread_parker *tp;
+    rc = tp_new(rt->driver, &tp);
+    if (rc) return rc;
     ek__mutex_lock(&rt->bo_lock);
     if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
         ek__mutex_unlock(&rt->bo_lock);
@@ -236,6 +272,9 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     ek__mutex_lock(&l->lock);
     atomic_store_explicit(&l->parker, NULL, memory_order_relaxed);
     ek__mutex_unlock(&l->lock);
+    /* Shut down meanwhile: the tasks pinned to this thread are dropped here,
+     * on it, before shutdown (waiting for us to leave) goes on. */
+    if (stopped(rt)) ek__local_shutdown(l);
     ek__cur = (ek__tls){0};
     tp_drop(tp);
     ek__mutex_lock(&rt->bo_lock);

@@ -38,9 +38,14 @@ static void blocking_schedule(ek__sched *s, ek__task *t, int how)
         pthread_t th;
         char name[32];
         snprintf(name, sizeof name, "%.9s-blk", rt->cfg.thread_name);
+        /* The thread's own reference: it may outlive a shutdown that timed out
+         * and ek_runtime_free; the runtime's memory goes after it. */
+        ek__rt_ref(rt);
         if (ek__thread_start(&th, blocking_main, rt, name) == 0) {
             pthread_detach(th);
             b->threads++;
+        } else {
+            ek__rt_unref(rt); /* not the last: the job's task holds one */
         }
         /* If no thread could start, the job waits for a running one. */
     }
@@ -67,7 +72,7 @@ static void *blocking_main(void *arg)
         }
         if (b->shutdown) break;
         b->idle++;
-        uint64_t deadline = ek__mono_ns() + b->keep_alive_ms * 1000000u;
+        uint64_t deadline = ek__deadline_ns(b->keep_alive_ms);
         bool woke = true;
         while (!b->head && !b->shutdown && woke)
             woke = ek__cond_timedwait(&b->cond, &b->lock, deadline);
@@ -76,9 +81,14 @@ static void *blocking_main(void *arg)
         if (!b->head && !woke) break; /* keep-alive expired */
     }
     b->threads--;
+    /* Drop our reference before shutdown (waiting on exit_cond, holding the
+     * owner's) can return, so that its caller sees nothing of us left; only the
+     * last reference waits until we are off the lock. */
+    bool last = !ek__rt_unref_unless_last(rt);
     ek__cond_broadcast(&b->exit_cond);
     ek__mutex_unlock(&b->lock);
     ek__cur = (ek__tls){0};
+    if (last) ek__rt_unref(rt); /* frees the runtime, lock included */
     return NULL;
 }
 
@@ -87,6 +97,8 @@ int ek__blocking_init(ek_runtime *rt)
     ek__blocking *b = &rt->blocking;
     memset(b, 0, sizeof *b);
     b->sched.schedule = blocking_schedule;
+    b->sched.bind = ek__rt_bind;
+    b->sched.release = ek__rt_release;
     b->sched.rt = rt;
     b->max = rt->cfg.max_blocking;
     b->keep_alive_ms = rt->cfg.blocking_keep_alive_ms;
@@ -116,8 +128,7 @@ int ek__blocking_shutdown(ek_runtime *rt, uint64_t timeout_ms)
     }
     if (n) ek__rt_inhibit_auto_advance(rt, -(int)n);
 
-    uint64_t deadline =
-        timeout_ms == UINT64_MAX ? UINT64_MAX : ek__mono_ns() + timeout_ms * 1000000u;
+    uint64_t deadline = ek__deadline_ns(timeout_ms);
     int rc = EK_OK;
     ek__mutex_lock(&b->lock);
     while (b->threads > 0) {

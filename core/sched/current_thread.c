@@ -32,7 +32,8 @@ void ek__ct_schedule(ek__sched *s, ek__task *t, int how)
         else
             c->head = t;
         c->tail = t;
-        c->len++;
+        atomic_store_explicit(&c->len, atomic_load_explicit(&c->len, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         return;
     }
     ek__inject_push(&rt->inject, t);
@@ -46,7 +47,7 @@ void ek__ct_drain(ek_runtime *rt)
     ek__ct_core *c = &rt->core;
     ek__task *t = c->head;
     c->head = c->tail = NULL;
-    c->len = 0;
+    atomic_store_explicit(&c->len, 0, memory_order_relaxed);
     while (t) {
         ek__task *next = t->next;
         ek__task_drop_notification(t);

@@ -1,11 +1,11 @@
 /* inject.c - the global injection queue. */
 #include "inject.h"
 
-void ek__inject_init(ek__inject *q)
+int ek__inject_init(ek__inject *q)
 {
-    ek__mutex_init(&q->lock);
     q->head = q->tail = NULL;
     atomic_init(&q->len, 0);
+    return ek__mutex_init(&q->lock);
 }
 
 void ek__inject_destroy(ek__inject *q)

@@ -16,7 +16,7 @@ struct ek__inject {
 };
 typedef struct ek__inject ek__inject;
 
-void ek__inject_init(ek__inject *q);
+int ek__inject_init(ek__inject *q); /* EK_OK or a negative errno */
 void ek__inject_destroy(ek__inject *q);
 void ek__inject_push(ek__inject *q, ek__task *t);
 void ek__inject_push_batch(ek__inject *q, ek__task *first, ek__task *last, size_t n);

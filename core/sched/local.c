@@ -1,9 +1,9 @@
 /*
  * local.c - thread-pinned (local) tasks. Each worker has a local context; any
  * other thread gets one per runtime on first ek_spawn_local, kept in rt->locals
- * until the runtime is freed. Only the owner thread polls (and normally drops)
- * the tasks: other threads' wakes go to the remote queue under the lock and
- * unpark the owner's current parker.
+ * until the runtime is freed. Only the owner thread polls and drops the tasks,
+ * shutdown included (see runtime.h): other threads' wakes go to the remote
+ * queue under the lock and unpark the owner's current parker.
  */
 #include "runtime.h"
 
@@ -33,16 +33,38 @@ static void local_schedule(ek__sched *s, ek__task *t, int how)
     ek__mutex_unlock(&l->lock);
 }
 
-void ek__local_init(ek__local *l, ek_runtime *rt)
+/* Spawns pin to the calling thread and completions run on it, so the owned
+ * list is the owner's alone. */
+static int local_bind(ek__sched *s, ek__task *t)
+{
+    ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
+    EK__ASSERT(pthread_equal(l->owner, pthread_self()));
+    if (l->closed) return EK_ECLOSED;
+    ek__list_push_back(&l->owned, &t->owned);
+    return EK_OK;
+}
+
+static bool local_release(ek__sched *s, ek__task *t)
+{
+    EK__UNUSED(s);
+    bool linked = ek__list_linked(&t->owned);
+    if (linked) ek__list_remove(&t->owned);
+    return linked;
+}
+
+int ek__local_init(ek__local *l, ek_runtime *rt)
 {
     memset(l, 0, sizeof *l);
     l->sched.schedule = local_schedule;
+    l->sched.bind = local_bind;
+    l->sched.release = local_release;
     l->sched.rt = rt;
     l->owner = pthread_self();
-    ek__mutex_init(&l->lock);
+    ek__list_init(&l->owned);
     atomic_init(&l->rlen, 0);
     atomic_init(&l->parker, NULL);
     ek__list_init(&l->link);
+    return ek__mutex_init(&l->lock);
 }
 
 void ek__local_destroy(ek__local *l)
@@ -92,27 +114,63 @@ void ek__local_drain(ek__local *l)
     }
 }
 
+void ek__local_shutdown(ek__local *l)
+{
+    EK__ASSERT(pthread_equal(l->owner, pthread_self()));
+    l->closed = true;
+    ek__list *n;
+    /* A task's drop may wake or spawn others: take one at a time. */
+    while ((n = ek__list_pop_front(&l->owned))) {
+        ek__task *t = EK__CONTAINER_OF(n, ek__task, owned);
+        ek__owned_shutdown_one(t);
+    }
+    ek__local_drain(l);
+}
+
+static ek__local *find_locked(ek_runtime *rt, pthread_t self)
+{
+    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next) {
+        ek__local *l = EK__CONTAINER_OF(n, ek__local, link);
+        if (pthread_equal(l->owner, self)) return l;
+    }
+    return NULL;
+}
+
+ek__local *ek__local_find_current(ek_runtime *rt)
+{
+    if (ek__cur.worker && ek__cur.worker->rt == rt) return &ek__cur.worker->local;
+    if (ek__cur.local && ek__cur.rt == rt) return ek__cur.local;
+    ek__mutex_lock(&rt->locals_lock);
+    ek__local *found = find_locked(rt, pthread_self());
+    ek__mutex_unlock(&rt->locals_lock);
+    return found;
+}
+
 ek__local *ek__local_for_current_thread(ek_runtime *rt)
 {
     if (ek__cur.worker && ek__cur.worker->rt == rt) return &ek__cur.worker->local;
     if (ek__cur.local && ek__cur.rt == rt) return ek__cur.local;
     pthread_t self = pthread_self();
     ek__mutex_lock(&rt->locals_lock);
-    ek__local *found = NULL;
-    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next) {
-        ek__local *l = EK__CONTAINER_OF(n, ek__local, link);
-        if (pthread_equal(l->owner, self)) {
-            found = l;
-            break;
-        }
-    }
+    ek__local *found = find_locked(rt, self);
     if (!found) {
         found = ek__malloc(sizeof *found);
-        if (found) {
-            ek__local_init(found, rt);
-            ek__list_push_back(&rt->locals, &found->link);
+        if (found && ek__local_init(found, rt) != EK_OK) {
+            ek__free(found);
+            found = NULL;
         }
+        if (found) ek__list_push_back(&rt->locals, &found->link);
     }
     ek__mutex_unlock(&rt->locals_lock);
     return found;
+}
+
+void ek__local_shutdown_if_closed(ek_runtime *rt)
+{
+    /* Inside one of rt's polls the thread drops its set when it leaves the
+     * runtime (worker exit, end of ek_block_on), not under a running task. */
+    if (ek__cur.rt == rt) return;
+    if (!atomic_load_explicit(&rt->closed, memory_order_acquire)) return;
+    ek__local *l = ek__local_find_current(rt);
+    if (l) ek__local_shutdown(l);
 }

@@ -44,7 +44,12 @@ static int idle_init(ek_runtime *rt)
     idle->sleepers = ek__calloc(rt->nworkers, sizeof(unsigned));
     if (!idle->sleepers) return EK_ENOMEM;
     idle->nsleepers = 0;
-    return ek__mutex_init(&idle->lock);
+    int rc = ek__mutex_init(&idle->lock);
+    if (rc) {
+        ek__free(idle->sleepers);
+        idle->sleepers = NULL;
+    }
+    return rc;
 }
 
 /* A sleeping worker to wake, already counted as unparked and searching. */
@@ -356,6 +361,7 @@ static void *worker_main(void *arg)
     ek__worker *w = arg;
     ek_runtime *rt = w->rt;
     ek__cur = (ek__tls){.rt = rt, .worker = w, .local = &w->local};
+    w->local.owner = pthread_self(); /* set up by the thread that built the runtime */
     while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
         if (w->tick % rt->cfg.event_interval == 0) maintenance(w);
         ek__task *t = next_task(w);
@@ -367,6 +373,9 @@ static void *worker_main(void *arg)
         if (flush_deferred(w)) continue; /* yielded tasks are all that is left */
         park(w);
     }
+    /* The tasks pinned to this worker are dropped here, on their thread (the
+     * runtime is closed: no new ones can be pinned). */
+    ek__local_shutdown(&w->local);
     ek__cur = (ek__tls){0};
     return NULL;
 }
@@ -387,7 +396,12 @@ int ek__mt_start(ek_runtime *rt)
         w->global_interval = rt->cfg.global_queue_interval;
         rc = ek__parker_init(&w->parker, rt->driver);
         if (rc) return rc;
-        ek__local_init(&w->local, rt);
+        rc = ek__local_init(&w->local, rt);
+        if (rc) {
+            ek__parker_destroy(&w->parker);
+            return rc;
+        }
+        w->inited = true;
     }
     for (unsigned i = 0; i < n; i++) {
         ek__worker *w = &rt->workers[i];
@@ -426,7 +440,7 @@ void ek__mt_drain(ek_runtime *rt)
         w->deferred_head = w->deferred_tail = NULL;
         ek__task *t;
         while ((t = ek__queue_pop(&w->q))) ek__task_drop_notification(t);
-        ek__local_drain(&w->local);
+        if (w->inited) ek__local_drain(&w->local);
     }
 }
 
@@ -434,10 +448,11 @@ void ek__mt_destroy(ek_runtime *rt)
 {
     if (!rt->workers) return;
     for (unsigned i = 0; i < rt->nworkers; i++) {
+        if (!rt->workers[i].inited) continue;
         ek__parker_destroy(&rt->workers[i].parker);
         ek__local_destroy(&rt->workers[i].local);
     }
-    ek__mutex_destroy(&rt->idle.lock);
+    if (rt->idle.sleepers) ek__mutex_destroy(&rt->idle.lock);
     ek__free(rt->idle.sleepers);
     ek__free(rt->workers);
     rt->workers = NULL;

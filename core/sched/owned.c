@@ -1,14 +1,19 @@
 /* owned.c - the owned-tasks lists. */
 #include "owned.h"
 
-void ek__owned_init(ek__owned *o)
+int ek__owned_init(ek__owned *o)
 {
-    for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
-        ek__mutex_init(&o->shard[i].lock);
-        ek__list_init(&o->shard[i].list);
-    }
     atomic_init(&o->closed, false);
     atomic_init(&o->next_shard, 0);
+    for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
+        int rc = ek__mutex_init(&o->shard[i].lock);
+        if (rc) {
+            while (i-- > 0) ek__mutex_destroy(&o->shard[i].lock);
+            return rc;
+        }
+        ek__list_init(&o->shard[i].list);
+    }
+    return EK_OK;
 }
 
 void ek__owned_destroy(ek__owned *o)
@@ -42,12 +47,28 @@ bool ek__owned_remove(ek__owned *o, ek__task *t)
     return linked;
 }
 
-void ek__owned_close_and_shutdown_all(ek__owned *o)
+void ek__owned_close(ek__owned *o)
 {
     for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) ek__mutex_lock(&o->shard[i].lock);
     atomic_store_explicit(&o->closed, true, memory_order_relaxed);
     for (unsigned i = EK__OWNED_SHARDS; i-- > 0;) ek__mutex_unlock(&o->shard[i].lock);
+}
 
+void ek__owned_shutdown_one(ek__task *t)
+{
+    /* We hold the list's reference now. If the task is idle we own its
+     * future: cancelling completes it and consumes that reference (as the
+     * running reference in a normal completion). Otherwise the poller cancels
+     * it after its poll and we just let go. */
+    if (ek__state_to_shutdown(t))
+        ek__task_cancel_owned(t);
+    else if (ek__task_ref_dec(t, 1))
+        ek__task_dealloc(t);
+}
+
+void ek__owned_shutdown_all(ek__owned *o)
+{
+    EK__ASSERT(atomic_load_explicit(&o->closed, memory_order_relaxed));
     for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
         for (;;) {
             ek__mutex_lock(&o->shard[i].lock);
@@ -55,14 +76,9 @@ void ek__owned_close_and_shutdown_all(ek__owned *o)
             ek__mutex_unlock(&o->shard[i].lock);
             if (!n) break;
             ek__task *t = EK__CONTAINER_OF(n, ek__task, owned);
-            /* We hold the list's reference now. If the task is idle we own
-             * its future: cancelling completes it and consumes that reference
-             * (as the running reference in a normal completion). Otherwise the
-             * poller cancels it after its poll and we just let go. */
-            if (ek__state_to_shutdown(t))
-                ek__task_cancel_owned(t);
-            else if (ek__task_ref_dec(t, 1))
-                ek__task_dealloc(t);
+            /* A local task is dropped on its own thread, never here. */
+            EK__ASSERT(!(t->flags & EK__TASK_LOCAL));
+            ek__owned_shutdown_one(t);
         }
     }
 }

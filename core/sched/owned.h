@@ -20,15 +20,20 @@ typedef struct ek__owned {
     _Atomic uint32_t next_shard;
 } ek__owned;
 
-void ek__owned_init(ek__owned *o);
+int ek__owned_init(ek__owned *o); /* EK_OK or a negative errno */
 void ek__owned_destroy(ek__owned *o);
 /* EK_OK or EK_ECLOSED. */
 int ek__owned_insert(ek__owned *o, ek__task *t);
 /* True if t was still listed (the caller then drops the list's reference). */
 bool ek__owned_remove(ek__owned *o, ek__task *t);
-/* Close and cancel every listed task (idle ones are dropped here, running ones
- * after their poll). */
-void ek__owned_close_and_shutdown_all(ek__owned *o);
+/* Close: inserts fail with EK_ECLOSED from now on. */
+void ek__owned_close(ek__owned *o);
+/* Cancel every listed task (idle ones are dropped here, running ones after
+ * their poll). Closed first. Never holds local tasks (their sets own them). */
+void ek__owned_shutdown_all(ek__owned *o);
+/* Cancel one task taken off an owned list (the caller holds the list's
+ * reference, which this consumes). */
+void ek__owned_shutdown_one(ek__task *t);
 bool ek__owned_is_empty(ek__owned *o);
 
 #endif

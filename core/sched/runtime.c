@@ -1,12 +1,18 @@
 /*
- * runtime.c - builder, runtime creation, shutdown, metrics, and what the
- * runtime offers the other core modules (rt.h).
+ * runtime.c - builder, runtime creation, shutdown, references, metrics, and
+ * what the runtime offers the other core modules (rt.h).
  *
- * Shutdown order: close the owned lists (spawns now fail), stop and join the
- * workers, cancel every task (idle ones are dropped on this thread), drop the
- * notifications still queued, stop the blocking pool, then free the driver and
- * the clock. Tasks are dropped before the driver so that their resources
- * (timers, sockets) deregister while it still exists.
+ * Shutdown order: close (spawns now fail), stop the workers (each drops the
+ * local tasks pinned to it, on its own thread, before it exits), wait for the
+ * threads inside ek_block_on / ek_join_wait to leave (each drops its own local
+ * tasks as it goes), drop the calling thread's own local tasks, cancel every
+ * other task (idle ones are dropped on this thread), drop the notifications
+ * still queued, stop the blocking pool. Local tasks of other threads are handed
+ * back: their owner drops them (runtime.h, ek__local).
+ *
+ * Memory: the driver, the clock and the queues go with the last reference
+ * (rt.h), not at ek_runtime_free, so that sockets, timers and join handles may
+ * be freed in any order; they see EK_ECLOSED meanwhile.
  */
 #include "runtime.h"
 
@@ -143,6 +149,34 @@ int ek_builder_set_start_paused(ek_builder *b, int paused)
 
 /* --------------------------------------------------------------- runtime -- */
 
+static int rt_init_locks(ek_runtime *rt)
+{
+    int rc = ek__mutex_init(&rt->shutdown_lock);
+    if (rc) return rc;
+    rc = ek__mutex_init(&rt->bo_lock);
+    if (!rc) {
+        rc = ek__cond_init(&rt->bo_cond);
+        if (!rc) {
+            rc = ek__mutex_init(&rt->locals_lock);
+            if (!rc) {
+                rc = ek__owned_init(&rt->owned);
+                if (!rc) {
+                    rc = ek__inject_init(&rt->inject);
+                    if (!rc) return EK_OK;
+                    ek__owned_destroy(&rt->owned);
+                }
+                ek__mutex_destroy(&rt->locals_lock);
+            }
+            ek__cond_destroy(&rt->bo_cond);
+        }
+        ek__mutex_destroy(&rt->bo_lock);
+    }
+    ek__mutex_destroy(&rt->shutdown_lock);
+    return rc;
+}
+
+/* The last reference went: every thread has ended and no task, resource or
+ * local task is left. */
 static void rt_release(ek_runtime *rt)
 {
     ek__mt_destroy(rt);
@@ -165,11 +199,65 @@ static void rt_release(ek_runtime *rt)
     ek__free(rt);
 }
 
+void ek__rt_ref(ek_runtime *rt)
+{
+    /* relaxed: a new reference is made from a live one (as a task's). */
+    atomic_fetch_add_explicit(&rt->refs, EK__RT_REF_HANDLE, memory_order_relaxed);
+}
+
+static void rt_unref_by(ek_runtime *rt, uint64_t n)
+{
+    /* acq_rel: the thread that frees sees every other holder's writes. */
+    uint64_t prev = atomic_fetch_sub_explicit(&rt->refs, n, memory_order_acq_rel);
+    EK__ASSERT(prev >= n);
+    if (prev == n) rt_release(rt);
+}
+
+void ek__rt_unref(ek_runtime *rt)
+{
+    if (rt) rt_unref_by(rt, EK__RT_REF_HANDLE);
+}
+
+bool ek__rt_unref_unless_last(ek_runtime *rt)
+{
+    uint64_t cur = atomic_load_explicit(&rt->refs, memory_order_relaxed);
+    while (cur > EK__RT_REF_HANDLE) {
+        if (atomic_compare_exchange_weak_explicit(&rt->refs, &cur, cur - EK__RT_REF_HANDLE,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+void ek__rt_task_unref(ek_runtime *rt)
+{
+    rt_unref_by(rt, EK__RT_REF_TASK);
+}
+
+int ek__rt_acquire(ek_runtime *rt)
+{
+    int rc = ek__rt_check(rt);
+    if (rc == EK_OK) ek__rt_ref(rt);
+    return rc;
+}
+
+int ek__rt_bind(ek__sched *s, ek__task *t)
+{
+    return ek__owned_insert(&s->rt->owned, t);
+}
+
+bool ek__rt_release(ek__sched *s, ek__task *t)
+{
+    return ek__owned_remove(&s->rt->owned, t);
+}
+
 static void rt_stop_and_drain(ek_runtime *rt)
 {
     ek__mutex_lock(&rt->bo_lock);
     atomic_store_explicit(&rt->closed, true, memory_order_release);
     ek__mutex_unlock(&rt->bo_lock);
+    ek__owned_close(&rt->owned);
+    if (rt->driver) ek__driver_close(rt->driver);
     ek__mt_stop(rt);
     /* Wake threads inside ek_block_on so they see the runtime closed. */
     ek__mutex_lock(&rt->locals_lock);
@@ -184,15 +272,13 @@ static void rt_stop_and_drain(ek_runtime *rt)
     ek__mutex_lock(&rt->bo_lock);
     while (rt->bo_active > 0) ek__cond_wait(&rt->bo_cond, &rt->bo_lock);
     ek__mutex_unlock(&rt->bo_lock);
-    ek__owned_close_and_shutdown_all(&rt->owned);
+    /* Our own local tasks are ours to drop; other threads' are handed back. */
+    ek__local_shutdown_if_closed(rt);
+    ek__owned_shutdown_all(&rt->owned);
     ek__mt_drain(rt);
     ek__ct_drain(rt);
     ek__task *t;
     while ((t = ek__inject_pop(&rt->inject))) ek__task_drop_notification(t);
-    ek__mutex_lock(&rt->locals_lock);
-    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next)
-        ek__local_drain(EK__CONTAINER_OF(n, ek__local, link));
-    ek__mutex_unlock(&rt->locals_lock);
 }
 
 int ek_runtime_new(const ek_builder *b, ek_runtime **out)
@@ -214,17 +300,19 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     if (!rt) return EK_ENOMEM;
     rt->tag = EK__TAG_RUNTIME;
     rt->cfg = cfg;
+    atomic_init(&rt->refs, EK__RT_REF_HANDLE); /* the owner's */
     rt->nworkers = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? 1 : cfg.workers;
     rt->sched.rt = rt;
     rt->sched.schedule = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? ek__ct_schedule : ek__mt_schedule;
-    ek__mutex_init(&rt->shutdown_lock);
-    ek__mutex_init(&rt->bo_lock);
-    ek__cond_init(&rt->bo_cond);
-    ek__mutex_init(&rt->locals_lock);
+    rt->sched.bind = ek__rt_bind;
+    rt->sched.release = ek__rt_release;
     ek__list_init(&rt->locals);
-    ek__owned_init(&rt->owned);
-    ek__inject_init(&rt->inject);
-    int rc = ek__ct_init(rt);
+    int rc = rt_init_locks(rt);
+    if (rc) {
+        ek__free(rt);
+        return rc;
+    }
+    rc = ek__ct_init(rt);
     if (!rc) rc = ek__blocking_init(rt);
     if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->time);
     if (!rc) rc = ek__driver_new(rt->time, &rt->driver);
@@ -232,7 +320,9 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     if (rc) {
         rt_stop_and_drain(rt);
         ek__blocking_shutdown(rt, UINT64_MAX);
-        rt_release(rt);
+        rt->shut_down = true;
+        atomic_store_explicit(&rt->owner_gone, true, memory_order_relaxed);
+        ek__rt_unref(rt);
         return rc;
     }
     *out = rt;
@@ -260,8 +350,11 @@ void ek_runtime_free(ek_runtime *rt)
 {
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return;
     if (ek__cur.rt == rt) return;
+    /* Once: a second free of a runtime kept alive by its resources must not
+     * drop a reference that is not the owner's. */
+    if (atomic_exchange_explicit(&rt->owner_gone, true, memory_order_acq_rel)) return;
     ek_runtime_shutdown(rt, UINT64_MAX);
-    rt_release(rt);
+    ek__rt_unref(rt);
 }
 
 ek_runtime *ek_runtime_current(void)
@@ -341,7 +434,8 @@ int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME) || (!values && n)) return EK_EINVAL;
     uint64_t v[EK_METRIC_COUNT] = {0};
     v[EK_METRIC_WORKERS] = rt->nworkers;
-    v[EK_METRIC_TASKS_ALIVE] = atomic_load_explicit(&rt->tasks_alive, memory_order_relaxed);
+    v[EK_METRIC_TASKS_ALIVE] =
+        atomic_load_explicit(&rt->refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
     v[EK_METRIC_TASKS_SPAWNED] = atomic_load_explicit(&rt->tasks_spawned, memory_order_relaxed);
     v[EK_METRIC_POLLS] = atomic_load_explicit(&rt->polls_external, memory_order_relaxed);
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++) {
@@ -370,6 +464,6 @@ int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
 int64_t ek_runtime_worker_queue_depth(ek_runtime *rt, unsigned worker)
 {
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME) || worker >= rt->nworkers) return EK_EINVAL;
-    if (!rt->workers) return (int64_t)rt->core.len;
+    if (!rt->workers) return (int64_t)atomic_load_explicit(&rt->core.len, memory_order_relaxed);
     return ek__queue_len(&rt->workers[worker].q);
 }

@@ -34,10 +34,21 @@ struct ek_builder {
     ek__config cfg;
 };
 
-/* ---- local (thread-pinned) tasks ---- */
+/* ---- local (thread-pinned) tasks ----
+ * A local set belongs to one thread (a worker, or a thread that called
+ * ek_spawn_local / ek_block_on / ek_join_wait): its tasks are polled and
+ * dropped only there. Its owned list is touched only by that thread (spawns
+ * pin to the calling thread; completions run there), so it needs no lock.
+ * Shutdown does not drop them on the thread that calls it: it hands them back.
+ * The owner drops them (ek__local_shutdown) when it sees the runtime closed: a
+ * worker before it exits, a thread in ek_block_on / ek_join_wait when it leaves,
+ * the thread calling shutdown for its own set, any other at its next
+ * ek_block_on, ek_join_wait or ek_spawn_local, or when the thread exits. */
 typedef struct ek__local {
     ek__sched sched; /* schedule() for tasks pinned here */
     pthread_t owner;
+    ek__list owned;          /* tasks pinned here, until they complete (owner only) */
+    bool closed;             /* shut down: spawns refused (owner only) */
     ek__mutex lock;          /* guards the remote queue */
     ek__task *rhead, *rtail; /* pushed from other threads */
     _Atomic size_t rlen;
@@ -46,16 +57,23 @@ typedef struct ek__local {
     ek__list link;                /* rt->locals (foreign threads only) */
 } ek__local;
 
-void ek__local_init(ek__local *l, ek_runtime *rt);
+int ek__local_init(ek__local *l, ek_runtime *rt); /* EK_OK or a negative errno */
 void ek__local_destroy(ek__local *l);
 /* Owner: pop the next runnable local task, or NULL. */
 ek__task *ek__local_pop(ek__local *l);
 bool ek__local_has_work(ek__local *l);
 /* Drop the notifications still queued (shutdown). */
 void ek__local_drain(ek__local *l);
+/* Owner thread: close the set and drop (cancel) every task pinned here, then
+ * the notifications still queued. Idempotent. */
+void ek__local_shutdown(ek__local *l);
 /* The calling thread's local context for rt (created on first use for foreign
  * threads). NULL on allocation failure. */
 ek__local *ek__local_for_current_thread(ek_runtime *rt);
+/* The calling thread's local context for rt if it has one, else NULL. */
+ek__local *ek__local_find_current(ek_runtime *rt);
+/* If rt is closed, drop the calling thread's local tasks of rt (see above). */
+void ek__local_shutdown_if_closed(ek_runtime *rt);
 
 /* ---- multi-thread scheduler ---- */
 typedef struct ek__worker {
@@ -63,6 +81,7 @@ typedef struct ek__worker {
     ek_runtime *rt;
     unsigned index;
     pthread_t thread;
+    bool inited; /* parker and local set initialised */
     bool started;
     ek__task *lifo;                          /* owner only */
     ek__task *deferred_head, *deferred_tail; /* yielded tasks, owner only */
@@ -94,7 +113,7 @@ typedef struct ek__ct_core {
     ek__parker *holder;    /* parker of the thread holding the core */
     ek__list waiters;      /* threads waiting for the core (ek__ct_waiter) */
     ek__task *head, *tail; /* run queue, holder only */
-    size_t len;
+    _Atomic size_t len;    /* written by the holder only; read by metrics (relaxed) */
     uint32_t tick;
 } ek__ct_core;
 
@@ -112,11 +131,19 @@ typedef struct ek__blocking {
     unsigned pending_wakeups;
 } ek__blocking;
 
+/* References on the runtime (rt.h): tasks count EK__RT_REF_TASK each (the low
+ * half is the TASKS_ALIVE metric), every other holder EK__RT_REF_HANDLE. One
+ * word, so that the last of either kind frees. */
+#define EK__RT_REF_TASK   UINT64_C(1)
+#define EK__RT_REF_HANDLE (UINT64_C(1) << 32)
+
 struct ek_runtime {
     uint32_t tag;
     ek__config cfg;
-    atomic_bool closed;   /* spawns refused */
-    atomic_bool stopping; /* workers exit */
+    _Atomic uint64_t refs;  /* see EK__RT_REF_*; the owner holds one handle ref */
+    atomic_bool owner_gone; /* ek_runtime_free ran */
+    atomic_bool closed;     /* spawns refused */
+    atomic_bool stopping;   /* workers exit */
     bool shut_down;
     ek__mutex shutdown_lock;
     /* Threads inside ek_block_on / ek_join_wait: shutdown waits for them to
@@ -141,7 +168,7 @@ struct ek_runtime {
     ek__mutex locals_lock;
     ek__list locals;
 
-    _Atomic uint64_t tasks_alive, tasks_spawned, polls_external, unparks;
+    _Atomic uint64_t tasks_spawned, polls_external, unparks;
 };
 
 /* The calling thread's role. */
@@ -163,6 +190,19 @@ void ek__mt_destroy(ek_runtime *rt);
 void ek__mt_schedule(ek__sched *s, ek__task *t, int how);
 void ek__mt_notify_parked(ek_runtime *rt);
 
+/* runtime.c: the scheduler vtable entries shared by rt->sched and the blocking
+ * pool (the owned list rt->owned). */
+int ek__rt_bind(ek__sched *s, ek__task *t);
+bool ek__rt_release(ek__sched *s, ek__task *t);
+/* A task was allocated / freed: its reference on the runtime. */
+static inline void ek__rt_task_ref(ek_runtime *rt)
+{
+    atomic_fetch_add_explicit(&rt->refs, EK__RT_REF_TASK, memory_order_relaxed);
+}
+void ek__rt_task_unref(ek_runtime *rt);
+/* Drop a handle reference unless it is the last one (then false, nothing done). */
+bool ek__rt_unref_unless_last(ek_runtime *rt);
+
 /* current_thread.c */
 int ek__ct_init(ek_runtime *rt);
 void ek__ct_destroy(ek_runtime *rt);
@@ -178,6 +218,11 @@ void ek__blocking_destroy(ek_runtime *rt);
 
 /* block_on.c: drive poll(state) on this thread until it completes. */
 int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out);
+/* The same without a runtime (the waker just unparks this thread): for a join
+ * handle whose runtime is closed while its task still completes elsewhere (a
+ * blocking job that outlived a shutdown timeout). EK_EDEADLK on a runtime
+ * thread. */
+int ek__block_on_detached(ek_poll_fn poll, void *state, void **out);
 
 /* Run a task's notification on this thread with the runtime's budget. */
 static inline void ek__rt_run_task(ek_runtime *rt, ek__task *t)

@@ -153,7 +153,9 @@ void ek__task_dealloc(ek__task *t)
     if (t->join_waker) ek_waker_drop(t->join_waker);
     t->tag = EK__TAG_DEAD;
     ek__free(t);
-    atomic_fetch_sub_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
+    /* The task's reference on the runtime: the last one frees it (a join
+     * handle detached after ek_runtime_free, say). */
+    ek__rt_task_unref(rt);
 }
 
 static void release_output(ek__task *t)
@@ -184,7 +186,7 @@ static void finish(ek__task *t, int status, void *output)
             ek_waker_drop(w);
         }
     }
-    unsigned n = ek__owned_remove(&task_rt(t)->owned, t) ? 2 : 1;
+    unsigned n = t->sched->release(t->sched, t) ? 2 : 1;
     if (ek__task_ref_dec(t, n)) ek__task_dealloc(t);
 }
 
@@ -254,8 +256,8 @@ static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_blocking_fn job, ek_dr
         return rc;
     }
     if (job) t->u.blocking_fn = job;
-    atomic_fetch_add_explicit(&rt->tasks_alive, 1, memory_order_relaxed);
-    rc = ek__owned_insert(&rt->owned, t);
+    ek__rt_task_ref(rt);
+    rc = sched->bind(sched, t);
     if (rc) {
         t->drop = NULL;
         ek__task_dealloc(t);
@@ -288,6 +290,8 @@ int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state
                    ek_drop_fn out_drop, ek_join **join)
 {
     int rc = spawn_check(rt, poll, drop, state);
+    /* Closed: the tasks shutdown handed back to this thread go now. */
+    if (rc == EK_ECLOSED) ek__local_shutdown_if_closed(rt);
     if (rc) return rc;
     if ((ek__cur.rt && ek__cur.rt != rt) || ek__cur.blocking) {
         drop(state);
@@ -424,6 +428,21 @@ static int join_wait_poll(void *state, ek_cx *cx, void **out)
     return ek_join_poll((ek_join *)state, cx, out);
 }
 
+/* The runtime is closed and the task not finished: its result can still come.
+ * A task pinned to this thread is dropped here (handed back by shutdown); a
+ * blocking job that outlived the shutdown timeout is waited for without the
+ * runtime. Anything else was cancelled by shutdown, or belongs to another
+ * thread's local set: EK_ECLOSED. */
+static int join_wait_closed(ek__task *t, void **result)
+{
+    ek_runtime *rt = task_rt(t);
+    if (t->flags & EK__TASK_LOCAL) ek__local_shutdown_if_closed(rt);
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE)
+        return take_output(t, result);
+    if (t->flags & EK__TASK_BLOCKING) return ek__block_on_detached(join_wait_poll, t, result);
+    return EK_ECLOSED;
+}
+
 int ek_join_wait(ek_join *j, void **out)
 {
     if (!join_check(j)) return EK_EINVAL;
@@ -438,6 +457,8 @@ int ek_join_wait(ek_join *j, void **out)
         rc = take_output(t, &result);
     else
         rc = ek__block_on_poll(task_rt(t), join_wait_poll, j, &result);
+    /* Not taken: the runtime was closed before or while we waited. */
+    if (rc == EK_ECLOSED && !t->output_taken) rc = join_wait_closed(t, &result);
     /* As ek_join_poll: a result nobody wants goes to the task's out_drop. */
     if (rc == EK_OK && out)
         *out = result;

@@ -53,11 +53,18 @@ typedef struct ek__wakeable {
     const ek__waker_vt *vt;
 } ek__wakeable;
 
-/* Where a task goes when it is notified. */
+/* The scheduler a task belongs to (as Tokio's Schedule trait): where its
+ * notifications go and which owned list holds it. */
 struct ek__sched {
     /* Take the notification reference of `t` and queue it; `how` is one of
      * EK__SCHED_* below. */
     void (*schedule)(ek__sched *s, ek__task *t, int how);
+    /* List a new task (the list takes one reference): EK_OK, or EK_ECLOSED
+     * once the scheduler is shut down (the spawn is refused). */
+    int (*bind)(ek__sched *s, ek__task *t);
+    /* The task completed: take it off the list. True if it was still listed
+     * (the caller then drops the list's reference). */
+    bool (*release)(ek__sched *s, ek__task *t);
     ek_runtime *rt;
 };
 
@@ -66,6 +73,7 @@ struct ek__sched {
 #define EK__SCHED_YIELD 1 /* woken during its own poll: the back of the queue */
 #define EK__SCHED_DEFER 2 /* yielded or out of budget: after the other runnable work */
 
+/* Pinned to one thread: polled and dropped only there (sched is its ek__local). */
 #define EK__TASK_LOCAL    0x1u
 #define EK__TASK_BLOCKING 0x2u
 
@@ -75,7 +83,7 @@ struct ek__task {
     _Atomic uint64_t state;
     ek__wakeable wk;  /* the task's waker identity */
     ek__task *next;   /* run-queue link (inject queue, local lists) */
-    ek__list owned;   /* owned-tasks list link */
+    ek__list owned;   /* owned-tasks list link (rt->owned, or its local set's) */
     ek__sched *sched; /* where notifications go */
     ek_poll_fn poll;  /* NULL for blocking jobs */
     ek_drop_fn drop;  /* releases the future's state (may be NULL for jobs) */

@@ -33,6 +33,7 @@ static void sleep_drop(void *state)
 {
     ek__sleep *s = state;
     ek__timer_cancel(s->time, &s->timer);
+    ek__rt_unref(s->rt);
 }
 
 int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out)
@@ -45,6 +46,7 @@ int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out)
     rc = ek__future_new_inline(sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
     if (rc != EK_OK) return rc;
     s->rt = rt;
+    ek__rt_ref(rt); /* each timer holds its runtime (rt.h); rt was checked */
     s->time = ek__rt_time(rt);
     ek__timer_init(&s->timer, deadline_ms);
     *out = f;
@@ -101,6 +103,7 @@ static void timeout_drop(void *state)
     ek__timeout *s = state;
     ek_future_drop(s->inner);
     ek__timer_cancel(s->time, &s->timer);
+    ek__rt_unref(s->rt);
 }
 
 int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out)
@@ -117,6 +120,7 @@ int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out)
         return rc;
     }
     s->rt = rt;
+    ek__rt_ref(rt); /* rt was checked */
     s->time = ek__rt_time(rt);
     s->inner = inner;
     ek__timer_init(&s->timer, ek__time_deadline_after(s->time, ms));
@@ -173,6 +177,7 @@ int ek_interval_new(ek_runtime *rt, uint64_t period_ms, int missed_tick_policy, 
     iv->tag = EK__TAG_INTERVAL;
     iv->policy = missed_tick_policy;
     iv->rt = rt;
+    ek__rt_ref(rt); /* rt was checked */
     iv->time = ek__rt_time(rt);
     iv->period = period_ms;
     /* The first tick is due at once. */
@@ -199,5 +204,7 @@ void ek_interval_free(ek_interval *iv)
     if (!EK__CHECK_TAG(iv, EK__TAG_INTERVAL)) return;
     ek__timer_cancel(iv->time, &iv->timer);
     iv->tag = EK__TAG_DEAD;
+    ek_runtime *rt = iv->rt;
     ek__free(iv);
+    ek__rt_unref(rt);
 }

@@ -307,6 +307,9 @@ static int timer_refresh_waker(ek__time *t, ek__timer *tm, ek_cx *cx)
 
 int ek__timer_poll(ek__time *t, ek_runtime *rt, ek__timer *tm, ek_cx *cx)
 {
+    /* After shutdown a timer answers EK_ECLOSED (its owner holds rt alive). */
+    int rc = ek__rt_check(rt);
+    if (EK__UNLIKELY(rc != EK_OK)) return rc;
     int state = atomic_load_explicit(&tm->state, memory_order_acquire);
     if (state == EK__TIMER_FIRED) return EK_OK;
     if (ek__time_now(t) >= tm->deadline) {
