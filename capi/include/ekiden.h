@@ -277,7 +277,9 @@ EK_EXTERN int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *s
  * ek_join_wait for this runtime. This is how single-threaded interpreters (Lua,
  * Python) run their tasks. Same ownership and errors as ek_spawn, plus
  * EK_EWRONGTHREAD from a blocking-pool thread or a thread of another runtime
- * (drop(state) has run).
+ * (drop(state) has run). Shutdown included: see ek_runtime_shutdown for when
+ * the local tasks of a thread are dropped (always on that thread); after
+ * shutdown this call drops them first, then returns EK_ECLOSED.
  */
 EK_EXTERN int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
                              ek_drop_fn out_drop, ek_join **join);
@@ -321,6 +323,10 @@ EK_EXTERN void ek_join_detach(ek_join *j);
  * threads: from a worker or blocking-pool thread it returns EK_EDEADLK at once.
  * While it waits, local tasks pinned to this thread run (and a current-thread
  * runtime is driven by this thread if no other thread drives it).
+ * After shutdown (or ek_runtime_free) it still gives the task's result: a
+ * blocking job that outlived the shutdown timeout is waited for; a local task
+ * of this thread is dropped here first (EK_ECANCELED); a local task of another
+ * thread that has not been dropped yet gives EK_ECLOSED.
  */
 EK_EXTERN int ek_join_wait(ek_join *j, void **out);
 
@@ -392,15 +398,31 @@ EK_EXTERN int ek_runtime_new(const ek_builder *b, ek_runtime **out);
 /*
  * Shut down: stop accepting spawns (they return EK_ECLOSED), cancel (drop)
  * every task, wait for workers and for blocking jobs that already run, up to
- * timeout_ms for the blocking pool (UINT64_MAX: no limit; workers always stop
- * promptly), release the driver. Idempotent. Not from a runtime thread (returns
- * EK_EDEADLK). Errors: EK_EINVAL, EK_EDEADLK, EK_ETIMEDOUT (blocking jobs still
- * running; their threads are left detached and finish on their own).
+ * timeout_ms for the blocking pool (UINT64_MAX, or any timeout too long to
+ * represent: no limit; workers always stop promptly). Idempotent. Not from a
+ * runtime thread (returns EK_EDEADLK).
+ * Local tasks are dropped on their own thread, never on the caller's (unless
+ * they are the caller's): a worker drops those pinned to it before it exits, a
+ * thread inside ek_block_on or ek_join_wait as it returns, the caller its own;
+ * any other thread at its next ek_block_on, ek_join_wait or ek_spawn_local for
+ * this runtime (which then return EK_ECLOSED, or the join's result).
+ * Resources (sockets, timers, intervals, join handles) stay valid handles:
+ * their operations return EK_ECLOSED and their free functions stay safe.
+ * Errors: EK_EINVAL, EK_EDEADLK, EK_ETIMEDOUT (blocking jobs still running;
+ * their threads finish on their own, and ek_join_wait still gives their real
+ * results).
  */
 EK_EXTERN int ek_runtime_shutdown(ek_runtime *rt, uint64_t timeout_ms);
-/* Free the runtime (shuts it down first if needed, waiting without limit).
- * Join handles must have been detached before. NULL is ignored. Not from a
- * runtime thread. */
+/*
+ * Free the runtime: shut it down if needed (waiting for running blocking jobs
+ * without limit) and release the caller's handle; rt must not be used again.
+ * Sockets, timers, intervals, futures and join handles made on it may be freed
+ * before or after, in any order, from any thread: each holds a reference on the
+ * runtime's internal state (driver, clock, queues), whose memory goes with the
+ * last of them. Until then their operations return EK_ECLOSED. A second call is
+ * ignored while something still holds the runtime. NULL is ignored. Not from a
+ * runtime thread (ignored there).
+ */
 EK_EXTERN void ek_runtime_free(ek_runtime *rt);
 /*
  * Drive `f` on the calling thread until it completes, while workers run the other

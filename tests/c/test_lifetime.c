@@ -107,7 +107,7 @@ static void *make(ek_runtime *rt, int kind)
     }
     case K_UNIX_LISTENER:
         unix_path(path, sizeof path);
-        assert_int_equal(ek_unix_listener_bind(rt, path, 0, (ek_unix_listener **)&h), EK_OK);
+        assert_int_equal(ek_unix_bind(rt, path, 0, (ek_unix_listener **)&h), EK_OK);
         break;
     case K_UNIX_STREAM: {
         ek_unix_stream *a, *b;
