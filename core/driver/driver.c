@@ -111,7 +111,7 @@ _Noreturn static void backend_failed(int rc)
 void ek__driver_turn(ek__driver *d, int timeout_ms)
 {
     free_released(d);
-    d->tick = (d->tick + 1) & 0x7fffu;
+    d->tick = (d->tick + 1) & EK__IO_TICK_MASK;
     int n = ek__backend_poll(d->be, d->events, EK__DRIVER_EVENTS, timeout_for(d, timeout_ms));
     if (n < 0) backend_failed(n);
     uint64_t io = 0;

@@ -18,7 +18,7 @@ struct ek__driver {
     ek__backend *be;
     ek__mutex turn_lock; /* held by the thread turning the driver */
     ek__time *time;
-    uint32_t tick;               /* turn counter, written under turn_lock */
+    uint64_t tick;               /* turn counter (EK__IO_TICK_MASK bits), under turn_lock */
     atomic_bool signalled;       /* a wake-up is pending on the backend */
     atomic_bool closed;          /* the runtime shut down: I/O ops get EK_ECLOSED */
     ek__mutex release_lock;      /* guards release_list */
@@ -44,7 +44,7 @@ void ek__driver_unpark(ek__driver *d);
 void ek__driver_close(ek__driver *d);
 
 /* io.c: deliver one readiness event (turn lock held). */
-void ek__io_dispatch(struct ek__io *io, uint32_t ready, uint32_t tick);
+void ek__io_dispatch(struct ek__io *io, uint32_t ready, uint64_t tick);
 /* io.c: free a released resource. */
 void ek__io_free_released(struct ek__io *io);
 

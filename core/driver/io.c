@@ -6,25 +6,48 @@
  * the word AFTER. Either the task sees the new readiness, or the driver finds
  * the waker. Clearing uses the tick so that an edge that arrived after the op
  * observed readiness (and before it hit EAGAIN) is not erased.
+ * tests/model/readiness.pml checks this protocol exhaustively with spin, and
+ * test_driver injects a dispatch at each of the two windows (ek__io_test_hook).
+ *
+ * Why the tick is 47 bits wide. The clear compares the tick the op observed
+ * with the word's: equal means "no event since". It would be fooled if the
+ * driver turned exactly a multiple of 2^bits times between the op's readiness
+ * load and its clear, the last dispatch for this resource landing on the same
+ * tick value: the clear would then erase a newer event (a lost wake-up). With
+ * 15 bits (Tokio's) that is 32,768 turns, which a thread preempted for some
+ * tens of milliseconds on a busy machine can sleep through. At 47 bits the
+ * driver would have to turn 1.4e14 times, at least one epoll_wait each (over
+ * 100 ns): more than 160 days for one thread between two adjacent statements,
+ * which no scheduler does. A 64-bit word costs the same CAS on every 64-bit
+ * target.
  */
 #include "io.h"
 #include "driver.h"
 #include "../rt.h"
 #include "../task/task.h"
 
-#define RD_MASK    0xffffu
+#define RD_MASK    UINT64_C(0xffff)
 #define TICK_SHIFT 16
-#define TICK_MASK  0x7fffu
-#define SHUTDOWN   0x80000000u
+#define TICK_MASK  EK__IO_TICK_MASK
+#define SHUTDOWN   (UINT64_C(1) << 63)
 
 struct ek__io {
     struct ek__io *release_next; /* first field: the driver's release list */
-    _Atomic uint32_t word;
+    _Atomic uint64_t word;
     ek__mutex lock;
     ek_waker *reader, *writer;
     ek__driver *drv;
     int fd;
 };
+
+void (*_Atomic ek__io_test_hook)(ek__io *io, int point);
+
+/* Relaxed: the hook is set by a test before the resources it watches exist. */
+static void test_point(ek__io *io, int point)
+{
+    void (*hook)(ek__io *, int) = atomic_load_explicit(&ek__io_test_hook, memory_order_relaxed);
+    if (EK__UNLIKELY(hook != NULL)) hook(io, point);
+}
 
 static uint32_t dir_mask(int dir)
 {
@@ -56,11 +79,11 @@ int ek__io_new(ek_runtime *rt, int fd, ek__io **out)
     return EK_OK;
 }
 
-void ek__io_dispatch(ek__io *io, uint32_t ready, uint32_t tick)
+void ek__io_dispatch(ek__io *io, uint32_t ready, uint64_t tick)
 {
-    uint32_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
+    uint64_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
     for (;;) {
-        uint32_t next = (cur & (RD_MASK | SHUTDOWN)) | ready | ((tick & TICK_MASK) << TICK_SHIFT);
+        uint64_t next = (cur & (RD_MASK | SHUTDOWN)) | ready | ((tick & TICK_MASK) << TICK_SHIFT);
         /* release: an op that sees the bits also sees what caused them. */
         if (atomic_compare_exchange_weak_explicit(&io->word, &cur, next, memory_order_acq_rel,
                                                   memory_order_relaxed))
@@ -81,16 +104,17 @@ void ek__io_dispatch(ek__io *io, uint32_t ready, uint32_t tick)
     if (w) ek_waker_wake(w);
 }
 
-int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint32_t *tick)
+int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick)
 {
-    uint32_t mask = dir_mask(dir);
+    uint64_t mask = dir_mask(dir);
     /* Relaxed: a one-way flag; the op that misses it by a hair is one that
      * raced the shutdown, and its task is being cancelled anyway. */
     if (EK__UNLIKELY(atomic_load_explicit(&io->drv->closed, memory_order_relaxed)))
         return EK_ECLOSED;
-    uint32_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
+    uint64_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
     if (cur & SHUTDOWN) return EK_ECLOSED;
     if (!(cur & mask)) {
+        test_point(io, EK__IO_POINT_BEFORE_WAKER_STORE);
         ek__mutex_lock(&io->lock);
         ek_waker **slot = dir == EK__DIR_READ ? &io->reader : &io->writer;
         if (!*slot || !ek_waker_will_wake(*slot, cx)) {
@@ -98,22 +122,25 @@ int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint32_t 
             *slot = ek_cx_waker(cx);
             if (old) ek_waker_drop(old);
         }
+        /* The re-load: a dispatch that ran since the check above either left
+         * its readiness here or found the waker just stored. */
         cur = atomic_load_explicit(&io->word, memory_order_acquire);
         ek__mutex_unlock(&io->lock);
         if (cur & SHUTDOWN) return EK_ECLOSED;
         if (!(cur & mask)) return EK_PENDING;
     }
-    if (ready) *ready = cur & RD_MASK;
+    if (ready) *ready = (uint32_t)(cur & RD_MASK);
     if (tick) *tick = (cur >> TICK_SHIFT) & TICK_MASK;
     return EK_OK;
 }
 
-void ek__io_clear_ready(ek__io *io, uint32_t bits, uint32_t tick)
+void ek__io_clear_ready(ek__io *io, uint32_t bits, uint64_t tick)
 {
-    uint32_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
+    test_point(io, EK__IO_POINT_BEFORE_CLEAR);
+    uint64_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
     for (;;) {
         if (((cur >> TICK_SHIFT) & TICK_MASK) != tick) return; /* a newer event arrived */
-        uint32_t next = cur & ~(bits & RD_MASK);
+        uint64_t next = cur & ~(bits & RD_MASK);
         if (next == cur) return;
         if (atomic_compare_exchange_weak_explicit(&io->word, &cur, next, memory_order_relaxed,
                                                   memory_order_relaxed))
@@ -151,4 +178,9 @@ void ek__io_free_released(ek__io *io)
     if (io->writer) ek_waker_drop(io->writer);
     ek__mutex_destroy(&io->lock);
     ek__free(io);
+}
+
+uint64_t ek__io_tick(ek__io *io)
+{
+    return (atomic_load_explicit(&io->word, memory_order_acquire) >> TICK_SHIFT) & TICK_MASK;
 }

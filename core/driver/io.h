@@ -2,10 +2,11 @@
  * io.h - I/O resources registered with the reactor (DESIGN section 4).
  *
  * A resource wraps one non-blocking fd registered edge-triggered for read and
- * write at once. Its readiness word packs:
+ * write at once. Its 64-bit readiness word packs:
  *   bits 0..15  readiness (EK__READABLE ...), set by the driver, cleared by ops;
- *   bits 16..30 the driver tick of the event that last set readiness;
- *   bit 31      shutdown (the resource was released: ops get EK_ECLOSED).
+ *   bits 16..62 the driver tick of the event that last set readiness (47 bits:
+ *               io.c says why a wrap cannot erase a newer event);
+ *   bit 63      shutdown (the resource was released: ops get EK_ECLOSED).
  * An op that hits EAGAIN calls ek__io_clear_ready with the tick it observed; the
  * clear is skipped if a newer event arrived in between, so no edge is lost.
  * One reader waker and one writer waker per resource; a second task waiting in
@@ -30,6 +31,9 @@
 
 typedef struct ek__io ek__io;
 
+/* The driver's tick wraps at 47 bits (the width of the word's tick field). */
+#define EK__IO_TICK_MASK ((UINT64_C(1) << 47) - 1)
+
 /* Register fd (already non-blocking) with rt's reactor. The fd stays owned by the
  * caller. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM, -errno from epoll_ctl. */
 int ek__io_new(ek_runtime *rt, int fd, ek__io **out);
@@ -39,13 +43,27 @@ int ek__io_new(ek_runtime *rt, int fd, ek__io **out);
  * that cx's task is woken on the next event in that direction; EK_ECLOSED after
  * ek__io_shutdown. Does not spend budget (callers call ek_coop_proceed first).
  */
-int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint32_t *tick);
+int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick);
 /* Clear `bits` if no event arrived since `tick`. */
-void ek__io_clear_ready(ek__io *io, uint32_t bits, uint32_t tick);
+void ek__io_clear_ready(ek__io *io, uint32_t bits, uint64_t tick);
 /* Mark closed and wake both waiters (they see EK_ECLOSED). Idempotent. */
 void ek__io_shutdown(ek__io *io);
 /* Shut down, deregister from epoll and free once no driver turn can still refer
  * to it (deferred to the start of the next turn). Close the fd after this. */
 void ek__io_release(ek__io *io);
+
+/*
+ * Test only: when set, called at the two windows of the lost-wake-up protocol,
+ * so that a deterministic test can run a driver dispatch (ek__io_dispatch)
+ * exactly there: BEFORE_WAKER_STORE in ek__io_poll_ready, after the readiness
+ * check found nothing and before the waker is stored; BEFORE_CLEAR at the start
+ * of ek__io_clear_ready, after the op hit EAGAIN and before readiness is
+ * cleared. NULL (the default) costs one relaxed load and a branch.
+ */
+#define EK__IO_POINT_BEFORE_WAKER_STORE 1
+#define EK__IO_POINT_BEFORE_CLEAR       2
+extern void (*_Atomic ek__io_test_hook)(ek__io *io, int point);
+/* Test only: the driver's tick of the event that last set io's readiness. */
+uint64_t ek__io_tick(ek__io *io);
 
 #endif

@@ -147,7 +147,8 @@ static int ek__sock_poll_io(ek__sock *s, ek_cx *cx, int dir, ek__sock_op op, voi
     uint32_t stale = dir == EK__DIR_READ ? EK__STALE_ON_READ : EK__STALE_ON_WRITE;
     for (int tries = 0;; tries++) {
         if (tries == EK__MAX_RETRIES) return ek_yield_now(cx);
-        uint32_t ready, tick;
+        uint32_t ready;
+        uint64_t tick;
         int rc = ek__io_poll_ready(s->io, cx, dir, &ready, &tick);
         if (rc != EK_OK) return rc;
         rc = op(s, arg);
@@ -431,7 +432,8 @@ static int ek__connect_poll(void *state, ek_cx *cx, void **out)
         if (rc == EK_OK) goto connected;
     }
     for (;;) {
-        uint32_t ready, tick;
+        uint32_t ready;
+        uint64_t tick;
         int rc = ek__io_poll_ready(c->sock->io, cx, EK__DIR_WRITE, &ready, &tick);
         if (rc != EK_OK) return rc;
         int err = 0;

@@ -5,6 +5,9 @@
 #include "support.h"
 
 #include "driver/backend.h"
+#include "driver/driver.h"
+#include "driver/io.h"
+#include "net/sock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -98,12 +101,142 @@ static void test_driver_aborts_with_the_reason_when_the_backend_poll_fails(void 
     assert_non_null(strstr(msg, "epoll backend poll failed: bad file descriptor"));
 }
 
+/* ---- the two windows of the lost-wake-up protocol (io.c) ----
+ *
+ * A current-thread runtime and a Unix stream pair: the task reads `a`, the test
+ * hook plays the driver. At the chosen window it writes one byte into the pair
+ * (so the kernel has data) and delivers that byte's readiness edge with
+ * ek__io_dispatch, exactly as a driver turn on another thread could at that
+ * moment. The read must then complete in the same poll: a lost edge would leave
+ * it EK_PENDING with nothing left to wake it (the test records the first poll's
+ * status instead of waiting, so a lost wake-up fails instead of hanging). */
+
+static struct {
+    ek__io *io;  /* the resource watched */
+    int point;   /* the window to act at */
+    int peer_fd; /* where the byte is written */
+    int fired;   /* times the hook acted */
+} race;
+
+static void race_hook(ek__io *io, int point)
+{
+    if (io != race.io || point != race.point || race.fired++ > 0) return;
+    assert_int_equal(write(race.peer_fd, "x", 1), 1);
+    ek__io_dispatch(io, EK__READABLE, (ek__io_tick(io) + 1) & EK__IO_TICK_MASK);
+}
+
+typedef struct {
+    ek_unix_stream *s;
+    int rc;
+    size_t n;
+} read_once;
+
+static int read_once_poll(void *state, ek_cx *cx, void **out)
+{
+    read_once *r = state;
+    char b;
+    r->rc = ek_unix_read(r->s, cx, &b, 1, &r->n);
+    *out = NULL;
+    return EK_OK;
+}
+
+static int race_read(ek_runtime *rt, ek_unix_stream *s)
+{
+    read_once r = {s, 99, 0};
+    int rc = ekt_block_on_fn(rt, read_once_poll, &r, NULL);
+    atomic_store(&ek__io_test_hook, NULL);
+    assert_int_equal(rc, EK_OK);
+    if (r.rc == EK_OK) assert_int_equal(r.n, 1);
+    return r.rc;
+}
+
+static ek_runtime *current_thread_rt(void)
+{
+    return ekt_rt(EK_FLAVOR_CURRENT_THREAD, 0);
+}
+
+/* Caught by dropping the re-load of the word after the waker is stored. */
+static void test_dispatch_between_readiness_check_and_waker_store_is_not_lost(void **state)
+{
+    (void)state;
+    ek_runtime *rt = current_thread_rt();
+    ek_unix_stream *a, *b;
+    assert_int_equal(ek_unix_pair(rt, &a, &b), EK_OK);
+    race.io = ((ek__sock *)a)->io;
+    race.point = EK__IO_POINT_BEFORE_WAKER_STORE;
+    race.peer_fd = ((ek__sock *)b)->fd;
+    race.fired = 0;
+    atomic_store(&ek__io_test_hook, race_hook);
+    assert_int_equal(race_read(rt, a), EK_OK);
+    assert_int_equal(race.fired, 1);
+    ek_unix_free(a);
+    ek_unix_free(b);
+    ekt_rt_free_checked(rt);
+}
+
+/* Caught by dropping the tick check in ek__io_clear_ready. */
+static void test_dispatch_between_eagain_and_clear_is_not_erased(void **state)
+{
+    (void)state;
+    ek_runtime *rt = current_thread_rt();
+    ek_unix_stream *a, *b;
+    assert_int_equal(ek_unix_pair(rt, &a, &b), EK_OK);
+    ek__io *io = ((ek__sock *)a)->io;
+    /* A stale READABLE (no data behind it): the read tries recv, gets EAGAIN,
+     * and clears with the tick it saw, unless a newer event came meanwhile. */
+    ek__io_dispatch(io, EK__READABLE, 5);
+    race.io = io;
+    race.point = EK__IO_POINT_BEFORE_CLEAR;
+    race.peer_fd = ((ek__sock *)b)->fd;
+    race.fired = 0;
+    atomic_store(&ek__io_test_hook, race_hook);
+    assert_int_equal(race_read(rt, a), EK_OK);
+    assert_int_equal(race.fired, 1);
+    ek_unix_free(a);
+    ek_unix_free(b);
+    ekt_rt_free_checked(rt);
+}
+
+/* 32,768 turns after the tick an op observed (a whole wrap of a 15-bit tick),
+ * a new event must still count as newer. */
+static void test_an_event_a_15_bit_wrap_later_is_not_erased(void **state)
+{
+    (void)state;
+    ek_runtime *rt = current_thread_rt();
+    ek_unix_stream *a, *b;
+    assert_int_equal(ek_unix_pair(rt, &a, &b), EK_OK);
+    ek__io *io = ((ek__sock *)a)->io;
+    uint32_t ready = 0;
+    uint64_t tick = 0;
+    ek__io_dispatch(io, EK__READABLE, 7);
+    assert_int_equal(ek__io_poll_ready(io, NULL, EK__DIR_READ, &ready, &tick), EK_OK);
+    assert_int_equal(tick, 7);
+    ek__io_dispatch(io, EK__READABLE, 7 + 32768);
+    ek__io_clear_ready(io, EK__READABLE, tick);
+    assert_int_equal(ek__io_poll_ready(io, NULL, EK__DIR_READ, &ready, &tick), EK_OK);
+    assert_true(ready & EK__READABLE);
+    assert_int_equal(tick, 7 + 32768);
+    /* The tick itself wraps at its 47 bits, as the driver's counter does. */
+    ek__io_dispatch(io, EK__READABLE, EK__IO_TICK_MASK + 3);
+    assert_int_equal(ek__io_tick(io), 2);
+    ek__io_clear_ready(io, EK__READABLE, 2); /* the same tick: cleared */
+    ek__io_dispatch(io, EK__WRITABLE, 2);    /* (to look at the bits through poll_ready) */
+    assert_int_equal(ek__io_poll_ready(io, NULL, EK__DIR_WRITE, &ready, &tick), EK_OK);
+    assert_int_equal(ready & (EK__READABLE | EK__WRITABLE), EK__WRITABLE);
+    ek_unix_free(a);
+    ek_unix_free(b);
+    ekt_rt_free_checked(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
         T(test_backend_poll_reports_failure_as_negative_errno),
         T(test_driver_aborts_with_the_reason_when_the_backend_poll_fails),
+        T(test_dispatch_between_readiness_check_and_waker_store_is_not_lost),
+        T(test_dispatch_between_eagain_and_clear_is_not_erased),
+        T(test_an_event_a_15_bit_wrap_later_is_not_erased),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
