@@ -5,6 +5,9 @@
 #   format  every C file is clang-formatted (scripts/check-format.sh)
 #   readme  README.md shows examples/echo.c as it is (scripts/check-readme.sh)
 #   header  ekiden.h compiles alone as C11 and C++17 (scripts/check-header.sh)
+#   layers  no #include cycle between the folders of core/ (scripts/check-layers.py)
+#   model   the reactor's readiness protocol, checked exhaustively by spin
+#           (tests/model/run.sh: the protocol holds, each mutation is caught)
 #   plain   build in $BUILD, run ctest (unit tests, ABI test, exports, install test)
 #   asan    build in $BUILD-asan with ASan+UBSan, run ctest; a leak is a failure
 #   tsan    build in $BUILD-tsan with TSan, run ctest
@@ -23,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format readme header plain asan tsan echo lua python}
+STAGES=${STAGES:-format readme header layers model plain asan tsan echo lua python}
 export JOBS
 
 passed=0
@@ -95,6 +98,14 @@ for stage in $STAGES; do
   header)
     banner "public header alone (C11, C++17)"
     check "header alone" scripts/check-header.sh
+    ;;
+  layers)
+    banner "no #include cycle between the folders of core/"
+    check "include layers" scripts/check-layers.py
+    ;;
+  model)
+    banner "readiness protocol model (spin)"
+    check "readiness model" tests/model/run.sh
     ;;
   plain)
     variant plain "$BUILD" ""
