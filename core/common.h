@@ -100,6 +100,37 @@ static inline bool ek__list_linked(const ek__list *n)
     return n->next != n;
 }
 
+/* Move every node of src to the back of dst, in order; src is left empty. O(1). */
+static inline void ek__list_splice(ek__list *dst, ek__list *src)
+{
+    if (ek__list_empty(src)) return;
+    ek__list *first = src->next, *last = src->prev;
+    first->prev = dst->prev;
+    dst->prev->next = first;
+    last->next = dst;
+    dst->prev = last;
+    ek__list_init(src);
+}
+
+/* ---- reference counts of shared objects (one per handle or waiter object) ---- */
+typedef atomic_size_t ek__refcount;
+static inline void ek__ref_init(ek__refcount *r)
+{
+    atomic_init(r, 1);
+}
+/* Take another reference. Relaxed: the caller holds one already, so nothing can
+ * free the object meanwhile, and no data is published by counting. */
+static inline void ek__ref_get(ek__refcount *r)
+{
+    atomic_fetch_add_explicit(r, 1, memory_order_relaxed);
+}
+/* Drop a reference; true if it was the last (the caller then frees). acq_rel:
+ * every holder's writes happen before the last dropper's free. */
+static inline bool ek__ref_put(ek__refcount *r)
+{
+    return atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) == 1;
+}
+
 /* ---- locks ---- */
 typedef pthread_mutex_t ek__mutex;
 typedef pthread_cond_t ek__cond;

@@ -9,7 +9,7 @@
 
 struct ek_mutex {
     uint32_t tag;
-    atomic_size_t refs; /* handles + guards */
+    ek__refcount refs; /* handles + guards */
     ek__sem sem;
     void *value;
     ek_drop_fn drop;
@@ -40,7 +40,7 @@ int ek_mutex_new(void *value, ek_drop_fn drop, ek_mutex **out)
         return EK_ENOMEM;
     }
     m->tag = EK__TAG_MUTEX;
-    atomic_init(&m->refs, 1);
+    ek__ref_init(&m->refs);
     m->value = value;
     m->drop = drop;
     *out = m;
@@ -50,8 +50,7 @@ int ek_mutex_new(void *value, ek_drop_fn drop, ek_mutex **out)
 /* A new reference; the caller holds one already. */
 static ek_mutex *mutex_ref(ek_mutex *m)
 {
-    /* relaxed: the caller holds a reference already. */
-    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    ek__ref_get(&m->refs);
     return m;
 }
 
@@ -65,8 +64,7 @@ int ek_mutex_clone(ek_mutex *m, ek_mutex **out)
 void ek_mutex_drop(ek_mutex *m)
 {
     if (!EK__CHECK_TAG(m, EK__TAG_MUTEX)) return;
-    /* acq_rel: the last dropper sees the last holder's writes to the value. */
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
+    if (!ek__ref_put(&m->refs)) return;
     m->tag = EK__TAG_DEAD;
     ek__sem_destroy(&m->sem);
     if (m->drop != NULL) m->drop(m->value);

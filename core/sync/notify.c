@@ -15,7 +15,7 @@ enum { N_IDLE, N_QUEUED, N_NOTIFIED_ONE, N_NOTIFIED_ALL, N_DONE };
 
 struct ek_notify {
     uint32_t tag;
-    atomic_size_t refs; /* handles + waiters */
+    ek__refcount refs; /* handles + waiters */
     ek__mutex lock;
     ek__list waiters; /* FIFO of ek_notified.w.node */
     uint64_t gen;     /* ek_notify_waiters calls */
@@ -40,7 +40,7 @@ int ek_notify_new(ek_notify **out)
         return EK_ENOMEM;
     }
     n->tag = EK__TAG_NOTIFY;
-    atomic_init(&n->refs, 1);
+    ek__ref_init(&n->refs);
     ek__list_init(&n->waiters);
     n->gen = 0;
     n->permit = false;
@@ -51,8 +51,7 @@ int ek_notify_new(ek_notify **out)
 /* A new reference; the caller holds one already. */
 static ek_notify *notify_ref(ek_notify *n)
 {
-    /* relaxed: the caller holds a reference already. */
-    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+    ek__ref_get(&n->refs);
     return n;
 }
 
@@ -66,8 +65,7 @@ int ek_notify_clone(ek_notify *n, ek_notify **out)
 void ek_notify_drop(ek_notify *n)
 {
     if (!EK__CHECK_TAG(n, EK__TAG_NOTIFY)) return;
-    /* acq_rel: the last dropper must see all other holders' writes. */
-    if (atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) != 1) return;
+    if (!ek__ref_put(&n->refs)) return;
     EK__ASSERT(ek__list_empty(&n->waiters));
     n->tag = EK__TAG_DEAD;
     ek__mutex_destroy(&n->lock);

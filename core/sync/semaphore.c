@@ -55,17 +55,8 @@ int ek__sem_try_acquire(ek__sem *s, size_t n)
  */
 static void release_locked(ek__sem *s, size_t n, ek__wake_list *wl)
 {
-    while (n > 0 && !ek__list_empty(&s->waiters)) {
-        ek__waiter *w = EK__CONTAINER_OF(s->waiters.next, ek__waiter, node);
-        size_t take = n < w->need ? n : w->need;
-        w->need -= take;
-        n -= take;
-        if (w->need > 0) return; /* n is 0: the front keeps its partial share */
-        ek__list_remove(&w->node);
-        w->state = EK__W_READY;
-        ek__waiter_wake(w, wl);
-    }
-    if (!ek__list_empty(&s->waiters)) return;
+    n = ek__permit_queue_assign(&s->waiters, n, wl);
+    if (!ek__list_empty(&s->waiters)) return; /* n is 0: the front keeps its share */
     size_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     size_t nst;
     do {
@@ -96,28 +87,17 @@ static bool acquire_locked(ek__sem *s, ek__waiter *w, size_t n)
             }
         }
     }
-    w->want = n;
-    w->need = n - part;
-    w->state = EK__W_QUEUED;
+    ek__permit_queue_push(&s->waiters, w, n, part);
     w->armed = true;
-    ek__list_push_back(&s->waiters, &w->node);
     return false;
 }
 
 /* Unlink a queued waiter or undo a hand-off (lock held); returns the permits
  * that were assigned to it, which the caller gives back. */
-static size_t unassign_locked(ek__sem *s, ek__waiter *w)
+static size_t unassign_locked(ek__waiter *w)
 {
-    size_t back = 0;
-    if (w->state == EK__W_QUEUED) {
-        ek__list_remove(&w->node);
-        back = w->want - w->need;
-    } else if (w->state == EK__W_READY) {
-        back = w->want;
-    }
-    w->state = EK__W_IDLE;
     w->armed = false;
-    return back;
+    return ek__permit_queue_unassign(w);
 }
 
 int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, size_t n)
@@ -162,7 +142,7 @@ int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *
         if (rc == EK_OK)
             rc = EK_PENDING;
         else
-            release_locked(s, unassign_locked(s, w), &wl);
+            release_locked(s, unassign_locked(w), &wl);
     }
     ek__mutex_unlock(&s->lock);
     ek_waker_drop(old);
@@ -212,7 +192,7 @@ void ek__sem_cancel(ek__sem *s, ek__waiter *w)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek__mutex_lock(&s->lock);
-    release_locked(s, unassign_locked(s, w), &wl);
+    release_locked(s, unassign_locked(w), &wl);
     ek__mutex_unlock(&s->lock);
     ek__wake_list_wake(&wl);
 }
@@ -222,14 +202,7 @@ void ek__sem_close(ek__sem *s)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek__mutex_lock(&s->lock);
-    size_t back = 0;
-    ek__list *node;
-    while ((node = ek__list_pop_front(&s->waiters)) != NULL) {
-        ek__waiter *w = EK__CONTAINER_OF(node, ek__waiter, node);
-        back += w->want - w->need;
-        w->state = EK__W_CLOSED;
-        ek__waiter_wake(w, &wl);
-    }
+    size_t back = ek__permit_queue_close(&s->waiters, &wl);
     size_t st = atomic_load_explicit(&s->state, memory_order_relaxed), nst;
     do {
         nst = ((sem_avail(st) + back) << SEM_SHIFT) | SEM_CLOSED;
@@ -253,7 +226,7 @@ bool ek__sem_is_closed(ek__sem *s)
 
 struct ek_semaphore {
     uint32_t tag;
-    atomic_size_t refs; /* handles + permit objects */
+    ek__refcount refs; /* handles + permit objects */
     ek__sem sem;
 };
 
@@ -274,7 +247,7 @@ int ek_semaphore_new(size_t permits, ek_semaphore **out)
         return EK_ENOMEM;
     }
     s->tag = EK__TAG_SEMAPHORE;
-    atomic_init(&s->refs, 1);
+    ek__ref_init(&s->refs);
     *out = s;
     return EK_OK;
 }
@@ -282,8 +255,7 @@ int ek_semaphore_new(size_t permits, ek_semaphore **out)
 /* A new reference; the caller holds one already. */
 static ek_semaphore *semaphore_ref(ek_semaphore *s)
 {
-    /* relaxed: the caller already holds a reference, so nothing can free s. */
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    ek__ref_get(&s->refs);
     return s;
 }
 
@@ -297,8 +269,7 @@ int ek_semaphore_clone(ek_semaphore *s, ek_semaphore **out)
 void ek_semaphore_drop(ek_semaphore *s)
 {
     if (!EK__CHECK_TAG(s, EK__TAG_SEMAPHORE)) return;
-    /* acq_rel: the last dropper sees every other holder's writes before freeing. */
-    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    if (!ek__ref_put(&s->refs)) return;
     s->tag = EK__TAG_DEAD;
     ek__sem_destroy(&s->sem);
     ek__free(s);

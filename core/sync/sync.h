@@ -139,7 +139,26 @@ void ek__waiters_wake_all(ek__list *waiters, int state, ek__wake_list *wl);
 typedef int (*ek__sync_attempt_fn)(void *arg, ek__sync_parker *pk);
 int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg);
 
-/* ---- fair permit queue (the caller holds the object's lock) ---- */
+/* ---- the fair permit queue (the caller holds the object's lock) ----
+ *
+ * A FIFO of waiters to which permits are assigned in order; only the front one
+ * may hold a partial assignment (it collects them a few at a time, as Tokio's
+ * batch semaphore). ek__permits (below) and ek__sem keep their waiters in one;
+ * these four functions are all that touches it. */
+/* Queue w at the back for n permits, `part` of which are assigned already. */
+void ek__permit_queue_push(ek__list *q, ek__waiter *w, size_t n, size_t part);
+/* Assign n permits to the waiters in order; each one served in full becomes
+ * EK__W_READY, leaves the queue and is woken through wl. Returns the permits
+ * left over (0 unless the queue ran empty). */
+size_t ek__permit_queue_assign(ek__list *q, size_t n, ek__wake_list *wl);
+/* Take w out of the queue (QUEUED) or undo its hand-off (READY); returns the
+ * permits that were assigned to it, for the caller to give back. w is IDLE. */
+size_t ek__permit_queue_unassign(ek__waiter *w);
+/* Every queued waiter becomes EK__W_CLOSED and is woken; returns the permits
+ * that were assigned to them. */
+size_t ek__permit_queue_close(ek__list *q, ek__wake_list *wl);
+
+/* A permit count with its queue: mpsc's slots. */
 typedef struct ek__permits {
     size_t avail;     /* permits not assigned to anyone */
     ek__list waiters; /* FIFO; only the front one may hold a partial assignment */
@@ -198,17 +217,5 @@ void ek__sem_cancel(ek__sem *s, ek__waiter *w);
 void ek__sem_close(ek__sem *s);
 size_t ek__sem_available(ek__sem *s);
 bool ek__sem_is_closed(ek__sem *s);
-
-/* ---- list splice: move every node of src to the back of dst ---- */
-static inline void ek__list_splice(ek__list *dst, ek__list *src)
-{
-    if (ek__list_empty(src)) return;
-    ek__list *first = src->next, *last = src->prev;
-    first->prev = dst->prev;
-    dst->prev->next = first;
-    last->next = dst;
-    dst->prev = last;
-    ek__list_init(src);
-}
 
 #endif

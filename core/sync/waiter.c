@@ -139,6 +139,57 @@ int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn a
     return rc;
 }
 
+/* ---- the fair permit queue ---- */
+
+void ek__permit_queue_push(ek__list *q, ek__waiter *w, size_t n, size_t part)
+{
+    w->want = n;
+    w->need = n - part;
+    w->state = EK__W_QUEUED;
+    ek__list_push_back(q, &w->node);
+}
+
+size_t ek__permit_queue_assign(ek__list *q, size_t n, ek__wake_list *wl)
+{
+    while (n > 0 && !ek__list_empty(q)) {
+        ek__waiter *w = EK__CONTAINER_OF(q->next, ek__waiter, node);
+        size_t take = n < w->need ? n : w->need;
+        w->need -= take;
+        n -= take;
+        if (w->need > 0) break; /* n is 0 now: the front keeps its partial share */
+        ek__list_remove(&w->node);
+        w->state = EK__W_READY;
+        ek__waiter_wake(w, wl);
+    }
+    return n;
+}
+
+size_t ek__permit_queue_unassign(ek__waiter *w)
+{
+    size_t back = 0;
+    if (w->state == EK__W_QUEUED) {
+        ek__list_remove(&w->node);
+        back = w->want - w->need;
+    } else if (w->state == EK__W_READY) {
+        back = w->want;
+    }
+    w->state = EK__W_IDLE;
+    return back;
+}
+
+size_t ek__permit_queue_close(ek__list *q, ek__wake_list *wl)
+{
+    size_t back = 0;
+    ek__list *n;
+    while ((n = ek__list_pop_front(q)) != NULL) {
+        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
+        back += w->want - w->need;
+        w->state = EK__W_CLOSED;
+        ek__waiter_wake(w, wl);
+    }
+    return back;
+}
+
 void ek__permits_init(ek__permits *p, size_t avail)
 {
     p->avail = avail;
@@ -160,50 +211,22 @@ bool ek__permits_acquire(ek__permits *p, ek__waiter *w, size_t n)
      * free now is ours already: a large request then only waits for the rest. */
     size_t part = ek__list_empty(&p->waiters) ? p->avail : 0;
     p->avail -= part;
-    w->want = n;
-    w->need = n - part;
-    w->state = EK__W_QUEUED;
-    ek__list_push_back(&p->waiters, &w->node);
+    ek__permit_queue_push(&p->waiters, w, n, part);
     return false;
 }
 
 void ek__permits_release(ek__permits *p, size_t n, ek__wake_list *wl)
 {
-    while (n > 0 && !ek__list_empty(&p->waiters)) {
-        ek__waiter *w = EK__CONTAINER_OF(p->waiters.next, ek__waiter, node);
-        size_t take = n < w->need ? n : w->need;
-        w->need -= take;
-        n -= take;
-        if (w->need > 0) break; /* n is 0 now: the front keeps its partial share */
-        ek__list_remove(&w->node);
-        w->state = EK__W_READY;
-        ek__waiter_wake(w, wl);
-    }
-    p->avail += n;
+    p->avail += ek__permit_queue_assign(&p->waiters, n, wl);
 }
 
 void ek__permits_cancel(ek__permits *p, ek__waiter *w, ek__wake_list *wl)
 {
-    if (w->state == EK__W_QUEUED) {
-        ek__list_remove(&w->node);
-        w->state = EK__W_IDLE;
-        ek__permits_release(p, w->want - w->need, wl);
-    } else if (w->state == EK__W_READY) {
-        w->state = EK__W_IDLE;
-        ek__permits_release(p, w->want, wl);
-    } else {
-        w->state = EK__W_IDLE;
-    }
+    ek__permits_release(p, ek__permit_queue_unassign(w), wl);
 }
 
 void ek__permits_close(ek__permits *p, ek__wake_list *wl)
 {
     p->closed = true;
-    ek__list *n;
-    while ((n = ek__list_pop_front(&p->waiters)) != NULL) {
-        ek__waiter *w = EK__CONTAINER_OF(n, ek__waiter, node);
-        p->avail += w->want - w->need;
-        w->state = EK__W_CLOSED;
-        ek__waiter_wake(w, wl);
-    }
+    p->avail += ek__permit_queue_close(&p->waiters, wl);
 }

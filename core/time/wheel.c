@@ -172,15 +172,11 @@ uint64_t ek__wheel_next_expiration(const ek__wheel *w)
 static void cascade(ek__wheel *w, unsigned level, unsigned slot)
 {
     ek__wheel_level *lv = &w->levels[level];
+    /* Take the slot's whole list first, so re-filing into this very slot (far
+     * deadlines at the top level) does not loop. */
     ek__list taken;
-    ek__list *head = &lv->slots[slot];
-    /* Splice the slot's list onto `taken`, so re-filing into this very slot
-     * (far deadlines at the top level) does not loop. */
-    taken.next = head->next;
-    taken.prev = head->prev;
-    taken.next->prev = &taken;
-    taken.prev->next = &taken;
-    ek__list_init(head);
+    ek__list_init(&taken);
+    ek__list_splice(&taken, &lv->slots[slot]);
     lv->occupied &= ~(UINT64_C(1) << slot);
 
     ek__list *n;
