@@ -204,7 +204,10 @@ typedef struct ek_future ek_future;
  * result, owned by whoever awaits it), EK_PENDING (not done: the poll has arranged
  * for the task to be woken, by an operation that took `cx` or through a waker
  * cloned from it), or a negative error (done, failed; *out is ignored).
- * After EK_OK or an error the future is not polled again.
+ * After EK_OK or an error the future is not polled again. Any other positive
+ * value is a bug in the poll function and counts as EK_EINVAL (done, failed,
+ * *out ignored): a task completes with it, ek_future_poll and ek_block_on
+ * return it.
  */
 typedef int (*ek_poll_fn)(void *state, ek_cx *cx, void **out);
 /* Releases a future's state. Also what cancellation runs. Called exactly once. */
@@ -259,7 +262,8 @@ EK_EXTERN int ek_yield_now(ek_cx *cx);
  * thread calling ek_runtime_shutdown).
  * `out_drop` (may be NULL) releases the task's result when nobody takes it: the
  * join handle was detached (or NULL) before the result was awaited.
- * `join` (may be NULL: detached) receives the join handle.
+ * `join` (may be NULL: detached) receives the join handle; when spawning fails
+ * it receives NULL (as for every spawn function below).
  * Any thread. Consumes state: if spawning fails, drop(state) has run before this
  * returns (the one exception to libuv's rule, so that nothing leaks).
  * Errors: EK_EINVAL (NULL rt/poll/drop, wrong handle), EK_ECLOSED (runtime shut
@@ -319,8 +323,11 @@ EK_EXTERN int ek_join_is_finished(ek_join *j);
 EK_EXTERN void ek_join_detach(ek_join *j);
 /*
  * Block the calling thread until the task finishes; same results as
- * ek_join_poll. Does not release the handle. Only outside the runtime's own
- * threads: from a worker or blocking-pool thread it returns EK_EDEADLK at once.
+ * ek_join_poll. `out` may be NULL: the result is then released through the
+ * task's out_drop (if any), as for a detached task. Does not release the handle.
+ * Only outside the runtime's own threads: from a worker or blocking-pool thread,
+ * or from inside a poll run by ek_block_on (of any runtime), it returns
+ * EK_EDEADLK at once.
  * While it waits, local tasks pinned to this thread run (and a current-thread
  * runtime is driven by this thread if no other thread drives it).
  * After shutdown (or ek_runtime_free) it still gives the task's result: a

@@ -124,6 +124,7 @@ static bool poll_main(ek_runtime *rt, thread_parker *tp, ek_poll_fn poll, void *
     if (!take_woken(tp)) return false;
     ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = rt, .budget = rt->cfg.budget};
     *rc = poll(state, &cx, out);
+    if (*rc > EK_PENDING) *rc = EK_EINVAL; /* as a task's poll (task.c) */
     return *rc != EK_PENDING;
 }
 

@@ -44,6 +44,7 @@ int ek_future_poll(ek_future *f, ek_cx *cx, void **out)
     if (f->flags & EK__FUTURE_DONE) return EK_ECLOSED;
     void *dummy = NULL;
     int rc = f->poll(f->state, cx, out ? out : &dummy);
+    if (rc > EK_PENDING) rc = EK_EINVAL; /* a poll returns OK, PENDING or an error */
     if (rc != EK_PENDING) f->flags |= EK__FUTURE_DONE;
     return rc;
 }

@@ -281,6 +281,7 @@ static int spawn_check(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *s
 int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_drop_fn out_drop,
              ek_join **join)
 {
+    if (join) *join = NULL; /* what a failed spawn leaves there */
     int rc = spawn_check(rt, poll, drop, state);
     if (rc) return rc;
     return spawn_on(&rt->sched, poll, NULL, drop, state, out_drop, join, 0);
@@ -289,6 +290,7 @@ int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_d
 int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
                    ek_drop_fn out_drop, ek_join **join)
 {
+    if (join) *join = NULL; /* what a failed spawn leaves there */
     int rc = spawn_check(rt, poll, drop, state);
     /* Closed: the tasks shutdown handed back to this thread go now. */
     if (rc == EK_ECLOSED) ek__local_shutdown_if_closed(rt);
@@ -308,6 +310,7 @@ int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state
 int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
                       ek_drop_fn out_drop, ek_join **join)
 {
+    if (join) *join = NULL; /* what a failed spawn leaves there */
     int rc = ek__rt_check(rt);
     if (rc == EK_OK && !fn) rc = EK_EINVAL;
     if (rc) {
@@ -513,6 +516,7 @@ static void future_task_drop(void *state)
 
 int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop, ek_join **join)
 {
+    if (join) *join = NULL; /* what a failed spawn leaves there */
     if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return EK_EINVAL;
     return ek_spawn(rt, future_task_poll, future_task_drop, f, out_drop, join);
 }

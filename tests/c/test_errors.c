@@ -682,7 +682,7 @@ static void test_spawn_rejects_null_and_wrong_handles_and_runs_drop_once(void **
         assert_int_equal(fns[i](NULL, NULL, NULL, &s, NULL, NULL), EK_EINVAL);
         assert_int_equal(atomic_load(&ekt_drops), 3);
         assert_int_equal(atomic_load(&ekt_out_drops), 0);
-        assert_ptr_equal(j, (void *)0x1);
+        assert_null(j); /* a failed spawn leaves NULL */
     }
 
     ekt_reset_drops();
@@ -691,7 +691,7 @@ static void test_spawn_rejects_null_and_wrong_handles_and_runs_drop_once(void **
     assert_int_equal(ek_spawn_blocking(rt, NULL, ekt_count_drop, &s, NULL, &j), EK_EINVAL);
     assert_int_equal(atomic_load(&ekt_drops), 3);
     assert_int_equal(ek_spawn_blocking(NULL, NULL, NULL, &s, NULL, NULL), EK_EINVAL);
-    assert_ptr_equal(j, (void *)0x1);
+    assert_null(j); /* a failed spawn leaves NULL */
 
     /* ek_spawn_future: a bad future is refused; a good one is consumed. */
     ekt_reset_drops();
@@ -704,7 +704,7 @@ static void test_spawn_rejects_null_and_wrong_handles_and_runs_drop_once(void **
     assert_int_equal(ek_future_new(ekt_ret_state, ekt_count_drop, &s, &f), EK_OK);
     assert_int_equal(ek_spawn_future(wrong, f, NULL, &j), EK_EINVAL);
     assert_int_equal(atomic_load(&ekt_drops), 2);
-    assert_ptr_equal(j, (void *)0x1);
+    assert_null(j); /* a failed spawn leaves NULL */
 
     /* Nothing was spawned. */
     uint64_t v[EK_METRIC_COUNT];
@@ -746,7 +746,7 @@ static void test_spawn_after_shutdown_runs_drop_once(void **state)
         assert_int_equal(ek_spawn_future(rt, f, ekt_count_out_drop, &j), EK_ECLOSED);
         assert_int_equal(atomic_load(&ekt_drops), 5);
         assert_int_equal(atomic_load(&ekt_out_drops), 0); /* no result was ever made */
-        assert_ptr_equal(j, (void *)0x1);
+        assert_null(j);                                   /* a failed spawn leaves NULL */
 
         uint64_t v[EK_METRIC_COUNT];
         assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
@@ -1210,6 +1210,133 @@ static void test_shutdown_while_block_on_waits_returns_eclosed_and_drops_future(
 
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
 
+/* ---- header promises that had no test ---- */
+
+static int job_ok(void *arg, void **out)
+{
+    *out = arg;
+    return EK_OK;
+}
+
+static void test_failed_spawns_leave_null_in_join(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1);
+    ek_join *j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn(rt, NULL, ekt_noop_drop, NULL, NULL, &j), EK_EINVAL);
+    assert_null(j);
+    j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn(NULL, ekt_ret_state, ekt_noop_drop, NULL, NULL, &j), EK_EINVAL);
+    assert_null(j);
+    j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn_local(rt, ekt_ret_state, NULL, NULL, NULL, &j), EK_EINVAL);
+    assert_null(j);
+    j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn_blocking(rt, NULL, NULL, NULL, NULL, &j), EK_EINVAL);
+    assert_null(j);
+    j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn_future(rt, (ek_future *)(void *)rt, NULL, &j), EK_EINVAL);
+    assert_null(j);
+    assert_int_equal(ek_runtime_shutdown(rt, 1000), EK_OK);
+    j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn(rt, ekt_ret_state, ekt_noop_drop, NULL, NULL, &j), EK_ECLOSED);
+    assert_null(j);
+    j = (ek_join *)(uintptr_t)0x1;
+    assert_int_equal(ek_spawn_blocking(rt, job_ok, NULL, NULL, NULL, &j), EK_ECLOSED);
+    assert_null(j);
+    ekt_rt_free_checked(rt);
+}
+
+static int returns_two(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    *out = s;
+    return 2;
+}
+
+typedef struct {
+    ek_future *inner;
+    int first, second;
+} inner_polled_twice;
+
+static int poll_inner_two_times(void *state, ek_cx *cx, void **out)
+{
+    inner_polled_twice *p = state;
+    p->first = ek_future_poll(p->inner, cx, NULL);
+    p->second = ek_future_poll(p->inner, cx, NULL);
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_a_poll_returning_another_positive_value_counts_as_einval(void **state)
+{
+    (void)state;
+    for (int fl = 0; fl < 2; fl++) {
+        ek_runtime *rt = ekt_rt(flavors[fl], 1);
+        ekt_reset_drops();
+        /* A task: completes with EK_EINVAL, its state dropped, no result. */
+        ek_join *j = NULL;
+        assert_int_equal(
+            ek_spawn(rt, returns_two, ekt_count_drop, (void *)0x7, ekt_count_out_drop, &j), EK_OK);
+        void *out = NULL;
+        assert_int_equal(ekt_join(j, &out), EK_EINVAL);
+        assert_null(out);
+        assert_int_equal(atomic_load(&ekt_drops), 1);
+        assert_int_equal(atomic_load(&ekt_out_drops), 0);
+        /* ek_block_on. */
+        assert_int_equal(ekt_block_on_fn(rt, returns_two, (void *)0x7, &out), EK_EINVAL);
+        /* ek_future_poll: EK_EINVAL, and the future is done. */
+        inner_polled_twice p = {NULL, 99, 99};
+        assert_int_equal(ek_future_new(returns_two, ekt_count_drop, NULL, &p.inner), EK_OK);
+        assert_int_equal(ekt_block_on_fn(rt, poll_inner_two_times, &p, NULL), EK_OK);
+        assert_int_equal(p.first, EK_EINVAL);
+        assert_int_equal(p.second, EK_ECLOSED);
+        ek_future_drop(p.inner);
+        assert_int_equal(atomic_load(&ekt_drops), 2);
+        ekt_rt_free_checked(rt);
+    }
+}
+
+static void test_join_wait_with_null_out_releases_the_result_through_out_drop(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1);
+    ekt_reset_drops();
+    ek_join *j = NULL;
+    assert_int_equal(
+        ek_spawn(rt, ekt_ret_state, ekt_noop_drop, (void *)0x42, ekt_count_out_drop, &j), EK_OK);
+    assert_int_equal(ek_join_wait(j, NULL), EK_OK);
+    assert_int_equal(atomic_load(&ekt_out_drops), 1);
+    assert_ptr_equal((void *)atomic_load(&ekt_last_out_drop), (void *)0x42);
+    assert_int_equal(ek_join_wait(j, NULL), EK_ECLOSED); /* handed over once */
+    ek_join_detach(j);
+    assert_int_equal(atomic_load(&ekt_out_drops), 1);
+    ekt_rt_free_checked(rt);
+}
+
+static void test_mutex_unlock_of_a_guard_not_holding_the_lock_changes_nothing(void **state)
+{
+    (void)state;
+    ek_mutex *m = NULL;
+    ek_mutex_guard *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(ek_mutex_new(NULL, NULL, &m), EK_OK);
+    assert_int_equal(ek_mutex_guard_new(m, &a), EK_OK);
+    assert_int_equal(ek_mutex_guard_new(m, &b), EK_OK);
+    assert_int_equal(ek_mutex_guard_new(m, &c), EK_OK);
+    assert_int_equal(ek_mutex_unlock(a), EK_OK); /* never locked */
+    assert_int_equal(ek_mutex_try_lock(b), EK_OK);
+    assert_int_equal(ek_mutex_unlock(a), EK_OK); /* b's lock is not a's to give */
+    assert_int_equal(ek_mutex_try_lock(c), EK_EBUSY);
+    assert_int_equal(ek_mutex_unlock(b), EK_OK);
+    assert_int_equal(ek_mutex_unlock(b), EK_OK); /* twice: the second is a no-op */
+    assert_int_equal(ek_mutex_try_lock(c), EK_OK);
+    assert_int_equal(ek_mutex_try_lock(a), EK_EBUSY); /* one lock, not two */
+    ek_mutex_guard_drop(a);
+    ek_mutex_guard_drop(b);
+    ek_mutex_guard_drop(c);
+    ek_mutex_drop(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1246,6 +1373,10 @@ int main(void)
         T(test_join_wait_block_on_and_shutdown_inside_block_on_are_edeadlk),
         T(test_block_on_rejects_bad_arguments_and_consumes_the_future),
         T(test_shutdown_while_block_on_waits_returns_eclosed_and_drops_future),
+        T(test_failed_spawns_leave_null_in_join),
+        T(test_a_poll_returning_another_positive_value_counts_as_einval),
+        T(test_join_wait_with_null_out_releases_the_result_through_out_drop),
+        T(test_mutex_unlock_of_a_guard_not_holding_the_lock_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

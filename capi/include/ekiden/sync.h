@@ -557,7 +557,9 @@ EK_EXTERN void *ek_mutex_guard_get(ek_mutex_guard *g);
 EK_EXTERN int ek_mutex_guard_set(ek_mutex_guard *g, void *value, void **old);
 
 /* Unlock (the next waiter, FIFO, gets the lock), or cancel a pending lock. g
- * stays usable. Errors: EK_EINVAL. */
+ * stays usable. A guard that neither holds the lock nor waits for it (never
+ * locked, or unlocked already) is left as it is: EK_OK, and the mutex is not
+ * touched (a guard can only give back a lock it holds). Errors: EK_EINVAL. */
 EK_EXTERN int ek_mutex_unlock(ek_mutex_guard *g);
 
 /* Unlock or cancel as needed, and free the guard. NULL ignored. */
