@@ -4,6 +4,7 @@
 #   make demo     build and run examples/demo (an echo server under load)
 #   make test     the whole suite: format, header, plain, ASan+UBSan, TSan builds
 #   make bench    the benchmarks side by side with their peers (bench/run.sh)
+#   make stress   the stress tests at their full counts (not part of make test)
 #
 # Variables: BUILD (build directory, default build; the sanitizer builds go to
 # $(BUILD)-asan and $(BUILD)-tsan), JOBS (default 2), STAGES (a subset of the
@@ -14,7 +15,7 @@ JOBS ?= 2
 export BUILD JOBS
 
 .PHONY: all deps build demo test test-plain test-asan test-tsan check-format format \
-	check-header check-readme bench clean
+	check-header check-readme bench stress clean
 
 all: build
 
@@ -56,6 +57,9 @@ check-readme:
 bench: deps
 	@test -x bench/run.sh || { echo "bench/run.sh is not written yet"; exit 1; }
 	@bench/run.sh
+
+stress: deps
+	@scripts/build.sh $(BUILD) "" -- --target stress
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

@@ -1,5 +1,33 @@
-/* test_resolve.c - ek_resolve on the blocking pool and ek_tcp_connect_host. */
+/* test_resolve.c - ek_resolve on the blocking pool and ek_tcp_connect_host.
+ *
+ * Cases that need the name "localhost" are skipped, with a message, on a system
+ * that cannot resolve it (a minimal root without /etc/hosts): that is the
+ * machine's configuration, not a failure of the resolver. */
 #include "net_helpers.h"
+
+#include <netdb.h>
+
+/* Whether the C library resolves "localhost" here (asked once, directly). */
+static int localhost_resolves(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        known = getaddrinfo("localhost", "80", &hints, &res) == 0;
+        if (res != NULL) freeaddrinfo(res);
+    }
+    return known;
+}
+
+/* Skip the calling test unless "localhost" resolves. */
+#define NEEDS_LOCALHOST()                                                                          \
+    do {                                                                                           \
+        if (!localhost_resolves()) {                                                               \
+            fprintf(stderr, "skipped: this system cannot resolve \"localhost\" (no /etc/hosts "    \
+                            "entry?); the case needs it\n");                                       \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 static ek_addr_list *t_resolve(ek_runtime *rt, const char *host, uint16_t port, unsigned hints,
                                int want_rc)
@@ -11,19 +39,12 @@ static ek_addr_list *t_resolve(ek_runtime *rt, const char *host, uint16_t port, 
     return out;
 }
 
-static void test_resolve_numeric_and_localhost(void **state)
+static void test_resolve_localhost(void **state)
 {
+    NEEDS_LOCALHOST();
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     char text[EK_SOCKADDR_STRLEN];
-
-    ek_addr_list *l = t_resolve(rt, "127.0.0.1", 8080, 0, EK_OK);
-    assert_int_equal(ek_addr_list_count(l), 1);
-    assert_int_equal(ek_sockaddr_format(ek_addr_list_get(l, 0), text, sizeof text), 14);
-    assert_string_equal(text, "127.0.0.1:8080");
-    assert_null(ek_addr_list_get(l, 1));
-    ek_addr_list_free(l);
-
-    l = t_resolve(rt, "localhost", 99, 0, EK_OK);
+    ek_addr_list *l = t_resolve(rt, "localhost", 99, 0, EK_OK);
     int n = ek_addr_list_count(l);
     assert_true(n >= 1);
     for (int i = 0; i < n; i++) {
@@ -39,6 +60,21 @@ static void test_resolve_numeric_and_localhost(void **state)
     for (int i = 0; i < ek_addr_list_count(l); i++)
         assert_int_equal(ek_sockaddr_family(ek_addr_list_get(l, (size_t)i)), EK_AF_INET);
     ek_addr_list_free(l);
+    ekt_rt_free_checked(rt);
+}
+
+static void test_resolve_numeric(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    char text[EK_SOCKADDR_STRLEN];
+
+    ek_addr_list *l = t_resolve(rt, "127.0.0.1", 8080, 0, EK_OK);
+    assert_int_equal(ek_addr_list_count(l), 1);
+    assert_int_equal(ek_sockaddr_format(ek_addr_list_get(l, 0), text, sizeof text), 14);
+    assert_string_equal(text, "127.0.0.1:8080");
+    assert_null(ek_addr_list_get(l, 1));
+    ek_addr_list_free(l);
+
     l = t_resolve(rt, "::1", 2, EK_RESOLVE_INET6, EK_OK);
     assert_int_equal(ek_sockaddr_family(ek_addr_list_get(l, 0)), EK_AF_INET6);
     ek_addr_list_free(l);
@@ -99,6 +135,7 @@ static void test_drop_resolve_before_it_completes(void **state)
 
 static void test_connect_host_tries_each_address(void **state)
 {
+    NEEDS_LOCALHOST();
     /* The listener is on 127.0.0.1 only; "localhost" may resolve to ::1 first,
      * which refuses, so the next address must be tried. */
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
@@ -138,7 +175,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
-        T(test_resolve_numeric_and_localhost),
+        T(test_resolve_numeric),
+        T(test_resolve_localhost),
         T(test_resolve_errors),
         T(test_drop_resolve_before_it_completes),
         T(test_connect_host_tries_each_address),
