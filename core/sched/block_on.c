@@ -7,6 +7,7 @@
  * current-thread runtime it takes the core and runs everything, turning the
  * driver when idle.
  */
+#include "fifo.h"
 #include "runtime.h"
 
 typedef struct thread_parker {
@@ -74,9 +75,7 @@ static ek__task *ct_next(ek_runtime *rt, ek__ct_core *c)
 {
     ek__task *t;
     if (c->tick % rt->cfg.global_queue_interval == 0 && (t = ek__inject_pop(&rt->inject))) return t;
-    if ((t = c->head)) {
-        c->head = t->next;
-        if (!c->head) c->tail = NULL;
+    if ((t = ek__fifo_pop(&c->head, &c->tail))) {
         atomic_store_explicit(&c->len, atomic_load_explicit(&c->len, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         return t;

@@ -5,6 +5,7 @@
  * go to the core's queue; tasks spawned or woken by other threads go to the
  * global queue and unpark the holder.
  */
+#include "fifo.h"
 #include "runtime.h"
 
 int ek__ct_init(ek_runtime *rt)
@@ -26,12 +27,7 @@ void ek__ct_schedule(ek__sched *s, ek__task *t, int how)
     ek_runtime *rt = s->rt;
     ek__ct_core *c = &rt->core;
     if (ek__cur.core == c) {
-        t->next = NULL;
-        if (c->tail)
-            c->tail->next = t;
-        else
-            c->head = t;
-        c->tail = t;
+        ek__fifo_push(&c->head, &c->tail, t);
         atomic_store_explicit(&c->len, atomic_load_explicit(&c->len, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         return;

@@ -1,5 +1,6 @@
 /* inject.c - the global injection queue. */
 #include "inject.h"
+#include "fifo.h"
 
 int ek__inject_init(ek__inject *q)
 {
@@ -15,13 +16,8 @@ void ek__inject_destroy(ek__inject *q)
 
 void ek__inject_push_batch(ek__inject *q, ek__task *first, ek__task *last, size_t n)
 {
-    last->next = NULL;
     ek__mutex_lock(&q->lock);
-    if (q->tail)
-        q->tail->next = first;
-    else
-        q->head = first;
-    q->tail = last;
+    ek__fifo_push_chain(&q->head, &q->tail, first, last);
     /* release: a worker that sees len > 0 then takes the lock and finds them. */
     atomic_fetch_add_explicit(&q->len, n, memory_order_release);
     ek__mutex_unlock(&q->lock);

@@ -5,27 +5,19 @@
  * shutdown included (see runtime.h): other threads' wakes go to the remote
  * queue under the lock and unpark the owner's current parker.
  */
+#include "fifo.h"
 #include "runtime.h"
 
 static void local_schedule(ek__sched *s, ek__task *t, int how)
 {
     EK__UNUSED(how);
     ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
-    t->next = NULL;
     if (ek__cur.local == l) {
-        if (l->tail)
-            l->tail->next = t;
-        else
-            l->head = t;
-        l->tail = t;
+        ek__fifo_push(&l->head, &l->tail, t);
         return;
     }
     ek__mutex_lock(&l->lock);
-    if (l->rtail)
-        l->rtail->next = t;
-    else
-        l->rhead = t;
-    l->rtail = t;
+    ek__fifo_push(&l->rhead, &l->rtail, t);
     atomic_fetch_add_explicit(&l->rlen, 1, memory_order_release);
     /* Under the lock: the parker cannot be released while we use it. */
     ek__parker *p = atomic_load_explicit(&l->parker, memory_order_relaxed);
@@ -81,29 +73,20 @@ ek__task *ek__local_pop(ek__local *l)
 {
     if (!l->head && atomic_load_explicit(&l->rlen, memory_order_acquire) > 0) {
         ek__mutex_lock(&l->lock);
-        l->head = l->rhead;
-        l->tail = l->rtail;
-        l->rhead = l->rtail = NULL;
+        ek__fifo_append(&l->head, &l->tail, &l->rhead, &l->rtail);
         atomic_store_explicit(&l->rlen, 0, memory_order_relaxed);
         ek__mutex_unlock(&l->lock);
     }
-    ek__task *t = l->head;
-    if (t) {
-        l->head = t->next;
-        if (!l->head) l->tail = NULL;
-    }
-    return t;
+    return ek__fifo_pop(&l->head, &l->tail);
 }
 
 void ek__local_drain(ek__local *l)
 {
     ek__mutex_lock(&l->lock);
-    ek__task *r = l->rhead;
-    l->rhead = l->rtail = NULL;
+    ek__task *r = ek__fifo_take(&l->rhead, &l->rtail);
     atomic_store_explicit(&l->rlen, 0, memory_order_relaxed);
     ek__mutex_unlock(&l->lock);
-    ek__task *lists[2] = {l->head, r};
-    l->head = l->tail = NULL;
+    ek__task *lists[2] = {ek__fifo_take(&l->head, &l->tail), r};
     for (int i = 0; i < 2; i++) {
         ek__task *t = lists[i];
         while (t) {

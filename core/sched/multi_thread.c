@@ -13,6 +13,7 @@
  * searching, and the last searcher to find work wakes one more, so work spreads
  * without a thundering herd.
  */
+#include "fifo.h"
 #include "runtime.h"
 
 #include <stdio.h>
@@ -165,12 +166,7 @@ void ek__mt_schedule(ek__sched *s, ek__task *t, int how)
         if (how == EK__SCHED_DEFER) {
             /* Re-polled once the worker ran out of other work, or at the next
              * maintenance: a yielding task lets the global queue and I/O in. */
-            t->next = NULL;
-            if (w->deferred_tail)
-                w->deferred_tail->next = t;
-            else
-                w->deferred_head = t;
-            w->deferred_tail = t;
+            ek__fifo_push(&w->deferred_head, &w->deferred_tail, t);
             return;
         }
         if (how == EK__SCHED_WAKE && rt->cfg.lifo) {
@@ -192,9 +188,8 @@ void ek__mt_schedule(ek__sched *s, ek__task *t, int how)
 /* Move the deferred (yielded) tasks to the back of the run queue. */
 static bool flush_deferred(ek__worker *w)
 {
-    ek__task *t = w->deferred_head;
+    ek__task *t = ek__fifo_take(&w->deferred_head, &w->deferred_tail);
     if (!t) return false;
-    w->deferred_head = w->deferred_tail = NULL;
     while (t) {
         ek__task *next = t->next;
         push_local(w, t);
