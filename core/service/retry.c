@@ -4,8 +4,13 @@
  * The budget is Finagle's, as Tower ports it: deposits and withdrawals are
  * integers (deposit 1, withdraw 1/ratio; or 1000 and 1000/ratio above a ratio
  * of 1) summed over 10 slots covering the ttl, plus a reserve of
- * min_per_sec * ttl seconds withdrawals that is always there. A mutex guards it
- * (a withdrawal reads the sum and writes, so it must be one step).
+ * min_per_sec * ttl seconds withdrawals that is always there. A deposit is one
+ * atomic add to the running slot (every request makes one: no lock, no clock
+ * read); a withdrawal takes the mutex, commits the running slot to the slot of
+ * its window and clears the windows that passed (reads the sum and writes, so
+ * it must be one step). Deposits made since the last withdrawal are counted in
+ * the window that was current then: they expire no later than exactly, so the
+ * budget errs on the side of fewer retries.
  *
  * A retried request is sent from its response future, which owns a clone of
  * the inner service for that purpose (made at the first retry), so retries never
@@ -26,7 +31,7 @@ struct ek_retry_budget {
     uint64_t window;   /* ms per slot */
     uint64_t gen_time; /* start of the current slot */
     unsigned index;
-    int64_t writer; /* the current slot's running sum */
+    _Atomic int64_t writer; /* the running slot's sum (deposits without the lock) */
     int64_t slots[SLOTS];
     int64_t reserve, deposit_amount, withdraw_amount;
 };
@@ -48,6 +53,7 @@ int ek_retry_budget_new(ek_runtime *rt, uint64_t ttl_ms, uint32_t min_per_sec, d
     }
     b->tag = EK__TAG_RETRY_BUDGET;
     atomic_init(&b->refs, 1);
+    atomic_init(&b->writer, 0);
     b->rt = rt;
     if (retry_ratio == 0.0) {
         b->deposit_amount = 0;
@@ -89,8 +95,7 @@ static void budget_expire(ek_retry_budget *b)
     uint64_t now = ek_now_ms(b->rt);
     uint64_t diff = now > b->gen_time ? now - b->gen_time : 0;
     if (diff < b->window) return;
-    b->slots[b->index] = b->writer;
-    b->writer = 0;
+    b->slots[b->index] = atomic_exchange_explicit(&b->writer, 0, memory_order_relaxed);
     unsigned idx = (b->index + 1) % SLOTS;
     for (unsigned k = 0; diff > b->window && k < SLOTS; k++) {
         b->slots[idx] = 0;
@@ -104,10 +109,9 @@ static void budget_expire(ek_retry_budget *b)
 int ek_retry_budget_deposit(ek_retry_budget *b)
 {
     if (!EK__CHECK_TAG(b, EK__TAG_RETRY_BUDGET)) return EK_EINVAL;
-    ek__mutex_lock(&b->lock);
-    budget_expire(b);
-    b->writer += b->deposit_amount;
-    ek__mutex_unlock(&b->lock);
+    /* Relaxed: the sum is a count; a withdrawal that misses a concurrent deposit
+     * by a moment only errs towards one retry fewer. */
+    atomic_fetch_add_explicit(&b->writer, b->deposit_amount, memory_order_relaxed);
     return EK_OK;
 }
 
@@ -116,10 +120,11 @@ int ek_retry_budget_withdraw(ek_retry_budget *b)
     if (!EK__CHECK_TAG(b, EK__TAG_RETRY_BUDGET)) return EK_EINVAL;
     ek__mutex_lock(&b->lock);
     budget_expire(b);
-    int64_t sum = b->writer + b->reserve;
+    int64_t sum = atomic_load_explicit(&b->writer, memory_order_relaxed) + b->reserve;
     for (unsigned i = 0; i < SLOTS; i++) sum += b->slots[i];
     int rc = sum >= b->withdraw_amount ? EK_OK : EK_EEMPTY;
-    if (rc == EK_OK) b->writer -= b->withdraw_amount;
+    if (rc == EK_OK)
+        atomic_fetch_sub_explicit(&b->writer, b->withdraw_amount, memory_order_relaxed);
     ek__mutex_unlock(&b->lock);
     return rc;
 }

@@ -6,12 +6,17 @@
  * The wait for readiness is bounded by an ek_sleep_until made only when the
  * inner is not ready at once; a deadline that passes there does not fail
  * poll_ready (that would close the service, rule 3) but turns the call into an
- * immediate EK_ETIMEDOUT. The response is the core's ek_timeout over the inner
- * response with what is left of the deadline, so the inner future is dropped the
- * moment the deadline passes.
+ * immediate EK_ETIMEDOUT. The response wraps the inner one with a core timer
+ * (as ek_timeout does, and like it checked without spending cooperative budget,
+ * so a busy inner future cannot keep it from firing), armed with what is left of
+ * the readiness deadline, or else `ms` from the first poll that finds the inner
+ * response pending: a response that is ready at once costs no clock read and no
+ * timer. The inner future is dropped the moment the deadline passes.
  */
 #include "rt.h"
 #include "service/svc.h"
+#include "task/future.h"
+#include "time/time.h"
 
 #define NO_DEADLINE UINT64_MAX
 
@@ -63,6 +68,49 @@ static int tmo_poll_ready(void *self, ek_cx *cx)
     return EK_OK;
 }
 
+typedef struct tmo_resp {
+    ek_runtime *rt;
+    ek_future *inner; /* NULL once done */
+    uint64_t ms, deadline;
+    bool armed;
+    ek__timer timer;
+} tmo_resp;
+
+static void tmo_resp_finish(tmo_resp *r)
+{
+    ek_future_drop(r->inner);
+    r->inner = NULL;
+    if (r->armed) ek__timer_cancel(ek__rt_time(r->rt), &r->timer);
+    r->armed = false;
+}
+
+static int tmo_resp_poll(void *state, ek_cx *cx, void **out)
+{
+    tmo_resp *r = state;
+    int rc = ek_future_poll(r->inner, cx, out);
+    if (rc != EK_PENDING) {
+        tmo_resp_finish(r);
+        return rc;
+    }
+    ek__time *time = ek__rt_time(r->rt);
+    if (!r->armed) {
+        uint64_t d = r->deadline;
+        if (d == NO_DEADLINE) d = ek__time_deadline_after(time, r->ms);
+        ek__timer_init(&r->timer, d);
+        r->armed = true;
+    }
+    rc = ek__timer_poll(time, r->rt, &r->timer, cx);
+    if (rc == EK_PENDING) return rc;
+    tmo_resp_finish(r); /* the inner response is cancelled before anyone sees it */
+    return rc == EK_OK ? EK_ETIMEDOUT : rc;
+}
+
+static void tmo_resp_drop(void *state)
+{
+    tmo_resp *r = state;
+    if (r->inner) tmo_resp_finish(r);
+}
+
 static int tmo_call(void *self, ek_msg *req, ek_future **resp)
 {
     tmo *t = self;
@@ -71,16 +119,22 @@ static int tmo_call(void *self, ek_msg *req, ek_future **resp)
         ek_msg_free(req);
         return ek__future_error(EK_ETIMEDOUT, resp);
     }
-    uint64_t ms = t->ms;
-    if (t->deadline != NO_DEADLINE) {
-        uint64_t now = ek_now_ms(t->rt);
-        ms = t->deadline > now ? t->deadline - now : 0;
-        t->deadline = NO_DEADLINE;
-    }
+    uint64_t deadline = t->deadline;
+    t->deadline = NO_DEADLINE;
     ek_future *f;
     int rc = ek__service_call_raw(t->inner, req, &f);
     if (rc != EK_OK) return rc;
-    return ek_timeout(t->rt, f, ms, resp); /* consumes f, even on error */
+    tmo_resp *r;
+    rc = ek__future_new_inline(tmo_resp_poll, tmo_resp_drop, sizeof *r, resp, (void **)&r);
+    if (rc != EK_OK) {
+        ek_future_drop(f);
+        return rc;
+    }
+    r->rt = t->rt;
+    r->inner = f;
+    r->ms = t->ms;
+    r->deadline = deadline;
+    return EK_OK;
 }
 
 static void tmo_disarm(void *self)

@@ -177,8 +177,10 @@ EK_EXTERN int ek_service_oneshot(ek_service *svc, ek_msg *req, ek_future **out);
 /*
  * A deadline of `ms` per request that also counts the time spent waiting for
  * readiness (behind a limit or a full buffer), unlike Tower's, which starts at
- * call: the clock starts at the first poll_ready that finds the inner not ready
- * (or at call when it was ready at once). If the deadline passes while waiting,
+ * call: the clock starts at the first poll_ready that finds the inner not ready,
+ * or else at the first poll of the response that finds it pending (a response
+ * ready at once costs no clock read and no timer). If the deadline passes while
+ * waiting,
  * poll_ready gives back the inner's place in its queue and reports ready, and
  * the call's response fails with EK_ETIMEDOUT without calling the inner (so the
  * service is not closed, as an error from poll_ready would). A response past the
