@@ -151,8 +151,23 @@ int main(int argc, char **argv)
         ek_svc_timeout(rt, rty, 1000, &stack) != EK_OK)
         return 1;
 
+    /* Each layer alone, to see where the stack's cost goes. */
+    ek_service *one = NULL, *t_only = NULL, *l_only = NULL, *r_only = NULL;
+    if (ek_service_new_shareable(&echo_vt, NULL, echo_clone, &one) != EK_OK ||
+        ek_svc_timeout(rt, one, 1000, &t_only) != EK_OK)
+        return 1;
+    if (ek_service_new_shareable(&echo_vt, NULL, echo_clone, &one) != EK_OK ||
+        ek_svc_concurrency_limit(one, 64, &l_only) != EK_OK)
+        return 1;
+    if (ek_service_new_shareable(&echo_vt, NULL, echo_clone, &one) != EK_OK ||
+        ek_svc_retry(rt, one, NULL, never_retry, NULL, NULL, &r_only) != EK_OK)
+        return 1;
+
     uint64_t bare_ns = 0, stack_ns = 0;
     if (bench_selected("svc.bare")) bare_ns = measure("bare", bare, rounds);
+    if (bench_selected("svc.timeout")) measure("timeout", t_only, rounds);
+    if (bench_selected("svc.limit")) measure("limit", l_only, rounds);
+    if (bench_selected("svc.retry")) measure("retry", r_only, rounds);
     if (bench_selected("svc.stack")) stack_ns = measure("timeout_retry_limit", stack, rounds);
     if (bare_ns && stack_ns)
         printf("svc: timeout + retry + concurrency limit cost %lld ns per call over the bare "
@@ -161,6 +176,9 @@ int main(int argc, char **argv)
                (unsigned long long)bare_ns);
     ek_service_free(bare);
     ek_service_free(stack);
+    ek_service_free(t_only);
+    ek_service_free(l_only);
+    ek_service_free(r_only);
     ek_runtime_free(rt);
     return 0;
 }
