@@ -86,6 +86,7 @@ static void rate_drop(void *self)
     rate *r = self;
     ek_future_drop(r->sleep);
     ek_service_free(r->inner);
+    ek__rt_unref(r->rt);
     ek__free(r);
 }
 
@@ -97,9 +98,12 @@ int ek_svc_rate_limit(ek_runtime *rt, ek_service *inner, uint64_t n, uint64_t pe
 {
     int rc = ek__svc_check_inner(inner, out);
     if (rc != EK_OK) return rc;
-    rc = n == 0 || period_ms == 0 ? EK_EINVAL : ek__rt_check(rt);
+    rc = n == 0 || period_ms == 0 ? EK_EINVAL : ek__rt_acquire(rt);
     rate *r = rc == EK_OK ? ek__calloc(1, sizeof *r) : NULL;
-    if (rc == EK_OK && r == NULL) rc = EK_ENOMEM;
+    if (rc == EK_OK && r == NULL) {
+        ek__rt_unref(rt);
+        rc = EK_ENOMEM;
+    }
     if (rc != EK_OK) {
         ek_service_free(inner);
         return rc;

@@ -42,13 +42,13 @@ int ek_retry_budget_new(ek_runtime *rt, uint64_t ttl_ms, uint32_t min_per_sec, d
     if (out == NULL || ttl_ms < 1000 || ttl_ms > 60000 || !(retry_ratio >= 0.0) ||
         retry_ratio > 1000.0 || min_per_sec >= INT32_MAX)
         return EK_EINVAL;
-    int rc = ek__rt_check(rt);
+    int rc = ek__rt_acquire(rt); /* the budget reads rt's clock: a reference */
     if (rc != EK_OK) return rc;
     ek_retry_budget *b = ek__calloc(1, sizeof *b);
-    if (b == NULL) return EK_ENOMEM;
-    rc = ek__mutex_init(&b->lock);
+    rc = b ? ek__mutex_init(&b->lock) : EK_ENOMEM;
     if (rc != EK_OK) {
         ek__free(b);
+        ek__rt_unref(rt);
         return rc;
     }
     b->tag = EK__TAG_RETRY_BUDGET;
@@ -85,6 +85,7 @@ void ek_retry_budget_drop(ek_retry_budget *b)
     if (!EK__CHECK_TAG(b, EK__TAG_RETRY_BUDGET)) return;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
     ek__mutex_destroy(&b->lock);
+    ek__rt_unref(b->rt);
     b->tag = EK__TAG_DEAD;
     ek__free(b);
 }

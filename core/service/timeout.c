@@ -154,6 +154,7 @@ static void tmo_drop(void *self)
     tmo *t = self;
     tmo_reset(t);
     ek_service_free(t->inner);
+    ek__rt_unref(t->rt);
     ek__free(t);
 }
 
@@ -168,6 +169,7 @@ static int tmo_clone(void *self, void **out)
         return rc;
     }
     c->rt = t->rt;
+    ek__rt_ref(c->rt);
     c->ms = t->ms;
     c->deadline = NO_DEADLINE;
     *out = c;
@@ -181,9 +183,12 @@ int ek_svc_timeout(ek_runtime *rt, ek_service *inner, uint64_t ms, ek_service **
 {
     int rc = ek__svc_check_inner(inner, out);
     if (rc != EK_OK) return rc;
-    rc = ek__rt_check(rt);
+    rc = ek__rt_acquire(rt); /* the service holds a reference on the runtime */
     tmo *t = rc == EK_OK ? ek__calloc(1, sizeof *t) : NULL;
-    if (rc == EK_OK && t == NULL) rc = EK_ENOMEM;
+    if (rc == EK_OK && t == NULL) {
+        ek__rt_unref(rt);
+        rc = EK_ENOMEM;
+    }
     if (rc != EK_OK) {
         ek_service_free(inner);
         return rc;

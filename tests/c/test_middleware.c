@@ -846,6 +846,36 @@ static void test_constructors_consume_inner_on_every_error(void **s)
     ekt_rt_free_checked(rt);
 }
 
+/* ---- lifetime ---- */
+
+static void test_services_outlive_their_runtime(void **s)
+{
+    (void)s;
+    ek_runtime *rt = paused_rt();
+    be b = {.rt = rt, .delay_ms = 10};
+    ek_service *rate, *tmo, *rty, *lim;
+    assert_int_equal(ek_svc_rate_limit(rt, be_service(&b), 5, 100, &rate), EK_OK);
+    assert_int_equal(ek_svc_timeout(rt, rate, 50, &tmo), EK_OK);
+    assert_int_equal(ek_svc_concurrency_limit(be_shareable(&b), 1, &lim), EK_OK);
+    assert_int_equal(ek_svc_retry(rt, lim, NULL, retry_errors, NULL, NULL, &rty), EK_OK);
+    assert_int_equal(request(rt, tmo, 1, NULL), EK_OK);
+    /* A response in flight, then the runtime goes first: every later free is
+     * safe (the services hold references on the runtime's internals). */
+    ek_future *resp = start(rt, rty, 2);
+    ek_retry_budget *budget;
+    assert_int_equal(ek_retry_budget_new(rt, 1000, 1, 0.1, &budget), EK_OK);
+    ek_runtime_free(rt);
+    assert_int_equal(ek_retry_budget_withdraw(budget), EK_OK);
+    ek_retry_budget_drop(budget);
+    ek_future_drop(resp);
+    ek_service_free(rty);
+    assert_int_equal(ek_service_close(tmo, 0, NULL), EK_OK);
+    ek_service_free(tmo);
+    assert_int_equal(atomic_load(&b.handle_drops), 2);
+    assert_int_equal(atomic_load(&b.resp_drops), atomic_load(&b.calls));
+    assert_int_equal(ekt_alloc_live(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -877,6 +907,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancellation_at_every_await_point, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_constructors_consume_inner_on_every_error, ekt_setup,
+                                        ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_services_outlive_their_runtime, ekt_setup,
                                         ekt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
