@@ -779,6 +779,86 @@ static int group_setup(void **state)
     return 0;
 }
 
+/* A host builds its error constants from the library it loaded, never from
+ * copied numbers: ek_err_count, ek_err_code(i), ek_err_name(code). They must
+ * agree with the header this test was compiled with. */
+static void test_error_codes_enumerated_by_the_library(void **state)
+{
+    (void)state;
+    int n = CALL_INT("ek_err_count", "i:");
+    static const struct {
+        int code;
+        const char *name;
+    } table[] = {
+#define ROW(name, value, msg) {value, #name},
+        EK_ERRNO_MAP(ROW)
+#undef ROW
+    };
+    size_t rows = sizeof table / sizeof table[0];
+    assert_int_equal(n, (int)rows + 2);
+    for (int i = 0; i < n; i++) {
+        int code = CALL_INT("ek_err_code", "i:i", &i);
+        const char *name = CALL_PTR("ek_err_name", "p:i", &code);
+        if (i == 0) assert_string_equal(name, "OK");
+        if (i == 1) assert_string_equal(name, "PENDING");
+        if (i >= 2) {
+            assert_string_equal(name, table[i - 2].name);
+            assert_int_equal(code, table[i - 2].code);
+        }
+    }
+    int bad[] = {-1, n, INT_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(CALL_INT("ek_err_code", "i:i", &bad[i]), EK_EINVAL);
+}
+
+/* A task group of host tasks: the first failure cancels the others (which only
+ * cancellation ends), the blocking wait reports it, and the group is freed
+ * before the runtime in one round and after its shutdown in the other. */
+static void test_group_of_host_tasks_through_ffi(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        void *rt = rt_new_default();
+        void *g = NULL, **gp = &g;
+        unsigned flags = EK_GROUP_CANCEL_ON_ERROR;
+        assert_int_equal(CALL_INT("ek_group_new", "i:pup", &rt, &flags, &gp), EK_OK);
+        host_task sleepers[3] = {{.pend_forever = 1}, {.pend_forever = 1}, {.pend_forever = 1}};
+        host_task bad = {.status = EK_EPIPE};
+        void *no_join = NULL;
+        for (int i = 0; i < 3; i++) {
+            host_task *t = &sleepers[i];
+            void *out_drop = out_drop_cl->code;
+            assert_int_equal(CALL_INT("ek_group_spawn", "i:pppppp", &g, &poll_cl->code,
+                                      &drop_cl->code, &t, &out_drop, &no_join),
+                             EK_OK);
+        }
+        host_task *bp = &bad;
+        void *out_drop = out_drop_cl->code;
+        if (round == 0) {
+            assert_int_equal(CALL_INT("ek_group_spawn", "i:pppppp", &g, &poll_cl->code,
+                                      &drop_cl->code, &bp, &out_drop, &no_join),
+                             EK_OK);
+            assert_int_equal(CALL_INT("ek_group_blocking_wait", "i:p", &g), EK_EPIPE);
+            assert_int_equal((int64_t)call("ek_group_len", "U:p", &g).u64, 0);
+            call("ek_group_free", "v:p", &g);
+            rt_free(rt);
+        } else {
+            assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &(uint64_t){UINT64_MAX}),
+                             EK_OK);
+            assert_int_equal(CALL_INT("ek_group_blocking_wait", "i:p", &g), EK_ECANCELED);
+            /* closed: the spawn is refused and the state dropped */
+            assert_int_equal(CALL_INT("ek_group_spawn", "i:pppppp", &g, &poll_cl->code,
+                                      &drop_cl->code, &bp, &out_drop, &no_join),
+                             EK_ECLOSED);
+            call("ek_group_free", "v:p", &g);
+            rt_free(rt);
+        }
+        for (int i = 0; i < 3; i++) assert_int_equal(atomic_load(&sleepers[i].drops), 1);
+        assert_int_equal(atomic_load(&bad.drops), 1);
+        assert_int_equal(atomic_load(&bad.polls), round == 0 ? 1 : 0);
+    }
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -813,6 +893,8 @@ int main(int argc, char **argv)
         T(test_spawn_after_shutdown_is_eclosed_and_drops),
         T(test_allocator_hook_sees_every_allocation),
         T(test_metrics_through_ffi),
+        T(test_error_codes_enumerated_by_the_library),
+        T(test_group_of_host_tasks_through_ffi),
     };
 #undef T
     return cmocka_run_group_tests_name("abi_through_libffi", tests, group_setup, group_teardown);
