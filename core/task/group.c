@@ -19,9 +19,11 @@
  * cancel sees the stored waker, or the member sees the flag and wakes itself.
  *
  * Lifetime: the group is reference-counted (the owner's handle, each member
- * record, each wait future). ek_group_free cancels, waits when the calling
- * thread may block, and drops the owner's reference; the memory goes with the
- * last reference, so no order of frees crashes.
+ * record, each wait future), and holds a reference on the runtime (rt.h), so
+ * the runtime may be freed first: spawns then fail with EK_ECLOSED and waits see
+ * the members its shutdown dropped. ek_group_free cancels, waits when the
+ * calling thread may block, and drops the owner's reference; the memory goes
+ * with the last reference, so no order of frees crashes.
  *
  * Locking: one mutex per group guards the member lists, the counts, the outcome
  * and the wait list. Wakers are woken after it is released (in batches). User
@@ -87,8 +89,10 @@ static void group_unref(ek_group *g)
 {
     /* acq_rel: the last one sees every other holder's writes before freeing. */
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
+    ek_runtime *rt = g->rt;
     ek__mutex_destroy(&g->lock);
     ek__free(g);
+    ek__rt_unref(rt);
 }
 
 /* ---- outcome and wake-ups (lock held unless said otherwise) ---- */
@@ -211,12 +215,12 @@ static void member_drop(void *state)
 int ek_group_new(ek_runtime *rt, unsigned flags, ek_group **out)
 {
     if (out == NULL || (flags & ~(unsigned)EK__GROUP_FLAGS) != 0) return EK_EINVAL;
-    int rc = ek__rt_check(rt);
+    int rc = ek__rt_acquire(rt); /* the group's reference, released with its memory */
     if (rc != EK_OK) return rc;
     ek_group *g = ek__calloc(1, sizeof *g);
-    if (g == NULL) return EK_ENOMEM;
-    if (ek__mutex_init(&g->lock) != 0) {
+    if (g == NULL || ek__mutex_init(&g->lock) != 0) {
         ek__free(g);
+        ek__rt_unref(rt);
         return EK_ENOMEM;
     }
     g->tag = EK__TAG_GROUP;

@@ -492,6 +492,50 @@ static void test_runtime_shut_down_first_then_group_freed(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* The runtime freed while the group, its wait future and a member's join handle
+ * live: nothing crashes, the waits see the members dropped by the shutdown,
+ * spawns are refused, and the last free releases everything. */
+static void test_runtime_freed_before_the_group_and_its_handles(void **state)
+{
+    (void)state;
+    for (int order = 0; order < 3; order++) {
+        ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+        ek_group *g = group_new(rt, 0);
+        reset_forever();
+        ek_join *j;
+        assert_int_equal(ek_group_spawn(g, forever_poll, forever_drop, NULL, NULL, &j), EK_OK);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(ek_group_spawn(g, forever_poll, forever_drop, NULL, NULL, NULL),
+                             EK_OK);
+        ek_future *w;
+        assert_int_equal(ek_group_wait_future(g, &w), EK_OK);
+        ek_runtime_free(rt);
+        assert_int_equal(atomic_load(&forever_drops), 4);
+        assert_int_equal(ek_group_len(g), 0);
+        assert_int_equal(ek_group_blocking_wait(g), EK_ECANCELED);
+        assert_int_equal(ek_group_spawn(g, forever_poll, forever_drop, NULL, NULL, NULL),
+                         EK_ECLOSED);
+        ek_future *w2 = NULL;
+        assert_int_equal(ek_group_wait_future(g, &w2), EK_OK);
+        /* free the rest in three orders */
+        if (order == 0) {
+            ek_group_free(g);
+            ek_future_drop(w);
+            ek_join_detach(j);
+        } else if (order == 1) {
+            ek_join_detach(j);
+            ek_future_drop(w);
+            ek_group_free(g);
+        } else {
+            ek_future_drop(w);
+            ek_group_free(g);
+            ek_join_detach(j);
+        }
+        ek_future_drop(w2);
+        assert_int_equal(ekt_alloc_live(), 0);
+    }
+}
+
 /* ---- arguments and allocation failure ---- */
 
 static void test_bad_arguments_are_einval_and_consume_the_state(void **state)
@@ -675,6 +719,7 @@ int main(void)
         T(test_cancel_at_every_await_point_releases_timers_permits_and_waiters),
         T(test_wait_future_and_join_handles_outlive_the_group),
         T(test_runtime_shut_down_first_then_group_freed),
+        T(test_runtime_freed_before_the_group_and_its_handles),
         T(test_bad_arguments_are_einval_and_consume_the_state),
         T(test_allocation_failure_is_enomem_without_leak),
         T(test_concurrent_spawns_nested_members_and_cancel),

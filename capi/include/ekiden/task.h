@@ -100,7 +100,9 @@ typedef struct ek_group ek_group;
 /*
  * A new, empty group spawning onto rt. The group is reference-counted
  * internally: its members and wait futures keep its memory alive, so it may be
- * freed in any order with respect to them.
+ * freed in any order with respect to them; and it holds a reference on the
+ * runtime, so ek_runtime_free may come first (its shutdown drops the members;
+ * later spawns give EK_ECLOSED, waits the outcome).
  * Errors: EK_EINVAL (bad rt, NULL out, unknown flags), EK_ECLOSED (rt shut
  * down), EK_ENOMEM.
  */
