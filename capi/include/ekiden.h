@@ -108,6 +108,7 @@ EK_EXTERN const char *ek_version_string(void);
     X(EDEADLK, -35, "operation would deadlock (called from a runtime thread)")                     \
     X(ENAMETOOLONG, -36, "name too long")                                                          \
     X(ENOSYS, -38, "function not implemented")                                                     \
+    X(EPROTO, -71, "protocol error")                                                               \
     X(ENOTSOCK, -88, "socket operation on non-socket")                                             \
     X(EDESTADDRREQ, -89, "destination address required")                                           \
     X(EMSGSIZE, -90, "message too long")                                                           \
@@ -543,5 +544,7 @@ EK_EXTERN void ek_interval_free(ek_interval *iv);
 #include "ekiden/msg.h"
 #include "ekiden/service.h"
 #include "ekiden/task.h"
+#include "ekiden/codec.h"
+#include "ekiden/server.h"
 
 #endif /* EKIDEN_H */

@@ -1,0 +1,743 @@
+/*
+ * server.c - the framed server (ekiden/server.h): an accept task and one task
+ * per connection.
+ *
+ * A connection task is one state machine over its stream, its read buffer, its
+ * codec clone, its service clone, a queue of in-flight responses (in request
+ * order) and its output buffer. Each poll runs rounds until nothing moves:
+ *   1. poll every in-flight response future (all of them, so that work a future
+ *      does when polled proceeds concurrently; each registers the task's waker);
+ *   2. write the completed head of the queue into the output buffer, in order;
+ *      a stream response gives its first frame there, then joins the push list;
+ *   3. write whatever frames the push streams have;
+ *   4. decode requests and call the service while the queue and the output buffer
+ *      have room (back-pressure: otherwise the task does not read);
+ *   5. read more bytes if the decoder wants them;
+ *   6. write the output buffer to the stream.
+ * The server's shared state (ek__srv) is reference-counted by the handle, the
+ * accept task and each connection, so the tasks and the handle may go in any
+ * order (runtime shutdown drops the tasks; ek_server_free drops the handle).
+ */
+#include "codec.h"
+
+#include <stdio.h>
+
+#define EK__TAG_SERVER  0x454b5352u /* "EKSR" */
+#define EK__TAG_SRVOPTS 0x454b534fu /* "EKSO" */
+#define EK__READ_CHUNK  (16 * 1024)
+
+struct ek_server_options {
+    uint32_t tag;
+    size_t max_in_flight, max_write;
+    uint64_t idle_ms;
+    int nodelay;
+    ek_server_log_fn log;
+    void *log_ud;
+};
+
+typedef struct ek__srv {
+    atomic_size_t refs;
+    ek_runtime *rt;
+    void *listener; /* owned by the accept task */
+    int unix_listener;
+    ek_codec *codec; /* prototypes, cloned per connection */
+    ek_service *svc;
+    struct ek_server_options opt;
+    ek_sockaddr *local;
+    ek__mutex mu;
+    ek__cond cv;
+    ek__list conns; /* under mu */
+    size_t open;    /* connection tasks alive, under mu */
+    bool accept_alive;
+    atomic_bool closing, force;
+    atomic_uint_fast64_t m[EK_SERVER_METRIC_COUNT];
+} ek__srv;
+
+struct ek_server {
+    uint32_t tag; /* EK__TAG_SERVER */
+    ek__srv *srv;
+    bool shut;
+};
+
+static void ek__srv_count(ek__srv *s, int key, uint64_t n)
+{
+    atomic_fetch_add_explicit(&s->m[key], n, memory_order_relaxed);
+}
+
+static void ek__srv_release(ek__srv *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    ek_codec_free(s->codec);
+    ek_service_free(s->svc);
+    ek_sockaddr_free(s->local);
+    ek__cond_destroy(&s->cv);
+    ek__mutex_destroy(&s->mu);
+    ek__free(s);
+}
+
+/* ---- options ---- */
+
+int ek_server_options_new(ek_server_options **out)
+{
+    if (out == NULL) return EK_EINVAL;
+    ek_server_options *o = ek__calloc(1, sizeof *o);
+    if (o == NULL) return EK_ENOMEM;
+    o->tag = EK__TAG_SRVOPTS;
+    o->max_in_flight = 128;
+    o->max_write = 4u * 1024 * 1024;
+    o->nodelay = 1;
+    *out = o;
+    return EK_OK;
+}
+
+void ek_server_options_free(ek_server_options *o)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS)) return;
+    o->tag = EK__TAG_DEAD;
+    ek__free(o);
+}
+
+int ek_server_options_set_max_in_flight(ek_server_options *o, size_t n)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS) || n < 1 || n > 65536) return EK_EINVAL;
+    o->max_in_flight = n;
+    return EK_OK;
+}
+
+int ek_server_options_set_max_write_buffer(ek_server_options *o, size_t bytes)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS) || bytes < 1) return EK_EINVAL;
+    o->max_write = bytes;
+    return EK_OK;
+}
+
+int ek_server_options_set_idle_timeout_ms(ek_server_options *o, uint64_t ms)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS)) return EK_EINVAL;
+    o->idle_ms = ms;
+    return EK_OK;
+}
+
+int ek_server_options_set_nodelay(ek_server_options *o, int on)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS) || (on != 0 && on != 1)) return EK_EINVAL;
+    o->nodelay = on;
+    return EK_OK;
+}
+
+int ek_server_options_set_log(ek_server_options *o, ek_server_log_fn fn, void *ud)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS)) return EK_EINVAL;
+    o->log = fn;
+    o->log_ud = ud;
+    return EK_OK;
+}
+
+/* ---- a connection ---- */
+
+typedef struct ek__slot {
+    ek_future *fut; /* NULL once complete */
+    ek_msg *resp;
+    int rc;
+} ek__slot;
+
+typedef struct ek__conn {
+    ek__list node; /* in srv->conns */
+    ek__srv *srv;
+    ek_waker *waker; /* for shutdown; set at the first poll, under srv->mu */
+    ek_stream *io;
+    ek_codec *codec;
+    ek_service *svc;
+    ek_buf *in, *out;
+    ek__slot *q; /* ring of in-flight responses */
+    size_t qhead, qlen, qcap;
+    ek_msg **push; /* streams past their first frame */
+    size_t npush, pushcap;
+    ek_msg *held; /* decoded, waiting for the service to be ready */
+    bool eof, stop, error_written, dead;
+    int err; /* why the connection closes (0: it did not fail) */
+    const char *reason;
+    char reason_buf[96];
+    ek_future *idle;
+    uint64_t last_active;
+    char peer[EK_SOCKADDR_STRLEN];
+} ek__conn;
+
+static void ek__conn_fail(ek__conn *c, int err, const char *reason)
+{
+    if (c->err != 0) return;
+    c->err = err;
+    snprintf(c->reason_buf, sizeof c->reason_buf, "%s", reason ? reason : ek_strerror(err));
+    c->reason = c->reason_buf;
+    c->stop = true;
+}
+
+static void ek__conn_drop(void *state)
+{
+    ek__conn *c = state;
+    ek__srv *s = c->srv;
+    if (c->err != 0 && s->opt.log != NULL) s->opt.log(s->opt.log_ud, c->err, c->reason, c->peer);
+    for (size_t i = 0; i < c->qlen; i++) {
+        ek__slot *sl = &c->q[(c->qhead + i) % c->qcap];
+        ek_future_drop(sl->fut);
+        ek_msg_free(sl->resp);
+    }
+    ek__free(c->q);
+    for (size_t i = 0; i < c->npush; i++) ek_msg_free(c->push[i]);
+    ek__free(c->push);
+    ek_msg_free(c->held);
+    ek_future_drop(c->idle);
+    ek_stream_free(c->io);
+    ek_codec_free(c->codec);
+    ek_service_free(c->svc);
+    ek_buf_free(c->in);
+    ek_buf_free(c->out);
+    ek__mutex_lock(&s->mu);
+    ek__list_remove(&c->node);
+    s->open--;
+    ek__cond_broadcast(&s->cv);
+    ek__mutex_unlock(&s->mu);
+    ek_waker_drop(c->waker);
+    ek__srv_count(s, EK_SERVER_METRIC_CONNECTIONS_OPEN, (uint64_t)-1);
+    ek__free(c);
+    ek__srv_release(s);
+}
+
+static int ek__conn_push_slot(ek__conn *c, ek_future *fut, int rc)
+{
+    if (c->qlen == c->qcap) {
+        size_t cap = c->qcap ? c->qcap * 2 : 16;
+        ek__slot *q = ek__malloc(cap * sizeof *q);
+        if (q == NULL) return EK_ENOMEM;
+        for (size_t i = 0; i < c->qlen; i++) q[i] = c->q[(c->qhead + i) % c->qcap];
+        ek__free(c->q);
+        c->q = q;
+        c->qcap = cap;
+        c->qhead = 0;
+    }
+    c->q[(c->qhead + c->qlen++) % c->qcap] = (ek__slot){.fut = fut, .rc = rc};
+    return EK_OK;
+}
+
+static int ek__conn_encode(ek__conn *c, ek_msg *m, int what)
+{
+    int rc = ek_codec_encode(c->codec, m, what, c->out);
+    if (rc != EK_OK) ek__conn_fail(c, rc, "the codec could not encode a response");
+    return rc;
+}
+
+/* 1: in-flight futures. */
+static bool ek__conn_poll_responses(ek__conn *c, ek_cx *cx)
+{
+    bool moved = false;
+    for (size_t i = 0; i < c->qlen; i++) {
+        ek__slot *sl = &c->q[(c->qhead + i) % c->qcap];
+        if (sl->fut == NULL) continue;
+        void *out = NULL;
+        int rc = ek_future_poll(sl->fut, cx, &out);
+        if (rc == EK_PENDING) continue;
+        ek_future_drop(sl->fut);
+        sl->fut = NULL;
+        sl->rc = rc;
+        sl->resp = rc == EK_OK ? out : NULL;
+        if (rc == EK_OK && out == NULL) sl->rc = EK_EINVAL; /* a response must be a message */
+        moved = true;
+    }
+    return moved;
+}
+
+/* 2: the completed head of the queue, in order. */
+static bool ek__conn_write_head(ek__conn *c, ek_cx *cx)
+{
+    bool moved = false;
+    while (c->qlen > 0 && c->err == 0) {
+        ek__slot *sl = &c->q[c->qhead];
+        if (sl->fut != NULL) break;
+        if (sl->rc != EK_OK) {
+            ek__srv_count(c->srv, EK_SERVER_METRIC_ERRORS, 1);
+            ek__conn_fail(c, sl->rc, NULL);
+            return true;
+        }
+        if (ek_msg_kind(sl->resp) == EK_MSG_STREAM) {
+            ek_msg *frame = NULL;
+            int rc = ek_msg_stream_next(sl->resp, cx, &frame);
+            if (rc == EK_PENDING) break;
+            if (rc == EK_OK) {
+                rc = ek__conn_encode(c, frame, EK_CODEC_RESPONSE);
+                ek_msg_free(frame);
+                if (rc != EK_OK) return true;
+                if (c->npush == c->pushcap) {
+                    size_t cap = c->pushcap ? c->pushcap * 2 : 4;
+                    ek_msg **p = ek__realloc(c->push, cap * sizeof *p);
+                    if (p == NULL) {
+                        ek__conn_fail(c, EK_ENOMEM, NULL);
+                        return true;
+                    }
+                    c->push = p;
+                    c->pushcap = cap;
+                }
+                c->push[c->npush++] = sl->resp;
+            } else {
+                ek_msg_free(sl->resp); /* a stream that ended without a frame */
+            }
+        } else {
+            int rc = ek__conn_encode(c, sl->resp, EK_CODEC_RESPONSE);
+            ek_msg_free(sl->resp);
+            if (rc != EK_OK) {
+                sl->resp = NULL;
+                return true;
+            }
+        }
+        sl->resp = NULL;
+        ek__srv_count(c->srv, EK_SERVER_METRIC_RESPONSES, 1);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+        moved = true;
+    }
+    return moved;
+}
+
+/* 3: frames of the push streams. */
+static bool ek__conn_write_push(ek__conn *c, ek_cx *cx)
+{
+    bool moved = false;
+    for (size_t i = 0; i < c->npush && c->err == 0;) {
+        ek_msg *frame = NULL;
+        int rc = ek_msg_stream_next(c->push[i], cx, &frame);
+        if (rc == EK_PENDING) {
+            i++;
+            continue;
+        }
+        moved = true;
+        if (rc == EK_OK) {
+            rc = ek__conn_encode(c, frame, EK_CODEC_PUSH);
+            ek_msg_free(frame);
+            continue;
+        }
+        ek_msg_free(c->push[i]); /* ended */
+        c->push[i] = c->push[--c->npush];
+    }
+    return moved;
+}
+
+static bool ek__conn_has_room(ek__conn *c)
+{
+    return c->qlen < c->srv->opt.max_in_flight && (size_t)ek_buf_len(c->out) < c->srv->opt.max_write;
+}
+
+/* 4: decode and call. *want_read: the decoder needs more bytes. */
+static bool ek__conn_decode_and_call(ek__conn *c, ek_cx *cx, bool *want_read)
+{
+    bool moved = false;
+    *want_read = false;
+    while (!c->stop && ek__conn_has_room(c)) {
+        if (c->held == NULL) {
+            const char *reason = NULL;
+            int rc = c->eof ? ek_codec_decode_eof(c->codec, c->in, &c->held, &reason)
+                            : ek_codec_decode(c->codec, c->in, &c->held, &reason);
+            if (rc == EK_PENDING) {
+                *want_read = true;
+                break;
+            }
+            if (rc == EK_ECLOSED) { /* end of stream, nothing left */
+                c->stop = true;
+                break;
+            }
+            if (rc != EK_OK) {
+                if (rc == EK_EPROTO || rc == EK_EMSGSIZE)
+                    ek__srv_count(c->srv, EK_SERVER_METRIC_DECODE_FAILURES, 1);
+                ek__conn_fail(c, rc, reason);
+                return true;
+            }
+        }
+        int rc = ek_service_poll_ready(c->svc, cx);
+        if (rc == EK_PENDING) break;
+        if (rc != EK_OK) {
+            ek__conn_fail(c, rc, "the service failed");
+            return true;
+        }
+        ek_future *fut = NULL;
+        ek_msg *req = c->held;
+        c->held = NULL;
+        rc = ek_service_call(c->svc, req, &fut);
+        ek__srv_count(c->srv, EK_SERVER_METRIC_REQUESTS, 1);
+        if (ek__conn_push_slot(c, fut, rc) != EK_OK) {
+            ek_future_drop(fut);
+            ek__conn_fail(c, EK_ENOMEM, NULL);
+            return true;
+        }
+        moved = true;
+    }
+    return moved;
+}
+
+/* 5: read. */
+static bool ek__conn_read(ek__conn *c, ek_cx *cx)
+{
+    uint8_t *tail;
+    size_t avail;
+    int rc = ek_buf_reserve(c->in, EK__READ_CHUNK, &tail, &avail);
+    if (rc != EK_OK) {
+        ek__conn_fail(c, rc, NULL);
+        return true;
+    }
+    size_t n = 0;
+    rc = ek_stream_read(c->io, cx, tail, avail, &n);
+    if (rc == EK_PENDING) return false;
+    if (rc != EK_OK) {
+        c->dead = true; /* the socket failed: nothing more can be written */
+        ek__conn_fail(c, rc, NULL);
+        return true;
+    }
+    if (n == 0) {
+        c->eof = true;
+        return true;
+    }
+    (void)ek_buf_advance(c->in, n);
+    ek__srv_count(c->srv, EK_SERVER_METRIC_BYTES_IN, n);
+    c->last_active = ek_now_ms(c->srv->rt);
+    return true;
+}
+
+/* 6: write. */
+static bool ek__conn_flush(ek__conn *c, ek_cx *cx)
+{
+    bool moved = false;
+    while (ek_buf_len(c->out) > 0 && !c->dead) {
+        size_t n = 0;
+        int rc = ek_stream_write(c->io, cx, ek_buf_data(c->out), (size_t)ek_buf_len(c->out), &n);
+        if (rc == EK_PENDING) break;
+        if (rc != EK_OK) {
+            c->dead = true;
+            ek__conn_fail(c, rc, NULL);
+            return true;
+        }
+        (void)ek_buf_discard(c->out, n);
+        ek__srv_count(c->srv, EK_SERVER_METRIC_BYTES_OUT, n);
+        c->last_active = ek_now_ms(c->srv->rt);
+        moved = true;
+    }
+    return moved;
+}
+
+/* The idle timer: EK_OK when the connection has been idle too long. */
+static int ek__conn_idle(ek__conn *c, ek_cx *cx)
+{
+    uint64_t ms = c->srv->opt.idle_ms;
+    if (ms == 0 || c->qlen > 0 || c->npush > 0 || c->held != NULL) {
+        ek_future_drop(c->idle);
+        c->idle = NULL;
+        return EK_PENDING;
+    }
+    for (;;) {
+        uint64_t deadline = c->last_active + ms;
+        if (ek_now_ms(c->srv->rt) >= deadline) return EK_OK;
+        if (c->idle == NULL && ek_sleep_until(c->srv->rt, deadline, &c->idle) != EK_OK)
+            return EK_PENDING;
+        int rc = ek_future_poll(c->idle, cx, NULL);
+        if (rc == EK_PENDING) return EK_PENDING;
+        ek_future_drop(c->idle); /* fired (or failed): check the deadline again */
+        c->idle = NULL;
+        if (rc != EK_OK) return EK_PENDING;
+    }
+}
+
+static int ek__conn_poll(void *state, ek_cx *cx, void **out)
+{
+    ek__conn *c = state;
+    ek__srv *s = c->srv;
+    *out = NULL;
+    if (c->waker == NULL) {
+        ek_waker *w = ek_cx_waker(cx);
+        ek__mutex_lock(&s->mu);
+        c->waker = w;
+        ek__mutex_unlock(&s->mu);
+    }
+    if (atomic_load_explicit(&s->force, memory_order_acquire)) return EK_OK;
+    for (;;) {
+        if (atomic_load_explicit(&s->closing, memory_order_acquire)) c->stop = true;
+        bool moved = ek__conn_poll_responses(c, cx);
+        moved |= ek__conn_write_head(c, cx);
+        if (!c->stop || c->err != 0) moved |= ek__conn_write_push(c, cx);
+        bool want_read = false;
+        moved |= ek__conn_decode_and_call(c, cx, &want_read);
+        if (want_read && !c->eof && !c->stop) moved |= ek__conn_read(c, cx);
+        if (c->err != 0 && c->qlen == 0 && !c->error_written && !c->dead) {
+            /* Everything owed is encoded: the error reply, then close. */
+            (void)ek_codec_encode_error(c->codec, c->err, c->reason, c->out);
+            c->error_written = true;
+            moved = true;
+        }
+        moved |= ek__conn_flush(c, cx);
+        bool drained = c->qlen == 0 && c->held == NULL && ek_buf_len(c->out) == 0;
+        if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
+                                                                  atomic_load(&s->closing))))))
+            return EK_OK;
+        if (!moved) break;
+    }
+    if (ek__conn_idle(c, cx) == EK_OK) {
+        ek__srv_count(s, EK_SERVER_METRIC_IDLE_CLOSES, 1);
+        ek__conn_fail(c, EK_ETIMEDOUT, "idle timeout");
+        return EK_OK;
+    }
+    return EK_PENDING;
+}
+
+static int ek__conn_start(ek__srv *s, ek_stream *io)
+{
+    ek__conn *c = ek__calloc(1, sizeof *c);
+    if (c == NULL) {
+        ek_stream_free(io);
+        return EK_ENOMEM;
+    }
+    c->io = io;
+    c->srv = s;
+    ek__list_init(&c->node);
+    ek_sockaddr *peer = NULL;
+    if (ek_sockaddr_new(&peer) == EK_OK && ek_stream_peer_addr(io, peer) == EK_OK)
+        (void)ek_sockaddr_format(peer, c->peer, sizeof c->peer);
+    ek_sockaddr_free(peer);
+    int rc = ek_codec_clone(s->codec, &c->codec);
+    if (rc == EK_OK) rc = ek_service_clone(s->svc, &c->svc);
+    if (rc == EK_OK) rc = ek_buf_new(EK__READ_CHUNK, &c->in);
+    if (rc == EK_OK) rc = ek_buf_new(EK__READ_CHUNK, &c->out);
+    c->last_active = ek_now_ms(s->rt);
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    ek__mutex_lock(&s->mu);
+    ek__list_push_back(&s->conns, &c->node);
+    s->open++;
+    ek__mutex_unlock(&s->mu);
+    ek__srv_count(s, EK_SERVER_METRIC_CONNECTIONS_OPEN, 1);
+    ek__srv_count(s, EK_SERVER_METRIC_CONNECTIONS_TOTAL, 1);
+    if (rc != EK_OK) {
+        ek__conn_fail(c, rc, "could not set up the connection");
+        ek__conn_drop(c);
+        return rc;
+    }
+    /* ek_spawn runs the drop on failure: nothing else to release. */
+    return ek_spawn(s->rt, ek__conn_poll, ek__conn_drop, c, NULL, NULL);
+}
+
+/* ---- the accept task ---- */
+
+static int ek__accept_poll(void *state, ek_cx *cx, void **out)
+{
+    ek__srv *s = state;
+    *out = NULL;
+    while (!atomic_load_explicit(&s->closing, memory_order_acquire)) {
+        ek_stream *io = NULL;
+        int rc;
+        if (s->unix_listener) {
+            ek_unix_stream *u = NULL;
+            rc = ek_unix_accept(s->listener, cx, &u, NULL);
+            if (rc == EK_OK) rc = ek_stream_from_unix(u, &io);
+        } else {
+            ek_tcp_stream *t = NULL;
+            rc = ek_tcp_accept(s->listener, cx, &t, NULL);
+            if (rc == EK_OK && s->opt.nodelay) (void)ek_tcp_set_nodelay(t, 1);
+            if (rc == EK_OK) rc = ek_stream_from_tcp(t, &io);
+        }
+        if (rc == EK_PENDING) return EK_PENDING;
+        if (rc == EK_ECLOSED) return EK_OK;
+        if (rc != EK_OK) {
+            if (s->opt.log != NULL) s->opt.log(s->opt.log_ud, rc, "accept failed", "");
+            continue;
+        }
+        (void)ek__conn_start(s, io);
+    }
+    return EK_OK;
+}
+
+static void ek__accept_drop(void *state)
+{
+    ek__srv *s = state;
+    /* Marked gone under the lock first, so that ek__srv_begin_close never
+     * closes a listener being freed. */
+    ek__mutex_lock(&s->mu);
+    s->accept_alive = false;
+    ek__mutex_unlock(&s->mu);
+    if (s->unix_listener)
+        ek_unix_listener_free(s->listener);
+    else
+        ek_tcp_listener_free(s->listener);
+    ek__mutex_lock(&s->mu);
+    ek__cond_broadcast(&s->cv);
+    ek__mutex_unlock(&s->mu);
+    ek__srv_release(s);
+}
+
+static int ek__serve(ek_runtime *rt, void *listener, int unix_listener, ek_codec *codec,
+                     ek_service *svc, const ek_server_options *opt, ek_server **out)
+{
+    int rc = EK_OK;
+    ek__srv *s = NULL;
+    ek_server *h = NULL;
+    if (out == NULL || (opt != NULL && !EK__CHECK_TAG(opt, EK__TAG_SRVOPTS)))
+        rc = EK_EINVAL;
+    if (rc == EK_OK) rc = ek__codec_check(codec);
+    if (rc == EK_OK && ek_service_is_shareable(svc) != 1)
+        rc = ek_service_is_shareable(svc) == 0 ? EK_ENOTSUP : EK_EINVAL;
+    if (rc == EK_OK && (s = ek__calloc(1, sizeof *s)) == NULL) rc = EK_ENOMEM;
+    if (rc == EK_OK && (h = ek__malloc(sizeof *h)) == NULL) rc = EK_ENOMEM;
+    if (rc == EK_OK && ek_sockaddr_new(&s->local) != EK_OK) rc = EK_ENOMEM;
+    if (rc == EK_OK) {
+        rc = unix_listener ? ek_unix_listener_local_addr(listener, s->local)
+                           : ek_tcp_listener_local_addr(listener, s->local);
+    }
+    if (rc == EK_OK && ek__mutex_init(&s->mu) != 0) rc = EK_ENOMEM;
+    if (rc == EK_OK && ek__cond_init(&s->cv) != 0) {
+        ek__mutex_destroy(&s->mu);
+        rc = EK_ENOMEM;
+    }
+    if (rc != EK_OK) {
+        if (s != NULL) ek_sockaddr_free(s->local);
+        ek__free(s);
+        ek__free(h);
+        if (unix_listener)
+            ek_unix_listener_free(listener);
+        else
+            ek_tcp_listener_free(listener);
+        ek_codec_free(codec);
+        ek_service_free(svc);
+        return rc;
+    }
+    atomic_init(&s->refs, 2); /* the handle and the accept task */
+    s->rt = rt;
+    s->listener = listener;
+    s->unix_listener = unix_listener;
+    s->codec = codec;
+    s->svc = svc;
+    if (opt != NULL) {
+        s->opt = *opt;
+    } else {
+        ek_server_options *d;
+        if (ek_server_options_new(&d) == EK_OK) {
+            s->opt = *d;
+            ek_server_options_free(d);
+        } else {
+            s->opt.max_in_flight = 128;
+            s->opt.max_write = 4u * 1024 * 1024;
+            s->opt.nodelay = 1;
+        }
+    }
+    ek__list_init(&s->conns);
+    s->accept_alive = true;
+    h->tag = EK__TAG_SERVER;
+    h->srv = s;
+    h->shut = false;
+    rc = ek_spawn(rt, ek__accept_poll, ek__accept_drop, s, NULL, NULL);
+    if (rc != EK_OK) { /* the accept drop ran: the listener is freed */
+        h->shut = true;
+        ek_server_free(h);
+        return rc;
+    }
+    *out = h;
+    return EK_OK;
+}
+
+int ek_server_serve(ek_runtime *rt, ek_tcp_listener *listener, ek_codec *codec, ek_service *svc,
+                    const ek_server_options *options, ek_server **out)
+{
+    return ek__serve(rt, listener, 0, codec, svc, options, out);
+}
+
+int ek_server_serve_unix(ek_runtime *rt, ek_unix_listener *listener, ek_codec *codec,
+                         ek_service *svc, const ek_server_options *options, ek_server **out)
+{
+    return ek__serve(rt, listener, 1, codec, svc, options, out);
+}
+
+/* Tell every task to look at the closing / force flags. Under s->mu. */
+static void ek__srv_wake_all(ek__srv *s)
+{
+    for (ek__list *n = s->conns.next; n != &s->conns; n = n->next) {
+        ek__conn *c = EK__CONTAINER_OF(n, ek__conn, node);
+        ek_waker_wake_by_ref(c->waker);
+    }
+}
+
+static void ek__srv_begin_close(ek__srv *s)
+{
+    atomic_store_explicit(&s->closing, true, memory_order_release);
+    /* Closing the listener wakes the accept task with EK_ECLOSED. Closing is
+     * safe from any thread while the accept task owns the handle. */
+    ek__mutex_lock(&s->mu);
+    if (s->accept_alive) {
+        if (s->unix_listener)
+            (void)ek_unix_listener_close(s->listener);
+        else
+            (void)ek_tcp_listener_close(s->listener);
+    }
+    ek__srv_wake_all(s);
+    ek__mutex_unlock(&s->mu);
+}
+
+int ek_server_shutdown(ek_server *h, uint64_t grace_ms)
+{
+    if (!EK__CHECK_TAG(h, EK__TAG_SERVER)) return EK_EINVAL;
+    if (ek_runtime_current() != NULL) return EK_EDEADLK;
+    ek__srv *s = h->srv;
+    h->shut = true;
+    ek__srv_begin_close(s);
+    uint64_t now = ek__mono_ns(), ns = grace_ms > UINT64_MAX / 1000000u ? UINT64_MAX
+                                                                          : grace_ms * 1000000u;
+    uint64_t deadline = now > UINT64_MAX - ns ? UINT64_MAX : now + ns;
+    int rc = EK_OK;
+    ek__mutex_lock(&s->mu);
+    while (s->open > 0 || s->accept_alive) {
+        if (!ek__cond_timedwait(&s->cv, &s->mu, deadline) && ek__mono_ns() >= deadline) {
+            rc = EK_ETIMEDOUT;
+            break;
+        }
+    }
+    if (rc == EK_ETIMEDOUT) {
+        atomic_store_explicit(&s->force, true, memory_order_release);
+        ek__srv_wake_all(s);
+        while (s->open > 0 || s->accept_alive) ek__cond_wait(&s->cv, &s->mu);
+    }
+    ek__mutex_unlock(&s->mu);
+    return rc;
+}
+
+void ek_server_free(ek_server *h)
+{
+    if (!EK__CHECK_TAG(h, EK__TAG_SERVER)) return;
+    if (!h->shut) {
+        if (ek_runtime_current() == NULL) {
+            (void)ek_server_shutdown(h, 0);
+        } else {
+            atomic_store_explicit(&h->srv->force, true, memory_order_release);
+            ek__srv_begin_close(h->srv);
+        }
+    }
+    h->tag = EK__TAG_DEAD;
+    ek__srv_release(h->srv);
+    ek__free(h);
+}
+
+int ek_server_local_addr(ek_server *h, ek_sockaddr *out)
+{
+    if (!EK__CHECK_TAG(h, EK__TAG_SERVER) || out == NULL) return EK_EINVAL;
+    if (atomic_load(&h->srv->closing)) return EK_ECLOSED;
+    char text[EK_SOCKADDR_STRLEN];
+    int rc = ek_sockaddr_format(h->srv->local, text, sizeof text);
+    return rc < 0 ? rc : ek_sockaddr_set(out, text);
+}
+
+int ek_server_metrics(ek_server *h, uint64_t *values, size_t n)
+{
+    if (!EK__CHECK_TAG(h, EK__TAG_SERVER) || (values == NULL && n > 0)) return EK_EINVAL;
+    for (size_t i = 0; i < n && i < EK_SERVER_METRIC_COUNT; i++)
+        values[i] = atomic_load_explicit(&h->srv->m[i], memory_order_relaxed);
+    return EK_SERVER_METRIC_COUNT;
+}
+
+const char *ek_server_metric_name(int key)
+{
+    static const char *const names[] = {
+#define EK__SERVER_METRIC_NAME(name, doc) #name,
+        EK_SERVER_METRICS_MAP(EK__SERVER_METRIC_NAME)
+#undef EK__SERVER_METRIC_NAME
+    };
+    return key >= 0 && key < EK_SERVER_METRIC_COUNT ? names[key] : NULL;
+}
