@@ -72,7 +72,8 @@ int ek_codec_decode(ek_codec *c, ek_buf *in, ek_msg **out, const char **reason)
     if (!EK__CHECK_TAG(c, EK__TAG_CODEC) || in == NULL || out == NULL) return EK_EINVAL;
     const char *r = NULL;
     *out = NULL;
-    return ek__codec_result(c->vt.decode(c->self, in, out, &r), reason, r);
+    int rc = c->vt.decode(c->self, in, out, &r); /* before r is read */
+    return ek__codec_result(rc, reason, r);
 }
 
 int ek_codec_decode_eof(ek_codec *c, ek_buf *in, ek_msg **out, const char **reason)
@@ -141,7 +142,8 @@ static int ek__lines_decode(void *self, ek_buf *in, ek_msg **out, const char **r
     size_t len = (size_t)ek_buf_len(in);
     /* Look at no more than max + 1 bytes (a line of max bytes and its "\n"). */
     size_t limit = len < l->max + 1 ? len : l->max + 1;
-    const uint8_t *nl = l->scanned < limit ? memchr(p + l->scanned, '\n', limit - l->scanned) : NULL;
+    const uint8_t *nl =
+        l->scanned < limit ? memchr(p + l->scanned, '\n', limit - l->scanned) : NULL;
     if (nl == NULL) {
         l->scanned = limit;
         if (len > l->max) {
@@ -235,9 +237,8 @@ static int ek__length_decode(void *self, ek_buf *in, ek_msg **out, const char **
     uint64_t v = ek__length_read(c, p + c->offset);
     /* The bytes after the length field: v + adjust, which must not underflow. */
     int64_t after;
-    if (v > (uint64_t)INT64_MAX ||
-        __builtin_add_overflow((int64_t)v, c->adjust, &after) || after < 0 ||
-        (uint64_t)after > (uint64_t)c->max + head) {
+    if (v > (uint64_t)INT64_MAX || __builtin_add_overflow((int64_t)v, c->adjust, &after) ||
+        after < 0 || (uint64_t)after > (uint64_t)c->max + head) {
         *reason = "frame size too big";
         return EK_EMSGSIZE;
     }
@@ -291,8 +292,7 @@ static const ek_codec_vtable ek__length_vtable = {
 };
 
 int ek_codec_length_delimited(size_t field_offset, size_t field_len, int64_t adjustment,
-                              size_t num_skip, int little_endian, size_t max_frame,
-                              ek_codec **out)
+                              size_t num_skip, int little_endian, size_t max_frame, ek_codec **out)
 {
     if (out == NULL || field_len == 0 || (field_len > 4 && field_len != 8) || field_offset > 8)
         return EK_EINVAL;

@@ -17,8 +17,8 @@ typedef struct ek__hello {
 } ek__hello;
 
 typedef struct ek__resp {
-    int server;   /* 1: request grammar in, responses out */
-    int proto;    /* what encode writes: 2 or 3 */
+    int server; /* 1: request grammar in, responses out */
+    int proto;  /* what encode writes: 2 or 3 */
     ek__resp_toks toks;
     char *scratch;
     size_t scratch_cap;
@@ -58,10 +58,14 @@ static int ek__resp_build(const ek__resp_toks *toks, size_t *i, ek_bytes *frame,
     const char *base = (const char *)ek_bytes_data(frame);
     int rc;
     switch (t->type) {
-    case '+': return ek__resp_string(frame, t, EK_RESP_SIMPLE, out);
-    case '-': return ek__resp_string(frame, t, EK_RESP_ERROR, out);
-    case '!': return ek__resp_string(frame, t, EK_RESP_BULK_ERROR, out);
-    case '(': return ek__resp_string(frame, t, EK_RESP_BIG_NUMBER, out);
+    case '+':
+        return ek__resp_string(frame, t, EK_RESP_SIMPLE, out);
+    case '-':
+        return ek__resp_string(frame, t, EK_RESP_ERROR, out);
+    case '!':
+        return ek__resp_string(frame, t, EK_RESP_BULK_ERROR, out);
+    case '(':
+        return ek__resp_string(frame, t, EK_RESP_BIG_NUMBER, out);
     case '$':
         if (t->null) return ek_msg_resp_null(EK_RESP_BULK, out);
         return ek__resp_string(frame, t, EK_RESP_BULK, out);
@@ -69,9 +73,12 @@ static int ek__resp_build(const ek__resp_toks *toks, size_t *i, ek_bytes *frame,
         char fmt[4] = {base[t->off], base[t->off + 1], base[t->off + 2], 0};
         return ek_msg_resp_verbatim(fmt, base + t->off + 4, t->len - 4, out);
     }
-    case ':': return ek_msg_resp_integer(t->n, out);
-    case '#': return ek_msg_resp_boolean((int)t->n, out);
-    case '_': return ek_msg_resp_null(EK_RESP_NULL, out);
+    case ':':
+        return ek_msg_resp_integer(t->n, out);
+    case '#':
+        return ek_msg_resp_boolean((int)t->n, out);
+    case '_':
+        return ek_msg_resp_null(EK_RESP_NULL, out);
     case ',': {
         char num[400];
         size_t n = t->len < sizeof num - 1 ? t->len : sizeof num - 1;
@@ -185,14 +192,18 @@ static int ek__resp_decode(void *self, ek_buf *in, ek_msg **out, const char **re
                                                    &r->scratch_cap, &flen, reason)
                            : ek__resp_scan(buf, len, NULL, &r->toks, &flen, reason);
         switch (rc) {
-        case EK__RESP_MORE: return EK_PENDING;
-        case EK__RESP_NOMEM: return EK_ENOMEM;
-        case EK__RESP_CORRUPT: return EK_EPROTO;
+        case EK__RESP_MORE:
+            return EK_PENDING;
+        case EK__RESP_NOMEM:
+            return EK_ENOMEM;
+        case EK__RESP_CORRUPT:
+            return EK_EPROTO;
         case EK__RESP_EMPTY:
             rc = ek_buf_discard(in, flen);
             if (rc != EK_OK) return rc;
             continue;
-        default: break;
+        default:
+            break;
         }
         if (r->server) {
             rc = ek__resp_note_hello(r, buf);
@@ -315,7 +326,8 @@ static int ek__resp_encode_value(const ek_msg *m, int proto, ek_buf *out)
         if (proto == 3) return ek__put_line(out, ',', (const uint8_t *)num, (size_t)k);
         return ek__put_bulk(out, '$', (const uint8_t *)num, (size_t)k);
     }
-    case EK_RESP_NULL: return ek__put(out, proto == 3 ? "_\r\n" : "$-1\r\n", proto == 3 ? 3 : 5);
+    case EK_RESP_NULL:
+        return ek__put(out, proto == 3 ? "_\r\n" : "$-1\r\n", proto == 3 ? 3 : 5);
     case EK_RESP_ATTRIBUTE:
         if (proto == 2) return EK_OK; /* RESP2 has no attributes */
         /* fall through */

@@ -246,53 +246,95 @@ static bool ek__conn_poll_responses(ek__conn *c, ek_cx *cx)
     return moved;
 }
 
-/* 2: the completed head of the queue, in order. */
+/* Drop every response still queued (after a failure nothing more is owed). */
+static void ek__conn_abandon_queue(ek__conn *c)
+{
+    for (; c->qlen > 0; c->qlen--, c->qhead = (c->qhead + 1) % c->qcap) {
+        ek__slot *sl = &c->q[c->qhead];
+        ek_future_drop(sl->fut);
+        ek_msg_free(sl->resp);
+        sl->fut = NULL;
+        sl->resp = NULL;
+    }
+}
+
+/* Frames a stream has ready now, as pushes; EK_ECLOSED when it ended. */
+static int ek__conn_drain_stream(ek__conn *c, ek_msg *stream, ek_cx *cx)
+{
+    for (;;) {
+        ek_msg *frame = NULL;
+        int rc = ek_msg_stream_next(stream, cx, &frame);
+        if (rc != EK_OK) return rc;
+        rc = ek__conn_encode(c, frame, EK_CODEC_PUSH);
+        ek_msg_free(frame);
+        if (rc != EK_OK) return rc;
+    }
+}
+
+/* 2: the completed head of the queue, in order. A decode failure still lets the
+ * responses owed before it through; a failed response or encoding ends it. */
 static bool ek__conn_write_head(ek__conn *c, ek_cx *cx)
 {
     bool moved = false;
-    while (c->qlen > 0 && c->err == 0) {
+    while (c->qlen > 0 && !c->dead) {
         ek__slot *sl = &c->q[c->qhead];
         if (sl->fut != NULL) break;
-        if (sl->rc != EK_OK) {
-            ek__srv_count(c->srv, EK_SERVER_METRIC_ERRORS, 1);
-            ek__conn_fail(c, sl->rc, NULL);
-            return true;
-        }
-        if (ek_msg_kind(sl->resp) == EK_MSG_STREAM) {
-            ek_msg *frame = NULL;
-            int rc = ek_msg_stream_next(sl->resp, cx, &frame);
-            if (rc == EK_PENDING) break;
-            if (rc == EK_OK) {
-                rc = ek__conn_encode(c, frame, EK_CODEC_RESPONSE);
-                ek_msg_free(frame);
-                if (rc != EK_OK) return true;
-                if (c->npush == c->pushcap) {
-                    size_t cap = c->pushcap ? c->pushcap * 2 : 4;
-                    ek_msg **p = ek__realloc(c->push, cap * sizeof *p);
-                    if (p == NULL) {
-                        ek__conn_fail(c, EK_ENOMEM, NULL);
-                        return true;
-                    }
-                    c->push = p;
-                    c->pushcap = cap;
-                }
-                c->push[c->npush++] = sl->resp;
-            } else {
-                ek_msg_free(sl->resp); /* a stream that ended without a frame */
-            }
-        } else {
-            int rc = ek__conn_encode(c, sl->resp, EK_CODEC_RESPONSE);
-            ek_msg_free(sl->resp);
-            if (rc != EK_OK) {
-                sl->resp = NULL;
-                return true;
-            }
-        }
+        ek_msg *resp = sl->resp;
+        int result = sl->rc;
         sl->resp = NULL;
-        ek__srv_count(c->srv, EK_SERVER_METRIC_RESPONSES, 1);
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
         moved = true;
+        if (result != EK_OK) {
+            ek__srv_count(c->srv, EK_SERVER_METRIC_ERRORS, 1);
+            ek__conn_fail(c, result, NULL);
+            ek__conn_abandon_queue(c);
+            return true;
+        }
+        int rc = EK_OK;
+        if (ek_msg_kind(resp) == EK_MSG_STREAM) {
+            /* The first frame answers in order; then the stream pushes. */
+            ek_msg *frame = NULL;
+            rc = ek_msg_stream_next(resp, cx, &frame);
+            if (rc == EK_PENDING) { /* not started yet: it stays at the head */
+                c->qhead = (c->qhead + c->qcap - 1) % c->qcap;
+                c->qlen++;
+                sl->resp = resp;
+                return moved;
+            }
+            if (rc == EK_OK) {
+                rc = ek__conn_encode(c, frame, EK_CODEC_RESPONSE);
+                ek_msg_free(frame);
+                if (rc == EK_OK) rc = ek__conn_drain_stream(c, resp, cx);
+                if (rc == EK_PENDING) {
+                    if (c->npush == c->pushcap) {
+                        size_t cap = c->pushcap ? c->pushcap * 2 : 4;
+                        ek_msg **p = ek__realloc(c->push, cap * sizeof *p);
+                        if (p == NULL) {
+                            ek_msg_free(resp);
+                            ek__conn_fail(c, EK_ENOMEM, NULL);
+                            ek__conn_abandon_queue(c);
+                            return true;
+                        }
+                        c->push = p;
+                        c->pushcap = cap;
+                    }
+                    c->push[c->npush++] = resp;
+                    resp = NULL;
+                    rc = EK_OK;
+                }
+            }
+            if (rc == EK_ECLOSED) rc = EK_OK; /* a finite stream, all written */
+        } else {
+            rc = ek__conn_encode(c, resp, EK_CODEC_RESPONSE);
+        }
+        ek_msg_free(resp);
+        if (rc != EK_OK) {
+            ek__conn_fail(c, rc, NULL);
+            ek__conn_abandon_queue(c);
+            return true;
+        }
+        ek__srv_count(c->srv, EK_SERVER_METRIC_RESPONSES, 1);
     }
     return moved;
 }
@@ -302,19 +344,15 @@ static bool ek__conn_write_push(ek__conn *c, ek_cx *cx)
 {
     bool moved = false;
     for (size_t i = 0; i < c->npush && c->err == 0;) {
-        ek_msg *frame = NULL;
-        int rc = ek_msg_stream_next(c->push[i], cx, &frame);
+        int64_t before = ek_buf_len(c->out);
+        int rc = ek__conn_drain_stream(c, c->push[i], cx);
+        if (ek_buf_len(c->out) != before) moved = true;
         if (rc == EK_PENDING) {
             i++;
             continue;
         }
         moved = true;
-        if (rc == EK_OK) {
-            rc = ek__conn_encode(c, frame, EK_CODEC_PUSH);
-            ek_msg_free(frame);
-            continue;
-        }
-        ek_msg_free(c->push[i]); /* ended */
+        ek_msg_free(c->push[i]); /* ended (or failed to encode: the error is set) */
         c->push[i] = c->push[--c->npush];
     }
     return moved;
@@ -322,7 +360,8 @@ static bool ek__conn_write_push(ek__conn *c, ek_cx *cx)
 
 static bool ek__conn_has_room(ek__conn *c)
 {
-    return c->qlen < c->srv->opt.max_in_flight && (size_t)ek_buf_len(c->out) < c->srv->opt.max_write;
+    return c->qlen < c->srv->opt.max_in_flight &&
+           (size_t)ek_buf_len(c->out) < c->srv->opt.max_write;
 }
 
 /* 4: decode and call. *want_read: the decoder needs more bytes. */
@@ -471,7 +510,7 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         moved |= ek__conn_flush(c, cx);
         bool drained = c->qlen == 0 && c->held == NULL && ek_buf_len(c->out) == 0;
         if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
-                                                                  atomic_load(&s->closing))))))
+                                                                atomic_load(&s->closing))))))
             return EK_OK;
         if (!moved) break;
     }
@@ -572,8 +611,7 @@ static int ek__serve(ek_runtime *rt, void *listener, int unix_listener, ek_codec
     int rc = EK_OK;
     ek__srv *s = NULL;
     ek_server *h = NULL;
-    if (out == NULL || (opt != NULL && !EK__CHECK_TAG(opt, EK__TAG_SRVOPTS)))
-        rc = EK_EINVAL;
+    if (out == NULL || (opt != NULL && !EK__CHECK_TAG(opt, EK__TAG_SRVOPTS))) rc = EK_EINVAL;
     if (rc == EK_OK) rc = ek__codec_check(codec);
     if (rc == EK_OK && ek_service_is_shareable(svc) != 1)
         rc = ek_service_is_shareable(svc) == 0 ? EK_ENOTSUP : EK_EINVAL;
@@ -679,8 +717,8 @@ int ek_server_shutdown(ek_server *h, uint64_t grace_ms)
     ek__srv *s = h->srv;
     h->shut = true;
     ek__srv_begin_close(s);
-    uint64_t now = ek__mono_ns(), ns = grace_ms > UINT64_MAX / 1000000u ? UINT64_MAX
-                                                                          : grace_ms * 1000000u;
+    uint64_t now = ek__mono_ns(),
+             ns = grace_ms > UINT64_MAX / 1000000u ? UINT64_MAX : grace_ms * 1000000u;
     uint64_t deadline = now > UINT64_MAX - ns ? UINT64_MAX : now + ns;
     int rc = EK_OK;
     ek__mutex_lock(&s->mu);

@@ -79,8 +79,7 @@ EK_EXTERN int ek_server_options_set_log(ek_server_options *o, ek_server_log_fn f
  * ek_svc_buffer), EK_ECLOSED (runtime shut down), EK_ENOMEM.
  */
 EK_EXTERN int ek_server_serve(ek_runtime *rt, ek_tcp_listener *listener, ek_codec *codec,
-                              ek_service *svc, const ek_server_options *options,
-                              ek_server **out);
+                              ek_service *svc, const ek_server_options *options, ek_server **out);
 /* The same over a Unix stream listener. */
 EK_EXTERN int ek_server_serve_unix(ek_runtime *rt, ek_unix_listener *listener, ek_codec *codec,
                                    ek_service *svc, const ek_server_options *options,
