@@ -5,6 +5,7 @@
 #   make test     the whole suite: format, header, plain, ASan+UBSan, TSan builds
 #   make bench    the benchmarks side by side with their peers (bench/run.sh)
 #   make stress   the stress tests at their full counts (not part of make test)
+#   make fuzz     the codec fuzz targets, 10 minutes each (FUZZ_SECONDS)
 #
 # Variables: BUILD (build directory, default build; the sanitizer builds go to
 # $(BUILD)-asan and $(BUILD)-tsan), JOBS (default 2), STAGES (a subset of the
@@ -14,7 +15,7 @@ BUILD ?= build
 JOBS ?= 2
 export BUILD JOBS
 
-.PHONY: all deps build demo test test-plain test-asan test-tsan check-format format \
+.PHONY: all deps build demo test test-plain test-asan test-tsan check-format format fuzz \
 	check-header check-readme bench stress clean
 
 all: build
@@ -63,3 +64,8 @@ stress: deps
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+
+# The codec fuzz targets, long (FUZZ_SECONDS per target, default 600); prints the
+# executions of each.
+fuzz: deps
+	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600}

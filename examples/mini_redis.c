@@ -1148,7 +1148,7 @@ int main(int argc, char **argv)
     if (rc == EK_OK) rc = ek_tcp_listen(rt, addr, &listener);
     if (rc == EK_OK) rc = ek_codec_resp_server(&codec);
     if (rc == EK_OK) rc = session_new(NULL, &root);
-    if (rc == EK_OK) rc = ek_service_new_shareable(&svc_vtable, session_new, root, &svc);
+    if (rc == EK_OK) rc = ek_service_new_shareable(&svc_vtable, root, session_new, &svc);
     if (rc == EK_OK) {
         rc = ek_server_serve(rt, listener, codec, svc, NULL, &server);
         listener = NULL;

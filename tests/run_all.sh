@@ -14,6 +14,8 @@
 #   echo    tests/net/echo_peers.sh against the plain build's echo (when it exists)
 #   lua     the Lua binding on lua5.4 and LuaJIT, its echo server driven by socat,
 #           its install (tests/lua/run.sh; each check counts)
+#   fuzz    the codec fuzz targets (tests/fuzz/run.sh: clang, libFuzzer + ASan +
+#           UBSan), each run for FUZZ_SECONDS (default 20) from its seed corpus
 #   python  the Python binding: venv in $BUILD/py-venv, pip install ., pytest, mypy
 #           --strict (tests/python/run.sh); the pytest tests are counted
 #
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format readme header layers model plain asan tsan echo lua python}
+STAGES=${STAGES:-format readme header layers model plain asan tsan echo lua fuzz python}
 export JOBS
 
 passed=0
@@ -141,6 +143,10 @@ for stage in $STAGES; do
     else
       fail "lua: build"
     fi
+    ;;
+  fuzz)
+    banner "codec fuzzing (tests/fuzz/run.sh, ${FUZZ_SECONDS:-20} s per target)"
+    check "codec fuzzing" tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
     ;;
   python)
     banner "Python binding (tests/python/run.sh)"

@@ -546,5 +546,6 @@ EK_EXTERN void ek_interval_free(ek_interval *iv);
 #include "ekiden/task.h"
 #include "ekiden/codec.h"
 #include "ekiden/server.h"
+#include "ekiden/client.h"
 
 #endif /* EKIDEN_H */

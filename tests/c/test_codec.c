@@ -330,7 +330,7 @@ static const ek_service_vtable t_echo_vt = {.poll_ready = t_echo_ready, .call = 
 static ek_service *t_echo(void)
 {
     ek_service *s;
-    assert_int_equal(ek_service_new_shareable(&t_echo_vt, t_echo_clone, NULL, &s), EK_OK);
+    assert_int_equal(ek_service_new_shareable(&t_echo_vt, NULL, t_echo_clone, &s), EK_OK);
     return s;
 }
 
@@ -454,6 +454,95 @@ static void test_server_errors_and_free_orders(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* ---- the client ---- */
+
+typedef struct t_cl {
+    ek_service *svc;
+    ek_future *f[50];
+    int n, called, done;
+} t_cl;
+
+static int t_cl_poll(void *state, ek_cx *cx, void **out)
+{
+    t_cl *c = state;
+    *out = NULL;
+    while (c->called < c->n) {
+        int rc = ek_service_poll_ready(c->svc, cx);
+        if (rc != EK_OK) return rc;
+        char text[16];
+        int len = snprintf(text, sizeof text, "req%d", c->called);
+        ek_msg *m;
+        if (ek_msg_bytes_copy(text, (size_t)len, &m) != EK_OK) return EK_ENOMEM;
+        rc = ek_service_call(c->svc, m, &c->f[c->called]);
+        if (rc != EK_OK) return rc;
+        c->called++;
+    }
+    /* all pipelined; now the responses, in order */
+    while (c->done < c->n) {
+        void *v = NULL;
+        int rc = ek_future_poll(c->f[c->done], cx, &v);
+        if (rc == EK_PENDING) return rc;
+        ek_future_drop(c->f[c->done]);
+        c->f[c->done] = NULL;
+        if (rc != EK_OK) return rc;
+        char text[16];
+        int len = snprintf(text, sizeof text, "req%d", c->done);
+        const uint8_t *d;
+        size_t n;
+        int ok = ek_msg_data(v, &d, &n) == EK_OK && n == (size_t)len && memcmp(d, text, n) == 0;
+        ek_msg_free(v);
+        if (!ok) return EK_EPROTO;
+        c->done++;
+    }
+    return EK_OK;
+}
+
+static void test_client_pipelines_over_one_connection_and_fails_cleanly(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    ek_codec *codec;
+    assert_int_equal(ek_codec_lines(0, &codec), EK_OK);
+    ek_sockaddr *addr;
+    ek_server *s = t_serve(rt, codec, &addr, 64);
+    ek_service *svc, *clone;
+    assert_int_equal(ek_codec_lines(0, &codec), EK_OK);
+    assert_int_equal(ek_client_connect(rt, addr, codec, NULL, &svc), EK_OK);
+    assert_int_equal(ek_service_is_shareable(svc), 1);
+    assert_int_equal(ek_service_clone(svc, &clone), EK_OK);
+    t_cl c = {.svc = svc, .n = 50};
+    assert_int_equal(ekt_block_on_fn(rt, t_cl_poll, &c, NULL), EK_OK);
+    assert_int_equal(c.done, 50);
+    t_cl c2 = {.svc = clone, .n = 5};
+    assert_int_equal(ekt_block_on_fn(rt, t_cl_poll, &c2, NULL), EK_OK);
+    /* one connection for both handles */
+    assert_int_equal(t_srv_metric(s, EK_SERVER_METRIC_CONNECTIONS_TOTAL), 1);
+    assert_int_equal(t_srv_metric(s, EK_SERVER_METRIC_REQUESTS), 55);
+    /* the server goes away: the next request fails, then the service is closed */
+    assert_int_equal(ek_server_shutdown(s, 5000), EK_OK);
+    t_cl c3 = {.svc = svc, .n = 1};
+    int rc = ekt_block_on_fn(rt, t_cl_poll, &c3, NULL);
+    assert_true(rc == EK_ECONNRESET || rc == EK_EPIPE);
+    for (int i = 0; i < c3.called; i++) ek_future_drop(c3.f[i]);
+    t_cl c4 = {.svc = svc, .n = 1};
+    assert_int_equal(ekt_block_on_fn(rt, t_cl_poll, &c4, NULL), rc); /* final */
+    assert_int_equal(ek_service_status(svc), EK_SERVICE_CLOSED);
+    /* a refused connection */
+    ek_service *none;
+    assert_int_equal(ek_codec_lines(0, &codec), EK_OK);
+    assert_int_equal(ek_client_connect(rt, addr, codec, NULL, &none), EK_OK);
+    t_cl c5 = {.svc = none, .n = 1};
+    rc = ekt_block_on_fn(rt, t_cl_poll, &c5, NULL);
+    for (int i = 0; i < c5.called; i++) ek_future_drop(c5.f[i]);
+    assert_int_equal(rc, EK_ECONNREFUSED);
+    assert_int_equal(ek_client_connect(rt, NULL, NULL, NULL, &none), EK_EINVAL);
+    ek_service_free(none);
+    ek_service_free(clone);
+    ek_service_free(svc);
+    ek_server_free(s);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
 /* ---- a 1 MiB frame is not copied between the socket and the service ---- */
 
 static void *t_big_malloc(size_t n)
@@ -531,6 +620,7 @@ int main(void)
         T(test_resp_client_decodes_every_type),
         T(test_server_lines_pipelined_and_corrupt_closes_only_that_connection),
         T(test_server_errors_and_free_orders),
+        T(test_client_pipelines_over_one_connection_and_fails_cleanly),
         cmocka_unit_test(test_server_one_mib_frame_is_not_copied),
 #undef T
     };

@@ -1,0 +1,454 @@
+/*
+ * client.c - the framed client (ekiden/client.h). Handles send requests through
+ * an unbounded mpsc channel to one connection task, each with a oneshot for its
+ * response; the task writes them in order and answers them in the order the
+ * responses are decoded.
+ */
+#include "codec.h"
+
+#define EK__TAG_CLIOPTS 0x454b434fu /* "EKCO" */
+
+struct ek_client_options {
+    uint32_t tag;
+    int reconnect;
+    uint64_t backoff_ms;
+    size_t max_in_flight;
+};
+
+typedef struct ek__client {
+    atomic_size_t refs; /* the connection task and each handle's state */
+    atomic_int closed_err;
+    ek_sockaddr *addr;
+} ek__client;
+
+typedef struct ek__item {
+    ek_msg *req;
+    ek_oneshot_sender *reply;
+} ek__item;
+
+typedef struct ek__reply {
+    int rc;
+    ek_msg *m;
+} ek__reply;
+
+static void ek__client_release(ek__client *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
+    ek_sockaddr_free(c->addr);
+    ek__free(c);
+}
+
+static void ek__reply_drop(void *v)
+{
+    ek__reply *r = v;
+    ek_msg_free(r->m);
+    ek__free(r);
+}
+
+/* Answer a request (consumes tx; a receiver gone meanwhile frees the reply). */
+static void ek__answer(ek_oneshot_sender *tx, int rc, ek_msg *m)
+{
+    ek__reply *r = ek__malloc(sizeof *r);
+    if (r == NULL) {
+        ek_msg_free(m);
+        ek_oneshot_sender_drop(tx); /* the caller sees EK_ECLOSED */
+        return;
+    }
+    r->rc = rc;
+    r->m = m;
+    if (ek_oneshot_send(tx, r) != EK_OK) ek__reply_drop(r);
+}
+
+static void ek__item_drop(void *v)
+{
+    ek__item *it = v;
+    ek_msg_free(it->req);
+    ek_oneshot_sender_drop(it->reply);
+    ek__free(it);
+}
+
+/* ---- the connection task ---- */
+
+typedef struct ek__conn_task {
+    ek__client *c;
+    ek_runtime *rt;
+    ek_codec *proto; /* cloned per connection */
+    ek_codec *codec;
+    ek_mpsc_receiver *rx;
+    ek_future *connect, *backoff;
+    ek_stream *io;
+    ek_buf *in, *out;
+    ek_oneshot_sender **fifo; /* requests written, awaiting their response */
+    size_t head, len, cap;
+    bool rx_closed;
+    int dead; /* a failure without reconnect: every request gets it */
+    int reconnect;
+    uint64_t backoff_ms;
+    size_t max_in_flight;
+} ek__conn_task;
+
+static void ek__task_fail_pending(ek__conn_task *t, int err)
+{
+    for (; t->len > 0; t->len--, t->head = (t->head + 1) % t->cap)
+        ek__answer(t->fifo[t->head], err, NULL);
+}
+
+static void ek__task_connection_failed(ek__conn_task *t, int err)
+{
+    ek__task_fail_pending(t, err);
+    ek_stream_free(t->io);
+    t->io = NULL;
+    ek_codec_free(t->codec);
+    t->codec = NULL;
+    ek_buf_clear(t->in);
+    ek_buf_clear(t->out);
+    if (t->reconnect) {
+        if (ek_sleep(t->rt, t->backoff_ms, &t->backoff) == EK_OK) return;
+    }
+    t->dead = err;
+    atomic_store_explicit(&t->c->closed_err, err, memory_order_release);
+}
+
+static int ek__task_push(ek__conn_task *t, ek_oneshot_sender *tx)
+{
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        ek_oneshot_sender **f = ek__malloc(cap * sizeof *f);
+        if (f == NULL) return EK_ENOMEM;
+        for (size_t i = 0; i < t->len; i++) f[i] = t->fifo[(t->head + i) % t->cap];
+        ek__free(t->fifo);
+        t->fifo = f;
+        t->cap = cap;
+        t->head = 0;
+    }
+    t->fifo[(t->head + t->len++) % t->cap] = tx;
+    return EK_OK;
+}
+
+/* Connect (or wait for the back-off). EK_OK when connected. */
+static int ek__task_connect(ek__conn_task *t, ek_cx *cx)
+{
+    if (t->backoff != NULL) {
+        int rc = ek_future_poll(t->backoff, cx, NULL);
+        if (rc == EK_PENDING) return rc;
+        ek_future_drop(t->backoff);
+        t->backoff = NULL;
+    }
+    if (t->connect == NULL) {
+        int fam = ek_sockaddr_family(t->c->addr), rc;
+        if (fam == EK_AF_UNIX) {
+            char path[EK_SOCKADDR_STRLEN];
+            rc = ek_sockaddr_format(t->c->addr, path, sizeof path);
+            if (rc >= 0) rc = ek_unix_connect(t->rt, path, &t->connect);
+        } else {
+            rc = ek_tcp_connect(t->rt, t->c->addr, &t->connect);
+        }
+        if (rc < 0) return rc;
+    }
+    void *sock = NULL;
+    int rc = ek_future_poll(t->connect, cx, &sock);
+    if (rc == EK_PENDING) return rc;
+    ek_future_drop(t->connect);
+    t->connect = NULL;
+    if (rc != EK_OK) return rc;
+    if (ek_sockaddr_family(t->c->addr) == EK_AF_UNIX) {
+        rc = ek_stream_from_unix(sock, &t->io);
+    } else {
+        (void)ek_tcp_set_nodelay(sock, 1);
+        rc = ek_stream_from_tcp(sock, &t->io);
+    }
+    if (rc == EK_OK) rc = ek_codec_clone(t->proto, &t->codec);
+    return rc;
+}
+
+static int ek__task_poll(void *state, ek_cx *cx, void **out)
+{
+    ek__conn_task *t = state;
+    *out = NULL;
+    for (;;) {
+        if (t->rx_closed && t->len == 0 && (t->io == NULL || ek_buf_len(t->out) == 0)) return EK_OK;
+        if (t->dead) {
+            /* Closed for good: every request that still comes gets the error. */
+            void *v;
+            int rc;
+            while ((rc = ek_mpsc_recv(t->rx, cx, &v)) == EK_OK) {
+                ek__item *it = v;
+                ek__answer(it->reply, t->dead, NULL);
+                it->reply = NULL;
+                ek__item_drop(it);
+            }
+            return rc == EK_PENDING ? EK_PENDING : EK_OK;
+        }
+        if (t->io == NULL) {
+            int rc = ek__task_connect(t, cx);
+            if (rc == EK_PENDING) return EK_PENDING;
+            if (rc != EK_OK) {
+                ek__task_connection_failed(t, rc);
+                continue;
+            }
+        }
+        bool moved = false;
+        /* requests in */
+        while (!t->rx_closed && t->len < t->max_in_flight) {
+            void *v;
+            int rc = ek_mpsc_recv(t->rx, cx, &v);
+            if (rc == EK_PENDING) break;
+            if (rc != EK_OK) {
+                t->rx_closed = true;
+                break;
+            }
+            ek__item *it = v;
+            rc = ek_codec_encode(t->codec, it->req, EK_CODEC_REQUEST, t->out);
+            if (rc == EK_OK) rc = ek__task_push(t, it->reply);
+            if (rc != EK_OK) ek__answer(it->reply, rc, NULL);
+            it->reply = NULL;
+            ek__item_drop(it);
+            moved = true;
+        }
+        /* bytes out */
+        while (ek_buf_len(t->out) > 0) {
+            size_t n = 0;
+            int rc =
+                ek_stream_write(t->io, cx, ek_buf_data(t->out), (size_t)ek_buf_len(t->out), &n);
+            if (rc == EK_PENDING) break;
+            if (rc != EK_OK) {
+                ek__task_connection_failed(t, rc);
+                moved = true;
+                break;
+            }
+            (void)ek_buf_discard(t->out, n);
+            moved = true;
+        }
+        if (t->io == NULL) continue;
+        /* responses in */
+        if (t->len > 0) {
+            uint8_t *tail;
+            size_t avail, n = 0;
+            int rc = ek_buf_reserve(t->in, 16 * 1024, &tail, &avail);
+            if (rc == EK_OK) rc = ek_stream_read(t->io, cx, tail, avail, &n);
+            if (rc == EK_OK && n == 0) rc = EK_ECONNRESET;
+            if (rc == EK_OK) {
+                (void)ek_buf_advance(t->in, n);
+                moved = true;
+                for (;;) {
+                    ek_msg *m = NULL;
+                    rc = ek_codec_decode(t->codec, t->in, &m, NULL);
+                    if (rc != EK_OK) break;
+                    if (t->len == 0) { /* a frame nobody asked for */
+                        ek_msg_free(m);
+                        rc = EK_EPROTO;
+                        break;
+                    }
+                    ek__answer(t->fifo[t->head], EK_OK, m);
+                    t->head = (t->head + 1) % t->cap;
+                    t->len--;
+                }
+                if (rc == EK_PENDING) rc = EK_OK;
+            }
+            if (rc != EK_OK && rc != EK_PENDING) {
+                ek__task_connection_failed(t, rc);
+                moved = true;
+            }
+        }
+        if (!moved) return EK_PENDING;
+    }
+}
+
+static void ek__task_drop(void *state)
+{
+    ek__conn_task *t = state;
+    ek__task_fail_pending(t, EK_ECLOSED);
+    ek__free(t->fifo);
+    ek_mpsc_receiver_drop(t->rx); /* queued requests: their callers see EK_ECLOSED */
+    ek_future_drop(t->connect);
+    ek_future_drop(t->backoff);
+    ek_stream_free(t->io);
+    ek_codec_free(t->codec);
+    ek_codec_free(t->proto);
+    ek_buf_free(t->in);
+    ek_buf_free(t->out);
+    atomic_store_explicit(&t->c->closed_err, EK_ECLOSED, memory_order_release);
+    ek__client_release(t->c);
+    ek__free(t);
+}
+
+/* ---- the service ---- */
+
+typedef struct ek__client_handle {
+    ek__client *c;
+    ek_mpsc_sender *tx;
+} ek__client_handle;
+
+static int ek__client_ready(void *self, ek_cx *cx)
+{
+    ek__client_handle *h = self;
+    int err = atomic_load_explicit(&h->c->closed_err, memory_order_acquire);
+    return err != 0 ? err : EK_OK;
+}
+
+static int ek__resp_wait_poll(void *state, ek_cx *cx, void **out)
+{
+    void *v = NULL;
+    int rc = ek_oneshot_recv(state, cx, &v);
+    if (rc != EK_OK) return rc;
+    ek__reply *r = v;
+    rc = r->rc;
+    *out = r->m;
+    ek__free(r);
+    return rc;
+}
+
+static void ek__resp_wait_drop(void *state)
+{
+    ek_oneshot_receiver_drop(state);
+}
+
+static int ek__client_call(void *self, ek_msg *req, ek_future **resp)
+{
+    ek__client_handle *h = self;
+    ek__item *it = ek__malloc(sizeof *it);
+    if (it == NULL) {
+        ek_msg_free(req);
+        return EK_ENOMEM;
+    }
+    it->req = req;
+    ek_oneshot_receiver *rx;
+    int rc = ek_oneshot_new(ek__reply_drop, &it->reply, &rx);
+    if (rc != EK_OK) {
+        it->reply = NULL;
+        ek__item_drop(it);
+        return rc;
+    }
+    rc = ek_mpsc_try_send(h->tx, it);
+    if (rc != EK_OK) {
+        ek__item_drop(it);
+        ek_oneshot_receiver_drop(rx);
+        return rc == EK_ECLOSED ? EK_ECLOSED : rc;
+    }
+    return ek_future_new(ek__resp_wait_poll, ek__resp_wait_drop, rx, resp);
+}
+
+static void ek__client_handle_drop(void *self)
+{
+    ek__client_handle *h = self;
+    ek_mpsc_sender_drop(h->tx);
+    ek__client_release(h->c);
+    ek__free(h);
+}
+
+static int ek__client_status(void *self)
+{
+    ek__client_handle *h = self;
+    return atomic_load(&h->c->closed_err) != 0 ? EK_SERVICE_CLOSED : EK_SERVICE_OPEN;
+}
+
+static int ek__client_clone(void *self, void **out)
+{
+    ek__client_handle *h = self, *n = ek__malloc(sizeof *n);
+    if (n == NULL) return EK_ENOMEM;
+    int rc = ek_mpsc_sender_clone(h->tx, &n->tx);
+    if (rc != EK_OK) {
+        ek__free(n);
+        return rc;
+    }
+    n->c = h->c;
+    atomic_fetch_add_explicit(&h->c->refs, 1, memory_order_relaxed);
+    *out = n;
+    return EK_OK;
+}
+
+static const ek_service_vtable ek__client_vtable = {
+    .poll_ready = ek__client_ready,
+    .call = ek__client_call,
+    .status = ek__client_status,
+    .drop = ek__client_handle_drop,
+};
+
+/* ---- options and connect ---- */
+
+int ek_client_options_new(ek_client_options **out)
+{
+    if (out == NULL) return EK_EINVAL;
+    ek_client_options *o = ek__calloc(1, sizeof *o);
+    if (o == NULL) return EK_ENOMEM;
+    o->tag = EK__TAG_CLIOPTS;
+    o->backoff_ms = 100;
+    o->max_in_flight = 1024;
+    *out = o;
+    return EK_OK;
+}
+
+void ek_client_options_free(ek_client_options *o)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_CLIOPTS)) return;
+    o->tag = EK__TAG_DEAD;
+    ek__free(o);
+}
+
+int ek_client_options_set_reconnect(ek_client_options *o, int on, uint64_t backoff_ms)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_CLIOPTS) || (on != 0 && on != 1) || (on && backoff_ms == 0))
+        return EK_EINVAL;
+    o->reconnect = on;
+    o->backoff_ms = backoff_ms ? backoff_ms : o->backoff_ms;
+    return EK_OK;
+}
+
+int ek_client_options_set_max_in_flight(ek_client_options *o, size_t n)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_CLIOPTS) || n < 1 || n > 65536) return EK_EINVAL;
+    o->max_in_flight = n;
+    return EK_OK;
+}
+
+int ek_client_connect(ek_runtime *rt, const ek_sockaddr *addr, ek_codec *codec,
+                      const ek_client_options *options, ek_service **out)
+{
+    int rc = ek__codec_check(codec);
+    if (rc == EK_OK && (out == NULL || ek_sockaddr_family(addr) <= EK_AF_UNSPEC ||
+                        (options != NULL && !EK__CHECK_TAG(options, EK__TAG_CLIOPTS))))
+        rc = EK_EINVAL;
+    ek__client *c = NULL;
+    ek__conn_task *t = NULL;
+    ek__client_handle *h = NULL;
+    if (rc == EK_OK &&
+        ((c = ek__calloc(1, sizeof *c)) == NULL || (t = ek__calloc(1, sizeof *t)) == NULL ||
+         (h = ek__calloc(1, sizeof *h)) == NULL))
+        rc = EK_ENOMEM;
+    if (rc == EK_OK) rc = ek_sockaddr_copy(addr, &c->addr);
+    if (rc == EK_OK) rc = ek_mpsc_unbounded(ek__item_drop, &h->tx, &t->rx);
+    if (rc == EK_OK) rc = ek_buf_new(16 * 1024, &t->in);
+    if (rc == EK_OK) rc = ek_buf_new(16 * 1024, &t->out);
+    if (rc != EK_OK) {
+        if (h != NULL) ek_mpsc_sender_drop(h->tx);
+        if (t != NULL) {
+            ek_mpsc_receiver_drop(t->rx);
+            ek_buf_free(t->in);
+            ek_buf_free(t->out);
+        }
+        if (c != NULL) ek_sockaddr_free(c->addr);
+        ek__free(c);
+        ek__free(t);
+        ek__free(h);
+        ek_codec_free(codec); /* consumed (a bad handle is ignored) */
+        return rc;
+    }
+    atomic_init(&c->refs, 2);
+    atomic_init(&c->closed_err, 0);
+    t->c = c;
+    t->rt = rt;
+    t->proto = codec;
+    t->reconnect = options != NULL ? options->reconnect : 0;
+    t->backoff_ms = options != NULL ? options->backoff_ms : 100;
+    t->max_in_flight = options != NULL ? options->max_in_flight : 1024;
+    h->c = c;
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed); /* held while spawning */
+    rc = ek_spawn(rt, ek__task_poll, ek__task_drop, t, NULL, NULL);
+    if (rc != EK_OK) { /* the task's drop ran */
+        ek__client_handle_drop(h);
+        ek__client_release(c);
+        return rc;
+    }
+    ek__client_release(c);
+    return ek_service_new_shareable(&ek__client_vtable, h, ek__client_clone, out);
+}
