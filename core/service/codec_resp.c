@@ -148,7 +148,7 @@ static int ek__resp_build_request(ek__resp *r, ek_bytes *frame, ek_msg **out)
         const ek__resp_tok *t = &r->toks.v[k];
         ek_msg *arg;
         if (t->inl)
-            rc = ek_msg_resp_string(EK_RESP_BULK, r->scratch + t->off, t->len, &arg);
+            rc = ek_msg_resp_string(EK_RESP_BULK, t->len ? r->scratch + t->off : "", t->len, &arg);
         else
             rc = ek__resp_string(frame, t, EK_RESP_BULK, &arg);
         if (rc == EK_OK) rc = ek_msg_resp_append(agg, arg);
@@ -166,6 +166,7 @@ static int ek__resp_note_hello(ek__resp *r, const char *base)
 {
     if (r->toks.len < 3) return EK_OK;
     const ek__resp_tok *cmd = &r->toks.v[1], *ver = &r->toks.v[2];
+    if (cmd->len != 5 || ver->len != 1) return EK_OK; /* (and no pointer into an empty scratch) */
     const char *c = cmd->inl ? r->scratch + cmd->off : base + cmd->off;
     const char *v = ver->inl ? r->scratch + ver->off : base + ver->off;
     if (cmd->len != 5 || strncasecmp(c, "hello", 5) != 0) return EK_OK;

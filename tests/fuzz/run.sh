@@ -38,7 +38,8 @@ for t in resp lines length; do
   cp "$root/tests/fuzz/corpus/$t/"* "$corpus/"
   log=$out/fuzz_$t.log
   if ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$out/fuzz_$t" -max_total_time="$secs" \
-    -print_final_stats=1 -max_len=4096 -timeout=10 -rss_limit_mb=1024 "$corpus" >"$log" 2>&1; then
+    -print_final_stats=1 -max_len=4096 -timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/" \
+    "$corpus" >"$log" 2>&1; then
     execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log")
     echo "fuzz_$t: ${execs:-?} executions in ${secs} s, no crash"
   else
