@@ -22,9 +22,10 @@
 
 #include <stdio.h>
 
-#define EK__TAG_SERVER  0x454b5352u /* "EKSR" */
-#define EK__TAG_SRVOPTS 0x454b534fu /* "EKSO" */
-#define EK__READ_CHUNK  (16 * 1024)
+#define EK__TAG_SERVER   0x454b5352u /* "EKSR" */
+#define EK__TAG_SRVOPTS  0x454b534fu /* "EKSO" */
+#define EK__READ_CHUNK   (16 * 1024)
+#define EK__BUFFER_BOUND 1024 /* callers of a buffered service that may wait at once */
 
 struct ek_server_options {
     uint32_t tag;
@@ -195,10 +196,11 @@ static void ek__conn_drop(void *state)
     ek__mutex_lock(&s->mu);
     ek__list_remove(&c->node);
     s->open--;
+    /* Before the broadcast: a shutdown that sees no connection open reads 0. */
+    ek__srv_count(s, EK_SERVER_METRIC_CONNECTIONS_OPEN, (uint64_t)-1);
     ek__cond_broadcast(&s->cv);
     ek__mutex_unlock(&s->mu);
     ek_waker_drop(c->waker);
-    ek__srv_count(s, EK_SERVER_METRIC_CONNECTIONS_OPEN, (uint64_t)-1);
     ek__free(c);
     ek__srv_release(s);
 }
@@ -415,7 +417,11 @@ static bool ek__conn_read(ek__conn *c, ek_cx *cx)
 {
     uint8_t *tail;
     size_t avail;
-    int rc = ek_buf_reserve(c->in, EK__READ_CHUNK, &tail, &avail);
+    /* Read into the room there is (a codec may have reserved exactly the rest of
+     * a large frame: growing past it would move the frame's bytes); only a full
+     * buffer grows. */
+    int64_t spare = ek_buf_spare(c->in);
+    int rc = ek_buf_reserve(c->in, spare > 0 ? (size_t)spare : EK__READ_CHUNK, &tail, &avail);
     if (rc != EK_OK) {
         ek__conn_fail(c, rc, NULL);
         return true;
@@ -613,8 +619,14 @@ static int ek__serve(ek_runtime *rt, void *listener, int unix_listener, ek_codec
     ek_server *h = NULL;
     if (out == NULL || (opt != NULL && !EK__CHECK_TAG(opt, EK__TAG_SRVOPTS))) rc = EK_EINVAL;
     if (rc == EK_OK) rc = ek__codec_check(codec);
-    if (rc == EK_OK && ek_service_is_shareable(svc) != 1)
-        rc = ek_service_is_shareable(svc) == 0 ? EK_ENOTSUP : EK_EINVAL;
+    if (rc == EK_OK && ek_service_is_shareable(svc) < 0) rc = EK_EINVAL;
+    if (rc == EK_OK && ek_service_is_shareable(svc) == 0) {
+        /* One worker task owns a service that is not shareable; every
+         * connection gets a handle of the buffer in front of it. */
+        ek_service *buffered = NULL;
+        rc = ek_svc_buffer(rt, svc, EK__BUFFER_BOUND, &buffered);
+        svc = buffered; /* consumed either way */
+    }
     if (rc == EK_OK && (s = ek__calloc(1, sizeof *s)) == NULL) rc = EK_ENOMEM;
     if (rc == EK_OK && (h = ek__malloc(sizeof *h)) == NULL) rc = EK_ENOMEM;
     if (rc == EK_OK && ek_sockaddr_new(&s->local) != EK_OK) rc = EK_ENOMEM;

@@ -423,6 +423,16 @@ static void test_server_lines_pipelined_and_corrupt_closes_only_that_connection(
     ekt_rt_free_checked(rt);
 }
 
+static int t_no_decode(void *self, ek_buf *in, ek_msg **out, const char **reason)
+{
+    return EK_PENDING;
+}
+
+static int t_no_encode(void *self, const ek_msg *m, int what, ek_buf *out)
+{
+    return EK_OK;
+}
+
 static void test_server_errors_and_free_orders(void **state)
 {
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
@@ -434,9 +444,27 @@ static void test_server_errors_and_free_orders(void **state)
     assert_int_equal(ek_service_new(&vt, NULL, &plain), EK_OK);
     assert_int_equal(ek_codec_lines(0, &codec), EK_OK);
     ek_server *s = NULL;
-    /* a service that cannot be cloned per connection: refused, all consumed */
-    assert_int_equal(ek_server_serve(rt, l, codec, plain, NULL, &s), EK_ENOTSUP);
+    /* a service that is not shareable is buffered: one worker owns it */
+    assert_int_equal(ek_server_serve(rt, l, codec, plain, NULL, &s), EK_OK);
+    int pfd = t_raw_connect(addr), qfd = t_raw_connect(addr);
+    char pbuf[8];
+    assert_int_equal(t_rw(pfd, "p\n", 2, pbuf, 2), 2);
+    assert_int_equal(t_rw(qfd, "q\n", 2, pbuf, 2), 2);
+    assert_memory_equal(pbuf, "q\n", 2);
+    close(pfd);
+    close(qfd);
+    assert_int_equal(ek_server_shutdown(s, 5000), EK_OK);
+    ek_server_free(s);
+    s = NULL;
+    /* a codec that cannot be cloned: refused, everything consumed */
+    static const ek_codec_vtable novt = {.decode = t_no_decode, .encode = t_no_encode};
+    ek_codec *nofork;
+    assert_int_equal(ek_codec_new(&novt, NULL, &nofork), EK_OK);
+    ek_sockaddr *addr2;
+    l = t_tcp_listen(rt, "127.0.0.1:0", &addr2);
+    assert_int_equal(ek_server_serve(rt, l, nofork, t_echo(), NULL, &s), EK_ENOTSUP);
     assert_null(s);
+    ek_sockaddr_free(addr2);
     assert_int_equal(ek_server_serve(rt, NULL, NULL, NULL, NULL, NULL), EK_EINVAL);
     assert_int_equal(ek_server_shutdown(NULL, 0), EK_EINVAL);
     ek_server_free(NULL);

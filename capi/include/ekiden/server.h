@@ -5,9 +5,9 @@
  *
  * ek_server_serve runs an accept loop task and one task per connection. Each
  * connection reads into its own ek_buf, decodes requests with its own clone of
- * the codec, calls its own clone of the service (so the service must be
- * shareable: ek_service_clone; a per-connection clone is also where a service
- * keeps per-connection state, such as redis's subscriptions), and writes the
+ * the codec, calls its own clone of the service (ek_service_clone; one that is
+ * not shareable is put behind ek_svc_buffer; a per-connection clone is also where
+ * a service keeps per-connection state, such as redis's subscriptions), writes the
  * responses in request order (pipelining: requests keep being read and called
  * while earlier responses are pending, up to max_in_flight).
  *
@@ -72,11 +72,12 @@ EK_EXTERN int ek_server_options_set_log(ek_server_options *o, ek_server_log_fn f
 /*
  * Serve: spawn the accept loop on rt. Consumes the listener, the codec (a
  * prototype: each connection gets ek_codec_clone of it) and the service (each
- * connection gets ek_service_clone of it), also on error. options is only read
- * (NULL: defaults). *out is the server's handle (free with ek_server_free). Any
- * thread. Errors: EK_EINVAL (NULL or wrong handles), EK_ENOTSUP (the service is
- * not shareable, or the codec cannot be cloned: wrap the service in
- * ek_svc_buffer), EK_ECLOSED (runtime shut down), EK_ENOMEM.
+ * connection gets ek_service_clone of it; a service that is not shareable is put
+ * behind ek_svc_buffer first, so that one worker task owns it), also on error.
+ * options is only read (NULL: defaults). *out is the server's handle (free with
+ * ek_server_free). Any thread. Errors: EK_EINVAL (NULL or wrong handles),
+ * EK_ENOTSUP (the codec cannot be cloned), EK_ECLOSED (runtime shut down),
+ * EK_ENOMEM.
  */
 EK_EXTERN int ek_server_serve(ek_runtime *rt, ek_tcp_listener *listener, ek_codec *codec,
                               ek_service *svc, const ek_server_options *options, ek_server **out);
