@@ -36,7 +36,9 @@
  *   which returns the new reference itself so that the hot path of wakers stays
  *   one call.
  * - Counts and sizes are returned as int64_t (or int), never unsigned, so that a
- *   bad handle gives a negative EK_E* code instead of a plausible 0.
+ *   bad handle gives a negative EK_E* code instead of a plausible 0. (Two
+ *   functions return a value that is not a count: ek_version, and ek_now_ms,
+ *   a time, which gives 0 for a bad handle.)
  * - Threads: unless a function says otherwise it may be called from any thread.
  *   "Task context" means inside a poll function (it takes the poll's ek_cx).
  * - Memory: every allocation goes through the allocator set by ek_set_allocator;

@@ -32,7 +32,9 @@ extern "C" {
  * select is dropped).
  * Order: every poll polls the futures not yet finished in index order, so when
  * several are ready the lowest index wins (Tokio's `biased` select). Dropping
- * the select before it completes drops every inner future.
+ * the select before it completes drops every inner future. (Dropping is what
+ * each future's drop does: a join future detaches its task rather than
+ * aborting it; abort the task yourself if the race should stop it.)
  * Consumes every future of the array, on error too (the array itself is only
  * read). Any thread creates it; poll it from task context.
  * Errors: EK_EINVAL (futs NULL, n 0, an element that is not a live heap future,
