@@ -731,6 +731,139 @@ static void test_allocator_hook_sees_every_allocation(void **state)
     closure_free(fr);
 }
 
+/* ---- lifetime: every resource freed in every order against the runtime ---- */
+
+enum { A_TCP_LISTENER, A_UDP, A_UNIX_PAIR, A_SLEEP, A_INTERVAL, A_JOIN, A_COUNT };
+enum { AO_FREE_FIRST, AO_SHUTDOWN_FREE, AO_SHUTDOWN_RTFREE_FREE, AO_RTFREE_FREE, AO_COUNT };
+
+typedef struct abi_res {
+    void *h, *h2;
+    host_task t;
+} abi_res;
+
+static void abi_make(void *rt, int kind, abi_res *r)
+{
+    void **out = &r->h;
+    switch (kind) {
+    case A_TCP_LISTENER: {
+        const char *addr = "127.0.0.1:0";
+        assert_int_equal(CALL_INT("ek_tcp_listen", "i:ppp", &rt, &addr, &out), EK_OK);
+        break;
+    }
+    case A_UDP: {
+        void *a = NULL;
+        void **ap = &a;
+        const char *text = "127.0.0.1:0";
+        unsigned flags = 0;
+        assert_int_equal(CALL_INT("ek_sockaddr_parse", "i:pp", &text, &ap), EK_OK);
+        assert_int_equal(CALL_INT("ek_udp_bind", "i:ppup", &rt, &a, &flags, &out), EK_OK);
+        call("ek_sockaddr_free", "v:p", &a);
+        break;
+    }
+    case A_UNIX_PAIR: {
+        void **out2 = &r->h2;
+        assert_int_equal(CALL_INT("ek_unix_pair", "i:ppp", &rt, &out, &out2), EK_OK);
+        break;
+    }
+    case A_SLEEP: {
+        uint64_t ms = 100000;
+        assert_int_equal(CALL_INT("ek_sleep", "i:pUp", &rt, &ms, &out), EK_OK);
+        break;
+    }
+    case A_INTERVAL: {
+        uint64_t ms = 100000;
+        int policy = EK_MISSED_TICK_BURST;
+        assert_int_equal(CALL_INT("ek_interval_new", "i:pUip", &rt, &ms, &policy, &out), EK_OK);
+        break;
+    }
+    case A_JOIN:
+        r->t.pend_forever = 1;
+        assert_int_equal(spawn(rt, &r->t, &r->h), EK_OK);
+        break;
+    }
+    assert_non_null(r->h);
+}
+
+static void abi_release(int kind, abi_res *r, int after_shutdown)
+{
+    switch (kind) {
+    case A_TCP_LISTENER:
+        call("ek_tcp_listener_free", "v:p", &r->h);
+        break;
+    case A_UDP:
+        call("ek_udp_free", "v:p", &r->h);
+        break;
+    case A_UNIX_PAIR:
+        call("ek_unix_free", "v:p", &r->h2);
+        call("ek_unix_free", "v:p", &r->h);
+        break;
+    case A_SLEEP:
+        call("ek_future_drop", "v:p", &r->h);
+        break;
+    case A_INTERVAL:
+        call("ek_interval_free", "v:p", &r->h);
+        break;
+    case A_JOIN:
+        /* The join handle still gives the task's final result. */
+        if (after_shutdown) assert_int_equal(join_wait(r->h, NULL), EK_ECANCELED);
+        join_detach(r->h);
+        /* Dropped once by shutdown (detached first: by the free that follows). */
+        assert_int_equal(atomic_load(&r->t.drops), after_shutdown ? 1 : 0);
+        break;
+    }
+}
+
+static void test_every_resource_freed_in_every_order(void **state)
+{
+    (void)state;
+    closure *m = closure_new("p:z", on_malloc, NULL);
+    closure *re = closure_new("p:pz", on_realloc, NULL);
+    closure *c = closure_new("p:zz", on_calloc, NULL);
+    closure *fr = closure_new("v:p", on_free, NULL);
+    assert_int_equal(
+        CALL_INT("ek_set_allocator", "i:pppp", &m->code, &re->code, &c->code, &fr->code), EK_OK);
+    uint64_t forever = UINT64_MAX;
+    for (int flavor = 0; flavor < 2; flavor++)
+        for (int kind = 0; kind < A_COUNT; kind++)
+            for (int order = 0; order < AO_COUNT; order++) {
+                void *rt = flavor ? rt_new_current_thread() : rt_new_default();
+                abi_res r;
+                memset(&r, 0, sizeof r);
+                abi_make(rt, kind, &r);
+                switch (order) {
+                case AO_FREE_FIRST:
+                    abi_release(kind, &r, 0);
+                    rt_free(rt);
+                    break;
+                case AO_SHUTDOWN_FREE:
+                    assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &forever),
+                                     EK_OK);
+                    abi_release(kind, &r, 1);
+                    rt_free(rt);
+                    break;
+                case AO_SHUTDOWN_RTFREE_FREE:
+                    assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &forever),
+                                     EK_OK);
+                    rt_free(rt);
+                    abi_release(kind, &r, 1);
+                    break;
+                case AO_RTFREE_FREE:
+                    rt_free(rt);
+                    abi_release(kind, &r, 1);
+                    break;
+                }
+                if (atomic_load(&alloc_live) != 0)
+                    fail_msg("flavor %d, resource %d, order %d: %ld allocations left", flavor,
+                             kind, order, atomic_load(&alloc_live));
+            }
+    void *null = NULL;
+    assert_int_equal(CALL_INT("ek_set_allocator", "i:pppp", &null, &null, &null, &null), EK_OK);
+    closure_free(m);
+    closure_free(re);
+    closure_free(c);
+    closure_free(fr);
+}
+
 static void test_metrics_through_ffi(void **state)
 {
     (void)state;
@@ -895,6 +1028,7 @@ int main(int argc, char **argv)
         T(test_block_on_closure_future),
         T(test_spawn_after_shutdown_is_eclosed_and_drops),
         T(test_allocator_hook_sees_every_allocation),
+        T(test_every_resource_freed_in_every_order),
         T(test_metrics_through_ffi),
         T(test_error_codes_enumerated_by_the_library),
         T(test_group_of_host_tasks_through_ffi),
