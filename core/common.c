@@ -80,6 +80,13 @@ uint64_t ek__deadline_ns(uint64_t ms)
     return now > UINT64_MAX - delta ? UINT64_MAX : now + delta;
 }
 
+void ek__thread_name_self(const char *name)
+{
+    char buf[16];
+    snprintf(buf, sizeof buf, "%s", name);
+    pthread_setname_np(pthread_self(), buf);
+}
+
 int ek__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
     pthread_attr_t attr;

@@ -156,5 +156,9 @@ uint64_t ek__deadline_ns(uint64_t ms);
 /* ---- threads ---- */
 /* Start a thread with a name ("prefix-N"); returns 0 or a negative errno. */
 int ek__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+/* Name the calling thread (at most 15 bytes are kept). A thread that runs hooks
+ * names itself first, so that they see its name (ek__thread_start names it from
+ * the outside, possibly after it started running). */
+void ek__thread_name_self(const char *name);
 
 #endif

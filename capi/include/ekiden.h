@@ -400,6 +400,30 @@ EK_EXTERN int ek_builder_set_budget(ek_builder *b, unsigned ops);
 EK_EXTERN int ek_builder_set_start_paused(ek_builder *b, int paused);
 
 /*
+ * Thread hooks (Tokio's on_thread_start/stop/park/unpark), for a binding's
+ * per-thread bookkeeping (attach a thread to an interpreter, release a lock
+ * while parked). Each takes a function and a user pointer handed back to it;
+ * NULL fn clears the hook. Setting one replaces the previous one. The builder
+ * copies them into each runtime it builds; `data` is borrowed and must stay
+ * valid until ek_runtime_free of every such runtime has returned.
+ * - start: on each worker thread and blocking-pool thread as it starts, before
+ *   it runs any task or job;
+ * - stop: on each of those threads as it ends, after its last task or job
+ *   (worker threads at shutdown; blocking threads at shutdown or when their
+ *   keep-alive expires), so start and stop pair up on every thread;
+ * - park: on the thread that runs tasks (a worker; for the current-thread
+ *   flavour the thread driving it in ek_block_on) before it goes to sleep for
+ *   want of work; unpark: on the same thread when it wakes, once per park.
+ * The hooks must not block for long, and must not call ek_runtime_shutdown or
+ * ek_runtime_free. Errors: EK_EINVAL (bad builder).
+ */
+typedef void (*ek_thread_hook_fn)(void *data);
+EK_EXTERN int ek_builder_on_thread_start(ek_builder *b, ek_thread_hook_fn fn, void *data);
+EK_EXTERN int ek_builder_on_thread_stop(ek_builder *b, ek_thread_hook_fn fn, void *data);
+EK_EXTERN int ek_builder_on_thread_park(ek_builder *b, ek_thread_hook_fn fn, void *data);
+EK_EXTERN int ek_builder_on_thread_unpark(ek_builder *b, ek_thread_hook_fn fn, void *data);
+
+/*
  * Create a runtime from a builder (NULL: defaults). Worker threads start at once.
  * Any thread. Errors: EK_EINVAL, EK_ENOMEM, EK_ENOTSUP, or a negative errno if a
  * thread or the driver could not be created (everything made so far is released).
@@ -448,6 +472,18 @@ EK_EXTERN int ek_block_on(ek_runtime *rt, ek_future *f, void **out);
 EK_EXTERN ek_runtime *ek_runtime_current(void);
 /* Number of worker threads (1 for current-thread). EK_EINVAL for NULL. */
 EK_EXTERN int ek_runtime_worker_count(ek_runtime *rt);
+/*
+ * One user pointer per runtime, for a binding (its interpreter state, say).
+ * ek_runtime_set_data stores `data` with its `drop` (may be NULL); the pointer
+ * it replaces is dropped at once, on the calling thread. The last one is
+ * dropped by ek_runtime_free, on the thread calling it, after the runtime's
+ * threads have ended. Any thread; replacing it while other threads read it is
+ * the caller's race. Errors: EK_EINVAL (bad rt; data is not touched).
+ * ek_runtime_data returns the pointer, NULL if none or for a bad rt. Any
+ * thread, lock-free (cheap enough to call in every poll).
+ */
+EK_EXTERN int ek_runtime_set_data(ek_runtime *rt, void *data, ek_drop_fn drop);
+EK_EXTERN void *ek_runtime_data(ek_runtime *rt);
 
 /* Test clock: pause, resume, and advance the paused clock (firing due timers).
  * The clock saturates at about 292 years (2^63 ns): advancing past it leaves it

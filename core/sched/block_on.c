@@ -165,7 +165,9 @@ static int drive_current_thread(ek_runtime *rt, thread_parker *tp, ek__local *l,
             ran += run_locals(rt, l, rt->cfg.event_interval);
             since_turn += ran;
             if (ran == 0 && !atomic_load_explicit(&tp->woken, memory_order_acquire)) {
+                ek__rt_hook(rt, EK__HOOK_PARK);
                 ek__parker_park(&tp->p, true, -1);
+                ek__rt_hook(rt, EK__HOOK_UNPARK);
                 since_turn = 0;
             } else if (since_turn >= rt->cfg.event_interval) {
                 ek__parker_park(&tp->p, true, 0);

@@ -57,6 +57,10 @@ static void *blocking_main(void *arg)
     ek_runtime *rt = arg;
     ek__blocking *b = &rt->blocking;
     ek__cur = (ek__tls){.rt = rt, .blocking = true};
+    char name[32];
+    snprintf(name, sizeof name, "%.9s-blk", rt->cfg.thread_name);
+    ek__thread_name_self(name);
+    ek__rt_hook(rt, EK__HOOK_START);
     ek__mutex_lock(&b->lock);
     for (;;) {
         if (b->head) {
@@ -80,7 +84,14 @@ static void *blocking_main(void *arg)
         if (b->pending_wakeups) b->pending_wakeups--;
         if (!b->head && !woke) break; /* keep-alive expired */
     }
+    /* No longer a pool thread (a new job starts a new one), but shutdown
+     * still waits for us while the stop hook runs. */
     b->threads--;
+    b->exiting++;
+    ek__mutex_unlock(&b->lock);
+    ek__rt_hook(rt, EK__HOOK_STOP);
+    ek__mutex_lock(&b->lock);
+    b->exiting--;
     /* Drop our reference before shutdown (waiting on exit_cond, holding the
      * owner's) can return, so that its caller sees nothing of us left; only the
      * last reference waits until we are off the lock. */
@@ -131,10 +142,11 @@ int ek__blocking_shutdown(ek_runtime *rt, uint64_t timeout_ms)
     uint64_t deadline = ek__deadline_ns(timeout_ms);
     int rc = EK_OK;
     ek__mutex_lock(&b->lock);
-    while (b->threads > 0) {
+    while (b->threads > 0 || b->exiting > 0) {
         if (deadline == UINT64_MAX) {
             ek__cond_wait(&b->exit_cond, &b->lock);
-        } else if (!ek__cond_timedwait(&b->exit_cond, &b->lock, deadline) && b->threads > 0) {
+        } else if (!ek__cond_timedwait(&b->exit_cond, &b->lock, deadline) &&
+                   (b->threads > 0 || b->exiting > 0)) {
             rc = EK_ETIMEDOUT;
             break;
         }

@@ -290,7 +290,16 @@ static bool has_work(ek__worker *w)
     return w->lifo || w->deferred_head || ek__queue_len(&w->q) > 0 || ek__local_has_work(&w->local);
 }
 
+/* Park, between the park and unpark hooks (once each per park, as Tokio). */
+static void park_inner(ek__worker *w);
 static void park(ek__worker *w)
+{
+    ek__rt_hook(w->rt, EK__HOOK_PARK);
+    park_inner(w);
+    ek__rt_hook(w->rt, EK__HOOK_UNPARK);
+}
+
+static void park_inner(ek__worker *w)
 {
     ek_runtime *rt = w->rt;
     if (transition_to_parked(w)) {
@@ -357,6 +366,10 @@ static void *worker_main(void *arg)
     ek_runtime *rt = w->rt;
     ek__cur = (ek__tls){.rt = rt, .worker = w, .local = &w->local};
     w->local.owner = pthread_self(); /* set up by the thread that built the runtime */
+    char name[32];
+    snprintf(name, sizeof name, "%.10s-%u", rt->cfg.thread_name, w->index);
+    ek__thread_name_self(name);
+    ek__rt_hook(rt, EK__HOOK_START);
     while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
         if (w->tick % rt->cfg.event_interval == 0) maintenance(w);
         ek__task *t = next_task(w);
@@ -371,6 +384,7 @@ static void *worker_main(void *arg)
     /* The tasks pinned to this worker are dropped here, on their thread (the
      * runtime is closed: no new ones can be pinned). */
     ek__local_shutdown(&w->local);
+    ek__rt_hook(rt, EK__HOOK_STOP);
     ek__cur = (ek__tls){0};
     return NULL;
 }

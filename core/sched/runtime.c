@@ -139,6 +139,30 @@ int ek_builder_set_budget(ek_builder *b, unsigned ops)
     return set_ticks(b, b ? &b->cfg.budget : NULL, ops);
 }
 
+static int set_hook(ek_builder *b, int which, ek_thread_hook_fn fn, void *data)
+{
+    BUILDER_CHECK(b);
+    b->cfg.hooks[which] = (ek__hook){.fn = fn, .data = fn ? data : NULL};
+    return EK_OK;
+}
+
+int ek_builder_on_thread_start(ek_builder *b, ek_thread_hook_fn fn, void *data)
+{
+    return set_hook(b, EK__HOOK_START, fn, data);
+}
+int ek_builder_on_thread_stop(ek_builder *b, ek_thread_hook_fn fn, void *data)
+{
+    return set_hook(b, EK__HOOK_STOP, fn, data);
+}
+int ek_builder_on_thread_park(ek_builder *b, ek_thread_hook_fn fn, void *data)
+{
+    return set_hook(b, EK__HOOK_PARK, fn, data);
+}
+int ek_builder_on_thread_unpark(ek_builder *b, ek_thread_hook_fn fn, void *data)
+{
+    return set_hook(b, EK__HOOK_UNPARK, fn, data);
+}
+
 int ek_builder_set_start_paused(ek_builder *b, int paused)
 {
     BUILDER_CHECK(b);
@@ -354,7 +378,35 @@ void ek_runtime_free(ek_runtime *rt)
      * drop a reference that is not the owner's. */
     if (atomic_exchange_explicit(&rt->owner_gone, true, memory_order_acq_rel)) return;
     ek_runtime_shutdown(rt, UINT64_MAX);
+    /* The user's data goes with the owner's handle, here, on the owner's
+     * thread: the runtime's threads have ended (resources outliving it never
+     * call back into the binding). */
+    ek__mutex_lock(&rt->shutdown_lock);
+    void *data = atomic_exchange_explicit(&rt->data, NULL, memory_order_acq_rel);
+    ek_drop_fn drop = rt->data_drop;
+    rt->data_drop = NULL;
+    ek__mutex_unlock(&rt->shutdown_lock);
+    if (drop && data) drop(data);
     ek__rt_unref(rt);
+}
+
+int ek_runtime_set_data(ek_runtime *rt, void *data, ek_drop_fn drop)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    ek__mutex_lock(&rt->shutdown_lock);
+    /* release: a thread that loads the pointer sees what it points at. */
+    void *old = atomic_exchange_explicit(&rt->data, data, memory_order_acq_rel);
+    ek_drop_fn old_drop = rt->data_drop;
+    rt->data_drop = drop;
+    ek__mutex_unlock(&rt->shutdown_lock);
+    if (old_drop && old) old_drop(old);
+    return EK_OK;
+}
+
+void *ek_runtime_data(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return NULL;
+    return atomic_load_explicit(&rt->data, memory_order_acquire);
 }
 
 ek_runtime *ek_runtime_current(void)

@@ -15,6 +15,13 @@
 #include "park.h"
 #include "queue.h"
 
+/* Thread hooks (ek_builder_on_thread_*). */
+enum { EK__HOOK_START, EK__HOOK_STOP, EK__HOOK_PARK, EK__HOOK_UNPARK, EK__HOOK_COUNT };
+typedef struct ek__hook {
+    ek_thread_hook_fn fn;
+    void *data;
+} ek__hook;
+
 typedef struct ek__config {
     int flavor;
     unsigned workers;
@@ -27,6 +34,7 @@ typedef struct ek__config {
     unsigned event_interval;
     unsigned budget;
     bool start_paused;
+    ek__hook hooks[EK__HOOK_COUNT];
 } ek__config;
 
 struct ek_builder {
@@ -126,6 +134,7 @@ typedef struct ek__blocking {
     ek__task *head, *tail;
     size_t queued;
     unsigned threads, idle, max;
+    unsigned exiting; /* threads past their last job, running the stop hook */
     uint64_t keep_alive_ms;
     bool shutdown;
     unsigned pending_wakeups;
@@ -144,6 +153,8 @@ struct ek_runtime {
     atomic_bool owner_gone; /* ek_runtime_free ran */
     atomic_bool closed;     /* spawns refused */
     atomic_bool stopping;   /* workers exit */
+    _Atomic(void *) data;   /* ek_runtime_set_data */
+    ek_drop_fn data_drop;   /* guarded by shutdown_lock */
     bool shut_down;
     ek__mutex shutdown_lock;
     /* Threads inside ek_block_on / ek_join_wait: shutdown waits for them to
@@ -223,6 +234,13 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out);
  * blocking job that outlived a shutdown timeout). EK_EDEADLK on a runtime
  * thread. */
 int ek__block_on_detached(ek_poll_fn poll, void *state, void **out);
+
+/* Call a thread hook if one is set (on the thread it concerns). */
+static inline void ek__rt_hook(ek_runtime *rt, int which)
+{
+    const ek__hook *h = &rt->cfg.hooks[which];
+    if (EK__UNLIKELY(h->fn != NULL)) h->fn(h->data);
+}
 
 /* Run a task's notification on this thread with the runtime's budget. */
 static inline void ek__rt_run_task(ek_runtime *rt, ek__task *t)

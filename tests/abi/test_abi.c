@@ -836,14 +836,12 @@ static void test_every_resource_freed_in_every_order(void **state)
                     rt_free(rt);
                     break;
                 case AO_SHUTDOWN_FREE:
-                    assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &forever),
-                                     EK_OK);
+                    assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &forever), EK_OK);
                     abi_release(kind, &r, 1);
                     rt_free(rt);
                     break;
                 case AO_SHUTDOWN_RTFREE_FREE:
-                    assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &forever),
-                                     EK_OK);
+                    assert_int_equal(CALL_INT("ek_runtime_shutdown", "i:pU", &rt, &forever), EK_OK);
                     rt_free(rt);
                     abi_release(kind, &r, 1);
                     break;
@@ -853,8 +851,8 @@ static void test_every_resource_freed_in_every_order(void **state)
                     break;
                 }
                 if (atomic_load(&alloc_live) != 0)
-                    fail_msg("flavor %d, resource %d, order %d: %ld allocations left", flavor,
-                             kind, order, atomic_load(&alloc_live));
+                    fail_msg("flavor %d, resource %d, order %d: %ld allocations left", flavor, kind,
+                             order, atomic_load(&alloc_live));
             }
     void *null = NULL;
     assert_int_equal(CALL_INT("ek_set_allocator", "i:pppp", &null, &null, &null, &null), EK_OK);
