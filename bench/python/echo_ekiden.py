@@ -1,0 +1,25 @@
+"""The README's echo server (examples/python/echo.py) with TCP_NODELAY, as the other
+benchmark servers set it: python echo_ekiden.py PORT [WORKERS]."""
+import sys
+
+import ekiden
+
+
+async def handle(stream: ekiden.TcpStream) -> None:
+    stream.set_nodelay()
+    async with stream:
+        while data := await stream.read(65536):
+            await stream.write_all(data)
+
+
+async def main(port: int) -> None:
+    listener = await ekiden.TcpListener.bind(("127.0.0.1", port))
+    print("listening on", listener.local_addr, flush=True)
+    async with ekiden.TaskGroup() as tg:
+        async for stream in listener:
+            tg.spawn(handle(stream))
+
+
+if __name__ == "__main__":
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    ekiden.run(main(int(sys.argv[1])), workers=workers)
