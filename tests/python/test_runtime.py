@@ -436,7 +436,7 @@ def test_cancel_at_sleep_releases_the_timer_and_task() -> None:
         assert m["TASKS_ALIVE"] == base["TASKS_ALIVE"]
         assert m["TIMERS"] <= base["TIMERS"] + 1  # only main's own sleep may be registered
 
-    ekiden.run(main())
+    ekiden.run(main(), handle_sigint=False)
     assert events == ["finally"]
 
 

@@ -659,7 +659,7 @@ async def _drain(rt: Runtime) -> None:
 
 
 def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
-        current_thread: bool = False) -> T:
+        current_thread: bool = False, handle_sigint: bool = True) -> T:
     """Build a runtime, run `coro` to completion on the calling thread as a local
     task, and return its result (or raise its exception).
 
@@ -669,7 +669,9 @@ def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
     Tasks still running when coro returns are cancelled (their finally blocks
     run) before run returns; every socket, timer and channel of the runtime is
     released, then the runtime is freed. Ctrl-C (SIGINT, when run is called on
-    the main thread) cancels every task and raises KeyboardInterrupt.
+    the main thread with Python's default handler in place, and handle_sigint
+    is true) cancels every task and raises KeyboardInterrupt; for that a small
+    internal task wakes the thread ten times a second.
     """
     if not isinstance(coro, Coroutine):
         raise TypeError(f"run() needs a coroutine, not {type(coro).__name__}")
@@ -682,7 +684,7 @@ def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
         coro.close()
         raise
     old_handler: Any = None
-    install = (threading.current_thread() is threading.main_thread()
+    install = (handle_sigint and threading.current_thread() is threading.main_thread()
                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
     _local.rt = rt
     try:
