@@ -13,7 +13,7 @@ a file:
 - constants: every object-like `#define EK_NAME value` whose value is an
   integer expression (literals, other constants, SIZE_MAX, arithmetic) becomes
   an anonymous enum member with the evaluated value, which both FFIs read as a
-  constant. Values outside 32 bits are left out (LuaJIT only takes 32-bit
+  constant (character constants such as '$' count as integers). Values outside 32 bits are left out (LuaJIT only takes 32-bit
   constants) and named in a comment.
 
 Usage:
@@ -91,11 +91,13 @@ def preprocess(include: Path, cc: str) -> str:
 
 
 _INT = re.compile(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]*\b")
+_CHAR = re.compile(r"'([^'\\])'")  # a plain character constant: '$'
 _NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 
 
 def _eval(expr: str, known: dict[str, int]) -> int | None:
     """An integer constant expression, or None when it is anything else."""
+    expr = _CHAR.sub(lambda m: str(ord(m.group(1))), expr)
     expr = _INT.sub(lambda m: str(int(m.group(1), 0)), expr)
     missing = False
 

@@ -75,6 +75,7 @@ extern ek_drop_fn ekpy_handle_drop_fn;
 extern ek_clone_fn ekpy_handle_clone_fn;
 int ekpy_service_new(void *handle, ek_service **out);
 int ekpy_response_new(void *handle, ek_future **out);
+int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot_sender *tx);
 """
 
 ffibuilder = FFI()
@@ -84,7 +85,7 @@ ffibuilder.set_source(
     '#include "ekiden.h"\n' + (HERE / "ekiden_glue.c").read_text(),
     include_dirs=[str(INCLUDE)],
     define_macros=[("_GNU_SOURCE", None)],
-    libraries=[":libekiden.so.0"],
+    libraries=[":libekiden.so.0", "pthread"],
     extra_compile_args=["-std=c11", "-O2"] + _sanitize_flags(),
     extra_link_args=["-Wl,-rpath,$ORIGIN"] + _sanitize_flags(),
 )

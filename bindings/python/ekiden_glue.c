@@ -11,6 +11,10 @@
  * Both callbacks run on the thread that spawned the task (it is local), with the
  * GIL taken by cffi around the call.
  */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
 static int ekpy_task_poll(void *handle, ek_cx *cx);
 static void ekpy_task_drop(void *handle);
 static void ekpy_handle_drop(void *handle);
@@ -69,4 +73,51 @@ int ekpy_service_new(void *handle, ek_service **out)
 int ekpy_response_new(void *handle, ek_future **out)
 {
     return ek_future_new(ekpy_resp_poll, ekpy_resp_drop, handle, out);
+}
+
+/*
+ * ek_server_shutdown blocks its thread, which must be none of the runtime's (not
+ * the Python thread, which drives the runtime and may be needed by the
+ * connections it waits for, nor a blocking-pool thread). So `await
+ * server.shutdown()` runs it on a thread of its own, which sends the result
+ * (the status, as the message pointer) through a oneshot channel the task awaits.
+ */
+typedef struct {
+    ek_server *server;
+    uint64_t grace_ms;
+    ek_oneshot_sender *tx;
+} ekpy__shutdown_job;
+
+static void *ekpy__shutdown_run(void *arg)
+{
+    ekpy__shutdown_job *job = arg;
+    int rc = ek_server_shutdown(job->server, job->grace_ms);
+    ek_oneshot_send(job->tx, (void *)(intptr_t)rc);
+    free(job);
+    return NULL;
+}
+
+/* Consumes tx (on error it is dropped: the receiver sees EK_ECLOSED). */
+int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot_sender *tx)
+{
+    ekpy__shutdown_job *job = malloc(sizeof *job);
+    if (!job) {
+        ek_oneshot_sender_drop(tx);
+        return EK_ENOMEM;
+    }
+    job->server = server;
+    job->grace_ms = grace_ms;
+    job->tx = tx;
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int err = pthread_create(&thread, &attr, ekpy__shutdown_run, job);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        ek_oneshot_sender_drop(tx);
+        free(job);
+        return -err;
+    }
+    return EK_OK;
 }

@@ -346,3 +346,38 @@ def test_registry_both_directions(ektest: Any) -> None:
 
     ekiden.run(main(), workers=2)
     assert set(threads) == {threading.get_ident()} and len(threads) == 2
+
+
+def test_resp_values_round_trip() -> None:
+    from ekiden import resp
+
+    seen: List[Any] = []
+
+    async def handler(req: Any) -> Any:
+        seen.append(req)
+        return req
+
+    values: List[Any] = [b"bulk", "text", resp.Simple("OK"), resp.Error("ERR bad"), 42, -7,
+                         2**70, 1.5, True, False, None, [b"a", [1, None]], {b"k": b"v", b"n": 1},
+                         resp.Set([b"x", b"y"]), resp.Push([b"message", b"ch", b"hi"]), []]
+
+    async def main() -> List[Any]:
+        svc = ekiden.Service(handler, resp=True)
+        wrapped = middleware.timeout(svc, 5)
+        assert wrapped.resp
+        return [await wrapped(v) for v in values]
+
+    got = ekiden.run(main())
+    expect = [b"bulk", b"text", "OK", "ERR bad", 42, -7, 2**70, 1.5, True, False, None,
+              [b"a", [1, None]], {b"k": b"v", b"n": 1}, [b"x", b"y"], [b"message", b"ch", b"hi"], []]
+    assert got == expect
+    assert type(got[2]) is resp.Simple and type(got[3]) is resp.Error
+    assert type(got[13]) is resp.Set and type(got[14]) is resp.Push
+    assert seen == expect
+
+    async def bad() -> None:
+        svc = ekiden.Service(handler, resp=True)
+        with pytest.raises(TypeError):
+            await svc(object())
+
+    ekiden.run(bad())

@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence
 from ._ekiden import ffi, lib
 from ._errors import EkidenError, TimedOut, check, error_from_code
 from ._runtime import _PENDING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
+from . import resp as _resp
 
 __all__ = ["Service", "ServiceHandle", "Handler", "to_msg", "from_msg", "register", "lookup",
            "unregister"]
@@ -40,8 +41,11 @@ EK_PENDING = 1
 # Messages
 # ---------------------------------------------------------------------------
 
-def to_msg(value: Any) -> Any:
-    """A new ek_msg for a Python value (the caller owns it)."""
+def to_msg(value: Any, resp: bool = False) -> Any:
+    """A new ek_msg for a Python value (the caller owns it); RESP values when
+    `resp` (see ekiden.resp)."""
+    if resp:
+        return _resp.to_msg(value)
     out = ffi.new("ek_msg **")
     if isinstance(value, (bytes, bytearray, memoryview)):
         src = ffi.from_buffer(value)
@@ -70,6 +74,8 @@ def from_msg(msg: Any) -> Any:
         if obj[0] in _keep:  # a Python object; other hosts' values stay opaque
             return ffi.from_handle(obj[0])
         return HostValue(int(ffi.cast("uintptr_t", obj[0])))
+    if kind == lib.EK_MSG_RESP:
+        return _resp.from_msg(msg)
     if kind < 0:
         raise error_from_code(kind)
     return Message(kind)
@@ -114,9 +120,10 @@ class ServiceHandle:
     call); their responses are awaited concurrently.
     """
 
-    def __init__(self, ptr: Any, rt: Runtime) -> None:
+    def __init__(self, ptr: Any, rt: Runtime, *, resp: bool = False) -> None:
         self._ptr: Any = ptr
         self._rt = rt
+        self.resp = resp  # requests are sent as RESP values (ekiden.resp)
         self._busy = False
         self._waiters: List[Any] = []
         rt._track(self)
@@ -175,7 +182,7 @@ class ServiceHandle:
             lib.ek_waker_wake(self._waiters.pop(0))
 
     async def __call__(self, request: Any) -> Any:
-        msg = to_msg(request)
+        msg = to_msg(request, self.resp)
         fp = ffi.new("ek_future **")
         try:
             await self._turn()
@@ -223,17 +230,19 @@ class ServiceHandle:
 class _Impl:
     """The state of a Python service's inner C service."""
 
-    def __init__(self, handler: Handler, rt: Runtime, name: str) -> None:
+    def __init__(self, handler: Handler, rt: Runtime, name: str, resp: bool) -> None:
         self.handler = handler
         self.rt = rt
         self.name = name
+        self.resp = resp
 
 
 class _Call:
-    __slots__ = ("task",)
+    __slots__ = ("task", "resp")
 
-    def __init__(self, task: Task[Any]) -> None:
+    def __init__(self, task: Task[Any], resp: bool) -> None:
         self.task = task
+        self.resp = resp
 
 
 def _error_code(exc: BaseException) -> int:
@@ -259,7 +268,7 @@ def ekpy_svc_call(self_h: Any, req: Any, resp: Any) -> int:
     except BaseException as e:
         _report(f"exception starting service {impl.name}", e)
         return _error_code(e)
-    h = ffi.new_handle(_Call(task))
+    h = ffi.new_handle(_Call(task, impl.resp))
     _keep.add(h)
     return int(lib.ekpy_response_new(h, resp))  # on error the drop ran (cancels the task)
 
@@ -288,7 +297,7 @@ def ekpy_resp_poll(h: Any, cx: Any, out: Any) -> int:
             _report(f"exception in service handler {t.get_name()}", exc)
         return _error_code(exc)
     try:
-        out[0] = to_msg(t._result)
+        out[0] = to_msg(t._result, call.resp)
     except BaseException as e:
         _report("service response cannot be converted to a message", e)
         return _error_code(e)
@@ -307,24 +316,27 @@ class Service(ServiceHandle):
     """A Python handler as a service of the C runtime (see the module doc).
 
     bound: requests that may wait in the buffer at once (callers beyond it wait
-    for room). Create it inside ekiden.run; it lives until closed or the run
-    ends.
+    for room). resp: responses are RESP values (ekiden.resp), as the RESP codec
+    needs; calls from Python then send RESP requests too. Create it inside
+    ekiden.run; it lives until closed or the run ends.
     """
 
-    def __init__(self, handler: Handler, *, bound: int = 1024, name: Optional[str] = None) -> None:
+    def __init__(self, handler: Handler, *, bound: int = 1024, name: Optional[str] = None,
+                 resp: bool = False) -> None:
         if not callable(handler):
             raise TypeError("a service handler is an async callable")
         if bound < 1:
             raise ValueError("bound must be at least 1")
         rt = _rt()
-        impl = _Impl(handler, rt, name or str(getattr(handler, "__name__", "service")))
+        impl = _Impl(handler, rt, name or str(getattr(handler, "__name__", "service")), resp)
+        self._impl = impl
         h = ffi.new_handle(impl)
         _keep.add(h)
         inner = ffi.new("ek_service **")
         check(lib.ekpy_service_new(h, inner))  # on error ekpy_svc_drop released h
         out = ffi.new("ek_service **")
         check(lib.ek_svc_buffer_local(rt._require(), inner[0], bound, out))  # consumes inner
-        super().__init__(out[0], rt)
+        super().__init__(out[0], rt, resp=resp)
 
 
 def register(name: str, svc: ServiceHandle) -> None:

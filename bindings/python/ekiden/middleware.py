@@ -22,8 +22,9 @@ __all__ = ["timeout", "retry", "concurrency_limit", "rate_limit", "load_shed", "
 RetryPolicy = Callable[[Any, int, Optional[BaseException], Any], bool]
 
 
-def _wrap(ptr_out: Any) -> ServiceHandle:
-    return ServiceHandle(ptr_out[0], _rt())
+def _wrap(ptr_out: Any, like: ServiceHandle) -> ServiceHandle:
+    # The wrapper speaks the inner's messages (RESP or not).
+    return ServiceHandle(ptr_out[0], _rt(), resp=like.resp)
 
 
 def timeout(svc: ServiceHandle, seconds: float) -> ServiceHandle:
@@ -33,7 +34,7 @@ def timeout(svc: ServiceHandle, seconds: float) -> ServiceHandle:
     ms = max(1, _ms(seconds))
     out = ffi.new("ek_service **")
     check(lib.ek_svc_timeout(_rt()._require(), svc._take(), ms, out))
-    return _wrap(out)
+    return _wrap(out, svc)
 
 
 def concurrency_limit(svc: ServiceHandle, n: int) -> ServiceHandle:
@@ -42,7 +43,7 @@ def concurrency_limit(svc: ServiceHandle, n: int) -> ServiceHandle:
         raise ValueError("n must be at least 1")
     out = ffi.new("ek_service **")
     check(lib.ek_svc_concurrency_limit(svc._take(), n, out))
-    return _wrap(out)
+    return _wrap(out, svc)
 
 
 def rate_limit(svc: ServiceHandle, n: int, per: float = 1.0) -> ServiceHandle:
@@ -51,7 +52,7 @@ def rate_limit(svc: ServiceHandle, n: int, per: float = 1.0) -> ServiceHandle:
         raise ValueError("n must be at least 1")
     out = ffi.new("ek_service **")
     check(lib.ek_svc_rate_limit(_rt()._require(), svc._take(), n, max(1, _ms(per)), out))
-    return _wrap(out)
+    return _wrap(out, svc)
 
 
 def load_shed(svc: ServiceHandle) -> ServiceHandle:
@@ -59,7 +60,7 @@ def load_shed(svc: ServiceHandle) -> ServiceHandle:
     inner service is not ready."""
     out = ffi.new("ek_service **")
     check(lib.ek_svc_load_shed(svc._take(), out))
-    return _wrap(out)
+    return _wrap(out, svc)
 
 
 def buffer(svc: ServiceHandle, n: int) -> ServiceHandle:
@@ -69,7 +70,7 @@ def buffer(svc: ServiceHandle, n: int) -> ServiceHandle:
         raise ValueError("n must be at least 1")
     out = ffi.new("ek_service **")
     check(lib.ek_svc_buffer(_rt()._require(), svc._take(), n, out))
-    return _wrap(out)
+    return _wrap(out, svc)
 
 
 def balance(services: Sequence[ServiceHandle]) -> ServiceHandle:
@@ -80,7 +81,7 @@ def balance(services: Sequence[ServiceHandle]) -> ServiceHandle:
     arr = ffi.new("ek_service *[]", ptrs)
     out = ffi.new("ek_service **")
     check(lib.ek_svc_balance(arr, len(ptrs), out))
-    return _wrap(out)
+    return _wrap(out, services[0])
 
 
 _policies: dict[int, RetryPolicy] = {}
@@ -129,4 +130,4 @@ def retry(svc: ServiceHandle, policy: Optional[RetryPolicy] = None, *, budget: O
     out = ffi.new("ek_service **")
     check(lib.ek_svc_retry(rt._require(), svc._take(), bp, lib.ekpy_retry_policy,
                            ffi.cast("void *", key), lib.ekpy_retry_drop, out))
-    return _wrap(out)
+    return _wrap(out, svc)
