@@ -182,7 +182,16 @@ static void test_task_errors_do_not_escape(void **state)
     ek_runtime *rt = new_rt();
     lua_State *L = new_state(rt);
     run_lua(L, "bad = ek.spawn(function() ek.sleep(0.001) error('boom', 0) end)");
-    drive(rt, 20);
+    /* However slow the machine (TSan under load took more than 20 ms), the task
+     * fails after its 1 ms sleep: drive until it has, for at most ~10 s. */
+    for (int i = 0; i < 500; i++) {
+        drive(rt, 20);
+        run_lua(L, "failed = bad:status() == 'failed'");
+        lua_getglobal(L, "failed");
+        int failed = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (failed) break;
+    }
     run_lua(L, "assert(bad:status() == 'failed')");
     /* ek.run raises the main task's error to its caller. */
     run_lua(L, "local ok, err = pcall(ek.run, function() error('main failed', 0) end)\n"
