@@ -6,24 +6,11 @@
 #include "service/svc.h"
 #include "task/future.h"
 
-typedef struct map_ud {
-    atomic_size_t refs;
-    void *ud;
-    ek_drop_fn drop;
-} map_ud;
-
 typedef struct map {
     ek_service *inner;
     ek_svc_map_fn req_fn, resp_fn;
-    map_ud *ud;
+    ek__svc_ud *ud;
 } map;
-
-static void ud_release(map_ud *u)
-{
-    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1) return;
-    if (u->drop) u->drop(u->ud);
-    ek__free(u);
-}
 
 static int map_poll_ready(void *self, ek_cx *cx)
 {
@@ -99,7 +86,7 @@ static void map_drop(void *self)
 {
     map *m = self;
     ek_service_free(m->inner);
-    ud_release(m->ud);
+    ek__svc_ud_release(m->ud);
     ek__free(m);
 }
 
@@ -116,7 +103,7 @@ static int map_clone(void *self, void **out)
     c->req_fn = m->req_fn;
     c->resp_fn = m->resp_fn;
     c->ud = m->ud;
-    atomic_fetch_add_explicit(&c->ud->refs, 1, memory_order_relaxed);
+    ek__svc_ud_retain(c->ud);
     *out = c;
     return EK_OK;
 }
@@ -133,16 +120,13 @@ int ek_svc_map(ek_service *inner, ek_svc_map_fn map_request, ek_svc_map_fn map_r
         return rc;
     }
     map *m = ek__calloc(1, sizeof *m);
-    map_ud *u = m ? ek__malloc(sizeof *u) : NULL;
+    ek__svc_ud *u = m ? ek__svc_ud_new(ud, ud_drop) : NULL;
     if (u == NULL) {
         ek__free(m);
         ek_service_free(inner);
         if (ud_drop) ud_drop(ud);
         return EK_ENOMEM;
     }
-    atomic_init(&u->refs, 1);
-    u->ud = ud;
-    u->drop = ud_drop;
     m->inner = inner;
     m->req_fn = map_request;
     m->resp_fn = map_response;

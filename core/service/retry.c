@@ -132,25 +132,12 @@ int ek_retry_budget_withdraw(ek_retry_budget *b)
 
 /* ---- the retry service ---- */
 
-typedef struct retry_ud {
-    atomic_size_t refs;
-    void *ud;
-    ek_drop_fn drop;
-} retry_ud;
-
 typedef struct retry {
     ek_service *inner;
     ek_retry_budget *budget;
     ek_retry_policy_fn policy;
-    retry_ud *ud;
+    ek__svc_ud *ud;
 } retry;
-
-static void rud_release(retry_ud *u)
-{
-    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1) return;
-    if (u->drop) u->drop(u->ud);
-    ek__free(u);
-}
 
 typedef struct retry_resp {
     retry *r;          /* outlives its responses (svc.h) */
@@ -256,7 +243,7 @@ static void retry_drop(void *self)
     retry *r = self;
     ek_service_free(r->inner);
     ek_retry_budget_drop(r->budget);
-    rud_release(r->ud);
+    ek__svc_ud_release(r->ud);
     ek__free(r);
 }
 
@@ -273,7 +260,7 @@ static int retry_clone(void *self, void **out)
     ek_retry_budget_clone(r->budget, &c->budget);
     c->policy = r->policy;
     c->ud = r->ud;
-    atomic_fetch_add_explicit(&c->ud->refs, 1, memory_order_relaxed);
+    ek__svc_ud_retain(c->ud);
     *out = c;
     return EK_OK;
 }
@@ -299,10 +286,10 @@ int ek_svc_retry(ek_runtime *rt, ek_service *inner, ek_retry_budget *budget,
         if (rc != EK_OK) ek_service_free(inner);
     }
     retry *r = NULL;
-    retry_ud *u = NULL;
+    ek__svc_ud *u = NULL;
     if (rc == EK_OK) {
         r = ek__calloc(1, sizeof *r);
-        u = r ? ek__malloc(sizeof *u) : NULL;
+        u = r ? ek__svc_ud_new(ud, ud_drop) : NULL;
         if (u == NULL) {
             ek__free(r);
             ek_service_free(inner);
@@ -314,9 +301,6 @@ int ek_svc_retry(ek_runtime *rt, ek_service *inner, ek_retry_budget *budget,
         if (ud_drop) ud_drop(ud);
         return rc;
     }
-    atomic_init(&u->refs, 1);
-    u->ud = ud;
-    u->drop = ud_drop;
     r->inner = inner;
     r->budget = budget;
     r->policy = policy;

@@ -265,6 +265,30 @@ int ek__svc_check_inner(ek_service *inner, ek_service **out)
     return EK_OK;
 }
 
+/* ---- shared user data ---- */
+
+ek__svc_ud *ek__svc_ud_new(void *ud, ek_drop_fn drop)
+{
+    ek__svc_ud *u = ek__malloc(sizeof *u);
+    if (u == NULL) return NULL;
+    atomic_init(&u->refs, 1);
+    u->ud = ud;
+    u->drop = drop;
+    return u;
+}
+
+void ek__svc_ud_retain(ek__svc_ud *u)
+{
+    atomic_fetch_add_explicit(&u->refs, 1, memory_order_relaxed);
+}
+
+void ek__svc_ud_release(ek__svc_ud *u)
+{
+    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1) return;
+    if (u->drop) u->drop(u->ud);
+    ek__free(u);
+}
+
 /* ---- immediate futures ---- */
 
 typedef struct ek__ready_state {

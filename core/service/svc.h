@@ -65,6 +65,18 @@ int ek__future_error(int rc, ek_future **out);
  * error msg is freed. Errors: EK_ENOMEM. */
 int ek__future_ready(int rc, ek_msg *msg, ek_future **out);
 
+/* User data with its drop function, shared by a middleware and its clones
+ * (map, retry): the drop runs once, with the last reference. */
+typedef struct ek__svc_ud {
+    atomic_size_t refs;
+    void *ud;
+    ek_drop_fn drop;
+} ek__svc_ud;
+/* A new one (reference count 1); NULL on allocation failure (nothing dropped). */
+ek__svc_ud *ek__svc_ud_new(void *ud, ek_drop_fn drop);
+void ek__svc_ud_retain(ek__svc_ud *u);
+void ek__svc_ud_release(ek__svc_ud *u);
+
 /* Checks shared by the middleware constructors, which consume inner (and the
  * other services) in every case: EK_OK, or the error after freeing inner. */
 int ek__svc_check_inner(ek_service *inner, ek_service **out);
