@@ -116,27 +116,40 @@ int ek_builder_set_lifo_slot(ek_builder *b, int enabled)
     return EK_OK;
 }
 
-static int set_ticks(ek_builder *b, unsigned *field, unsigned v)
+/* The tag is checked before any member of b is touched: computing &b->cfg.x of
+ * a wrong-type (possibly misaligned) handle is already undefined behaviour. */
+enum { TICKS_GLOBAL_QUEUE, TICKS_EVENT, TICKS_BUDGET };
+
+static int set_ticks(ek_builder *b, int which, unsigned v)
 {
     BUILDER_CHECK(b);
     if (v < 1 || v > 1000000) return EK_EINVAL;
-    *field = v;
+    switch (which) {
+    case TICKS_GLOBAL_QUEUE:
+        b->cfg.global_queue_interval = v;
+        b->cfg.global_interval_fixed = true;
+        break;
+    case TICKS_EVENT:
+        b->cfg.event_interval = v;
+        break;
+    default:
+        b->cfg.budget = v;
+        break;
+    }
     return EK_OK;
 }
 
 int ek_builder_set_global_queue_interval(ek_builder *b, unsigned ticks)
 {
-    int rc = set_ticks(b, b ? &b->cfg.global_queue_interval : NULL, ticks);
-    if (rc == EK_OK) b->cfg.global_interval_fixed = true;
-    return rc;
+    return set_ticks(b, TICKS_GLOBAL_QUEUE, ticks);
 }
 int ek_builder_set_event_interval(ek_builder *b, unsigned ticks)
 {
-    return set_ticks(b, b ? &b->cfg.event_interval : NULL, ticks);
+    return set_ticks(b, TICKS_EVENT, ticks);
 }
 int ek_builder_set_budget(ek_builder *b, unsigned ops)
 {
-    return set_ticks(b, b ? &b->cfg.budget : NULL, ops);
+    return set_ticks(b, TICKS_BUDGET, ops);
 }
 
 static int set_hook(ek_builder *b, int which, ek_thread_hook_fn fn, void *data)

@@ -516,6 +516,94 @@ static void test_shutdown_without_limit_waits_for_running_jobs(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* Regression: after a shutdown that timed out, ek_join_wait gave EK_ECLOSED at
+ * once although the job still ran; it must wait and give the real result (and
+ * after ek_runtime_free too, which waits for the job itself). */
+static void test_join_wait_after_shutdown_timeout_gives_the_real_result(void **state)
+{
+    (void)state;
+    for (int fl = 0; fl < 2; fl++) {
+        ek_runtime *rt = blocking_rt(flavors[fl], 0, 0);
+        gate g;
+        gate_init(&g);
+        job running = {.g = &g, .rc = -4242, .out = (void *)0x131};
+        ek_join *j = NULL;
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, NULL, &running, NULL, &j), EK_OK);
+        assert_int_equal(gate_wait_entered(&g, 1), 1);
+        assert_int_equal(ek_runtime_shutdown(rt, 50), EK_ETIMEDOUT);
+        opener o = {.g = &g, .delay_ms = 100};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, opener_main, &o), 0);
+        assert_int_equal(ek_join_wait(j, NULL), -4242); /* the job's own status */
+        assert_int_equal(atomic_load(&o.opened), 1);
+        assert_int_equal(atomic_load(&running.finished), 1);
+        ek_join_detach(j);
+        pthread_join(th, NULL);
+
+        /* A successful job's result, waited for after the runtime was freed. */
+        gate_destroy(&g);
+        gate_init(&g);
+        ekt_rt_free_checked(rt);
+        rt = blocking_rt(flavors[fl], 0, 0);
+        job ok = {.g = &g, .rc = EK_OK, .out = (void *)0x132};
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, NULL, &ok, NULL, &j), EK_OK);
+        assert_int_equal(gate_wait_entered(&g, 1), 1);
+        assert_int_equal(ek_runtime_shutdown(rt, 20), EK_ETIMEDOUT);
+        o = (opener){.g = &g, .delay_ms = 50};
+        assert_int_equal(pthread_create(&th, NULL, opener_main, &o), 0);
+        void *out = NULL;
+        assert_int_equal(ek_join_wait(j, &out), EK_OK);
+        assert_ptr_equal(out, (void *)0x132);
+        ek_join_detach(j);
+        pthread_join(th, NULL);
+        gate_destroy(&g);
+        ekt_rt_free_checked(rt);
+    }
+}
+
+/* Regression: a timeout whose nanoseconds overflow (UINT64_MAX / 2 ms) made
+ * shutdown return EK_ETIMEDOUT at once; it means "no limit". */
+static void test_shutdown_with_a_huge_timeout_waits_for_the_job(void **state)
+{
+    (void)state;
+    const uint64_t huge[] = {UINT64_MAX / 2, UINT64_MAX / 1000000u, UINT64_MAX - 1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 0, 0);
+        gate g;
+        gate_init(&g);
+        job running = {.g = &g, .rc = EK_OK};
+        assert_int_equal(ek_spawn_blocking(rt, job_fn, NULL, &running, NULL, NULL), EK_OK);
+        assert_int_equal(gate_wait_entered(&g, 1), 1);
+        opener o = {.g = &g, .delay_ms = 50};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, opener_main, &o), 0);
+        assert_int_equal(ek_runtime_shutdown(rt, huge[i]), EK_OK);
+        assert_int_equal(atomic_load(&o.opened), 1);
+        assert_int_equal(atomic_load(&running.finished), 1);
+        pthread_join(th, NULL);
+        gate_destroy(&g);
+        ekt_rt_free_checked(rt);
+    }
+}
+
+/* Regression: the largest keep-alive the builder accepts overflowed to a
+ * deadline in the past, so idle threads exited at once (as if 0). */
+static void test_the_largest_keep_alive_keeps_the_thread(void **state)
+{
+    (void)state;
+    ek_runtime *rt = blocking_rt(EK_FLAVOR_MULTI_THREAD, 0, UINT64_MAX / 1000000u);
+    job quick = {.rc = EK_OK};
+    ek_join *j;
+    assert_int_equal(ek_spawn_blocking(rt, job_fn, NULL, &quick, NULL, &j), EK_OK);
+    assert_int_equal(ekt_join(j, NULL), EK_OK);
+    /* Idle, not gone: a thread that exited at once would be gone by now. */
+    assert_int_equal(ekt_metric_wait(rt, EK_METRIC_BLOCKING_IDLE, 1), 1);
+    usleep(100000);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_THREADS), 1);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_BLOCKING_IDLE), 1);
+    ekt_rt_free_checked(rt);
+}
+
 /* ---- out_drop ---- */
 
 static void test_out_drop_releases_a_detached_jobs_result_exactly_once(void **state)
@@ -633,6 +721,9 @@ int main(void)
         T(test_abort_of_a_running_job_does_not_interrupt_it),
         T(test_shutdown_timeout_with_running_job_then_free_waits_for_it),
         T(test_shutdown_without_limit_waits_for_running_jobs),
+        T(test_join_wait_after_shutdown_timeout_gives_the_real_result),
+        T(test_shutdown_with_a_huge_timeout_waits_for_the_job),
+        T(test_the_largest_keep_alive_keeps_the_thread),
         T(test_out_drop_releases_a_detached_jobs_result_exactly_once),
         T(test_many_jobs_all_complete_and_never_exceed_the_cap),
     };

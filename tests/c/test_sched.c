@@ -562,9 +562,95 @@ static void test_worker_threads_default_comes_from_environment(void **s)
     unsetenv("EKIDEN_WORKER_THREADS");
 }
 
+/* ---------------------------------------- regressions: builder, metrics -- */
+
+/* Regression: three setters computed &b->cfg.x before checking the tag, undefined
+ * behaviour for a wrong-type handle that is not 8-byte aligned (UBSan aborted). */
+static void test_builder_setters_check_the_tag_before_touching_the_handle(void **state)
+{
+    (void)state;
+    _Alignas(8) uint32_t junk[32] = {0};
+    ek_builder *bad = (ek_builder *)(void *)&junk[1]; /* 4-byte aligned, no tag */
+    assert_int_equal(ek_builder_set_global_queue_interval(bad, 10), EK_EINVAL);
+    assert_int_equal(ek_builder_set_event_interval(bad, 10), EK_EINVAL);
+    assert_int_equal(ek_builder_set_budget(bad, 10), EK_EINVAL);
+    assert_int_equal(ek_builder_set_flavor(bad, EK_FLAVOR_MULTI_THREAD), EK_EINVAL);
+    assert_int_equal(ek_builder_set_worker_threads(bad, 2), EK_EINVAL);
+    assert_int_equal(ek_builder_set_max_blocking_threads(bad, 2), EK_EINVAL);
+    assert_int_equal(ek_builder_set_blocking_keep_alive_ms(bad, 2), EK_EINVAL);
+    assert_int_equal(ek_builder_set_thread_name(bad, "x"), EK_EINVAL);
+    assert_int_equal(ek_builder_set_lifo_slot(bad, 1), EK_EINVAL);
+    assert_int_equal(ek_builder_set_start_paused(bad, 1), EK_EINVAL);
+    assert_int_equal(ek_builder_on_thread_start(bad, NULL, NULL), EK_EINVAL);
+    ek_runtime *rt = NULL;
+    assert_int_equal(ek_runtime_new(bad, &rt), EK_EINVAL);
+    assert_null(rt);
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) assert_int_equal(junk[i], 0);
+    /* The ranges still hold for a real builder. */
+    ek_builder *b;
+    assert_int_equal(ek_builder_new(&b), EK_OK);
+    assert_int_equal(ek_builder_set_budget(b, 0), EK_EINVAL);
+    assert_int_equal(ek_builder_set_event_interval(b, 1000001), EK_EINVAL);
+    assert_int_equal(ek_builder_set_global_queue_interval(b, 1000000), EK_OK);
+    ek_builder_free(b);
+}
+
+/* Regression: the current-thread queue depth was read without synchronisation
+ * while the thread holding the core changed it (a data race under TSan). */
+typedef struct depth_reader {
+    ek_runtime *rt;
+    atomic_int stop;
+    long reads;
+} depth_reader;
+
+static void *read_depth(void *arg)
+{
+    depth_reader *d = arg;
+    while (!atomic_load(&d->stop)) {
+        int64_t v = ek_runtime_worker_queue_depth(d->rt, 0);
+        if (v < 0) break;
+        d->reads++;
+    }
+    return NULL;
+}
+
+typedef struct churn {
+    long left;
+} churn;
+
+static int churn_poll(void *s, ek_cx *cx, void **out)
+{
+    churn *c = s;
+    *out = NULL;
+    for (int i = 0; i < 8 && c->left > 0; i++, c->left--)
+        if (ek_spawn(ek_cx_runtime(cx), leaf, ekt_noop_drop, NULL, NULL, NULL) != EK_OK)
+            return EK_EINVAL;
+    return c->left > 0 ? ek_yield_now(cx) : EK_OK;
+}
+
+static void test_current_thread_queue_depth_read_while_it_changes(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 0);
+    depth_reader d = {.rt = rt};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_depth, &d), 0);
+    churn c = {.left = ekt_scale(20000)};
+    assert_int_equal(ekt_block_on_fn(rt, churn_poll, &c, NULL), EK_OK);
+    atomic_store(&d.stop, 1);
+    pthread_join(th, NULL);
+    assert_true(d.reads > 0);
+    assert_int_equal(ek_runtime_worker_queue_depth(rt, 1), EK_EINVAL);
+    ekt_rt_free_checked(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_builder_setters_check_the_tag_before_touching_the_handle, ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_current_thread_queue_depth_read_while_it_changes,
+                                        ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_million_tasks_spawned_and_joined_multi_thread,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_million_tasks_spawned_and_joined_current_thread,
