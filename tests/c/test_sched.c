@@ -600,7 +600,7 @@ static void test_builder_setters_check_the_tag_before_touching_the_handle(void *
 typedef struct depth_reader {
     ek_runtime *rt;
     atomic_int stop;
-    long reads;
+    atomic_long reads;
 } depth_reader;
 
 static void *read_depth(void *arg)
@@ -609,23 +609,26 @@ static void *read_depth(void *arg)
     while (!atomic_load(&d->stop)) {
         int64_t v = ek_runtime_worker_queue_depth(d->rt, 0);
         if (v < 0) break;
-        d->reads++;
+        atomic_fetch_add(&d->reads, 1);
     }
     return NULL;
 }
 
 typedef struct churn {
     long left;
+    depth_reader *d;
 } churn;
 
+/* Spawn (the queue grows) and yield (it drains) until both enough tasks ran and
+ * the reader read the depth often enough meanwhile. */
 static int churn_poll(void *s, ek_cx *cx, void **out)
 {
     churn *c = s;
     *out = NULL;
-    for (int i = 0; i < 8 && c->left > 0; i++, c->left--)
+    for (int i = 0; i < 8; i++, c->left--)
         if (ek_spawn(ek_cx_runtime(cx), leaf, ekt_noop_drop, NULL, NULL, NULL) != EK_OK)
             return EK_EINVAL;
-    return c->left > 0 ? ek_yield_now(cx) : EK_OK;
+    return c->left > 0 || atomic_load(&c->d->reads) < 1000 ? ek_yield_now(cx) : EK_OK;
 }
 
 static void test_current_thread_queue_depth_read_while_it_changes(void **state)
@@ -635,7 +638,7 @@ static void test_current_thread_queue_depth_read_while_it_changes(void **state)
     depth_reader d = {.rt = rt};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, read_depth, &d), 0);
-    churn c = {.left = ekt_scale(20000)};
+    churn c = {.left = ekt_scale(20000), .d = &d};
     assert_int_equal(ekt_block_on_fn(rt, churn_poll, &c, NULL), EK_OK);
     atomic_store(&d.stop, 1);
     pthread_join(th, NULL);
