@@ -24,7 +24,7 @@ for src in "$tmp"/*.c; do
   [ -e "$src" ] || continue
   name=$(basename "$src" .c)
   cc -std=c11 -Wall -Wextra -Werror "$@" -I"$root/capi/include" "$src" "$build/libekiden.a" \
-    -lpthread -o "$tmp/$name"
+    -lpthread $(pkg-config --libs liburing 2>/dev/null) -o "$tmp/$name"
   if ! timeout 60 "$tmp/$name" >"$tmp/$name.out" 2>&1; then
     echo "doc example '$name' failed:"; cat "$tmp/$name.out"; exit 1
   fi

@@ -9,8 +9,11 @@
 #   model   the reactor's readiness protocol, checked exhaustively by spin
 #           (tests/model/run.sh: the protocol holds, each mutation is caught)
 #   plain   build in $BUILD, run ctest (unit tests, ABI test, exports, install test)
+#   uring   the plain build's ctest again with EKIDEN_IO_BACKEND=uring (the io_uring
+#           reactor; on a kernel or build without it the runtime falls back to epoll)
 #   asan    build in $BUILD-asan with ASan+UBSan, run ctest; a leak is a failure
 #   tsan    build in $BUILD-tsan with TSan, run ctest
+#   asan-uring, tsan-uring  the sanitizer builds' ctest again on io_uring
 #   echo    tests/net/echo_peers.sh against the plain build's echo (when it exists)
 #   lua     the Lua binding on lua5.4 and LuaJIT, its echo server driven by socat,
 #           its install (tests/lua/run.sh; each check counts)
@@ -28,7 +31,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format readme header layers model plain asan tsan echo lua fuzz python}
+STAGES=${STAGES:-format readme header layers model plain uring asan asan-uring tsan tsan-uring echo lua fuzz python}
 export JOBS
 
 passed=0
@@ -52,15 +55,25 @@ check() {
 
 # Build one variant and run its ctest suite; each test program counts.
 variant() {
-  local name=$1 dir=$2 sanitize=$3 t0 log line total nfail
-  t0=$(date +%s)
+  local name=$1 dir=$2 sanitize=$3
   banner "$name: build ($dir)"
   if ! scripts/build.sh "$dir" "$sanitize"; then
     fail "$name: build"
     return
   fi
+  run_ctest "$name" "$dir" "$sanitize"
+}
+
+# Run a built variant's ctest suite (the caller's environment goes with it).
+run_ctest() {
+  local name=$1 dir=$2 sanitize=$3 t0 log line total nfail
+  t0=$(date +%s)
+  if [ ! -f "$dir/CTestTestfile.cmake" ]; then
+    fail "$name: $dir is not built"
+    return
+  fi
   banner "$name: ctest"
-  log=$dir/ctest.log
+  log=$dir/ctest-$name.log
   local runner=()
   # TSan needs the address space layout it expects; some kernels randomize more
   # than it tolerates ("unexpected memory mapping"). Running without ASLR avoids it.
@@ -112,15 +125,27 @@ for stage in $STAGES; do
   plain)
     variant plain "$BUILD" ""
     ;;
+  uring)
+    EKIDEN_IO_BACKEND=uring run_ctest uring "$BUILD" ""
+    ;;
   asan)
     # halt_on_error: the first finding fails the test; detect_leaks: a leak is one.
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       variant asan "$BUILD-asan" address
     ;;
+  asan-uring)
+    EKIDEN_IO_BACKEND=uring ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
+      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      run_ctest asan-uring "$BUILD-asan" address
+    ;;
   tsan)
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
       variant tsan "$BUILD-tsan" thread
+    ;;
+  tsan-uring)
+    EKIDEN_IO_BACKEND=uring TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      run_ctest tsan-uring "$BUILD-tsan" thread
     ;;
   echo)
     if [ -f tests/net/echo_peers.sh ]; then

@@ -399,6 +399,23 @@ EK_EXTERN int ek_builder_set_budget(ek_builder *b, unsigned ops);
  * only (EK_ENOTSUP at ek_runtime_new otherwise), as in Tokio. */
 EK_EXTERN int ek_builder_set_start_paused(ek_builder *b, int paused);
 
+/* Reactor backends (ek_builder_set_io_backend, ek_runtime_io_backend). */
+#define EK_IO_BACKEND_DEFAULT 0 /* the EKIDEN_IO_BACKEND variable, else epoll */
+#define EK_IO_BACKEND_EPOLL   1 /* edge-triggered epoll */
+#define EK_IO_BACKEND_URING   2 /* io_uring (multishot poll), Linux 5.13+ */
+/*
+ * Which reactor the runtime uses for I/O readiness. EK_IO_BACKEND_DEFAULT (the
+ * builder's default) reads the EKIDEN_IO_BACKEND environment variable when the
+ * runtime is built: "uring" (or "io_uring") asks for io_uring, "epoll" or any
+ * other value for epoll. EK_IO_BACKEND_URING falls back to epoll, silently, when
+ * the library was built without liburing, /proc/sys/kernel/io_uring_disabled
+ * is 2, or the kernel refuses the ring (io_uring_queue_init fails, or it lacks
+ * multishot poll): ek_runtime_io_backend says which one runs. The choice changes
+ * no behaviour of the API, only the syscalls underneath. Thread: as the other
+ * setters. Errors: EK_EINVAL (bad builder, or not one of the three values).
+ */
+EK_EXTERN int ek_builder_set_io_backend(ek_builder *b, int backend);
+
 /*
  * Thread hooks (Tokio's on_thread_start/stop/park/unpark), for a binding's
  * per-thread bookkeeping (attach a thread to an interpreter, release a lock
@@ -484,6 +501,10 @@ EK_EXTERN int ek_runtime_worker_count(ek_runtime *rt);
  */
 EK_EXTERN int ek_runtime_set_data(ek_runtime *rt, void *data, ek_drop_fn drop);
 EK_EXTERN void *ek_runtime_data(ek_runtime *rt);
+/* The reactor backend the runtime runs: EK_IO_BACKEND_EPOLL or
+ * EK_IO_BACKEND_URING (after any fallback; never EK_IO_BACKEND_DEFAULT). Any
+ * thread. Errors: EK_EINVAL for a bad handle. */
+EK_EXTERN int ek_runtime_io_backend(ek_runtime *rt);
 
 /* Test clock: pause, resume, and advance the paused clock (firing due timers).
  * The clock saturates at about 292 years (2^63 ns): advancing past it leaves it

@@ -1,12 +1,19 @@
 /*
- * backend.h - the private contract a reactor backend implements (epoll.c on
- * Linux; kqueue.c and io_uring would be one file each). Like redis's aeApi*:
- * create, register, deregister, poll with timeout, wake, name, free.
+ * backend.h - the private contract a reactor backend implements (epoll.c and
+ * uring.c on Linux; kqueue.c would be one more file). Like redis's aeApi*:
+ * create, register, deregister, poll with timeout, wake, name, free, as a table
+ * of functions so that the backend is chosen when the runtime is built
+ * (ek_builder_set_io_backend, EKIDEN_IO_BACKEND; backend.c).
  *
  * Every fd is registered once for read and write readiness, edge-triggered, with
  * an opaque token (the ek__io pointer). The backend also owns the cross-thread
- * wake-up channel (eventfd on Linux): ek__backend_wake may be called from any
+ * wake-up channel (an eventfd on Linux): ek__backend_wake may be called from any
  * thread; its wake-ups are delivered as an event with token EK__WAKE_TOKEN.
+ *
+ * Memory rule (what io.c relies on): after ek__backend_deregister(fd, token)
+ * returns, no poll that STARTS later reports `token` again. A poll that was
+ * already running may still report it; io.c frees the token only at the start of
+ * the next driver turn.
  */
 #ifndef EK_CORE_DRIVER_BACKEND_H
 #define EK_CORE_DRIVER_BACKEND_H
@@ -25,20 +32,84 @@ typedef struct ek__event {
 
 #define EK__WAKE_TOKEN ((void *)0)
 
-int ek__backend_new(ek__backend **out);
-void ek__backend_free(ek__backend *b);
-int ek__backend_register(ek__backend *b, int fd, void *token);
-int ek__backend_deregister(ek__backend *b, int fd);
+typedef struct ek__backend_ops {
+    const char *name;
+    int kind; /* EK_IO_BACKEND_EPOLL, EK_IO_BACKEND_URING */
+    int (*create)(ek__backend **out);
+    void (*destroy)(ek__backend *b);
+    int (*reg)(ek__backend *b, int fd, void *token);
+    int (*dereg)(ek__backend *b, int fd, void *token);
+    int (*poll)(ek__backend *b, ek__event *events, int n, int timeout_ms);
+    void (*wake)(ek__backend *b);
+    void (*clear_wake)(ek__backend *b);
+} ek__backend_ops;
+
+/* Every backend's state starts with this. */
+struct ek__backend {
+    const ek__backend_ops *ops;
+};
+
+extern const ek__backend_ops ek__epoll_ops;
+#ifdef EK_HAVE_LIBURING
+extern const ek__backend_ops ek__uring_ops;
+#endif
+
+/*
+ * Create the backend `kind` asks for: EK_IO_BACKEND_DEFAULT (the
+ * EKIDEN_IO_BACKEND environment variable, "epoll" or "uring", else epoll),
+ * EK_IO_BACKEND_EPOLL or EK_IO_BACKEND_URING. io_uring falls back to epoll when
+ * this build has no liburing, /proc/sys/kernel/io_uring_disabled is 2, or the
+ * kernel refuses the ring (io_uring_queue_init fails). Errors: EK_EINVAL (bad
+ * kind), EK_ENOMEM, -errno of epoll_create1/eventfd.
+ */
+int ek__backend_new(int kind, ek__backend **out);
+static inline void ek__backend_free(ek__backend *b)
+{
+    if (b) b->ops->destroy(b);
+}
+static inline int ek__backend_register(ek__backend *b, int fd, void *token)
+{
+    return b->ops->reg(b, fd, token);
+}
+/* Stop reporting fd (registered with token). Any thread. */
+static inline int ek__backend_deregister(ek__backend *b, int fd, void *token)
+{
+    return b->ops->dereg(b, fd, token);
+}
 /* Wait up to timeout_ms (-1: forever) and fill at most n events (n is at most
  * EK__DRIVER_EVENTS: a backend may size its buffer by it); returns the count (0
  * on timeout or EINTR) or a negative errno. A negative return means the backend
  * is broken (its own descriptor or the arguments are bad), not that the caller
- * should retry: the driver aborts with the reason (see driver.c). */
-int ek__backend_poll(ek__backend *b, ek__event *events, int n, int timeout_ms);
+ * should retry: the driver aborts with the reason (see driver.c). One thread at
+ * a time (the driver's turn lock). */
+static inline int ek__backend_poll(ek__backend *b, ek__event *events, int n, int timeout_ms)
+{
+    return b->ops->poll(b, events, n, timeout_ms);
+}
 /* Make a concurrent or the next ek__backend_poll return. Any thread. */
-void ek__backend_wake(ek__backend *b);
+static inline void ek__backend_wake(ek__backend *b)
+{
+    b->ops->wake(b);
+}
 /* Consume wake-ups after EK__WAKE_TOKEN was seen. */
-void ek__backend_clear_wake(ek__backend *b);
-const char *ek__backend_name(void);
+static inline void ek__backend_clear_wake(ek__backend *b)
+{
+    b->ops->clear_wake(b);
+}
+static inline const char *ek__backend_name(const ek__backend *b)
+{
+    return b->ops->name;
+}
+static inline int ek__backend_kind(const ek__backend *b)
+{
+    return b->ops->kind;
+}
+
+/* Test hook: when non-zero, the next io_uring creations fail with this code
+ * (as if io_uring_queue_init had), so that the fallback to epoll can be shown on
+ * a kernel that has io_uring. */
+extern _Atomic int ek__uring_test_init_error;
+/* Whether this build has the io_uring backend (liburing found at build time). */
+bool ek__backend_uring_built(void);
 
 #endif

@@ -8,11 +8,11 @@ struct ek__io_release_link {
     struct ek__io *next;
 };
 
-int ek__driver_new(ek__time *time, ek__driver **out)
+int ek__driver_new(ek__time *time, int io_backend, ek__driver **out)
 {
     ek__driver *d = ek__calloc(1, sizeof *d);
     if (!d) return EK_ENOMEM;
-    int rc = ek__backend_new(&d->be);
+    int rc = ek__backend_new(io_backend, &d->be);
     if (rc) {
         ek__free(d);
         return rc;
@@ -101,10 +101,10 @@ static int timeout_for(ek__driver *d, int timeout_ms)
  * worker turn again at once, at 100% CPU, while no I/O or timer is ever
  * delivered. So abort with the reason, as libuv (uv__io_poll), redis
  * (aeApiPoll) and Tokio (the I/O driver's turn) do. */
-_Noreturn static void backend_failed(int rc)
+_Noreturn static void backend_failed(const ek__backend *b, int rc)
 {
     char what[96];
-    snprintf(what, sizeof what, "%s backend poll failed: %s", ek__backend_name(), ek_strerror(rc));
+    snprintf(what, sizeof what, "%s backend poll failed: %s", ek__backend_name(b), ek_strerror(rc));
     ek__panic(what, __FILE__, __LINE__);
 }
 
@@ -113,7 +113,7 @@ void ek__driver_turn(ek__driver *d, int timeout_ms)
     free_released(d);
     d->tick = (d->tick + 1) & EK__IO_TICK_MASK;
     int n = ek__backend_poll(d->be, d->events, EK__DRIVER_EVENTS, timeout_for(d, timeout_ms));
-    if (n < 0) backend_failed(n);
+    if (n < 0) backend_failed(d->be, n);
     uint64_t io = 0;
     for (int i = 0; i < n; i++) {
         if (d->events[i].token == EK__WAKE_TOKEN) {

@@ -27,7 +27,8 @@ struct ek__driver {
     ek__event events[EK__DRIVER_EVENTS];
 };
 
-int ek__driver_new(ek__time *time, ek__driver **out);
+/* io_backend: EK_IO_BACKEND_* (backend.h says how it is chosen). */
+int ek__driver_new(ek__time *time, int io_backend, ek__driver **out);
 /* Frees pending resources too. No thread may be turning it. */
 void ek__driver_free(ek__driver *d);
 bool ek__driver_try_lock(ek__driver *d);

@@ -11,16 +11,20 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-struct ek__backend {
+typedef struct epoll_backend {
+    ek__backend base;
     int epfd;
     int wakefd;
     struct epoll_event buf[EK__DRIVER_EVENTS];
-};
+} epoll_backend;
 
-int ek__backend_new(ek__backend **out)
+#define EB(b) ((epoll_backend *)(b))
+
+static int ep_create(ek__backend **out)
 {
-    ek__backend *b = ek__malloc(sizeof *b);
+    epoll_backend *b = ek__malloc(sizeof *b);
     if (!b) return EK_ENOMEM;
+    b->base.ops = &ek__epoll_ops;
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0) {
         int rc = ek__err(errno);
@@ -42,34 +46,36 @@ int ek__backend_new(ek__backend **out)
         ek__free(b);
         return rc;
     }
-    *out = b;
+    *out = &b->base;
     return EK_OK;
 }
 
-void ek__backend_free(ek__backend *b)
+static void ep_destroy(ek__backend *be)
 {
-    if (!b) return;
+    epoll_backend *b = EB(be);
     close(b->wakefd);
     close(b->epfd);
     ek__free(b);
 }
 
-int ek__backend_register(ek__backend *b, int fd, void *token)
+static int ep_register(ek__backend *b, int fd, void *token)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.ptr = token};
-    return epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? ek__err(errno) : EK_OK;
+    return epoll_ctl(EB(b)->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? ek__err(errno) : EK_OK;
 }
 
-int ek__backend_deregister(ek__backend *b, int fd)
+static int ep_deregister(ek__backend *b, int fd, void *token)
 {
+    EK__UNUSED(token);
     /* A non-NULL event keeps pre-2.6.9 kernels happy; cheap. */
     struct epoll_event ev = {0};
-    return epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 ? ek__err(errno) : EK_OK;
+    return epoll_ctl(EB(b)->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 ? ek__err(errno) : EK_OK;
 }
 
-int ek__backend_poll(ek__backend *b, ek__event *events, int n, int timeout_ms)
+static int ep_poll(ek__backend *be, ek__event *events, int n, int timeout_ms)
 {
+    epoll_backend *b = EB(be);
     if (n > EK__DRIVER_EVENTS) n = EK__DRIVER_EVENTS;
     int got = epoll_wait(b->epfd, b->buf, n, timeout_ms);
     if (got < 0) return errno == EINTR ? 0 : ek__err(errno);
@@ -86,22 +92,29 @@ int ek__backend_poll(ek__backend *b, ek__event *events, int n, int timeout_ms)
     return got;
 }
 
-void ek__backend_wake(ek__backend *b)
+static void ep_wake(ek__backend *b)
 {
     uint64_t one = 1;
     /* EAGAIN means the counter is saturated: a wake is pending anyway. */
-    while (write(b->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
+    while (write(EB(b)->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
     }
 }
 
-void ek__backend_clear_wake(ek__backend *b)
+static void ep_clear_wake(ek__backend *b)
 {
     uint64_t v;
-    while (read(b->wakefd, &v, sizeof v) < 0 && errno == EINTR) {
+    while (read(EB(b)->wakefd, &v, sizeof v) < 0 && errno == EINTR) {
     }
 }
 
-const char *ek__backend_name(void)
-{
-    return "epoll";
-}
+const ek__backend_ops ek__epoll_ops = {
+    .name = "epoll",
+    .kind = EK_IO_BACKEND_EPOLL,
+    .create = ep_create,
+    .destroy = ep_destroy,
+    .reg = ep_register,
+    .dereg = ep_deregister,
+    .poll = ep_poll,
+    .wake = ep_wake,
+    .clear_wake = ep_clear_wake,
+};

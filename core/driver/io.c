@@ -163,7 +163,7 @@ void ek__io_release(ek__io *io)
 {
     if (!io) return;
     ek__io_shutdown(io);
-    (void)ek__backend_deregister(io->drv->be, io->fd);
+    (void)ek__backend_deregister(io->drv->be, io->fd, io);
     ek__driver *d = io->drv;
     ek__mutex_lock(&d->release_lock);
     io->release_next = d->release_list;

@@ -76,6 +76,16 @@ int ek_builder_set_flavor(ek_builder *b, int flavor)
     return EK_OK;
 }
 
+int ek_builder_set_io_backend(ek_builder *b, int backend)
+{
+    BUILDER_CHECK(b);
+    if (backend != EK_IO_BACKEND_DEFAULT && backend != EK_IO_BACKEND_EPOLL &&
+        backend != EK_IO_BACKEND_URING)
+        return EK_EINVAL;
+    b->cfg.io_backend = backend;
+    return EK_OK;
+}
+
 int ek_builder_set_worker_threads(ek_builder *b, unsigned n)
 {
     BUILDER_CHECK(b);
@@ -352,7 +362,7 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     rc = ek__ct_init(rt);
     if (!rc) rc = ek__blocking_init(rt);
     if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->time);
-    if (!rc) rc = ek__driver_new(rt->time, &rt->driver);
+    if (!rc) rc = ek__driver_new(rt->time, cfg.io_backend, &rt->driver);
     if (!rc && cfg.flavor == EK_FLAVOR_MULTI_THREAD) rc = ek__mt_start(rt);
     if (rc) {
         rt_stop_and_drain(rt);
@@ -431,6 +441,12 @@ int ek_runtime_worker_count(ek_runtime *rt)
 {
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
     return (int)rt->nworkers;
+}
+
+int ek_runtime_io_backend(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    return ek__backend_kind(rt->driver->be);
 }
 
 /* ---------------------------------------------------------------- rt.h -- */

@@ -35,6 +35,7 @@ typedef struct ek__config {
     unsigned budget;
     bool start_paused;
     ek__hook hooks[EK__HOOK_COUNT];
+    int io_backend; /* EK_IO_BACKEND_* */
 } ek__config;
 
 struct ek_builder {

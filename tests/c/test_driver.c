@@ -18,8 +18,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Close every epoll descriptor of this process (the runtime's backend). */
-static int close_epoll_fds(void)
+/* The backends this build and kernel give (the fallback makes a refused
+ * io_uring an epoll: then only epoll is tested). */
+static const int kinds[] = {EK_IO_BACKEND_EPOLL, EK_IO_BACKEND_URING};
+static const char *const inodes[] = {"anon_inode:[eventpoll]", "anon_inode:[io_uring]"};
+static const char *const names[] = {"epoll", "io_uring"};
+
+static bool have(int i)
+{
+    ek__backend *b = NULL;
+    if (ek__backend_new(kinds[i], &b) != EK_OK) return false;
+    bool ok = ek__backend_kind(b) == kinds[i];
+    ek__backend_free(b);
+    return ok;
+}
+
+/* Close every descriptor of this process that is an `inode` (the runtime's
+ * epoll or io_uring descriptor). */
+static int close_backend_fds(const char *inode)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL) return 0;
@@ -30,7 +46,7 @@ static int close_epoll_fds(void)
         ssize_t n = readlink(path, target, sizeof target - 1);
         if (n <= 0) continue;
         target[n] = '\0';
-        if (strcmp(target, "anon_inode:[eventpoll]") == 0 && close(atoi(e->d_name)) == 0) closed++;
+        if (strcmp(target, inode) == 0 && close(atoi(e->d_name)) == 0) closed++;
     }
     closedir(d);
     return closed;
@@ -40,42 +56,46 @@ static int close_epoll_fds(void)
 static void test_backend_poll_reports_failure_as_negative_errno(void **state)
 {
     (void)state;
-    ek__backend *b = NULL;
-    assert_int_equal(ek__backend_new(&b), EK_OK);
-    ek__event ev[4];
-    assert_int_equal(ek__backend_poll(b, ev, 0, 0), EK_EINVAL); /* no room for an event */
-    assert_int_equal(ek__backend_poll(b, ev, 4, 0), 0);         /* nothing ready */
-    ek__backend_wake(b);
-    assert_int_equal(ek__backend_poll(b, ev, 4, 0), 1);
-    assert_ptr_equal(ev[0].token, EK__WAKE_TOKEN);
-    ek__backend_clear_wake(b);
-    assert_int_equal(ek__backend_poll(b, ev, 4, 0), 0);
-    assert_int_equal(close_epoll_fds(), 1);
-    assert_int_equal(ek__backend_poll(b, ev, 4, 0), EK_EBADF);
-    ek__backend_free(b); /* closes the (now closed) descriptor again: harmless */
+    for (int i = 0; i < 2; i++) {
+        if (!have(i)) continue;
+        ek__backend *b = NULL;
+        assert_int_equal(ek__backend_new(kinds[i], &b), EK_OK);
+        assert_string_equal(ek__backend_name(b), names[i]);
+        ek__event ev[4];
+        assert_int_equal(ek__backend_poll(b, ev, 0, 0), EK_EINVAL); /* no room for an event */
+        assert_int_equal(ek__backend_poll(b, ev, 4, 0), 0);         /* nothing ready */
+        ek__backend_wake(b);
+        assert_int_equal(ek__backend_poll(b, ev, 4, 1000), 1);
+        assert_ptr_equal(ev[0].token, EK__WAKE_TOKEN);
+        ek__backend_clear_wake(b);
+        assert_int_equal(ek__backend_poll(b, ev, 4, 0), 0);
+        assert_int_equal(close_backend_fds(inodes[i]), 1);
+        /* A wait (1 ms) so that io_uring enters the kernel too. */
+        assert_int_equal(ek__backend_poll(b, ev, 4, 1), EK_EBADF);
+        ek__backend_free(b); /* closes the (now closed) descriptor again: harmless */
+    }
 }
 
 /* Child: a runtime whose epoll descriptor is gone, asked to sleep 200 ms. A
  * driver that ignored the failed poll would spin for those 200 ms and exit 0. */
-static void broken_backend_child(int errfd)
+static void broken_backend_child(int errfd, int i)
 {
     dup2(errfd, STDERR_FILENO);
     ek_builder *b = NULL;
     ek_runtime *rt = NULL;
     if (ek_builder_new(&b) != EK_OK ||
         ek_builder_set_flavor(b, EK_FLAVOR_CURRENT_THREAD) != EK_OK ||
-        ek_runtime_new(b, &rt) != EK_OK)
+        ek_builder_set_io_backend(b, kinds[i]) != EK_OK || ek_runtime_new(b, &rt) != EK_OK)
         _exit(3);
-    if (close_epoll_fds() != 1) _exit(4);
+    if (close_backend_fds(inodes[i]) != 1) _exit(4);
     ek_future *f = NULL;
     if (ek_sleep(rt, 200, &f) != EK_OK) _exit(5);
     int rc = ek_block_on(rt, f, NULL);
     _exit(rc == EK_OK ? 0 : 6);
 }
 
-static void test_driver_aborts_with_the_reason_when_the_backend_poll_fails(void **state)
+static void abort_case(int i)
 {
-    (void)state;
     int p[2];
     assert_int_equal(pipe(p), 0);
     fflush(NULL);
@@ -83,7 +103,7 @@ static void test_driver_aborts_with_the_reason_when_the_backend_poll_fails(void 
     assert_true(pid >= 0);
     if (pid == 0) {
         close(p[0]);
-        broken_backend_child(p[1]);
+        broken_backend_child(p[1], i);
     }
     close(p[1]);
     char msg[512];
@@ -98,7 +118,16 @@ static void test_driver_aborts_with_the_reason_when_the_backend_poll_fails(void 
         fprintf(stderr, "child exited with %d: %s\n", WEXITSTATUS(status), msg);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGABRT);
-    assert_non_null(strstr(msg, "epoll backend poll failed: bad file descriptor"));
+    char want[64];
+    snprintf(want, sizeof want, "%s backend poll failed: bad file descriptor", names[i]);
+    assert_non_null(strstr(msg, want));
+}
+
+static void test_driver_aborts_with_the_reason_when_the_backend_poll_fails(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++)
+        if (have(i)) abort_case(i);
 }
 
 /* ---- the two windows of the lost-wake-up protocol (io.c) ----
