@@ -12,8 +12,10 @@
 # Environment:
 #   BENCH_ROUNDS=3       alternating rounds per compute workload (median of the
 #                        per-round medians; each round is itself a median)
-#   BENCH_NET_ROUNDS=1   rounds per network row
+#   BENCH_NET_ROUNDS=3   rounds per network row (rotated; median and range shown)
 #   BENCH_DURATION=3     seconds measured per network row (after BENCH_WARMUP=0.5)
+#   BENCH_PIN=1          single-connection rows (echo x1, pingpong): server and load
+#                        generator pinned to different cores with taskset (0: not)
 #   BENCH_ITERS          iterations per compute workload (programs' defaults: 50/30/100)
 #   BENCH_TIMERS=1000000 timers for time.million_timers, BENCH_TIMER_RUNS=3
 #   BENCH_MAX_SECONDS=10 time budget of one workload in one program (min. 5 iterations)
@@ -34,7 +36,9 @@ BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 OUT=${BENCH_OUT:-$BUILD/bench-results.md}
 LOG=${OUT%.md}.log
 ROUNDS=${BENCH_ROUNDS:-3}
-NET_ROUNDS=${BENCH_NET_ROUNDS:-1}
+NET_ROUNDS=${BENCH_NET_ROUNDS:-3}
+PIN=${BENCH_PIN:-1}
+NCPU=$(nproc)
 DURATION=${BENCH_DURATION:-3}
 WARMUP=${BENCH_WARMUP:-0.5}
 JOBS=${BENCH_JOBS:-2}
@@ -136,6 +140,8 @@ run_prog() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# "min-max" of the values on stdin (empty for fewer than two)
+range() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) print v[1] "-" v[NR] }'; }
 
 # pair SECTION UNIT DIRECTION NAME "EKPROG" "PEER1NAME:PROG" ["PEER2NAME:PROG" ...]
 # Runs every program ROUNDS times in rotating order; each program prints one or
@@ -171,7 +177,7 @@ pair() {
         for p in "${peers[@]}"; do
             tag=${p%%:*}
             pv=$(cat "$tmp/$tag@$metric" 2>/dev/null | median)
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\n' "$section" "$metric" "$unit" "$dir" \
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t\t\n' "$section" "$metric" "$unit" "$dir" \
                 "$tag" "$ekv" "$pv" >>"$RESULTS"
         done
     done
@@ -204,7 +210,7 @@ run_compute() {
 EPH_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 PORT_SPAN=$((EPH_LOW > 12000 ? EPH_LOW - 11000 : 1000))
 PORT_BASE=$((10000 + ($$ * 37 % PORT_SPAN)))
-declare -A SERVER_ADDR
+declare -A SERVER_ADDR SERVER_PID
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -226,6 +232,7 @@ start_server() {
         for ((i = 0; i < 100; i++)); do
             if port_open "$port"; then
                 SERVER_ADDR[$tag]="127.0.0.1:$port"
+                SERVER_PID[$tag]=$pid
                 log "   $tag: $(basename "$1") on 127.0.0.1:$port"
                 return
             fi
@@ -238,9 +245,26 @@ start_server() {
 }
 
 # one loadgen run: prints "value p99" (value = req/s or Gbit/s), or nothing
+# pin SERVERPID: on a single-connection row, the server (every thread) goes to
+# core 0 and the load generator (pinned by load_once) to core 1, so that the two
+# processes never share a core (unpinned, these rows fall into two clusters,
+# 13-20k or 70-117k round trips/s, by where the scheduler puts them). unpin
+# gives the server every core back.
+pinned=0
+pin() {
+    [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null || return 0
+    taskset -a -p -c 0 "$1" >/dev/null 2>&1 && pinned=1
+}
+unpin() {
+    [ "$pinned" = 1 ] || return 0
+    taskset -a -p -c "0-$((NCPU - 1))" "$1" >/dev/null 2>&1
+    pinned=0
+}
+
 load_once() {
-    local mode=$1 addr=$2 conns=$3 size=$4 out
-    out=$(timeout $((${DURATION%.*} + 60)) "$BIN/loadgen" "$mode" "$addr" -c "$conns" -s "$size" \
+    local mode=$1 addr=$2 conns=$3 size=$4 out pre=()
+    [ "$pinned" = 1 ] && pre=(taskset -c 1)
+    out=$(timeout $((${DURATION%.*} + 60)) "${pre[@]}" "$BIN/loadgen" "$mode" "$addr" -c "$conns" -s "$size" \
         -d "$DURATION" -w "$WARMUP" 2>>"$LOG")
     echo "$out" >>"$LOG"
     echo "$out" | awk -v mode="$mode" '$1 == "LOAD" {
@@ -252,10 +276,12 @@ load_once() {
 }
 
 # net_row SECTION NAME UNIT MODE CONNS SIZE PEER...
+# Every server takes NET_ROUNDS turns, rotated; each row gives the median and,
+# beside it, the range (min-max) of the rounds.
 net_row() {
     local section=$1 name=$2 unit=$3 mode=$4 conns=$5 size=$6
     shift 6
-    local peers=("$@") all=(ekiden ekiden_64k "$@") r k i tag n tmp
+    local peers=("$@") all=("${EK_SERVERS[@]}" "$@") r k i tag n tmp
     want "$section" "$name" || return 0
     log "-- $name"
     tmp=$(mktemp -d)
@@ -265,31 +291,48 @@ net_row() {
             i=$(((k + r) % n))
             tag=${all[$i]}
             [ -n "${SERVER_ADDR[$tag]:-}" ] || continue
+            [ "$conns" = 1 ] && pin "${SERVER_PID[$tag]}"
             load_once "$mode" "${SERVER_ADDR[$tag]}" "$conns" "$size" | {
                 read -r v p99 && [ -n "$v" ] && {
                     echo "$v" >>"$tmp/$tag.v"
                     [ -n "${p99:-}" ] && echo "$p99" >>"$tmp/$tag.p"
                 }
             }
+            unpin "${SERVER_PID[$tag]}"
         done
     done
-    local ekv ekp pv pp p ek
+    local p ek
+    # Same read buffer on both sides: Tokio's README server (1 KiB) against
+    # examples/echo; the 64 KiB servers against echo_64k. The epoll server
+    # (the bare-metal limit) is also compared with every other ekiden variant.
     for p in "${peers[@]}"; do
-        # Same read buffer on both sides: Tokio's README server (1 KiB) against
-        # examples/echo; the 64 KiB servers against echo_64k.
         ek=ekiden_64k
         [ "$p" = tokio ] && ek=ekiden
-        ekv=$(cat "$tmp/$ek.v" 2>/dev/null | median)
-        ekp=$(cat "$tmp/$ek.p" 2>/dev/null | median)
-        pv=$(cat "$tmp/$p.v" 2>/dev/null | median)
-        pp=$(cat "$tmp/$p.p" 2>/dev/null | median)
-        [ "$mode" = pump ] && ekp="" pp=""
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$section" "$name" "$unit" throughput \
-            "$p" "$ekv" "$pv" "$ekp" "$pp" >>"$RESULTS"
+        net_result "$tmp" "$section" "$name" "$unit" "$mode" "$ek" "$p"
+        if [ "$p" = epoll ]; then
+            for ek in "${EK_SERVERS[@]}"; do
+                case $ek in ekiden | ekiden_64k) continue ;; esac
+                net_result "$tmp" "$section" "$name" "$unit" "$mode" "$ek" "$p"
+            done
+        fi
     done
     rm -rf "$tmp"
 }
 
+net_result() {
+    local tmp=$1 section=$2 name=$3 unit=$4 mode=$5 ek=$6 p=$7 ekv ekp pv pp ekr pr
+    ekv=$(cat "$tmp/$ek.v" 2>/dev/null | median)
+    ekr=$(cat "$tmp/$ek.v" 2>/dev/null | range)
+    ekp=$(cat "$tmp/$ek.p" 2>/dev/null | median)
+    pv=$(cat "$tmp/$p.v" 2>/dev/null | median)
+    pr=$(cat "$tmp/$p.v" 2>/dev/null | range)
+    pp=$(cat "$tmp/$p.p" 2>/dev/null | median)
+    [ "$mode" = pump ] && ekp="" pp=""
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$section" "$name" "$unit" throughput \
+        "$p" "$ekv" "$pv" "$ekp" "$pp" "$ek" "$ekr" "$pr" >>"$RESULTS"
+}
+
+EK_SERVERS=(ekiden ekiden_64k ekiden_64k_w1 ekiden_uring ekiden_uring_w1)
 NET_ROWS=()
 for size in 64 4096; do
     for conns in 1 100 1000; do
@@ -309,8 +352,14 @@ run_net() {
     [ $any = 1 ] || return 0
     ulimit -n "$(ulimit -Hn)" 2>/dev/null
     log "== starting echo servers"
+    # ekiden: examples/echo (1 KiB reads, for Tokio's README server) and echo_64k
+    # on each reactor backend with the default worker count (one per core) and
+    # with one worker.
     start_server ekiden $((PORT_BASE + 1)) "$(ek_bin echo)"
-    start_server ekiden_64k $((PORT_BASE + 6)) "$(ek_bin echo_64k)"
+    EKIDEN_IO_BACKEND=epoll start_server ekiden_64k $((PORT_BASE + 6)) "$(ek_bin echo_64k)"
+    EKIDEN_IO_BACKEND=epoll EKIDEN_WORKER_THREADS=1 start_server ekiden_64k_w1 $((PORT_BASE + 7)) "$(ek_bin echo_64k)"
+    EKIDEN_IO_BACKEND=uring start_server ekiden_uring $((PORT_BASE + 8)) "$(ek_bin echo_64k)"
+    EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=1 start_server ekiden_uring_w1 $((PORT_BASE + 9)) "$(ek_bin echo_64k)"
     # Tokio twice: the README server as written (1 KiB reads), and the same with
     # 64 KiB reads like the libuv and epoll servers, so that a buffer size alone
     # never decides a row.
@@ -332,9 +381,14 @@ run_net() {
 # ---------------------------------------------------------------- table
 table() {
     echo
-    echo "| workload | unit | peer | ekiden | peer value | ekiden/peer | ekiden p99 µs | peer p99 µs |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|"
+    echo "| workload | unit | ekiden server | peer | ekiden | range | peer value | range | ekiden/peer | ekiden p99 µs | peer p99 µs |"
+    echo "|---|---|---|---|---:|---|---:|---|---:|---:|---:|"
     awk -F'\t' '
+    function rng(r,   a) {
+        if (r == "") return "";
+        split(r, a, "-");
+        return fmt(a[1]) "–" fmt(a[2]);
+    }
     function fmt(v) {
         if (v == "" ) return "";
         if (v == "n/a") return "n/a";
@@ -345,13 +399,16 @@ table() {
     {
         ek = $6; pv = $7; ratio = "n/a";
         if (ek != "n/a" && pv != "n/a" && pv + 0 > 0) ratio = sprintf("%.2f", ek / pv);
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $3, $5, fmt(ek), fmt(pv), ratio, fmt($8), fmt($9);
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $3, $10, $5, fmt(ek), rng($11), fmt(pv), rng($12), ratio, fmt($8), fmt($9);
     }' "$RESULTS"
     echo
     echo "Ratios: time and memory rows are ekiden/peer of the medians (below 1: ekiden is"
     echo "faster or smaller); throughput rows (req/s, round trips/s, Gbit/s) are"
     echo "ekiden/peer of the throughputs (above 1: ekiden is faster). n/a: not measured"
-    echo "(program not built yet, or it failed: see the log)."
+    echo "(program not built yet, or it failed: see the log). ekiden server: ekiden is"
+    echo "examples/echo (1 KiB reads), ekiden_64k echo_64k on epoll with one worker per"
+    echo "core, _w1 with one worker (EKIDEN_WORKER_THREADS=1), ekiden_uring on io_uring"
+    echo "(EKIDEN_IO_BACKEND=uring). range: min-max of the rounds (network rows)."
 }
 
 build

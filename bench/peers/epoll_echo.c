@@ -149,6 +149,9 @@ static void *server_main(void *arg)
     }
 }
 
+/* Every server in bench/ listens with the same backlog (docs/benchmarks.md). */
+#define BACKLOG 1024
+
 static int make_listener(void)
 {
     int fd = socket(g_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -156,7 +159,7 @@ static int make_listener(void)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, g_addr->ai_addr, g_addr->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+    if (bind(fd, g_addr->ai_addr, g_addr->ai_addrlen) != 0 || listen(fd, BACKLOG) != 0) {
         close(fd);
         return -1;
     }

@@ -5,7 +5,7 @@
 //! changes it (docs/benchmarks.md).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -17,7 +17,13 @@ async fn main() -> std::io::Result<()> {
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
         .unwrap_or(1024);
-    let listener = TcpListener::bind(&addr).await?;
+    // The same backlog as every server in bench/ (1024; TcpListener::bind's
+    // is not the same on every Tokio/mio version).
+    let addr: std::net::SocketAddr = addr.parse().expect("HOST:PORT");
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(1024)?;
     loop {
         let (mut socket, _) = match listener.accept().await {
             Ok(conn) => conn,
