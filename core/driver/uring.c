@@ -67,9 +67,10 @@ typedef struct uring_backend {
     struct io_uring ring;
     ek__mutex sq_lock;
     int wakefd;
-    bool wake_armed; /* under sq_lock */
-    ureg *regs;      /* under sq_lock */
-    ureg **byfd;     /* fd -> live record, under sq_lock */
+    bool wake_armed;     /* under sq_lock */
+    atomic_bool sq_left; /* a submit left SQEs in the ring (the kernel said EAGAIN/EBUSY) */
+    ureg *regs;          /* under sq_lock */
+    ureg **byfd;         /* fd -> live record, under sq_lock */
     size_t nbyfd;
 } uring_backend;
 
@@ -114,6 +115,7 @@ static int arm_wake(uring_backend *b)
 static int submit(uring_backend *b)
 {
     int rc = io_uring_submit(&b->ring);
+    atomic_store_explicit(&b->sq_left, io_uring_sq_ready(&b->ring) != 0, memory_order_relaxed);
     return rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR ? rc : EK_OK;
 }
 
@@ -280,7 +282,7 @@ static int ur_poll(ek__backend *be, ek__event *events, int n, int timeout_ms)
     uring_backend *b = UB(be);
     if (n <= 0) return EK_EINVAL; /* as epoll_wait */
     /* SQEs a submit could not pass on (EAGAIN/EBUSY) go now. */
-    if (io_uring_sq_ready(&b->ring)) {
+    if (atomic_load_explicit(&b->sq_left, memory_order_relaxed)) {
         ek__mutex_lock(&b->sq_lock);
         (void)submit(b);
         ek__mutex_unlock(&b->sq_lock);

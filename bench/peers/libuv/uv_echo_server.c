@@ -140,7 +140,8 @@ int main(int argc, char **argv)
     uv_tcp_t server;
     uv_tcp_init(loop, &server);
     int rc = uv_tcp_bind(&server, (struct sockaddr *)&ss, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&server, 1024 /* as every server in bench/ */, on_connection);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&server, 1024 /* as every server in bench/ */, on_connection);
     if (rc != 0) {
         fprintf(stderr, "uv_echo_server: %s: %s\n", addr, uv_strerror(rc));
         return 1;
