@@ -51,7 +51,8 @@ command -v strace >/dev/null || {
 
 PORT=$((20000 + $$ % 5000))
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+MAIN=$BASHPID
+trap '[ "$BASHPID" = "$MAIN" ] && rm -rf "$TMP"' EXIT
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -82,9 +83,8 @@ one_run() {
     local lg
     lg=$("$BIN/loadgen" echo "127.0.0.1:$PORT" -c "$conns" -s 64 -d "$secs" -w 0 2>/dev/null |
         awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "requests") print kv[2] } }')
-    kill -INT "$pid" 2>/dev/null
-    sleep 0.2
-    kill "$pid" 2>/dev/null
+    # TERM, not INT: a child killed by SIGINT makes bash act as if it had been.
+    kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     local count
     case $wrap in
