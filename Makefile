@@ -1,7 +1,7 @@
 # Makefile - a thin wrapper: the commands a user types, each delegating to CMake and
 # the scripts in scripts/ and tests/. Every target installs what it needs first.
 #
-#   make demo     build and run examples/demo (an echo server under load)
+#   make demo     servers under load in C, Python and Lua (scripts/demo.sh)
 #   make test     the whole suite: format, header, plain, ASan+UBSan, TSan builds
 #   make bench    the benchmarks side by side with their peers (bench/run.sh)
 #   make stress   the stress tests at their full counts (not part of make test)
@@ -27,9 +27,7 @@ build: deps
 	@scripts/build.sh $(BUILD)
 
 demo: deps
-	@test -f examples/demo.c || { echo "examples/demo.c is not written yet"; exit 1; }
-	@scripts/build.sh $(BUILD) "" -- --target demo
-	./$(BUILD)/demo
+	@scripts/demo.sh
 
 test: deps
 	@tests/run_all.sh
