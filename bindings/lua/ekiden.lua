@@ -211,6 +211,33 @@ ek.channel = core.channel
 ek.semaphore = core.semaphore
 ek.notify = core.notify
 
+--------------------------------------------------------------- services --
+
+-- A service is an asynchronous function from request to response. ek.service(fn)
+-- makes one from a Lua function (it may wait; it runs on this thread); ek.lookup
+-- finds one of any language in the runtime's registry.
+local svc_m = methods["ekiden.service"]
+local svc_call = svc_m.call
+function svc_m.call(s, req)
+  local f, msg, name = svc_call(s, req)
+  if not f then return nil, msg, name end
+  return await(f)
+end
+ek.service = core.service
+ek.register = core.register
+ek.lookup = core.lookup
+ek.unregister = core.unregister
+ek.middleware = {
+  timeout = core.mw_timeout,
+  concurrency_limit = core.mw_concurrency_limit,
+  rate_limit = core.mw_rate_limit,
+  load_shed = core.mw_load_shed,
+  buffer = core.mw_buffer,
+  balance = core.mw_balance,
+  retry = core.mw_retry,
+}
+ek._thread_id = core.thread_id
+
 ----------------------------------------------------------------- groups --
 
 -- Structured concurrency: g = ek.group(); g:spawn(fn, ...); g:wait().

@@ -146,7 +146,8 @@ EK_EXTERN const char *ek_version_string(void);
     X(EAI_OTHER, -4014, "name resolution failed")                                                  \
     X(EOVERLOADED, -4020, "service overloaded: not ready, request shed")                           \
     X(EKIND, -4021, "message is not of the kind or type this function reads")                      \
-    X(ENOTREADY, -4022, "service called without a successful poll_ready")
+    X(ENOTREADY, -4022, "service called without a successful poll_ready")                          \
+    X(EHOST, -4030, "host-language code raised an error (the host reports it)")
 
 enum ek_errno {
 #define EK__ERR_ENUM(name, value, msg) EK_##name = (value),

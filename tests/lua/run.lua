@@ -11,6 +11,7 @@
 -- line per test and "N passed, N failed, N skipped"; exits 1 if any failed.
 -- Environment: EKL_SCALE (default 1) scales stress counts down (sanitizers).
 local here = (arg and arg[0] or "run.lua"):match("^(.*)/[^/]*$") or "."
+io.stdout:setvbuf("line")
 local ek = require "ekiden"
 
 local verbose, filters = false, {}

@@ -61,6 +61,7 @@
 #define EKL_PERMIT_MT   "ekiden.permit"
 #define EKL_NOTIFY_MT   "ekiden.notify"
 #define EKL_WAITER_MT   "ekiden.waiter"
+#define EKL_SERVICE_MT  "ekiden.service"
 
 /* The value C functions return (alone) when the operation must wait. */
 extern char ekl_pending_key;
@@ -158,12 +159,23 @@ void ekl_set_funcs(lua_State *L, ekl_ctx *c, const luaL_Reg *l);
 
 /* ---- task.c ---- */
 void ekl_task_open(lua_State *L, ekl_ctx *c);
+/* Spawn the function and nargs arguments on top of L's stack (popped) as a Lua
+ * task on h without a Lua handle: returns the record with a reference for the
+ * caller (ekl_task_unref), or NULL with *rc set. */
+ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc);
+void ekl_task_unref(ekl_task *t);
+void ekl_task_cancel(ekl_task *t);
+/* Wake cx's task when t finishes. EK_OK or EK_ENOMEM. */
+int ekl_task_add_waiter(ekl_task *t, ek_cx *cx);
+/* Push a finished task's results (or nil, err, "ERROR"); *n = how many. */
+void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
 /* Abort every live task (state closing). */
 void ekl_tasks_abort_all(ekl_ctx *c);
 /* ---- time.c, net.c, sync.c ---- */
 void ekl_time_open(lua_State *L, ekl_ctx *c);
 void ekl_net_open(lua_State *L, ekl_ctx *c);
 void ekl_sync_open(lua_State *L, ekl_ctx *c);
+void ekl_service_open(lua_State *L, ekl_ctx *c);
 
 /* Heap futures as Lua values (task.c). `convert` turns the future's output into
  * Lua values (pushes them, returns how many), or releases it if L is NULL. */

@@ -239,6 +239,7 @@ static int open_module(lua_State *L, ek_runtime *host)
     ekl_time_open(L, c);
     ekl_net_open(L, c);
     ekl_sync_open(L, c);
+    ekl_service_open(L, c);
 
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.core");
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.methods");

@@ -192,21 +192,21 @@ typedef struct task_ud {
 /* Start fn (at index fi) with the nargs values after it as a new task on the
  * current runtime; pushes the handle. Raises on errors of the arguments,
  * returns nil, msg, name if spawning fails. */
-static int spawn_at(lua_State *L, ekl_ctx *c, int fi, int nargs, ekl_task **outp)
+ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
 {
-    luaL_checktype(L, fi, LUA_TFUNCTION);
-    ekl_rt *h = ekl_need_rt(L, c);
-    if (h->closed) return ekl_push_error(L, EK_ECLOSED);
     ekl_task *t = calloc(1, sizeof *t);
-    if (!t) return ekl_push_error(L, EK_ENOMEM);
+    if (!t) {
+        lua_pop(L, nargs + 1);
+        *rc = EK_ENOMEM;
+        return NULL;
+    }
     t->ctx = c;
     c->refs++;
     t->h = ekl_rt_ref(h);
-    t->refs = 2; /* the C task and the handle */
+    t->refs = 2; /* the C task and the caller */
     t->res_ref = LUA_NOREF;
     t->co = lua_newthread(c->L);
     t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
-    for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fi + i);
     lua_xmove(L, t->co, nargs + 1);
     t->nargs = nargs;
     t->c_alive = true;
@@ -214,16 +214,60 @@ static int spawn_at(lua_State *L, ekl_ctx *c, int fi, int nargs, ekl_task **outp
     if (c->head) c->head->prev = t;
     c->head = t;
     c->ntasks++;
-
-    task_ud *u = ekl_newudata(L, sizeof *u, EKL_TASK_MT);
-    u->t = t;
-    int rc = ek_spawn_local(h->rt, task_poll, task_drop, t, NULL, &t->join);
-    if (rc < 0) {
-        /* task_drop has run (the C task's reference); the handle keeps the record. */
+    *rc = ek_spawn_local(h->rt, task_poll, task_drop, t, NULL, &t->join);
+    if (*rc < 0) {
+        /* task_drop has run (the C task's reference); the caller's is left. */
         t->join = NULL;
+        task_unref(t);
+        return NULL;
+    }
+    return t;
+}
+
+void ekl_task_unref(ekl_task *t)
+{
+    task_unref(t);
+}
+
+void ekl_task_cancel(ekl_task *t)
+{
+    if (t->state == EKL_TASK_RUNNING && t->join && t->c_alive) ek_join_abort(t->join);
+}
+
+int ekl_task_add_waiter(ekl_task *t, ek_cx *cx)
+{
+    for (size_t i = 0; i < t->nwaiters; i++)
+        if (ek_waker_will_wake(t->waiters[i], cx)) return EK_OK;
+    if (t->nwaiters == t->capwaiters) {
+        size_t cap = t->capwaiters ? t->capwaiters * 2 : 2;
+        ek_waker **w = realloc(t->waiters, cap * sizeof *w);
+        if (!w) return EK_ENOMEM;
+        t->waiters = w;
+        t->capwaiters = cap;
+    }
+    ek_waker *w = ek_cx_waker(cx);
+    if (!w) return EK_ENOMEM;
+    t->waiters[t->nwaiters++] = w;
+    return EK_OK;
+}
+
+/* Start fn (at index fi) with the nargs values after it as a new task on the
+ * current runtime; pushes the handle. Raises on errors of the arguments,
+ * returns nil, msg, name if spawning fails. */
+static int spawn_at(lua_State *L, ekl_ctx *c, int fi, int nargs, ekl_task **outp)
+{
+    luaL_checktype(L, fi, LUA_TFUNCTION);
+    ekl_rt *h = ekl_need_rt(L, c);
+    if (h->closed) return ekl_push_error(L, EK_ECLOSED);
+    task_ud *u = ekl_newudata(L, sizeof *u, EKL_TASK_MT);
+    for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fi + i);
+    int rc;
+    ekl_task *t = ekl_spawn_raw(c, h, L, nargs, &rc);
+    if (!t) {
         lua_pop(L, 1);
         return ekl_push_error(L, rc);
     }
+    u->t = t;
     if (outp) *outp = t;
     return 1;
 }
@@ -252,7 +296,7 @@ static ekl_task *check_task(lua_State *L, int idx)
     return u->t;
 }
 
-static void push_results(lua_State *L, ekl_task *t, int *n)
+void ekl_task_push_results(lua_State *L, ekl_task *t, int *n)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->res_ref);
     if (t->state == EKL_TASK_FAILED) {
@@ -282,7 +326,7 @@ static int l_join_poll(lua_State *L)
     case EKL_TASK_DONE:
     case EKL_TASK_FAILED:
         t->observed = true;
-        push_results(L, t, &n);
+        ekl_task_push_results(L, t, &n);
         return n;
     case EKL_TASK_CANCELLED:
         t->observed = true;
@@ -290,21 +334,8 @@ static int l_join_poll(lua_State *L)
     }
     ek_cx *cx = ekl_need_cx(L, c);
     if (c->cur == t) return luaL_error(L, "ekiden: a task cannot join itself");
-    for (size_t i = 0; i < t->nwaiters; i++)
-        if (ek_waker_will_wake(t->waiters[i], cx)) {
-            ekl_push_pending(L);
-            return 1;
-        }
-    if (t->nwaiters == t->capwaiters) {
-        size_t cap = t->capwaiters ? t->capwaiters * 2 : 2;
-        ek_waker **w = realloc(t->waiters, cap * sizeof *w);
-        if (!w) return ekl_push_error(L, EK_ENOMEM);
-        t->waiters = w;
-        t->capwaiters = cap;
-    }
-    ek_waker *w = ek_cx_waker(cx);
-    if (!w) return ekl_push_error(L, EK_ENOMEM);
-    t->waiters[t->nwaiters++] = w;
+    int rc = ekl_task_add_waiter(t, cx);
+    if (rc) return ekl_push_error(L, rc);
     ekl_push_pending(L);
     return 1;
 }
@@ -396,9 +427,41 @@ static int builder_from_opts(lua_State *L, int idx, ek_builder **out)
     return EK_OK;
 }
 
+#if LUA_VERSION_NUM < 502
+static int noop(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+#endif
+
+/* LuaJIT's lua_resume leaves the VM's "current thread" (global_State.cur_L) on
+ * the coroutine it resumed; the coroutine library restores it, the C API does
+ * not. JIT-compiled code of the thread that called ek.run would then run with
+ * the wrong current thread (and crash). Entering the VM on L sets it back. */
+static void restore_current_thread(lua_State *L)
+{
+#if LUA_VERSION_NUM < 502
+    lua_pushcfunction(L, noop);
+    lua_call(L, 0, 0);
+#else
+    (void)L;
+#endif
+}
+
+static int run_main(lua_State *L);
+
 /* ek.run(fn, opts): runs fn as the main task on this thread; returns its
  * results, raises its error. */
 static int l_run(lua_State *L)
+{
+    int n = run_main(L);
+    restore_current_thread(L);
+    if (n < 0) return lua_error(L);
+    return n;
+}
+
+static int run_main(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
     luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -444,20 +507,26 @@ static int l_run(lua_State *L)
         c->rt = NULL;
         ekl_rt_unref(h);
     }
-    if (n != 1) return luaL_error(L, "ek.run: %s", lua_tostring(L, -2));
+    /* From here on errors are returned (-1, the value on top) so that l_run
+     * restores the current thread before raising them. */
+    if (n != 1) {
+        lua_pushfstring(L, "ek.run: %s", lua_tostring(L, -2));
+        return -1;
+    }
     if (rc < 0 && t->state == EKL_TASK_RUNNING) return luaL_error(L, "ek.run: %s", ek_strerror(rc));
     int nres = 0;
     switch (t->state) {
     case EKL_TASK_DONE:
         t->observed = true;
-        push_results(L, t, &nres);
+        ekl_task_push_results(L, t, &nres);
         return nres;
     case EKL_TASK_FAILED:
         t->observed = true;
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->res_ref);
-        return lua_error(L);
+        return -1;
     default:
-        return luaL_error(L, "ek.run: the main task was cancelled");
+        lua_pushstring(L, "ek.run: the main task was cancelled");
+        return -1;
     }
 }
 

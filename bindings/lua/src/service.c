@@ -1,0 +1,507 @@
+/*
+ * service.c - services from Lua (ekiden/service.h): a Lua function as a service,
+ * calls to services of any language, the registry, middleware.
+ *
+ * ek.service(fn) makes a C service whose call spawns fn(request) as a Lua task
+ * and whose response future waits for that task. That service is only ever used
+ * on the state's thread: it is wrapped at once in ek_svc_buffer_local, whose
+ * worker is a local task on this thread, so that callers on any thread (C tasks
+ * on the workers, other languages through the registry) reach it through the
+ * buffer and the Lua code runs here. Every Lua service handle is shareable; a
+ * call uses a clone of it (ek_service_oneshot), so any number of Lua tasks may
+ * call one handle at once.
+ *
+ * Messages: a Lua string is a bytes message (ek_msg_bytes); a bytes response
+ * comes back as a string. A Lua error in a service function fails the response
+ * with EK_EHOST (the error is printed on stderr, as no caller in another
+ * language could read it).
+ */
+#include "ekl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -------------------------------------------------------------- values -- */
+
+/* A request or response message from the Lua value at idx; raises for values
+ * that have no message form. */
+static int msg_from_lua(lua_State *L, int idx, ek_msg **out)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (!s) return luaL_argerror(L, idx, "string expected as a message");
+    return ek_msg_bytes_copy(s, len, out);
+}
+
+/* Push the message's Lua value; consumes m. Returns the count pushed. */
+static int msg_to_lua(lua_State *L, ek_msg *m)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = ek_msg_data(m, &data, &len);
+    if (rc < 0) {
+        ek_msg_free(m);
+        return ekl_push_error(L, rc);
+    }
+    lua_pushlstring(L, (const char *)data, len);
+    ek_msg_free(m);
+    return 1;
+}
+
+/* ------------------------------------------------ a Lua function service -- */
+
+typedef struct lsvc {
+    ekl_ctx *c;
+    ekl_rt *h;
+    int fn_ref;
+} lsvc;
+
+typedef struct lresp {
+    ekl_task *t;
+} lresp;
+
+static int lresp_poll(void *state, ek_cx *cx, void **out)
+{
+    lresp *r = state;
+    ekl_task *t = r->t;
+    lua_State *L = t->ctx->L;
+    if (!L) return EK_ECLOSED;
+    switch (t->state) {
+    case EKL_TASK_RUNNING: {
+        int rc = ekl_task_add_waiter(t, cx);
+        return rc ? rc : EK_PENDING;
+    }
+    case EKL_TASK_CANCELLED:
+        return EK_ECANCELED;
+    case EKL_TASK_FAILED: {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->res_ref);
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "ekiden: error in a Lua service: %s\n", msg ? msg : "(error object)");
+        lua_pop(L, 1);
+        t->observed = true;
+        return EK_EHOST;
+    }
+    default:
+        break;
+    }
+    t->observed = true;
+    int n = 0;
+    int top = lua_gettop(L);
+    ekl_task_push_results(L, t, &n);
+    int rc;
+    if (n >= 1 && lua_isnil(L, top + 1) && n >= 3 && lua_type(L, top + 3) == LUA_TSTRING) {
+        /* A service returning nil, msg, name fails with the code of that name. */
+        rc = EK_EHOST;
+        const char *name = lua_tostring(L, top + 3);
+        int count = ek_err_count();
+        for (int i = 0; i < count; i++)
+            if (strcmp(ek_err_name(ek_err_code(i)), name) == 0) rc = ek_err_code(i);
+    } else if (n >= 1 && lua_type(L, top + 1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, top + 1, &len);
+        ek_msg *m = NULL;
+        rc = ek_msg_bytes_copy(s, len, &m);
+        if (rc == EK_OK) *out = m;
+    } else {
+        rc = EK_EKIND;
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+static void lresp_drop(void *state)
+{
+    lresp *r = state;
+    ekl_task_cancel(r->t);
+    ekl_task_unref(r->t);
+    free(r);
+}
+
+static int lsvc_ready(void *self, ek_cx *cx)
+{
+    (void)cx;
+    lsvc *s = self;
+    return s->c->L && !s->h->closed ? EK_OK : EK_ECLOSED;
+}
+
+static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
+{
+    lsvc *s = self;
+    lua_State *L = s->c->L;
+    if (!L) {
+        ek_msg_free(req);
+        return EK_ECLOSED;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+    int n = msg_to_lua(L, req);
+    if (n != 1) {
+        lua_pop(L, n + 1);
+        return EK_EKIND;
+    }
+    int rc;
+    ekl_task *t = ekl_spawn_raw(s->c, s->h, L, 1, &rc);
+    if (!t) return rc;
+    lresp *r = malloc(sizeof *r);
+    if (!r) {
+        ekl_task_cancel(t);
+        ekl_task_unref(t);
+        return EK_ENOMEM;
+    }
+    r->t = t;
+    return ek_future_new(lresp_poll, lresp_drop, r, resp);
+}
+
+static void lsvc_drop(void *self)
+{
+    lsvc *s = self;
+    if (s->c->L) luaL_unref(s->c->L, LUA_REGISTRYINDEX, s->fn_ref);
+    ekl_rt_unref(s->h);
+    ekl_ctx_unref(s->c);
+    free(s);
+}
+
+static const ek_service_vtable lsvc_vt = {
+    .poll_ready = lsvc_ready,
+    .call = lsvc_call,
+    .drop = lsvc_drop,
+};
+
+/* ------------------------------------------------------------ handles -- */
+
+typedef struct svc_ud {
+    ek_service *s;
+    ekl_rt *h;
+} svc_ud;
+
+static svc_ud *check_svc(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, EKL_SERVICE_MT);
+}
+
+/* Push a handle over s (consumed); a service that is not shareable is put
+ * behind a local buffer first. */
+static int push_service(lua_State *L, ekl_rt *h, ek_service *s)
+{
+    int rc = EK_OK;
+    if (ek_service_is_shareable(s) != 1) rc = ek_svc_buffer_local(h->rt, s, 256, &s);
+    if (rc) return ekl_push_error(L, rc);
+    svc_ud *u = ekl_newudata(L, sizeof *u, EKL_SERVICE_MT);
+    u->s = s;
+    u->h = ekl_rt_ref(h);
+    return 1;
+}
+
+/* A clone of an open handle's service, or NULL after pushing the failure. */
+static ek_service *clone_of(lua_State *L, svc_ud *u, int *n)
+{
+    if (!u->s || u->h->closed) {
+        *n = ekl_push_error(L, EK_ECLOSED);
+        return NULL;
+    }
+    ek_service *c = NULL;
+    int rc = ek_service_clone(u->s, &c);
+    if (rc) {
+        *n = ekl_push_error(L, rc);
+        return NULL;
+    }
+    return c;
+}
+
+static int l_svc_close(lua_State *L)
+{
+    svc_ud *u = check_svc(L, 1);
+    if (u->s) ek_service_free(u->s);
+    u->s = NULL;
+    if (u->h) ekl_rt_unref(u->h);
+    u->h = NULL;
+    return 0;
+}
+
+static int l_svc_tostring(lua_State *L)
+{
+    svc_ud *u = check_svc(L, 1);
+    static const char *const st[] = {"open", "busy", "closed"};
+    int s = u->s ? ek_service_status(u->s) : EK_SERVICE_CLOSED;
+    lua_pushfstring(L, "ekiden.service (%s): %p", s >= 0 && s <= 2 ? st[s] : "?", (void *)u);
+    return 1;
+}
+
+/* ek.service(fn [, {bound = n}]) */
+static int l_service(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    ekl_rt *h = ekl_need_rt(L, c);
+    if (h->closed) return ekl_push_error(L, EK_ECLOSED);
+    lua_Integer bound = 256;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "bound");
+        if (!lua_isnil(L, -1)) bound = luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+        if (bound < 1) return luaL_argerror(L, 2, "bound must be >= 1");
+    }
+    lsvc *s = calloc(1, sizeof *s);
+    if (!s) return ekl_push_error(L, EK_ENOMEM);
+    s->c = c;
+    c->refs++;
+    s->h = ekl_rt_ref(h);
+    lua_pushvalue(L, 1);
+    s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ek_service *inner = NULL, *buf = NULL;
+    int rc = ek_service_new(&lsvc_vt, s, &inner);
+    if (rc == EK_OK) rc = ek_svc_buffer_local(h->rt, inner, (size_t)bound, &buf);
+    if (rc) return ekl_push_error(L, rc);
+    return push_service(L, h, buf);
+}
+
+static int convert_msg(lua_State *L, ekl_ctx *c, ekl_rt *h, void *out)
+{
+    (void)c;
+    (void)h;
+    return msg_to_lua(L, out);
+}
+
+/* core svc:call(req) -> a future of the response */
+static int l_svc_call(lua_State *L)
+{
+    svc_ud *u = check_svc(L, 1);
+    luaL_checkany(L, 2);
+    ek_msg *m = NULL;
+    int rc = msg_from_lua(L, 2, &m);
+    if (rc) return ekl_push_error(L, rc);
+    int n;
+    ek_service *c = clone_of(L, u, &n);
+    if (!c) {
+        ek_msg_free(m);
+        return n;
+    }
+    ek_future *f = NULL;
+    rc = ek_service_oneshot(c, m, &f);
+    ek_service_free(c); /* the oneshot holds its own reference */
+    if (rc) return ekl_push_error(L, rc);
+    ekl_push_future(L, u->h, f, convert_msg);
+    return 1;
+}
+
+static int l_svc_status(lua_State *L)
+{
+    svc_ud *u = check_svc(L, 1);
+    static const char *const st[] = {"open", "busy", "closed"};
+    int s = u->s ? ek_service_status(u->s) : EK_SERVICE_CLOSED;
+    lua_pushstring(L, s >= 0 && s <= 2 ? st[s] : "closed");
+    return 1;
+}
+
+/* ek.register(name, svc) -> true | nil, msg, name */
+static int l_register(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    svc_ud *u = check_svc(L, 2);
+    int n;
+    ek_service *c = clone_of(L, u, &n);
+    if (!c) return n;
+    int rc = ek_registry_register(u->h->rt, name, c);
+    if (rc) return ekl_push_error(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ek.lookup(name) -> svc | nil, msg, name */
+static int l_lookup(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    ekl_rt *h = ekl_need_rt(L, c);
+    if (h->closed) return ekl_push_error(L, EK_ECLOSED);
+    ek_service *s = NULL;
+    int rc = ek_registry_lookup(h->rt, name, &s);
+    if (rc) return ekl_push_error(L, rc);
+    return push_service(L, h, s);
+}
+
+static int l_unregister(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    ekl_rt *h = ekl_need_rt(L, c);
+    if (h->closed) return ekl_push_error(L, EK_ECLOSED);
+    int rc = ek_registry_unregister(h->rt, name);
+    if (rc) return ekl_push_error(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---------------------------------------------------------- middleware -- */
+
+/* The inner service of a middleware: a clone of the handle at idx (the Lua
+ * handle stays usable). */
+static ek_service *inner_of(lua_State *L, int idx, ekl_rt **h, int *n)
+{
+    svc_ud *u = check_svc(L, idx);
+    *h = u->h;
+    return clone_of(L, u, n);
+}
+
+static int mw_result(lua_State *L, ekl_rt *h, int rc, ek_service *out)
+{
+    if (rc) return ekl_push_error(L, rc);
+    return push_service(L, h, out);
+}
+
+static int l_mw_timeout(lua_State *L)
+{
+    uint64_t ms = ekl_check_ms(L, 2);
+    ekl_rt *h;
+    int n;
+    ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
+    if (!in) return n;
+    int rc = ek_svc_timeout(h->rt, in, ms, &out);
+    return mw_result(L, h, rc, out);
+}
+
+static int l_mw_concurrency_limit(lua_State *L)
+{
+    lua_Integer max = luaL_checkinteger(L, 2);
+    if (max < 1) return luaL_argerror(L, 2, "limit must be >= 1");
+    ekl_rt *h;
+    int n;
+    ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
+    if (!in) return n;
+    int rc = ek_svc_concurrency_limit(in, (size_t)max, &out);
+    return mw_result(L, h, rc, out);
+}
+
+static int l_mw_rate_limit(lua_State *L)
+{
+    lua_Integer count = luaL_checkinteger(L, 2);
+    if (count < 1) return luaL_argerror(L, 2, "count must be >= 1");
+    uint64_t ms = ekl_check_ms(L, 3);
+    if (ms == 0) return luaL_argerror(L, 3, "period must be at least 0.001 s");
+    ekl_rt *h;
+    int n;
+    ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
+    if (!in) return n;
+    int rc = ek_svc_rate_limit(h->rt, in, (uint64_t)count, ms, &out);
+    return mw_result(L, h, rc, out);
+}
+
+static int l_mw_load_shed(lua_State *L)
+{
+    ekl_rt *h;
+    int n;
+    ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
+    if (!in) return n;
+    int rc = ek_svc_load_shed(in, &out);
+    return mw_result(L, h, rc, out);
+}
+
+/* buffer(svc [, bound]): a queue in front of a worker task on the runtime's
+ * workers (a Lua service behind it still runs on this thread). */
+static int l_mw_buffer(lua_State *L)
+{
+    lua_Integer bound = luaL_optinteger(L, 2, 256);
+    if (bound < 1) return luaL_argerror(L, 2, "bound must be >= 1");
+    ekl_rt *h;
+    int n;
+    ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
+    if (!in) return n;
+    int rc = ek_svc_buffer(h->rt, in, (size_t)bound, &out);
+    return mw_result(L, h, rc, out);
+}
+
+/* balance({svc, ...}) */
+static int l_mw_balance(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t count = ekl_rawlen(L, 1);
+    if (count < 1) return luaL_argerror(L, 1, "at least one service expected");
+    ek_service **arr = calloc(count, sizeof *arr);
+    if (!arr) return ekl_push_error(L, EK_ENOMEM);
+    ekl_rt *h = NULL;
+    for (size_t i = 0; i < count; i++) {
+        lua_rawgeti(L, 1, (int)i + 1);
+        svc_ud *u = luaL_testudata(L, -1, EKL_SERVICE_MT);
+        int n = 0;
+        ek_service *c = u ? clone_of(L, u, &n) : NULL;
+        if (!c) {
+            for (size_t j = 0; j < i; j++) ek_service_free(arr[j]);
+            free(arr);
+            if (!u) return luaL_argerror(L, 1, "services expected");
+            return n;
+        }
+        h = u->h;
+        arr[i] = c;
+        lua_pop(L, 1);
+    }
+    ek_service *out = NULL;
+    int rc = ek_svc_balance(arr, count, &out);
+    free(arr);
+    return mw_result(L, h, rc, out);
+}
+
+/* Retry failed requests (not responses that are errors in the protocol). */
+static int retry_on_error(void *ud, const ek_msg *req, unsigned attempt, int rc, const ek_msg *resp)
+{
+    (void)req;
+    (void)resp;
+    unsigned max = (unsigned)(uintptr_t)ud;
+    return rc < 0 && attempt < max ? 1 : 0;
+}
+
+/* retry(svc [, attempts]): resend a request whose call failed, up to attempts
+ * in all (default 3), within Tower's default retry budget. */
+static int l_mw_retry(lua_State *L)
+{
+    lua_Integer attempts = luaL_optinteger(L, 2, 3);
+    if (attempts < 1 || attempts > 1000) return luaL_argerror(L, 2, "attempts must be 1..1000");
+    ekl_rt *h;
+    int n;
+    ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
+    if (!in) return n;
+    int rc = ek_svc_retry(h->rt, in, NULL, retry_on_error, (void *)(uintptr_t)attempts, NULL, &out);
+    return mw_result(L, h, rc, out);
+}
+
+static int l_thread_id(lua_State *L)
+{
+    /* For tests: which OS thread runs this Lua code. */
+    static _Thread_local char marker;
+    lua_pushfstring(L, "%p", (void *)&marker);
+    return 1;
+}
+
+void ekl_service_open(lua_State *L, ekl_ctx *c)
+{
+    static const luaL_Reg methods[] = {
+        {"call", l_svc_call},
+        {"status", l_svc_status},
+        {"close", l_svc_close},
+        {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", l_svc_close},
+        {"__close", l_svc_close},
+        {"__tostring", l_svc_tostring},
+        {NULL, NULL},
+    };
+    ekl_newclass(L, c, EKL_SERVICE_MT, methods, meta);
+    static const luaL_Reg funcs[] = {
+        {"service", l_service},
+        {"register", l_register},
+        {"lookup", l_lookup},
+        {"unregister", l_unregister},
+        {"mw_timeout", l_mw_timeout},
+        {"mw_concurrency_limit", l_mw_concurrency_limit},
+        {"mw_rate_limit", l_mw_rate_limit},
+        {"mw_load_shed", l_mw_load_shed},
+        {"mw_buffer", l_mw_buffer},
+        {"mw_balance", l_mw_balance},
+        {"mw_retry", l_mw_retry},
+        {"thread_id", l_thread_id},
+        {NULL, NULL},
+    };
+    lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.core");
+    ekl_set_funcs(L, c, funcs);
+    lua_pop(L, 1);
+}
