@@ -8,6 +8,7 @@
 #   echo54, echojit   examples/echo.lua driven by socat (tests/lua/echo_socat.sh)
 #   install  cmake --install into a temporary prefix; both interpreters require
 #            the installed module, which loads the installed libekiden.so
+#   readme   README.md shows examples/echo.lua as it is
 # The last line is "lua: N passed, N failed"; exit status 1 if any failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +16,7 @@ src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR [CHECK...]}" && pwd)
 shift
 checks=("$@")
-[ ${#checks[@]} -gt 0 ] || checks=(lua54 luajit echo54 echojit install)
+[ ${#checks[@]} -gt 0 ] || checks=(lua54 luajit echo54 echojit install readme)
 
 passed=0
 failed=0
@@ -94,6 +95,11 @@ for c in "${checks[@]}"; do
   install)
     install_check
     result install $?
+    ;;
+  readme)
+    awk '/^<!-- echo.lua begin -->$/ { on = 1; next } /^<!-- echo.lua end -->$/ { on = 0 }
+         on' "$src/README.md" | sed '1d;$d' | diff -u "$src/examples/echo.lua" -
+    result readme $?
     ;;
   *)
     echo "unknown check $c"
