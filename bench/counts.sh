@@ -52,6 +52,7 @@ command -v strace >/dev/null || {
 PORT=$((20000 + $$ % 5000))
 TMP=$(mktemp -d)
 MAIN=$BASHPID
+echo 0 >"$TMP/n"
 trap '[ "$BASHPID" = "$MAIN" ] && rm -rf "$TMP"' EXIT
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -67,7 +68,11 @@ one_run() {
         shift
     done
     shift
-    PORT=$((PORT + 1))
+    # one_run runs in a subshell: a fresh port per run from a counter file
+    local n
+    n=$(($(cat "$TMP/n" 2>/dev/null || echo 0) + 1))
+    echo "$n" >"$TMP/n"
+    PORT=$((PORT + n))
     local out=$TMP/out.$PORT pre=()
     case $wrap in
     perf) pre=(perf stat -x, -e instructions:u -o "$out") ;;
@@ -84,7 +89,9 @@ one_run() {
     lg=$("$BIN/loadgen" echo "127.0.0.1:$PORT" -c "$conns" -s 64 -d "$secs" -w 0 2>/dev/null |
         awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "requests") print kv[2] } }')
     # TERM, not INT: a child killed by SIGINT makes bash act as if it had been.
-    kill -TERM "$pid" 2>/dev/null
+    local kids
+    kids=$(pgrep -P "$pid")
+    kill -TERM "$pid" $kids 2>/dev/null
     wait "$pid" 2>/dev/null
     local count
     case $wrap in
