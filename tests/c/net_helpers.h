@@ -40,6 +40,17 @@ static inline long t_wait_for(atomic_long *v, long want, unsigned ms)
     return cur;
 }
 
+/* Wait until *v >= want (or ms pass); returns the last value seen. For poll
+ * counters: a spurious wake-up is allowed (DESIGN.md §2), so "the task is parked"
+ * means polled at least once, not exactly once. */
+static inline long t_wait_at_least(atomic_long *v, long want, unsigned ms)
+{
+    uint64_t end = ekt_now_ms() + ms;
+    long cur;
+    while ((cur = atomic_load(v)) < want && ekt_now_ms() < end) usleep(1000);
+    return cur;
+}
+
 /* ---- run a poll function on the runtime from the test thread ---- */
 
 typedef int (*t_op_fn)(void *arg, ek_cx *cx);

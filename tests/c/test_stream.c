@@ -146,7 +146,7 @@ static void test_close_while_reading_wakes_reader(void **state)
     t_waiter w = {.fn = t_stream_read_op, .arg = &io};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 5000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 5000) >= 1);
     assert_int_equal(ek_stream_close(b), EK_OK); /* from another thread */
     /* Whether the task was parked in the read or not yet polled again, it sees
      * the close. */

@@ -562,7 +562,7 @@ static void test_close_while_reading_wakes_with_eclosed(void **state)
     t_waiter w = {.fn = t_tcp_read_op, .arg = &io};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
     usleep(20000); /* the task is parked in the read */
     assert_int_equal(atomic_load(&w.polls), 1);
     assert_int_equal(ek_tcp_close(s), EK_OK); /* from another thread */
@@ -581,7 +581,7 @@ static void test_close_listener_while_accepting(void **state)
     t_waiter w = {.fn = t_tcp_accept_op, .arg = &a};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
     usleep(20000);
     assert_int_equal(ek_tcp_listener_close(a.l), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECLOSED);
@@ -610,7 +610,7 @@ static void test_abort_mid_read_releases_fd(void **state)
     t_waiter w = {.fn = t_tcp_read_op, .arg = &io, .drop = t_free_stream_arg};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
     usleep(20000);
     assert_int_equal(ek_join_abort(j), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECANCELED);

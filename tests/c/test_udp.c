@@ -147,7 +147,7 @@ static void test_many_datagrams_through_pending_receiver(void **state)
         atomic_store(&w.polls, 0);
         assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
         if (i % 20 == 0) {
-            assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+            assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
             usleep(1000); /* make sure the receive is parked */
         }
         uint32_t v = (uint32_t)i;
@@ -256,7 +256,7 @@ static void test_close_while_receiving_and_bad_handles(void **state)
     t_waiter w = {.fn = t_recv_op, .arg = &r};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
     usleep(20000);
     assert_int_equal(ek_udp_close(a), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECLOSED);

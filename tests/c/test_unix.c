@@ -219,7 +219,7 @@ static void test_pair_close_while_reading(void **state)
     t_waiter w = {.fn = t_unix_read_op, .arg = &io};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
     usleep(20000);
     assert_int_equal(ek_unix_close(a), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECLOSED);
@@ -346,7 +346,7 @@ static void test_datagram_send_to_recv_from(void **state)
     t_waiter w = {.fn = t_ud_recv_op, .arg = &wr};
     ek_join *j;
     assert_int_equal(ek_spawn(rt, t_waiter_poll, t_waiter_drop, &w, NULL, &j), EK_OK);
-    assert_int_equal(t_wait_for(&w.polls, 1, 2000), 1);
+    assert_true(t_wait_at_least(&w.polls, 1, 2000) >= 1);
     usleep(20000);
     assert_int_equal(ek_unix_dgram_close(b), EK_OK);
     assert_int_equal(ek_join_wait(j, NULL), EK_ECLOSED);
