@@ -75,6 +75,9 @@ int ek_broadcast_new(size_t cap, ek_clone_fn clone, ek_drop_fn drop, ek_broadcas
                      ek_broadcast_receiver **rx)
 {
     if (cap == 0 || cap > (SIZE_MAX >> 8) || tx == NULL || rx == NULL) return EK_EINVAL;
+    /* Without a clone every receiver gets the same pointer, so the channel cannot
+     * drop it when the last one receives it (that receiver still holds it). */
+    if (clone == NULL && drop != NULL) return EK_EINVAL;
     bc_shared *sh = ek__calloc(1, sizeof *sh);
     if (sh == NULL) return EK_ENOMEM;
     sh->ring = ek__calloc(cap, sizeof *sh->ring);

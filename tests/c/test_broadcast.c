@@ -126,13 +126,16 @@ static void test_no_receivers_send_fails_and_drop_releases_share(void **s)
     ek_broadcast_sender *tx;
     ek_broadcast_receiver *rx, *rx2;
     atomic_store(&st_msg_drops, 0);
-    assert_int_equal(ek_broadcast_new(4, NULL, st_msg_drop, &tx, &rx), EK_OK);
+    /* A drop without a clone would free a pointer the last receiver still holds. */
+    assert_int_equal(ek_broadcast_new(4, NULL, st_msg_drop, &tx, &rx), EK_EINVAL);
+    assert_int_equal(ek_broadcast_new(4, int_clone, st_msg_drop, &tx, &rx), EK_OK);
     assert_int_equal(ek_broadcast_subscribe(tx, &rx2), EK_OK);
     assert_int_equal(ek_broadcast_send(tx, st_msg(1), NULL), EK_OK);
     void *m = NULL;
-    assert_int_equal(ek_broadcast_try_recv(rx, &m, NULL), EK_OK); /* NULL clone: shared */
+    assert_int_equal(ek_broadcast_try_recv(rx, &m, NULL), EK_OK); /* rx's own copy */
     assert_int_equal(st_msg_val(m), 1);
-    ek_broadcast_receiver_drop(rx2); /* rx2's share released */
+    st_msg_drop(m);
+    ek_broadcast_receiver_drop(rx2); /* rx2's share released: the channel's copy goes */
     ek_broadcast_receiver_drop(rx);
     void *x = st_msg(2);
     assert_int_equal(ek_broadcast_send(tx, x, NULL), EK_ECLOSED); /* x still ours */
@@ -142,7 +145,7 @@ static void test_no_receivers_send_fails_and_drop_releases_share(void **s)
     ek_broadcast_sender_drop(tx);
     assert_int_equal(ek_broadcast_try_recv(rx, &m, NULL), EK_ECLOSED);
     ek_broadcast_receiver_drop(rx);
-    assert_int_equal(atomic_load(&st_msg_drops), 1);
+    assert_int_equal(atomic_load(&st_msg_drops), 2); /* rx's copy and the channel's */
 }
 
 static void test_clone_error_skips_message(void **s)

@@ -260,9 +260,11 @@ typedef struct ek_broadcast_receiver ek_broadcast_receiver;
  * gets its own copy of each message made by `clone` (NULL: the pointer itself).
  * The channel's copy goes through `drop` (may be NULL) when the last receiver
  * that existed when it was sent receives it; if receivers went away instead,
- * when it is overwritten or the channel is freed. Sends never wait: a receiver that falls more than
- * cap messages behind loses the oldest ones (EK_ELAGGED). Errors: EK_EINVAL (cap 0, NULL outputs),
- * EK_ENOMEM.
+ * when it is overwritten or the channel is freed. Without a clone, every receiver
+ * gets the same pointer, whose lifetime the caller manages: `drop` must then be
+ * NULL too. Sends never wait: a receiver that falls more than cap messages behind
+ * loses the oldest ones (EK_ELAGGED). Errors: EK_EINVAL (cap 0, NULL outputs, a
+ * drop without a clone), EK_ENOMEM.
  */
 EK_EXTERN int ek_broadcast_new(size_t cap, ek_clone_fn clone, ek_drop_fn drop,
                                ek_broadcast_sender **tx, ek_broadcast_receiver **rx);
