@@ -217,33 +217,10 @@ static bool arg_is(const args *a, size_t i, const char *word)
     return n == strlen(word) && strncasecmp((const char *)d, word, n) == 0;
 }
 
-/* redis's string2ll: strict decimal. */
+/* redis's string2ll: strict decimal (the codec's own parser). */
 static bool parse_ll(const uint8_t *p, size_t n, int64_t *out)
 {
-    if (n == 0 || n > 20) return false;
-    size_t i = 0;
-    bool neg = false;
-    if (p[0] == '-') {
-        neg = true;
-        if (++i == n) return false;
-    }
-    if (p[i] == '0') {
-        if (n == 1) {
-            *out = 0;
-            return true;
-        }
-        return false;
-    }
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9') return false;
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX) return false;
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return true;
+    return ek_resp_parse_int(p, n, out) == EK_OK;
 }
 
 static bool arg_ll(const args *a, size_t i, int64_t *v)

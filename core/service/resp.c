@@ -78,6 +78,12 @@ static bool ek__resp_ll(const char *p, size_t n, int64_t *out)
     return true;
 }
 
+int ek_resp_parse_int(const void *data, size_t len, int64_t *out)
+{
+    if (out == NULL || (data == NULL && len > 0)) return EK_EINVAL;
+    return ek__resp_ll(data, len, out) ? EK_OK : EK_EINVAL;
+}
+
 /* A RESP3 double: "inf", "-inf", "nan", or [-]digits[.digits][(e|E)[+-]digits]. */
 static bool ek__resp_double_ok(const char *p, size_t n)
 {

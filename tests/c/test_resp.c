@@ -229,6 +229,37 @@ static void t_gen(t_out *o, int depth)
     }
 }
 
+static void test_parse_int_is_redis_string2ll(void **state)
+{
+    (void)state;
+    int64_t v = 7;
+    assert_int_equal(ek_resp_parse_int("0", 1, &v), EK_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(ek_resp_parse_int("-42", 3, &v), EK_OK);
+    assert_int_equal(v, -42);
+    assert_int_equal(ek_resp_parse_int("9223372036854775807", 19, &v), EK_OK);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(ek_resp_parse_int("-9223372036854775808", 20, &v), EK_OK);
+    assert_true(v == INT64_MIN);
+    v = 7;
+    const char *bad[] = {"",
+                         "-",
+                         "+1",
+                         "01",
+                         "-0",
+                         " 1",
+                         "1 ",
+                         "1x",
+                         "9223372036854775808",
+                         "-9223372036854775809",
+                         "123456789012345678901"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        assert_int_equal(ek_resp_parse_int(bad[k], strlen(bad[k]), &v), EK_EINVAL);
+    assert_int_equal(v, 7); /* untouched on error */
+    assert_int_equal(ek_resp_parse_int(NULL, 1, &v), EK_EINVAL);
+    assert_int_equal(ek_resp_parse_int("1", 1, NULL), EK_EINVAL);
+}
+
 static void test_differential_valid_values_and_prefixes(void **state)
 {
     long rounds = ekt_scale(3000);
@@ -560,11 +591,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
-        T(test_differential_valid_values_and_prefixes),
-        T(test_differential_mutations),
-        T(test_resp3_types),
-        T(test_corrupt_frames_say_why),
-        T(test_request_multibulk),
+        T(test_parse_int_is_redis_string2ll),   T(test_differential_valid_values_and_prefixes),
+        T(test_differential_mutations),         T(test_resp3_types),
+        T(test_corrupt_frames_say_why),         T(test_request_multibulk),
         T(test_request_inline_as_sdssplitargs),
 #undef T
     };

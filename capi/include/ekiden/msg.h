@@ -99,6 +99,14 @@ EK_EXTERN int ek_msg_bytes_copy(const void *data, size_t len, ek_msg **out);
 
 /* The RESP type (EK_RESP_*), or EK_EINVAL, EK_EKIND (not a RESP message). */
 EK_EXTERN int ek_msg_resp_type(const ek_msg *m);
+/*
+ * Parse `len` bytes as a RESP/redis integer (redis's string2ll: optional '-', no
+ * '+', no leading zeros, no "-0", no spaces, fits in int64), e.g. an INCRBY
+ * argument or an EXPIRE time. Any thread; no allocation.
+ * Errors: EK_EINVAL (NULL data with len > 0, NULL out, or not such an integer;
+ * *out is then untouched).
+ */
+EK_EXTERN int ek_resp_parse_int(const void *data, size_t len, int64_t *out);
 
 /*
  * A string-type value (SIMPLE, ERROR, BULK, BULK_ERROR, BIG_NUMBER) holding a copy
