@@ -10,6 +10,7 @@
 #include "../driver/driver.h"
 #include "../task/task.h"
 #include "../time/time.h"
+#include "context.h"
 #include "inject.h"
 #include "owned.h"
 #include "park.h"
@@ -53,7 +54,7 @@ struct ek_builder {
  * worker before it exits, a thread in ek_block_on / ek_join_wait when it leaves,
  * the thread calling shutdown for its own set, any other at its next
  * ek_block_on, ek_join_wait or ek_spawn_local, or when the thread exits. */
-typedef struct ek__local {
+struct ek__local {
     ek__sched sched; /* schedule() for tasks pinned here */
     pthread_t owner;
     ek__list owned;          /* tasks pinned here, until they complete (owner only) */
@@ -64,7 +65,7 @@ typedef struct ek__local {
     ek__task *head, *tail;        /* owner-only FIFO */
     _Atomic(ek__parker *) parker; /* where the owner sleeps now (may be NULL) */
     ek__list link;                /* rt->locals (foreign threads only) */
-} ek__local;
+};
 
 int ek__local_init(ek__local *l, ek_runtime *rt); /* EK_OK or a negative errno */
 void ek__local_destroy(ek__local *l);
@@ -85,7 +86,7 @@ ek__local *ek__local_find_current(ek_runtime *rt);
 void ek__local_shutdown_if_closed(ek_runtime *rt);
 
 /* ---- multi-thread scheduler ---- */
-typedef struct ek__worker {
+struct ek__worker {
     ek__local_queue q;
     ek_runtime *rt;
     unsigned index;
@@ -106,7 +107,7 @@ typedef struct ek__worker {
     ek__parker parker;
     ek__local local;
     _Atomic uint64_t polls, steals, steal_ops, parks, overflows;
-} ek__worker;
+};
 
 typedef struct ek__idle {
     _Atomic uint32_t state; /* num_searching (low 16) | num_unparked << 16 */
@@ -116,7 +117,7 @@ typedef struct ek__idle {
 } ek__idle;
 
 /* ---- current-thread scheduler ---- */
-typedef struct ek__ct_core {
+struct ek__ct_core {
     ek__mutex lock;
     bool taken;
     ek__parker *holder;    /* parker of the thread holding the core */
@@ -124,7 +125,7 @@ typedef struct ek__ct_core {
     ek__task *head, *tail; /* run queue, holder only */
     _Atomic size_t len;    /* written by the holder only; read by metrics (relaxed) */
     uint32_t tick;
-} ek__ct_core;
+};
 
 /* ---- blocking pool ---- */
 typedef struct ek__blocking {
@@ -182,17 +183,6 @@ struct ek_runtime {
 
     _Atomic uint64_t tasks_spawned, polls_external, unparks;
 };
-
-/* The calling thread's role. */
-typedef struct ek__tls {
-    ek_runtime *rt;
-    ek__worker *worker; /* multi-thread worker */
-    ek__ct_core *core;  /* current-thread core held by this thread */
-    ek__local *local;   /* local context active on this thread */
-    bool blocking;      /* blocking-pool thread */
-    bool in_block_on;
-} ek__tls;
-extern __attribute__((tls_model("initial-exec"))) _Thread_local ek__tls ek__cur;
 
 /* multi_thread.c */
 int ek__mt_start(ek_runtime *rt);

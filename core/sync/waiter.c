@@ -5,7 +5,7 @@
  */
 #include "sync.h"
 
-#include "../sched/runtime.h"
+#include "../sched/context.h"
 
 int ek__sync_parker_init(ek__sync_parker *p)
 {
