@@ -32,6 +32,9 @@ void ek__rt_ref(ek_runtime *rt);
  * at shutdown). NULL is ignored. Any thread except, for the last reference, a
  * thread inside one of rt's polls (impossible: a poll holds a reference). */
 void ek__rt_unref(ek_runtime *rt);
+/* A task was freed: drop the reference the scheduler took for it at spawn (the
+ * task layer calls this; the last reference frees the runtime). Any thread. */
+void ek__rt_task_unref(ek_runtime *rt);
 /* The runtime's driver (I/O) and time source. Valid while a reference is held. */
 ek__driver *ek__rt_driver(ek_runtime *rt);
 ek__time *ek__rt_time(ek_runtime *rt);

@@ -1,5 +1,6 @@
 /*
- * block_on.c - driving a future on the calling (non-runtime) thread.
+ * block_on.c - driving a future on the calling (non-runtime) thread:
+ * ek_block_on, and ek_join_wait (a join handle driven the same way).
  *
  * The thread's waker is a heap "thread parker" (reference-counted, since wakers
  * cloned from it may outlive the call). Waking it sets `woken` and unparks the
@@ -295,5 +296,51 @@ int ek_block_on(ek_runtime *rt, ek_future *f, void **out)
     if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return EK_EINVAL;
     int rc = ek__block_on_poll(rt, block_on_future_poll, f, out);
     ek_future_drop(f); /* consumed in every case, as documented */
+    return rc;
+}
+
+/* ---------------------------------------------- waiting for a join handle -- */
+
+static int join_wait_poll(void *state, ek_cx *cx, void **out)
+{
+    return ek_join_poll((ek_join *)state, cx, out);
+}
+
+/* The runtime is closed and the task not finished: its result can still come.
+ * A task pinned to this thread is dropped here (handed back by shutdown); a
+ * blocking job that outlived the shutdown timeout is waited for without the
+ * runtime. Anything else was cancelled by shutdown, or belongs to another
+ * thread's local set: EK_ECLOSED. */
+static int join_wait_closed(ek__task *t, void **result)
+{
+    ek_runtime *rt = t->sched->rt;
+    if (t->flags & EK__TASK_LOCAL) ek__local_shutdown_if_closed(rt);
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE)
+        return ek__task_take_output(t, result);
+    if (t->flags & EK__TASK_BLOCKING) return ek__block_on_detached(join_wait_poll, t, result);
+    return EK_ECLOSED;
+}
+
+int ek_join_wait(ek_join *j, void **out)
+{
+    if (!EK__CHECK_TAG(j, EK__TAG_JOIN)) return EK_EINVAL;
+    ek__task *t = (ek__task *)j;
+    if (t->output_taken) return EK_ECLOSED;
+    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
+    /* Finished (e.g. cancelled by shutdown): the result is there even if the
+     * runtime is closed and cannot drive anything any more. */
+    void *result = NULL;
+    int rc;
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE)
+        rc = ek__task_take_output(t, &result);
+    else
+        rc = ek__block_on_poll(t->sched->rt, join_wait_poll, j, &result);
+    /* Not taken: the runtime was closed before or while we waited. */
+    if (rc == EK_ECLOSED && !t->output_taken) rc = join_wait_closed(t, &result);
+    /* As ek_join_poll: a result nobody wants goes to the task's out_drop. */
+    if (rc == EK_OK && out)
+        *out = result;
+    else if (rc == EK_OK && result && t->out_drop)
+        t->out_drop(result);
     return rc;
 }

@@ -196,12 +196,12 @@ void ek__mt_notify_parked(ek_runtime *rt);
  * pool (the owned list rt->owned). */
 int ek__rt_bind(ek__sched *s, ek__task *t);
 bool ek__rt_release(ek__sched *s, ek__task *t);
-/* A task was allocated / freed: its reference on the runtime. */
+/* A task was allocated: its reference on the runtime (dropped with
+ * ek__rt_task_unref, rt.h, when the task is freed). */
 static inline void ek__rt_task_ref(ek_runtime *rt)
 {
     atomic_fetch_add_explicit(&rt->refs, EK__RT_REF_TASK, memory_order_relaxed);
 }
-void ek__rt_task_unref(ek_runtime *rt);
 /* Drop a handle reference unless it is the last one (then false, nothing done). */
 bool ek__rt_unref_unless_last(ek_runtime *rt);
 

@@ -1,6 +1,8 @@
 /*
  * task.c - the task harness (run one notification, complete, cancel), join
- * handles, task wakers, the poll context, and the spawn functions.
+ * handles, task wakers and the poll context. Spawning a task and waiting for
+ * one from outside the runtime are the scheduler's (sched/spawn.c,
+ * sched/block_on.c): this layer knows the scheduler only through ek__sched.
  *
  * Join waker protocol (see task.h invariants): the join handle owns the
  * join_waker field while JOIN_WAKER is clear; it writes the field and then sets
@@ -10,7 +12,7 @@
  */
 #include "task.h"
 #include "future.h"
-#include "../sched/runtime.h"
+#include "../rt.h"
 
 /* ---------------------------------------------------------------- wakers -- */
 
@@ -241,85 +243,6 @@ void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
     finish(t, rc, out);
 }
 
-/* ----------------------------------------------------------------- spawn -- */
-
-/* Allocate, list and submit a task. `job` is set for a blocking job (poll is then
- * NULL). Consumes state on every path. */
-static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_blocking_fn job, ek_drop_fn drop,
-                    void *state, ek_drop_fn out_drop, ek_join **join, uint32_t flags)
-{
-    ek_runtime *rt = sched->rt;
-    ek__task *t;
-    int rc = ek__task_new(sched, poll, drop, state, out_drop, join != NULL, flags, &t);
-    if (rc) {
-        if (drop) drop(state);
-        return rc;
-    }
-    if (job) t->u.blocking_fn = job;
-    ek__rt_task_ref(rt);
-    rc = sched->bind(sched, t);
-    if (rc) {
-        t->drop = NULL;
-        ek__task_dealloc(t);
-        if (drop) drop(state);
-        return rc;
-    }
-    atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
-    if (join) *join = (ek_join *)t;
-    ek__task_submit(t, EK__SCHED_WAKE);
-    return EK_OK;
-}
-
-static int spawn_check(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state)
-{
-    int rc = ek__rt_check(rt);
-    if (rc == EK_OK && (!poll || !drop)) rc = EK_EINVAL;
-    if (rc && drop) drop(state);
-    return rc;
-}
-
-int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_drop_fn out_drop,
-             ek_join **join)
-{
-    if (join) *join = NULL; /* what a failed spawn leaves there */
-    int rc = spawn_check(rt, poll, drop, state);
-    if (rc) return rc;
-    return spawn_on(&rt->sched, poll, NULL, drop, state, out_drop, join, 0);
-}
-
-int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
-                   ek_drop_fn out_drop, ek_join **join)
-{
-    if (join) *join = NULL; /* what a failed spawn leaves there */
-    int rc = spawn_check(rt, poll, drop, state);
-    /* Closed: the tasks shutdown handed back to this thread go now. */
-    if (rc == EK_ECLOSED) ek__local_shutdown_if_closed(rt);
-    if (rc) return rc;
-    if ((ek__cur.rt && ek__cur.rt != rt) || ek__cur.blocking) {
-        drop(state);
-        return EK_EWRONGTHREAD;
-    }
-    ek__local *l = ek__local_for_current_thread(rt);
-    if (!l) {
-        drop(state);
-        return EK_ENOMEM;
-    }
-    return spawn_on(&l->sched, poll, NULL, drop, state, out_drop, join, EK__TASK_LOCAL);
-}
-
-int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
-                      ek_drop_fn out_drop, ek_join **join)
-{
-    if (join) *join = NULL; /* what a failed spawn leaves there */
-    int rc = ek__rt_check(rt);
-    if (rc == EK_OK && !fn) rc = EK_EINVAL;
-    if (rc) {
-        if (drop) drop(arg);
-        return rc;
-    }
-    return spawn_on(&rt->blocking.sched, NULL, fn, drop, arg, out_drop, join, EK__TASK_BLOCKING);
-}
-
 /* ------------------------------------------------------------------ join -- */
 
 static bool join_check(ek_join *j)
@@ -366,8 +289,7 @@ static bool can_read_output(ek__task *t, ek_cx *cx)
     return !set_join_waker(t, ek_cx_waker(cx));
 }
 
-/* Hand the result over (COMPLETE observed). out NULL: release it. */
-static int take_output(ek__task *t, void **out)
+int ek__task_take_output(ek__task *t, void **out)
 {
     t->output_taken = true;
     int rc = t->status;
@@ -386,7 +308,7 @@ int ek_join_poll(ek_join *j, ek_cx *cx, void **out)
     if (t->output_taken) return EK_ECLOSED;
     if (ek_coop_proceed(cx) == EK_PENDING) return EK_PENDING;
     if (!can_read_output(t, cx)) return EK_PENDING;
-    return take_output(t, out);
+    return ek__task_take_output(t, out);
 }
 
 int ek_join_abort(ek_join *j)
@@ -426,50 +348,6 @@ void ek_join_detach(ek_join *j)
     if (ek__task_ref_dec(t, 1)) ek__task_dealloc(t);
 }
 
-static int join_wait_poll(void *state, ek_cx *cx, void **out)
-{
-    return ek_join_poll((ek_join *)state, cx, out);
-}
-
-/* The runtime is closed and the task not finished: its result can still come.
- * A task pinned to this thread is dropped here (handed back by shutdown); a
- * blocking job that outlived the shutdown timeout is waited for without the
- * runtime. Anything else was cancelled by shutdown, or belongs to another
- * thread's local set: EK_ECLOSED. */
-static int join_wait_closed(ek__task *t, void **result)
-{
-    ek_runtime *rt = task_rt(t);
-    if (t->flags & EK__TASK_LOCAL) ek__local_shutdown_if_closed(rt);
-    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE)
-        return take_output(t, result);
-    if (t->flags & EK__TASK_BLOCKING) return ek__block_on_detached(join_wait_poll, t, result);
-    return EK_ECLOSED;
-}
-
-int ek_join_wait(ek_join *j, void **out)
-{
-    if (!join_check(j)) return EK_EINVAL;
-    ek__task *t = (ek__task *)j;
-    if (t->output_taken) return EK_ECLOSED;
-    if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
-    /* Finished (e.g. cancelled by shutdown): the result is there even if the
-     * runtime is closed and cannot drive anything any more. */
-    void *result = NULL;
-    int rc;
-    if (atomic_load_explicit(&t->state, memory_order_acquire) & EK__ST_COMPLETE)
-        rc = take_output(t, &result);
-    else
-        rc = ek__block_on_poll(task_rt(t), join_wait_poll, j, &result);
-    /* Not taken: the runtime was closed before or while we waited. */
-    if (rc == EK_ECLOSED && !t->output_taken) rc = join_wait_closed(t, &result);
-    /* As ek_join_poll: a result nobody wants goes to the task's out_drop. */
-    if (rc == EK_OK && out)
-        *out = result;
-    else if (rc == EK_OK && result && t->out_drop)
-        t->out_drop(result);
-    return rc;
-}
-
 /* ------------------------------------------------------- join as future -- */
 
 typedef struct {
@@ -502,21 +380,4 @@ int ek_join_into_future(ek_join *j, ek_future **out)
     }
     ((join_future *)st)->j = j;
     return EK_OK;
-}
-
-static int future_task_poll(void *state, ek_cx *cx, void **out)
-{
-    return ek_future_poll((ek_future *)state, cx, out);
-}
-
-static void future_task_drop(void *state)
-{
-    ek_future_drop((ek_future *)state);
-}
-
-int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop, ek_join **join)
-{
-    if (join) *join = NULL; /* what a failed spawn leaves there */
-    if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return EK_EINVAL;
-    return ek_spawn(rt, future_task_poll, future_task_drop, f, out_drop, join);
 }

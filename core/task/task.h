@@ -140,6 +140,10 @@ void ek__task_cancel_owned(ek__task *t);
 void ek__task_drop_notification(ek__task *t);
 /* Free a task whose refcount reached zero. */
 void ek__task_dealloc(ek__task *t);
+/* Hand the result of a completed task (COMPLETE observed, acquire) to its join
+ * handle: into *out, or to out_drop when out is NULL. Returns the task's status.
+ * Join handle only, once (output_taken is set). */
+int ek__task_take_output(ek__task *t, void **out);
 /* Submit a task to its scheduler (the caller gives one reference). */
 static inline void ek__task_submit(ek__task *t, int how)
 {

@@ -1,0 +1,102 @@
+/*
+ * spawn.c - the scheduler's entry points that create tasks: ek_spawn (the
+ * runtime's scheduler), ek_spawn_local (the calling thread's local set),
+ * ek_spawn_blocking (the blocking pool) and ek_spawn_future. A task is
+ * allocated by the task layer (ek__task_new), listed by its scheduler (bind)
+ * and submitted; it holds a reference on the runtime until it is freed.
+ */
+#include "runtime.h"
+
+/* Allocate, list and submit a task. `job` is set for a blocking job (poll is then
+ * NULL). Consumes state on every path. */
+static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_blocking_fn job, ek_drop_fn drop,
+                    void *state, ek_drop_fn out_drop, ek_join **join, uint32_t flags)
+{
+    ek_runtime *rt = sched->rt;
+    ek__task *t;
+    int rc = ek__task_new(sched, poll, drop, state, out_drop, join != NULL, flags, &t);
+    if (rc) {
+        if (drop) drop(state);
+        return rc;
+    }
+    if (job) t->u.blocking_fn = job;
+    ek__rt_task_ref(rt);
+    rc = sched->bind(sched, t);
+    if (rc) {
+        t->drop = NULL;
+        ek__task_dealloc(t);
+        if (drop) drop(state);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
+    if (join) *join = (ek_join *)t;
+    ek__task_submit(t, EK__SCHED_WAKE);
+    return EK_OK;
+}
+
+static int spawn_check(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state)
+{
+    int rc = ek__rt_check(rt);
+    if (rc == EK_OK && (!poll || !drop)) rc = EK_EINVAL;
+    if (rc && drop) drop(state);
+    return rc;
+}
+
+int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_drop_fn out_drop,
+             ek_join **join)
+{
+    if (join) *join = NULL; /* what a failed spawn leaves there */
+    int rc = spawn_check(rt, poll, drop, state);
+    if (rc) return rc;
+    return spawn_on(&rt->sched, poll, NULL, drop, state, out_drop, join, 0);
+}
+
+int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
+                   ek_drop_fn out_drop, ek_join **join)
+{
+    if (join) *join = NULL; /* what a failed spawn leaves there */
+    int rc = spawn_check(rt, poll, drop, state);
+    /* Closed: the tasks shutdown handed back to this thread go now. */
+    if (rc == EK_ECLOSED) ek__local_shutdown_if_closed(rt);
+    if (rc) return rc;
+    if ((ek__cur.rt && ek__cur.rt != rt) || ek__cur.blocking) {
+        drop(state);
+        return EK_EWRONGTHREAD;
+    }
+    ek__local *l = ek__local_for_current_thread(rt);
+    if (!l) {
+        drop(state);
+        return EK_ENOMEM;
+    }
+    return spawn_on(&l->sched, poll, NULL, drop, state, out_drop, join, EK__TASK_LOCAL);
+}
+
+int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
+                      ek_drop_fn out_drop, ek_join **join)
+{
+    if (join) *join = NULL; /* what a failed spawn leaves there */
+    int rc = ek__rt_check(rt);
+    if (rc == EK_OK && !fn) rc = EK_EINVAL;
+    if (rc) {
+        if (drop) drop(arg);
+        return rc;
+    }
+    return spawn_on(&rt->blocking.sched, NULL, fn, drop, arg, out_drop, join, EK__TASK_BLOCKING);
+}
+
+static int future_task_poll(void *state, ek_cx *cx, void **out)
+{
+    return ek_future_poll((ek_future *)state, cx, out);
+}
+
+static void future_task_drop(void *state)
+{
+    ek_future_drop((ek_future *)state);
+}
+
+int ek_spawn_future(ek_runtime *rt, ek_future *f, ek_drop_fn out_drop, ek_join **join)
+{
+    if (join) *join = NULL; /* what a failed spawn leaves there */
+    if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return EK_EINVAL;
+    return ek_spawn(rt, future_task_poll, future_task_drop, f, out_drop, join);
+}
