@@ -6,27 +6,13 @@
  * cloned from it may outlive the call). Waking it sets `woken` and unparks the
  * thread. While waiting, the thread runs the local tasks pinned to it; on a
  * current-thread runtime it takes the core and runs everything, turning the
- * driver when idle.
+ * driver when idle (that loop is current_thread.c's ek__ct_block_on).
  */
-#include "fifo.h"
 #include "runtime.h"
-
-typedef struct thread_parker {
-    ek__wakeable wk;
-    _Atomic uint32_t refs;
-    atomic_bool woken;
-    ek__parker p;
-} thread_parker;
-
-/* A thread waiting for the current-thread core. */
-typedef struct ct_waiter {
-    ek__list link;
-    ek__parker *p;
-} ct_waiter;
 
 static void tp_wake_by_ref(void *self)
 {
-    thread_parker *tp = self;
+    ek__thread_parker *tp = self;
     /* release: the waker's writes are visible to the poll that follows. */
     atomic_store_explicit(&tp->woken, true, memory_order_release);
     ek__parker_unpark(&tp->p);
@@ -34,12 +20,12 @@ static void tp_wake_by_ref(void *self)
 
 static void tp_clone(void *self)
 {
-    atomic_fetch_add_explicit(&((thread_parker *)self)->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&((ek__thread_parker *)self)->refs, 1, memory_order_relaxed);
 }
 
 static void tp_drop(void *self)
 {
-    thread_parker *tp = self;
+    ek__thread_parker *tp = self;
     if (atomic_fetch_sub_explicit(&tp->refs, 1, memory_order_acq_rel) == 1) {
         ek__parker_destroy(&tp->p);
         ek__free(tp);
@@ -54,13 +40,13 @@ static void tp_wake(void *self)
 
 static const ek__waker_vt tp_vt = {tp_wake, tp_wake_by_ref, tp_clone, tp_drop};
 
-static bool take_woken(thread_parker *tp)
+static bool take_woken(ek__thread_parker *tp)
 {
     return atomic_exchange_explicit(&tp->woken, false, memory_order_acquire);
 }
 
 /* Run up to `max` pinned local tasks; returns how many ran. */
-static unsigned run_locals(ek_runtime *rt, ek__local *l, unsigned max)
+unsigned ek__block_on_run_locals(ek_runtime *rt, ek__local *l, unsigned max)
 {
     unsigned n = 0;
     ek__task *t;
@@ -72,54 +58,9 @@ static unsigned run_locals(ek_runtime *rt, ek__local *l, unsigned max)
     return n;
 }
 
-static ek__task *ct_next(ek_runtime *rt, ek__ct_core *c)
-{
-    ek__task *t;
-    if (c->tick % rt->cfg.global_queue_interval == 0 && (t = ek__inject_pop(&rt->inject))) return t;
-    if ((t = ek__fifo_pop(&c->head, &c->tail))) {
-        atomic_store_explicit(&c->len, atomic_load_explicit(&c->len, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
-        return t;
-    }
-    return ek__inject_pop(&rt->inject);
-}
-
-static bool ct_try_take(ek__ct_core *c, ek__parker *p, ct_waiter *w)
-{
-    ek__mutex_lock(&c->lock);
-    bool got = !c->taken;
-    if (got) {
-        c->taken = true;
-        c->holder = p;
-        if (ek__list_linked(&w->link)) ek__list_remove(&w->link);
-    } else if (!ek__list_linked(&w->link)) {
-        ek__list_push_back(&c->waiters, &w->link);
-    }
-    ek__mutex_unlock(&c->lock);
-    return got;
-}
-
-static void ct_release(ek__ct_core *c, ct_waiter *w)
-{
-    ek__mutex_lock(&c->lock);
-    c->taken = false;
-    c->holder = NULL;
-    if (ek__list_linked(&w->link)) ek__list_remove(&w->link);
-    if (!ek__list_empty(&c->waiters)) {
-        ct_waiter *next = EK__CONTAINER_OF(c->waiters.next, ct_waiter, link);
-        ek__parker_unpark(next->p);
-    }
-    ek__mutex_unlock(&c->lock);
-}
-
-static bool stopped(ek_runtime *rt)
-{
-    return atomic_load_explicit(&rt->closed, memory_order_acquire);
-}
-
 /* Poll the main future if it was woken. Returns true when it completed. */
-static bool poll_main(ek_runtime *rt, thread_parker *tp, ek_poll_fn poll, void *state, void **out,
-                      int *rc)
+bool ek__block_on_poll_main(ek_runtime *rt, ek__thread_parker *tp, ek_poll_fn poll, void *state,
+                            void **out, int *rc)
 {
     if (!take_woken(tp)) return false;
     ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = rt, .budget = rt->cfg.budget};
@@ -128,73 +69,14 @@ static bool poll_main(ek_runtime *rt, thread_parker *tp, ek_poll_fn poll, void *
     return *rc != EK_PENDING;
 }
 
-static int drive_current_thread(ek_runtime *rt, thread_parker *tp, ek__local *l, ek_poll_fn poll,
-                                void *state, void **out)
-{
-    ek__ct_core *c = &rt->core;
-    ct_waiter w = {.p = &tp->p};
-    ek__list_init(&w.link);
-    int rc = EK_PENDING;
-    for (;;) {
-        if (poll_main(rt, tp, poll, state, out, &rc)) break;
-        if (stopped(rt)) {
-            rc = EK_ECLOSED;
-            break;
-        }
-        if (!ct_try_take(c, &tp->p, &w)) {
-            if (run_locals(rt, l, rt->cfg.event_interval) == 0 && !atomic_load(&tp->woken))
-                ek__parker_park(&tp->p, false, -1);
-            continue;
-        }
-        ek__cur.core = c;
-        uint32_t since_turn = 0;
-        for (;;) {
-            if (poll_main(rt, tp, poll, state, out, &rc)) break;
-            if (stopped(rt)) {
-                rc = EK_ECLOSED;
-                break;
-            }
-            unsigned ran = 0;
-            ek__task *t;
-            while (ran < rt->cfg.event_interval && (t = ct_next(rt, c))) {
-                c->tick++;
-                ek__rt_run_task(rt, t);
-                atomic_fetch_add_explicit(&rt->polls_external, 1, memory_order_relaxed);
-                ran++;
-                if (atomic_load_explicit(&tp->woken, memory_order_relaxed)) break;
-            }
-            ran += run_locals(rt, l, rt->cfg.event_interval);
-            since_turn += ran;
-            if (ran == 0 && !atomic_load_explicit(&tp->woken, memory_order_acquire)) {
-                ek__rt_hook(rt, EK__HOOK_PARK);
-                ek__parker_park(&tp->p, true, -1);
-                ek__rt_hook(rt, EK__HOOK_UNPARK);
-                since_turn = 0;
-            } else if (since_turn >= rt->cfg.event_interval) {
-                ek__parker_park(&tp->p, true, 0);
-                since_turn = 0;
-            }
-        }
-        ek__cur.core = NULL;
-        ct_release(c, &w);
-        break;
-    }
-    if (ek__list_linked(&w.link)) {
-        ek__mutex_lock(&c->lock);
-        ek__list_remove(&w.link);
-        ek__mutex_unlock(&c->lock);
-    }
-    return rc;
-}
-
-static int drive_multi_thread(ek_runtime *rt, thread_parker *tp, ek__local *l, ek_poll_fn poll,
+static int drive_multi_thread(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll_fn poll,
                               void *state, void **out)
 {
     int rc = EK_PENDING;
     for (;;) {
-        if (poll_main(rt, tp, poll, state, out, &rc)) return rc;
-        if (stopped(rt)) return EK_ECLOSED;
-        if (run_locals(rt, l, rt->cfg.event_interval) > 0) continue;
+        if (ek__block_on_poll_main(rt, tp, poll, state, out, &rc)) return rc;
+        if (ek__rt_closed(rt)) return EK_ECLOSED;
+        if (ek__block_on_run_locals(rt, l, rt->cfg.event_interval) > 0) continue;
         if (!atomic_load_explicit(&tp->woken, memory_order_acquire))
             ek__parker_park(&tp->p, false, -1);
     }
@@ -202,9 +84,9 @@ static int drive_multi_thread(ek_runtime *rt, thread_parker *tp, ek__local *l, e
 
 /* A thread parker (one reference, woken once so that the first poll runs) that
  * parks in `driver` when it may (NULL: on its futex / condvar only). */
-static int tp_new(ek__driver *driver, thread_parker **out)
+static int tp_new(ek__driver *driver, ek__thread_parker **out)
 {
-    thread_parker *tp = ek__malloc(sizeof *tp);
+    ek__thread_parker *tp = ek__malloc(sizeof *tp);
     if (!tp) return EK_ENOMEM;
     tp->wk.vt = &tp_vt;
     atomic_init(&tp->refs, 1);
@@ -221,7 +103,7 @@ static int tp_new(ek__driver *driver, thread_parker **out)
 int ek__block_on_detached(ek_poll_fn poll, void *state, void **out)
 {
     if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
-    thread_parker *tp;
+    ek__thread_parker *tp;
     int rc = tp_new(NULL, &tp);
     if (rc) return rc;
     void *dummy = NULL;
@@ -249,7 +131,7 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     if (ek__cur.rt || ek__cur.in_block_on) return EK_EDEADLK;
     ek__local *l = ek__local_for_current_thread(rt);
     if (!l) return EK_ENOMEM;
-    thread_parker *tp;
+    ek__thread_parker *tp;
     rc = tp_new(rt->driver, &tp);
     if (rc) return rc;
     ek__mutex_lock(&rt->bo_lock);
@@ -268,7 +150,7 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     void *dummy = NULL;
     if (!out) out = &dummy;
     if (rt->cfg.flavor == EK_FLAVOR_CURRENT_THREAD)
-        rc = drive_current_thread(rt, tp, l, poll, state, out);
+        rc = ek__ct_block_on(rt, tp, l, poll, state, out);
     else
         rc = drive_multi_thread(rt, tp, l, poll, state, out);
 
@@ -277,7 +159,7 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     ek__mutex_unlock(&l->lock);
     /* Shut down meanwhile: the tasks pinned to this thread are dropped here,
      * on it, before shutdown (waiting for us to leave) goes on. */
-    if (stopped(rt)) ek__local_shutdown(l);
+    if (ek__rt_closed(rt)) ek__local_shutdown(l);
     ek__cur = (ek__tls){0};
     tp_drop(tp);
     ek__mutex_lock(&rt->bo_lock);

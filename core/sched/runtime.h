@@ -226,6 +226,33 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out);
  * thread. */
 int ek__block_on_detached(ek_poll_fn poll, void *state, void **out);
 
+/* The waker of a thread inside ek_block_on: a heap "thread parker"
+ * (reference-counted, since wakers cloned from it may outlive the call). Waking
+ * it sets `woken` and unparks the thread. */
+typedef struct ek__thread_parker {
+    ek__wakeable wk;
+    _Atomic uint32_t refs;
+    atomic_bool woken;
+    ek__parker p;
+} ek__thread_parker;
+/* block_on.c, for the loops that drive a thread inside ek_block_on: poll the
+ * thread's own future if it was woken (true when it completed, status in *rc),
+ * and run up to `max` of the local tasks pinned to it (returns how many ran). */
+bool ek__block_on_poll_main(ek_runtime *rt, ek__thread_parker *tp, ek_poll_fn poll, void *state,
+                            void **out, int *rc);
+unsigned ek__block_on_run_locals(ek_runtime *rt, ek__local *l, unsigned max);
+/* current_thread.c: the current-thread scheduler's loop, on the thread inside
+ * ek_block_on (tp its waker, l its local set): until poll(state) completes or
+ * the runtime closes (EK_ECLOSED). */
+int ek__ct_block_on(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll_fn poll,
+                    void *state, void **out);
+
+/* Shut down (spawns refused, loops leave). Any thread. */
+static inline bool ek__rt_closed(ek_runtime *rt)
+{
+    return atomic_load_explicit(&rt->closed, memory_order_acquire);
+}
+
 /* Call a thread hook if one is set (on the thread it concerns). */
 static inline void ek__rt_hook(ek_runtime *rt, int which)
 {
