@@ -117,6 +117,7 @@ for stage in $STAGES; do
   layers)
     banner "no #include cycle between the folders of core/"
     check "include layers" scripts/check-layers.py
+    check "include layers self-test" scripts/check-layers.py --self-test
     ;;
   model)
     banner "readiness protocol model (spin)"
