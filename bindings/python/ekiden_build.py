@@ -28,13 +28,25 @@ def _sanitize_flags() -> list[str]:
     return []
 
 
+def _llhttp_dir() -> Path:
+    """llhttp's C sources (the HTTP codec's parser), fetched once by
+    scripts/llhttp.py (pinned, hash-checked) into build/llhttp."""
+    spec = importlib.util.spec_from_file_location("ek_llhttp", ROOT / "scripts" / "llhttp.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return Path(mod.lib_dir(ROOT / "build" / "llhttp"))
+
+
 def core_sources() -> list[str]:
     files = sorted((ROOT / "core").rglob("*.c")) + sorted((ROOT / "capi").glob("*.c"))
+    llhttp = _llhttp_dir()
+    files += [llhttp / f for f in ("llhttp.c", "api.c", "http.c")]
     return [str(f) for f in files]
 
 
 def core_includes() -> list[str]:
-    return [str(INCLUDE), str(ROOT / "core")]
+    return [str(INCLUDE), str(ROOT / "core"), str(_llhttp_dir())]
 
 
 def core_cflags() -> list[str]:

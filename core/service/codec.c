@@ -10,10 +10,17 @@
 struct ek_codec {
     uint32_t tag; /* EK__TAG_CODEC */
     ek_codec_vtable vt;
+    const ek__codec_ext *ext;
     void *self;
 };
 
 int ek_codec_new(const ek_codec_vtable *vt, void *self, ek_codec **out)
+{
+    return ek__codec_new_ext(vt, NULL, self, out);
+}
+
+int ek__codec_new_ext(const ek_codec_vtable *vt, const ek__codec_ext *ext, void *self,
+                      ek_codec **out)
 {
     if (vt == NULL || out == NULL || vt->decode == NULL || vt->encode == NULL) {
         if (vt != NULL && vt->drop != NULL) vt->drop(self);
@@ -26,6 +33,7 @@ int ek_codec_new(const ek_codec_vtable *vt, void *self, ek_codec **out)
     }
     c->tag = EK__TAG_CODEC;
     c->vt = *vt;
+    c->ext = ext;
     c->self = self;
     *out = c;
     return EK_OK;
@@ -38,7 +46,14 @@ int ek_codec_clone(ek_codec *c, ek_codec **out)
     void *self = NULL;
     int rc = c->vt.fork(c->self, &self);
     if (rc != EK_OK) return rc;
-    return ek_codec_new(&c->vt, self, out);
+    return ek__codec_new_ext(&c->vt, c->ext, self, out);
+}
+
+const ek__codec_ext *ek__codec_ext_of(ek_codec *c, void **self)
+{
+    if (!EK__CHECK_TAG(c, EK__TAG_CODEC)) return NULL;
+    *self = c->self;
+    return c->ext;
 }
 
 void ek_codec_free(ek_codec *c)

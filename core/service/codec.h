@@ -15,4 +15,28 @@ void *ek__codec_self(ek_codec *c, const ek_codec_vtable *vt);
  * EK_EINVAL for a bad handle. */
 int ek__codec_check(ek_codec *c);
 
+/*
+ * What the framed server asks of the built-in codecs beyond the public vtable
+ * (hosts' codecs have none of it). Each may be NULL.
+ * - interim(self, out): bytes to write while the server waits for more input of
+ *   the request being decoded, called only when every earlier response is
+ *   written (HTTP's "100 Continue").
+ * - stream_begin / stream_end: with them, a streaming response answers in order
+ *   and holds the responses after it until it ends: its first frame is written
+ *   with stream_begin, later frames with encode(EK_CODEC_PUSH), and its end with
+ *   stream_end (HTTP's chunked body). Without them a stream becomes the
+ *   connection's push stream after its first frame (RESP).
+ */
+typedef struct ek__codec_ext {
+    int (*interim)(void *self, ek_buf *out);
+    int (*stream_begin)(void *self, const ek_msg *head, ek_buf *out);
+    int (*stream_end)(void *self, ek_buf *out);
+} ek__codec_ext;
+
+/* ek_codec_new with the extension (static; may be NULL), kept by clones. */
+int ek__codec_new_ext(const ek_codec_vtable *vt, const ek__codec_ext *ext, void *self,
+                      ek_codec **out);
+/* The codec's extension (NULL if none or a bad handle); *self its state. */
+const ek__codec_ext *ek__codec_ext_of(ek_codec *c, void **self);
+
 #endif

@@ -140,6 +140,7 @@ typedef struct ek__slot {
     ek_future *fut; /* NULL once complete */
     ek_msg *resp;
     int rc;
+    bool started; /* an ordered stream: its first frame is written */
 } ek__slot;
 
 typedef struct ek__conn {
@@ -148,6 +149,8 @@ typedef struct ek__conn {
     ek_waker *waker; /* for shutdown; set at the first poll, under srv->mu */
     ek_stream *io;
     ek_codec *codec;
+    const ek__codec_ext *ext; /* the codec's server hooks (codec.h), or NULL */
+    void *cself;              /* the codec's state, for ext */
     ek_service *svc;
     ek_buf *in, *out;
     ek__slot *q; /* ring of in-flight responses */
@@ -273,6 +276,34 @@ static int ek__conn_drain_stream(ek__conn *c, ek_msg *stream, ek_cx *cx)
     }
 }
 
+/* An ordered stream at the head of the queue (a codec with stream_end): write
+ * what it has. EK_OK when it ended, EK_PENDING while it goes on, or an error. */
+static int ek__conn_ordered_stream(ek__conn *c, ek__slot *sl, ek_cx *cx)
+{
+    for (;;) {
+        /* Back-pressure: the flush makes room and the task comes back here. */
+        if ((size_t)ek_buf_len(c->out) >= c->srv->opt.max_write) return EK_PENDING;
+        ek_msg *frame = NULL;
+        int rc = ek_msg_stream_next(sl->resp, cx, &frame);
+        if (rc == EK_ECLOSED) {
+            if (!sl->started) return EK_EINVAL; /* a stream without a head */
+            rc = c->ext->stream_end(c->cself, c->out);
+            if (rc != EK_OK) ek__conn_fail(c, rc, "the codec could not end a stream");
+            return rc;
+        }
+        if (rc != EK_OK) return rc;
+        if (!sl->started) {
+            sl->started = true;
+            rc = c->ext->stream_begin(c->cself, frame, c->out);
+            if (rc != EK_OK) ek__conn_fail(c, rc, "the codec could not encode a response");
+        } else {
+            rc = ek__conn_encode(c, frame, EK_CODEC_PUSH);
+        }
+        ek_msg_free(frame);
+        if (rc != EK_OK) return rc;
+    }
+}
+
 /* 2: the completed head of the queue, in order. A decode failure still lets the
  * responses owed before it through; a failed response or encoding ends it. */
 static bool ek__conn_write_head(ek__conn *c, ek_cx *cx)
@@ -281,6 +312,26 @@ static bool ek__conn_write_head(ek__conn *c, ek_cx *cx)
     while (c->qlen > 0 && !c->dead) {
         ek__slot *sl = &c->q[c->qhead];
         if (sl->fut != NULL) break;
+        if (sl->rc == EK_OK && c->ext != NULL && c->ext->stream_end != NULL &&
+            ek_msg_kind(sl->resp) == EK_MSG_STREAM) {
+            int64_t before = ek_buf_len(c->out);
+            int rc = ek__conn_ordered_stream(c, sl, cx);
+            if (ek_buf_len(c->out) != before) moved = true;
+            if (rc == EK_PENDING) return moved;
+            ek_msg_free(sl->resp);
+            sl->resp = NULL;
+            c->qhead = (c->qhead + 1) % c->qcap;
+            c->qlen--;
+            if (rc != EK_OK) {
+                ek__srv_count(c->srv, EK_SERVER_METRIC_ERRORS, 1);
+                ek__conn_fail(c, rc, NULL);
+                ek__conn_abandon_queue(c);
+                return true;
+            }
+            ek__srv_count(c->srv, EK_SERVER_METRIC_RESPONSES, 1);
+            moved = true;
+            continue;
+        }
         ek_msg *resp = sl->resp;
         int result = sl->rc;
         sl->resp = NULL;
@@ -506,6 +557,14 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         if (!c->stop || c->err != 0) moved |= ek__conn_write_push(c, cx);
         bool want_read = false;
         moved |= ek__conn_decode_and_call(c, cx, &want_read);
+        if (want_read && c->qlen == 0 && c->ext != NULL && c->ext->interim != NULL && c->err == 0) {
+            /* Everything before the request being read is written: the codec
+             * may owe the client something meanwhile (100 Continue). */
+            int64_t before = ek_buf_len(c->out);
+            int rc = c->ext->interim(c->cself, c->out);
+            if (rc != EK_OK) ek__conn_fail(c, rc, NULL);
+            if (ek_buf_len(c->out) != before) moved = true;
+        }
         if (want_read && !c->eof && !c->stop) moved |= ek__conn_read(c, cx);
         if (c->err != 0 && c->qlen == 0 && !c->error_written && !c->dead) {
             /* Everything owed is encoded: the error reply, then close. */
@@ -543,6 +602,7 @@ static int ek__conn_start(ek__srv *s, ek_stream *io)
         (void)ek_sockaddr_format(peer, c->peer, sizeof c->peer);
     ek_sockaddr_free(peer);
     int rc = ek_codec_clone(s->codec, &c->codec);
+    if (rc == EK_OK) c->ext = ek__codec_ext_of(c->codec, &c->cself);
     if (rc == EK_OK) rc = ek_service_clone(s->svc, &c->svc);
     if (rc == EK_OK) rc = ek_buf_new(EK__READ_CHUNK, &c->in);
     if (rc == EK_OK) rc = ek_buf_new(EK__READ_CHUNK, &c->out);

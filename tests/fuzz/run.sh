@@ -10,8 +10,10 @@ out=$root/${BUILD:-build}-fuzz
 cc=${FUZZ_CC:-clang}
 command -v "$cc" >/dev/null || { echo "fuzz: $cc not found"; exit 1; }
 mkdir -p "$out/obj"
+# llhttp's sources (the HTTP codec's parser), pinned and fetched once.
+llhttp=$(python3 "$root/scripts/llhttp.py" "$out/llhttp")
 flags=(-std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
-  -fno-sanitize-recover=undefined -fvisibility=hidden -I"$root/capi/include" -I"$root/core")
+  -fno-sanitize-recover=undefined -fvisibility=hidden -I"$root/capi/include" -I"$root/core" -I"$llhttp")
 # The library once, with the sanitizers' coverage (make's dependency tracking
 # would be overkill: a source newer than its object is rebuilt).
 objs=()
@@ -24,7 +26,7 @@ while IFS= read -r src; do
     pids+=($!)
     if [ ${#pids[@]} -ge "${JOBS:-2}" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
   fi
-done < <(find "$root/core" "$root/capi" -name '*.c' | sort)
+done < <(find "$root/core" "$root/capi" -name '*.c' | sort; printf '%s\n' "$llhttp/llhttp.c" "$llhttp/api.c" "$llhttp/http.c")
 for p in "${pids[@]}"; do wait "$p"; done
 rm -f "$out/libekiden-fuzz.a"
 ar rcs "$out/libekiden-fuzz.a" "${objs[@]}"

@@ -153,6 +153,81 @@ EK_EXTERN int ek_codec_resp_client(int protocol, ek_codec **out);
  * another codec. */
 EK_EXTERN int ek_codec_resp_protocol(ek_codec *c);
 
+/* ---- HTTP/1.x (on llhttp) ---- */
+
+/* The defaults of the HTTP codecs: the largest head (request or status line and
+ * headers) and the largest body. */
+#define EK_HTTP_DEFAULT_MAX_HEADER (80 * 1024)
+#define EK_HTTP_DEFAULT_MAX_BODY   (8 * 1024 * 1024)
+/* Flags of ek_codec_http_server: */
+#define EK_HTTP_DATE 1 /* write a Date header (RFC 9110 IMF-fixdate) in each response */
+
+/*
+ * HTTP/1.1 and 1.0, the server side: decodes requests, encodes responses. The
+ * parser is llhttp (Node.js's), strict mode.
+ * - Decode: an EK_MSG_HTTP_REQUEST per request (method, target, version 10 or 11,
+ *   headers in order, keep-alive as the version and Connection header say), once
+ *   its body is whole: a Content-Length body is a slice of the read buffer (no
+ *   copy); a chunked body is joined into one ek_bytes (trailers are dropped).
+ *   Pipelined requests are decoded one after another. After a request that does
+ *   not keep the connection alive (HTTP/1.0 without "Connection: keep-alive",
+ *   "Connection: close", an Upgrade or CONNECT) decode gives EK_ECLOSED: the
+ *   framed server answers what it has and closes.
+ * - "Expect: 100-continue" (HTTP/1.1): the framed server writes "HTTP/1.1 100
+ *   Continue" once the responses before the request are written, while it waits
+ *   for the body.
+ * - Errors: a head over max_header bytes is EK_EMSGSIZE ("request header too
+ *   large"; encode_error writes 431 Request Header Fields Too Large), a body over
+ *   max_body EK_EMSGSIZE ("request body too large"; 413 Content Too Large), any
+ *   malformed request (a bad chunk size, a bad header, two Content-Lengths, an
+ *   HTTP version other than 1.0 and 1.1, ...) EK_EPROTO with llhttp's reason (400
+ *   Bad Request). Every error reply says "Connection: close", and the server
+ *   closes after it. At end of stream a partial request is EK_EPROTO.
+ * - Encode (EK_CODEC_RESPONSE): an EK_MSG_HTTP_RESPONSE, for the oldest request
+ *   not answered yet (responses are encoded in request order, as the framed
+ *   server does): the status line in the request's version (a 1.0 request gets
+ *   "HTTP/1.0"), the message's headers in order, except Content-Length,
+ *   Transfer-Encoding and Connection, which the codec writes itself:
+ *   "Content-Length: <body length>" (none for 1xx, 204 and 304; a response to
+ *   HEAD gets the length but not the body, or keeps its own Content-Length
+ *   header when its body is empty), and "Connection: close" when the request or
+ *   the response (ek_msg_http_set_keep_alive 0, or its own "Connection: close"
+ *   header) ends the connection ("Connection: keep-alive" for a 1.0 request that
+ *   keeps it). After a response that closes, decode gives EK_ECLOSED and later
+ *   responses are not written.
+ * - Streaming responses (an EK_MSG_STREAM response, ekiden/msg.h): the first frame
+ *   is the head, an EK_MSG_HTTP_RESPONSE (its body, if not empty, is the first
+ *   chunk), each later frame an EK_MSG_BYTES chunk (empty ones are skipped); the
+ *   end of the stream (the producer dropped its sender) ends the body. The body is
+ *   written with "Transfer-Encoding: chunked" (to a 1.0 request: as it comes,
+ *   and the connection closes at its end). Responses to later requests wait for
+ *   the stream to end (HTTP has no push).
+ * - A response for a request that was never decoded (encode called more often
+ *   than decode) is EK_EINVAL; a message of another kind EK_EKIND.
+ * max_header, max_body: 0 for the defaults. flags: 0 or EK_HTTP_DATE.
+ * Errors: EK_EINVAL (NULL out, unknown flags), EK_ENOMEM.
+ */
+EK_EXTERN int ek_codec_http_server(size_t max_header, size_t max_body, int flags, ek_codec **out);
+
+/*
+ * HTTP/1.1, the client side (for ek_client_connect): encodes requests, decodes
+ * responses in order.
+ * - Encode (EK_CODEC_REQUEST): an EK_MSG_HTTP_REQUEST: the request line, its
+ *   headers (Content-Length, Transfer-Encoding and Connection as for the server:
+ *   the codec writes "Content-Length" when the body is not empty or the method is
+ *   POST, PUT or PATCH, and "Connection: close" when the request's keep-alive is
+ *   0), then the body. No Host header is added: set it.
+ * - Decode: an EK_MSG_HTTP_RESPONSE per request, with its body (Content-Length,
+ *   chunked, or up to the end of the stream when the response has neither);
+ *   interim 1xx responses (100 Continue) are skipped; the response to HEAD has no
+ *   body. A response when no request is waiting is EK_EPROTO ("unexpected
+ *   response"), as is anything malformed; limits as the server's (EK_EMSGSIZE).
+ *   After a response that closes the connection, decode gives EK_ECLOSED.
+ * max_header, max_body: 0 for the defaults; flags: 0.
+ * Errors: EK_EINVAL (NULL out, unknown flags), EK_ENOMEM.
+ */
+EK_EXTERN int ek_codec_http_client(size_t max_header, size_t max_body, int flags, ek_codec **out);
+
 #ifdef __cplusplus
 }
 #endif
