@@ -5,7 +5,7 @@
 #   make test     the whole suite: format, header, plain, ASan+UBSan, TSan builds
 #   make bench    the benchmarks side by side with their peers (bench/run.sh)
 #   make stress   the stress tests at their full counts (not part of make test)
-#   make fuzz     the codec fuzz targets, 10 minutes each (FUZZ_SECONDS)
+#   make fuzz     the codec fuzz targets, 10 minutes each (FUZZ_SECONDS), long mode
 #
 # Variables: BUILD (build directory, default build; the sanitizer builds go to
 # $(BUILD)-asan and $(BUILD)-tsan), JOBS (default 2), STAGES (a subset of the
@@ -63,7 +63,8 @@ stress: deps
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
 
-# The codec fuzz targets, long (FUZZ_SECONDS per target, default 600); prints the
-# executions of each.
+# The codec fuzz targets, long (FUZZ_SECONDS per target, default 600), built for
+# speed on a corpus kept between runs, then replayed under ASan; prints the
+# executions of each and their total over every run (tests/fuzz/run.sh).
 fuzz: deps
-	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
+	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600} long
