@@ -48,7 +48,7 @@ typedef struct ek__http {
     size_t msg_start; /* offset of the message's first byte */
     bool in_msg, headers_done, complete, chunked;
     bool in_field, in_value;
-    size_t url_off, url_len, status_off, status_len;
+    size_t url_off, url_len, status_off, status_len, proto_off, proto_len;
     ek__hspan *hdr;
     size_t nhdr, hcap;
     ek_msg *msg;  /* built at the end of the head */
@@ -130,7 +130,7 @@ static void ek__http_reset_message(ek__http *h)
 {
     h->in_msg = h->headers_done = h->complete = h->chunked = false;
     h->in_field = h->in_value = false;
-    h->url_off = h->url_len = h->status_off = h->status_len = 0;
+    h->url_off = h->url_len = h->status_off = h->status_len = h->proto_off = h->proto_len = 0;
     h->nhdr = 0;
     ek_msg_free(h->msg);
     h->msg = NULL;
@@ -166,6 +166,23 @@ static int ek__http_on_url(llhttp_t *p, const char *at, size_t n)
     bool started = h->url_len > 0;
     ek__http_extend(h, &h->url_off, &h->url_len, &started, at, n);
     return ek__http_check_head(h, at, n);
+}
+
+static int ek__http_on_protocol(llhttp_t *p, const char *at, size_t n)
+{
+    ek__http *h = ek__http_of(p);
+    bool started = h->proto_len > 0;
+    ek__http_extend(h, &h->proto_off, &h->proto_len, &started, at, n);
+    return ek__http_check_head(h, at, n);
+}
+
+/* Only HTTP: llhttp also knows RTSP and ICE, which are not this codec's. */
+static int ek__http_on_protocol_complete(llhttp_t *p)
+{
+    ek__http *h = ek__http_of(p);
+    if (h->proto_len != 4 || memcmp(h->base + h->proto_off, "HTTP", 4) != 0)
+        return ek__http_cb_fail(h, EK_EPROTO, "not an HTTP message", 400);
+    return 0;
 }
 
 static int ek__http_on_status(llhttp_t *p, const char *at, size_t n)
@@ -320,6 +337,8 @@ static int ek__http_on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t ek__http_settings = {
     .on_message_begin = ek__http_on_message_begin,
+    .on_protocol = ek__http_on_protocol,
+    .on_protocol_complete = ek__http_on_protocol_complete,
     .on_url = ek__http_on_url,
     .on_status = ek__http_on_status,
     .on_header_field = ek__http_on_header_field,

@@ -238,6 +238,7 @@ static void test_http_malformed_and_oversized(void **state)
     t_expect_error(0, 0, "\x01\x02\x03", EK_EPROTO, "HTTP/1.1 400 ");
     /* an HTTP version other than 1.0 and 1.1 */
     t_expect_error(0, 0, "GET / HTTP/2.0\r\n\r\n", EK_EPROTO, "HTTP/1.1 505 ");
+    t_expect_error(0, 0, "DESCRIBE / RTSP/1.0\r\n\r\n", EK_EPROTO, "HTTP/1.1 400 ");
     /* a head over the limit (64 bytes), in the target, in a header, in many */
     char big[512];
     snprintf(big, sizeof big, "GET /%0100d HTTP/1.1\r\n\r\n", 0);

@@ -14,14 +14,14 @@
 #   $BUILD-fuzz/long/<target>.total (the 10^8 goal is counted there).
 #
 # Environment: BUILD (default build; objects go to $BUILD-fuzz), JOBS, FUZZ_CC,
-# FUZZ_TARGETS (default "resp lines length").
+# FUZZ_TARGETS (default "resp lines length http").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-20}
 mode=${2:-check}
 out=$root/${BUILD:-build}-fuzz
 cc=${FUZZ_CC:-clang}
-targets=${FUZZ_TARGETS:-resp lines length}
+targets=${FUZZ_TARGETS:-resp lines length http}
 command -v "$cc" >/dev/null || { echo "fuzz: $cc not found"; exit 1; }
 case $mode in check | long) ;; *) echo "fuzz: mode is check or long, not $mode"; exit 2 ;; esac
 
@@ -42,6 +42,7 @@ max_len() {
     lines) echo 512 ;;
     length) echo 2304 ;;
     resp) echo 1024 ;;
+    http) echo 2048 ;;
     *) echo 4096 ;;
   esac
 }
