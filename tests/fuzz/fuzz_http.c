@@ -3,8 +3,8 @@
  * - its fields hold what the codec promises (a method, version 10 or 11, named
  *   headers, a body within the limit);
  * - round trip: the client codec encodes it again, a second server codec
- *   decodes that (both made once per input), and the two requests agree (method, target, version, keep-alive, body,
- *   the headers other than Content-Length, Transfer-Encoding and Connection, which
+ *   decodes that (both made once per input), and the two requests agree (method, target, version,
+ * keep-alive, body, the headers other than Content-Length, Transfer-Encoding and Connection, which
  *   the encoder writes itself);
  * - the server codec encodes a response to it (the request's headers copied, its
  *   body echoed) and the client codec decodes that response back: status and
