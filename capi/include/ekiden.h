@@ -403,7 +403,7 @@ EK_EXTERN int ek_builder_set_start_paused(ek_builder *b, int paused);
 /* Reactor backends (ek_builder_set_io_backend, ek_runtime_io_backend). */
 #define EK_IO_BACKEND_DEFAULT 0 /* the EKIDEN_IO_BACKEND variable, else epoll */
 #define EK_IO_BACKEND_EPOLL   1 /* edge-triggered epoll */
-#define EK_IO_BACKEND_URING   2 /* io_uring (multishot poll), Linux 5.13+ */
+#define EK_IO_BACKEND_URING   2 /* io_uring, Linux 5.13+ (stream reads by completion: 6.0+) */
 /*
  * Which reactor the runtime uses for I/O readiness. EK_IO_BACKEND_DEFAULT (the
  * builder's default) reads the EKIDEN_IO_BACKEND environment variable when the

@@ -6,7 +6,9 @@
  * (ek_builder_set_io_backend, EKIDEN_IO_BACKEND; backend.c).
  *
  * Every fd is registered once for read and write readiness, edge-triggered, with
- * an opaque token (the ek__io pointer). The backend also owns the cross-thread
+ * an opaque token (the ek__io pointer); registration hands back an opaque
+ * handle (the backend's record of the fd, NULL on epoll) that the stream-read
+ * hooks below take. The backend also owns the cross-thread
  * wake-up channel (an eventfd on Linux): ek__backend_wake may be called from any
  * thread; its wake-ups are delivered as an event with token EK__WAKE_TOKEN.
  *
@@ -32,16 +34,36 @@ typedef struct ek__event {
 
 #define EK__WAKE_TOKEN ((void *)0)
 
+/* Registration flags. EK__REG_STREAM: a connected stream socket whose reads all
+ * go through ek__backend_stream_recv (sock.c's ek__sock_read): a completion
+ * backend may then take its bytes itself (io_uring: multishot recv into
+ * provided buffers) instead of reporting read readiness. */
+#define EK__REG_STREAM 1u
+
+/* What register may return besides EK_OK and errors: the fd is a stream
+ * whose reads the backend serves, and nothing will report it readable until a
+ * read has tried (its EAGAIN arms the backend's receive): the caller starts it
+ * out readable. */
+#define EK__REG_TRY_READ 1
+
+/* ek__backend_stream_recv / _wait results besides EK_OK and errors. */
+#define EK__RECV_WOULD_BLOCK EK_PENDING /* nothing yet: a READABLE event will come */
+#define EK__RECV_DIRECT      2          /* read the fd yourself (recv(2)) */
+#define EK__RECV_AGAIN       3          /* bytes (or the end) came meanwhile: recv again */
+
 typedef struct ek__backend_ops {
     const char *name;
     int kind; /* EK_IO_BACKEND_EPOLL, EK_IO_BACKEND_URING */
     int (*create)(ek__backend **out);
     void (*destroy)(ek__backend *b);
-    int (*reg)(ek__backend *b, int fd, void *token);
-    int (*dereg)(ek__backend *b, int fd, void *token);
+    int (*reg)(ek__backend *b, int fd, void *token, unsigned flags, void **handle);
+    int (*dereg)(ek__backend *b, int fd, void *token, void *handle);
     int (*poll)(ek__backend *b, ek__event *events, int n, int timeout_ms);
     void (*wake)(ek__backend *b);
     void (*clear_wake)(ek__backend *b);
+    /* Optional (NULL: every read is direct). */
+    int (*stream_recv)(ek__backend *b, void *handle, void *buf, size_t len, size_t *n);
+    int (*stream_wait)(ek__backend *b, void *handle);
 } ek__backend_ops;
 
 /* Every backend's state starts with this. */
@@ -67,14 +89,43 @@ static inline void ek__backend_free(ek__backend *b)
 {
     if (b) b->ops->destroy(b);
 }
-static inline int ek__backend_register(ek__backend *b, int fd, void *token)
+/* Register fd with token; flags EK__REG_*; *handle gets the backend's handle
+ * for the stream hooks and deregister (may be NULL). EK_OK,
+ * EK__REG_TRY_READ (registered: see above), or an error. Any thread. */
+static inline int ek__backend_register(ek__backend *b, int fd, void *token, unsigned flags,
+                                       void **handle)
 {
-    return b->ops->reg(b, fd, token);
+    *handle = NULL;
+    return b->ops->reg(b, fd, token, flags, handle);
 }
-/* Stop reporting fd (registered with token). Any thread. */
-static inline int ek__backend_deregister(ek__backend *b, int fd, void *token)
+/* Stop reporting fd (registered with token, handle). Any thread. */
+static inline int ek__backend_deregister(ek__backend *b, int fd, void *token, void *handle)
 {
-    return b->ops->dereg(b, fd, token);
+    return b->ops->dereg(b, fd, token, handle);
+}
+/*
+ * A stream read that the backend may serve from bytes it received itself:
+ * EK_OK with *n bytes (0: end of stream), a negative error (once; the next
+ * reads go direct), EK__RECV_WOULD_BLOCK (no bytes yet: the backend will report
+ * READABLE for the token when some come), or EK__RECV_DIRECT (the caller reads
+ * the fd itself and, if that finds nothing (EAGAIN), calls
+ * ek__backend_stream_wait before waiting for READABLE). Any thread; one reader
+ * at a time per fd gives bytes in order.
+ */
+static inline int ek__backend_stream_recv(ek__backend *b, void *handle, void *buf, size_t len,
+                                          size_t *n)
+{
+    if (!b->ops->stream_recv) return EK__RECV_DIRECT;
+    return b->ops->stream_recv(b, handle, buf, len, n);
+}
+/* A direct read found nothing: arrange a READABLE event for when bytes come
+ * (io_uring: arm the multishot recv, or a one-shot poll for read readiness
+ * when its buffers run low). EK_OK, EK__RECV_AGAIN (bytes came meanwhile: read
+ * again), or an error (the SQE could not be had: the caller retries later). */
+static inline int ek__backend_stream_wait(ek__backend *b, void *handle)
+{
+    if (!b->ops->stream_wait) return EK_OK;
+    return b->ops->stream_wait(b, handle);
 }
 /* Wait up to timeout_ms (-1: forever) and fill at most n events (n is at most
  * EK__DRIVER_EVENTS: a backend may size its buffer by it); returns the count (0
@@ -111,5 +162,11 @@ static inline int ek__backend_kind(const ek__backend *b)
 extern _Atomic int ek__uring_test_init_error;
 /* Whether this build has the io_uring backend (liburing found at build time). */
 bool ek__backend_uring_built(void);
+/* Test only: whether b serves stream reads from io_uring's buffer ring
+ * (uring.c says when it does not); if so, the free buffers now, how many
+ * buffers of what size the ring has, and how often a stream found it short of buffers (each may
+ * be NULL). */
+bool ek__backend_ring_reads(const ek__backend *b, int *free_bufs, int *nbufs, int *buf_size,
+                            uint64_t *starved);
 
 #endif

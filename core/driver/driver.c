@@ -111,7 +111,6 @@ _Noreturn static void backend_failed(const ek__backend *b, int rc)
 void ek__driver_turn(ek__driver *d, int timeout_ms)
 {
     free_released(d);
-    d->tick = (d->tick + 1) & EK__IO_TICK_MASK;
     int n = ek__backend_poll(d->be, d->events, EK__DRIVER_EVENTS, timeout_for(d, timeout_ms));
     if (n < 0) backend_failed(d->be, n);
     uint64_t io = 0;
@@ -121,6 +120,8 @@ void ek__driver_turn(ek__driver *d, int timeout_ms)
             atomic_store_explicit(&d->signalled, false, memory_order_release);
             continue;
         }
+        /* A tick per event, not per turn: io.c says why. */
+        d->tick = (d->tick + 1) & EK__IO_TICK_MASK;
         ek__io_dispatch(d->events[i].token, d->events[i].ready, d->tick);
         io++;
     }

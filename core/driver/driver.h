@@ -18,7 +18,7 @@ struct ek__driver {
     ek__backend *be;
     ek__mutex turn_lock; /* held by the thread turning the driver */
     ek__time *time;
-    uint64_t tick;               /* turn counter (EK__IO_TICK_MASK bits), under turn_lock */
+    uint64_t tick;               /* event counter (EK__IO_TICK_MASK bits), under turn_lock */
     atomic_bool signalled;       /* a wake-up is pending on the backend */
     atomic_bool closed;          /* the runtime shut down: I/O ops get EK_ECLOSED */
     ek__mutex release_lock;      /* guards release_list */

@@ -58,16 +58,19 @@ static void ep_destroy(ek__backend *be)
     ek__free(b);
 }
 
-static int ep_register(ek__backend *b, int fd, void *token)
+static int ep_register(ek__backend *b, int fd, void *token, unsigned flags, void **handle)
 {
+    EK__UNUSED(flags); /* every fd reports readiness; reads are the caller's */
+    EK__UNUSED(handle);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.ptr = token};
     return epoll_ctl(EB(b)->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? ek__err(errno) : EK_OK;
 }
 
-static int ep_deregister(ek__backend *b, int fd, void *token)
+static int ep_deregister(ek__backend *b, int fd, void *token, void *handle)
 {
     EK__UNUSED(token);
+    EK__UNUSED(handle);
     /* A non-NULL event keeps pre-2.6.9 kernels happy; cheap. */
     struct epoll_event ev = {0};
     return epoll_ctl(EB(b)->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 ? ek__err(errno) : EK_OK;

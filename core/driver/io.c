@@ -9,17 +9,23 @@
  * tests/model/readiness.pml checks this protocol exhaustively with spin, and
  * test_driver injects a dispatch at each of the two windows (ek__io_test_hook).
  *
+ * The tick counts events, not turns (driver.c gives every dispatch its own):
+ * io_uring can deliver several events for one resource in one turn (a poll and
+ * a recv completion, or a completion posted while the turn reads the queue),
+ * and an op that observed the first and found nothing must not clear the
+ * readiness a later one of the same turn set.
+ *
  * Why the tick is 47 bits wide. The clear compares the tick the op observed
  * with the word's: equal means "no event since". It would be fooled if the
- * driver turned exactly a multiple of 2^bits times between the op's readiness
- * load and its clear, the last dispatch for this resource landing on the same
- * tick value: the clear would then erase a newer event (a lost wake-up). With
- * 15 bits (Tokio's) that is 32,768 turns, which a thread preempted for some
- * tens of milliseconds on a busy machine can sleep through. At 47 bits the
- * driver would have to turn 1.4e14 times, at least one epoll_wait each (over
- * 100 ns): more than 160 days for one thread between two adjacent statements,
- * which no scheduler does. A 64-bit word costs the same CAS on every 64-bit
- * target.
+ * driver dispatched exactly a multiple of 2^bits events between the op's
+ * readiness load and its clear, the last dispatch for this resource landing on
+ * the same tick value: the clear would then erase a newer event (a lost
+ * wake-up). With 15 bits (Tokio's) that is 32,768 events, which a thread
+ * preempted for some tens of milliseconds on a busy machine can sleep through.
+ * At 47 bits the driver would have to dispatch 1.4e14 events (tens of ns each
+ * at least): more than a month for one thread between two adjacent
+ * statements, which no scheduler does. A 64-bit word costs the same CAS on
+ * every 64-bit target.
  */
 #include "io.h"
 #include "driver.h"
@@ -37,6 +43,7 @@ struct ek__io {
     ek__mutex lock;
     ek_waker *reader, *writer;
     ek__driver *drv;
+    void *breg; /* the backend's handle for fd */
     int fd;
 };
 
@@ -55,7 +62,7 @@ static uint32_t dir_mask(int dir)
                                : (EK__WRITABLE | EK__WRITE_CLOSED | EK__IO_ERROR);
 }
 
-int ek__io_new(ek_runtime *rt, int fd, ek__io **out)
+int ek__io_new(ek_runtime *rt, int fd, unsigned flags, ek__io **out)
 {
     if (!out || fd < 0) return EK_EINVAL;
     int rc = ek__rt_check(rt);
@@ -69,7 +76,13 @@ int ek__io_new(ek_runtime *rt, int fd, ek__io **out)
     }
     io->drv = ek__rt_driver(rt);
     io->fd = fd;
-    rc = ek__backend_register(io->drv->be, fd, io);
+    rc = ek__backend_register(io->drv->be, fd, io, flags, &io->breg);
+    if (rc == EK__REG_TRY_READ) {
+        /* An OR: the driver may have dispatched an event for io already
+         * (the registration is live); its tick stays. */
+        atomic_fetch_or_explicit(&io->word, EK__READABLE, memory_order_relaxed);
+        rc = EK_OK;
+    }
     if (rc) {
         ek__mutex_destroy(&io->lock);
         ek__free(io);
@@ -163,7 +176,7 @@ void ek__io_release(ek__io *io)
 {
     if (!io) return;
     ek__io_shutdown(io);
-    (void)ek__backend_deregister(io->drv->be, io->fd, io);
+    (void)ek__backend_deregister(io->drv->be, io->fd, io, io->breg);
     ek__driver *d = io->drv;
     ek__mutex_lock(&d->release_lock);
     io->release_next = d->release_list;
@@ -178,6 +191,16 @@ void ek__io_free_released(ek__io *io)
     if (io->writer) ek_waker_drop(io->writer);
     ek__mutex_destroy(&io->lock);
     ek__free(io);
+}
+
+int ek__io_stream_recv(ek__io *io, void *buf, size_t len, size_t *n)
+{
+    return ek__backend_stream_recv(io->drv->be, io->breg, buf, len, n);
+}
+
+int ek__io_stream_wait(ek__io *io)
+{
+    return ek__backend_stream_wait(io->drv->be, io->breg);
 }
 
 uint64_t ek__io_tick(ek__io *io)

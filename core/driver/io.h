@@ -16,6 +16,7 @@
 #define EK_CORE_DRIVER_IO_H
 
 #include "../common.h"
+#include "backend.h"
 
 #define EK__READABLE     0x1u
 #define EK__WRITABLE     0x2u
@@ -34,9 +35,15 @@ typedef struct ek__io ek__io;
 /* The driver's tick wraps at 47 bits (the width of the word's tick field). */
 #define EK__IO_TICK_MASK ((UINT64_C(1) << 47) - 1)
 
-/* Register fd (already non-blocking) with rt's reactor. The fd stays owned by the
- * caller. Errors: EK_EINVAL, EK_ECLOSED, EK_ENOMEM, -errno from epoll_ctl. */
-int ek__io_new(ek_runtime *rt, int fd, ek__io **out);
+/* Register fd (already non-blocking) with rt's reactor; flags EK__REG_*
+ * (backend.h: EK__REG_STREAM for a connected stream whose reads all go through
+ * ek__io_stream_recv). The fd stays owned by the caller. Errors: EK_EINVAL,
+ * EK_ECLOSED, EK_ENOMEM, -errno from epoll_ctl. */
+int ek__io_new(ek_runtime *rt, int fd, unsigned flags, ek__io **out);
+/* The backend's stream hooks for io's fd (backend.h, ek__backend_stream_recv
+ * and ek__backend_stream_wait): same results. Any thread. */
+int ek__io_stream_recv(ek__io *io, void *buf, size_t len, size_t *n);
+int ek__io_stream_wait(ek__io *io);
 /*
  * EK_OK if the resource is ready in direction `dir` (*ready gets the readiness
  * bits, *tick the tick to hand to ek__io_clear_ready); EK_PENDING after arranging

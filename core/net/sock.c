@@ -46,7 +46,10 @@ static bool ek__would_block(int e)
 
 int ek__sock_register(ek__sock *s)
 {
-    return ek__io_new(s->rt, s->fd, &s->io);
+    /* Connected streams read only through ek__sock_read: the backend may take
+     * their bytes itself (io_uring's ring reads, backend.h). */
+    bool stream = s->tag == EK__TAG_TCP_STREAM || s->tag == EK__TAG_UNIX_STREAM;
+    return ek__io_new(s->rt, s->fd, stream ? EK__REG_STREAM : 0u, &s->io);
 }
 
 int ek__sock_adopt(ek_runtime *rt, int fd, uint32_t tag, ek__sock **out)
@@ -198,6 +201,22 @@ int ek__sock_recv(ek__sock *s, ek_cx *cx, void *buf, size_t len, ek_sockaddr *fr
     return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__recv_once, &o);
 }
 
+/* A stream read: the bytes the backend received itself first (io_uring's ring
+ * reads), else recv(2); when that finds nothing the backend arranges the
+ * READABLE event to wait for (arms its receive, or a poll). */
+static int ek__stream_recv_once(ek__sock *s, void *arg)
+{
+    ek__recv_op *o = arg;
+    int rc = ek__io_stream_recv(s->io, o->buf, o->len, o->nread);
+    if (rc != EK__RECV_DIRECT) return rc; /* EK_OK, an error, or EK__RECV_WOULD_BLOCK */
+    rc = ek__recv_once(s, arg);
+    if (rc != EK__OP_WOULD_BLOCK) return rc;
+    rc = ek__io_stream_wait(s->io);
+    /* EK__RECV_AGAIN (bytes came meanwhile) or no SQE to be had: look again
+     * (at most EK__MAX_RETRIES times in one poll, then the task yields). */
+    return rc == EK_OK ? EK__OP_WOULD_BLOCK : EK__OP_RETRY;
+}
+
 int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
 {
     if (len == 0) {
@@ -208,7 +227,10 @@ int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
         *nread = 0;
         return EK_OK;
     }
-    return ek__sock_recv(s, cx, buf, len, NULL, nread);
+    int rc = ek__sock_begin(s, cx);
+    if (rc != EK_OK) return rc;
+    ek__recv_op o = {buf, len, NULL, nread};
+    return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__stream_recv_once, &o);
 }
 
 /* Unconnected Unix datagram sends that find the receiver's queue full get

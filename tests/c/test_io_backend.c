@@ -3,8 +3,11 @@
  * EKIDEN_IO_BACKEND, ek_runtime_io_backend), the fallback from io_uring to
  * epoll when the kernel refuses, and what only the io_uring backend has to get
  * right: a poll armed by a thread that has exited (the kernel ends it: the
- * driver re-arms), register/deregister churn with events in flight, and the
- * cross-thread wake-up and poll timeout.
+ * driver re-arms), register/deregister churn with events in flight, the
+ * cross-thread wake-up and poll timeout, and its ring reads (a stream's bytes
+ * taken by a multishot recv into provided buffers): order across reads of any
+ * size, the pause of a stream that queues too much, running out of buffers,
+ * and every buffer back in the ring at the end.
  *
  * The rest of the suite runs on both backends (tests/run_all.sh, stage uring).
  */
@@ -12,6 +15,8 @@
 #include "net_helpers.h"
 
 #include "driver/backend.h"
+#include "driver/driver.h"
+#include "rt.h"
 
 #include <fcntl.h>
 #include <linux/io_uring.h>
@@ -341,6 +346,282 @@ static void test_deregister_with_events_in_flight(void **state)
     }
 }
 
+/* ---- io_uring's ring reads ---- */
+
+/* The ring-read figures of rt's backend; false when it has none (epoll, or a
+ * kernel without multishot recv). */
+static bool ring_info(ek_runtime *rt, int *free_bufs, int *nbufs, int *buf_size, uint64_t *starved)
+{
+    return ek__backend_ring_reads(ek__rt_driver(rt)->be, free_bufs, nbufs, buf_size, starved);
+}
+
+static unsigned char pattern(size_t k, unsigned salt)
+{
+    return (unsigned char)(k * 7 + (k >> 9) + salt);
+}
+
+/* Whether buf[0..n) is the pattern from offset `at`. */
+static bool pattern_at(const unsigned char *buf, size_t n, size_t at, unsigned salt)
+{
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != pattern(at + i, salt)) return false;
+    return true;
+}
+
+typedef struct {
+    int fd;
+    size_t len;
+    unsigned salt;
+} raw_writer;
+
+/* Write len bytes of the pattern in uneven pieces, then end the stream. */
+static void *raw_write_thread(void *arg)
+{
+    raw_writer *w = arg;
+    unsigned char buf[9000];
+    size_t k = 0, piece = 1;
+    while (k < w->len) {
+        size_t n = piece < w->len - k ? piece : w->len - k;
+        for (size_t i = 0; i < n; i++) buf[i] = pattern(k + i, w->salt);
+        ssize_t put = write(w->fd, buf, n);
+        assert_true(put > 0);
+        k += (size_t)put;
+        piece = piece * 3 % sizeof buf + 1;
+    }
+    shutdown(w->fd, SHUT_WR);
+    return NULL;
+}
+
+/* A reader task: reads of sizes 1 .. 64 KiB in turn, a 1 ms nap every few
+ * reads (so that its queue fills and the recv is paused), checking every
+ * byte, until the end of the stream; then reads once more (0 again). */
+typedef struct {
+    ek_runtime *rt;
+    ek_tcp_stream *s;
+    unsigned salt;
+    size_t got, reads;
+    ek_future *nap;
+    int rc; /* EK_OK, or what went wrong */
+    bool eof;
+    unsigned char buf[65536];
+} slow_reader;
+
+static int slow_reader_poll(void *state, ek_cx *cx, void **out)
+{
+    static const size_t sizes[] = {1, 3, 17, 100, 4095, 4096, 4097, 5000, 65536};
+    slow_reader *r = state;
+    *out = NULL;
+    for (;;) {
+        if (r->nap) {
+            int rc = ek_future_poll(r->nap, cx, NULL);
+            if (rc == EK_PENDING) return EK_PENDING;
+            ek_future_drop(r->nap);
+            r->nap = NULL;
+        }
+        size_t n = 0, want = sizes[r->reads % (sizeof sizes / sizeof sizes[0])];
+        int rc = ek_tcp_read(r->s, cx, r->buf, want, &n);
+        if (rc == EK_PENDING) return EK_PENDING;
+        if (rc != EK_OK) {
+            r->rc = rc;
+            return EK_OK;
+        }
+        if (n == 0) {
+            if (r->eof) return EK_OK; /* the end, twice */
+            r->eof = true;
+            continue;
+        }
+        if (r->eof || n > want) {
+            r->rc = EK_EINVAL; /* bytes after the end, or too many */
+            return EK_OK;
+        }
+        if (!pattern_at(r->buf, n, r->got, r->salt)) {
+            r->rc = EK_EINVAL;
+            return EK_OK;
+        }
+        r->got += n;
+        if (++r->reads % 8 == 0) assert_int_equal(ek_sleep(r->rt, 1, &r->nap), EK_OK);
+    }
+}
+
+/* Caught by a queue that loses or reorders buffers, a pause whose buffers are
+ * not read before the plain recv(2) that follows it, or buffers not given
+ * back. */
+static void test_ring_reads_keep_order_and_give_every_buffer_back(void **state)
+{
+    (void)state;
+    if (!have(EK_IO_BACKEND_URING)) return;
+    ek_runtime *rt = rt_for(EK_FLAVOR_MULTI_THREAD, EK_IO_BACKEND_URING);
+    int nbufs = 0;
+    if (!ring_info(rt, NULL, &nbufs, NULL, NULL)) {
+        ekt_rt_free_checked(rt); /* (a kernel without multishot recv) */
+        return;
+    }
+    ek_sockaddr *addr;
+    ek_tcp_listener *l = t_tcp_listen(rt, "127.0.0.1:0", &addr);
+    for (unsigned round = 0; round < 2; round++) {
+        int raw = t_raw_connect(addr);
+        slow_reader *r = calloc(1, sizeof *r);
+        assert_non_null(r);
+        r->rt = rt;
+        r->s = t_tcp_accept(rt, l);
+        r->salt = round;
+        raw_writer w = {raw, (size_t)ekt_scale(2 << 20), round};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, raw_write_thread, &w), 0);
+        assert_int_equal(ekt_spawn_join(rt, slow_reader_poll, r, NULL), EK_OK);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(r->rc, EK_OK);
+        assert_true(r->eof);
+        assert_int_equal(r->got, w.len);
+        ek_tcp_free(r->s);
+        free(r);
+        close(raw);
+        int free_bufs = -1;
+        assert_true(ring_info(rt, &free_bufs, NULL, NULL, NULL));
+        assert_int_equal(free_bufs, nbufs);
+    }
+    ek_tcp_listener_free(l);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
+/* Many streams whose readers hold off while more bytes arrive than the ring
+ * has buffers for: the recvs that find none end (-ENOBUFS), later reads go
+ * through a read poll and recv(2), and every byte still arrives in order. */
+typedef struct {
+    ek_runtime *rt;
+    ek_tcp_stream *s;
+    atomic_int *gate;
+    atomic_long *armed;
+    unsigned salt;
+    int phase;
+    size_t got, want;
+    ek_future *nap;
+    int rc;
+    unsigned char buf[6000];
+} gated_reader;
+
+static int gated_reader_poll(void *state, ek_cx *cx, void **out)
+{
+    gated_reader *r = state;
+    *out = NULL;
+    size_t n = 0;
+    if (r->phase == 0) {
+        /* Nothing was sent yet: this read arms the stream's recv. */
+        int rc = ek_tcp_read(r->s, cx, r->buf, sizeof r->buf, &n);
+        if (rc != EK_PENDING) {
+            r->rc = rc == EK_OK ? EK_EINVAL : rc;
+            atomic_fetch_add(r->armed, 1);
+            return EK_OK;
+        }
+        r->phase = 1;
+        atomic_fetch_add(r->armed, 1);
+    }
+    while (r->phase == 1) {
+        if (r->nap) {
+            if (ek_future_poll(r->nap, cx, NULL) == EK_PENDING) return EK_PENDING;
+            ek_future_drop(r->nap);
+            r->nap = NULL;
+        }
+        if (atomic_load(r->gate)) {
+            r->phase = 2;
+            break;
+        }
+        assert_int_equal(ek_sleep(r->rt, 1, &r->nap), EK_OK);
+    }
+    for (;;) {
+        int rc = ek_tcp_read(r->s, cx, r->buf, sizeof r->buf, &n);
+        if (rc == EK_PENDING) return EK_PENDING;
+        if (rc != EK_OK || n == 0) {
+            r->rc = rc != EK_OK ? rc : r->got == r->want ? EK_OK : EK_EPIPE;
+            return EK_OK;
+        }
+        if (!pattern_at(r->buf, n, r->got, r->salt)) {
+            r->rc = EK_EINVAL;
+            return EK_OK;
+        }
+        r->got += n;
+    }
+}
+
+typedef struct {
+    int *fds;
+    int n;
+    size_t len;
+} many_writer;
+
+static void *many_write_thread(void *arg)
+{
+    many_writer *m = arg;
+    for (int i = 0; i < m->n; i++) {
+        raw_writer w = {m->fds[i], m->len, (unsigned)i};
+        raw_write_thread(&w);
+    }
+    return NULL;
+}
+
+static void test_ring_reads_survive_running_out_of_buffers(void **state)
+{
+    (void)state;
+    if (!have(EK_IO_BACKEND_URING)) return;
+    ek_runtime *rt = rt_for(EK_FLAVOR_MULTI_THREAD, EK_IO_BACKEND_URING);
+    int nbufs = 0, bsize = 0;
+    uint64_t starved0 = 0, starved1 = 0;
+    if (!ring_info(rt, NULL, &nbufs, &bsize, &starved0)) {
+        ekt_rt_free_checked(rt);
+        return;
+    }
+    /* 12 buffers a stream (fewer than the pause's 16), 25% more in all than
+     * the ring has; each stream's 48 KiB fits in the kernel's socket buffers
+     * while its recv is gone. */
+    enum { PER_STREAM = 12 };
+    int n = nbufs * 5 / 4 / PER_STREAM + 1;
+    size_t len = (size_t)PER_STREAM * (size_t)bsize;
+    ek_sockaddr *addr;
+    ek_tcp_listener *l = t_tcp_listen(rt, "127.0.0.1:0", &addr);
+    int *raw = calloc((size_t)n, sizeof *raw);
+    gated_reader *rd = calloc((size_t)n, sizeof *rd);
+    ek_join **joins = calloc((size_t)n, sizeof *joins);
+    assert_true(raw && rd && joins);
+    atomic_int gate = 0;
+    atomic_long armed = 0;
+    for (int i = 0; i < n; i++) {
+        raw[i] = t_raw_connect(addr);
+        rd[i] = (gated_reader){.rt = rt,
+                               .s = t_tcp_accept(rt, l),
+                               .gate = &gate,
+                               .armed = &armed,
+                               .salt = (unsigned)i,
+                               .want = len};
+        joins[i] = ekt_spawn(rt, gated_reader_poll, ekt_noop_drop, &rd[i]);
+    }
+    assert_int_equal(t_wait_for(&armed, n, 60000), n);
+    many_writer m = {raw, n, len};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, many_write_thread, &m), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    atomic_store(&gate, 1);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(ekt_join(joins[i], NULL), EK_OK);
+        assert_int_equal(rd[i].rc, EK_OK);
+        assert_int_equal(rd[i].got, len);
+    }
+    int free_bufs = -1;
+    assert_true(ring_info(rt, &free_bufs, NULL, NULL, &starved1));
+    assert_true(starved1 > starved0); /* the ring did run short */
+    assert_int_equal(free_bufs, nbufs);
+    for (int i = 0; i < n; i++) {
+        ek_tcp_free(rd[i].s);
+        close(raw[i]);
+    }
+    free(raw);
+    free(rd);
+    free(joins);
+    ek_tcp_listener_free(l);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -356,6 +637,8 @@ int main(int argc, char **argv)
         T(test_timeout_and_wake_on_both_backends),
         T(test_streams_outlive_the_thread_that_registered_them),
         T(test_deregister_with_events_in_flight),
+        T(test_ring_reads_keep_order_and_give_every_buffer_back),
+        T(test_ring_reads_survive_running_out_of_buffers),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));
