@@ -18,7 +18,12 @@
 # lower than they would be unslowed, for every server alike.
 #
 # Environment: BENCH_BUILD_DIR (default build-bench), D1=1 D2=3 (seconds),
-# COUNT_TOOL=perf|callgrind (default: perf when it works).
+# COUNT_TOOL=perf|callgrind|none (default: perf when it works, else callgrind;
+# none: syscalls only), COUNT_SERVERS (an extended regex on the server labels:
+# only those run), ECHO_BIN (the ekiden server to count, default the build's
+# echo_64k: to count an older build's beside this one). The Tokio and monoio
+# peers are counted too when bench/run.sh has built them. A run that does not
+# end within D + 60 s (valgrind on io_uring can hang) gives n/a.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,9 +40,9 @@ if [ ! -x "$BIN/loadgen" ] || [ ! -x "$BIN/epoll_echo" ] || [ ! -x "$BUILD/echo_
         cmake --build "$BUILD" -j "${JOBS:-2}" --target loadgen epoll_echo echo_64k >/dev/null ||
         exit 1
 fi
-ECHO=""
+ECHO=${ECHO_BIN:-}
 for p in "$BIN/echo_64k" "$BUILD/echo_64k" "$BUILD/examples/echo_64k"; do
-    [ -x "$p" ] && ECHO=$p && break
+    [ -z "$ECHO" ] && [ -x "$p" ] && ECHO=$p && break
 done
 
 TOOL=${COUNT_TOOL:-}
@@ -78,7 +83,12 @@ one_run() {
     perf) pre=(perf stat -x, -e instructions:u -o "$out") ;;
     callgrind) pre=(valgrind --tool=callgrind --callgrind-out-file="$out.cg" --log-file="$out.vg") ;;
     strace) pre=(strace -f -c -o "$out") ;;
+    none)
+        echo "0 0"
+        return
+        ;;
     esac
+    pre=(timeout -k 5 $((secs + 60)) "${pre[@]}")
     env "${envs[@]}" "${pre[@]}" "$1" "127.0.0.1:$PORT" "${@:2}" >/dev/null 2>&1 &
     local pid=$! i
     for ((i = 0; i < 400; i++)); do
@@ -92,6 +102,8 @@ one_run() {
     local kids
     kids=$(pgrep -P "$pid")
     kill -TERM "$pid" $kids 2>/dev/null
+    # (the server under the tool is a grandchild: TERM its children too)
+    for k in $kids; do pkill -TERM -P "$k" 2>/dev/null; done
     wait "$pid" 2>/dev/null
     local count
     case $wrap in
@@ -124,16 +136,26 @@ calls_per_rt() {
         sub(/, $/, "", out); print out }'
 }
 
-SERVERS=(
+ALL_SERVERS=(
     "ekiden epoll, 2 workers|EKIDEN_IO_BACKEND=epoll EKIDEN_WORKER_THREADS=2|$ECHO"
     "ekiden epoll, 1 worker|EKIDEN_IO_BACKEND=epoll EKIDEN_WORKER_THREADS=1|$ECHO"
     "ekiden io_uring, 2 workers|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=2|$ECHO"
     "ekiden io_uring, 1 worker|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=1|$ECHO"
     "epoll server, 1 thread|X=1|$BIN/epoll_echo 1"
 )
+PEERS=$ROOT/bench/peers
+[ -x "$PEERS/tokio/target/release/echo_server" ] &&
+    ALL_SERVERS+=("tokio 64 KiB, 2 workers|ECHO_BUF_SIZE=65536|$PEERS/tokio/target/release/echo_server")
+[ -x "$PEERS/monoio/target/release/echo_server" ] &&
+    ALL_SERVERS+=("monoio, 1 thread|MONOIO_THREADS=1|$PEERS/monoio/target/release/echo_server")
+SERVERS=()
+for s in "${ALL_SERVERS[@]}"; do
+    [[ ${s%%|*} =~ ${COUNT_SERVERS:-.} ]] && SERVERS+=("$s")
+done
 
 echo "instructions ($TOOL, user space) and syscalls (strace -f -c) per echo round trip, 64 B;"
 echo "difference of a ${D1} s and a ${D2} s run; $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ekiden server: $ECHO"
 echo
 echo "| server | connections | instructions / round trip | syscalls / round trip | of which |"
 echo "|---|---:|---:|---:|---|"

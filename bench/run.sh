@@ -25,6 +25,7 @@
 #                        $BENCH_BUILD_DIR/bench-results.md); the raw log goes beside it
 #   ECHO_BUF_SIZE        read buffer of the Tokio echo server (default 1024, README)
 #   EPOLL_ECHO_THREADS   threads of the hand-written epoll server (default nproc/2)
+#   MONOIO_THREADS       threads of the monoio server (default: as the epoll server)
 #   CARGO                cargo binary (default: cargo on PATH, else ~/.cargo/bin/cargo)
 #
 # Needs: cmake, ninja (or make), a C compiler, pkg-config + libuv1-dev, cargo
@@ -44,6 +45,8 @@ WARMUP=${BENCH_WARMUP:-0.5}
 JOBS=${BENCH_JOBS:-2}
 TOKIO_DIR=$ROOT/bench/peers/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release
+MONOIO_DIR=$ROOT/bench/peers/monoio
+MONOIO_BIN=$MONOIO_DIR/target/release
 CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
 FILTERS=("$@")
 
@@ -113,6 +116,13 @@ build() {
         log "   cargo not found (install Rust, e.g. rustup): Tokio rows marked n/a"
     elif ! (cd "$TOKIO_DIR" && "$CARGO" build --release -j "$JOBS") >>"$LOG" 2>&1; then
         log "   Tokio peer not built (rows marked n/a; see $LOG)"
+    fi
+    # monoio: network rows only (a kernel that refuses io_uring makes its
+    # server exit at start with the error in the log: rows n/a)
+    if [ -x "$CARGO" ]; then
+        log "== cargo build --release (bench/peers/monoio)"
+        (cd "$MONOIO_DIR" && "$CARGO" build --release -j "$JOBS") >>"$LOG" 2>&1 ||
+            log "   monoio peer not built (rows marked n/a; see $LOG)"
     fi
 }
 
@@ -304,12 +314,13 @@ net_row() {
     local p ek
     # Same read buffer on both sides: Tokio's README server (1 KiB) against
     # examples/echo; the 64 KiB servers against echo_64k. The epoll server
-    # (the bare-metal limit) is also compared with every other ekiden variant.
+    # (the bare-metal limit) and monoio (io_uring) are also compared with every
+    # other ekiden variant.
     for p in "${peers[@]}"; do
         ek=ekiden_64k
         [ "$p" = tokio ] && ek=ekiden
         net_result "$tmp" "$section" "$name" "$unit" "$mode" "$ek" "$p"
-        if [ "$p" = epoll ]; then
+        if [ "$p" = epoll ] || [ "$p" = monoio ]; then
             for ek in "${EK_SERVERS[@]}"; do
                 case $ek in ekiden | ekiden_64k) continue ;; esac
                 net_result "$tmp" "$section" "$name" "$unit" "$mode" "$ek" "$p"
@@ -371,10 +382,13 @@ run_net() {
     local ethreads=${EPOLL_ECHO_THREADS:-$(($(nproc) / 2))}
     [ "$ethreads" -ge 1 ] || ethreads=1
     start_server epoll $((PORT_BASE + 4)) "$BIN/epoll_echo" "$ethreads"
+    # monoio: thread-per-core io_uring, one listener per thread (SO_REUSEPORT)
+    MONOIO_THREADS=${MONOIO_THREADS:-$ethreads} start_server monoio $((PORT_BASE + 10)) \
+        "$MONOIO_BIN/echo_server"
     for row in "${NET_ROWS[@]}"; do
         # shellcheck disable=SC2086
         set -- $row
-        net_row "$1" "$2" "${3//_/ }" "$4" "$5" "$6" tokio tokio_64k libuv epoll
+        net_row "$1" "$2" "${3//_/ }" "$4" "$5" "$6" tokio tokio_64k libuv epoll monoio
     done
 }
 
