@@ -61,9 +61,10 @@
  * waiting); the completion queue is read only by the thread turning the driver
  * (its turn lock); a record's read queue is under its rx_lock (the driver adds,
  * readers take; lock order rx_lock, then sq_lock); the buffer ring's tail
- * under buf_lock. The cross-thread wake-up is an eventfd watched by a
- * multishot poll (tag WAKE_TAG): ek__backend_wake is one write(2), without the
- * lock.
+ * under buf_lock. The cross-thread wake-up is a CQE sent to the ring itself
+ * (IORING_OP_MSG_RING, tag MSG_TAG, where create() found it works), else a
+ * write(2) to an eventfd watched by a multishot poll (tag WAKE_TAG); see
+ * ur_wake for why the message is cheaper.
  *
  * The ring is refused (the runtime falls back to epoll) when the kernel lacks
  * IORING_FEAT_EXT_ARG (5.11: a wait with a timeout that needs no SQE, so the
@@ -94,6 +95,7 @@
 enum { OP_POLL, OP_RECV, OP_RDPOLL, NOPS };
 #define CANCEL    UINT64_C(1)
 #define KIND_MASK UINT64_C(7)
+#define MSG_TAG   UINT64_C(5) /* a wake-up sent with IORING_OP_MSG_RING */
 #define WAKE_TAG  UINT64_C(6) /* the eventfd's poll */
 #define PROBE_TAG UINT64_C(7) /* create()'s trial recv */
 _Static_assert(alignof(max_align_t) >= 8, "records carry 3 tag bits");
@@ -142,6 +144,8 @@ typedef struct uring_backend {
     ek__mutex sq_lock;
     int wakefd;
     bool wake_armed;      /* under sq_lock */
+    bool wake_ring;       /* wake-ups are IORING_OP_MSG_RING CQEs (else eventfd writes) */
+    bool efd_woke;        /* this turn saw the eventfd's poll (turn lock) */
     atomic_bool sq_dirty; /* SQEs in the ring that no io_uring_enter has taken yet */
     ureg *regs;           /* under sq_lock */
     ureg **byfd;          /* fd -> live record, under sq_lock */
@@ -579,8 +583,9 @@ static int ur_poll(ek__backend *be, ek__event *events, int n, int timeout_ms)
         uint64_t tag = io_uring_cqe_get_data64(cqe);
         int res = cqe->res;
         unsigned flags = cqe->flags;
-        if (tag == WAKE_TAG) {
-            if (!(flags & IORING_CQE_F_MORE)) {
+        if (tag == WAKE_TAG || tag == MSG_TAG) {
+            if (tag == WAKE_TAG) b->efd_woke = true;
+            if (tag == WAKE_TAG && !(flags & IORING_CQE_F_MORE)) {
                 ek__mutex_lock(&b->sq_lock);
                 b->wake_armed = false;
                 if (arm_wake(b) == EK_OK) queued = true;
@@ -689,18 +694,49 @@ static int ur_stream_wait(ek__backend *be, void *handle)
     return rc;
 }
 
-static void ur_wake(ek__backend *b)
+/* The eventfd: one write(2). The kernel posts its poll's CQE by task work
+ * on the thread that armed the poll (the one that built the runtime, often
+ * parked in a futex), which costs that thread a wake-up per wake. */
+static void wake_efd(uring_backend *b)
 {
     uint64_t one = 1;
     /* EAGAIN means the counter is saturated: a wake is pending anyway. */
-    while (write(UB(b)->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
+    while (write(b->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
     }
 }
 
-static void ur_clear_wake(ek__backend *b)
+/* A CQE sent to our own ring (IORING_OP_MSG_RING, Linux 5.18): posted at once
+ * by the sender's io_uring_enter, no task work, and nothing to read back; the
+ * sender's own CQE is skipped (IOSQE_CQE_SKIP_SUCCESS). The eventfd is the
+ * fallback when no SQE can be had. */
+static void ur_wake(ek__backend *be)
 {
+    uring_backend *b = UB(be);
+    if (b->wake_ring) {
+        ek__mutex_lock(&b->sq_lock);
+        struct io_uring_sqe *sqe = get_sqe(b);
+        int rc = EK_EAGAIN;
+        if (sqe) {
+            io_uring_prep_msg_ring(sqe, b->ring.ring_fd, 0, MSG_TAG, 0);
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            io_uring_sqe_set_data64(sqe, MSG_TAG); /* a failed send is a wake too */
+            rc = io_uring_submit(&b->ring);
+            atomic_store_explicit(&b->sq_dirty, io_uring_sq_ready(&b->ring) != 0,
+                                  memory_order_relaxed);
+        }
+        ek__mutex_unlock(&b->sq_lock);
+        if (rc > 0) return;
+    }
+    wake_efd(b);
+}
+
+static void ur_clear_wake(ek__backend *be)
+{
+    uring_backend *b = UB(be);
+    if (!b->efd_woke) return; /* only MSG_RING wake-ups: nothing to read */
+    b->efd_woke = false;
     uint64_t v;
-    while (read(UB(b)->wakefd, &v, sizeof v) < 0 && errno == EINTR) {
+    while (read(b->wakefd, &v, sizeof v) < 0 && errno == EINTR) {
     }
 }
 
@@ -726,7 +762,7 @@ static int probe_wake(uring_backend *b)
     int rc = arm_wake(b);
     if (!rc) rc = io_uring_submit(&b->ring) == 1 ? EK_OK : EK_ENOTSUP;
     if (rc) return rc;
-    ur_wake(&b->base);
+    wake_efd(b);
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts = {.tv_sec = 1};
     rc = io_uring_wait_cqe_timeout(&b->ring, &cqe, &ts);
@@ -734,8 +770,32 @@ static int probe_wake(uring_backend *b)
     bool ok = io_uring_cqe_get_data64(cqe) == WAKE_TAG && cqe->res > 0 &&
               (cqe->flags & IORING_CQE_F_MORE);
     io_uring_cqe_seen(&b->ring, cqe);
+    b->efd_woke = true;
     ur_clear_wake(&b->base);
     return ok ? EK_OK : EK_ENOTSUP;
+}
+
+/* Send one MSG_RING wake-up to ourselves: exactly its CQE must come back (the
+ * sender's is skipped). Otherwise wake-ups stay eventfd writes. */
+static void probe_msg_ring(uring_backend *b)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+    if (!sqe) return;
+    io_uring_prep_msg_ring(sqe, b->ring.ring_fd, 0, MSG_TAG, 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, MSG_TAG);
+    if (io_uring_submit(&b->ring) != 1) return;
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {.tv_sec = 1};
+    if (io_uring_wait_cqe_timeout(&b->ring, &cqe, &ts) < 0) return;
+    bool ok = io_uring_cqe_get_data64(cqe) == MSG_TAG && cqe->res == 0;
+    io_uring_cqe_seen(&b->ring, cqe);
+    /* A second CQE (the sender's, not skipped) would say it is not right. */
+    while (io_uring_peek_cqe(&b->ring, &cqe) == 0) {
+        ok = false;
+        io_uring_cqe_seen(&b->ring, cqe);
+    }
+    b->wake_ring = ok;
 }
 
 /* Wait (up to 1 s) for the next CQE, which must be tagged `tag` (nothing else
@@ -848,6 +908,7 @@ static int ur_create(ek__backend **out)
     }
     rc = probe_wake(b);
     if (rc) goto fail_fd;
+    probe_msg_ring(b);
     probe_rx(b);
     *out = &b->base;
     return EK_OK;
