@@ -47,6 +47,11 @@ void *ek__realloc(void *ptr, size_t size)
 {
     return atomic_load_explicit(&a_realloc, memory_order_relaxed)(ptr, size ? size : 1);
 }
+bool ek__alloc_is_default(void)
+{
+    return atomic_load_explicit(&a_malloc, memory_order_relaxed) == malloc;
+}
+
 void ek__free(void *ptr)
 {
     if (ptr) atomic_load_explicit(&a_free, memory_order_relaxed)(ptr);

@@ -21,6 +21,8 @@ void *ek__malloc(size_t size);
 void *ek__calloc(size_t count, size_t size);
 void *ek__realloc(void *ptr, size_t size);
 void ek__free(void *ptr);
+/* True while the C library's allocator is the one in use (ek_set_allocator). */
+bool ek__alloc_is_default(void);
 
 /* ---- misc ---- */
 #define EK__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

@@ -35,6 +35,16 @@ void ek__rt_unref(ek_runtime *rt);
 /* A task was freed: drop the reference the scheduler took for it at spawn (the
  * task layer calls this; the last reference frees the runtime). Any thread. */
 void ek__rt_task_unref(ek_runtime *rt);
+/*
+ * Cells (sched/cells.c): the memory of an object that holds a reference on rt
+ * (a task, a sleep or timeout future), `size` at most EK__SLAB_MAX_CELL (256)
+ * bytes, not zeroed; NULL when out of memory. From the runtime's slab, or from
+ * ek__malloc when the slab is off (a user allocator is installed: see
+ * cells.c). Free a cell with ek__rt_cell_free on the same rt before that
+ * reference is dropped. Any thread.
+ */
+void *ek__rt_cell_alloc(ek_runtime *rt, size_t size);
+void ek__rt_cell_free(ek_runtime *rt, void *cell);
 /* The runtime's driver (I/O) and time source. Valid while a reference is held. */
 ek__driver *ek__rt_driver(ek_runtime *rt);
 ek__time *ek__rt_time(ek_runtime *rt);

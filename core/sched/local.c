@@ -56,6 +56,11 @@ int ek__local_init(ek__local *l, ek_runtime *rt)
     atomic_init(&l->rlen, 0);
     atomic_init(&l->parker, NULL);
     ek__list_init(&l->link);
+    /* Its cells' heap (cells.c); none when the slab is off. */
+    if (rt->slab) {
+        l->heap = ek__slab_heap_new(rt->slab);
+        if (!l->heap) return EK_ENOMEM;
+    }
     return ek__mutex_init(&l->lock);
 }
 

@@ -242,6 +242,8 @@ static void rt_release(ek_runtime *rt)
     ek__mutex_destroy(&rt->shutdown_lock);
     ek__mutex_destroy(&rt->bo_lock);
     ek__cond_destroy(&rt->bo_cond);
+    /* Last: every cell went before the reference it held (cells.c). */
+    ek__slab_destroy(rt->slab);
     rt->tag = EK__TAG_DEAD;
     ek__free(rt);
 }
@@ -359,7 +361,8 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
         ek__free(rt);
         return rc;
     }
-    rc = ek__ct_init(rt);
+    rc = ek__rt_cells_init(rt);
+    if (!rc) rc = ek__ct_init(rt);
     if (!rc) rc = ek__blocking_init(rt);
     if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->time);
     if (!rc) rc = ek__driver_new(rt->time, cfg.io_backend, &rt->driver);

@@ -8,6 +8,7 @@
 
 #include "../rt.h"
 #include "../driver/driver.h"
+#include "../task/slab.h"
 #include "../task/task.h"
 #include "../time/time.h"
 #include "context.h"
@@ -65,6 +66,8 @@ struct ek__local {
     ek__task *head, *tail;        /* owner-only FIFO */
     _Atomic(ek__parker *) parker; /* where the owner sleeps now (may be NULL) */
     ek__list link;                /* rt->locals (foreign threads only) */
+    /* The owner's heap in rt->slab (cells.c); NULL: the slab's shared heap. */
+    ek__slab_heap *heap;
 };
 
 int ek__local_init(ek__local *l, ek_runtime *rt); /* EK_OK or a negative errno */
@@ -152,6 +155,7 @@ struct ek_runtime {
     uint32_t tag;
     ek__config cfg;
     _Atomic uint64_t refs;  /* see EK__RT_REF_*; the owner holds one handle ref */
+    ek__slab *slab;         /* task and timer cells (cells.c), or NULL: ek__malloc */
     atomic_bool owner_gone; /* ek_runtime_free ran */
     atomic_bool closed;     /* spawns refused */
     atomic_bool stopping;   /* workers exit */
@@ -204,6 +208,9 @@ static inline void ek__rt_task_ref(ek_runtime *rt)
 }
 /* Drop a handle reference unless it is the last one (then false, nothing done). */
 bool ek__rt_unref_unless_last(ek_runtime *rt);
+
+/* cells.c: rt->slab, when the cell slab is on (see there). EK_OK or EK_ENOMEM. */
+int ek__rt_cells_init(ek_runtime *rt);
 
 /* current_thread.c */
 int ek__ct_init(ek_runtime *rt);

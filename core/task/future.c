@@ -1,5 +1,7 @@
 /* future.c - heap futures (layout and rules in future.h). */
 #include "future.h"
+#include "slab.h"
+#include "../rt.h"
 
 #define EK__FUTURE_HDR ((sizeof(struct ek_future) + 15u) & ~(size_t)15u)
 
@@ -43,6 +45,26 @@ int ek__future_new_inline(ek_poll_fn poll, ek_drop_fn drop, size_t state_size, e
     return EK_OK;
 }
 
+int ek__future_new_cell(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t state_size,
+                        ek_future **out, void **state_out)
+{
+    EK__ASSERT(state_size >= sizeof(ek_runtime *) &&
+               EK__FUTURE_HDR + state_size <= EK__SLAB_MAX_CELL);
+    ek_future *f = ek__rt_cell_alloc(rt, EK__FUTURE_HDR + state_size);
+    if (!f) return EK_ENOMEM;
+    memset(f, 0, EK__FUTURE_HDR + state_size);
+    f->tag = EK__TAG_FUTURE;
+    f->flags = EK__FUTURE_INLINE | EK__FUTURE_CELL;
+    f->poll = poll;
+    f->drop = drop;
+    f->state = (char *)f + EK__FUTURE_HDR;
+    ek__rt_ref(rt);
+    *(ek_runtime **)f->state = rt;
+    *out = f;
+    if (state_out) *state_out = f->state;
+    return EK_OK;
+}
+
 int ek_future_poll(ek_future *f, ek_cx *cx, void **out)
 {
     if (!EK__CHECK_TAG(f, EK__TAG_FUTURE) || !cx) return EK_EINVAL;
@@ -59,5 +81,11 @@ void ek_future_drop(ek_future *f)
     if (!EK__CHECK_TAG(f, EK__TAG_FUTURE)) return;
     if (f->drop) f->drop(f->state);
     f->tag = EK__TAG_DEAD;
+    if (f->flags & EK__FUTURE_CELL) {
+        ek_runtime *rt = *(ek_runtime **)f->state;
+        ek__rt_cell_free(rt, f);
+        ek__rt_unref(rt);
+        return;
+    }
     ek__free(f);
 }

@@ -15,6 +15,7 @@
 
 #define EK__FUTURE_DONE   0x1u /* returned non-pending once: polling again is EK_ECLOSED */
 #define EK__FUTURE_INLINE 0x2u /* state is inline; drop must not free it */
+#define EK__FUTURE_CELL   0x4u /* inline, in a runtime cell (ek__future_new_cell) */
 
 struct ek_future {
     uint32_t tag; /* EK__TAG_FUTURE */
@@ -28,5 +29,14 @@ struct ek_future {
  * (aligned to max_align_t); *state_out points at the state. Errors: EK_ENOMEM. */
 int ek__future_new_inline(ek_poll_fn poll, ek_drop_fn drop, size_t state_size, ek_future **out,
                           void **state_out);
+/* As ek__future_new_inline, in a cell of rt (rt.h: header + state at most
+ * EK__SLAB_MAX_CELL bytes) and holding a reference on rt, whose pointer is the
+ * state's first member (the state's type starts with `ek_runtime *rt`; set
+ * here). ek_future_drop runs the drop (which must not release that
+ * reference), frees the cell, then drops the reference: the cell goes before
+ * the reference that keeps its slab. rt must be alive (checked by the caller).
+ * Errors: EK_ENOMEM. */
+int ek__future_new_cell(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t state_size,
+                        ek_future **out, void **state_out);
 
 #endif

@@ -129,7 +129,7 @@ static ek_runtime *task_rt(ek__task *t)
 int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
                  ek_drop_fn out_drop, bool joined, uint32_t flags, ek__task **out)
 {
-    ek__task *t = ek__malloc(sizeof *t);
+    ek__task *t = ek__rt_cell_alloc(sched->rt, sizeof *t);
     if (!t) return EK_ENOMEM;
     memset(t, 0, sizeof *t);
     t->tag = EK__TAG_JOIN;
@@ -154,7 +154,7 @@ void ek__task_dealloc(ek__task *t)
     ek_runtime *rt = task_rt(t);
     if (t->join_waker) ek_waker_drop(t->join_waker);
     t->tag = EK__TAG_DEAD;
-    ek__free(t);
+    ek__rt_cell_free(rt, t);
     /* The task's reference on the runtime: the last one frees it (a join
      * handle detached after ek_runtime_free, say). */
     ek__rt_task_unref(rt);

@@ -4,7 +4,8 @@
  * Each is a thin owner of one ek__timer (time.h): the timer is filed in the
  * wheel on the first poll that finds its deadline ahead (so a sleep created
  * and never awaited costs no lock), and unfiled in O(1) when its owner is
- * dropped. Sleep and timeout are inline heap futures: one allocation each;
+ * dropped. Sleep and timeout are inline heap futures in a runtime cell (rt.h:
+ * from the runtime's slab, no lock on the hot path); one allocation each;
  * an interval is one allocation too.
  */
 #include "rt.h"
@@ -14,10 +15,11 @@
 /* ---- sleep ---- */
 
 typedef struct ek__sleep {
-    ek_runtime *rt;
+    ek_runtime *rt; /* first: the cell's reference (ek__future_new_cell) */
     ek__time *time;
     ek__timer timer;
 } ek__sleep;
+_Static_assert(offsetof(ek__sleep, rt) == 0, "ek__future_new_cell finds rt first");
 
 static int sleep_poll(void *state, ek_cx *cx, void **out)
 {
@@ -29,11 +31,11 @@ static int sleep_poll(void *state, ek_cx *cx, void **out)
     return rc;
 }
 
+/* The reference on rt goes with the cell (ek__future_new_cell). */
 static void sleep_drop(void *state)
 {
     ek__sleep *s = state;
     ek__timer_cancel(s->time, &s->timer);
-    ek__rt_unref(s->rt);
 }
 
 int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out)
@@ -43,10 +45,9 @@ int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out)
     if (rc != EK_OK) return rc;
     ek__sleep *s;
     ek_future *f;
-    rc = ek__future_new_inline(sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
+    /* A cell of rt holding a reference on it (rt.h); rt was checked. */
+    rc = ek__future_new_cell(rt, sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
     if (rc != EK_OK) return rc;
-    s->rt = rt;
-    ek__rt_ref(rt); /* each timer holds its runtime (rt.h); rt was checked */
     s->time = ek__rt_time(rt);
     ek__timer_init(&s->timer, deadline_ms);
     *out = f;
@@ -65,11 +66,12 @@ int ek_sleep(ek_runtime *rt, uint64_t ms, ek_future **out)
 /* ---- timeout ---- */
 
 typedef struct ek__timeout {
-    ek_runtime *rt;
+    ek_runtime *rt; /* first: the cell's reference (ek__future_new_cell) */
     ek__time *time;
     ek_future *inner; /* NULL once completed or cancelled */
     ek__timer timer;
 } ek__timeout;
+_Static_assert(offsetof(ek__timeout, rt) == 0, "ek__future_new_cell finds rt first");
 
 /*
  * The inner future first, so that a result ready at the deadline wins. The
@@ -98,12 +100,12 @@ static int timeout_poll(void *state, ek_cx *cx, void **out)
     return rc == EK_OK ? EK_ETIMEDOUT : rc;
 }
 
+/* The reference on rt goes with the cell (ek__future_new_cell). */
 static void timeout_drop(void *state)
 {
     ek__timeout *s = state;
     ek_future_drop(s->inner);
     ek__timer_cancel(s->time, &s->timer);
-    ek__rt_unref(s->rt);
 }
 
 int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out)
@@ -114,13 +116,11 @@ int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out)
     ek__timeout *s;
     ek_future *f;
     if (rc == EK_OK)
-        rc = ek__future_new_inline(timeout_poll, timeout_drop, sizeof *s, &f, (void **)&s);
+        rc = ek__future_new_cell(rt, timeout_poll, timeout_drop, sizeof *s, &f, (void **)&s);
     if (rc != EK_OK) {
         ek_future_drop(inner);
         return rc;
     }
-    s->rt = rt;
-    ek__rt_ref(rt); /* rt was checked */
     s->time = ek__rt_time(rt);
     s->inner = inner;
     ek__timer_init(&s->timer, ek__time_deadline_after(s->time, ms));

@@ -1,0 +1,56 @@
+/*
+ * cells.c - where a runtime's task cells and timer futures come from.
+ *
+ * With the C library's allocator, from the runtime's slab (task/slab.h): each
+ * thread that runs the runtime's tasks owns a heap there (a worker, a thread
+ * inside ek_block_on: the heap of its local set, ek__cur.local), and every other
+ * thread uses the slab's shared heap under its lock. A cell goes back to the
+ * heap that made it, from whichever thread frees it.
+ *
+ * With a user allocator (ek_set_allocator before the runtime was made), every
+ * cell is its own ek__malloc, so that the allocator sees (and may fail) each
+ * task and timer, as the API promises. EKIDEN_CELL_SLAB=0 turns the slab off,
+ * =1 on even with a user allocator (tests run both ways); read when the runtime
+ * is made. The choice is fixed for the runtime's life, so a cell is always
+ * freed the way it was allocated.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+
+static bool slab_wanted(void)
+{
+    const char *env = getenv("EKIDEN_CELL_SLAB");
+    if (env != NULL && strcmp(env, "0") == 0) return false;
+    if (env != NULL && strcmp(env, "1") == 0) return true;
+    return ek__alloc_is_default();
+}
+
+int ek__rt_cells_init(ek_runtime *rt)
+{
+    rt->slab = NULL;
+    if (!slab_wanted()) return EK_OK;
+    return ek__slab_new(&rt->slab);
+}
+
+/* The calling thread's heap (invariant 3 of slab.c: only the thread whose
+ * ek__cur.local is l runs with l's heap; the slab checks it is rt's). */
+static inline ek__slab_heap *current_heap(void)
+{
+    ek__local *l = ek__cur.local;
+    return l != NULL ? l->heap : NULL;
+}
+
+void *ek__rt_cell_alloc(ek_runtime *rt, size_t size)
+{
+    if (rt->slab == NULL) return ek__malloc(size);
+    return ek__slab_alloc(rt->slab, current_heap(), size);
+}
+
+void ek__rt_cell_free(ek_runtime *rt, void *cell)
+{
+    if (rt->slab == NULL)
+        ek__free(cell);
+    else
+        ek__slab_free(current_heap(), cell);
+}

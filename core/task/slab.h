@@ -1,0 +1,53 @@
+/*
+ * slab.h - fixed-size cells for the runtime's hot objects (task cells, sleep and
+ * timeout futures): one slab per runtime, one heap per thread that drives it,
+ * frees from any thread. The rules and invariants are at the top of slab.c.
+ *
+ * A cell is 16 .. EK__SLAB_MAX_CELL bytes, 16-byte aligned, with no header of
+ * its own (so a 112-byte task costs 112 bytes). Cells return to the heap that
+ * carved them: the owner of that heap frees into a plain list, every other
+ * thread pushes onto the heap's lock-free remote list, which the owner takes
+ * whole when its own list runs dry. Memory goes back to the allocator
+ * (ek__malloc / ek__free) only when the slab is destroyed: a runtime keeps
+ * the cells of its peak load until its last reference goes.
+ */
+#ifndef EK_CORE_TASK_SLAB_H
+#define EK_CORE_TASK_SLAB_H
+
+#include "../common.h"
+
+#define EK__SLAB_MAX_CELL 256u
+
+typedef struct ek__slab ek__slab;
+typedef struct ek__slab_heap ek__slab_heap;
+
+/* A new slab. EK_OK, EK_ENOMEM, or a negative errno (mutex). */
+int ek__slab_new(ek__slab **out);
+/* Free every chunk and heap. No cell may be in use, no thread inside the slab
+ * (the runtime calls it when its last reference goes: every cell holds one).
+ * NULL is ignored. */
+void ek__slab_destroy(ek__slab *s);
+/* A heap of s for one thread at a time: the thread that will pass it to
+ * ek__slab_alloc and ek__slab_free as its own. It lives until the slab is
+ * destroyed; it may change owner when the old one is done with it and
+ * synchronised with the new one (thread exit and start, a lock). NULL on
+ * allocation failure (the caller then uses the shared heap: h = NULL). */
+ek__slab_heap *ek__slab_heap_new(ek__slab *s);
+/* The slab a heap belongs to. */
+ek__slab *ek__slab_of(const ek__slab_heap *h);
+/*
+ * A cell of at least `size` bytes (1 .. EK__SLAB_MAX_CELL), not zeroed. `mine`
+ * is a heap the calling thread owns, or NULL; a heap of another slab counts as
+ * NULL. Without one the cell comes from the slab's shared heap, under its lock.
+ * NULL when a new chunk was needed and ek__malloc failed.
+ */
+void *ek__slab_alloc(ek__slab *s, ek__slab_heap *mine, size_t size);
+/* Return a cell (NULL is ignored). Any thread; `mine` as for ek__slab_alloc
+ * (the cell's own slab need not be named: the cell's chunk knows it). */
+void ek__slab_free(ek__slab_heap *mine, void *cell);
+/* Chunks carved so far (each EK__SLAB_CHUNK bytes): for tests and metrics. */
+size_t ek__slab_chunks(ek__slab *s);
+
+#define EK__SLAB_CHUNK ((size_t)64 * 1024)
+
+#endif
