@@ -10,6 +10,8 @@
  *   BENCH time.million_timers.init <ns> <runs>           starting the timers
  *   BENCH time.million_timers.dispatch <ns> <runs>       uv_run until all fired
  *   BENCH time.million_timers.cleanup <ns> <runs>        closing the handles
+ *   BENCH time.million_timers.init_cpu <ns> <runs>       CPU time of starting them
+ *   BENCH time.million_timers.cpu <ns> <runs>            process CPU time, whole run
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@ static void on_timer(uv_timer_t *t)
     fired++;
 }
 
-static int run_once(uint64_t n, uint64_t out[4])
+static int run_once(uint64_t n, uint64_t out[6])
 {
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) return -1;
@@ -34,6 +36,7 @@ static int run_once(uint64_t n, uint64_t out[4])
     if (!timers) return -1;
     fired = 0;
 
+    uint64_t c0 = bench_process_cpu_ns(), tc0 = bench_thread_cpu_ns();
     uint64_t t0 = bench_now_ns();
     uint64_t timeout = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -42,11 +45,13 @@ static int run_once(uint64_t n, uint64_t out[4])
         uv_timer_start(&timers[i], on_timer, timeout, 0);
     }
     uint64_t t1 = bench_now_ns();
+    uint64_t tc1 = bench_thread_cpu_ns();
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t t2 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++) uv_close((uv_handle_t *)&timers[i], NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t t3 = bench_now_ns();
+    uint64_t c3 = bench_process_cpu_ns();
 
     if (fired != n) {
         fprintf(stderr, "uv_million_timers: %llu of %llu timers fired\n", (unsigned long long)fired,
@@ -59,6 +64,8 @@ static int run_once(uint64_t n, uint64_t out[4])
     out[1] = t1 - t0;
     out[2] = t2 - t1;
     out[3] = t3 - t2;
+    out[4] = tc1 - tc0;
+    out[5] = c3 - c0;
     return 0;
 }
 
@@ -69,19 +76,20 @@ int main(int argc, char **argv)
     uint64_t n = bench_env_u64("BENCH_TIMERS", 1000000);
     int runs = (int)bench_env_u64("BENCH_TIMER_RUNS", 3);
     if (n == 0 || runs < 1) return 2;
-    uint64_t *s[4];
-    for (int k = 0; k < 4; k++) {
+    uint64_t *s[6];
+    for (int k = 0; k < 6; k++) {
         s[k] = malloc(sizeof(uint64_t) * (size_t)runs);
         if (!s[k]) return 1;
     }
     for (int r = 0; r < runs; r++) {
-        uint64_t out[4];
+        uint64_t out[6];
         if (run_once(n, out) != 0) return 1;
-        for (int k = 0; k < 4; k++) s[k][r] = out[k];
+        for (int k = 0; k < 6; k++) s[k][r] = out[k];
     }
-    static const char *names[4] = {"time.million_timers", "time.million_timers.init",
-                                   "time.million_timers.dispatch", "time.million_timers.cleanup"};
-    for (int k = 0; k < 4; k++) {
+    static const char *names[6] = {"time.million_timers",          "time.million_timers.init",
+                                   "time.million_timers.dispatch", "time.million_timers.cleanup",
+                                   "time.million_timers.init_cpu", "time.million_timers.cpu"};
+    for (int k = 0; k < 6; k++) {
         printf("BENCH %s %llu %d\n", names[k], (unsigned long long)bench_median(s[k], runs), runs);
         free(s[k]);
     }
