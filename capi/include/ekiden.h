@@ -187,6 +187,10 @@ typedef void (*ek_free_fn)(void *ptr);
  * functions must be given, or all four NULL to restore the C library's.
  * Call it before creating any runtime or object, or when none is alive: memory
  * allocated by one allocator must not be freed by another.
+ * With the C library's allocator a runtime carves its tasks and timer futures
+ * from 64 KiB chunks it keeps until it is freed (no allocation per task); a
+ * runtime made while another allocator is installed allocates each of them
+ * from it, so that every task and timer is counted and can fail.
  * Errors: EK_EINVAL if only some are NULL.
  */
 EK_EXTERN int ek_set_allocator(ek_malloc_fn malloc_fn, ek_realloc_fn realloc_fn,
