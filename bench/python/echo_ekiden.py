@@ -1,5 +1,6 @@
 """The README's echo server (examples/python/echo.py) with TCP_NODELAY, as the other
-benchmark servers set it: python echo_ekiden.py PORT [WORKERS]."""
+benchmark servers set it: python echo_ekiden.py PORT [WORKERS|ct]
+(ct: a current-thread runtime, the reactor on the Python thread)."""
 import sys
 
 import ekiden
@@ -21,5 +22,8 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    ekiden.run(main(int(sys.argv[1])), workers=workers)
+    mode = sys.argv[2] if len(sys.argv) > 2 else "1"
+    if mode == "ct":
+        ekiden.run(main(int(sys.argv[1])), current_thread=True)
+    else:
+        ekiden.run(main(int(sys.argv[1])), workers=int(mode))

@@ -69,7 +69,7 @@ def _gen_cdef() -> str:
 
 GLUE_CDEF = """
 /* Called by the runtime (ekiden_glue.c), implemented in Python (_runtime.py). */
-extern "Python" int ekpy_task_poll(void *handle, ek_cx *cx);
+extern "Python" int ekpy_task_poll(void *handle);
 extern "Python" void ekpy_task_drop(void *handle);
 extern "Python" void ekpy_handle_drop(void *handle);
 extern "Python" int ekpy_handle_clone(void *handle, void **out);
@@ -82,6 +82,23 @@ extern "Python" int ekpy_retry_policy(void *ud, const ek_msg *req, unsigned atte
 extern "Python" void ekpy_retry_drop(void *ud);
 
 /* ekiden_glue.c */
+#define EKPY_PENDING ...
+#define EKPY_NO_TASK ...
+typedef struct ekpy_stream {
+    void *sock;
+    int unix_;
+    char *buf;
+    size_t len;
+} ekpy_stream;
+ek_cx *ekpy_cx(void);
+void *ekpy_current_task(void);
+long ekpy_io_read(ekpy_stream *s);
+long ekpy_io_read_into(ekpy_stream *s, char *buf, size_t len);
+long ekpy_io_write(ekpy_stream *s, const char *data, size_t len);
+long ekpy_io_yield(void);
+long ekpy_io_future_poll(ek_future *f, void **out);
+long ekpy_future_poll(ek_future *f, void **out);
+ek_waker *ekpy_io_waker(void);
 int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
 extern ek_drop_fn ekpy_handle_drop_fn;
 extern ek_clone_fn ekpy_handle_clone_fn;

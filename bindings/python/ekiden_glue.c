@@ -11,11 +11,36 @@
  * Both callbacks run on the thread that spawned the task (it is local), with the
  * GIL taken by cffi around the call.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
-static int ekpy_task_poll(void *handle, ek_cx *cx);
+/*
+ * The GIL around C calls. cffi releases it around every call into C (its
+ * wrappers use Py_BEGIN/END_ALLOW_THREADS), which costs a drop and a take of
+ * the GIL (two mutex round trips and a condition signal) per call. The
+ * functions named ekpy_io_* below are the binding's hot path (socket reads and
+ * writes, accept, yield, the task's own poll context): they never block (an
+ * operation that cannot complete returns pending and registers the task's
+ * waker) and take no lock that a thread calling into Python can hold, so
+ * releasing the GIL around them buys nothing; their wrappers keep it. Every
+ * other function still releases it (ek_join_wait parks there). The check is on
+ * the wrapper's name (cffi names it _cffi_f_<function>); if a cffi version
+ * named them otherwise, the GIL would simply be released as before.
+ */
+#undef Py_BEGIN_ALLOW_THREADS
+#undef Py_END_ALLOW_THREADS
+#define EKPY__KEEPS_GIL(fn) (strncmp((fn), "_cffi_f_ekpy_io_", 16) == 0)
+#define Py_BEGIN_ALLOW_THREADS                                                                     \
+    {                                                                                              \
+        PyThreadState *_save = EKPY__KEEPS_GIL(__func__) ? NULL : PyEval_SaveThread();
+#define Py_END_ALLOW_THREADS                                                                       \
+    if (_save) PyEval_RestoreThread(_save);                                                        \
+    }
+
+static int ekpy_task_poll(void *handle);
 static void ekpy_task_drop(void *handle);
 static void ekpy_handle_drop(void *handle);
 static int ekpy_handle_clone(void *handle, void **out);
@@ -24,10 +49,118 @@ static void ekpy_svc_drop(void *self);
 static int ekpy_resp_poll(void *handle, ek_cx *cx, void **out);
 static void ekpy_resp_drop(void *handle);
 
+/* The Python task being stepped on this thread and the context of its poll:
+ * set around each step (saved and restored: a step may poll another future
+ * that steps nothing, but nesting costs nothing to allow), read by the
+ * awaitables through ekpy_cx / ekpy_io_* so that no call carries the context
+ * and no Python object is made for it. NULL outside a step. */
+static _Thread_local ek_cx *ekpy__cx;
+static _Thread_local void *ekpy__task;
+
 static int ekpy__poll(void *state, ek_cx *cx, void **out)
 {
     *out = NULL;
-    return ekpy_task_poll(state, cx);
+    ek_cx *prev_cx = ekpy__cx;
+    void *prev_task = ekpy__task;
+    ekpy__cx = cx;
+    ekpy__task = state;
+    int rc = ekpy_task_poll(state);
+    ekpy__cx = prev_cx;
+    ekpy__task = prev_task;
+    return rc;
+}
+
+ek_cx *ekpy_cx(void)
+{
+    return ekpy__cx;
+}
+
+void *ekpy_current_task(void)
+{
+    return ekpy__task;
+}
+
+/*
+ * The hot path of a stream (TcpStream, UnixStream): one call per read or write
+ * with the context of the current step, the result in the return value (bytes
+ * done, EKPY_PENDING, EKPY_NO_TASK or a negative EK_E* code), so that a read
+ * that finds data costs one call with one argument.
+ */
+#define EKPY_PENDING (-(1L << 30))
+#define EKPY_NO_TASK (-(1L << 30) - 1)
+
+typedef struct ekpy_stream {
+    void *sock; /* ek_tcp_stream * or ek_unix_stream *; NULL once closed */
+    int unix_;  /* 0: TCP, 1: Unix */
+    char *buf;  /* where reads go (the runtime's scratch buffer) */
+    size_t len; /* how much a read asks for (at most the buffer's size) */
+} ekpy_stream;
+
+static long ekpy__result(int rc, size_t n)
+{
+    if (rc == EK_OK) return n > (size_t)LONG_MAX ? LONG_MAX : (long)n;
+    return rc == EK_PENDING ? EKPY_PENDING : rc;
+}
+
+long ekpy_io_read(ekpy_stream *s)
+{
+    if (!ekpy__cx) return EKPY_NO_TASK;
+    if (!s->sock) return EK_ECLOSED;
+    size_t n = 0;
+    int rc = s->unix_ ? ek_unix_read(s->sock, ekpy__cx, s->buf, s->len, &n)
+                      : ek_tcp_read(s->sock, ekpy__cx, s->buf, s->len, &n);
+    return ekpy__result(rc, n);
+}
+
+/* Reads into the caller's buffer (read_into). */
+long ekpy_io_read_into(ekpy_stream *s, char *buf, size_t len)
+{
+    if (!ekpy__cx) return EKPY_NO_TASK;
+    if (!s->sock) return EK_ECLOSED;
+    size_t n = 0;
+    int rc = s->unix_ ? ek_unix_read(s->sock, ekpy__cx, buf, len, &n)
+                      : ek_tcp_read(s->sock, ekpy__cx, buf, len, &n);
+    return ekpy__result(rc, n);
+}
+
+long ekpy_io_write(ekpy_stream *s, const char *data, size_t len)
+{
+    if (!ekpy__cx) return EKPY_NO_TASK;
+    if (!s->sock) return EK_ECLOSED;
+    size_t n = 0;
+    int rc = s->unix_ ? ek_unix_write(s->sock, ekpy__cx, data, len, &n)
+                      : ek_tcp_write(s->sock, ekpy__cx, data, len, &n);
+    return ekpy__result(rc, n);
+}
+
+/* ek_yield_now for the current step: EK_OK, EK_PENDING or EKPY_NO_TASK. */
+long ekpy_io_yield(void)
+{
+    if (!ekpy__cx) return EKPY_NO_TASK;
+    return ek_yield_now(ekpy__cx);
+}
+
+/* ek_future_poll with the current step's context, for the runtime's own timer
+ * futures only (sleep, deadlines): the GIL stays held. */
+long ekpy_io_future_poll(ek_future *f, void **out)
+{
+    if (!ekpy__cx) return EKPY_NO_TASK;
+    return ek_future_poll(f, ekpy__cx, out);
+}
+
+/* ek_future_poll with the current step's context, for any future (connect,
+ * resolve, channels...): these may take locks that a worker holds while it
+ * calls into Python (a message's drop), so this one releases the GIL. */
+long ekpy_future_poll(ek_future *f, void **out)
+{
+    if (!ekpy__cx) return EKPY_NO_TASK;
+    return ek_future_poll(f, ekpy__cx, out);
+}
+
+/* A waker of the current step's task (ek_cx_waker), NULL outside a step. */
+ek_waker *ekpy_io_waker(void)
+{
+    return ekpy__cx ? ek_cx_waker(ekpy__cx) : NULL;
 }
 
 static void ekpy__drop(void *state)

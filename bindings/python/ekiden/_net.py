@@ -16,11 +16,11 @@ every socket still open is closed and released.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, NoReturn, Optional, Tuple, Union
 
 from ._ekiden import ffi, lib
 from ._errors import InvalidArgument, check, error_from_code
-from ._runtime import _PENDING, Runtime, _await_future, _cx, _rt
+from ._runtime import _IO_PENDING, _NO_TASK, _PENDING, Runtime, _await_future, _cx, _no_task, _rt
 
 __all__ = [
     "Address", "TcpListener", "TcpStream", "UdpSocket", "UnixListener", "UnixStream",
@@ -34,6 +34,11 @@ Buffer = Any  # any object with the buffer protocol (bytes, bytearray, memoryvie
 EK_OK = 0
 EK_PENDING = 1
 _READ_CHUNK = 65536
+_io_read = lib.ekpy_io_read
+_io_read_into = lib.ekpy_io_read_into
+_io_write = lib.ekpy_io_write
+_unpack = ffi.unpack
+_from_buffer = ffi.from_buffer
 
 
 class IncompleteReadError(EOFError):
@@ -49,6 +54,12 @@ class IncompleteReadError(EOFError):
 # ---------------------------------------------------------------------------
 # Addresses
 # ---------------------------------------------------------------------------
+
+def _io_error(r: int) -> NoReturn:
+    if r == _NO_TASK:
+        _no_task()
+    raise error_from_code(r)
+
 
 def _new_sockaddr() -> Any:
     p = ffi.new("ek_sockaddr **")
@@ -142,54 +153,95 @@ class _Resource:
 
 
 class _Stream(_Resource):
-    """What TcpStream and UnixStream share: buffered reads, writes, closing."""
+    """What TcpStream and UnixStream share: buffered reads, writes, closing.
 
-    __slots__ = ("_rbuf", "_busy", "_closing", "_n")
-    _c_read: Any = None
-    _c_write: Any = None
+    Reads and writes go through the glue's ekpy_io_read/ekpy_io_write (one C
+    call each, with the step's context from the glue, the result in the return
+    value): a read that finds data is one call and one copy into bytes.
+    """
+
+    __slots__ = ("_rbuf", "_busy", "_closing", "_io", "_rlen", "_mv")
     _c_shutdown: Any = None
     _c_close: Any = None
     _c_peer: Any = None
     _c_local: Any = None
+    _unix = 0
 
     def __init__(self, ptr: Any, rt: Runtime) -> None:
         super().__init__(ptr, rt)
         self._rbuf = bytearray()
         self._busy = 0
         self._closing = False
-        self._n = ffi.new("size_t *")
-
-    def _enter(self) -> Any:
-        p = self._ptr
-        if p is None or self._closing:
-            raise error_from_code(lib.EK_ECLOSED)
-        self._busy += 1
-        return p
+        io = ffi.new("ekpy_stream *")
+        io.sock = ptr
+        io.unix_ = self._unix
+        io.buf = rt._scratch
+        io.len = _READ_CHUNK
+        self._io: Any = io
+        self._rlen = _READ_CHUNK
+        self._mv = rt._scratch_mv  # the read buffer as a memoryview: [:n].tobytes()
 
     def _leave(self) -> None:
         self._busy -= 1
         if self._busy == 0 and self._closing:
             self._release()
 
-    async def _read_raw(self, n: int) -> bytes:
-        p = self._enter()
+    def _release(self) -> None:
+        io = getattr(self, "_io", None)
+        if io is not None:
+            io.sock = ffi.NULL
+        _Resource._release(self)
+
+    async def _wait(self) -> None:
+        # Suspend until the waker the C call registered fires; close() waits
+        # for this task to return before the stream is freed.
+        self._busy += 1
         try:
-            rt = self._rt
-            buf = rt._buffer(n)
-            nread = self._n
-            c_read = type(self)._c_read
-            while True:
-                rc = c_read(p, _cx(), buf, n, nread)
-                if rc == EK_OK:
-                    return ffi.unpack(buf, nread[0])  # type: ignore[no-any-return]
-                if rc != EK_PENDING:
-                    raise error_from_code(rc)
-                await _PENDING
+            await _PENDING
         finally:
             self._leave()
 
+    async def _read_raw(self, n: int) -> bytes:
+        io = self._io
+        if n != self._rlen:
+            if n > _READ_CHUNK:
+                return await self._read_big(n)
+            io.len = n
+            self._rlen = n
+        while True:
+            r = _io_read(io)
+            if r >= 0:
+                return self._mv[:r].tobytes()
+            if r != _IO_PENDING:
+                _io_error(r)
+            await self._wait()
+
+    async def _read_big(self, n: int) -> bytes:
+        buf = ffi.new("char[]", n)
+        while True:
+            r = _io_read_into(self._io, buf, n)
+            if r >= 0:
+                return _unpack(buf, r)  # type: ignore[no-any-return]
+            if r != _IO_PENDING:
+                _io_error(r)
+            await self._wait()
+
     async def read(self, n: int = _READ_CHUNK) -> bytes:
         """Up to n bytes as soon as some are there; b"" at the end of the stream."""
+        if not self._rbuf and n == self._rlen:
+            # The common case, inline: one C call when data is there.
+            io = self._io
+            while True:
+                r = _io_read(io)
+                if r >= 0:
+                    return self._mv[:r].tobytes()
+                if r != _IO_PENDING:
+                    _io_error(r)
+                self._busy += 1  # as _wait(), inline
+                try:
+                    await _PENDING
+                finally:
+                    self._leave()
         if n < 0:
             raise ValueError("n must be >= 0")
         if n == 0:
@@ -203,7 +255,7 @@ class _Stream(_Resource):
     async def read_into(self, buffer: Buffer) -> int:
         """Read into a writable buffer (bytearray, memoryview...) without an extra
         copy; the number of bytes read, 0 at the end of the stream."""
-        target = ffi.from_buffer(buffer, require_writable=True)
+        target = _from_buffer(buffer, require_writable=True)
         size = len(target)
         if size == 0:
             return 0
@@ -212,18 +264,13 @@ class _Stream(_Resource):
             ffi.memmove(target, bytes(self._rbuf[:k]), k)
             del self._rbuf[:k]
             return k
-        p = self._enter()
-        try:
-            c_read = type(self)._c_read
-            while True:
-                rc = c_read(p, _cx(), target, size, self._n)
-                if rc == EK_OK:
-                    return int(self._n[0])
-                if rc != EK_PENDING:
-                    raise error_from_code(rc)
-                await _PENDING
-        finally:
-            self._leave()
+        while True:
+            r = _io_read_into(self._io, target, size)
+            if r >= 0:
+                return int(r)
+            if r != _IO_PENDING:
+                _io_error(r)
+            await self._wait()
 
     async def read_exact(self, n: int) -> bytes:
         """Exactly n bytes; IncompleteReadError if the stream ends first."""
@@ -263,47 +310,51 @@ class _Stream(_Resource):
     async def write(self, data: Buffer) -> int:
         """Write some of data (waiting until at least one byte can go); returns
         how many bytes were written."""
-        src = ffi.from_buffer(data)
+        src = data if type(data) is bytes else _from_buffer(data)
         size = len(src)
         if size == 0:
             return 0
-        p = self._enter()
-        try:
-            c_write = type(self)._c_write
-            while True:
-                rc = c_write(p, _cx(), src, size, self._n)
-                if rc == EK_OK:
-                    return int(self._n[0])
-                if rc != EK_PENDING:
-                    raise error_from_code(rc)
-                await _PENDING
-        finally:
-            self._leave()
+        while True:
+            r = _io_write(self._io, src, size)
+            if r >= 0:
+                return int(r)
+            if r != _IO_PENDING:
+                _io_error(r)
+            await self._wait()
 
     async def write_all(self, data: Buffer) -> None:
         """Write all of data. If cancelled or failed midway, what was written is
         not taken back (the error says nothing about how much; use write())."""
-        src = ffi.from_buffer(data)
-        size = len(src)
-        if size == 0:
-            return
-        p = self._enter()
-        try:
-            c_write = type(self)._c_write
-            nw = self._n
-            off = 0
-            while True:
-                rc = c_write(p, _cx(), src + off, size - off, nw)
-                if rc == EK_OK:
-                    off += nw[0]
-                    if off >= size:
-                        return
-                elif rc == EK_PENDING:
+        if type(data) is bytes:
+            # bytes go to C as they are (cffi passes its buffer to a char *).
+            size = len(data)
+            r = _io_write(self._io, data, size)
+            if r == size:
+                return
+            src = _from_buffer(data)
+        else:
+            src = _from_buffer(data)
+            size = len(src)
+            if size == 0:
+                return
+            r = _io_write(self._io, src, size)
+            if r == size:
+                return
+        off = 0
+        while True:
+            if r >= 0:
+                off += r
+                if off >= size:
+                    return
+            elif r == _IO_PENDING:
+                self._busy += 1  # as _wait(), inline
+                try:
                     await _PENDING
-                else:
-                    raise error_from_code(rc)
-        finally:
-            self._leave()
+                finally:
+                    self._leave()
+            else:
+                _io_error(r)
+            r = _io_write(self._io, src + off, size - off)
 
     def shutdown(self) -> None:
         """Shut down the write side: the peer reads the end of the stream."""
@@ -316,6 +367,7 @@ class _Stream(_Resource):
             return
         type(self)._c_close(self._ptr)
         self._closing = True
+        self._io.sock = ffi.NULL  # the next read or write: EK_ECLOSED
         if self._busy == 0:
             self._release()
 
@@ -345,8 +397,6 @@ class TcpStream(_Stream):
 
     __slots__ = ()
     _c_free = lib.ek_tcp_free
-    _c_read = lib.ek_tcp_read
-    _c_write = lib.ek_tcp_write
     _c_shutdown = lib.ek_tcp_shutdown
     _c_close = lib.ek_tcp_close
     _c_peer = lib.ek_tcp_peer_addr
@@ -433,8 +483,7 @@ class UnixStream(_Stream):
 
     __slots__ = ()
     _c_free = lib.ek_unix_free
-    _c_read = lib.ek_unix_read
-    _c_write = lib.ek_unix_write
+    _unix = 1
     _c_shutdown = lib.ek_unix_shutdown
     _c_close = lib.ek_unix_close
     _c_peer = lib.ek_unix_peer_addr

@@ -29,7 +29,7 @@ import traceback
 import weakref
 from typing import (
     Any, Awaitable, Callable, Coroutine, Dict, Generator, Generic, List, Optional, Set,
-    Type, TypeVar,
+    NoReturn, Type, TypeVar,
 )
 from types import TracebackType
 
@@ -50,6 +50,9 @@ T = TypeVar("T")
 
 EK_OK = 0
 EK_PENDING = 1
+# Results of the glue's ekpy_io_* calls besides byte counts and EK_E* codes.
+_IO_PENDING = int(lib.EKPY_PENDING)
+_NO_TASK = int(lib.EKPY_NO_TASK)
 
 # Keep-alive set of cffi handles given to C: a handle is valid only while its
 # cdata lives. Added before C gets it, discarded by the C side's drop callback.
@@ -59,8 +62,6 @@ _keep: Set[Any] = set()
 
 class _Local(threading.local):
     rt: Optional["Runtime"] = None
-    task: Optional["Task[Any]"] = None
-    cx: Any = None
 
 
 _local = _Local()
@@ -80,10 +81,15 @@ _PENDING = _Pending()
 
 
 def _cx() -> Any:
-    cx = _local.cx
-    if cx is None:
-        raise RuntimeError("ekiden: this operation must be awaited inside a task of ekiden.run()")
+    # The context of the step running on this thread (ekiden_glue.c keeps it).
+    cx = lib.ekpy_cx()
+    if cx == ffi.NULL:
+        _no_task()
     return cx
+
+
+def _no_task() -> NoReturn:
+    raise RuntimeError("ekiden: this operation must be awaited inside a task of ekiden.run()")
 
 
 def _rt() -> "Runtime":
@@ -163,7 +169,9 @@ class Runtime:
         self._interrupted = False
         self._main: Optional[Task[Any]] = None
         self._scratch = ffi.new("char[]", 65536)
-        self._scratch_len = 65536
+        self._scratch_mv = memoryview(ffi.buffer(self._scratch))
+        self._big: Any = None
+        self._big_len = 0
         self._out = ffi.new("void **")
         self._sizep = ffi.new("size_t *")
         self._closed = False
@@ -171,12 +179,15 @@ class Runtime:
     # -- internals ---------------------------------------------------------
     def _buffer(self, n: int) -> Any:
         """A scratch buffer of at least n bytes, valid until the next call. C reads
-        and writes into it synchronously (EK_PENDING retains nothing)."""
-        if n > self._scratch_len:
+        and writes into it synchronously (EK_PENDING retains nothing). The first
+        64 KiB one (_scratch) lives as long as the runtime: streams read into it."""
+        if n <= 65536:
+            return self._scratch
+        if n > self._big_len:
             size = 1 << (n - 1).bit_length()
-            self._scratch = ffi.new("char[]", size)
-            self._scratch_len = size
-        return self._scratch
+            self._big = ffi.new("char[]", size)
+            self._big_len = size
+        return self._big
 
     def _interrupt(self) -> None:
         # SIGINT, or KeyboardInterrupt/SystemExit raised in a task: cancel all.
@@ -241,7 +252,11 @@ def current_runtime() -> Runtime:
 
 def current_task() -> "Optional[Task[Any]]":
     """The task being stepped on this thread, or None."""
-    return _local.task
+    h = lib.ekpy_current_task()
+    if h == ffi.NULL:
+        return None
+    task: Task[Any] = ffi.from_handle(h)
+    return task
 
 
 # ---------------------------------------------------------------------------
@@ -310,57 +325,53 @@ class Task(Generic[T]):
         return f"<ekiden.Task {self._name or hex(id(self))} {state}>"
 
     # -- stepping (called from C through ekpy_task_poll) ------------------
-    def _step(self, cx: Any) -> int:
+    def _step(self) -> int:
+        # The glue (ekpy__poll) has made this the current task and its poll
+        # context current on this thread, for the awaitables' C calls.
         coro = self._coro
         if coro is None:
             return EK_OK
-        loc = _local
-        prev_task, prev_cx, prev_rt = loc.task, loc.cx, loc.rt
-        loc.task, loc.cx, loc.rt = self, cx, self._rt
-        try:
-            if self._waker is None:
-                self._waker = lib.ek_cx_waker(cx)
-            exc: Optional[BaseException] = None
+        if self._waker is None:
+            self._waker = lib.ekpy_io_waker()
+        exc: Optional[BaseException] = None
+        if self._must_cancel:
+            self._must_cancel = False
+            exc = CancelledError()
+        while True:
+            try:
+                if exc is None:
+                    coro.send(None)
+                else:
+                    coro.throw(exc)
+            except StopIteration as stop:
+                self._finish(stop.value, None)
+                return EK_OK
+            except CancelledError as e:
+                self._finish(None, e, cancelled=True)
+                return EK_OK
+            except BaseException as e:
+                self._finish(None, e)
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                    self._rt._interrupt()
+                return EK_OK
+            # Suspended at an await that arranged to be woken.
             if self._must_cancel:
                 self._must_cancel = False
                 exc = CancelledError()
-            while True:
-                try:
-                    if exc is None:
-                        coro.send(None)
-                    else:
-                        coro.throw(exc)
-                except StopIteration as stop:
-                    self._finish(stop.value, None)
-                    return EK_OK
-                except CancelledError as e:
-                    self._finish(None, e, cancelled=True)
-                    return EK_OK
-                except BaseException as e:
-                    self._finish(None, e)
-                    if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                        self._rt._interrupt()
-                    return EK_OK
-                # Suspended at an await that arranged to be woken.
-                if self._must_cancel:
-                    self._must_cancel = False
-                    exc = CancelledError()
+                continue
+            if self._deadlines:
+                d = self._poll_deadlines()
+                if d is not None:
+                    exc = d.exc
                     continue
-                if self._deadlines:
-                    d = self._poll_deadlines(cx)
-                    if d is not None:
-                        exc = d.exc
-                        continue
-                return EK_PENDING
-        finally:
-            loc.task, loc.cx, loc.rt = prev_task, prev_cx, prev_rt
+            return EK_PENDING
 
-    def _poll_deadlines(self, cx: Any) -> Optional[_Deadline]:
+    def _poll_deadlines(self) -> Optional[_Deadline]:
         out = self._rt._out
         for d in self._deadlines:
             if d.expired or d.fut is None:
                 continue
-            rc = lib.ek_future_poll(d.fut, cx, out)
+            rc = lib.ekpy_io_future_poll(d.fut, out)
             if rc != EK_PENDING:
                 d.expired = True
                 d.drop()
@@ -485,9 +496,9 @@ class Task(Generic[T]):
 
 
 @ffi.def_extern(onerror=_on_callback_error, error=-22)
-def ekpy_task_poll(handle: Any, cx: Any) -> int:
+def ekpy_task_poll(handle: Any) -> int:
     task: Task[Any] = ffi.from_handle(handle)
-    return task._step(cx)
+    return task._step()
 
 
 @ffi.def_extern(onerror=_on_callback_error)
@@ -534,7 +545,7 @@ class TaskGroup:
         if self._entered:
             raise RuntimeError("TaskGroup entered twice")
         self._entered = True
-        self._parent = _local.task
+        self._parent = current_task()
         if self._parent is None:
             raise RuntimeError("TaskGroup must be used inside a task")
         return self
@@ -644,7 +655,7 @@ async def _ticker() -> None:
 
 
 async def _drain(rt: Runtime) -> None:
-    me = _local.task
+    me = current_task()
     while True:
         rest = [t for t in rt._tasks if t is not me]
         if not rest:
@@ -732,11 +743,13 @@ async def _await_future(fut: Any) -> Any:
     out = ffi.new("void **")
     try:
         while True:
-            rc = lib.ek_future_poll(fut, _cx(), out)
+            rc = lib.ekpy_future_poll(fut, out)
             if rc == EK_PENDING:
                 await _PENDING
                 continue
             if rc < 0:
+                if rc == _NO_TASK:
+                    _no_task()
                 raise error_from_code(rc)
             return out[0]
     finally:
@@ -748,9 +761,11 @@ async def sleep(seconds: float) -> None:
     sleep(0) yields to the other runnable tasks."""
     ms = _ms(seconds)
     if ms == 0:
-        cx = _cx()
-        if lib.ek_yield_now(cx) == EK_PENDING:
+        rc = lib.ekpy_io_yield()
+        if rc == EK_PENDING:
             await _PENDING
+        elif rc == _NO_TASK:
+            _no_task()
         return
     f = ffi.new("ek_future **")
     check(lib.ek_sleep(_rt()._require(), ms, f))
@@ -771,7 +786,7 @@ class Timeout:
         return self._expired
 
     async def __aenter__(self) -> "Timeout":
-        task = _local.task
+        task = current_task()
         if task is None:
             raise RuntimeError("timeout() must be used inside a task")
         self._task = task
