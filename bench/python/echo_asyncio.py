@@ -1,6 +1,7 @@
 """The echo server of examples/python/echo.py on asyncio streams, for comparison:
 python echo_asyncio.py PORT [asyncio|uvloop]."""
 import asyncio
+import signal
 import socket
 import sys
 
@@ -25,6 +26,10 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
+    # A background job of a non-interactive shell starts with SIGINT ignored
+    # (and Python then installs no handler): put Python's default back, so that
+    # the bench script's Ctrl-C (SIGINT) stops the server as it would a user's.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     port = int(sys.argv[1])
     flavour = sys.argv[2] if len(sys.argv) > 2 else "asyncio"
     if flavour == "uvloop":

@@ -1,6 +1,7 @@
 """The README's echo server (examples/python/echo.py) with TCP_NODELAY, as the other
 benchmark servers set it: python echo_ekiden.py PORT [WORKERS|ct]
 (ct: a current-thread runtime, the reactor on the Python thread)."""
+import signal
 import sys
 
 import ekiden
@@ -22,6 +23,10 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
+    # A background job of a non-interactive shell starts with SIGINT ignored
+    # (and Python then installs no handler): put Python's default back, so that
+    # the bench script's Ctrl-C (SIGINT) stops the server as it would a user's.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     mode = sys.argv[2] if len(sys.argv) > 2 else "1"
     if mode == "ct":
         ekiden.run(main(int(sys.argv[1])), current_thread=True)

@@ -634,6 +634,71 @@ def test_keyboard_interrupt_cancels_tasks_and_runs_finally(tmp_path: Any) -> Non
     assert lines[4] == "KeyboardInterrupt"
 
 
+SIGINT_WHILE_PARKED = """
+import signal, sys, ekiden
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job may ignore it
+async def main():
+    listener = await ekiden.TcpListener.bind("127.0.0.1:0")
+    try:
+        # Parked on an accept that never comes: no timer anywhere in the runtime
+        # (the Ctrl-C handling needs none), so only the signal can wake the thread.
+        print("ready", ekiden.current_runtime().metrics()["TIMERS"], flush=True)
+        await listener.accept()
+    finally:
+        print("main finally", flush=True)
+try:
+    ekiden.run(main(), **FLAVOUR)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", signal.set_wakeup_fd(-1), flush=True)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("flavour", ["dict(workers=2)", "dict(current_thread=True)"])
+def test_sigint_wakes_a_parked_run_at_once(tmp_path: Any, flavour: str) -> None:
+    # SIGINT reaches the run thread through signal.set_wakeup_fd and a reactor
+    # socket: with no timer registered, a thread parked in C (on its futex, or in
+    # epoll_wait for the current-thread flavour) still gets back to Python and
+    # raises KeyboardInterrupt; the wake-up fd is restored when run returns.
+    script = tmp_path / "sigint.py"
+    script.write_text(SIGINT_WHILE_PARKED.replace("**FLAVOUR", f"**{flavour}"))
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    try:
+        assert p.stdout.readline().split() == ["ready", "0"]
+        for _ in range(2):  # a second Ctrl-C while the first is handled changes nothing
+            p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 3, out
+    assert out.split("\n")[:2] == ["main finally", "KeyboardInterrupt -1"]
+
+
+def test_run_restores_the_wakeup_fd() -> None:
+    # run installs its own wake-up fd only for the time it runs.
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    old = signal.set_wakeup_fd(w)
+    try:
+        async def main() -> int:
+            await ekiden.sleep(0.05)  # the signal task has started
+            cur = signal.set_wakeup_fd(-1)  # what run installed
+            signal.set_wakeup_fd(cur)
+            return cur
+
+        inside = ekiden.run(main())
+        assert signal.set_wakeup_fd(w) == w
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            assert inside not in (-1, w)
+    finally:
+        signal.set_wakeup_fd(old)
+        os.close(r)
+        os.close(w)
+
+
 def test_run_leaves_no_descriptors_or_threads() -> None:
     before = open_fds()
     threads = threading.active_count()

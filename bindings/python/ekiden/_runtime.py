@@ -646,12 +646,39 @@ def _ms(seconds: float) -> int:
     return min(math.ceil(seconds * 1000), 1 << 62)
 
 
-async def _ticker() -> None:
-    # Python runs signal handlers only while it executes bytecode on the main
-    # thread; the thread parks in C, so this task gives it a chance 10 times a
-    # second. Costs one timer and one poll per tick.
-    while True:
-        await sleep(0.1)
+async def _signal_watch() -> None:
+    # Python runs signal handlers only while the main thread executes bytecode,
+    # and the thread of `run` parks in C. Python's C-level handler writes the
+    # signal number to the wake-up fd (signal.set_wakeup_fd) from whichever
+    # thread the kernel picked; here that fd is a datagram socket connected to
+    # a UDP socket of the reactor, so the byte wakes this task, and running it
+    # runs the pending Python handler (on_sigint in run) at once. Nothing is
+    # polled while no signal comes (no timer, no ticker). Anything else
+    # arriving on the socket only wakes the task once more.
+    import socket
+
+    from ._net import UdpSocket
+
+    try:
+        rx = await UdpSocket.bind(("127.0.0.1", 0))
+    except OSError:  # pragma: no cover - no loopback: wake up ten times a second
+        while True:
+            await sleep(0.1)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    old = -1
+    installed = False
+    try:
+        tx.setblocking(False)
+        tx.connect(rx.local_addr)
+        old = signal.set_wakeup_fd(tx.fileno(), warn_on_full_buffer=False)
+        installed = True
+        while True:
+            await rx.recv(64)
+    finally:
+        if installed:
+            signal.set_wakeup_fd(old)
+        tx.close()
+        rx.close()
 
 
 async def _drain(rt: Runtime) -> None:
@@ -681,8 +708,9 @@ def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
     run) before run returns; every socket, timer and channel of the runtime is
     released, then the runtime is freed. Ctrl-C (SIGINT, when run is called on
     the main thread with Python's default handler in place, and handle_sigint
-    is true) cancels every task and raises KeyboardInterrupt; for that a small
-    internal task wakes the thread ten times a second.
+    is true) cancels every task and raises KeyboardInterrupt; for that, run
+    points signal.set_wakeup_fd at a socket of the reactor (and restores the
+    previous one when it returns), so a signal wakes the parked thread at once.
     """
     if not isinstance(coro, Coroutine):
         raise TypeError(f"run() needs a coroutine, not {type(coro).__name__}")
@@ -707,10 +735,10 @@ def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
         jp = ffi.new("ek_join **")
         main = Task(coro, rt, "main", join=jp)
         rt._main = main
-        ticker = Task(_ticker(), rt, "ekiden-signals") if install else None
+        watch = Task(_signal_watch(), rt, "ekiden-signals") if install else None
         _wait(jp[0])
-        if ticker is not None:
-            ticker.cancel()
+        if watch is not None:
+            watch.cancel()
         jd = ffi.new("ek_join **")
         Task(_drain(rt), rt, "ekiden-drain", join=jd)
         _wait(jd[0])
