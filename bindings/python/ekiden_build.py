@@ -99,6 +99,15 @@ long ekpy_io_yield(void);
 long ekpy_io_future_poll(ek_future *f, void **out);
 long ekpy_future_poll(ek_future *f, void **out);
 ek_waker *ekpy_io_waker(void);
+#define EKPY_FLAT_MAX ...
+typedef struct ekpy_flat {
+    char *buf;
+    size_t cap;
+    size_t lens[...];
+} ekpy_flat;
+long ekpy_io_resp_bulks(const ek_msg *msg, ekpy_flat *flat);
+ek_msg *ekpy_io_resp_string(int type, const char *data, size_t len);
+ek_msg *ekpy_io_resp_null(void);
 int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
 extern ek_drop_fn ekpy_handle_drop_fn;
 extern ek_clone_fn ekpy_handle_clone_fn;

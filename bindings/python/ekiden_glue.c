@@ -254,3 +254,60 @@ int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot
     }
     return EK_OK;
 }
+
+/*
+ * RESP fast paths (ekiden.resp): a request as clients send it, an array of
+ * bulk strings, comes to Python in one call instead of one per element and
+ * field; the common responses are made in one call each. Anything else takes
+ * the general path (resp.from_msg / to_msg). These take no lock: they keep the
+ * GIL (ekpy_io_ names).
+ */
+#define EKPY_FLAT_MAX 64
+
+typedef struct ekpy_flat {
+    char *buf;                   /* the elements' bytes, back to back */
+    size_t cap;                  /* size of buf */
+    size_t lens[EKPY_FLAT_MAX];  /* each element's length */
+} ekpy_flat;
+
+/* msg (borrowed) as an array of at most EKPY_FLAT_MAX bulk strings whose bytes
+ * fit in flat->buf: the number of elements, with the bytes and lengths in
+ * flat. -1 for anything else (not RESP, not such an array, a null element, too
+ * big): the caller converts it the general way. */
+long ekpy_io_resp_bulks(const ek_msg *msg, ekpy_flat *flat)
+{
+    if (ek_msg_kind(msg) != EK_MSG_RESP || ek_msg_resp_type(msg) != EK_RESP_ARRAY ||
+        ek_msg_resp_is_null(msg) != 0)
+        return -1;
+    int64_t n = ek_msg_resp_len(msg);
+    if (n < 0 || n > EKPY_FLAT_MAX) return -1;
+    size_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ek_msg *child;
+        const uint8_t *data;
+        size_t len;
+        if (ek_msg_resp_child(msg, (size_t)i, &child) != EK_OK ||
+            ek_msg_resp_type(child) != EK_RESP_BULK || ek_msg_resp_is_null(child) != 0 ||
+            ek_msg_data(child, &data, &len) != EK_OK || len > flat->cap - off)
+            return -1;
+        memcpy(flat->buf + off, data, len);
+        flat->lens[i] = len;
+        off += len;
+    }
+    return (long)n;
+}
+
+/* A new RESP string message of `type` (EK_RESP_BULK, _SIMPLE, _ERROR) with a
+ * copy of data; NULL when out of memory. */
+ek_msg *ekpy_io_resp_string(int type, const char *data, size_t len)
+{
+    ek_msg *m = NULL;
+    return ek_msg_resp_string(type, data, len, &m) == EK_OK ? m : NULL;
+}
+
+/* A new RESP null (EK_RESP_NULL); NULL when out of memory. */
+ek_msg *ekpy_io_resp_null(void)
+{
+    ek_msg *m = NULL;
+    return ek_msg_resp_null(EK_RESP_NULL, &m) == EK_OK ? m : NULL;
+}

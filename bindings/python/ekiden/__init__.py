@@ -27,7 +27,7 @@ from ._net import (
 )
 from ._sync import Channel, Event, Lock, Oneshot, Semaphore
 from ._service import HostValue, Message, Service, ServiceHandle, lookup, register, unregister
-from . import middleware, resp
+from . import http, middleware, resp
 from ._serve import Server, connect, serve
 from ._ekiden import lib as _lib, ffi as _ffi
 
@@ -51,6 +51,6 @@ __all__ = [
     "Address", "IncompleteReadError", "TcpListener", "TcpStream", "UdpSocket", "UnixListener",
     "UnixStream", "resolve",
     "Channel", "Event", "Lock", "Oneshot", "Semaphore",
-    "HostValue", "Message", "Service", "ServiceHandle", "middleware", "resp", "Server", "connect", "serve", "lookup", "register",
+    "HostValue", "Message", "Service", "ServiceHandle", "http", "middleware", "resp", "Server", "connect", "serve", "lookup", "register",
     "unregister",
 ]

@@ -9,7 +9,9 @@ C reads, frames (the codec) and writes; the service sees decoded messages.
 Codecs: "lines" (bytes without the newline; 64 KiB limit), "length" (4-byte
 big-endian length prefix, 8 MiB limit: tokio-util's defaults), "resp" (redis's
 protocol; requests arrive as a list of bytes, responses are RESP values: see
-ekiden.resp).
+ekiden.resp), "http" (HTTP/1.0 and 1.1 on llhttp: requests arrive as
+ekiden.http.Request, the handler returns an ekiden.http.Response, or bytes/str
+for a 200; a client sends Requests and gets Responses: see ekiden.http).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ._service import Service, ServiceHandle
 
 __all__ = ["serve", "connect", "Server", "CODECS"]
 
-CODECS = ("lines", "length", "resp")
+CODECS = ("lines", "length", "resp", "http")
 _SIZE_MAX = ffi.cast("size_t", -1)
 
 
@@ -35,6 +37,12 @@ def _codec(name: str, server: bool) -> Any:
         check(lib.ek_codec_length_delimited(0, 4, 0, _SIZE_MAX, 0, 0, out))
     elif name == "resp":
         check(lib.ek_codec_resp_server(out) if server else lib.ek_codec_resp_client(2, out))
+    elif name == "http":
+        # llhttp; default limits (80 KiB of head, 8 MiB of body); a server writes Date.
+        if server:
+            check(lib.ek_codec_http_server(0, 0, lib.EK_HTTP_DATE, out))
+        else:
+            check(lib.ek_codec_http_client(0, 0, 0, out))
     else:
         raise ValueError(f"codec must be one of {', '.join(CODECS)} (not {name!r})")
     return out[0]
@@ -128,6 +136,8 @@ async def serve(addr: AddressLike, *, service: ServiceHandle, codec: str = "line
     if codec == "resp" and isinstance(service, Service):
         service._impl.resp = True
         service.resp = True
+    if codec == "http" and isinstance(service, Service):
+        service._impl.http = True
     opts_p = ffi.new("ek_server_options **")
     try:
         sa = _sockaddr(addr)

@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence
 from ._ekiden import ffi, lib
 from ._errors import EkidenError, TimedOut, check, error_from_code
 from ._runtime import _PENDING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
+from . import http as _http
 from . import resp as _resp
 
 __all__ = ["Service", "ServiceHandle", "Handler", "to_msg", "from_msg", "register", "lookup",
@@ -41,11 +42,14 @@ EK_PENDING = 1
 # Messages
 # ---------------------------------------------------------------------------
 
-def to_msg(value: Any, resp: bool = False) -> Any:
+def to_msg(value: Any, resp: bool = False, http: bool = False) -> Any:
     """A new ek_msg for a Python value (the caller owns it); RESP values when
-    `resp` (see ekiden.resp)."""
+    `resp` (see ekiden.resp); HTTP messages for ekiden.http values, and for
+    bytes or str when `http` (a 200 response: see ekiden.http)."""
     if resp:
         return _resp.to_msg(value)
+    if http or isinstance(value, (_http.Request, _http.Response)):
+        return _http.to_msg(value)
     out = ffi.new("ek_msg **")
     if isinstance(value, (bytes, bytearray, memoryview)):
         src = ffi.from_buffer(value)
@@ -76,6 +80,8 @@ def from_msg(msg: Any) -> Any:
         return HostValue(int(ffi.cast("uintptr_t", obj[0])))
     if kind == lib.EK_MSG_RESP:
         return _resp.from_msg(msg)
+    if kind == lib.EK_MSG_HTTP_REQUEST or kind == lib.EK_MSG_HTTP_RESPONSE:
+        return _http.from_msg(msg)
     if kind < 0:
         raise error_from_code(kind)
     return Message(kind)
@@ -235,14 +241,16 @@ class _Impl:
         self.rt = rt
         self.name = name
         self.resp = resp
+        self.http = False  # set by serve(codec="http"): bytes/str answers are 200 responses
 
 
 class _Call:
-    __slots__ = ("task", "resp")
+    __slots__ = ("task", "resp", "http")
 
-    def __init__(self, task: Task[Any], resp: bool) -> None:
+    def __init__(self, task: Task[Any], resp: bool, http: bool) -> None:
         self.task = task
         self.resp = resp
+        self.http = http
 
 
 def _error_code(exc: BaseException) -> int:
@@ -268,7 +276,7 @@ def ekpy_svc_call(self_h: Any, req: Any, resp: Any) -> int:
     except BaseException as e:
         _report(f"exception starting service {impl.name}", e)
         return _error_code(e)
-    h = ffi.new_handle(_Call(task, impl.resp))
+    h = ffi.new_handle(_Call(task, impl.resp, impl.http))
     _keep.add(h)
     return int(lib.ekpy_response_new(h, resp))  # on error the drop ran (cancels the task)
 
@@ -297,7 +305,7 @@ def ekpy_resp_poll(h: Any, cx: Any, out: Any) -> int:
             _report(f"exception in service handler {t.get_name()}", exc)
         return _error_code(exc)
     try:
-        out[0] = to_msg(t._result, call.resp)
+        out[0] = to_msg(t._result, call.resp, call.http)
     except BaseException as e:
         _report("service response cannot be converted to a message", e)
         return _error_code(e)

@@ -15,6 +15,7 @@ Push -> push, dict -> map. The RESP2 encoder writes RESP3 types as redis does
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, List
 
 from ._ekiden import ffi, lib
@@ -53,8 +54,29 @@ def _string(kind: int, data: Any) -> Any:
     return out[0]
 
 
+_resp_string = lib.ekpy_io_resp_string
+_NULL = ffi.NULL
+_BULK = lib.EK_RESP_BULK
+_SIMPLE = lib.EK_RESP_SIMPLE
+
+
+def _fast_msg(m: Any) -> Any:
+    if m == _NULL:
+        raise MemoryError("ekiden: out of memory making a RESP message")
+    return m
+
+
 def to_msg(value: Any) -> Any:
     """A new RESP ek_msg for a Python value (the caller owns it)."""
+    # The commonest replies first, one C call each (ekpy_io_resp_*).
+    t = type(value)
+    if t is bytes:
+        return _fast_msg(_resp_string(_BULK, value, len(value)))
+    if value is None:
+        return _fast_msg(lib.ekpy_io_resp_null())
+    if t is Simple:
+        b = value.encode()
+        return _fast_msg(_resp_string(_SIMPLE, b, len(b)))
     out = ffi.new("ek_msg **")
     if isinstance(value, Simple):
         return _string(lib.EK_RESP_SIMPLE, value.encode())
@@ -114,8 +136,40 @@ def _bytes_of(msg: Any) -> bytes:
     return ffi.unpack(ffi.cast("char *", data[0]), size[0])  # type: ignore[no-any-return]
 
 
+class _Flat(threading.local):
+    """Where ekpy_io_resp_bulks copies a request (one per thread)."""
+
+    def __init__(self) -> None:
+        self.buf = ffi.new("char[]", 65536)
+        self.flat = ffi.new("ekpy_flat *")
+        self.flat.buf = self.buf
+        self.flat.cap = 65536
+        self.lens = self.flat.lens
+        self.mv = memoryview(ffi.buffer(self.buf))
+
+
+_flat = _Flat()
+_resp_bulks = lib.ekpy_io_resp_bulks
+
+
 def from_msg(msg: Any) -> Any:
     """The Python value of a RESP ek_msg (borrowed)."""
+    # A request as clients send it (an array of bulk strings), in one C call.
+    f = _flat
+    n = _resp_bulks(msg, f.flat)
+    if n >= 0:
+        lens, mv = f.lens, f.mv
+        items: List[Any] = []
+        off = 0
+        for i in range(n):
+            end = off + lens[i]
+            items.append(mv[off:end].tobytes())
+            off = end
+        return items
+    return _from_msg(msg)
+
+
+def _from_msg(msg: Any) -> Any:
     t = check(lib.ek_msg_resp_type(msg))
     c = chr(t)
     if c in "$*" and check(lib.ek_msg_resp_is_null(msg)) == 1:
@@ -150,7 +204,7 @@ def from_msg(msg: Any) -> Any:
         items: List[Any] = []
         for i in range(n):
             check(lib.ek_msg_resp_child(msg, i, child))
-            items.append(from_msg(child[0]))
+            items.append(from_msg(child[0]))  # (a nested array of bulks: the fast path)
         if c in "%|":
             d: Dict[Any, Any] = {}
             for i in range(0, len(items) - 1, 2):
