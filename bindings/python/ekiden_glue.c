@@ -265,9 +265,9 @@ int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot
 #define EKPY_FLAT_MAX 64
 
 typedef struct ekpy_flat {
-    char *buf;                   /* the elements' bytes, back to back */
-    size_t cap;                  /* size of buf */
-    size_t lens[EKPY_FLAT_MAX];  /* each element's length */
+    char *buf;                  /* the elements' bytes, back to back */
+    size_t cap;                 /* size of buf */
+    size_t lens[EKPY_FLAT_MAX]; /* each element's length */
 } ekpy_flat;
 
 /* msg (borrowed) as an array of at most EKPY_FLAT_MAX bulk strings whose bytes
