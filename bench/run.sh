@@ -5,6 +5,8 @@
 #
 #   bench/run.sh [FILTER...]
 #
+#   bench/run.sh python [echo|kv|micro...]   (the Python rows: bench/python/run.sh)
+#
 # FILTER: rt | sync | time | mem | echo | pingpong | pump | net (= echo, pingpong,
 # pump) | all (default), an exact workload name (rt_multi.ping_pong, echo.64B.x100),
 # or, without a dot, any part of names (ping_pong, 4096). Several filters add up.
@@ -33,6 +35,12 @@
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# `bench/run.sh python [echo|kv|micro...]`: the Python binding against asyncio and
+# uvloop, in a run of its own (bench/python/run.sh; it shares BENCH_* settings).
+if [ "${1:-}" = python ]; then
+    shift
+    exec "$ROOT/bench/python/run.sh" "$@"
+fi
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 OUT=${BENCH_OUT:-$BUILD/bench-results.md}
 LOG=${OUT%.md}.log
