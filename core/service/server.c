@@ -159,7 +159,10 @@ typedef struct ek__conn {
     size_t npush, pushcap;
     ek_msg *held; /* decoded, waiting for the service to be ready */
     bool eof, stop, error_written, dead;
-    int err; /* why the connection closes (0: it did not fail) */
+    bool codec_closed; /* the codec ended the conversation (HTTP's Connection: close) */
+    bool lingering;    /* closing: write side shut, reading what the peer still sends */
+    size_t lingered;   /* bytes discarded while lingering */
+    int err;           /* why the connection closes (0: it did not fail) */
     const char *reason;
     char reason_buf[96];
     ek_future *idle;
@@ -433,6 +436,7 @@ static bool ek__conn_decode_and_call(ek__conn *c, ek_cx *cx, bool *want_read)
             }
             if (rc == EK_ECLOSED) { /* end of stream, nothing left */
                 c->stop = true;
+                if (!c->eof) c->codec_closed = true;
                 break;
             }
             if (rc != EK_OK) {
@@ -538,6 +542,46 @@ static int ek__conn_idle(ek__conn *c, ek_cx *cx)
     }
 }
 
+/* How long and how much a closing connection reads and discards (a lingering
+ * close, as nginx's lingering_close): bytes the peer sent after what the server
+ * answered would otherwise make close() send a RST, which can destroy the last
+ * response (the 400 or 431, a Connection: close reply) before the peer reads it. */
+#define EK__LINGER_MS    1000
+#define EK__LINGER_BYTES (256 * 1024)
+
+/* Whether the connection closes while the peer may still be sending: after a
+ * decode failure, or when the codec ended the conversation. */
+static bool ek__conn_should_linger(const ek__conn *c)
+{
+    if (c->dead || c->eof || atomic_load(&c->srv->closing)) return false;
+    return c->err == EK_EPROTO || c->err == EK_EMSGSIZE || (c->err == 0 && c->codec_closed);
+}
+
+/* Linger: shut the write side (the peer reads the end of the responses), then
+ * read and discard until the peer closes, EK__LINGER_BYTES were read, or
+ * EK__LINGER_MS passed. EK_OK when done, EK_PENDING while waiting. */
+static int ek__conn_linger(ek__conn *c, ek_cx *cx)
+{
+    ek_runtime *rt = c->srv->rt;
+    if (!c->lingering) {
+        c->lingering = true;
+        (void)ek_stream_shutdown(c->io);
+        ek_future_drop(c->idle);
+        c->idle = NULL;
+        if (ek_sleep_until(rt, ek_now_ms(rt) + EK__LINGER_MS, &c->idle) != EK_OK) return EK_OK;
+    }
+    uint8_t buf[4096];
+    while (c->lingered < EK__LINGER_BYTES) {
+        size_t n = 0;
+        int rc = ek_stream_read(c->io, cx, buf, sizeof buf, &n);
+        if (rc == EK_PENDING) break;
+        if (rc != EK_OK || n == 0) return EK_OK;
+        c->lingered += n;
+    }
+    if (c->lingered >= EK__LINGER_BYTES) return EK_OK;
+    return ek_future_poll(c->idle, cx, NULL) == EK_PENDING ? EK_PENDING : EK_OK;
+}
+
 static int ek__conn_poll(void *state, ek_cx *cx, void **out)
 {
     ek__conn *c = state;
@@ -550,6 +594,7 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         ek__mutex_unlock(&s->mu);
     }
     if (atomic_load_explicit(&s->force, memory_order_acquire)) return EK_OK;
+    if (c->lingering) return ek__conn_linger(c, cx);
     for (;;) {
         if (atomic_load_explicit(&s->closing, memory_order_acquire)) c->stop = true;
         bool moved = ek__conn_poll_responses(c, cx);
@@ -576,7 +621,7 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         bool drained = c->qlen == 0 && c->held == NULL && ek_buf_len(c->out) == 0;
         if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
                                                                 atomic_load(&s->closing))))))
-            return EK_OK;
+            return ek__conn_should_linger(c) ? ek__conn_linger(c, cx) : EK_OK;
         if (!moved) break;
     }
     if (ek__conn_idle(c, cx) == EK_OK) {
