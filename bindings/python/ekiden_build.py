@@ -75,7 +75,7 @@ extern "Python" void ekpy_handle_drop(void *handle);
 extern "Python" int ekpy_handle_clone(void *handle, void **out);
 extern "Python" int ekpy_svc_call(void *self, ek_msg *req, ek_future **resp);
 extern "Python" void ekpy_svc_drop(void *self);
-extern "Python" int ekpy_resp_poll(void *handle, ek_cx *cx, void **out);
+extern "Python" int ekpy_resp_poll(void *handle, void **out);
 extern "Python" void ekpy_resp_drop(void *handle);
 extern "Python" int ekpy_retry_policy(void *ud, const ek_msg *req, unsigned attempt, int rc,
                                       const ek_msg *resp);

@@ -46,7 +46,7 @@ static void ekpy_handle_drop(void *handle);
 static int ekpy_handle_clone(void *handle, void **out);
 static int ekpy_svc_call(void *self, ek_msg *req, ek_future **resp);
 static void ekpy_svc_drop(void *self);
-static int ekpy_resp_poll(void *handle, ek_cx *cx, void **out);
+static int ekpy_resp_poll(void *handle, void **out);
 static void ekpy_resp_drop(void *handle);
 
 /* The Python task being stepped on this thread and the context of its poll:
@@ -182,8 +182,8 @@ ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
 
 /*
  * A Python service (ekiden.Service) as a C service: always ready (the buffer in
- * front of it carries back-pressure), call starts the handler coroutine as a
- * Python task and returns a response future over it (ekpy_resp_poll/drop).
+ * front of it carries back-pressure), call makes the handler coroutine and a
+ * response future that steps it (ekpy__resp_poll, ekpy_resp_drop).
  * ekiden.Service wraps it in ek_svc_buffer_local, so every one of these
  * functions runs on the thread of ekiden.run, whoever the caller is.
  */
@@ -203,9 +203,24 @@ int ekpy_service_new(void *handle, ek_service **out)
     return ek_service_new(&ekpy__svc_vt, handle, out);
 }
 
+/* The response future of a Python service call: its state is the handler's
+ * Task handle (a task with no C task of its own), and polling it steps the
+ * handler with this poll's context, as ekpy__poll does for a task. */
+static int ekpy__resp_poll(void *state, ek_cx *cx, void **out)
+{
+    ek_cx *prev_cx = ekpy__cx;
+    void *prev_task = ekpy__task;
+    ekpy__cx = cx;
+    ekpy__task = state;
+    int rc = ekpy_resp_poll(state, out);
+    ekpy__cx = prev_cx;
+    ekpy__task = prev_task;
+    return rc;
+}
+
 int ekpy_response_new(void *handle, ek_future **out)
 {
-    return ek_future_new(ekpy_resp_poll, ekpy_resp_drop, handle, out);
+    return ek_future_new(ekpy__resp_poll, ekpy_resp_drop, handle, out);
 }
 
 /*

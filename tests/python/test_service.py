@@ -162,6 +162,52 @@ def test_middleware_timeout_cancels_the_handler() -> None:
     assert events == ["handler cancelled"]
 
 
+def test_dropped_response_cancels_a_handler_that_awaits_in_finally() -> None:
+    # The response future steps the handler; when the caller drops it (a
+    # timeout), the handler goes on as a task of its own, is cancelled at its
+    # await, and its finally block may still await before it ends.
+    events: List[str] = []
+    reported: List[BaseException] = []
+
+    async def slow(req: Any) -> Any:
+        events.append(f"started {ekiden.current_task() is not None}")
+        try:
+            await ekiden.sleep(10)
+        except ekiden.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            await ekiden.sleep(0.01)
+            events.append("finally done")
+        return req
+
+    async def main() -> None:
+        rt = ekiden.current_runtime()
+        base = rt.metrics()["TASKS_ALIVE"]
+        svc = middleware.timeout(ekiden.Service(slow), 0.05)
+        with pytest.raises(TimeoutError):
+            await svc(b"x")
+        for _ in range(500):
+            if "finally done" in events:
+                break
+            await ekiden.sleep(0.01)
+        assert [t for t in rt.tasks() if t.get_name() == "slow"] == []
+        svc.close()
+        for _ in range(500):
+            if rt.metrics()["TASKS_ALIVE"] <= base:
+                break
+            await ekiden.sleep(0.01)
+        assert rt.metrics()["TASKS_ALIVE"] <= base
+
+    ekiden.set_exception_handler(lambda msg, exc: reported.append(exc))
+    try:
+        ekiden.run(main())
+    finally:
+        ekiden.set_exception_handler(None)
+    assert events == ["started True", "cancelled", "finally done"]
+    assert reported == []
+
+
 def test_middleware_concurrency_limit() -> None:
     active = [0]
     peak = [0]

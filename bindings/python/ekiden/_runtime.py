@@ -291,10 +291,12 @@ class Task(Generic[T]):
 
     __slots__ = ("_coro", "_rt", "_state", "_result", "_exc", "_waiters", "_must_cancel",
                  "_waker", "_deadlines", "_handle", "_callbacks", "_log_exc", "_name",
-                 "__weakref__")
+                 "_svc", "__weakref__")
 
     def __init__(self, coro: Coroutine[Any, Any, T], rt: Runtime, name: Optional[str] = None,
-                 *, join: Any = ffi.NULL) -> None:
+                 *, join: Any = ffi.NULL, driven: bool = False) -> None:
+        # driven: no C task of its own; whoever polls the future made over its
+        # handle steps it (a service call's response: see _service.py).
         self._coro: Optional[Coroutine[Any, Any, T]] = coro
         self._rt = rt
         self._state = _RUNNING
@@ -307,10 +309,13 @@ class Task(Generic[T]):
         self._callbacks: List[Callable[[Task[Any]], None]] = []
         self._log_exc = False
         self._name = name
+        self._svc: Any = None
         handle = ffi.new_handle(self)
         self._handle: Any = handle
         _keep.add(handle)
         rt._tasks.add(self)
+        if driven:
+            return
         rc = lib.ekpy_spawn_task(rt._require(), handle, join)
         if rc < 0:
             # The C side has already run the drop callback (which released the

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence
 
 from ._ekiden import ffi, lib
 from ._errors import EkidenError, TimedOut, check, error_from_code
-from ._runtime import _PENDING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
+from ._runtime import _PENDING, _RUNNING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
 from . import http as _http
 from . import resp as _resp
 
@@ -244,15 +244,6 @@ class _Impl:
         self.http = False  # set by serve(codec="http"): bytes/str answers are 200 responses
 
 
-class _Call:
-    __slots__ = ("task", "resp", "http")
-
-    def __init__(self, task: Task[Any], resp: bool, http: bool) -> None:
-        self.task = task
-        self.resp = resp
-        self.http = http
-
-
 def _error_code(exc: BaseException) -> int:
     if isinstance(exc, EkidenError):
         return exc.code
@@ -272,13 +263,16 @@ def ekpy_svc_call(self_h: Any, req: Any, resp: Any) -> int:
     lib.ek_msg_free(req)
     try:
         coro = impl.handler(request)
-        task: Task[Any] = Task(coro, impl.rt, impl.name)  # type: ignore[arg-type]
+        # The response future drives the handler: its poll steps the coroutine
+        # (no C task of its own, no waiter), so a handler that answers at once
+        # costs one poll. If the caller drops the response first, the handler
+        # goes on as a task of its own and is cancelled (ekpy_resp_drop).
+        task: Task[Any] = Task(coro, impl.rt, impl.name, driven=True)  # type: ignore[arg-type]
     except BaseException as e:
         _report(f"exception starting service {impl.name}", e)
         return _error_code(e)
-    h = ffi.new_handle(_Call(task, impl.resp, impl.http))
-    _keep.add(h)
-    return int(lib.ekpy_response_new(h, resp))  # on error the drop ran (cancels the task)
+    task._svc = (impl.resp, impl.http)
+    return int(lib.ekpy_response_new(task._handle, resp))  # on error the drop ran
 
 
 @ffi.def_extern()
@@ -287,14 +281,10 @@ def ekpy_svc_drop(self_h: Any) -> None:
 
 
 @ffi.def_extern(error=-5)
-def ekpy_resp_poll(h: Any, cx: Any, out: Any) -> int:
-    call: _Call = ffi.from_handle(h)
-    t = call.task
-    if not t.done():
-        for w in t._waiters:
-            if lib.ek_waker_will_wake(w, cx) == 1:
-                return EK_PENDING
-        t._waiters.append(lib.ek_cx_waker(cx))
+def ekpy_resp_poll(h: Any, out: Any) -> int:
+    # The glue (ekpy__resp_poll) made the task current with this poll's context.
+    t: Task[Any] = ffi.from_handle(h)
+    if t._state == _RUNNING and t._step() == EK_PENDING:
         return EK_PENDING
     if t.cancelled():
         return int(lib.EK_ECANCELED)
@@ -304,8 +294,9 @@ def ekpy_resp_poll(h: Any, cx: Any, out: Any) -> int:
         if not isinstance(exc, EkidenError):
             _report(f"exception in service handler {t.get_name()}", exc)
         return _error_code(exc)
+    resp, http = t._svc
     try:
-        out[0] = to_msg(t._result, call.resp, call.http)
+        out[0] = to_msg(t._result, resp, http)
     except BaseException as e:
         _report("service response cannot be converted to a message", e)
         return _error_code(e)
@@ -314,10 +305,21 @@ def ekpy_resp_poll(h: Any, cx: Any, out: Any) -> int:
 
 @ffi.def_extern()
 def ekpy_resp_drop(h: Any) -> None:
-    call: _Call = ffi.from_handle(h)
-    if not call.task.done():
-        call.task.cancel()
-    _keep.discard(h)
+    t: Task[Any] = ffi.from_handle(h)
+    if t._state == _RUNNING and t._coro is not None:
+        # The caller gave up on the response: the handler goes on as a task of
+        # its own (its own waker), cancelled at its current await, so its
+        # finally blocks may still await. If it cannot be spawned (the runtime
+        # is closing) the C side has run its drop: the coroutine is closed.
+        if t._waker is not None:
+            lib.ek_waker_drop(t._waker)
+            t._waker = None
+        t._must_cancel = True
+        if not t._rt._closed:
+            # On failure too the C task's drop (Task._on_drop) has run.
+            lib.ekpy_spawn_task(t._rt._ptr, h, ffi.NULL)
+            return
+    t._on_drop()
 
 
 class Service(ServiceHandle):
