@@ -203,24 +203,49 @@ int ekpy_service_new(void *handle, ek_service **out)
     return ek_service_new(&ekpy__svc_vt, handle, out);
 }
 
-/* The response future of a Python service call: its state is the handler's
- * Task handle (a task with no C task of its own), and polling it steps the
- * handler with this poll's context, as ekpy__poll does for a task. */
+/* The response future of a Python service call: the handler's Task handle (a
+ * task with no C task of its own); polling it steps the handler with this
+ * poll's context, as ekpy__poll does for a task. Once a poll has given the
+ * result, Python has released the handle itself, so dropping the future then
+ * costs no call into Python; before that, the drop tells Python (the handler
+ * goes on as a cancelled task: ekpy_resp_drop). */
+typedef struct {
+    void *handle;
+    int done;
+} ekpy__resp;
+
 static int ekpy__resp_poll(void *state, ek_cx *cx, void **out)
 {
+    ekpy__resp *r = state;
     ek_cx *prev_cx = ekpy__cx;
     void *prev_task = ekpy__task;
     ekpy__cx = cx;
-    ekpy__task = state;
-    int rc = ekpy_resp_poll(state, out);
+    ekpy__task = r->handle;
+    int rc = ekpy_resp_poll(r->handle, out);
     ekpy__cx = prev_cx;
     ekpy__task = prev_task;
+    if (rc != EK_PENDING) r->done = 1;
     return rc;
 }
 
+static void ekpy__resp_drop(void *state)
+{
+    ekpy__resp *r = state;
+    if (!r->done) ekpy_resp_drop(r->handle);
+    free(r);
+}
+
+/* Consumes handle: on error ekpy_resp_drop has run. */
 int ekpy_response_new(void *handle, ek_future **out)
 {
-    return ek_future_new(ekpy__resp_poll, ekpy_resp_drop, handle, out);
+    ekpy__resp *r = malloc(sizeof *r);
+    if (!r) {
+        ekpy_resp_drop(handle);
+        return EK_ENOMEM;
+    }
+    r->handle = handle;
+    r->done = 0;
+    return ek_future_new(ekpy__resp_poll, ekpy__resp_drop, r, out);
 }
 
 /*

@@ -336,8 +336,6 @@ class Task(Generic[T]):
         coro = self._coro
         if coro is None:
             return EK_OK
-        if self._waker is None:
-            self._waker = lib.ekpy_io_waker()
         exc: Optional[BaseException] = None
         if self._must_cancel:
             self._must_cancel = False
@@ -369,6 +367,10 @@ class Task(Generic[T]):
                 if d is not None:
                     exc = d.exc
                     continue
+            if self._waker is None:
+                # Taken at the first suspension (for cancel()): a task that ends
+                # in its first step (most service calls) never needs one.
+                self._waker = lib.ekpy_io_waker()
             return EK_PENDING
 
     def _poll_deadlines(self) -> Optional[_Deadline]:

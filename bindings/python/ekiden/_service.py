@@ -64,8 +64,15 @@ def to_msg(value: Any, resp: bool = False, http: bool = False) -> Any:
     return out[0]
 
 
+_resp_bulks = lib.ekpy_io_resp_bulks
+
+
 def from_msg(msg: Any) -> Any:
     """The Python value of an ek_msg (borrowed: the caller still frees msg)."""
+    f = _resp._flat
+    n = _resp_bulks(msg, f.flat)
+    if n >= 0:  # a RESP request (an array of bulk strings): one C call
+        return _resp._bulk_items(f, n)
     kind = lib.ek_msg_kind(msg)
     if kind == lib.EK_MSG_BYTES:
         data = ffi.new("const uint8_t **")
@@ -286,6 +293,15 @@ def ekpy_resp_poll(h: Any, out: Any) -> int:
     t: Task[Any] = ffi.from_handle(h)
     if t._state == _RUNNING and t._step() == EK_PENDING:
         return EK_PENDING
+    try:
+        return _response(t, out)
+    finally:
+        # The result is given: the glue drops the future without calling back,
+        # so the handle goes now.
+        t._on_drop()
+
+
+def _response(t: Task[Any], out: Any) -> int:
     if t.cancelled():
         return int(lib.EK_ECANCELED)
     exc = t._exc

@@ -158,15 +158,20 @@ def from_msg(msg: Any) -> Any:
     f = _flat
     n = _resp_bulks(msg, f.flat)
     if n >= 0:
-        lens, mv = f.lens, f.mv
-        items: List[Any] = []
-        off = 0
-        for i in range(n):
-            end = off + lens[i]
-            items.append(mv[off:end].tobytes())
-            off = end
-        return items
+        return _bulk_items(f, n)
     return _from_msg(msg)
+
+
+def _bulk_items(f: _Flat, n: int) -> List[bytes]:
+    # The n elements ekpy_io_resp_bulks left in f, as bytes.
+    lens, mv = f.lens, f.mv
+    items: List[bytes] = []
+    off = 0
+    for i in range(n):
+        end = off + lens[i]
+        items.append(mv[off:end].tobytes())
+        off = end
+    return items
 
 
 def _from_msg(msg: Any) -> Any:
