@@ -6,8 +6,11 @@ import ekiden
 
 async def handle(stream: ekiden.TcpStream) -> None:
     async with stream:
-        while data := await stream.read(65536):
-            await stream.write_all(data)
+        try:
+            while data := await stream.read(65536):
+                await stream.write_all(data)
+        except ConnectionError:  # a client's reset ends only its own connection
+            pass
 
 
 async def main(port: int) -> None:

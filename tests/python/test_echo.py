@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,21 @@ def test_echo_with_plain_sockets(echo_server: int) -> None:
     finally:
         for s in socks:
             s.close()
+
+
+def test_echo_survives_a_client_reset(echo_server: int) -> None:
+    # A client that resets its connection (SO_LINGER 0: RST instead of FIN, with
+    # echoes in flight) ends only its own connection, not the server's TaskGroup.
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", echo_server), timeout=30)
+        s.sendall(b"x" * 100_000)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    with socket.create_connection(("127.0.0.1", echo_server), timeout=30) as s:
+        s.sendall(b"still here")
+        got = b""
+        while len(got) < 10:
+            chunk = s.recv(100)
+            assert chunk
+            got += chunk
+        assert got == b"still here"
