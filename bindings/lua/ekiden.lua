@@ -238,6 +238,16 @@ ek.middleware = {
 }
 ek._thread_id = core.thread_id
 
+-- Servers and clients over the C framed I/O: ek.serve{addr = ..., codec =
+-- "lines" | "length" | "resp", service = svc} -> server; ek.connect{addr = ...,
+-- codec = ...} -> a client service (svc:call sends a request over the
+-- connection). RESP values: see docs/lua.md (ek.null is RESP's null).
+ek.serve = core.serve
+ek.connect = core.connect
+ek.null = core.null
+local server_m = methods["ekiden.server"]
+server_m.shutdown = awaiting(server_m.shutdown)
+
 ----------------------------------------------------------------- groups --
 
 -- Structured concurrency: g = ek.group(); g:spawn(fn, ...); g:wait().

@@ -62,6 +62,7 @@
 #define EKL_NOTIFY_MT   "ekiden.notify"
 #define EKL_WAITER_MT   "ekiden.waiter"
 #define EKL_SERVICE_MT  "ekiden.service"
+#define EKL_SERVER_MT   "ekiden.server"
 
 /* The value C functions return (alone) when the operation must wait. */
 extern char ekl_pending_key;
@@ -176,6 +177,32 @@ void ekl_time_open(lua_State *L, ekl_ctx *c);
 void ekl_net_open(lua_State *L, ekl_ctx *c);
 void ekl_sync_open(lua_State *L, ekl_ctx *c);
 void ekl_service_open(lua_State *L, ekl_ctx *c);
+void ekl_serve_open(lua_State *L, ekl_ctx *c);
+
+/* ---- msg.c: messages as Lua values (the mapping is described there) ---- */
+/* What a Lua value becomes (ekl_msg_from_lua's kind): EK_MSG_BYTES (strings),
+ * EK_MSG_RESP, EK_MSG_HTTP_REQUEST, EK_MSG_HTTP_RESPONSE, or: */
+#define EKL_MSG_AUTO                                                                               \
+    0                            /* a string: BYTES; a table: HTTP if it has a method              \
+                                    or status, else RESP */
+#define EKL_MSG_RESP_REQUEST 100 /* a command for a RESP server: numbers as bulk strings */
+void ekl_msg_open(lua_State *L);
+/* The Lua value at idx as a new message of `kind` (*out the caller's). Never
+ * raises: EK_OK, EK_EKIND (no such message for this value), EK_EINVAL,
+ * EK_ERANGE, EK_ENOMEM. */
+int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out);
+/* Push m's Lua value (m is borrowed). Never raises: EK_OK, or an error with
+ * nothing pushed. */
+int ekl_msg_push(lua_State *L, const ek_msg *m);
+void ekl_push_null(lua_State *L);
+bool ekl_is_null(lua_State *L, int idx);
+
+/* ---- service.c, for serve.c ---- */
+/* Push a handle over s (consumed) whose calls convert requests as `kind`. */
+int ekl_push_service(lua_State *L, ekl_rt *h, ek_service *s, int kind);
+/* A clone of the service handle at idx (*h its runtime, *kind its request
+ * kind), or NULL after pushing nil, msg, name (*n values). */
+ek_service *ekl_service_clone_at(lua_State *L, int idx, ekl_rt **h, int *kind, int *n);
 
 /* Heap futures as Lua values (task.c). `convert` turns the future's output into
  * Lua values (pushes them, returns how many), or releases it if L is NULL. */
