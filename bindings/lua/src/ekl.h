@@ -80,6 +80,22 @@ ekl_rt *ekl_rt_ref(ekl_rt *h);
 void ekl_rt_unref(ekl_rt *h);
 
 typedef struct ekl_task ekl_task;
+typedef struct ekl_ctx ekl_ctx;
+
+/* An operation that waits without a Lua wrapper (net.c's stream and listener
+ * operations): fn pushes the results onto L and returns their count, or returns
+ * EKL_RETRY_PENDING (the resource registered cx's waker). obj, p, a, b are the
+ * operation's state (the object, a pointer, sizes); the objects they point to
+ * are arguments of the suspended call, so they stay alive while it waits. */
+typedef struct ekl_retry ekl_retry;
+typedef int (*ekl_retry_fn)(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r);
+struct ekl_retry {
+    ekl_retry_fn fn;
+    void *obj;
+    const void *p;
+    size_t a, b;
+};
+#define EKL_RETRY_PENDING (-1)
 
 /* Something a waiting task holds that must be given back at once if the task is
  * cancelled (a queue place, a timer): registered by a poll that returns PENDING,
@@ -87,7 +103,7 @@ typedef struct ekl_task ekl_task;
 typedef void (*ekl_cancel_fn)(void *obj, ekl_task *t);
 #define EKL_MAX_WAITS 4
 
-typedef struct ekl_ctx {
+struct ekl_ctx {
     lua_State *L; /* the main thread of the state; NULL once the state closed */
     int refs;
     ekl_rt *rt;     /* the runtime of the current run, or the host's; may be NULL */
@@ -99,7 +115,7 @@ typedef struct ekl_ctx {
     char *scratch;  /* read buffer for stream:read */
     size_t scratch_cap;
     size_t ntasks; /* live tasks, for ek.stats */
-} ekl_ctx;
+};
 
 #define EKL_TASK_RUNNING   0
 #define EKL_TASK_DONE      1 /* returned; results in res_ref */
@@ -130,6 +146,7 @@ struct ekl_task {
         ekl_cancel_fn cancel;
     } waits[EKL_MAX_WAITS];
     int nwaits;
+    ekl_retry retry; /* retry.fn set: suspended in that operation (from C) */
 };
 
 /* ---- module.c ---- */
@@ -148,9 +165,24 @@ int ekl_push_error(lua_State *L, int code);
 void ekl_wait_register(ekl_ctx *c, void *obj, ekl_cancel_fn cancel);
 /* Create a new userdata of size sz with metatable mt and a uservalue slot. */
 void *ekl_newudata(lua_State *L, size_t sz, const char *mt);
-/* Define metatable `name` with methods (index table) and metamethods. */
+/* Define metatable `name` with methods (index table) and metamethods. Their C
+ * closures hold the ctx (upvalue 1) and the metatable (upvalue 2), which
+ * ekl_check_self compares with. */
 void ekl_newclass(lua_State *L, ekl_ctx *c, const char *name, const luaL_Reg *methods,
                   const luaL_Reg *meta);
+/* luaL_checkudata(L, 1, mt) for the methods of class mt, without its registry
+ * lookup by name (a string hash per call: 14% of an echo round trip): the
+ * metatable of argument 1 is compared with the method's upvalue 2. Anything
+ * else takes luaL_checkudata's way (and its error message). */
+static inline void *ekl_check_self(lua_State *L, const char *mt)
+{
+    if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+        if (same) return lua_touserdata(L, 1);
+    }
+    return luaL_checkudata(L, 1, mt);
+}
 /* Grow ctx->scratch to at least n bytes; NULL on allocation failure. */
 char *ekl_scratch(ekl_ctx *c, size_t n);
 /* Seconds (Lua number) to whole milliseconds, rounding up; raises if negative or
@@ -170,6 +202,11 @@ void ekl_task_cancel(ekl_task *t);
 int ekl_task_add_waiter(ekl_task *t, ek_cx *cx);
 /* Push a finished task's results (or nil, err, "ERROR"); *n = how many. */
 void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
+/* Suspend the running task (L is its coroutine) in the operation r (copied):
+ * its poll runs r->fn again until it completes, then resumes the coroutine with
+ * its results as the results of the call. Returns lua_yield's value: a C
+ * function ends with `return ekl_yield_retry(L, c, &r);`. */
+int ekl_yield_retry(lua_State *L, ekl_ctx *c, const ekl_retry *r);
 /* Abort every live task (state closing). */
 void ekl_tasks_abort_all(ekl_ctx *c);
 /* ---- time.c, net.c, sync.c ---- */

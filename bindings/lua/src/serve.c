@@ -45,7 +45,7 @@ typedef struct server_ud {
 
 static server_ud *check_server(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_SERVER_MT);
+    return ekl_check_self(L, EKL_SERVER_MT);
 }
 
 /* ------------------------------------------------------------- codecs -- */
@@ -168,7 +168,7 @@ static int l_serve(lua_State *L)
     if (rc == EK_OK) rc = codec_new(which, true, (size_t)max_frame, &codec);
     ek_service *svc = NULL;
     if (rc == EK_OK) {
-        int n;
+        int n = 0;
         ekl_rt *sh;
         int kind;
         svc = ekl_service_clone_at(L, svc_idx, &sh, &kind, &n);

@@ -288,7 +288,7 @@ static int l_svc_call(lua_State *L)
                              u->kind == EK_MSG_BYTES ? "string expected as a message"
                                                      : "no message for this value");
     if (rc) return ekl_push_error(L, rc);
-    int n;
+    int n = 0;
     ek_service *c = clone_of(L, u, &n);
     if (!c) {
         ek_msg_free(m);
@@ -316,7 +316,7 @@ static int l_register(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     svc_ud *u = check_svc(L, 2);
-    int n;
+    int n = 0;
     ek_service *c = clone_of(L, u, &n);
     if (!c) return n;
     int rc = ek_registry_register(u->h->rt, name, c);
@@ -381,7 +381,7 @@ static int l_mw_timeout(lua_State *L)
 {
     uint64_t ms = ekl_check_ms(L, 2);
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_timeout(h->rt, in, ms, &out);
@@ -393,7 +393,7 @@ static int l_mw_concurrency_limit(lua_State *L)
     lua_Integer max = luaL_checkinteger(L, 2);
     if (max < 1) return luaL_argerror(L, 2, "limit must be >= 1");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_concurrency_limit(in, (size_t)max, &out);
@@ -407,7 +407,7 @@ static int l_mw_rate_limit(lua_State *L)
     uint64_t ms = ekl_check_ms(L, 3);
     if (ms == 0) return luaL_argerror(L, 3, "period must be at least 0.001 s");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_rate_limit(h->rt, in, (uint64_t)count, ms, &out);
@@ -417,7 +417,7 @@ static int l_mw_rate_limit(lua_State *L)
 static int l_mw_load_shed(lua_State *L)
 {
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_load_shed(in, &out);
@@ -431,7 +431,7 @@ static int l_mw_buffer(lua_State *L)
     lua_Integer bound = luaL_optinteger(L, 2, 256);
     if (bound < 1) return luaL_argerror(L, 2, "bound must be >= 1");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_buffer(h->rt, in, (size_t)bound, &out);
@@ -484,7 +484,7 @@ static int l_mw_retry(lua_State *L)
     lua_Integer attempts = luaL_optinteger(L, 2, 3);
     if (attempts < 1 || attempts > 1000) return luaL_argerror(L, 2, "attempts must be 1..1000");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_retry(h->rt, in, NULL, retry_on_error, (void *)(uintptr_t)attempts, NULL, &out);
