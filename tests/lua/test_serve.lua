@@ -394,3 +394,56 @@ test("handles kept after ek.run ended answer ECLOSED and collect safely", functi
   collectgarbage()
   collectgarbage()
 end, { outside = true })
+
+test("http: request and response tables through ek.serve and ek.connect", function()
+  local seen
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "http", service = ek.service(function(req)
+    seen = req
+    if req.target == "/string" then return "just a body" end
+    if req.target == "/fail" then return print end
+    return { status = 201, reason = "Made", headers = { ["x-one"] = "1", ["x-many"] = { "a", "b" },
+             { "X-Pair", "p" } }, body = req.method .. " " .. req.body }
+  end) })
+  local addr = server:local_addr()
+  local c = assert(ek.connect { addr = addr, codec = "http" })
+  local r = assert(c:call { method = "POST", target = "/things?x=1", body = "payload",
+                            headers = { host = "example", ["x-dup"] = { "1", "2" } } })
+  eq(r.status, 201, "status")
+  eq(r.reason, "Made", "reason")
+  eq(r.version, 11, "version")
+  eq(r.body, "POST payload", "body")
+  eq(r.headers["x-one"], "1", "a header (names are lower-case)")
+  eq(type(r.headers["x-many"]), "table", "a repeated header is a table of its values")
+  eq(r.headers["x-many"][1] .. r.headers["x-many"][2], "ab", "its values in order")
+  eq(r.headers["x-pair"], "p", "a header given as a { name, value } pair")
+  eq(r.headers["content-length"], "12", "the codec's Content-Length")
+  eq(r.keep_alive, true, "keep-alive")
+  eq(seen.method, "POST", "request method")
+  eq(seen.target, "/things?x=1", "request target")
+  eq(seen.version, 11, "request version")
+  eq(seen.headers.host, "example", "request header")
+  eq(seen.headers["x-dup"][2], "2", "a repeated request header")
+  eq(seen.body, "payload", "request body")
+  local s = assert(c:call { target = "/string", headers = { host = "h" } })
+  eq(s.status, 200, "a string response is 200")
+  eq(s.body, "just a body", "with that body")
+  eq(seen.method, "GET", "the method defaults to GET")
+  -- a raw HTTP/1.0 request: the response in 1.0, closed after it
+  local raw_s = assert(ek.tcp.connect(addr))
+  assert(raw_s:write("GET /string HTTP/1.0\r\n\r\n"))
+  eq(raw_s:read_line(), "HTTP/1.0 200 OK", "status line")
+  local all = {}
+  while true do
+    local d = raw_s:read()
+    if not d or d == "" then break end
+    all[#all + 1] = d
+  end
+  matches(table.concat(all), "\r\n\r\njust a body$", "body, then the server closes")
+  -- a handler's value that is no response: the connection is answered with an error and closed
+  local c2 = assert(ek.connect { addr = addr, codec = "http" })
+  local f = c2:call { target = "/fail", headers = { host = "h" } }
+  ok(f == nil or (f.status and f.status >= 400), "a failed response: " .. tostring(f and f.status))
+  raises(function() c:call("not a table") end, "no message")
+  raises(function() ek.serve { addr = "127.0.0.1:0", codec = "http", service = ek.service(print), max_header = -1 } end, "max_header")
+  server:close()
+end)

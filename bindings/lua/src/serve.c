@@ -3,7 +3,7 @@
  * (ekiden/server.h, ekiden/client.h) with a codec, for services of any language.
  *
  * ek.serve{addr = "ip:port" | path = "/unix/path", codec = "lines" | "length" |
- * "resp", service = svc, ...} binds, and hands a clone of svc to
+ * "resp" | "http", service = svc, ...} binds, and hands a clone of svc to
  * ek_server_serve: the connection tasks run on the worker threads (C reads,
  * decodes, pipelines and writes); a Lua service still runs on this thread
  * behind its local buffer and sees decoded messages (msg.c).
@@ -50,26 +50,44 @@ static server_ud *check_server(lua_State *L)
 
 /* ------------------------------------------------------------- codecs -- */
 
-static const char *const codec_names[] = {"lines", "length", "resp", NULL};
+static const char *const codec_names[] = {"lines", "length", "resp", "http", NULL};
+#define CODEC_HTTP 3
 
-/* A new codec by name for a server or a client; max_frame 0: the default. */
-static int codec_new(int which, bool server, size_t max_frame, ek_codec **out)
+typedef struct codec_opts {
+    size_t max_frame;  /* lines, length: the largest frame; http: the largest body */
+    size_t max_header; /* http: the largest head */
+    bool date;         /* http server: a Date header */
+} codec_opts;
+
+/* A new codec by name for a server or a client; 0 sizes: the defaults. */
+static int codec_new(int which, bool server, const codec_opts *o, ek_codec **out)
 {
     switch (which) {
     case 0:
-        return ek_codec_lines(max_frame, out);
+        return ek_codec_lines(o->max_frame, out);
     case 1:
         return ek_codec_length_delimited(0, EK_LENGTH_DEFAULT_FIELD_LEN, 0, EK_LENGTH_SKIP_DEFAULT,
-                                         0, max_frame, out);
-    default:
+                                         0, o->max_frame, out);
+    case 2:
         return server ? ek_codec_resp_server(out) : ek_codec_resp_client(2, out);
+    default:
+        return server ? ek_codec_http_server(o->max_header, o->max_frame,
+                                             o->date ? EK_HTTP_DATE : 0, out)
+                      : ek_codec_http_client(o->max_header, o->max_frame, 0, out);
     }
 }
 
 /* What Lua values become as requests of a client with that codec. */
 static int request_kind(int which)
 {
-    return which == 2 ? EKL_MSG_RESP_REQUEST : EK_MSG_BYTES;
+    switch (which) {
+    case 2:
+        return EKL_MSG_RESP_REQUEST;
+    case CODEC_HTTP:
+        return EK_MSG_HTTP_REQUEST;
+    default:
+        return EK_MSG_BYTES;
+    }
 }
 
 /* ------------------------------------------------------------ options -- */
@@ -110,7 +128,8 @@ static int opt_codec(lua_State *L)
         for (int i = 0; name && codec_names[i]; i++)
             if (strcmp(name, codec_names[i]) == 0) which = i;
         if (which < 0)
-            return luaL_error(L, "bad option 'codec' (\"lines\", \"length\" or \"resp\" expected)");
+            return luaL_error(L, "bad option 'codec' (\"lines\", \"length\", \"resp\" or "
+                                 "\"http\" expected)");
     }
     lua_pop(L, 1);
     return which;
@@ -127,7 +146,12 @@ static int l_serve(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     ekl_rt *h = ekl_need_rt(L, c);
     int which = opt_codec(L);
-    lua_Integer max_frame = opt_range(L, "max_frame", 0, 0, (lua_Integer)INT32_MAX);
+    codec_opts co = {0};
+    co.max_frame = (size_t)opt_range(L, "max_frame", 0, 0, (lua_Integer)INT32_MAX);
+    co.max_header = (size_t)opt_range(L, "max_header", 0, 0, (lua_Integer)INT32_MAX);
+    lua_getfield(L, 1, "date");
+    co.date = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_Integer in_flight = opt_range(L, "max_in_flight", 128, 1, 65536);
     lua_Integer backlog = opt_range(L, "backlog", 1024, 1, 65535);
     uint64_t idle_ms = opt_ms(L, "idle_timeout");
@@ -165,7 +189,7 @@ static int l_serve(lua_State *L)
         rc = ek_unix_bind(h->rt, path, (int)backlog, &ul);
     }
     ek_codec *codec = NULL;
-    if (rc == EK_OK) rc = codec_new(which, true, (size_t)max_frame, &codec);
+    if (rc == EK_OK) rc = codec_new(which, true, &co, &codec);
     ek_service *svc = NULL;
     if (rc == EK_OK) {
         int n = 0;
@@ -365,7 +389,9 @@ static int l_connect(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     ekl_rt *h = ekl_need_rt(L, c);
     int which = opt_codec(L);
-    lua_Integer max_frame = opt_range(L, "max_frame", 0, 0, (lua_Integer)INT32_MAX);
+    codec_opts co = {0};
+    co.max_frame = (size_t)opt_range(L, "max_frame", 0, 0, (lua_Integer)INT32_MAX);
+    co.max_header = (size_t)opt_range(L, "max_header", 0, 0, (lua_Integer)INT32_MAX);
     lua_Integer in_flight = opt_range(L, "max_in_flight", 1024, 1, 65536);
     lua_getfield(L, 1, "reconnect");
     uint64_t backoff = 0;
@@ -385,9 +411,10 @@ static int l_connect(lua_State *L)
     if (rc == EK_OK) rc = ek_client_options_set_max_in_flight(o, (size_t)in_flight);
     if (rc == EK_OK && backoff) rc = ek_client_options_set_reconnect(o, 1, backoff);
     ek_sockaddr *a = NULL;
-    if (rc == EK_OK) rc = addr ? ek_sockaddr_parse(addr, &a) : ek_sockaddr_parse(path, &a);
+    if (path && path[0] != '/' && path[0] != '@') path = lua_pushfstring(L, "unix:%s", path);
+    if (rc == EK_OK) rc = ek_sockaddr_parse(addr ? addr : path, &a);
     ek_codec *codec = NULL;
-    if (rc == EK_OK) rc = codec_new(which, false, (size_t)max_frame, &codec);
+    if (rc == EK_OK) rc = codec_new(which, false, &co, &codec);
     ek_service *svc = NULL;
     if (rc == EK_OK) rc = ek_client_connect(h->rt, a, codec, o, &svc); /* consumes codec */
     ek_sockaddr_free(a);
