@@ -12,11 +12,31 @@
  * only when nobody is searching and someone sleeps; the woken worker counts as
  * searching, and the last searcher to find work wakes one more, so work spreads
  * without a thundering herd.
+ *
+ * I/O work spreads only when it is worth a thread (issue 11). Tokio wakes a
+ * parked worker after every driver turn that left more than one task, and lets
+ * an idle worker wait in epoll while another runs, so the kernel wakes it for
+ * every batch of events the busy worker would have collected itself at its next
+ * turn. Each wake costs a futex or an epoll wake-up and, where the cores are
+ * already busy (a load generator beside the server, other processes), takes a
+ * core from someone else for a scheduler slice: on 2 cores with the client on
+ * the same machine, 2 workers gave 8x the p99 of 1 worker. So:
+ *   - after a driver turn, another worker is woken only if the batch is worth it:
+ *     at least SPREAD_NS of work at this worker's CPU time per poll
+ *     (tasks that long spread as before; a batch of short reads and writes stays
+ *     here, where the sockets' cache lines already are);
+ *   - a worker that parks while another one runs does not wait in the driver:
+ *     the running worker turns it (every event_interval polls and when it parks).
+ *     One parked worker stands by instead, on its futex with a STANDBY_MS
+ *     timeout, and takes the driver if no worker turned it meanwhile (a poll
+ *     that runs long), so I/O waits at most about that long, and the last worker
+ *     to park always waits in the driver as before.
  */
 #include "fifo.h"
 #include "runtime.h"
 
 #include <stdio.h>
+#include <time.h>
 
 #define SEARCH_ONE 1u
 #define UNPARK_ONE (1u << 16)
@@ -29,8 +49,12 @@ static inline unsigned num_unparked(uint32_t s)
     return s >> 16;
 }
 
-#define LIFO_CAP         3u
-#define MAX_INJECT_BATCH 128u
+#define LIFO_CAP            3u
+#define MAX_INJECT_BATCH    128u
+#define SPREAD_NS           100000.0 /* work that is worth waking another worker for */
+#define STANDBY_MS          1        /* a standby worker checks the driver this often */
+#define COST_SAMPLE_POLLS   64u      /* polls between two samples of the poll cost */
+#define STANDBY_IDLE_CHECKS 16       /* checks with no worker running before it sleeps */
 
 /* initial-exec: one TLS access without __tls_get_addr, also when the library is
  * dlopen'd by Python or Lua (glibc reserves static TLS room for that). */
@@ -42,6 +66,8 @@ static int idle_init(ek_runtime *rt)
 {
     ek__idle *idle = &rt->idle;
     atomic_init(&idle->state, rt->nworkers * UNPARK_ONE);
+    atomic_init(&idle->standby, false);
+    atomic_init(&idle->turns, 0);
     idle->sleepers = ek__calloc(rt->nworkers, sizeof(unsigned));
     if (!idle->sleepers) return EK_ENOMEM;
     idle->nsleepers = 0;
@@ -107,8 +133,18 @@ static void transition_from_searching(ek__worker *w)
     if (num_searching(prev) == 1) ek__mt_notify_parked(w->rt);
 }
 
-/* Returns true if this was the last searching worker. */
-static bool transition_to_parked(ek__worker *w)
+/* Workers unparked and not searching: they run tasks, so they turn the
+ * driver (at maintenance, and when they park). A searching worker may be one
+ * notified that the kernel has not run yet: it does not count. */
+static unsigned num_running(uint32_t s)
+{
+    return num_unparked(s) - num_searching(s);
+}
+
+/* Returns true if this was the last searching worker; *others_running tells
+ * whether another worker was still running tasks (the last to stop sees none,
+ * so one of the parking workers always goes to the driver). */
+static bool transition_to_parked(ek__worker *w, bool *others_running)
 {
     ek__idle *idle = &w->rt->idle;
     ek__mutex_lock(&idle->lock);
@@ -116,6 +152,8 @@ static bool transition_to_parked(ek__worker *w)
     uint32_t prev = atomic_fetch_sub(&idle->state, dec);
     idle->sleepers[idle->nsleepers++] = w->index;
     ek__mutex_unlock(&idle->lock);
+    /* prev counts this worker: unparked, and searching if it was. */
+    *others_running = num_running(prev) > (w->is_searching ? 0u : 1u);
     bool last = w->is_searching && num_searching(prev) == 1;
     w->is_searching = false;
     return last;
@@ -299,10 +337,123 @@ static void park(ek__worker *w)
     ek__rt_hook(w->rt, EK__HOOK_UNPARK);
 }
 
+/* CPU time per poll, sampled where a spreading decision needs it and at most
+ * every COST_SAMPLE_POLLS polls: the thread's CPU time (user and system) does
+ * not count the time it slept or waited for a core, so a loaded machine does
+ * not make short polls look long. (clock_gettime of a thread's CPU time is a
+ * system call, about 1 us in a VM: a worker that never decides pays nothing.) */
+static void sample_poll_cost(ek__worker *w)
+{
+    if (w->tick - w->cpu_tick < COST_SAMPLE_POLLS && w->cpu_ns > 0) return;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return;
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint32_t polls = w->tick - w->cpu_tick;
+    if (polls > 0 && w->cpu_ns > 0 && now > w->cpu_ns) {
+        double per = (double)(now - w->cpu_ns) / polls;
+        w->poll_cost_ns = w->poll_cost_ns == 0 ? per : 0.2 * per + 0.8 * w->poll_cost_ns;
+    }
+    w->cpu_ns = now;
+    w->cpu_tick = w->tick;
+}
+
+/* No worker stands by: poke a sleeper (without taking it off the sleepers, so
+ * it does not search) so that it takes the standby role. */
+static void ensure_standby(ek_runtime *rt)
+{
+    ek__idle *idle = &rt->idle;
+    if (rt->nworkers < 2 || atomic_load_explicit(&idle->standby, memory_order_relaxed)) return;
+    ek__worker *v = NULL;
+    ek__mutex_lock(&idle->lock);
+    if (idle->nsleepers > 0) v = &rt->workers[idle->sleepers[idle->nsleepers - 1]];
+    ek__mutex_unlock(&idle->lock);
+    if (!v) return;
+    atomic_fetch_add_explicit(&rt->unparks, 1, memory_order_relaxed);
+    ek__parker_unpark(&v->parker);
+}
+
+/* After a driver turn that queued tasks here: wake another worker only if the
+ * backlog is worth one (see the top of the file). Not measured yet: as Tokio
+ * (more than one task). When the backlog stays here, make sure a worker stands
+ * by, in case a poll runs long: wherever Tokio would wake a worker, one watches. */
+static void notify_after_turn(ek__worker *w)
+{
+    uint32_t queued = ek__queue_len(&w->q);
+    if (queued == 0) return; /* nothing another worker could steal */
+    unsigned backlog = queued + (w->lifo != NULL);
+    if (backlog < 2) return;
+    sample_poll_cost(w);
+    if (w->poll_cost_ns > 0 && backlog * w->poll_cost_ns < SPREAD_NS) {
+        ensure_standby(w->rt);
+        return;
+    }
+    ek__mt_notify_parked(w->rt);
+}
+
+static void count_turn(ek_runtime *rt)
+{
+    /* relaxed: only compared by a standby worker, to see that turns happen. */
+    atomic_fetch_add_explicit(&rt->idle.turns, 1, memory_order_relaxed);
+}
+
+static uint64_t polls_of(ek__worker *v)
+{
+    return atomic_load_explicit(&v->polls, memory_order_relaxed);
+}
+
+/* Standby, after its timeout: is another worker stuck in one poll (no poll
+ * finished since the last check) with tasks queued behind it? */
+static bool work_stuck_behind_a_poll(ek__worker *w)
+{
+    ek_runtime *rt = w->rt;
+    bool stuck = false;
+    for (unsigned k = 0; k < rt->nworkers; k++) {
+        ek__worker *v = &rt->workers[k];
+        uint64_t polls = polls_of(v);
+        if (v != w && ek__queue_len(&v->q) > 0 && polls == v->standby_seen) stuck = true;
+        v->standby_seen = polls;
+    }
+    return stuck;
+}
+
+/* What a standby check found: woken (work or a notify), nothing to do (keep
+ * standing by), no driver turn since the last check (take the driver), tasks
+ * stuck behind a long poll (steal them), nobody running for a while (sleep). */
+typedef enum {
+    STANDBY_WOKEN,
+    STANDBY_KEEP,
+    STANDBY_STALLED,
+    STANDBY_STUCK,
+    STANDBY_IDLE
+} standby_result;
+
+/* The standby role: sleep STANDBY_MS, then look at the running workers. The
+ * caller holds idle.standby (which owns every standby_seen field). */
+static standby_result stand_by(ek__worker *w, unsigned *idle_checks)
+{
+    ek_runtime *rt = w->rt;
+    uint64_t turns = atomic_load_explicit(&rt->idle.turns, memory_order_relaxed);
+    ek__parker_park(&w->parker, false, STANDBY_MS);
+    if (has_work(w) || !is_sleeping(w)) return STANDBY_WOKEN;
+    /* seq_cst: as the parking decrement. */
+    if (num_running(atomic_load(&rt->idle.state)) == 0) {
+        /* Nobody runs (the last to park waits in the driver): stand by a little
+         * longer, for the next busy stretch, then sleep for good. */
+        return ++*idle_checks >= STANDBY_IDLE_CHECKS ? STANDBY_IDLE : STANDBY_KEEP;
+    }
+    *idle_checks = 0;
+    if (work_stuck_behind_a_poll(w)) return STANDBY_STUCK;
+    if (atomic_load_explicit(&rt->idle.turns, memory_order_relaxed) == turns)
+        return STANDBY_STALLED;
+    return STANDBY_KEEP;
+}
+
 static void park_inner(ek__worker *w)
 {
     ek_runtime *rt = w->rt;
-    if (transition_to_parked(w)) {
+    ek__idle *idle = &rt->idle;
+    bool others_running;
+    if (transition_to_parked(w, &others_running)) {
         /* We were the last searcher: if work is pending, make sure someone
          * (maybe us, after the notify) picks it up. */
         bool pending = ek__inject_len(&rt->inject) > 0;
@@ -310,26 +461,59 @@ static void park_inner(ek__worker *w)
             pending = ek__queue_len(&rt->workers[i].q) > 0;
         if (pending) ek__mt_notify_parked(rt);
     }
+    bool standby = false, drive = false; /* drive: next sleep tries the driver */
+    unsigned idle_checks = 0;
     for (;;) {
-        if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) return;
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) break;
         atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
         w->in_driver = true;
-        ek__parker_park(&w->parker, true, -1);
+        if (!standby && others_running && !drive && rt->driver &&
+            !atomic_exchange_explicit(&idle->standby, true, memory_order_acquire)) {
+            /* acquire/release: the role owns the standby_seen fields. */
+            standby = true;
+            for (unsigned k = 0; k < rt->nworkers; k++)
+                rt->workers[k].standby_seen = polls_of(&rt->workers[k]);
+        }
+        bool stuck = false;
+        if (standby) {
+            standby_result r = stand_by(w, &idle_checks);
+            stuck = r == STANDBY_STUCK;
+            drive = r == STANDBY_STALLED || r == STANDBY_IDLE;
+            if (r != STANDBY_KEEP) {
+                standby = false;
+                atomic_store_explicit(&idle->standby, false, memory_order_release);
+            }
+        } else if (others_running && !drive && rt->driver) {
+            /* Another worker stands by: sleep until notified. */
+            ek__parker_park(&w->parker, false, -1);
+        } else {
+            if (ek__parker_park(&w->parker, true, -1)) count_turn(rt);
+            drive = false;
+        }
         w->in_driver = false;
         if (has_work(w)) {
             /* Woken by I/O or a timer into our own queue. */
             /* Still a sleeper: take ourselves off. Not one: a notify took us
              * off and counted us as searching, which run() will undo. */
             w->is_searching = !unpark_self(w);
-            if (ek__queue_len(&w->q) > 1) ek__mt_notify_parked(rt);
-            return;
+            notify_after_turn(w);
+            break;
         }
         if (!is_sleeping(w)) {
             /* A notify took us off the sleepers: we are searching. */
             w->is_searching = true;
-            return;
+            break;
         }
+        if (stuck) {
+            /* Steal what waits behind a long poll (the worker loop searches). */
+            w->is_searching = !unpark_self(w);
+            break;
+        }
+        /* Still asleep (a standby check, a poke, a spurious wake): look again
+         * whether another worker runs. seq_cst: as the parking decrement. */
+        others_running = num_running(atomic_load(&idle->state)) > 0;
     }
+    if (standby) atomic_store_explicit(&idle->standby, false, memory_order_release);
 }
 
 /* Tokio's self-tuning: check the global queue about every 200 us of polling,
@@ -356,7 +540,8 @@ static void maintenance(ek__worker *w)
         ek__driver_turn(d, 0);
         w->in_driver = false;
         ek__driver_unlock(d);
-        if (ek__queue_len(&w->q) > 0) ek__mt_notify_parked(w->rt);
+        count_turn(w->rt);
+        notify_after_turn(w);
     }
 }
 

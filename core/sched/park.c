@@ -69,39 +69,41 @@ static bool consume_notification(ek__parker *p)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
-void ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms)
+bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms)
 {
-    if (consume_notification(p)) return;
+    if (consume_notification(p)) return false;
     if (may_drive && p->driver && ek__driver_try_lock(p->driver)) {
         int exp = EK__PARK_EMPTY;
+        bool turned = false;
         if (atomic_compare_exchange_strong_explicit(&p->state, &exp, EK__PARK_DRIVER,
                                                     memory_order_acq_rel, memory_order_acquire)) {
             ek__driver_turn(p->driver, timeout_ms);
             atomic_exchange_explicit(&p->state, EK__PARK_EMPTY, memory_order_acquire);
+            turned = true;
         } else {
             /* Notified meanwhile. */
             atomic_store_explicit(&p->state, EK__PARK_EMPTY, memory_order_relaxed);
         }
         ek__driver_unlock(p->driver);
-        return;
+        return turned;
     }
-    if (timeout_ms == 0) return;
+    if (timeout_ms == 0) return false;
 #ifdef __linux__
     int exp = EK__PARK_EMPTY;
     if (!atomic_compare_exchange_strong_explicit(&p->state, &exp, EK__PARK_CONDVAR,
                                                  memory_order_acq_rel, memory_order_acquire)) {
         /* Notified meanwhile. */
         atomic_store_explicit(&p->state, EK__PARK_EMPTY, memory_order_relaxed);
-        return;
+        return false;
     }
     uint64_t deadline = timeout_ms > 0 ? ek__mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
         futex_wait(&p->state, EK__PARK_CONDVAR, deadline);
-        if (consume_notification(p)) return;
+        if (consume_notification(p)) return false;
         if (timeout_ms > 0 && ek__mono_ns() >= deadline) {
             /* Timed out: leave (consuming a notification that raced in). */
             atomic_exchange_explicit(&p->state, EK__PARK_EMPTY, memory_order_acquire);
-            return;
+            return false;
         }
     }
 #else
@@ -111,7 +113,7 @@ void ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms)
                                                  memory_order_acq_rel, memory_order_acquire)) {
         atomic_store_explicit(&p->state, EK__PARK_EMPTY, memory_order_relaxed);
         ek__mutex_unlock(&p->lock);
-        return;
+        return false;
     }
     uint64_t deadline = timeout_ms > 0 ? ek__mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
@@ -128,6 +130,7 @@ void ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms)
     }
     ek__mutex_unlock(&p->lock);
 #endif
+    return false;
 }
 
 void ek__parker_unpark(ek__parker *p)

@@ -25,8 +25,9 @@ typedef struct ek__parker {
 int ek__parker_init(ek__parker *p, ek__driver *driver);
 void ek__parker_destroy(ek__parker *p);
 /* Sleep until unparked (or, in the driver, until I/O or a timer fires).
- * timeout_ms: -1 forever, 0 just poll the driver. may_drive: try the driver. */
-void ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms);
+ * timeout_ms: -1 forever, 0 just poll the driver. may_drive: try the driver.
+ * Returns true if this call turned the driver. */
+bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms);
 void ek__parker_unpark(ek__parker *p);
 
 #endif

@@ -104,7 +104,11 @@ struct ek__worker {
     unsigned global_interval;
     unsigned lifo_polls;
     bool is_searching;
-    bool in_driver; /* turning the driver: wakes are batched, notify after */
+    bool in_driver;        /* turning the driver: wakes are batched, notify after */
+    uint64_t cpu_ns;       /* the thread's CPU time at the last maintenance (owner) */
+    uint32_t cpu_tick;     /* tick then */
+    double poll_cost_ns;   /* average busy time per poll, 0 until measured (owner) */
+    uint64_t standby_seen; /* polls, as the standby worker last saw them (its field) */
     uint32_t tick;
     uint64_t rng;
     ek__parker parker;
@@ -114,6 +118,8 @@ struct ek__worker {
 
 typedef struct ek__idle {
     _Atomic uint32_t state; /* num_searching (low 16) | num_unparked << 16 */
+    atomic_bool standby;    /* a parked worker watches the driver (multi_thread.c) */
+    _Atomic uint64_t turns; /* driver turns made by workers */
     ek__mutex lock;
     unsigned *sleepers;
     unsigned nsleepers;

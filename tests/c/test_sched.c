@@ -2,9 +2,14 @@
  * wake storms, abort races, budget, metrics. */
 #include "support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* A task's memory is released by the worker just after it wakes the joiner, so
@@ -522,6 +527,106 @@ static void test_metrics_count_workers_parks_and_spawns(void **s)
     ekt_rt_free_checked(rt);
 }
 
+/* ------------------------------------------- standby: I/O beside a long poll -- */
+
+/* A worker that parks while another runs does not wait in the driver (the
+ * running one turns it); one parked worker stands by and takes the driver when
+ * nobody turned it for a while. Here one worker is stuck in a poll that only
+ * ends when a task woken by I/O has run: only the standby path can serve that
+ * I/O, so without it the spinner gives up after its (generous) deadline. */
+typedef struct {
+    ek_udp_socket *u;
+    atomic_int receiver_waits, received, spinner_runs, spinner_gave_up;
+} long_poll;
+
+static int lp_receiver(void *s, ek_cx *cx, void **out)
+{
+    long_poll *lp = s;
+    char buf[16];
+    size_t n;
+    int rc = ek_udp_recv_from(lp->u, cx, buf, sizeof buf, &n, NULL);
+    if (rc == EK_PENDING) {
+        atomic_store(&lp->receiver_waits, 1);
+        return rc;
+    }
+    atomic_store(&lp->received, 1);
+    *out = NULL;
+    return rc;
+}
+
+static int lp_spinner(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    long_poll *lp = s;
+    atomic_store(&lp->spinner_runs, 1);
+    uint64_t give_up = ekt_now_ms() + 30000;
+    while (!atomic_load(&lp->received)) {
+        if (ekt_now_ms() > give_up) {
+            atomic_store(&lp->spinner_gave_up, 1);
+            break;
+        }
+        sched_yield();
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void wait_flag(atomic_int *f)
+{
+    for (int i = 0; i < 30000 && !atomic_load(f); i++) usleep(1000);
+    assert_int_equal(atomic_load(f), 1);
+}
+
+static void test_io_is_served_while_the_other_worker_is_in_a_long_poll(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    long_poll lp = {0};
+    ek_sockaddr *addr;
+    assert_int_equal(ek_sockaddr_parse("127.0.0.1:0", &addr), EK_OK);
+    assert_int_equal(ek_udp_bind(rt, addr, 0, &lp.u), EK_OK);
+    assert_int_equal(ek_udp_local_addr(lp.u, addr), EK_OK);
+    ek_join *receiver = ekt_spawn(rt, lp_receiver, ekt_noop_drop, &lp);
+    wait_flag(&lp.receiver_waits);
+    ek_join *spinner = ekt_spawn(rt, lp_spinner, ekt_noop_drop, &lp);
+    wait_flag(&lp.spinner_runs);
+    /* The other worker runs this, then parks while the spinner runs. */
+    assert_int_equal(ekt_spawn_join(rt, leaf, NULL, NULL), EK_OK);
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(ek_sockaddr_port(addr))};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+    assert_int_equal(ekt_join(receiver, NULL), EK_OK);
+    assert_int_equal(ekt_join(spinner, NULL), EK_OK);
+    assert_int_equal(atomic_load(&lp.received), 1);
+    assert_int_equal(atomic_load(&lp.spinner_gave_up), 0);
+    close(fd);
+    ek_udp_free(lp.u);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
+/* The standby worker checks the driver only while another worker runs (and a
+ * few checks after): an idle runtime does not keep waking it. */
+static void test_idle_runtime_stops_waking_the_standby_worker(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    for (int i = 0; i < 100; i++) assert_int_equal(ekt_spawn_join(rt, leaf, NULL, NULL), EK_OK);
+    /* Bounded wait for 200 ms without a park (16 checks of 1 ms at most, even
+     * late on a loaded machine, then they sleep for good). */
+    bool quiet = false;
+    for (int i = 0; i < 100 && !quiet; i++) {
+        uint64_t before = ekt_metric(rt, EK_METRIC_PARKS);
+        usleep(200000);
+        quiet = ekt_metric(rt, EK_METRIC_PARKS) == before;
+    }
+    assert_true(quiet);
+    ekt_rt_free_checked(rt);
+}
+
 /* Overflow of the local queue goes to the global queue (and is metered). */
 typedef struct {
     int n, spawned;
@@ -677,6 +782,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_from_foreign_thread_racing_detach, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_budget_limits_operations_per_poll_and_repolls,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_io_is_served_while_the_other_worker_is_in_a_long_poll,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_runtime_stops_waking_the_standby_worker,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_count_workers_parks_and_spawns, ekt_setup,
                                         ekt_teardown),
