@@ -6,6 +6,7 @@
 #   bench/run.sh [FILTER...]
 #
 #   bench/run.sh python [echo|kv|micro...]   (the Python rows: bench/python/run.sh)
+#   bench/run.sh lua [echo|resp|counts...]   (the Lua rows: bench/lua/run.sh)
 #
 # FILTER: rt | sync | time | mem | echo | pingpong | pump | net (= echo, pingpong,
 # pump) | all (default), an exact workload name (rt_multi.ping_pong, echo.64B.x100),
@@ -40,6 +41,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "${1:-}" = python ]; then
     shift
     exec "$ROOT/bench/python/run.sh" "$@"
+fi
+# `bench/run.sh lua [echo|resp|counts...]`: the Lua binding against luv and the
+# epoll server (bench/lua/run.sh).
+if [ "${1:-}" = lua ]; then
+    shift
+    exec "$ROOT/bench/lua/run.sh" "$@"
 fi
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 OUT=${BENCH_OUT:-$BUILD/bench-results.md}

@@ -1,4 +1,4 @@
-/* common.c - locks, time, threads, panic. */
+/* common.c - locks, time, threads, panic, ring buffers. */
 #include "common.h"
 
 #include <stdio.h>
@@ -102,4 +102,18 @@ int ek__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *n
         pthread_setname_np(*t, buf);
     }
     return 0;
+}
+
+int ek__ring_grow(void **ring, size_t size, size_t *head, size_t len, size_t *cap, size_t first)
+{
+    size_t n = *cap ? *cap * 2 : first;
+    uint8_t *fresh = ek__malloc(n * size), *old = *ring;
+    if (fresh == NULL) return EK_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        memcpy(fresh + i * size, old + ((*head + i) % *cap) * size, size);
+    ek__free(old);
+    *ring = fresh;
+    *cap = n;
+    *head = 0;
+    return EK_OK;
 }

@@ -24,6 +24,11 @@ void ek__free(void *ptr);
 /* True while the C library's allocator is the one in use (ek_set_allocator). */
 bool ek__alloc_is_default(void);
 
+/* Grow a ring buffer of *cap elements of `size` bytes whose len elements start at
+ * *head: a new array of twice the room (`first` when empty) holding them in order
+ * from index 0 (*ring, *cap and *head updated). EK_OK or EK_ENOMEM (unchanged). */
+int ek__ring_grow(void **ring, size_t size, size_t *head, size_t len, size_t *cap, size_t first);
+
 /* ---- misc ---- */
 #define EK__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define EK__UNUSED(x)                       ((void)(x))

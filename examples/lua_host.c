@@ -4,7 +4,8 @@
  * It creates the runtime, registers a C service ("c.upper": upper-cases a
  * line), opens Lua with ekiden_lua_open(L, rt), and runs a Lua script that
  * registers a Lua service ("lua.shout") wrapping the C one, then serves it on a
- * socket: one request per line, one response line per request.
+ * socket with ek.serve (the C framed server, lines codec): one request per line,
+ * one response line per request, pipelined.
  *
  *   lua_host [ADDR [CONNECTIONS]]   ADDR default 127.0.0.1:0; with CONNECTIONS,
  *                                   exits after serving that many connections
@@ -81,36 +82,28 @@ static const ek_service_vtable upper_vt = {.poll_ready = upper_ready, .call = up
 
 /* ---- the Lua side ---- */
 
-static const char *script = "local addr, max = ...\n"
-                            "local upper = assert(ek.lookup('c.upper'))\n"
-                            "-- A Lua service wrapping the C one.\n"
-                            "assert(ek.register('lua.shout', ek.service(function(line)\n"
-                            "  local up, err = upper:call(line)\n"
-                            "  if not up then return nil, err, 'EHOST' end\n"
-                            "  return '[' .. up .. ']'\n"
-                            "end)))\n"
-                            "ek.run(function()\n"
-                            "  local shout = assert(ek.lookup('lua.shout'))\n"
-                            "  local listener = assert(ek.tcp.listen(addr))\n"
-                            "  print('listening on ' .. listener:local_addr())\n"
-                            "  io.stdout:flush()\n"
-                            "  local g = ek.group()\n"
-                            "  local served = 0\n"
-                            "  while not max or served < max do\n"
-                            "    local stream = assert(listener:accept())\n"
-                            "    served = served + 1\n"
-                            "    g:spawn(function()\n"
-                            "      while true do\n"
-                            "        local line = stream:read_line()\n"
-                            "        if not line then break end\n"
-                            "        assert(stream:write(assert(shout:call(line)) .. '\\n'))\n"
-                            "      end\n"
-                            "      stream:close()\n"
-                            "    end)\n"
-                            "  end\n"
-                            "  assert(g:wait())\n"
-                            "  listener:close()\n"
-                            "end)\n";
+static const char *script =
+    "local addr, max = ...\n"
+    "local upper = assert(ek.lookup('c.upper'))\n"
+    "-- A Lua service wrapping the C one.\n"
+    "assert(ek.register('lua.shout', ek.service(function(line)\n"
+    "  local up, err = upper:call(line)\n"
+    "  if not up then return nil, err, 'EHOST' end\n"
+    "  return '[' .. up .. ']'\n"
+    "end)))\n"
+    "ek.run(function()\n"
+    "  -- The C framed server: a line in, the service's answer out.\n"
+    "  local server = assert(ek.serve { addr = addr, codec = 'lines',\n"
+    "                                   service = assert(ek.lookup('lua.shout')) })\n"
+    "  print('listening on ' .. server:local_addr())\n"
+    "  io.stdout:flush()\n"
+    "  while true do\n"
+    "    ek.sleep(0.01)\n"
+    "    local m = server:metrics()\n"
+    "    if max and m.CONNECTIONS_TOTAL >= max and m.CONNECTIONS_OPEN == 0 then break end\n"
+    "  end\n"
+    "  assert(server:shutdown(5))\n"
+    "end)\n";
 
 int main(int argc, char **argv)
 {

@@ -13,6 +13,7 @@ packages=(
   make cmake ninja-build gcc g++ clang-format pkg-config
   libcmocka-dev libffi-dev libuv1-dev liburing-dev
   socat netcat-openbsd python3 python3-venv python3-dev lua5.4 liblua5.4-dev luajit libluajit-5.1-dev
+  luarocks
   spin curl wrk
   "$@"
 )

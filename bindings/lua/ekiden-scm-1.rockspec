@@ -1,6 +1,9 @@
 -- LuaRocks: builds the ekiden module with the project's CMake (the C runtime and
--- the binding), and installs ekiden.so into the tree's C module directory.
---   luarocks make bindings/lua/ekiden-scm-1.rockspec     (from a checkout)
+-- the binding) against the headers of the Lua the rock is for (LUA_INCDIR: only
+-- that module), and installs ekiden.so and libekiden.so into the tree's C module
+-- directory.
+--   luarocks make bindings/lua/ekiden-scm-1.rockspec     (from a checkout's root;
+--   --lua-version 5.4, or 5.1 for LuaJIT; tested by tests/lua/rock.sh)
 rockspec_format = "3.0"
 package = "ekiden"
 version = "scm-1"
@@ -20,6 +23,7 @@ build = {
   variables = {
     CMAKE_BUILD_TYPE = "Release",
     EK_TESTS = "OFF",
+    EK_LUA_INCDIR = "$(LUA_INCDIR)",
     CMAKE_INSTALL_PREFIX = "$(PREFIX)",
     EK_LUA_CMOD_DIR = "$(LIBDIR)",
     EK_LUAJIT_CMOD_DIR = "$(LIBDIR)",

@@ -129,25 +129,9 @@ end
 
 ---------------------------------------------------------------- network --
 
-local stream_m = methods["ekiden.stream"]
-for _, name in ipairs({ "read", "read_exactly", "read_line" }) do
-  stream_m[name] = waiting(stream_m[name])
-end
--- write(data): writes all of it, across as many waits as the socket needs;
--- returns #data, or nil, msg, name (what was written before the error stays
--- written).
-local c_write = stream_m.write
-function stream_m.write(s, data)
-  local a, b, c = c_write(s, data, 0)
-  while a == PENDING do
-    yield(PENDING)
-    a, b, c = c_write(s, data, b)
-  end
-  return a, b, c
-end
+-- (Stream reads and writes and accept wait from C: their C functions yield and
+-- the task's poll retries the operation, resuming the coroutine when it is done.)
 
-local listener_m = methods["ekiden.listener"]
-listener_m.accept = waiting(listener_m.accept)
 
 local dgram_m = methods["ekiden.udp"]
 for _, name in ipairs({ "send_to", "recv_from", "send", "recv" }) do
@@ -237,6 +221,16 @@ ek.middleware = {
   retry = core.mw_retry,
 }
 ek._thread_id = core.thread_id
+
+-- Servers and clients over the C framed I/O: ek.serve{addr = ..., codec =
+-- "lines" | "length" | "resp", service = svc} -> server; ek.connect{addr = ...,
+-- codec = ...} -> a client service (svc:call sends a request over the
+-- connection). RESP values: see docs/lua.md (ek.null is RESP's null).
+ek.serve = core.serve
+ek.connect = core.connect
+ek.null = core.null
+local server_m = methods["ekiden.server"]
+server_m.shutdown = awaiting(server_m.shutdown)
 
 ----------------------------------------------------------------- groups --
 

@@ -570,8 +570,13 @@ static int ur_poll(ek__backend *be, ek__event *events, int n, int timeout_ms)
     }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;
     /* What the kernel did not take (EAGAIN/EBUSY, or a part): the next turn. */
-    if (to_submit && io_uring_sq_ready(&b->ring))
-        atomic_store_explicit(&b->sq_dirty, true, memory_order_relaxed);
+    if (to_submit) {
+        /* The ring's tail is written under sq_lock (get_sqe): read it there. */
+        ek__mutex_lock(&b->sq_lock);
+        if (io_uring_sq_ready(&b->ring))
+            atomic_store_explicit(&b->sq_dirty, true, memory_order_relaxed);
+        ek__mutex_unlock(&b->sq_lock);
+    }
 
     /* One batch: the CQEs there now, not those posted while it is read (a
      * turn's events are a snapshot, as epoll_wait's). */

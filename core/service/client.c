@@ -13,6 +13,7 @@ struct ek_client_options {
     int reconnect;
     uint64_t backoff_ms;
     size_t max_in_flight;
+    ek_mpsc_sender *push; /* where push frames go (each client gets a clone), or NULL */
 };
 
 typedef struct ek__client {
@@ -74,6 +75,10 @@ typedef struct ek__conn_task {
     ek_runtime *rt;
     ek_codec *proto; /* cloned per connection */
     ek_codec *codec;
+    const ek__codec_ext *ext; /* the codec's client hooks (codec.h), or NULL */
+    void *cself;
+    ek_mpsc_sender *push; /* push frames go here (NULL: they are dropped) */
+    ek_msg *push_pending; /* a push frame waiting for room in that channel */
     ek_mpsc_receiver *rx;
     ek_future *connect, *backoff;
     ek_stream *io;
@@ -100,6 +105,8 @@ static void ek__task_connection_failed(ek__conn_task *t, int err)
     t->io = NULL;
     ek_codec_free(t->codec);
     t->codec = NULL;
+    t->ext = NULL;
+    t->cself = NULL;
     ek_buf_clear(t->in);
     ek_buf_clear(t->out);
     if (t->reconnect) {
@@ -109,20 +116,13 @@ static void ek__task_connection_failed(ek__conn_task *t, int err)
     atomic_store_explicit(&t->c->closed_err, err, memory_order_release);
 }
 
-static int ek__task_push(ek__conn_task *t, ek_oneshot_sender *tx)
+/* Double the room of the FIFO of requests awaiting their answer. */
+static int ek__task_grow(ek__conn_task *t)
 {
-    if (t->len == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        ek_oneshot_sender **f = ek__malloc(cap * sizeof *f);
-        if (f == NULL) return EK_ENOMEM;
-        for (size_t i = 0; i < t->len; i++) f[i] = t->fifo[(t->head + i) % t->cap];
-        ek__free(t->fifo);
-        t->fifo = f;
-        t->cap = cap;
-        t->head = 0;
-    }
-    t->fifo[(t->head + t->len++) % t->cap] = tx;
-    return EK_OK;
+    void *f = t->fifo;
+    int rc = ek__ring_grow(&f, sizeof *t->fifo, &t->head, t->len, &t->cap, 16);
+    t->fifo = f;
+    return rc;
 }
 
 /* Connect (or wait for the back-off). EK_OK when connected. */
@@ -158,7 +158,67 @@ static int ek__task_connect(ek__conn_task *t, ek_cx *cx)
         rc = ek_stream_from_tcp(sock, &t->io);
     }
     if (rc == EK_OK) rc = ek_codec_clone(t->proto, &t->codec);
+    if (rc == EK_OK) t->ext = ek__codec_ext_of(t->codec, &t->cself);
+    if (t->ext != NULL && t->ext->client_frame == NULL) t->ext = NULL;
     return rc;
+}
+
+static void ek__msg_drop(void *m)
+{
+    ek_msg_free(m);
+}
+
+/* Hand push frame m to the push channel (or drop it without one). EK_PENDING when
+ * the channel is full: m waits in push_pending and reading stops meanwhile. */
+static int ek__task_push_frame(ek__conn_task *t, ek_cx *cx, ek_msg *m)
+{
+    if (t->push == NULL) {
+        ek_msg_free(m);
+        return EK_OK;
+    }
+    int rc = ek_mpsc_send(t->push, cx, m);
+    if (rc == EK_PENDING) {
+        t->push_pending = m;
+        return EK_PENDING;
+    }
+    if (rc != EK_OK) { /* the receiver is gone: push frames are dropped from now on */
+        ek_msg_free(m);
+        ek_mpsc_sender_drop(t->push);
+        t->push = NULL;
+    }
+    return EK_OK;
+}
+
+/* Decode what was read: answers in order, push frames to their channel. EK_OK
+ * when it needs more bytes, EK_PENDING when the push channel is full, or the
+ * connection's error. */
+static int ek__task_decode(ek__conn_task *t, ek_cx *cx)
+{
+    for (;;) {
+        ek_msg *m = NULL;
+        int rc = ek_codec_decode(t->codec, t->in, &m, NULL);
+        if (rc == EK_PENDING) return EK_OK;
+        if (rc != EK_OK) return rc;
+        int cls = t->ext != NULL ? t->ext->client_frame(t->cself, m) : EK__FRAME_REPLY;
+        if (cls != EK__FRAME_PUSH && t->len == 0) { /* a frame nobody asked for */
+            ek_msg_free(m);
+            return EK_EPROTO;
+        }
+        if (cls == EK__FRAME_PUSH_REPLY) { /* the answer, and a push frame too */
+            ek_msg *copy = NULL;
+            rc = ek_msg_clone(m, &copy);
+            ek__answer(t->fifo[t->head], rc, copy);
+            t->head = (t->head + 1) % t->cap;
+            t->len--;
+        }
+        if (cls != EK__FRAME_REPLY) {
+            if (ek__task_push_frame(t, cx, m) == EK_PENDING) return EK_PENDING;
+            continue;
+        }
+        ek__answer(t->fifo[t->head], EK_OK, m);
+        t->head = (t->head + 1) % t->cap;
+        t->len--;
+    }
 }
 
 static int ek__task_poll(void *state, ek_cx *cx, void **out)
@@ -195,11 +255,17 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
             if (rc == EK_PENDING) break;
             if (rc != EK_OK) {
                 t->rx_closed = true;
+                moved = true; /* back to the top: the task may be done */
                 break;
             }
             ek__item *it = v;
-            rc = ek_codec_encode(t->codec, it->req, EK_CODEC_REQUEST, t->out);
-            if (rc == EK_OK) rc = ek__task_push(t, it->reply);
+            /* Room to note it first: a request written is always noted. */
+            rc = t->len == t->cap ? ek__task_grow(t) : EK_OK;
+            if (rc == EK_OK)
+                rc = t->ext != NULL && t->ext->client_request != NULL
+                         ? t->ext->client_request(t->cself, it->req, t->out)
+                         : ek_codec_encode(t->codec, it->req, EK_CODEC_REQUEST, t->out);
+            if (rc == EK_OK) t->fifo[(t->head + t->len++) % t->cap] = it->reply;
             if (rc != EK_OK) ek__answer(it->reply, rc, NULL);
             it->reply = NULL;
             ek__item_drop(it);
@@ -220,8 +286,20 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
             moved = true;
         }
         if (t->io == NULL) continue;
-        /* responses in */
-        if (t->len > 0) {
+        /* responses (and push frames) in; a full push channel stops reading */
+        if (t->push_pending != NULL) {
+            ek_msg *m = t->push_pending;
+            t->push_pending = NULL;
+            if (ek__task_push_frame(t, cx, m) == EK_PENDING) return EK_PENDING;
+            moved = true;
+            int rc = ek__task_decode(t, cx);
+            if (rc == EK_PENDING) return EK_PENDING;
+            if (rc != EK_OK) {
+                ek__task_connection_failed(t, rc);
+                continue;
+            }
+        }
+        if (t->len > 0 || t->push != NULL) {
             uint8_t *tail;
             size_t avail, n = 0;
             int rc = ek_buf_reserve(t->in, 16 * 1024, &tail, &avail);
@@ -230,20 +308,8 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
             if (rc == EK_OK) {
                 (void)ek_buf_advance(t->in, n);
                 moved = true;
-                for (;;) {
-                    ek_msg *m = NULL;
-                    rc = ek_codec_decode(t->codec, t->in, &m, NULL);
-                    if (rc != EK_OK) break;
-                    if (t->len == 0) { /* a frame nobody asked for */
-                        ek_msg_free(m);
-                        rc = EK_EPROTO;
-                        break;
-                    }
-                    ek__answer(t->fifo[t->head], EK_OK, m);
-                    t->head = (t->head + 1) % t->cap;
-                    t->len--;
-                }
-                if (rc == EK_PENDING) rc = EK_OK;
+                rc = ek__task_decode(t, cx);
+                if (rc == EK_PENDING) return EK_PENDING;
             }
             if (rc != EK_OK && rc != EK_PENDING) {
                 ek__task_connection_failed(t, rc);
@@ -259,6 +325,8 @@ static void ek__task_drop(void *state)
     ek__conn_task *t = state;
     ek__task_fail_pending(t, EK_ECLOSED);
     ek__free(t->fifo);
+    ek_msg_free(t->push_pending);
+    ek_mpsc_sender_drop(t->push); /* the push channel's receiver then sees EK_ECLOSED */
     ek_mpsc_receiver_drop(t->rx); /* queued requests: their callers see EK_ECLOSED */
     ek_future_drop(t->connect);
     ek_future_drop(t->backoff);
@@ -381,6 +449,7 @@ int ek_client_options_new(ek_client_options **out)
 void ek_client_options_free(ek_client_options *o)
 {
     if (!EK__CHECK_TAG(o, EK__TAG_CLIOPTS)) return;
+    ek_mpsc_sender_drop(o->push);
     o->tag = EK__TAG_DEAD;
     ek__free(o);
 }
@@ -398,6 +467,18 @@ int ek_client_options_set_max_in_flight(ek_client_options *o, size_t n)
 {
     if (!EK__CHECK_TAG(o, EK__TAG_CLIOPTS) || n < 1 || n > 65536) return EK_EINVAL;
     o->max_in_flight = n;
+    return EK_OK;
+}
+
+int ek_client_options_set_push(ek_client_options *o, size_t cap, ek_mpsc_receiver **rx)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_CLIOPTS) || rx == NULL) return EK_EINVAL;
+    ek_mpsc_sender *tx = NULL;
+    int rc = cap == 0 ? ek_mpsc_unbounded(ek__msg_drop, &tx, rx)
+                      : ek_mpsc_bounded(cap, ek__msg_drop, &tx, rx);
+    if (rc != EK_OK) return rc;
+    ek_mpsc_sender_drop(o->push);
+    o->push = tx;
     return EK_OK;
 }
 
@@ -419,12 +500,15 @@ int ek_client_connect(ek_runtime *rt, const ek_sockaddr *addr, ek_codec *codec,
     if (rc == EK_OK) rc = ek_mpsc_unbounded(ek__item_drop, &h->tx, &t->rx);
     if (rc == EK_OK) rc = ek_buf_new(16 * 1024, &t->in);
     if (rc == EK_OK) rc = ek_buf_new(16 * 1024, &t->out);
+    if (rc == EK_OK && options != NULL && options->push != NULL)
+        rc = ek_mpsc_sender_clone(options->push, &t->push);
     if (rc != EK_OK) {
         if (h != NULL) ek_mpsc_sender_drop(h->tx);
         if (t != NULL) {
             ek_mpsc_receiver_drop(t->rx);
             ek_buf_free(t->in);
             ek_buf_free(t->out);
+            ek_mpsc_sender_drop(t->push);
         }
         if (c != NULL) ek_sockaddr_free(c->addr);
         ek__free(c);

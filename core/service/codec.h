@@ -26,12 +26,26 @@ int ek__codec_check(ek_codec *c);
  *   with stream_begin, later frames with encode(EK_CODEC_PUSH), and its end with
  *   stream_end (HTTP's chunked body). Without them a stream becomes the
  *   connection's push stream after its first frame (RESP).
+ *
+ * What the framed client asks of them (RESP's client side: push frames):
+ * - client_request(self, req, out): encode a request for the framed client, which
+ *   calls nothing else to encode requests; an error fails that request alone
+ *   (nothing written). The codec notes what will answer it.
+ * - client_frame(self, frame): what a decoded frame is (EK__FRAME_*): the answer to
+ *   the oldest request not yet answered, an out-of-band push frame, or a push
+ *   frame that is also that answer (a RESP3 SUBSCRIBE's confirmation).
  */
 typedef struct ek__codec_ext {
     int (*interim)(void *self, ek_buf *out);
     int (*stream_begin)(void *self, const ek_msg *head, ek_buf *out);
     int (*stream_end)(void *self, ek_buf *out);
+    int (*client_request)(void *self, const ek_msg *req, ek_buf *out);
+    int (*client_frame)(void *self, const ek_msg *frame);
 } ek__codec_ext;
+
+#define EK__FRAME_REPLY      0
+#define EK__FRAME_PUSH       1
+#define EK__FRAME_PUSH_REPLY 2
 
 /* ek_codec_new with the extension (static; may be NULL), kept by clones. */
 int ek__codec_new_ext(const ek_codec_vtable *vt, const ek__codec_ext *ext, void *self,

@@ -25,7 +25,22 @@ typedef struct ek__resp {
     uint64_t decoded, encoded; /* requests decoded, responses encoded */
     ek__hello *hellos;         /* HELLO requests whose responses are not encoded yet */
     size_t nhello, hello_cap;
+    /* The framed client's side (client_request/client_frame): what answers each
+     * request written and not yet answered (EK__ANS_*, a ring), and the protocol
+     * the connection speaks (2 until a HELLO 3 is answered without an error). */
+    uint8_t *ans;
+    size_t ans_head, ans_len, ans_cap;
+    int negotiated;
 } ek__resp;
+
+/* What answers a request (the framed client's notes): the next frame that is not
+ * a push; that frame, switching the connection's protocol when it is not an
+ * error (HELLO 2, HELLO 3); or the first push frame whose kind is the command's
+ * name (the (P|S)(UN)SUBSCRIBE commands in RESP3, each confirmed by pushes). */
+enum { EK__ANS_FRAME, EK__ANS_HELLO2, EK__ANS_HELLO3, EK__ANS_SUB };
+static const char *const ek__sub_names[] = {"subscribe",   "psubscribe",   "ssubscribe",
+                                            "unsubscribe", "punsubscribe", "sunsubscribe"};
+#define EK__NSUB (sizeof ek__sub_names / sizeof *ek__sub_names)
 
 static void ek__resp_drop(void *self)
 {
@@ -33,6 +48,7 @@ static void ek__resp_drop(void *self)
     ek__resp_toks_free(&r->toks);
     ek__free(r->scratch);
     ek__free(r->hellos);
+    ek__free(r->ans);
     ek__free(r);
 }
 
@@ -229,12 +245,31 @@ static int ek__put(ek_buf *out, const void *p, size_t n)
     return ek_buf_append(out, p, n);
 }
 
+/* The decimal digits of n (a sign included), without snprintf. */
+static size_t ek__fmt_int(int64_t v, char *buf)
+{
+    char tmp[24];
+    size_t k = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    size_t n = 0;
+    if (v < 0) buf[n++] = '-';
+    while (k > 0) buf[n++] = tmp[--k];
+    return n;
+}
+
 /* "<type><n>\r\n" */
 static int ek__put_head(ek_buf *out, char type, int64_t n)
 {
     char line[32];
-    int k = snprintf(line, sizeof line, "%c%lld\r\n", type, (long long)n);
-    return ek__put(out, line, (size_t)k);
+    line[0] = type;
+    size_t k = 1 + ek__fmt_int(n, line + 1);
+    line[k++] = '\r';
+    line[k++] = '\n';
+    return ek__put(out, line, k);
 }
 
 static int ek__put_bulk(ek_buf *out, char type, const uint8_t *d, size_t n)
@@ -353,27 +388,44 @@ static int ek__resp_encode_value(const ek_msg *m, int proto, ek_buf *out)
     }
 }
 
-/* A request: an array of strings (integers allowed) as a multibulk of bulks. */
+/* The bytes of request argument a: its data, or an integer's digits in num. */
+static int ek__resp_arg(const ek_msg *a, char *num, const uint8_t **d, size_t *n)
+{
+    int64_t v;
+    if (ek_msg_resp_get_integer(a, &v) == EK_OK) {
+        *n = ek__fmt_int(v, num);
+        *d = (const uint8_t *)num;
+        return EK_OK;
+    }
+    int rc = ek_msg_data(a, d, n);
+    return rc == EK_EEMPTY ? EK_EINVAL : rc;
+}
+
+/* A request: an array of strings (integers allowed) as a multibulk of bulks. All
+ * or nothing: the arguments are checked and the room reserved before a byte is
+ * written, so a failed request leaves nothing behind in out (a pipelined client
+ * writes the next request after it). */
 static int ek__resp_encode_request(const ek_msg *m, ek_buf *out)
 {
     int64_t len = ek_msg_resp_len(m);
     if (ek_msg_resp_type(m) != EK_RESP_ARRAY || len < 0) return EK_EKIND;
-    int rc = ek__put_head(out, '*', len);
+    char num[24];
+    const uint8_t *d;
+    size_t n, total = 24;
+    int rc = EK_OK;
     for (int64_t k = 0; k < len && rc == EK_OK; k++) {
         ek_msg *a;
         rc = ek_msg_resp_child(m, (size_t)k, &a);
-        if (rc != EK_OK) break;
-        const uint8_t *d;
-        size_t n;
-        int64_t v;
-        char num[32];
-        if (ek_msg_resp_get_integer(a, &v) == EK_OK) {
-            n = (size_t)snprintf(num, sizeof num, "%lld", (long long)v);
-            d = (const uint8_t *)num;
-        } else if ((rc = ek_msg_data(a, &d, &n)) != EK_OK) {
-            return rc == EK_EEMPTY ? EK_EINVAL : rc;
-        }
-        rc = ek__put_bulk(out, '$', d, n);
+        if (rc == EK_OK) rc = ek__resp_arg(a, num, &d, &n);
+        if (rc == EK_OK) total += n + 26; /* "$<n>\r\n" <bytes> "\r\n" */
+    }
+    if (rc == EK_OK) rc = ek_buf_reserve(out, total, NULL, NULL);
+    if (rc == EK_OK) rc = ek__put_head(out, '*', len);
+    for (int64_t k = 0; k < len && rc == EK_OK; k++) {
+        ek_msg *a;
+        rc = ek_msg_resp_child(m, (size_t)k, &a);
+        if (rc == EK_OK) rc = ek__resp_arg(a, num, &d, &n);
+        if (rc == EK_OK) rc = ek__put_bulk(out, '$', d, n);
     }
     return rc;
 }
@@ -395,6 +447,84 @@ static int ek__resp_encode(void *self, const ek_msg *m, int what, ek_buf *out)
     return ek__resp_encode_value(m, r->proto, out);
 }
 
+/* ---- the framed client's hooks (codec.h) ---- */
+
+/* The index in ek__sub_names of the string value m (case-insensitive), or -1. */
+static int ek__resp_sub_index(const ek_msg *m)
+{
+    const uint8_t *d;
+    size_t n;
+    if (m == NULL || ek_msg_data(m, &d, &n) != EK_OK) return -1;
+    for (size_t i = 0; i < EK__NSUB; i++)
+        if (strlen(ek__sub_names[i]) == n && strncasecmp(ek__sub_names[i], (const char *)d, n) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* What will answer request m (EK__ANS_*, plus the name's index for a SUB). */
+static int ek__resp_answer_of(const ek_msg *m)
+{
+    ek_msg *cmd = NULL, *ver = NULL;
+    if (ek_msg_resp_child(m, 0, &cmd) != EK_OK) return EK__ANS_FRAME;
+    int sub = ek__resp_sub_index(cmd);
+    if (sub >= 0) return EK__ANS_SUB + sub;
+    const uint8_t *d, *v;
+    size_t n, vn;
+    if (ek_msg_data(cmd, &d, &n) != EK_OK || n != 5 ||
+        strncasecmp((const char *)d, "hello", 5) != 0)
+        return EK__ANS_FRAME;
+    if (ek_msg_resp_child(m, 1, &ver) != EK_OK || ek_msg_data(ver, &v, &vn) != EK_OK || vn != 1)
+        return EK__ANS_FRAME;
+    return v[0] == '2' ? EK__ANS_HELLO2 : v[0] == '3' ? EK__ANS_HELLO3 : EK__ANS_FRAME;
+}
+
+static int ek__resp_client_request(void *self, const ek_msg *m, ek_buf *out)
+{
+    ek__resp *r = self;
+    if (ek_msg_kind(m) != EK_MSG_RESP) return EK_EKIND;
+    int ans = ek__resp_answer_of(m);
+    /* In RESP2 a subscribed connection's frames are not replies to requests in
+     * order (a SUBSCRIBE of n channels gets n replies; messages come in between):
+     * a pipelined client cannot pair them, so it refuses before writing. */
+    if (ans >= EK__ANS_SUB && r->negotiated != 3) return EK_ENOTSUP;
+    if (r->ans_len == r->ans_cap) {
+        void *a = r->ans;
+        int rc = ek__ring_grow(&a, 1, &r->ans_head, r->ans_len, &r->ans_cap, 16);
+        r->ans = a;
+        if (rc != EK_OK) return rc;
+    }
+    int rc = ek__resp_encode_request(m, out); /* all or nothing */
+    if (rc != EK_OK) return rc;
+    r->ans[(r->ans_head + r->ans_len++) % r->ans_cap] = (uint8_t)ans;
+    return EK_OK;
+}
+
+static int ek__resp_client_frame(void *self, const ek_msg *f)
+{
+    ek__resp *r = self;
+    int type = ek_msg_resp_type(f);
+    int head = r->ans_len > 0 ? r->ans[r->ans_head] : -1;
+    if (type == EK_RESP_PUSH) {
+        ek_msg *kind = NULL;
+        if (head < EK__ANS_SUB || ek_msg_resp_child(f, 0, &kind) != EK_OK ||
+            ek__resp_sub_index(kind) != head - EK__ANS_SUB)
+            return EK__FRAME_PUSH;
+    } else if (head == EK__ANS_HELLO2 || head == EK__ANS_HELLO3) {
+        if (type != EK_RESP_ERROR && type != EK_RESP_BULK_ERROR)
+            r->negotiated = head == EK__ANS_HELLO3 ? 3 : 2;
+    }
+    if (r->ans_len > 0) {
+        r->ans_head = (r->ans_head + 1) % r->ans_cap;
+        r->ans_len--;
+    }
+    return type == EK_RESP_PUSH ? EK__FRAME_PUSH_REPLY : EK__FRAME_REPLY;
+}
+
+static const ek__codec_ext ek__resp_client_ext = {
+    .client_request = ek__resp_client_request,
+    .client_frame = ek__resp_client_frame,
+};
+
 static int ek__resp_encode_error(void *self, int err, const char *reason, ek_buf *out)
 {
     int rc = ek__put(out, "-ERR ", 5);
@@ -408,6 +538,7 @@ static int ek__resp_make(int server, int proto, void **out)
     if (r == NULL) return EK_ENOMEM;
     r->server = server;
     r->proto = proto;
+    r->negotiated = 2;
     *out = r;
     return EK_OK;
 }
@@ -432,7 +563,7 @@ static int ek__resp_codec(int server, int proto, ek_codec **out)
     void *self;
     int rc = ek__resp_make(server, proto, &self);
     if (rc != EK_OK) return rc;
-    return ek_codec_new(&ek__resp_vtable, self, out);
+    return ek__codec_new_ext(&ek__resp_vtable, server ? NULL : &ek__resp_client_ext, self, out);
 }
 
 int ek_codec_resp_server(ek_codec **out)

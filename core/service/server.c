@@ -214,14 +214,10 @@ static void ek__conn_drop(void *state)
 static int ek__conn_push_slot(ek__conn *c, ek_future *fut, int rc)
 {
     if (c->qlen == c->qcap) {
-        size_t cap = c->qcap ? c->qcap * 2 : 16;
-        ek__slot *q = ek__malloc(cap * sizeof *q);
-        if (q == NULL) return EK_ENOMEM;
-        for (size_t i = 0; i < c->qlen; i++) q[i] = c->q[(c->qhead + i) % c->qcap];
-        ek__free(c->q);
+        void *q = c->q;
+        int rc2 = ek__ring_grow(&q, sizeof *c->q, &c->qhead, c->qlen, &c->qcap, 16);
         c->q = q;
-        c->qcap = cap;
-        c->qhead = 0;
+        if (rc2 != EK_OK) return rc2;
     }
     c->q[(c->qhead + c->qlen++) % c->qcap] = (ek__slot){.fut = fut, .rc = rc};
     return EK_OK;

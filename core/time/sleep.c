@@ -38,20 +38,26 @@ static void sleep_drop(void *state)
     ek__timer_cancel(s->time, &s->timer);
 }
 
+/* A sleep of the checked runtime rt on its clock t. */
+static int sleep_new(ek_runtime *rt, ek__time *t, uint64_t deadline_ms, ek_future **out)
+{
+    ek__sleep *s;
+    ek_future *f;
+    /* A cell of rt holding a reference on it (rt.h). */
+    int rc = ek__future_new_cell(rt, sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
+    if (rc != EK_OK) return rc;
+    s->time = t;
+    ek__timer_init(&s->timer, deadline_ms);
+    *out = f;
+    return EK_OK;
+}
+
 int ek_sleep_until(ek_runtime *rt, uint64_t deadline_ms, ek_future **out)
 {
     if (out == NULL) return EK_EINVAL;
     int rc = ek__rt_check(rt);
     if (rc != EK_OK) return rc;
-    ek__sleep *s;
-    ek_future *f;
-    /* A cell of rt holding a reference on it (rt.h); rt was checked. */
-    rc = ek__future_new_cell(rt, sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
-    if (rc != EK_OK) return rc;
-    s->time = ek__rt_time(rt);
-    ek__timer_init(&s->timer, deadline_ms);
-    *out = f;
-    return EK_OK;
+    return sleep_new(rt, ek__rt_time(rt), deadline_ms, out);
 }
 
 int ek_sleep(ek_runtime *rt, uint64_t ms, ek_future **out)
@@ -59,8 +65,9 @@ int ek_sleep(ek_runtime *rt, uint64_t ms, ek_future **out)
     if (out == NULL) return EK_EINVAL;
     int rc = ek__rt_check(rt);
     if (rc != EK_OK) return rc;
+    ek__time *t = ek__rt_time(rt);
     /* The deadline counts from now, not from the first poll (as Tokio). */
-    return ek_sleep_until(rt, ek__time_deadline_after(ek__rt_time(rt), ms), out);
+    return sleep_new(rt, t, ek__time_deadline_after(t, ms), out);
 }
 
 /* ---- timeout ---- */

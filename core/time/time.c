@@ -252,11 +252,10 @@ void ek__timer_init(ek__timer *tm, uint64_t deadline)
     atomic_init(&tm->state, EK__TIMER_IDLE);
 }
 
-/* File an IDLE timer; EK_OK if its deadline passed as far as the wheel knows. */
+/* File an IDLE timer of the checked runtime rt (ek__timer_poll checked it);
+ * EK_OK if its deadline passed as far as the wheel knows. */
 static int timer_file(ek__time *t, ek_runtime *rt, ek__timer *tm, ek_cx *cx)
 {
-    int rc = ek__rt_check(rt);
-    if (rc != EK_OK) return rc;
     ek_waker *w = ek_cx_waker(cx);
     if (w == NULL) return EK_ENOMEM;
     bool unpark = false;

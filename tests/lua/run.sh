@@ -6,6 +6,9 @@
 #   lua54    tests/lua/run.lua on lua5.4 with BUILD_DIR/lua/5.4/ekiden.so
 #   luajit   tests/lua/run.lua on luajit with BUILD_DIR/lua/5.1/ekiden.so
 #   echo54, echojit   examples/echo.lua driven by socat (tests/lua/echo_socat.sh)
+#   http54, httpjit   examples/http.lua driven by curl (tests/lua/http_curl.sh)
+#   rock     luarocks make of the rockspec into a temporary tree, required by lua5.4
+#            (tests/lua/rock.sh)
 #   install  cmake --install into a temporary prefix; both interpreters require
 #            the installed module, which loads the installed libekiden.so
 #   readme   README.md shows examples/echo.lua as it is
@@ -16,7 +19,7 @@ src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR [CHECK...]}" && pwd)
 shift
 checks=("$@")
-[ ${#checks[@]} -gt 0 ] || checks=(lua54 luajit echo54 echojit install readme)
+[ ${#checks[@]} -gt 0 ] || checks=(lua54 luajit echo54 echojit http54 httpjit install rock readme)
 
 passed=0
 failed=0
@@ -91,6 +94,16 @@ for c in "${checks[@]}"; do
       LUA_CPATH="$dir/?.so" bash "$here/echo_socat.sh" "$interp" "$src/examples/echo.lua"
       result "$c" $?
     fi
+    ;;
+  http54 | httpjit)
+    interp=lua5.4 dir=$build/lua/5.4
+    [ "$c" = httpjit ] && interp=luajit dir=$build/lua/5.1
+    LUA_CPATH="$dir/?.so" bash "$here/http_curl.sh" "$interp" "$src/examples/http.lua"
+    result "$c" $?
+    ;;
+  rock)
+    bash "$here/rock.sh" "$src"
+    result rock $?
     ;;
   install)
     install_check

@@ -371,3 +371,56 @@ test("handles outlive their run and close cleanly after it", function()
   collectgarbage()
   collectgarbage()
 end, { outside = true })
+
+test("tcp: reads and writes that wait inside pcall, xpcall and an iterator", function()
+  local l = assert(ek.tcp.listen("127.0.0.1:0"))
+  local peer
+  ek.spawn(function()
+    peer = assert(l:accept())
+    ek.sleep(0.01)
+    assert(peer:write("one\ntwo\nthree\n"))
+  end)
+  local s = assert(ek.tcp.connect(l:local_addr()))
+  local okc, line = pcall(function() return s:read_line() end)
+  eq(okc, true, "pcall")
+  eq(line, "one", "read_line waited inside pcall")
+  local got = {}
+  local function lines() return function() return s:read_line() end end
+  for ln in lines() do
+    got[#got + 1] = ln
+    if #got == 2 then break end
+  end
+  eq(table.concat(got, ","), "two,three", "read_line waited inside a for iterator")
+  -- a write bigger than the socket buffers waits (from C) while the peer reads
+  local big = string.rep("x", 4 * 1024 * 1024)
+  local reader = ek.spawn(function()
+    ek.sleep(0.01)
+    return #assert(peer:read_exactly(#big))
+  end)
+  local okw, n = xpcall(function() return s:write(big) end, debug.traceback)
+  eq(okw, true, "xpcall")
+  eq(n, #big, "the whole write")
+  eq(reader:join(), #big, "the peer read all of it")
+  -- in a coroutine of the user's own, an operation that waits raises
+  local co = coroutine.wrap(function() return s:read() end)
+  raises(co, "own coroutine")
+  l:close()
+end)
+
+test("tcp: a task cancelled while its write waits; the stream stays usable", function()
+  local l = assert(ek.tcp.listen("127.0.0.1:0"))
+  local c = assert(ek.tcp.connect(l:local_addr()))
+  local peer = assert(l:accept())
+  local big = string.rep("y", 64 * 1024 * 1024) -- more than both sockets buffer
+  local w = ek.spawn(function() return c:write(big) end)
+  ek.sleep(0.02)
+  eq(w:done(), false, "the write waits for the peer")
+  w:cancel()
+  fails("ECANCELED", w:join())
+  collectgarbage()
+  -- what was written before the cancel is there; then the stream goes on
+  local first = assert(peer:read(65536))
+  ok(#first > 0, "part of the big write arrived")
+  c:close()
+  peer:close()
+end)

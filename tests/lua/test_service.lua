@@ -15,7 +15,10 @@ test("a Lua function is a service; it may wait", function()
   for i = 1, 50 do g:spawn(function() got[i] = svc:call(tostring(i)) end) end
   eq(g:wait(), true, "all calls")
   for i = 1, 50 do eq(got[i], "echo: " .. i, "call " .. i) end
-  raises(function() svc:call({}) end, "string expected")
+  raises(function() svc:call(print) end, "no message for this value")
+  -- a table is a RESP value: the handler gets { ..., n = }
+  local shape = ek.service(function(req) return req.n .. ":" .. req[1] end)
+  eq(shape:call({ "GET", "k" }), "2:GET", "a table request")
   raises(function() ek.service(42) end, "function expected")
 end)
 

@@ -62,6 +62,7 @@
 #define EKL_NOTIFY_MT   "ekiden.notify"
 #define EKL_WAITER_MT   "ekiden.waiter"
 #define EKL_SERVICE_MT  "ekiden.service"
+#define EKL_SERVER_MT   "ekiden.server"
 
 /* The value C functions return (alone) when the operation must wait. */
 extern char ekl_pending_key;
@@ -79,6 +80,22 @@ ekl_rt *ekl_rt_ref(ekl_rt *h);
 void ekl_rt_unref(ekl_rt *h);
 
 typedef struct ekl_task ekl_task;
+typedef struct ekl_ctx ekl_ctx;
+
+/* An operation that waits without a Lua wrapper (net.c's stream and listener
+ * operations): fn pushes the results onto L and returns their count, or returns
+ * EKL_RETRY_PENDING (the resource registered cx's waker). obj, p, a, b are the
+ * operation's state (the object, a pointer, sizes); the objects they point to
+ * are arguments of the suspended call, so they stay alive while it waits. */
+typedef struct ekl_retry ekl_retry;
+typedef int (*ekl_retry_fn)(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r);
+struct ekl_retry {
+    ekl_retry_fn fn;
+    void *obj;
+    const void *p;
+    size_t a, b;
+};
+#define EKL_RETRY_PENDING (-1)
 
 /* Something a waiting task holds that must be given back at once if the task is
  * cancelled (a queue place, a timer): registered by a poll that returns PENDING,
@@ -86,7 +103,7 @@ typedef struct ekl_task ekl_task;
 typedef void (*ekl_cancel_fn)(void *obj, ekl_task *t);
 #define EKL_MAX_WAITS 4
 
-typedef struct ekl_ctx {
+struct ekl_ctx {
     lua_State *L; /* the main thread of the state; NULL once the state closed */
     int refs;
     ekl_rt *rt;     /* the runtime of the current run, or the host's; may be NULL */
@@ -98,7 +115,7 @@ typedef struct ekl_ctx {
     char *scratch;  /* read buffer for stream:read */
     size_t scratch_cap;
     size_t ntasks; /* live tasks, for ek.stats */
-} ekl_ctx;
+};
 
 #define EKL_TASK_RUNNING   0
 #define EKL_TASK_DONE      1 /* returned; results in res_ref */
@@ -129,6 +146,7 @@ struct ekl_task {
         ekl_cancel_fn cancel;
     } waits[EKL_MAX_WAITS];
     int nwaits;
+    ekl_retry retry; /* retry.fn set: suspended in that operation (from C) */
 };
 
 /* ---- module.c ---- */
@@ -147,9 +165,24 @@ int ekl_push_error(lua_State *L, int code);
 void ekl_wait_register(ekl_ctx *c, void *obj, ekl_cancel_fn cancel);
 /* Create a new userdata of size sz with metatable mt and a uservalue slot. */
 void *ekl_newudata(lua_State *L, size_t sz, const char *mt);
-/* Define metatable `name` with methods (index table) and metamethods. */
+/* Define metatable `name` with methods (index table) and metamethods. Their C
+ * closures hold the ctx (upvalue 1) and the metatable (upvalue 2), which
+ * ekl_check_self compares with. */
 void ekl_newclass(lua_State *L, ekl_ctx *c, const char *name, const luaL_Reg *methods,
                   const luaL_Reg *meta);
+/* luaL_checkudata(L, 1, mt) for the methods of class mt, without its registry
+ * lookup by name (a string hash per call: 14% of an echo round trip): the
+ * metatable of argument 1 is compared with the method's upvalue 2. Anything
+ * else takes luaL_checkudata's way (and its error message). */
+static inline void *ekl_check_self(lua_State *L, const char *mt)
+{
+    if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+        if (same) return lua_touserdata(L, 1);
+    }
+    return luaL_checkudata(L, 1, mt);
+}
 /* Grow ctx->scratch to at least n bytes; NULL on allocation failure. */
 char *ekl_scratch(ekl_ctx *c, size_t n);
 /* Seconds (Lua number) to whole milliseconds, rounding up; raises if negative or
@@ -169,6 +202,11 @@ void ekl_task_cancel(ekl_task *t);
 int ekl_task_add_waiter(ekl_task *t, ek_cx *cx);
 /* Push a finished task's results (or nil, err, "ERROR"); *n = how many. */
 void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
+/* Suspend the running task (L is its coroutine) in the operation r (copied):
+ * its poll runs r->fn again until it completes, then resumes the coroutine with
+ * its results as the results of the call. Returns lua_yield's value: a C
+ * function ends with `return ekl_yield_retry(L, c, &r);`. */
+int ekl_yield_retry(lua_State *L, ekl_ctx *c, const ekl_retry *r);
 /* Abort every live task (state closing). */
 void ekl_tasks_abort_all(ekl_ctx *c);
 /* ---- time.c, net.c, sync.c ---- */
@@ -176,6 +214,32 @@ void ekl_time_open(lua_State *L, ekl_ctx *c);
 void ekl_net_open(lua_State *L, ekl_ctx *c);
 void ekl_sync_open(lua_State *L, ekl_ctx *c);
 void ekl_service_open(lua_State *L, ekl_ctx *c);
+void ekl_serve_open(lua_State *L, ekl_ctx *c);
+
+/* ---- msg.c: messages as Lua values (the mapping is described there) ---- */
+/* What a Lua value becomes (ekl_msg_from_lua's kind): EK_MSG_BYTES (strings),
+ * EK_MSG_RESP, EK_MSG_HTTP_REQUEST, EK_MSG_HTTP_RESPONSE, or: */
+#define EKL_MSG_AUTO                                                                               \
+    0                            /* a string: BYTES; a table: HTTP if it has a method              \
+                                    or status, else RESP */
+#define EKL_MSG_RESP_REQUEST 100 /* a command for a RESP server: numbers as bulk strings */
+void ekl_msg_open(lua_State *L);
+/* The Lua value at idx as a new message of `kind` (*out the caller's). Never
+ * raises: EK_OK, EK_EKIND (no such message for this value), EK_EINVAL,
+ * EK_ERANGE, EK_ENOMEM. */
+int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out);
+/* Push m's Lua value (m is borrowed). Never raises: EK_OK, or an error with
+ * nothing pushed. */
+int ekl_msg_push(lua_State *L, const ek_msg *m);
+void ekl_push_null(lua_State *L);
+bool ekl_is_null(lua_State *L, int idx);
+
+/* ---- service.c, for serve.c ---- */
+/* Push a handle over s (consumed) whose calls convert requests as `kind`. */
+int ekl_push_service(lua_State *L, ekl_rt *h, ek_service *s, int kind);
+/* A clone of the service handle at idx (*h its runtime, *kind its request
+ * kind), or NULL after pushing nil, msg, name (*n values). */
+ek_service *ekl_service_clone_at(lua_State *L, int idx, ekl_rt **h, int *kind, int *n);
 
 /* Heap futures as Lua values (task.c). `convert` turns the future's output into
  * Lua values (pushes them, returns how many), or releases it if L is NULL. */

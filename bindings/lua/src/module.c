@@ -124,13 +124,30 @@ void ekl_set_funcs(lua_State *L, ekl_ctx *c, const luaL_Reg *l)
 /* Metatable `name`: __index = methods, plus meta; both get the ctx upvalue. The
  * method table is also stored as core.methods[name] so that ekiden.lua can wrap
  * the waiting methods, and the metatable as core.metatables[name]. */
+/* Set the functions of l in the table at -2 (the metatable at -1 beside it)
+ * as closures over (ctx, metatable). */
+static void set_class_funcs(lua_State *L, const luaL_Reg *l)
+{
+    for (; l->name; l++) {
+        lua_getfield(L, LUA_REGISTRYINDEX, EKL_CTX_MT);
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, l->func, 2);
+        lua_setfield(L, -3, l->name);
+    }
+}
+
 void ekl_newclass(lua_State *L, ekl_ctx *c, const char *name, const luaL_Reg *methods,
                   const luaL_Reg *meta)
 {
+    (void)c;
     luaL_newmetatable(L, name);
-    ekl_set_funcs(L, c, meta);
+    lua_pushvalue(L, -1);
+    set_class_funcs(L, meta);
+    lua_pop(L, 1);
     lua_newtable(L);
-    ekl_set_funcs(L, c, methods);
+    lua_pushvalue(L, -2);
+    set_class_funcs(L, methods);
+    lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "__index");
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.methods");
@@ -240,6 +257,8 @@ static int open_module(lua_State *L, ek_runtime *host)
     ekl_net_open(L, c);
     ekl_sync_open(L, c);
     ekl_service_open(L, c);
+    ekl_serve_open(L, c);
+    ekl_msg_open(L);
 
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.core");
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.methods");

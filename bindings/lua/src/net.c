@@ -76,7 +76,7 @@ typedef struct stream_ud {
 
 static stream_ud *check_stream(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_STREAM_MT);
+    return ekl_check_self(L, EKL_STREAM_MT);
 }
 
 /* The stream, or NULL after pushing the ECLOSED failure (*n = its count). */
@@ -167,31 +167,34 @@ static int fill(stream_ud *u, ek_cx *cx, size_t *n)
     return rc;
 }
 
-/* stream:read([max]) -> data ("" at end of stream) | PENDING | nil, msg, name */
-static int l_stream_read(lua_State *L)
+/* The operations that wait (read, read_exactly, read_line, write, accept) are
+ * each a function `op(L, c, cx, u, a, b)` that pushes its results and returns
+ * their count, or returns EKL_RETRY_PENDING after the socket registered cx's
+ * waker. The Lua-facing function checks the arguments and runs it once; on
+ * PENDING it yields from C (ekl_yield_retry) and the task's poll runs the same
+ * op again, without resuming the coroutine until it completes; its results are
+ * then the results of the call. No Lua wrapper, no second call from Lua: the
+ * hot path of a Lua server (half of an echo round trip went to the wrappers). */
+
+/* read(max): data ("" at end of stream) | nil, msg, name */
+static int read_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
-    ekl_ctx *c = ekl_ctx_of(L);
-    stream_ud *u = check_stream(L);
-    lua_Integer max = luaL_optinteger(L, 2, EKL_READ_CHUNK);
-    if (max < 1) return luaL_argerror(L, 2, "max must be >= 1");
-    int n;
+    stream_ud *u = r->obj;
+    size_t max = r->a;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
     if (u->rend > u->rpos) {
         size_t k = u->rend - u->rpos;
-        if (k > (size_t)max) k = (size_t)max;
+        if (k > max) k = max;
         lua_pushlstring(L, u->rbuf + u->rpos, k);
         u->rpos += k;
         return 1;
     }
-    ek_cx *cx = ekl_need_cx(L, c);
-    char *buf = ekl_scratch(c, (size_t)max);
+    char *buf = ekl_scratch(c, max);
     if (!buf) return ekl_push_error(L, EK_ENOMEM);
     size_t got = 0;
-    int rc = ek_stream_read(u->s, cx, buf, (size_t)max, &got);
-    if (rc == EK_PENDING) {
-        ekl_push_pending(L);
-        return 1;
-    }
+    int rc = ek_stream_read(u->s, cx, buf, max, &got);
+    if (rc == EK_PENDING) return EKL_RETRY_PENDING;
     if (rc < 0) return ekl_push_error(L, rc);
     lua_pushlstring(L, buf, got);
     return 1;
@@ -208,29 +211,24 @@ static int push_eof(lua_State *L, stream_ud *u)
     return 4;
 }
 
-/* stream:read_exactly(n) -> n bytes | PENDING | nil, msg, name [, partial] */
-static int l_stream_read_exactly(lua_State *L)
+/* read_exactly(n): n bytes | nil, msg, name [, partial] */
+static int read_exactly_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
-    ekl_ctx *c = ekl_ctx_of(L);
-    stream_ud *u = check_stream(L);
-    lua_Integer want = luaL_checkinteger(L, 2);
-    if (want < 0) return luaL_argerror(L, 2, "n must be >= 0");
-    int n;
+    (void)c;
+    stream_ud *u = r->obj;
+    size_t want = r->a;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
-    while (u->rend - u->rpos < (size_t)want) {
-        ek_cx *cx = ekl_need_cx(L, c);
-        int rc = rbuf_reserve(u, (size_t)want - (u->rend - u->rpos));
+    while (u->rend - u->rpos < want) {
+        int rc = rbuf_reserve(u, want - (u->rend - u->rpos));
         size_t got = 0;
         if (rc == EK_OK) rc = fill(u, cx, &got);
-        if (rc == EK_PENDING) {
-            ekl_push_pending(L);
-            return 1;
-        }
+        if (rc == EK_PENDING) return EKL_RETRY_PENDING;
         if (rc < 0) return ekl_push_error(L, rc);
         if (got == 0) return push_eof(L, u);
     }
-    lua_pushlstring(L, u->rbuf ? u->rbuf + u->rpos : "", (size_t)want);
-    u->rpos += (size_t)want;
+    lua_pushlstring(L, u->rbuf ? u->rbuf + u->rpos : "", want);
+    u->rpos += want;
     return 1;
 }
 
@@ -242,23 +240,21 @@ static int push_too_long(lua_State *L)
     return 3;
 }
 
-/* stream:read_line([max]) -> line without "\n" (nor "\r\n") | PENDING |
- * nil, msg, name [, partial]. A line longer than max (default 1 MiB) gives
- * EMSGSIZE and the buffered bytes are kept. */
-static int l_stream_read_line(lua_State *L)
+/* read_line(max): the line without "\n" (nor "\r\n") | nil, msg, name
+ * [, partial]. A line longer than max gives EMSGSIZE; the bytes stay buffered. */
+static int read_line_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
-    ekl_ctx *c = ekl_ctx_of(L);
-    stream_ud *u = check_stream(L);
-    lua_Integer max = luaL_optinteger(L, 2, 1 << 20);
-    if (max < 1) return luaL_argerror(L, 2, "max must be >= 1");
-    int n;
+    (void)c;
+    stream_ud *u = r->obj;
+    size_t max = r->a;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
     size_t scanned = 0;
     for (;;) {
         char *start = u->rbuf ? u->rbuf + u->rpos : NULL;
         size_t avail = u->rend - u->rpos;
         char *nl = avail > scanned ? memchr(start + scanned, '\n', avail - scanned) : NULL;
-        if (nl && (size_t)(nl - start) > (size_t)max) return push_too_long(L);
+        if (nl && (size_t)(nl - start) > max) return push_too_long(L);
         if (nl) {
             size_t len = (size_t)(nl - start);
             size_t text = len > 0 && start[len - 1] == '\r' ? len - 1 : len;
@@ -267,56 +263,88 @@ static int l_stream_read_line(lua_State *L)
             return 1;
         }
         scanned = avail;
-        if (avail > (size_t)max) return push_too_long(L);
-        ek_cx *cx = ekl_need_cx(L, c);
+        if (avail > max) return push_too_long(L);
         size_t got = 0;
         int rc = fill(u, cx, &got);
-        if (rc == EK_PENDING) {
-            ekl_push_pending(L);
-            return 1;
-        }
+        if (rc == EK_PENDING) return EKL_RETRY_PENDING;
         if (rc < 0) return ekl_push_error(L, rc);
         if (got == 0) return push_eof(L, u);
     }
 }
 
-/* stream:write(data, off) -> #data | PENDING, off | nil, msg, name. Writes from
- * byte off until all is written or the socket is full. */
+/* write(data): #data | nil, msg, name (what was written before an error stays
+ * written). r: obj the stream, p the data (an argument of the suspended call, so
+ * it stays alive), a its length, b what is written so far. */
+static int write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    (void)c;
+    stream_ud *u = r->obj;
+    const char *data = r->p;
+    int n = 0;
+    if (!open_stream(L, u, &n)) return n;
+    while (r->b < r->a) {
+        size_t w = 0;
+        int rc = ek_stream_write(u->s, cx, data + r->b, r->a - r->b, &w);
+        if (rc == EK_PENDING) return EKL_RETRY_PENDING;
+        if (rc < 0) return ekl_push_error(L, rc);
+        r->b += w;
+    }
+    lua_pushinteger(L, (lua_Integer)r->a);
+    return 1;
+}
+
+static int stream_read_common(lua_State *L, ekl_retry_fn op, lua_Integer dflt, bool need_arg)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    stream_ud *u = check_stream(L);
+    lua_Integer a = need_arg ? luaL_checkinteger(L, 2) : luaL_optinteger(L, 2, dflt);
+    if (a < (need_arg ? 0 : 1))
+        return luaL_argerror(L, 2, need_arg ? "n must be >= 0" : "max must be >= 1");
+    int n = 0;
+    if (!open_stream(L, u, &n)) return n;
+    ekl_retry r = {.fn = op, .obj = u, .a = (size_t)a};
+    n = op(L, c, ekl_need_cx(L, c), &r);
+    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
+}
+
+static int l_stream_read(lua_State *L)
+{
+    return stream_read_common(L, read_op, EKL_READ_CHUNK, false);
+}
+
+static int l_stream_read_exactly(lua_State *L)
+{
+    return stream_read_common(L, read_exactly_op, 0, true);
+}
+
+static int l_stream_read_line(lua_State *L)
+{
+    return stream_read_common(L, read_line_op, 1 << 20, false);
+}
+
+/* stream:write(data) -> #data | nil, msg, name: writes all of it, waiting as
+ * often as the socket needs. */
 static int l_stream_write(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
     stream_ud *u = check_stream(L);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    lua_Integer off = luaL_optinteger(L, 3, 0);
-    if (off < 0 || (size_t)off > len) return luaL_argerror(L, 3, "offset out of range");
-    int n;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
-    size_t done = (size_t)off;
-    if (done == len) {
-        lua_pushinteger(L, (lua_Integer)len);
+    if (len == 0) {
+        lua_pushinteger(L, 0);
         return 1;
     }
-    ek_cx *cx = ekl_need_cx(L, c);
-    while (done < len) {
-        size_t w = 0;
-        int rc = ek_stream_write(u->s, cx, data + done, len - done, &w);
-        if (rc == EK_PENDING) {
-            ekl_push_pending(L);
-            lua_pushinteger(L, (lua_Integer)done);
-            return 2;
-        }
-        if (rc < 0) return ekl_push_error(L, rc);
-        done += w;
-    }
-    lua_pushinteger(L, (lua_Integer)len);
-    return 1;
+    ekl_retry r = {.fn = write_op, .obj = u, .p = data, .a = len};
+    n = write_op(L, c, ekl_need_cx(L, c), &r);
+    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
 }
 
 static int l_stream_shutdown(lua_State *L)
 {
     stream_ud *u = check_stream(L);
-    int n;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
     int rc = ek_stream_shutdown(u->s);
     if (rc < 0) return ekl_push_error(L, rc);
@@ -337,7 +365,7 @@ static int get_local(void *s, ek_sockaddr *a)
 static int l_stream_peer_addr(lua_State *L)
 {
     stream_ud *u = check_stream(L);
-    int n;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
     return push_addr_of(L, u->s, get_peer);
 }
@@ -345,7 +373,7 @@ static int l_stream_peer_addr(lua_State *L)
 static int l_stream_local_addr(lua_State *L)
 {
     stream_ud *u = check_stream(L);
-    int n;
+    int n = 0;
     if (!open_stream(L, u, &n)) return n;
     return push_addr_of(L, u->s, get_local);
 }
@@ -370,7 +398,7 @@ static int l_stream_set_nodelay(lua_State *L)
 {
     stream_ud *u = check_stream(L);
     int on = lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2);
-    int n;
+    int n = 0;
     ek_tcp_stream *t = tcp_of(L, u, &n);
     return t ? push_status(L, ek_tcp_set_nodelay(t, on)) : n;
 }
@@ -380,7 +408,7 @@ static int l_stream_set_keepalive(lua_State *L)
     stream_ud *u = check_stream(L);
     lua_Integer secs = luaL_checkinteger(L, 2);
     if (secs < 0 || secs > 32767) return luaL_argerror(L, 2, "seconds must be 0..32767");
-    int n;
+    int n = 0;
     ek_tcp_stream *t = tcp_of(L, u, &n);
     return t ? push_status(L, ek_tcp_set_keepalive(t, (unsigned)secs)) : n;
 }
@@ -403,7 +431,7 @@ typedef struct listener_ud {
 
 static listener_ud *check_listener(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_LISTENER_MT);
+    return ekl_check_self(L, EKL_LISTENER_MT);
 }
 
 static bool listener_open(listener_ud *u)
@@ -411,12 +439,11 @@ static bool listener_open(listener_ud *u)
     return (u->tcp || u->unx) && !u->h->closed;
 }
 
-static int l_listener_accept(lua_State *L)
+static int accept_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
-    ekl_ctx *c = ekl_ctx_of(L);
-    listener_ud *u = check_listener(L);
+    (void)c;
+    listener_ud *u = r->obj;
     if (!listener_open(u)) return ekl_push_error(L, EK_ECLOSED);
-    ek_cx *cx = ekl_need_cx(L, c);
     int rc;
     if (u->tcp) {
         ek_tcp_stream *s = NULL;
@@ -427,11 +454,18 @@ static int l_listener_accept(lua_State *L)
         rc = ek_unix_accept(u->unx, cx, &s, NULL);
         if (rc == EK_OK) return push_unix(L, u->h, s);
     }
-    if (rc == EK_PENDING) {
-        ekl_push_pending(L);
-        return 1;
-    }
+    if (rc == EK_PENDING) return EKL_RETRY_PENDING;
     return ekl_push_error(L, rc);
+}
+
+static int l_listener_accept(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    listener_ud *u = check_listener(L);
+    if (!listener_open(u)) return ekl_push_error(L, EK_ECLOSED);
+    ekl_retry r = {.fn = accept_op, .obj = u};
+    int n = accept_op(L, c, ekl_need_cx(L, c), &r);
+    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
 }
 
 static int get_tcp_listener_addr(void *l, ek_sockaddr *a)
@@ -701,7 +735,7 @@ typedef struct dgram_ud {
 
 static dgram_ud *check_dgram(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_UDP_MT);
+    return ekl_check_self(L, EKL_UDP_MT);
 }
 
 static bool dgram_open(dgram_ud *u)

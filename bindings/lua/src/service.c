@@ -24,29 +24,27 @@
 
 /* -------------------------------------------------------------- values -- */
 
-/* A request or response message from the Lua value at idx; raises for values
- * that have no message form. */
-static int msg_from_lua(lua_State *L, int idx, ek_msg **out)
-{
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
-    if (!s) return luaL_argerror(L, idx, "string expected as a message");
-    return ek_msg_bytes_copy(s, len, out);
-}
-
-/* Push the message's Lua value; consumes m. Returns the count pushed. */
+/* Push the message's Lua value; consumes m. Returns the count pushed (1, or 3
+ * for nil, msg, name). */
 static int msg_to_lua(lua_State *L, ek_msg *m)
 {
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = ek_msg_data(m, &data, &len);
-    if (rc < 0) {
-        ek_msg_free(m);
-        return ekl_push_error(L, rc);
-    }
-    lua_pushlstring(L, (const char *)data, len);
+    int rc = ekl_msg_push(L, m);
     ek_msg_free(m);
-    return 1;
+    return rc < 0 ? ekl_push_error(L, rc) : 1;
+}
+
+/* The kind of a Lua service's response to a request of kind `req`. */
+static int response_kind(int req)
+{
+    switch (req) {
+    case EK_MSG_BYTES:
+    case EK_MSG_RESP:
+        return req;
+    case EK_MSG_HTTP_REQUEST:
+        return EK_MSG_HTTP_RESPONSE;
+    default:
+        return EKL_MSG_AUTO;
+    }
 }
 
 /* ------------------------------------------------ a Lua function service -- */
@@ -59,6 +57,7 @@ typedef struct lsvc {
 
 typedef struct lresp {
     ekl_task *t;
+    int kind; /* what the response becomes (response_kind of the request) */
 } lresp;
 
 static int lresp_poll(void *state, ek_cx *cx, void **out)
@@ -97,14 +96,12 @@ static int lresp_poll(void *state, ek_cx *cx, void **out)
         int count = ek_err_count();
         for (int i = 0; i < count; i++)
             if (strcmp(ek_err_name(ek_err_code(i)), name) == 0) rc = ek_err_code(i);
-    } else if (n >= 1 && lua_type(L, top + 1) == LUA_TSTRING) {
-        size_t len;
-        const char *s = lua_tolstring(L, top + 1, &len);
-        ek_msg *m = NULL;
-        rc = ek_msg_bytes_copy(s, len, &m);
-        if (rc == EK_OK) *out = m;
     } else {
-        rc = EK_EKIND;
+        /* The first result (none: nil) as a message of the response's kind. */
+        if (n == 0) lua_pushnil(L);
+        ek_msg *m = NULL;
+        rc = ekl_msg_from_lua(L, top + 1, r->kind, &m);
+        if (rc == EK_OK) *out = m;
     }
     lua_settop(L, top);
     return rc;
@@ -134,6 +131,7 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
         return EK_ECLOSED;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+    int kind = response_kind(ek_msg_kind(req));
     int n = msg_to_lua(L, req);
     if (n != 1) {
         lua_pop(L, n + 1);
@@ -149,6 +147,7 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
         return EK_ENOMEM;
     }
     r->t = t;
+    r->kind = kind;
     return ek_future_new(lresp_poll, lresp_drop, r, resp);
 }
 
@@ -172,6 +171,7 @@ static const ek_service_vtable lsvc_vt = {
 typedef struct svc_ud {
     ek_service *s;
     ekl_rt *h;
+    int kind; /* what requests from Lua become (EKL_MSG_AUTO, or a client's codec) */
 } svc_ud;
 
 static svc_ud *check_svc(lua_State *L, int idx)
@@ -181,7 +181,7 @@ static svc_ud *check_svc(lua_State *L, int idx)
 
 /* Push a handle over s (consumed); a service that is not shareable is put
  * behind a local buffer first. */
-static int push_service(lua_State *L, ekl_rt *h, ek_service *s)
+int ekl_push_service(lua_State *L, ekl_rt *h, ek_service *s, int kind)
 {
     int rc = EK_OK;
     if (ek_service_is_shareable(s) != 1) rc = ek_svc_buffer_local(h->rt, s, 256, &s);
@@ -189,7 +189,13 @@ static int push_service(lua_State *L, ekl_rt *h, ek_service *s)
     svc_ud *u = ekl_newudata(L, sizeof *u, EKL_SERVICE_MT);
     u->s = s;
     u->h = ekl_rt_ref(h);
+    u->kind = kind;
     return 1;
+}
+
+static int push_service(lua_State *L, ekl_rt *h, ek_service *s)
+{
+    return ekl_push_service(L, h, s, EKL_MSG_AUTO);
 }
 
 /* A clone of an open handle's service, or NULL after pushing the failure. */
@@ -206,6 +212,14 @@ static ek_service *clone_of(lua_State *L, svc_ud *u, int *n)
         return NULL;
     }
     return c;
+}
+
+ek_service *ekl_service_clone_at(lua_State *L, int idx, ekl_rt **h, int *kind, int *n)
+{
+    svc_ud *u = check_svc(L, idx);
+    *h = u->h;
+    *kind = u->kind;
+    return clone_of(L, u, n);
 }
 
 static int l_svc_close(lua_State *L)
@@ -268,9 +282,13 @@ static int l_svc_call(lua_State *L)
     svc_ud *u = check_svc(L, 1);
     luaL_checkany(L, 2);
     ek_msg *m = NULL;
-    int rc = msg_from_lua(L, 2, &m);
+    int rc = ekl_msg_from_lua(L, 2, u->kind, &m);
+    if (rc == EK_EKIND)
+        return luaL_argerror(L, 2,
+                             u->kind == EK_MSG_BYTES ? "string expected as a message"
+                                                     : "no message for this value");
     if (rc) return ekl_push_error(L, rc);
-    int n;
+    int n = 0;
     ek_service *c = clone_of(L, u, &n);
     if (!c) {
         ek_msg_free(m);
@@ -298,7 +316,7 @@ static int l_register(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     svc_ud *u = check_svc(L, 2);
-    int n;
+    int n = 0;
     ek_service *c = clone_of(L, u, &n);
     if (!c) return n;
     int rc = ek_registry_register(u->h->rt, name, c);
@@ -343,17 +361,27 @@ static ek_service *inner_of(lua_State *L, int idx, ekl_rt **h, int *n)
     return clone_of(L, u, n);
 }
 
+/* The middleware's handle: its requests convert as the inner service's (the
+ * handle at 1, or the first of balance's list). */
 static int mw_result(lua_State *L, ekl_rt *h, int rc, ek_service *out)
 {
     if (rc) return ekl_push_error(L, rc);
-    return push_service(L, h, out);
+    int kind = EKL_MSG_AUTO;
+    svc_ud *u = luaL_testudata(L, 1, EKL_SERVICE_MT);
+    if (!u && lua_istable(L, 1)) {
+        lua_rawgeti(L, 1, 1);
+        u = luaL_testudata(L, -1, EKL_SERVICE_MT);
+        lua_pop(L, 1);
+    }
+    if (u) kind = u->kind;
+    return ekl_push_service(L, h, out, kind);
 }
 
 static int l_mw_timeout(lua_State *L)
 {
     uint64_t ms = ekl_check_ms(L, 2);
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_timeout(h->rt, in, ms, &out);
@@ -365,7 +393,7 @@ static int l_mw_concurrency_limit(lua_State *L)
     lua_Integer max = luaL_checkinteger(L, 2);
     if (max < 1) return luaL_argerror(L, 2, "limit must be >= 1");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_concurrency_limit(in, (size_t)max, &out);
@@ -379,7 +407,7 @@ static int l_mw_rate_limit(lua_State *L)
     uint64_t ms = ekl_check_ms(L, 3);
     if (ms == 0) return luaL_argerror(L, 3, "period must be at least 0.001 s");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_rate_limit(h->rt, in, (uint64_t)count, ms, &out);
@@ -389,7 +417,7 @@ static int l_mw_rate_limit(lua_State *L)
 static int l_mw_load_shed(lua_State *L)
 {
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_load_shed(in, &out);
@@ -403,7 +431,7 @@ static int l_mw_buffer(lua_State *L)
     lua_Integer bound = luaL_optinteger(L, 2, 256);
     if (bound < 1) return luaL_argerror(L, 2, "bound must be >= 1");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_buffer(h->rt, in, (size_t)bound, &out);
@@ -456,7 +484,7 @@ static int l_mw_retry(lua_State *L)
     lua_Integer attempts = luaL_optinteger(L, 2, 3);
     if (attempts < 1 || attempts > 1000) return luaL_argerror(L, 2, "attempts must be 1..1000");
     ekl_rt *h;
-    int n;
+    int n = 0;
     ek_service *in = inner_of(L, 1, &h, &n), *out = NULL;
     if (!in) return n;
     int rc = ek_svc_retry(h->rt, in, NULL, retry_on_error, (void *)(uintptr_t)attempts, NULL, &out);

@@ -91,7 +91,7 @@ static void waiter_cancel(void *obj, ekl_task *t)
 
 static int l_waiter_gc(lua_State *L)
 {
-    waiter_release(luaL_checkudata(L, 1, EKL_WAITER_MT));
+    waiter_release(ekl_check_self(L, EKL_WAITER_MT));
     return 0;
 }
 
@@ -132,7 +132,7 @@ typedef struct chan_ud {
 
 static chan_ud *check_chan(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_CHANNEL_MT);
+    return ekl_check_self(L, EKL_CHANNEL_MT);
 }
 
 static void chan_wake_all(chan_ud *ch)
@@ -374,7 +374,7 @@ typedef struct permit_ud {
 
 static sem_ud *check_sem(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_SEM_MT);
+    return ekl_check_self(L, EKL_SEM_MT);
 }
 
 static int l_semaphore(lua_State *L)
@@ -498,7 +498,7 @@ static int l_sem_tostring(lua_State *L)
 
 static permit_ud *check_permit(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_PERMIT_MT);
+    return ekl_check_self(L, EKL_PERMIT_MT);
 }
 
 /* Give the permits back (forget: remove them from the semaphore for good). */
@@ -555,7 +555,7 @@ typedef struct notify_ud {
 
 static notify_ud *check_notify(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_NOTIFY_MT);
+    return ekl_check_self(L, EKL_NOTIFY_MT);
 }
 
 static int l_notify(lua_State *L)

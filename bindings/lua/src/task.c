@@ -107,15 +107,32 @@ static int task_poll(void *state, ek_cx *cx, void **out)
     ekl_task *saved_cur = c->cur;
     c->cx = cx;
     c->cur = t;
-    t->nwaits = 0; /* what it waited on is its own business again */
-    int nres = 0;
     int nargs = t->nargs;
     t->nargs = 0;
+    if (t->retry.fn) {
+        /* Suspended in an operation from C: run it again; the coroutine is
+         * resumed only once it completes, with its results. */
+        if (!lua_checkstack(t->co, 8)) {
+            c->cx = saved_cx;
+            c->cur = saved_cur;
+            return EK_ENOMEM;
+        }
+        nargs = t->retry.fn(t->co, c, cx, &t->retry);
+        if (nargs == EKL_RETRY_PENDING) {
+            c->cx = saved_cx;
+            c->cur = saved_cur;
+            return EK_PENDING;
+        }
+        t->retry.fn = NULL;
+    }
+    t->nwaits = 0; /* what it waited on is its own business again */
+    int nres = 0;
     int st = resume(t->co, nargs, &nres);
     c->cx = saved_cx;
     c->cur = saved_cur;
     if (st == LUA_YIELD) {
-        bool pending = nres >= 1 && lua_touserdata(t->co, -nres) == &ekl_pending_key;
+        bool pending =
+            t->retry.fn != NULL || (nres >= 1 && lua_touserdata(t->co, -nres) == &ekl_pending_key);
         lua_pop(t->co, nres);
         /* A plain coroutine.yield() is a yield to the scheduler. */
         if (!pending) ek_yield_now(cx);
@@ -224,6 +241,13 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
     return t;
 }
 
+int ekl_yield_retry(lua_State *L, ekl_ctx *c, const ekl_retry *r)
+{
+    /* ekl_need_cx has checked that L is the running task's coroutine. */
+    c->cur->retry = *r;
+    return lua_yield(L, 0);
+}
+
 void ekl_task_unref(ekl_task *t)
 {
     task_unref(t);
@@ -321,7 +345,7 @@ static int l_join_poll(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
     ekl_task *t = check_task(L, 1);
-    int n;
+    int n = 0;
     switch (t->state) {
     case EKL_TASK_DONE:
     case EKL_TASK_FAILED:
@@ -364,7 +388,7 @@ static int l_task_status(lua_State *L)
 
 static int l_task_gc(lua_State *L)
 {
-    task_ud *u = luaL_checkudata(L, 1, EKL_TASK_MT);
+    task_ud *u = ekl_check_self(L, EKL_TASK_MT);
     ekl_task *t = u->t;
     if (!t) return 0;
     u->t = NULL;
@@ -596,7 +620,7 @@ static void future_cancel(void *obj, ekl_task *t)
 static int l_await(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
-    ekl_future *u = luaL_checkudata(L, 1, EKL_FUTURE_MT);
+    ekl_future *u = ekl_check_self(L, EKL_FUTURE_MT);
     if (!u->f) return ekl_push_error(L, EK_ECLOSED);
     ek_cx *cx = ekl_need_cx(L, c);
     void *out = NULL;
@@ -616,14 +640,14 @@ static int l_await(lua_State *L)
 
 static int l_future_gc(lua_State *L)
 {
-    ekl_future *u = luaL_checkudata(L, 1, EKL_FUTURE_MT);
+    ekl_future *u = ekl_check_self(L, EKL_FUTURE_MT);
     if (u->h) future_release(u);
     return 0;
 }
 
 static int l_future_cancel(lua_State *L)
 {
-    ekl_future *u = luaL_checkudata(L, 1, EKL_FUTURE_MT);
+    ekl_future *u = ekl_check_self(L, EKL_FUTURE_MT);
     if (u->f) ek_future_drop(u->f);
     u->f = NULL;
     return 0;
@@ -631,7 +655,7 @@ static int l_future_cancel(lua_State *L)
 
 static int l_future_tostring(lua_State *L)
 {
-    ekl_future *u = luaL_checkudata(L, 1, EKL_FUTURE_MT);
+    ekl_future *u = ekl_check_self(L, EKL_FUTURE_MT);
     lua_pushfstring(L, "ekiden.future (%s): %p", u->f ? "pending" : "done", (void *)u);
     return 1;
 }

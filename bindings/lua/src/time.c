@@ -57,7 +57,7 @@ static int l_interval(lua_State *L)
 
 static interval_ud *check_interval(lua_State *L)
 {
-    return luaL_checkudata(L, 1, EKL_INTERVAL_MT);
+    return ekl_check_self(L, EKL_INTERVAL_MT);
 }
 
 /* core interval:tick_poll(): seconds since the interval started of this tick's

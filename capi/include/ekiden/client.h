@@ -38,13 +38,43 @@ EK_EXTERN int ek_client_options_set_reconnect(ek_client_options *o, int on, uint
 EK_EXTERN int ek_client_options_set_max_in_flight(ek_client_options *o, size_t n);
 
 /*
+ * Push frames: out-of-band frames that answer no request (RESP3's `>` values:
+ * pub/sub messages, client-side caching invalidations). This makes a channel of
+ * capacity cap (0: unbounded) and gives its receiver in *rx (the caller's:
+ * ek_mpsc_receiver_drop); each client connected with these options sends the push
+ * frames it decodes there as ek_msg * (a RESP PUSH value, the receiver's to free
+ * with ek_msg_free), in the order they came. Without it push frames are dropped.
+ * A full channel is back-pressure: the client stops reading its connection (its
+ * responses wait too) until there is room. A dropped receiver makes the clients
+ * drop push frames from then on. The receiver sees EK_ECLOSED once every client
+ * connected with these options is gone and the options are freed (or given
+ * another channel by a second call, which replaces the first).
+ *
+ * RESP pub/sub (the built-in RESP client codec, ek_codec_resp_client): in RESP3
+ * (after a `HELLO 3` request answered without an error, on that connection) the
+ * confirmations of SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBE
+ * commands are push frames, one per channel: the request is answered with (a
+ * copy of) the first push frame of its command's kind, and every one of them,
+ * that first one included, also goes to the push channel. Other requests are
+ * answered as usual meanwhile, in order (redis answers any command on a
+ * subscribed RESP3 connection). These commands on a connection that has not
+ * switched to RESP3 fail with EK_ENOTSUP before anything is written: in RESP2 a
+ * subscribed connection's frames are not answers in request order. After a
+ * reconnect the connection is RESP2 and subscribed to nothing again (the server
+ * forgot it): send HELLO 3 and subscribe again.
+ * Errors: EK_EINVAL (bad handle, NULL rx), EK_ENOMEM.
+ */
+EK_EXTERN int ek_client_options_set_push(ek_client_options *o, size_t cap, ek_mpsc_receiver **rx);
+
+/*
  * A client service for the server at addr (an IP or Unix address, read at once;
  * a Unix address connects to that path). Consumes codec (a prototype: each
  * connection gets a clone), also on error; options is only read (NULL:
  * defaults). Any thread.
  * Errors: EK_EINVAL (NULL or wrong handles, an empty address), EK_ENOTSUP (the
  * codec cannot be cloned), EK_ECLOSED (runtime shut down), EK_ENOMEM.
- * Errors of the responses: the request's encoding error, EK_ECONNREFUSED and the
+ * Errors of the responses: the request's encoding error (nothing of that request
+ * is written), EK_ENOTSUP (see ek_client_options_set_push), EK_ECONNREFUSED and the
  * other connect errors, EK_ECONNRESET, EK_EPROTO, EK_ECLOSED (the client was
  * closed or the runtime shut down).
  */

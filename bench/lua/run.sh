@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# bench/lua/run.sh - the Lua binding's benchmarks (issue 10), side by side in one run:
+#
+#  echo  the Lua echo server (bench/lua/echo_ekiden.lua, the issue's server) against
+#        the same server on luv (bench/lua/echo_luv.lua, Debian lua-luv) and the
+#        hand-written epoll server (bench/peers/epoll_echo.c, one thread), driven by
+#        bench/loadgen (the load generator of the C rows), 64 B and 4 KiB, 1 and 100
+#        connections. Every server takes ROUNDS turns per row, rotated; a row gives
+#        the median and the range (min-max) of the rounds, and p99 (median).
+#        Single-connection rows pin the server to core 0 and the load generator to
+#        core 1 (taskset), as bench/run.sh does.
+#  resp  a key-value service (SET/GET) on ek.serve{codec = "resp"}
+#        (bench/lua/kv_ekiden.lua) against the same logic on luv with a Lua RESP
+#        parser (bench/lua/kv_luv.lua), driven by redis-benchmark (-n requests,
+#        50 clients, no pipelining, and again with -P 16), rotated rounds.
+#
+#  counts  instructions (callgrind) and syscalls (strace) per 64 B echo round trip
+#        of the Lua server (1 worker, and current_thread), luv and the epoll server.
+#
+#   bench/lua/run.sh [echo] [resp] [counts]   (echo and resp by default; also:
+#                                             bench/run.sh lua ...)
+#
+# Environment: BUILD (default build-bench), ROUNDS (3), DURATION (seconds per
+# loadgen run, 2), WARMUP (0.5), LUA (interpreter, lua5.4; luajit runs the
+# LuaJIT module), EK_WORKERS (worker threads of the ekiden servers, 1), EK_FLAVOR
+# (multi_thread; current_thread runs the reactor on the Lua thread), REQUESTS
+# (redis-benchmark -n, 100000), PIN (1). Loopback only. Run it alone
+# (flock /work/bench.lock on the shared machine): it measures the machine.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build-bench}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-2}
+WARMUP=${WARMUP:-0.5}
+LUA=${LUA:-lua5.4}
+EK_WORKERS=${EK_WORKERS:-1}
+EK_FLAVOR=${EK_FLAVOR:-multi_thread}
+REQUESTS=${REQUESTS:-100000}
+PIN=${PIN:-1}
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(echo resp)
+
+CMAKE_ARGS="-DEK_BENCH=ON -DEK_TESTS=OFF -DCMAKE_BUILD_TYPE=Release" \
+  scripts/build.sh "$BUILD" "" -- --target loadgen epoll_echo ekiden_lua ekiden_luajit >/dev/null ||
+  { echo "build failed" >&2; exit 1; }
+case $LUA in
+*jit*) cpath=$BUILD/lua/5.1/?.so ;;
+*) cpath=$BUILD/lua/5.4/?.so ;;
+esac
+export LUA_CPATH="$ROOT/$cpath;;"
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port=$((20000 + RANDOM % 20000))
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+declare -A ADDR PID
+# start TAG CMD...: CMD's argument @ADDR@ becomes the server's address.
+start() {
+  local tag=$1 a args=()
+  shift
+  while port_open "$port"; do port=$((port + 1)); done
+  for a in "$@"; do [ "$a" = @ADDR@ ] && args+=("127.0.0.1:$port") || args+=("$a"); done
+  "${args[@]}" >/dev/null 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 200); do
+    port_open "$port" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if port_open "$port"; then
+    ADDR[$tag]=127.0.0.1:$port
+    PID[$tag]=$pid
+  else
+    echo "$tag did not start: $*" >&2
+    ADDR[$tag]=""
+  fi
+  port=$((port + 1))
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+range() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) printf "%.0f-%.0f", v[1], v[NR] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+NCPU=$(nproc)
+pin() { [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && taskset -a -p -c 0 "$1" >/dev/null 2>&1; }
+unpin() { [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && taskset -a -p -c "0-$((NCPU - 1))" "$1" >/dev/null 2>&1; }
+
+echo "Lua benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, commit $(git rev-parse --short HEAD 2>/dev/null)," \
+  "$($LUA -v 2>&1 | head -n 1 | cut -d' ' -f1-2), ekiden workers $EK_WORKERS ($EK_FLAVOR)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo_part() {
+  start ekiden "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR"
+  start luv "$LUA" bench/lua/echo_luv.lua @ADDR@
+  start epoll "$BUILD/bench/epoll_echo" @ADDR@ 1
+  local servers=(ekiden luv epoll) tmp
+  tmp=$(mktemp -d)
+  echo
+  echo "| echo row | ekiden (Lua) req/s | range | luv req/s | range | epoll req/s | range | ekiden/epoll | ekiden/luv | p99 µs ekiden | luv | epoll |"
+  echo "|---|---:|---|---:|---|---:|---|---:|---:|---:|---:|---:|"
+  local size conns r k i tag out
+  for size in 64 4096; do
+    for conns in 1 100; do
+      rm -f "$tmp"/*
+      for ((r = 0; r < ROUNDS; r++)); do
+        for ((k = 0; k < ${#servers[@]}; k++)); do
+          i=$(((k + r) % ${#servers[@]}))
+          tag=${servers[$i]}
+          [ -n "${ADDR[$tag]}" ] || continue
+          local pre=()
+          if [ "$conns" = 1 ] && pin "${PID[$tag]}"; then pre=(taskset -c 1); fi
+          out=$(timeout 60 "${pre[@]}" "$BUILD/bench/loadgen" echo "${ADDR[$tag]}" -c "$conns" -s "$size" \
+            -d "$DURATION" -w "$WARMUP" 2>/dev/null | awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) {
+              split($i, kv, "="); f[kv[1]] = kv[2] } print f["req_per_s"], f["p99_us"], f["errors"] }')
+          [ "$conns" = 1 ] && unpin "${PID[$tag]}"
+          read -r v p e <<<"$out"
+          [ -n "${v:-}" ] || continue
+          echo "$v" >>"$tmp/$tag.v"
+          echo "$p" >>"$tmp/$tag.p"
+          [ "${e:-0}" = 0 ] || echo "($tag ${size}B x$conns: $e errors)" >&2
+        done
+      done
+      local ev lv pv
+      ev=$(median <"$tmp/ekiden.v" 2>/dev/null || echo n/a)
+      lv=$(median <"$tmp/luv.v" 2>/dev/null || echo n/a)
+      pv=$(median <"$tmp/epoll.v" 2>/dev/null || echo n/a)
+      printf '| echo.%sB.x%s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" \
+        "$ev" "$(range <"$tmp/ekiden.v" 2>/dev/null)" "$lv" "$(range <"$tmp/luv.v" 2>/dev/null)" \
+        "$pv" "$(range <"$tmp/epoll.v" 2>/dev/null)" "$(ratio "$ev" "$pv")" "$(ratio "$ev" "$lv")" \
+        "$(median <"$tmp/ekiden.p" 2>/dev/null)" "$(median <"$tmp/luv.p" 2>/dev/null)" "$(median <"$tmp/epoll.p" 2>/dev/null)"
+    done
+  done
+  rm -rf "$tmp"
+  for tag in "${servers[@]}"; do [ -n "${PID[$tag]:-}" ] && kill "${PID[$tag]}" 2>/dev/null; done
+}
+
+resp_part() {
+  command -v redis-benchmark >/dev/null || { echo "redis-benchmark not installed (redis-tools)"; return; }
+  start kv_ekiden "$LUA" bench/lua/kv_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR"
+  start kv_luv "$LUA" bench/lua/kv_luv.lua @ADDR@
+  local servers=(kv_ekiden kv_luv) tmp pipe r k i tag
+  tmp=$(mktemp -d)
+  echo
+  echo "| redis-benchmark ($REQUESTS requests, 50 clients) | ek.serve (Lua service) req/s | range | luv + Lua parser req/s | range | ratio |"
+  echo "|---|---:|---|---:|---|---:|"
+  for pipe in 1 16; do
+    rm -f "$tmp"/*
+    for ((r = 0; r < ROUNDS; r++)); do
+      for ((k = 0; k < ${#servers[@]}; k++)); do
+        i=$(((k + r) % ${#servers[@]}))
+        tag=${servers[$i]}
+        [ -n "${ADDR[$tag]}" ] || continue
+        timeout 120 redis-benchmark -h 127.0.0.1 -p "${ADDR[$tag]##*:}" -t set,get -n "$REQUESTS" -c 50 \
+          -P "$pipe" --csv 2>/dev/null | tr -d '"' | awk -F, -v d="$tmp" -v t="$tag" \
+          '$1 == "SET" || $1 == "GET" { print $2 >> (d "/" t "." $1) }'
+      done
+    done
+    local test ev lv
+    for test in SET GET; do
+      ev=$(median <"$tmp/kv_ekiden.$test" 2>/dev/null || echo n/a)
+      lv=$(median <"$tmp/kv_luv.$test" 2>/dev/null || echo n/a)
+      printf '| %s -P %s | %.0f | %s | %.0f | %s | %s |\n' "$test" "$pipe" "$ev" \
+        "$(range <"$tmp/kv_ekiden.$test" 2>/dev/null)" "$lv" "$(range <"$tmp/kv_luv.$test" 2>/dev/null)" \
+        "$(ratio "$ev" "$lv")"
+    done
+  done
+  rm -rf "$tmp"
+}
+
+# counts: instructions (callgrind, user space) and syscalls (strace -f -c) per
+# 64 B echo round trip, server side, as bench/counts.sh counts them: the
+# difference of a D1 and a D2 second run, so start-up and shutdown cancel out.
+# Figures a loaded machine does not move the way it moves times.
+count_run() { # TOOL SECS CONNS CMD... (@ADDR@ in CMD) -> "count round_trips [calls]"
+  local tool=$1 secs=$2 conns=$3 a args=() out pre=()
+  shift 3
+  while port_open "$port"; do port=$((port + 1)); done
+  for a in "$@"; do [ "$a" = @ADDR@ ] && args+=("127.0.0.1:$port") || args+=("$a"); done
+  out=$(mktemp)
+  case $tool in
+  callgrind) pre=(valgrind --tool=callgrind --callgrind-out-file="$out.cg" --log-file="$out.vg") ;;
+  strace) pre=(strace -f -c -o "$out") ;;
+  esac
+  "${pre[@]}" "${args[@]}" >/dev/null 2>&1 &
+  local pid=$! i lg
+  for ((i = 0; i < 600; i++)); do port_open "$port" && break; sleep 0.05; done
+  lg=$("$BUILD/bench/loadgen" echo "127.0.0.1:$port" -c "$conns" -s 64 -d "$secs" -w 0 2>/dev/null |
+    awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "requests") print kv[2] } }')
+  kill -TERM $(pgrep -P "$pid") "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  port=$((port + 1))
+  local count calls=""
+  if [ "$tool" = callgrind ]; then
+    count=$(awk '/^(summary|totals):/ { print $2; exit }' "$out.cg")
+  else
+    count=$(awk '$NF == "total" { print $4 }' "$out")
+    calls=$(awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { print $NF "=" $4 }' "$out" | tr '\n' ' ')
+  fi
+  rm -f "$out" "$out.cg" "$out.vg"
+  echo "${count:-0} ${lg:-0} $calls"
+}
+per_rt() { awk -v c1="$1" -v r1="$2" -v c2="$3" -v r2="$4" 'BEGIN { if (r2 - r1 <= 0) print "n/a"; else printf "%.1f", (c2 - c1) / (r2 - r1) }'; }
+calls_per_rt() {
+  awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN {
+    n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); A[kv[1]] = kv[2] }
+    n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], kv, "="); B[kv[1]] = kv[2] }
+    out = "";
+    for (k in B) { d = (B[k] - A[k]) / r; if (d >= 0.05) out = out sprintf("%s %.2f, ", k, d) }
+    sub(/, $/, "", out); print out }'
+}
+counts_part() {
+  command -v valgrind >/dev/null && command -v strace >/dev/null ||
+    { echo "counts: valgrind and strace are needed"; return; }
+  local D1=${D1:-1} D2=${D2:-3} conns s label cmd
+  local servers=(
+    "ekiden (Lua), 1 worker|$LUA bench/lua/echo_ekiden.lua @ADDR@ 1"
+    "ekiden (Lua), current_thread|$LUA bench/lua/echo_ekiden.lua @ADDR@ 1 current_thread"
+    "luv|$LUA bench/lua/echo_luv.lua @ADDR@"
+    "epoll server, 1 thread|$BUILD/bench/epoll_echo @ADDR@ 1"
+  )
+  echo
+  echo "instructions (callgrind, user space) and syscalls (strace -f -c) per 64 B echo round trip,"
+  echo "server side; difference of a ${D1} s and a ${D2} s run"
+  echo
+  echo "| server | connections | instructions / round trip | syscalls / round trip | of which |"
+  echo "|---|---:|---:|---:|---|"
+  for conns in ${COUNT_CONNS:-1 100}; do
+    for s in "${servers[@]}"; do
+      IFS='|' read -r label cmd <<<"$s"
+      local i1 r1 i2 r2 s1 q1 c1 s2 q2 c2
+      # shellcheck disable=SC2086
+      read -r i1 r1 < <(count_run callgrind "$D1" "$conns" $cmd)
+      # shellcheck disable=SC2086
+      read -r i2 r2 < <(count_run callgrind "$D2" "$conns" $cmd)
+      # shellcheck disable=SC2086
+      read -r s1 q1 c1 < <(count_run strace "$D1" "$conns" $cmd)
+      # shellcheck disable=SC2086
+      read -r s2 q2 c2 < <(count_run strace "$D2" "$conns" $cmd)
+      echo "| $label | $conns | $(per_rt "$i1" "$r1" "$i2" "$r2") | $(per_rt "$s1" "$q1" "$s2" "$q2") |" \
+        "$(calls_per_rt "$c1" "$c2" "$(awk -v a="$q1" -v b="$q2" 'BEGIN { print (b - a > 0 ? b - a : 1) }')") |"
+    done
+  done
+}
+
+for part in "${parts[@]}"; do
+  case $part in
+  echo) echo_part ;;
+  resp) resp_part ;;
+  counts) counts_part ;;
+  *) echo "unknown part $part (echo, resp, counts)" >&2 ;;
+  esac
+done
+echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,449 @@
+-- ek.serve and ek.connect: the C framed server and client with the lines,
+-- length-delimited and RESP codecs, Lua values of RESP messages, errors,
+-- shutdown with requests in flight, and any order of collection.
+
+local function upper_service()
+  return assert(ek.service(function(req) return req:upper() end))
+end
+
+-- A raw TCP client for checking the bytes on the wire.
+local function raw(addr)
+  return assert(ek.tcp.connect(addr))
+end
+
+test("lines: a Lua service on ek.serve, pipelined, from a raw socket and from ek.connect", function()
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = upper_service() })
+  local addr = assert(server:local_addr())
+  matches(addr, "^127%.0%.0%.1:%d+$", "local_addr")
+  matches(tostring(server), "ekiden.server %(lines, serving%)")
+  -- three requests in one write: three responses in order
+  local s = raw(addr)
+  assert(s:write("one\ntwo\r\nthree\n"))
+  eq(s:read_line(), "ONE", "first")
+  eq(s:read_line(), "TWO", "second (CRLF)")
+  eq(s:read_line(), "THREE", "third")
+  s:close()
+  -- the client service: many concurrent calls over one connection
+  local client = assert(ek.connect { addr = addr, codec = "lines" })
+  eq(client:call("hello"), "HELLO", "client call")
+  local g = ek.group()
+  local got = {}
+  for i = 1, 100 do g:spawn(function() got[i] = client:call("m" .. i) end) end
+  eq(g:wait(), true, "concurrent calls")
+  for i = 1, 100 do eq(got[i], "M" .. i, "response " .. i) end
+  raises(function() client:call({}) end, "string expected")
+  fails("EINVAL", client:call("has\nnewline"))
+  local m = server:metrics()
+  ok(m.REQUESTS >= 104, "REQUESTS metric " .. tostring(m.REQUESTS))
+  ok(m.CONNECTIONS_TOTAL >= 2, "CONNECTIONS_TOTAL")
+  eq(server:shutdown(1), true, "shutdown")
+  fails("ECLOSED", server:local_addr())
+  eq(server:shutdown(1), true, "shutdown is idempotent")
+end)
+
+test("lines: a line over max_frame closes that connection only", function()
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", max_frame = 16,
+                                   service = upper_service() })
+  local addr = server:local_addr()
+  local s = raw(addr)
+  assert(s:write(string.rep("x", 100) .. "\n"))
+  eq(s:read(), "", "closed after the long line")
+  local s2 = raw(addr)
+  assert(s2:write("short\n"))
+  eq(s2:read_line(), "SHORT", "another connection still served")
+  server:close()
+end)
+
+test("length: 4-byte big-endian frames, binary payloads", function()
+  local seen
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "length", service =
+    ek.service(function(req) seen = req return req .. "\0!" end) })
+  local addr = server:local_addr()
+  local s = raw(addr)
+  assert(s:write("\0\0\0\3a\0b"))
+  eq(s:read_exactly(4), "\0\0\0\5", "response header")
+  eq(s:read_exactly(5), "a\0b\0!", "response payload")
+  eq(seen, "a\0b", "the service saw the frame without its header")
+  local client = assert(ek.connect { addr = addr, codec = "length" })
+  local big = string.rep("0123456789", 10000)
+  eq(client:call(big), big .. "\0!", "a 100 kB frame")
+  eq(client:call(""), "\0!", "an empty frame")
+  server:close()
+end)
+
+-- A small key-value store: the logic of the RESP benchmark.
+local function kv_service()
+  local store = {}
+  return assert(ek.service(function(cmd)
+    local name = cmd[1]:upper()
+    if name == "PING" then return { ok = "PONG" } end
+    if name == "SET" then store[cmd[2]] = cmd[3] return { ok = "OK" } end
+    if name == "GET" then return store[cmd[2]] end -- nil: a null bulk string
+    if name == "DEL" then
+      local n = 0
+      for i = 2, cmd.n do if store[cmd[i]] then n = n + 1 store[cmd[i]] = nil end end
+      return n
+    end
+    return { err = "ERR unknown command '" .. cmd[1] .. "'" }
+  end))
+end
+
+test("resp: a key-value service; the wire format; ek.connect with codec resp", function()
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp", service = kv_service() })
+  local addr = server:local_addr()
+  local s = raw(addr)
+  -- multibulk and inline commands, pipelined
+  assert(s:write("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv\0lue\r\nGET k\r\nGET nope\r\nDEL k nope\r\nFOO\r\n"))
+  eq(s:read_line(), "+OK", "SET")
+  eq(s:read_line(), "$5", "GET length")
+  eq(s:read_exactly(7), "v\0lue\r\n", "GET value")
+  eq(s:read_line(), "$-1", "GET of a missing key: null")
+  eq(s:read_line(), ":1", "DEL count")
+  eq(s:read_line(), "-ERR unknown command 'FOO'", "error reply")
+  s:close()
+  local c = assert(ek.connect { addr = addr, codec = "resp" })
+  eq(c:call({ "SET", "n", 42 })["ok"], "OK", "a number argument is sent as a bulk string")
+  eq(c:call({ "GET", "n" }), "42", "GET")
+  eq(c:call({ "GET", "missing" }), ek.null, "null is ek.null")
+  eq(c:call("PING").ok, "PONG", "a command without arguments as a string")
+  eq(c:call({ "DEL", "n", "x", n = 3 }), 1, "integer reply")
+  eq(c:call({ "NOPE" }).err, "ERR unknown command 'NOPE'", "error reply as { err = }")
+  server:close()
+end)
+
+test("resp: every Lua value through a server and a client, and back", function()
+  local values = {
+    str = "bulk\r\nwith CRLF",
+    int = 123456789012,
+    neg = -7,
+    float = 2.5,
+    yes = true,
+    no = false,
+    null = ek.null,
+    arr = { "a", 1, { "nested", n = 1 }, ek.null, n = 4 },
+    empty = {},
+    holes = { n = 3, [2] = "middle" },
+    simple = { ok = "FINE" },
+    err = { err = "WRONGTYPE oops" },
+    map = { map = { a = 1, b = "two" } },
+    set = { set = { "x", "y" } },
+    big = { big_number = "123456789012345678901234567890" },
+    verbatim = { verbatim = "some text", format = "txt" },
+    dbl = { double = 3 },
+  }
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp", service =
+    ek.service(function(cmd) return values[cmd[2]] end) })
+  local c = assert(ek.connect { addr = server:local_addr(), codec = "resp" })
+  local function get(k) return c:call({ "GET", k }) end
+  eq(get("str"), values.str, "bulk string")
+  eq(get("int"), values.int, "integer")
+  eq(get("neg"), -7, "negative integer")
+  eq(get("no"), 0, "false (RESP2: integer 0)")
+  eq(get("yes"), 1, "true (RESP2: integer 1)")
+  eq(get("null"), ek.null, "null")
+  eq(get("nothing"), ek.null, "nil: null")
+  local arr = get("arr")
+  eq(arr.n, 4, "array count")
+  eq(arr[1], "a", "array[1]")
+  eq(arr[2], 1, "array[2]")
+  eq(arr[3][1], "nested", "nested array")
+  eq(arr[3].n, 1, "nested count")
+  eq(arr[4], ek.null, "null element")
+  eq(get("empty").n, 0, "empty array")
+  local holes = get("holes")
+  eq(holes.n, 3, "holes: n")
+  eq(holes[1], ek.null, "a hole is a null")
+  eq(holes[2], "middle", "holes[2]")
+  eq(holes[3], ek.null, "holes[3]")
+  eq(get("simple").ok, "FINE", "simple string")
+  eq(get("err").err, "WRONGTYPE oops", "error")
+  -- RESP2 writes map/set as arrays, double and big number as bulk strings
+  eq(get("map").n, 4, "map as a flat array in RESP2")
+  eq(get("set").n, 2, "set as an array in RESP2")
+  eq(get("big"), "123456789012345678901234567890", "big number as a bulk string in RESP2")
+  eq(get("dbl"), "3", "double as a bulk string in RESP2")
+  eq(get("float"), "2.5", "float as a bulk string in RESP2")
+  eq(get("verbatim"), "some text", "verbatim as a bulk string in RESP2")
+  server:close()
+end)
+
+test("resp: RESP3 after HELLO 3: maps, sets, doubles, booleans, null, verbatim, big numbers", function()
+  local values = {
+    map = { map = { a = 1 } },
+    set = { set = { "x", n = 1 } },
+    push = { push = { "p", n = 1 } },
+    dbl = 2.5,
+    yes = true,
+    null = ek.null,
+    big = { big_number = "1234567890123456789012" },
+    verbatim = { verbatim = "hi", format = "mkd" },
+  }
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp", service =
+    ek.service(function(cmd)
+      if cmd[1] == "HELLO" then return { map = { proto = 3 } } end
+      return values[cmd[2]]
+    end) })
+  local s = raw(server:local_addr())
+  local function cmd(text, want, what)
+    assert(s:write(text .. "\r\n"))
+    for _, line in ipairs(want) do eq(s:read_line(), line, what) end
+  end
+  cmd("HELLO 3", { "%1", "$5", "proto", ":3" }, "HELLO's map")
+  cmd("GET map", { "%1", "$1", "a", ":1" }, "map")
+  cmd("GET set", { "~1", "$1", "x" }, "set")
+  cmd("GET dbl", { ",2.5" }, "double")
+  cmd("GET yes", { "#t" }, "boolean")
+  cmd("GET null", { "_" }, "null")
+  cmd("GET big", { "(1234567890123456789012" }, "big number")
+  cmd("GET verbatim", { "=6", "mkd:hi" }, "verbatim")
+  s:close()
+  server:close()
+end)
+
+test("resp: Lua values from RESP3 replies (a raw server)", function()
+  local l = assert(ek.tcp.listen("127.0.0.1:0"))
+  ek.spawn(function()
+    local s = assert(l:accept())
+    -- each request is a one-word command: *1, $len, word
+    local function command() for _ = 1, 3 do assert(s:read_line()) end end
+    command()
+    assert(s:write("%2\r\n+k\r\n,1.5\r\n$1\r\nv\r\n~2\r\n#t\r\n#f\r\n"))
+    command()
+    assert(s:write(">2\r\n$1\r\na\r\n_\r\n"))
+    command()
+    assert(s:write("=7\r\ntxt:abc\r\n"))
+    command()
+    assert(s:write("(99999999999999999999\r\n"))
+    command()
+    assert(s:write("!5\r\nERR x\r\n"))
+    command()
+    assert(s:write("*-1\r\n"))
+  end)
+  local c = assert(ek.connect { addr = l:local_addr(), codec = "resp" })
+  local m = c:call("ONE")
+  local simple_key, count = nil, 0
+  for k, v in pairs(m.map) do
+    count = count + 1
+    if type(k) == "table" and k.ok == "k" then simple_key = v end
+  end
+  eq(count, 2, "map: two pairs")
+  eq(simple_key, 1.5, "map: a simple string key ({ ok = 'k' }) -> a double")
+  local found = m.map.v
+  eq(found.set.n, 2, "map: bulk key -> set")
+  eq(found.set[1], true, "set of booleans")
+  eq(found.set[2], false, "false")
+  local p = c:call("TWO")
+  eq(p.push.n, 2, "push")
+  eq(p.push[2], ek.null, "null inside")
+  local v = c:call("THREE")
+  eq(v.verbatim, "abc", "verbatim text")
+  eq(v.format, "txt", "verbatim format")
+  eq(c:call("FOUR").big_number, "99999999999999999999", "big number")
+  eq(c:call("FIVE").err, "ERR x", "bulk error")
+  eq(c:call("SIX"), ek.null, "null array")
+  l:close()
+end)
+
+test("resp: values a RESP message cannot hold fail the response", function()
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp", service =
+    ek.service(function(cmd)
+      if cmd[2] == "fn" then return print end
+      if cmd[2] == "hash" then return { foo = 1 } end
+      return "fine"
+    end) })
+  local addr = server:local_addr()
+  local c = assert(ek.connect { addr = addr, codec = "resp" })
+  local r = c:call({ "GET", "fn" })
+  -- the server answers a failed response with an error reply, then closes
+  ok(type(r) == "table" and r.err and r.err:find("kind"), "error reply for a function: " .. tostring(r and r.err))
+  local c2 = assert(ek.connect { addr = addr, codec = "resp" })
+  r = c2:call({ "GET", "hash" })
+  ok(type(r) == "table" and r.err, "error reply for a plain hash table")
+  local c3 = assert(ek.connect { addr = addr, codec = "resp" })
+  eq(c3:call({ "GET", "ok" }), "fine", "other connections unaffected")
+  raises(function() c3:call(print) end, "no message for this value")
+  server:close()
+end)
+
+test("errors: nil, msg, name for refused, bad and busy addresses; bad options raise", function()
+  local svc = upper_service()
+  -- a port nobody listens on
+  local l = assert(ek.tcp.listen("127.0.0.1:0"))
+  local dead = l:local_addr()
+  l:close()
+  local c = assert(ek.connect { addr = dead, codec = "lines" })
+  fails("ECONNREFUSED", c:call("x"))
+  fails("EINVAL", ek.serve { addr = "not an address", service = svc })
+  fails("EINVAL", ek.connect { addr = "nope" })
+  local server = assert(ek.serve { addr = "127.0.0.1:0", service = svc })
+  fails("EADDRINUSE", ek.serve { addr = server:local_addr(), service = svc })
+  raises(function() ek.serve { addr = "127.0.0.1:0", codec = "morse", service = svc } end, "codec")
+  raises(function() ek.serve { addr = "127.0.0.1:0" } end, "service")
+  raises(function() ek.serve { service = svc } end, "addr")
+  raises(function() ek.serve { addr = "127.0.0.1:0", service = svc, max_in_flight = 0 } end, "max_in_flight")
+  raises(function() ek.serve("127.0.0.1:0") end, "table expected")
+  raises(function() ek.connect { addr = dead, reconnect = -1 } end, "seconds")
+  -- a handler that raises: the lines codec has no error reply, the connection closes
+  local bad = assert(ek.serve { addr = "127.0.0.1:0", service =
+    ek.service(function() error("handler failed (expected in this output)") end) })
+  local bc = assert(ek.connect { addr = bad:local_addr() })
+  local a, msg, name = bc:call("x")
+  eq(a, nil, "failed call")
+  ok(name == "ECONNRESET" or name == "ECLOSED" or name == "EOF", "connection closed: " .. tostring(msg))
+  bad:close()
+  server:close()
+end)
+
+test("unix sockets: ek.serve{path =} and ek.connect{path =}", function()
+  local path = os.tmpname()
+  os.remove(path)
+  local server = assert(ek.serve { path = path, codec = "lines", service = upper_service() })
+  local c = assert(ek.connect { path = path, codec = "lines" })
+  eq(c:call("unix"), "UNIX", "over a Unix socket")
+  server:close()
+  os.remove(path)
+end)
+
+test("shutdown lets requests in flight finish; a short grace closes them by force", function()
+  local started = ek.channel(16)
+  local server = assert(ek.serve { addr = "127.0.0.1:0", service = ek.service(function(req)
+    started:send(req)
+    ek.sleep(tonumber(req))
+    return "slept " .. req
+  end) })
+  local addr = server:local_addr()
+  local c = assert(ek.connect { addr = addr })
+  local t = ek.spawn(function() return c:call("0.2") end)
+  eq(started:recv(), "0.2", "the handler started")
+  local t0 = ek.now()
+  eq(server:shutdown(30), true, "every connection closed in time")
+  eq(t:join(), "slept 0.2", "the request in flight was answered")
+  ok(ek.now() - t0 >= 0.15, "shutdown waited for it")
+  fails("ECONNREFUSED", ek.tcp.connect(addr))
+
+  local server2 = assert(ek.serve { addr = "127.0.0.1:0", service = ek.service(function(req)
+    started:send(req)
+    ek.sleep(tonumber(req))
+    return "late"
+  end) })
+  local c2 = assert(ek.connect { addr = server2:local_addr() })
+  local t2 = ek.spawn(function() return c2:call("30") end)
+  eq(started:recv(), "30", "the slow handler started")
+  local okc, msg, name = server2:shutdown(0.05)
+  eq(okc, false, "forced")
+  eq(name, "ETIMEDOUT", "forced: " .. tostring(msg))
+  local a, _, n2 = t2:join()
+  eq(a, nil, "the forced request failed")
+  ok(n2 == "ECONNRESET" or n2 == "EOF" or n2 == "ECLOSED", "its error: " .. tostring(n2))
+end)
+
+test("a task cancelled while it waits for shutdown; the server handle collected meanwhile", function()
+  local server = assert(ek.serve { addr = "127.0.0.1:0", service = ek.service(function(req)
+    ek.sleep(0.1)
+    return req
+  end) })
+  local c = assert(ek.connect { addr = server:local_addr() })
+  local t1 = ek.spawn(function() return c:call("x") end)
+  ek.sleep(0.01)
+  local t = ek.spawn(function() return server:shutdown(10) end)
+  ek.sleep(0.01)
+  t:cancel()
+  server = nil
+  collectgarbage()
+  collectgarbage()
+  -- the shutdown thread still drains: the request is answered or reset, no crash
+  local r = t1:join()
+  ok(r == "x" or r == nil, "request finished")
+end)
+
+test("servers and clients collected in any order, with connections open", function()
+  for order = 1, 4 do
+    local svc = upper_service()
+    local server = assert(ek.serve { addr = "127.0.0.1:0", service = svc })
+    local c = assert(ek.connect { addr = server:local_addr() })
+    eq(c:call("a"), "A", "order " .. order)
+    local s = raw(server:local_addr())
+    if order == 1 then server, c, svc = nil, nil, nil
+    elseif order == 2 then c = nil collectgarbage() server = nil svc = nil
+    elseif order == 3 then svc = nil collectgarbage() c = nil collectgarbage() server = nil
+    else server:close() c:close() svc:close() end
+    collectgarbage()
+    collectgarbage()
+    s:close()
+  end
+  -- the runtime still works
+  local server = assert(ek.serve { addr = "127.0.0.1:0", service = upper_service() })
+  local c = assert(ek.connect { addr = server:local_addr() })
+  eq(c:call("still"), "STILL", "after collections")
+end)
+
+test("handles kept after ek.run ended answer ECLOSED and collect safely", function()
+  local kept = {}
+  ek.run(function()
+    kept.svc = upper_service()
+    kept.server = assert(ek.serve { addr = "127.0.0.1:0", service = kept.svc })
+    kept.client = assert(ek.connect { addr = kept.server:local_addr() })
+    eq(kept.client:call("in"), "IN", "inside the run")
+    -- a request still in flight when the run ends
+    kept.task = ek.spawn(function() return kept.client:call("pending") end)
+  end, { workers = 2 })
+  fails("ECLOSED", kept.server:local_addr())
+  kept.server:close()
+  kept.server:close()
+  kept = nil
+  collectgarbage()
+  collectgarbage()
+end, { outside = true })
+
+test("http: request and response tables through ek.serve and ek.connect", function()
+  local seen
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "http", service = ek.service(function(req)
+    seen = req
+    if req.target == "/string" then return "just a body" end
+    if req.target == "/fail" then return print end
+    return { status = 201, reason = "Made", headers = { ["x-one"] = "1", ["x-many"] = { "a", "b" },
+             { "X-Pair", "p" } }, body = req.method .. " " .. req.body }
+  end) })
+  local addr = server:local_addr()
+  local c = assert(ek.connect { addr = addr, codec = "http" })
+  local r = assert(c:call { method = "POST", target = "/things?x=1", body = "payload",
+                            headers = { host = "example", ["x-dup"] = { "1", "2" } } })
+  eq(r.status, 201, "status")
+  eq(r.reason, "Made", "reason")
+  eq(r.version, 11, "version")
+  eq(r.body, "POST payload", "body")
+  eq(r.headers["x-one"], "1", "a header (names are lower-case)")
+  eq(type(r.headers["x-many"]), "table", "a repeated header is a table of its values")
+  eq(r.headers["x-many"][1] .. r.headers["x-many"][2], "ab", "its values in order")
+  eq(r.headers["x-pair"], "p", "a header given as a { name, value } pair")
+  eq(r.headers["content-length"], "12", "the codec's Content-Length")
+  eq(r.keep_alive, true, "keep-alive")
+  eq(seen.method, "POST", "request method")
+  eq(seen.target, "/things?x=1", "request target")
+  eq(seen.version, 11, "request version")
+  eq(seen.headers.host, "example", "request header")
+  eq(seen.headers["x-dup"][2], "2", "a repeated request header")
+  eq(seen.body, "payload", "request body")
+  local s = assert(c:call { target = "/string", headers = { host = "h" } })
+  eq(s.status, 200, "a string response is 200")
+  eq(s.body, "just a body", "with that body")
+  eq(seen.method, "GET", "the method defaults to GET")
+  -- a raw HTTP/1.0 request: the response in 1.0, closed after it
+  local raw_s = assert(ek.tcp.connect(addr))
+  assert(raw_s:write("GET /string HTTP/1.0\r\n\r\n"))
+  eq(raw_s:read_line(), "HTTP/1.0 200 OK", "status line")
+  local all = {}
+  while true do
+    local d = raw_s:read()
+    if not d or d == "" then break end
+    all[#all + 1] = d
+  end
+  matches(table.concat(all), "\r\n\r\njust a body$", "body, then the server closes")
+  -- a handler's value that is no response: the connection is answered with an error and closed
+  local c2 = assert(ek.connect { addr = addr, codec = "http" })
+  local f = c2:call { target = "/fail", headers = { host = "h" } }
+  ok(f == nil or (f.status and f.status >= 400), "a failed response: " .. tostring(f and f.status))
+  raises(function() c:call("not a table") end, "no message")
+  raises(function() ek.serve { addr = "127.0.0.1:0", codec = "http", service = ek.service(print), max_header = -1 } end, "max_header")
+  server:close()
+end)
