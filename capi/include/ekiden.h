@@ -539,7 +539,8 @@ EK_EXTERN uint64_t ek_now_ms(ek_runtime *rt);
     X(TIMERS, "timers registered in the wheel")                                                    \
     X(BLOCKING_THREADS, "blocking-pool threads alive")                                             \
     X(BLOCKING_IDLE, "idle blocking-pool threads")                                                 \
-    X(BLOCKING_QUEUE_DEPTH, "blocking jobs waiting for a thread")
+    X(BLOCKING_QUEUE_DEPTH, "blocking jobs waiting for a thread")                                  \
+    X(SLOW_POLLS, "task polls longer than the slow-poll threshold (ekiden/observe.h)")
 
 enum ek_metric {
 #define EK__METRIC_ENUM(name, doc) EK_METRIC_##name,
@@ -611,5 +612,6 @@ EK_EXTERN void ek_interval_free(ek_interval *iv);
 #include "ekiden/codec.h"
 #include "ekiden/server.h"
 #include "ekiden/client.h"
+#include "ekiden/observe.h"
 
 #endif /* EKIDEN_H */

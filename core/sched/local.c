@@ -25,22 +25,27 @@ static void local_schedule(ek__sched *s, ek__task *t, int how)
     ek__mutex_unlock(&l->lock);
 }
 
-/* Spawns pin to the calling thread and completions run on it, so the owned
- * list is the owner's alone. */
+/* Spawns pin to the calling thread and completions run on it, so only the
+ * owner changes the owned list; it does so under the lock, which ek_runtime_dump
+ * takes to read the list from any thread. */
 static int local_bind(ek__sched *s, ek__task *t)
 {
     ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
     EK__ASSERT(pthread_equal(l->owner, pthread_self()));
     if (l->closed) return EK_ECLOSED;
+    ek__mutex_lock(&l->lock);
     ek__list_push_back(&l->owned, &t->owned);
+    ek__mutex_unlock(&l->lock);
     return EK_OK;
 }
 
 static bool local_release(ek__sched *s, ek__task *t)
 {
-    EK__UNUSED(s);
+    ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
+    ek__mutex_lock(&l->lock);
     bool linked = ek__list_linked(&t->owned);
     if (linked) ek__list_remove(&t->owned);
+    ek__mutex_unlock(&l->lock);
     return linked;
 }
 
@@ -51,6 +56,7 @@ int ek__local_init(ek__local *l, ek_runtime *rt)
     l->sched.bind = local_bind;
     l->sched.release = local_release;
     l->sched.rt = rt;
+    l->sched.obs = rt->sched.obs;
     l->owner = pthread_self();
     ek__list_init(&l->owned);
     atomic_init(&l->rlen, 0);
@@ -107,8 +113,13 @@ void ek__local_shutdown(ek__local *l)
     EK__ASSERT(pthread_equal(l->owner, pthread_self()));
     l->closed = true;
     ek__list *n;
-    /* A task's drop may wake or spawn others: take one at a time. */
-    while ((n = ek__list_pop_front(&l->owned))) {
+    /* A task's drop may wake or spawn others: take one at a time (its drop
+     * runs without the lock). */
+    for (;;) {
+        ek__mutex_lock(&l->lock);
+        n = ek__list_pop_front(&l->owned);
+        ek__mutex_unlock(&l->lock);
+        if (!n) break;
         ek__task *t = EK__CONTAINER_OF(n, ek__task, owned);
         ek__owned_shutdown_one(t);
     }

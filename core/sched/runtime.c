@@ -355,6 +355,8 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     rt->sched.schedule = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? ek__ct_schedule : ek__mt_schedule;
     rt->sched.bind = ek__rt_bind;
     rt->sched.release = ek__rt_release;
+    atomic_init(&rt->cfg.obs.slow_polls, 0);
+    rt->sched.obs = ek__rt_observer(rt);
     ek__list_init(&rt->locals);
     int rc = rt_init_locks(rt);
     if (rc) {
@@ -364,6 +366,7 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     rc = ek__rt_cells_init(rt);
     if (!rc) rc = ek__ct_init(rt);
     if (!rc) rc = ek__blocking_init(rt);
+    rt->blocking.sched.obs = rt->sched.obs;
     if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->time);
     if (!rc) rc = ek__driver_new(rt->time, cfg.io_backend, &rt->driver);
     if (!rc && cfg.flavor == EK_FLAVOR_MULTI_THREAD) rc = ek__mt_start(rt);
@@ -520,7 +523,12 @@ int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
     v[EK_METRIC_WORKERS] = rt->nworkers;
     v[EK_METRIC_TASKS_ALIVE] =
         atomic_load_explicit(&rt->refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
-    v[EK_METRIC_TASKS_SPAWNED] = atomic_load_explicit(&rt->tasks_spawned, memory_order_relaxed);
+    /* Refused first: tasks_spawned counts a refused spawn before it is refused,
+     * so the difference read in this order never underflows. */
+    uint64_t refused = atomic_load_explicit(&rt->spawns_refused, memory_order_relaxed);
+    v[EK_METRIC_TASKS_SPAWNED] =
+        atomic_load_explicit(&rt->tasks_spawned, memory_order_relaxed) - refused;
+    v[EK_METRIC_SLOW_POLLS] = atomic_load_explicit(&rt->cfg.obs.slow_polls, memory_order_relaxed);
     v[EK_METRIC_POLLS] = atomic_load_explicit(&rt->polls_external, memory_order_relaxed);
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++) {
         ek__worker *w = &rt->workers[i];

@@ -37,7 +37,8 @@ typedef struct ek__config {
     unsigned budget;
     bool start_paused;
     ek__hook hooks[EK__HOOK_COUNT];
-    int io_backend; /* EK_IO_BACKEND_* */
+    int io_backend;   /* EK_IO_BACKEND_* */
+    ek__observer obs; /* task hooks, slow polls (observe.c); the runtime's is live */
 } ek__config;
 
 struct ek_builder {
@@ -192,6 +193,7 @@ struct ek_runtime {
     ek__list locals;
 
     _Atomic uint64_t tasks_spawned, polls_external, unparks;
+    _Atomic uint64_t spawns_refused; /* counted in tasks_spawned, but not spawned */
 };
 
 /* multi_thread.c */
@@ -217,6 +219,9 @@ bool ek__rt_unref_unless_last(ek_runtime *rt);
 
 /* cells.c: rt->slab, when the cell slab is on (see there). EK_OK or EK_ENOMEM. */
 int ek__rt_cells_init(ek_runtime *rt);
+/* observe.c: &rt->cfg.obs if the runtime has a task hook or a slow-poll
+ * threshold, else NULL (what every scheduler's obs is set to). */
+ek__observer *ek__rt_observer(ek_runtime *rt);
 
 /* current_thread.c */
 int ek__ct_init(ek_runtime *rt);

@@ -1,7 +1,8 @@
 /*
  * spawn.c - the scheduler's entry points that create tasks: ek_spawn (the
  * runtime's scheduler), ek_spawn_local (the calling thread's local set),
- * ek_spawn_blocking (the blocking pool) and ek_spawn_future. A task is
+ * ek_spawn_blocking (the blocking pool), ek_spawn_future, and the named
+ * variants (ekiden/observe.h). A task is
  * allocated by the task layer (ek__task_new), listed by its scheduler (bind)
  * and submitted; it holds a reference on the runtime until it is freed.
  */
@@ -9,29 +10,42 @@
 
 /* Allocate, list and submit a task. `job` is set for a blocking job (poll is then
  * NULL). Consumes state on every path. */
-static int spawn_on(ek__sched *sched, ek_poll_fn poll, ek_blocking_fn job, ek_drop_fn drop,
-                    void *state, ek_drop_fn out_drop, ek_join **join, uint32_t flags)
+static inline __attribute__((always_inline)) int
+spawn_on(ek__sched *sched, const char *name, ek_poll_fn poll, ek_blocking_fn job, ek_drop_fn drop,
+         void *state, ek_drop_fn out_drop, ek_join **join, uint32_t flags)
 {
     ek_runtime *rt = sched->rt;
+    if (EK__UNLIKELY(sched->obs != NULL)) flags |= EK__TASK_OBSERVED;
     ek__task *t;
-    int rc = ek__task_new(sched, poll, drop, state, out_drop, join != NULL, flags, &t);
+    int rc = ek__task_new(sched, poll, drop, state, out_drop, join != NULL, flags, name, &t);
     if (rc) {
         if (drop) drop(state);
         return rc;
     }
     if (job) t->u.blocking_fn = job;
     ek__rt_task_ref(rt);
+    /* The id comes from the spawn counter; a refused spawn is counted apart, so
+     * that EK_METRIC_TASKS_SPAWNED stays exact. */
+    t->id = atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed) + 1;
+    /* Before the task is listed: it cannot be polled or cancelled yet, so the
+     * spawn hook comes first of its hooks. */
+    if (EK__UNLIKELY(flags & EK__TASK_OBSERVED))
+        ek__observe_event(sched->obs, t, EK__TASK_HOOK_SPAWN);
     rc = sched->bind(sched, t);
-    if (rc) {
-        t->drop = NULL;
-        ek__task_dealloc(t);
-        if (drop) drop(state);
-        return rc;
+    if (EK__UNLIKELY(rc != EK_OK)) {
+        atomic_fetch_add_explicit(&rt->spawns_refused, 1, memory_order_relaxed);
+        if (flags & EK__TASK_OBSERVED) ek__observe_event(sched->obs, t, EK__TASK_HOOK_TERMINATE);
+        goto fail;
     }
-    atomic_fetch_add_explicit(&rt->tasks_spawned, 1, memory_order_relaxed);
     if (join) *join = (ek_join *)t;
     ek__task_submit(t, EK__SCHED_WAKE);
     return EK_OK;
+
+fail:
+    t->drop = NULL;
+    ek__task_dealloc(t);
+    if (drop) drop(state);
+    return rc;
 }
 
 static int spawn_check(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state)
@@ -42,17 +56,29 @@ static int spawn_check(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *s
     return rc;
 }
 
-int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_drop_fn out_drop,
-             ek_join **join)
+static int spawn_async(ek_runtime *rt, const char *name, ek_poll_fn poll, ek_drop_fn drop,
+                       void *state, ek_drop_fn out_drop, ek_join **join)
 {
     if (join) *join = NULL; /* what a failed spawn leaves there */
     int rc = spawn_check(rt, poll, drop, state);
     if (rc) return rc;
-    return spawn_on(&rt->sched, poll, NULL, drop, state, out_drop, join, 0);
+    return spawn_on(&rt->sched, name, poll, NULL, drop, state, out_drop, join, 0);
 }
 
-int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
+int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state, ek_drop_fn out_drop,
+             ek_join **join)
+{
+    return spawn_async(rt, NULL, poll, drop, state, out_drop, join);
+}
+
+int ek_spawn_named(ek_runtime *rt, const char *name, ek_poll_fn poll, ek_drop_fn drop, void *state,
                    ek_drop_fn out_drop, ek_join **join)
+{
+    return spawn_async(rt, name, poll, drop, state, out_drop, join);
+}
+
+static int spawn_local(ek_runtime *rt, const char *name, ek_poll_fn poll, ek_drop_fn drop,
+                       void *state, ek_drop_fn out_drop, ek_join **join)
 {
     if (join) *join = NULL; /* what a failed spawn leaves there */
     int rc = spawn_check(rt, poll, drop, state);
@@ -68,7 +94,19 @@ int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state
         drop(state);
         return EK_ENOMEM;
     }
-    return spawn_on(&l->sched, poll, NULL, drop, state, out_drop, join, EK__TASK_LOCAL);
+    return spawn_on(&l->sched, name, poll, NULL, drop, state, out_drop, join, EK__TASK_LOCAL);
+}
+
+int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
+                   ek_drop_fn out_drop, ek_join **join)
+{
+    return spawn_local(rt, NULL, poll, drop, state, out_drop, join);
+}
+
+int ek_spawn_local_named(ek_runtime *rt, const char *name, ek_poll_fn poll, ek_drop_fn drop,
+                         void *state, ek_drop_fn out_drop, ek_join **join)
+{
+    return spawn_local(rt, name, poll, drop, state, out_drop, join);
 }
 
 int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *arg,
@@ -81,7 +119,8 @@ int ek_spawn_blocking(ek_runtime *rt, ek_blocking_fn fn, ek_drop_fn drop, void *
         if (drop) drop(arg);
         return rc;
     }
-    return spawn_on(&rt->blocking.sched, NULL, fn, drop, arg, out_drop, join, EK__TASK_BLOCKING);
+    return spawn_on(&rt->blocking.sched, NULL, NULL, fn, drop, arg, out_drop, join,
+                    EK__TASK_BLOCKING);
 }
 
 static int future_task_poll(void *state, ek_cx *cx, void **out)

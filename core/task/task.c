@@ -12,7 +12,12 @@
  */
 #include "task.h"
 #include "future.h"
+#include "slab.h"
 #include "../rt.h"
+
+/* A task cell with the longest name still fits a cell (rt.h). */
+_Static_assert(sizeof(ek__task) + EK_TASK_NAME_MAX + 1 <= EK__SLAB_MAX_CELL,
+               "a named task must fit a cell");
 
 /* ---------------------------------------------------------------- wakers -- */
 
@@ -127,11 +132,17 @@ static ek_runtime *task_rt(ek__task *t)
 }
 
 int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
-                 ek_drop_fn out_drop, bool joined, uint32_t flags, ek__task **out)
+                 ek_drop_fn out_drop, bool joined, uint32_t flags, const char *name, ek__task **out)
 {
-    ek__task *t = ek__rt_cell_alloc(sched->rt, sizeof *t);
+    size_t name_len = EK__UNLIKELY(name != NULL) ? strnlen(name, EK_TASK_NAME_MAX) : 0;
+    ek__task *t = ek__rt_cell_alloc(sched->rt, sizeof *t + (name_len ? name_len + 1 : 0));
     if (!t) return EK_ENOMEM;
     memset(t, 0, sizeof *t);
+    if (EK__UNLIKELY(name_len != 0)) {
+        flags |= EK__TASK_NAMED;
+        memcpy(t + 1, name, name_len);
+        ((char *)(t + 1))[name_len] = '\0';
+    }
     t->tag = EK__TAG_JOIN;
     t->flags = flags;
     /* References: owned list, the first notification, and the join handle. */
@@ -172,6 +183,10 @@ static void finish(ek__task *t, int status, void *output)
 {
     if (t->drop) t->drop(t->fstate);
     t->fstate = NULL;
+    /* Before COMPLETE is published: a join that sees the task finished sees
+     * the hook returned. */
+    if (EK__UNLIKELY(t->flags & EK__TASK_OBSERVED))
+        ek__observe_event(t->sched->obs, t, EK__TASK_HOOK_TERMINATE);
     t->status = status;
     t->u.output = status == EK_OK ? output : NULL;
     uint64_t snap = ek__state_to_complete(t);
@@ -215,31 +230,36 @@ void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
     }
     void *out = NULL;
     int rc;
-    if (t->flags & EK__TASK_BLOCKING) {
-        rc = t->u.blocking_fn(t->fstate, &out);
-        if (rc > 0) rc = EK_OK; /* jobs cannot pend */
-    } else {
-        ek_cx cx = {.waker = &t->wk, .task = t, .rt = rt, .budget = budget};
-        rc = t->poll(t->fstate, &cx, &out);
-        if (rc == EK_PENDING) {
-            /* A yield is a notification made during the poll. */
-            if (cx.defer) (void)ek__state_to_notified_by_ref(t);
-            switch (ek__state_to_idle(t)) {
-            case EK__IDLE_OK:
-                return;
-            case EK__IDLE_DEALLOC:
-                ek__task_dealloc(t);
-                return;
-            case EK__IDLE_NOTIFIED:
-                ek__task_submit(t, cx.defer ? EK__SCHED_DEFER : EK__SCHED_YIELD);
-                return;
-            case EK__IDLE_CANCELLED:
-                finish(t, EK_ECANCELED, NULL);
-                return;
-            }
+    ek_cx cx = {.waker = &t->wk, .task = t, .rt = rt, .budget = budget};
+    /* One test for both rare kinds: a plain task pays nothing for either. */
+    if (EK__UNLIKELY(t->flags & (EK__TASK_BLOCKING | EK__TASK_OBSERVED))) {
+        if (t->flags & EK__TASK_BLOCKING) {
+            rc = t->u.blocking_fn(t->fstate, &out);
+            finish(t, rc > 0 ? EK_OK : rc, out); /* jobs cannot pend */
+            return;
         }
-        if (rc > 0) rc = EK_EINVAL; /* a poll must return OK, PENDING or an error */
+        rc = ek__observe_poll(t->sched->obs, t, &cx, &out);
+    } else {
+        rc = t->poll(t->fstate, &cx, &out);
     }
+    if (rc == EK_PENDING) {
+        /* A yield is a notification made during the poll. */
+        if (cx.defer) (void)ek__state_to_notified_by_ref(t);
+        switch (ek__state_to_idle(t)) {
+        case EK__IDLE_OK:
+            return;
+        case EK__IDLE_DEALLOC:
+            ek__task_dealloc(t);
+            return;
+        case EK__IDLE_NOTIFIED:
+            ek__task_submit(t, cx.defer ? EK__SCHED_DEFER : EK__SCHED_YIELD);
+            return;
+        case EK__IDLE_CANCELLED:
+            finish(t, EK_ECANCELED, NULL);
+            return;
+        }
+    }
+    if (rc > 0) rc = EK_EINVAL; /* a poll must return OK, PENDING or an error */
     finish(t, rc, out);
 }
 

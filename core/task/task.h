@@ -41,6 +41,27 @@
 typedef struct ek__task ek__task;
 typedef struct ek__sched ek__sched;
 
+/* What a runtime observes of its tasks (ekiden/observe.h): the task hooks and
+ * the slow-poll threshold. A scheduler without any has obs NULL, and the
+ * harness then pays one branch per poll and per task end (observe.c). */
+enum {
+    EK__TASK_HOOK_SPAWN,
+    EK__TASK_HOOK_TERMINATE,
+    EK__TASK_HOOK_BEFORE_POLL,
+    EK__TASK_HOOK_AFTER_POLL,
+    EK__TASK_HOOK_COUNT
+};
+typedef struct ek__observer {
+    struct {
+        ek_task_hook_fn fn;
+        void *data;
+    } hook[EK__TASK_HOOK_COUNT];
+    uint64_t slow_poll_ns; /* 0: not measured */
+    ek_slow_poll_fn slow_fn;
+    void *slow_data;
+    _Atomic uint64_t slow_polls; /* EK_METRIC_SLOW_POLLS */
+} ek__observer;
+
 /* A waker is anything starting with this header: tasks, and the parkers of
  * threads inside ek_block_on. ek_waker * points at it. */
 typedef struct ek__waker_vt {
@@ -66,6 +87,7 @@ struct ek__sched {
      * (the caller then drops the list's reference). */
     bool (*release)(ek__sched *s, ek__task *t);
     ek_runtime *rt;
+    ek__observer *obs; /* the runtime's, or NULL when it observes nothing */
 };
 
 /* How a notification is queued. */
@@ -76,6 +98,10 @@ struct ek__sched {
 /* Pinned to one thread: polled and dropped only there (sched is its ek__local). */
 #define EK__TASK_LOCAL    0x1u
 #define EK__TASK_BLOCKING 0x2u
+/* Its scheduler observes tasks (sched->obs is set): hooks, slow polls. */
+#define EK__TASK_OBSERVED 0x4u
+/* It has a name, stored right after the struct (ek__task_name). */
+#define EK__TASK_NAMED 0x8u
 
 struct ek__task {
     uint32_t tag; /* EK__TAG_JOIN: the join handle is the task itself */
@@ -97,6 +123,8 @@ struct ek__task {
     int status; /* result status: EK_OK, a negative error, or EK_ECANCELED */
     uint16_t owned_shard;
     bool output_taken; /* join handle only, after COMPLETE */
+    uint64_t id;       /* 1, 2, ... per runtime; set before the task is listed */
+    /* A name (EK__TASK_NAMED) follows the struct in the same allocation. */
 };
 
 /* The context of one poll. */
@@ -128,9 +156,17 @@ void ek__task_ref_inc(ek__task *t);
 bool ek__task_ref_dec(ek__task *t, unsigned n); /* true when it reached zero */
 
 /* ---- task lifecycle (task.c) ---- */
-/* Allocate a task with `refs` initial references (2 + 1 if joined). */
+/* Allocate a task with `refs` initial references (2 + 1 if joined). `name`
+ * (NULL or "": none) is copied into the same allocation, its first
+ * EK_TASK_NAME_MAX bytes. */
 int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
-                 ek_drop_fn out_drop, bool joined, uint32_t flags, ek__task **out);
+                 ek_drop_fn out_drop, bool joined, uint32_t flags, const char *name,
+                 ek__task **out);
+/* The task's name, or NULL. Immutable while the task lives. */
+static inline const char *ek__task_name(const ek__task *t)
+{
+    return (t->flags & EK__TASK_NAMED) ? (const char *)(t + 1) : NULL;
+}
 /* Run one notification of t (the caller hands over the notification's ref). */
 void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget);
 /* Cancel a task the caller owns (RUNNING|CANCELLED set by ek__state_to_shutdown):
@@ -144,6 +180,13 @@ void ek__task_dealloc(ek__task *t);
  * handle: into *out, or to out_drop when out is NULL. Returns the task's status.
  * Join handle only, once (output_taken is set). */
 int ek__task_take_output(ek__task *t, void **out);
+/* ---- observation (observe.c), for EK__TASK_OBSERVED tasks only ---- */
+/* Call hook `which` (EK__TASK_HOOK_*) for t if it is set. */
+void ek__observe_event(ek__observer *obs, ek__task *t, int which);
+/* Poll t's future as ek__task_run does, with the poll hooks around it and the
+ * slow-poll measurement. */
+int ek__observe_poll(ek__observer *obs, ek__task *t, ek_cx *cx, void **out);
+
 /* Submit a task to its scheduler (the caller gives one reference). */
 static inline void ek__task_submit(ek__task *t, int how)
 {
