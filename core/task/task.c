@@ -144,7 +144,7 @@ int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstat
         ((char *)(t + 1))[name_len] = '\0';
     }
     t->tag = EK__TAG_JOIN;
-    t->flags = flags;
+    t->flags = (uint8_t)flags;
     /* References: owned list, the first notification, and the join handle. */
     uint64_t refs = joined ? 3 : 2;
     atomic_init(&t->state,

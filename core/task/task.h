@@ -105,7 +105,9 @@ struct ek__sched {
 
 struct ek__task {
     uint32_t tag; /* EK__TAG_JOIN: the join handle is the task itself */
-    uint32_t flags;
+    /* The spawn's ordinal in its runtime, modulo 2^32 (ekiden/observe.h): set
+     * before the task is listed, never after. */
+    uint32_t id;
     _Atomic uint64_t state;
     ek__wakeable wk;  /* the task's waker identity */
     ek__task *next;   /* run-queue link (inject queue, local lists) */
@@ -122,8 +124,8 @@ struct ek__task {
     ek_waker *join_waker;
     int status; /* result status: EK_OK, a negative error, or EK_ECANCELED */
     uint16_t owned_shard;
+    uint8_t flags;     /* EK__TASK_*, fixed at spawn */
     bool output_taken; /* join handle only, after COMPLETE */
-    uint64_t id;       /* 1, 2, ... per runtime; set before the task is listed */
     /* A name (EK__TASK_NAMED) follows the struct in the same allocation. */
 };
 
