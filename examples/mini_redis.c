@@ -897,6 +897,292 @@ static ek_msg *cmd_config(session *s, const args *a)
     return m;
 }
 
+/* ---- COMMAND: redis 7.0's command table, for the commands mini_redis has ---- */
+
+/* One command (or subcommand, "container|sub", listed after its container) as
+ * redis-server 7.0.15 describes it (COMMAND INFO and the plain fields of COMMAND
+ * DOCS); the words are space-separated. Every key spec of these commands begins
+ * at argument 1 and is a range: only its flags, last key, step and notes vary. */
+typedef struct cmdinfo {
+    const char *name;
+    int arity;
+    const char *flags;
+    int first, last, step;
+    const char *acl, *tips;
+    const char *ks_flags; /* NULL: no key spec */
+    int ks_last, ks_step;
+    const char *ks_notes;
+    const char *summary, *since, *group, *complexity;
+} cmdinfo;
+
+static const cmdinfo cmdinfos[] = {
+    {"ping", -1, "fast", 0, 0, 0, "@fast @connection",
+     "request_policy:all_shards response_policy:all_succeeded", NULL, 0, 0, NULL, "Ping the server",
+     "1.0.0", "connection", "O(1)"},
+    {"echo", 2, "loading stale fast", 0, 0, 0, "@fast @connection", "", NULL, 0, 0, NULL,
+     "Echo the given string", "1.0.0", "connection", "O(1)"},
+    {"hello", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@fast @connection",
+     "", NULL, 0, 0, NULL, "Handshake with Redis", "6.0.0", "connection", "O(1)"},
+    {"get", 2, "readonly fast", 1, 1, 1, "@read @string @fast", "", "RO access", 0, 1, NULL,
+     "Get the value of a key", "1.0.0", "string", "O(1)"},
+    {"set", -3, "write denyoom", 1, 1, 1, "@write @string @slow", "",
+     "RW access update variable_flags", 0, 1, "RW and ACCESS due to the optional `GET` argument",
+     "Set the string value of a key", "1.0.0", "string", "O(1)"},
+    {"del", -2, "write", 1, -1, 1, "@keyspace @write @slow",
+     "request_policy:multi_shard response_policy:agg_sum", "RM delete", -1, 1, NULL, "Delete a key",
+     "1.0.0", "generic",
+     "O(N) where N is the number of keys that will be removed. When a key to remove holds a value "
+     "other than a string, the individual complexity for this key is O(M) where M is the number of "
+     "elements in the list, set, sorted set or hash. Removing a single key that holds a string "
+     "value is O(1)."},
+    {"exists", -2, "readonly fast", 1, -1, 1, "@keyspace @read @fast",
+     "request_policy:multi_shard response_policy:agg_sum", "RO", -1, 1, NULL,
+     "Determine if a key exists", "1.0.0", "generic",
+     "O(N) where N is the number of keys to check."},
+    {"incr", 2, "write denyoom fast", 1, 1, 1, "@write @string @fast", "", "RW access update", 0, 1,
+     NULL, "Increment the integer value of a key by one", "1.0.0", "string", "O(1)"},
+    {"decr", 2, "write denyoom fast", 1, 1, 1, "@write @string @fast", "", "RW access update", 0, 1,
+     NULL, "Decrement the integer value of a key by one", "1.0.0", "string", "O(1)"},
+    {"incrby", 3, "write denyoom fast", 1, 1, 1, "@write @string @fast", "", "RW access update", 0,
+     1, NULL, "Increment the integer value of a key by the given amount", "1.0.0", "string",
+     "O(1)"},
+    {"decrby", 3, "write denyoom fast", 1, 1, 1, "@write @string @fast", "", "RW access update", 0,
+     1, NULL, "Decrement the integer value of a key by the given number", "1.0.0", "string",
+     "O(1)"},
+    {"mget", -2, "readonly fast", 1, -1, 1, "@read @string @fast", "request_policy:multi_shard",
+     "RO access", -1, 1, NULL, "Get the values of all the given keys", "1.0.0", "string",
+     "O(N) where N is the number of keys to retrieve."},
+    {"mset", -3, "write denyoom", 1, -1, 2, "@write @string @slow",
+     "request_policy:multi_shard response_policy:all_succeeded", "OW update", -1, 2, NULL,
+     "Set multiple keys to multiple values", "1.0.1", "string",
+     "O(N) where N is the number of keys to set."},
+    {"expire", -3, "write fast", 1, 1, 1, "@keyspace @write @fast", "", "RW update", 0, 1, NULL,
+     "Set a key's time to live in seconds", "1.0.0", "generic", "O(1)"},
+    {"pexpire", -3, "write fast", 1, 1, 1, "@keyspace @write @fast", "", "RW update", 0, 1, NULL,
+     "Set a key's time to live in milliseconds", "2.6.0", "generic", "O(1)"},
+    {"ttl", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "nondeterministic_output",
+     "RO access", 0, 1, NULL, "Get the time to live for a key in seconds", "1.0.0", "generic",
+     "O(1)"},
+    {"pttl", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "nondeterministic_output",
+     "RO access", 0, 1, NULL, "Get the time to live for a key in milliseconds", "2.6.0", "generic",
+     "O(1)"},
+    {"persist", 2, "write fast", 1, 1, 1, "@keyspace @write @fast", "", "RW update", 0, 1, NULL,
+     "Remove the expiration from a key", "2.2.0", "generic", "O(1)"},
+    {"publish", 3, "pubsub loading stale fast", 0, 0, 0, "@pubsub @fast", "", NULL, 0, 0, NULL,
+     "Post a message to a channel", "2.0.0", "pubsub",
+     "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the "
+     "total number of subscribed patterns (by any client)."},
+    {"subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "", NULL, 0, 0,
+     NULL, "Listen for messages published to the given channels", "2.0.0", "pubsub",
+     "O(N) where N is the number of channels to subscribe to."},
+    {"unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "", NULL, 0, 0,
+     NULL, "Stop listening for messages posted to the given channels", "2.0.0", "pubsub",
+     "O(N) where N is the number of clients already subscribed to a channel."},
+    {"flushall", -1, "write", 0, 0, 0, "@keyspace @write @slow @dangerous",
+     "request_policy:all_shards response_policy:all_succeeded", NULL, 0, 0, NULL,
+     "Remove all keys from all databases", "1.0.0", "server",
+     "O(N) where N is the total number of keys in all databases"},
+    {"flushdb", -1, "write", 0, 0, 0, "@keyspace @write @slow @dangerous",
+     "request_policy:all_shards response_policy:all_succeeded", NULL, 0, 0, NULL,
+     "Remove all keys from the current database", "1.0.0", "server",
+     "O(N) where N is the number of keys in the selected database"},
+    {"dbsize", 1, "readonly fast", 0, 0, 0, "@keyspace @read @fast",
+     "request_policy:all_shards response_policy:agg_sum", NULL, 0, 0, NULL,
+     "Return the number of keys in the selected database", "1.0.0", "server", "O(1)"},
+    {"select", 2, "loading stale fast", 0, 0, 0, "@fast @connection", "", NULL, 0, 0, NULL,
+     "Change the selected database for the current connection", "1.0.0", "connection", "O(1)"},
+    {"client", -2, "", 0, 0, 0, "@slow", "", NULL, 0, 0, NULL,
+     "A container for client connection commands", "2.4.0", "connection", "Depends on subcommand."},
+    {"client|id", 2, "noscript loading stale", 0, 0, 0, "@slow @connection", "", NULL, 0, 0, NULL,
+     "Returns the client ID for the current connection", "5.0.0", "connection", "O(1)"},
+    {"client|getname", 2, "noscript loading stale", 0, 0, 0, "@slow @connection", "", NULL, 0, 0,
+     NULL, "Get the current connection name", "2.6.9", "connection", "O(1)"},
+    {"client|setname", 3, "noscript loading stale", 0, 0, 0, "@slow @connection", "", NULL, 0, 0,
+     NULL, "Set the current connection name", "2.6.9", "connection", "O(1)"},
+    {"command", -1, "loading stale", 0, 0, 0, "@slow @connection", "nondeterministic_output_order",
+     NULL, 0, 0, NULL, "Get array of Redis command details", "2.8.13", "server",
+     "O(N) where N is the total number of Redis commands"},
+    {"command|count", 2, "loading stale", 0, 0, 0, "@slow @connection", "", NULL, 0, 0, NULL,
+     "Get total number of Redis commands", "2.8.13", "server", "O(1)"},
+    {"command|docs", -2, "loading stale", 0, 0, 0, "@slow @connection",
+     "nondeterministic_output_order", NULL, 0, 0, NULL,
+     "Get array of specific Redis command documentation", "7.0.0", "server",
+     "O(N) where N is the number of commands to look up"},
+    {"command|info", -2, "loading stale", 0, 0, 0, "@slow @connection",
+     "nondeterministic_output_order", NULL, 0, 0, NULL,
+     "Get array of specific Redis command details, or all when no argument is given.", "2.8.13",
+     "server", "O(N) where N is the number of commands to look up"},
+    {"config", -2, "", 0, 0, 0, "@slow", "", NULL, 0, 0, NULL,
+     "A container for server configuration commands", "2.0.0", "server", "Depends on subcommand."},
+    {"config|get", -3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "", NULL,
+     0, 0, NULL, "Get the values of configuration parameters", "2.0.0", "server",
+     "O(N) when N is the number of configuration parameters provided"},
+    {"quit", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@fast @connection", "",
+     NULL, 0, 0, NULL, "Close the connection", "1.0.0", "connection", "O(1)"},
+};
+#define NCMDINFO (sizeof cmdinfos / sizeof *cmdinfos)
+
+/* The words of s as a set of simple strings (bulk: bulk strings). */
+static ek_msg *r_words(const char *s, bool bulk)
+{
+    size_t count = 0;
+    for (const char *p = s; *p;) {
+        while (*p == ' ') p++;
+        if (*p) count++;
+        while (*p && *p != ' ') p++;
+    }
+    ek_msg *set = r_agg(EK_RESP_SET, count);
+    for (const char *p = s; *p;) {
+        while (*p == ' ') p++;
+        const char *w = p;
+        while (*p && *p != ' ') p++;
+        if (p == w) break;
+        ek_msg *m = NULL;
+        ek_msg_resp_string(bulk ? EK_RESP_BULK : EK_RESP_SIMPLE, w, (size_t)(p - w), &m);
+        add(set, m);
+    }
+    return set;
+}
+
+static ek_msg *r_cstr(const char *s)
+{
+    return r_bulk(s, strlen(s));
+}
+
+/* A map of n key/value pairs: keys are C strings, values messages (consumed). */
+static ek_msg *r_pairs(size_t n, ...)
+{
+    ek_msg *m = r_agg(EK_RESP_MAP, 2 * n);
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) {
+        add(m, r_cstr(va_arg(ap, const char *)));
+        add(m, va_arg(ap, ek_msg *));
+    }
+    va_end(ap);
+    return m;
+}
+
+/* The entries after container i that are its subcommands ("name|..."). */
+static size_t cmd_subs(size_t i)
+{
+    size_t n = strlen(cmdinfos[i].name), k = i + 1;
+    while (k < NCMDINFO && strncmp(cmdinfos[k].name, cmdinfos[i].name, n) == 0 &&
+           cmdinfos[k].name[n] == '|')
+        k++;
+    return k - i - 1;
+}
+
+/* COMMAND INFO's entry for cmdinfos[i]. */
+static ek_msg *cmd_info_entry(size_t i)
+{
+    const cmdinfo *c = &cmdinfos[i];
+    ek_msg *e = r_agg(EK_RESP_ARRAY, 10);
+    add(e, r_cstr(c->name));
+    add(e, r_int(c->arity));
+    add(e, r_words(c->flags, false));
+    add(e, r_int(c->first));
+    add(e, r_int(c->last));
+    add(e, r_int(c->step));
+    add(e, r_words(c->acl, false));
+    add(e, r_words(c->tips, true));
+    ek_msg *specs = r_agg(EK_RESP_SET, 1);
+    if (c->ks_flags != NULL) {
+        ek_msg *begin = r_pairs(2, "type", r_cstr("index"), "spec", r_pairs(1, "index", r_int(1)));
+        ek_msg *find = r_pairs(2, "type", r_cstr("range"), "spec",
+                               r_pairs(3, "lastkey", r_int(c->ks_last), "keystep",
+                                       r_int(c->ks_step), "limit", r_int(0)));
+        ek_msg *spec = c->ks_notes != NULL ? r_pairs(4, "notes", r_cstr(c->ks_notes), "flags",
+                                                     r_words(c->ks_flags, false), "begin_search",
+                                                     begin, "find_keys", find)
+                                           : r_pairs(3, "flags", r_words(c->ks_flags, false),
+                                                     "begin_search", begin, "find_keys", find);
+        add(specs, spec);
+    }
+    add(e, specs);
+    size_t nsub = strchr(c->name, '|') == NULL ? cmd_subs(i) : 0;
+    ek_msg *subs = r_agg(EK_RESP_SET, nsub);
+    for (size_t k = 1; k <= nsub; k++) add(subs, cmd_info_entry(i + k));
+    add(e, subs);
+    return e;
+}
+
+/* COMMAND DOCS's entry for cmdinfos[i] (without the arguments redis also lists). */
+static ek_msg *cmd_docs_entry(size_t i)
+{
+    const cmdinfo *c = &cmdinfos[i];
+    size_t nsub = strchr(c->name, '|') == NULL ? cmd_subs(i) : 0;
+    ek_msg *m = r_pairs(4, "summary", r_cstr(c->summary), "since", r_cstr(c->since), "group",
+                        r_cstr(c->group), "complexity", r_cstr(c->complexity));
+    if (nsub > 0) {
+        ek_msg *subs = r_agg(EK_RESP_MAP, 2 * nsub);
+        for (size_t k = 1; k <= nsub; k++) {
+            add(subs, r_cstr(cmdinfos[i + k].name));
+            add(subs, cmd_docs_entry(i + k));
+        }
+        add(m, r_cstr("subcommands"));
+        add(m, subs);
+    }
+    return m;
+}
+
+/* The entry named p[0..n) (case-insensitive; "container|sub" too), or -1. */
+static int cmd_find(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < NCMDINFO; i++)
+        if (strlen(cmdinfos[i].name) == n && strncasecmp(cmdinfos[i].name, (const char *)p, n) == 0)
+            return (int)i;
+    return -1;
+}
+
+static ek_msg *cmd_command(session *s, const args *a)
+{
+    size_t top = 0;
+    for (size_t i = 0; i < NCMDINFO; i++) top += strchr(cmdinfos[i].name, '|') == NULL;
+    if (a->argc == 1 || (arg_is(a, 1, "info") && a->argc == 2)) {
+        ek_msg *all = r_agg(EK_RESP_ARRAY, top);
+        for (size_t i = 0; i < NCMDINFO; i++)
+            if (strchr(cmdinfos[i].name, '|') == NULL) add(all, cmd_info_entry(i));
+        return all;
+    }
+    if (arg_is(a, 1, "count")) {
+        if (a->argc != 2) return r_wrong_args("command|count");
+        return r_int((int64_t)top);
+    }
+    if (arg_is(a, 1, "info")) {
+        ek_msg *list = r_agg(EK_RESP_ARRAY, a->argc - 2);
+        for (size_t k = 2; k < a->argc; k++) {
+            size_t n;
+            const uint8_t *p = arg(a, k, &n);
+            int i = cmd_find(p, n);
+            add(list, i >= 0 ? cmd_info_entry((size_t)i) : r_null());
+        }
+        return list;
+    }
+    if (arg_is(a, 1, "docs")) {
+        ek_msg *map = r_agg(EK_RESP_MAP, 2 * (a->argc > 2 ? a->argc - 2 : top));
+        for (size_t i = 0; a->argc == 2 && i < NCMDINFO; i++) {
+            if (strchr(cmdinfos[i].name, '|') != NULL) continue;
+            add(map, r_cstr(cmdinfos[i].name));
+            add(map, cmd_docs_entry(i));
+        }
+        for (size_t k = 2; k < a->argc; k++) {
+            size_t n;
+            const uint8_t *p = arg(a, k, &n);
+            int i = cmd_find(p, n);
+            if (i < 0) continue; /* redis leaves unknown names out */
+            add(map, r_cstr(cmdinfos[i].name));
+            add(map, cmd_docs_entry((size_t)i));
+        }
+        return map;
+    }
+    size_t n;
+    const uint8_t *p = arg(a, 1, &n);
+    (void)s;
+    return r_error("ERR unknown subcommand '%.*s'. Try COMMAND HELP.", (int)(n > 128 ? 128 : n),
+                   (const char *)p);
+}
+
 static ek_msg *cmd_ping(session *s, const args *a, bool subscribed)
 {
     if (a->argc > 2) return r_wrong_args("ping");
@@ -1007,13 +1293,7 @@ static ek_msg *execute(session *s, const args *a)
     }
     if (!strcmp(c, "client")) return cmd_client(s, a);
     if (!strcmp(c, "config")) return cmd_config(s, a);
-    if (!strcmp(c, "command")) {
-        /* Documentation is not served: an empty list (redis-cli copes). */
-        if (a->argc >= 2 && arg_is(a, 1, "count")) return r_int(0);
-        if (a->argc >= 2 && arg_is(a, 1, "docs"))
-            return r_agg(s->proto == 3 ? EK_RESP_MAP : EK_RESP_ARRAY, 0);
-        return r_agg(EK_RESP_ARRAY, 0);
-    }
+    if (!strcmp(c, "command")) return cmd_command(s, a);
     return r_ok(); /* quit */
 }
 

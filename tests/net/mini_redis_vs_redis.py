@@ -85,6 +85,13 @@ def cmd(*args):
     return out
 
 
+COMMAND_NAMES = ["ping", "echo", "hello", "get", "set", "del", "exists", "incr", "decr", "incrby", "decrby",
+                 "mget", "mset", "expire", "pexpire", "ttl", "pttl", "persist", "publish", "subscribe",
+                 "unsubscribe", "flushall", "flushdb", "dbsize", "select", "client|id", "client|getname",
+                 "client|setname", "command|count", "command|docs", "command|info", "config|get", "quit"]
+COMMAND_INFO = b"".join(cmd("COMMAND", "INFO", n) for n in COMMAND_NAMES) + cmd("COMMAND", "INFO", "GET", "nosuch", "Set")
+COMMAND_ERRORS = cmd("COMMAND", "COUNT", "x") + cmd("COMMAND", "FOO") + cmd("COMMAND", "INFO", "nosuch")
+
 CASES = [
     ("ping", b"PING\r\n" + cmd("PING") + cmd("PING", "hi") + cmd("ping", "a", "b")),
     ("echo", cmd("ECHO", "hello") + cmd("ECHO") + b"echo \"a\\x41\\n\" 'b c'\r\n"),
@@ -127,6 +134,11 @@ CASES = [
      cmd("GET", "k")),
     ("subscribe mode resp3", cmd("HELLO", "3") + cmd("SUBSCRIBE", "a", "b") + cmd("PING") + cmd("GET", "k") +
      cmd("UNSUBSCRIBE", "b") + cmd("UNSUBSCRIBE", "a") + cmd("UNSUBSCRIBE")),
+    # COMMAND INFO of every command mini_redis has (the container commands' own
+    # entries list only the subcommands it has, so they are compared one by one).
+    ("command info", COMMAND_INFO),
+    ("command info resp3", cmd("HELLO", "3") + COMMAND_INFO),
+    ("command errors", COMMAND_ERRORS),
     ("empty requests", b"\r\n  \r\n*0\r\n*-1\r\nPING\r\n"),
     # Protocol errors: the commands before the error are answered, then the
     # error, then the connection is closed.
@@ -167,6 +179,21 @@ def main():
                       (name, rb[:600], rc, mb[:600], mc))
             else:
                 print("ok   %s (%d bytes%s)" % (name, len(rb), ", closed" if rc else ""))
+
+        # COMMAND COUNT counts mini_redis's own commands (redis 7.0 has 240), and
+        # COMMAND DOCS gives redis's summary, since, group and complexity (not the
+        # arguments): deliberate differences, checked here.
+        count, _ = exchange(mport, cmd("COMMAND", "COUNT"))
+        docs = b"$7\r\nsummary\r\n$22\r\nGet the value of a key\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n" \
+            b"$5\r\ngroup\r\n$6\r\nstring\r\n$10\r\ncomplexity\r\n$4\r\nO(1)\r\n"
+        rdocs, _ = exchange(rport, cmd("COMMAND", "DOCS", "get"))
+        mdocs, _ = exchange(mport, cmd("COMMAND", "DOCS", "get", "nosuch"))
+        want_count = b":%d\r\n" % (len([n for n in COMMAND_NAMES if "|" not in n]) + 3)
+        if count != want_count or docs not in rdocs or mdocs != b"*2\r\n$3\r\nget\r\n*8\r\n" + docs:
+            failures += 1
+            print("FAIL command count/docs: %r %r %r" % (count, rdocs[:300], mdocs[:300]))
+        else:
+            print("ok   command count (%s) and docs" % count.strip().decode())
 
         # pub/sub across connections: a subscriber sees a publisher's message.
         for port, label in ((rport, "redis"), (mport, "mini_redis")):
