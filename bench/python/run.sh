@@ -113,18 +113,21 @@ start() {
   log "   $tag did not start (see $LOG)"
 }
 
-# stop TAG: SIGINT (Ctrl-C), as a user stops a server; one still there after
-# 10 s is reported (the binding must handle Ctrl-C) and killed.
+# stop TAG: SIGINT (Ctrl-C) for the Python servers, as a user stops a server
+# (one still there after 10 s is reported: the binding must handle Ctrl-C, and
+# the servers undo the SIGINT-ignored state a background job starts in); SIGTERM
+# for the C ones (epoll_echo, redis-server), which keep that state.
 stop() {
-  local pid=${PID[$1]:-} i
+  local pid=${PID[$1]:-} i sig=INT
   [ -n "$pid" ] || return 0
-  kill -INT "$pid" 2>/dev/null
+  case $1 in epoll | redis) sig=TERM ;; esac
+  kill -"$sig" "$pid" 2>/dev/null
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    log "   $1: still running 10 s after SIGINT: killed"
+    log "   $1: still running 10 s after SIG$sig: killed"
     kill -KILL "$pid" 2>/dev/null
   fi
   wait "$pid" 2>/dev/null
