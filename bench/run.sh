@@ -437,7 +437,8 @@ table() {
     echo "(program not built yet, or it failed: see the log). ekiden server: ekiden is"
     echo "examples/echo (1 KiB reads), ekiden_64k echo_64k on epoll with one worker per"
     echo "core, _w1 with one worker (EKIDEN_WORKER_THREADS=1), ekiden_uring on io_uring"
-    echo "(EKIDEN_IO_BACKEND=uring). range: min-max of the rounds (network rows)."
+    echo "(EKIDEN_IO_BACKEND=uring). The epoll and monoio peers are compared with every"
+    echo "ekiden variant. range: min-max of the rounds (network rows)."
 }
 
 build

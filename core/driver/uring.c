@@ -750,6 +750,15 @@ static void ur_clear_wake(ek__backend *be)
 static void ur_destroy(ek__backend *be)
 {
     uring_backend *b = UB(be);
+    /* Records left are deregistered ones whose cancels are in flight (every
+     * socket holds a reference on the runtime, so none is live here): let the
+     * kernel finish them (up to ~100 ms), so that no recv of theirs can still
+     * be copying into the buffers unmapped below. The ring's own teardown
+     * cancels the rest, asynchronously. */
+    for (int i = 0; b->regs && i < 100; i++) {
+        ek__event ev[64];
+        if (ur_poll(be, ev, 64, 1) < 0) break;
+    }
     io_uring_queue_exit(&b->ring); /* the kernel cancels what is in flight */
     while (b->regs) unlink_free(b, b->regs);
     ek__free(b->byfd);
