@@ -23,7 +23,8 @@
 # only those run), ECHO_BIN (the ekiden server to count, default the build's
 # echo_64k: to count an older build's beside this one). The Tokio and monoio
 # peers are counted too when bench/run.sh has built them. A run that does not
-# end within D + 60 s (valgrind on io_uring can hang) gives n/a.
+# end within D + COUNT_TIMEOUT s (default 60; valgrind on io_uring can hang)
+# gives n/a.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -88,7 +89,7 @@ one_run() {
         return
         ;;
     esac
-    pre=(timeout -k 5 $((secs + 60)) "${pre[@]}")
+    pre=(timeout -k 5 $((secs + ${COUNT_TIMEOUT:-60})) "${pre[@]}")
     env "${envs[@]}" "${pre[@]}" "$1" "127.0.0.1:$PORT" "${@:2}" >/dev/null 2>&1 &
     local pid=$! i
     for ((i = 0; i < 400; i++)); do
