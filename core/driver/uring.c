@@ -381,12 +381,11 @@ static int ur_deregister(ek__backend *be, int fd, void *token, void *handle)
         ek__mutex_unlock(&b->sq_lock);
         return EK_ENOENT;
     }
-    b->byfd[fd] = NULL;
-    r->dead = true;
-    atomic_store_explicit(&r->token, NULL, memory_order_release);
     ek__mutex_unlock(&b->sq_lock);
 
-    /* Queued buffers go back; those still to come go back as they come. */
+    /* Queued buffers go back; those still to come go back as they come. This
+     * comes BEFORE r is marked dead: once it is, the driver frees r at its
+     * last CQE (op_over), so r may be touched only under sq_lock from then. */
     if (r->stream) {
         ek__mutex_lock(&r->rx_lock);
         r->rx_dead = true;
@@ -395,6 +394,9 @@ static int ur_deregister(ek__backend *be, int fd, void *token, void *handle)
     }
 
     ek__mutex_lock(&b->sq_lock);
+    b->byfd[fd] = NULL;
+    r->dead = true;
+    atomic_store_explicit(&r->token, NULL, memory_order_release);
     if (!in_flight(r)) {
         unlink_free(b, r); /* no CQE can name it any more */
     } else {
