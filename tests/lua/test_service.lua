@@ -125,3 +125,41 @@ test("a closed service handle gives ECLOSED", function()
   fails("ECLOSED", ek.register("closed.one", svc))
   ok(tostring(svc):find("closed"), "tostring")
 end)
+
+test("service calls reuse coroutines; a call dropped while its handler waits cancels it", function()
+  local started, finished, closed = 0, 0, 0
+  -- (a <close> variable on 5.4; the syntax is compiled only there)
+  local guarded = LUAJIT and function(f) return f() end or assert(load([[
+    local f, on_close = ...
+    local _ <close> = setmetatable({}, { __close = on_close })
+    return f()
+  ]]))
+  local svc = ek.service(function(req)
+    started = started + 1
+    if req == "slow" then
+      guarded(function() ek.sleep(30) end, function() closed = closed + 1 end)
+    end
+    finished = finished + 1
+    return "r:" .. req
+  end)
+  for i = 1, 300 do eq(svc:call(tostring(i)), "r:" .. i, "call " .. i) end
+  local limited = assert(ek.middleware.timeout(svc, 0.02))
+  fails("ETIMEDOUT", limited:call("slow"))
+  eq(started, 301, "the slow handler started")
+  -- the dropped call reaches the handler's thread asynchronously: wait (bounded)
+  for _ = 1, 500 do
+    if closed == 1 or LUAJIT then break end
+    ek.sleep(0.01)
+  end
+  eq(finished, 300, "the slow handler never finished")
+  if not LUAJIT then eq(closed, 1, "its <close> variable was closed when it was cancelled") end
+  -- a handler that raised does not poison the coroutines reused after it
+  local flaky = ek.service(function(req)
+    if req == "boom" then error("boom (expected in this output)") end
+    ek.yield()
+    return req
+  end)
+  for i = 1, 20 do
+    if i % 5 == 0 then fails("EHOST", flaky:call("boom")) else eq(flaky:call("v" .. i), "v" .. i, "after errors") end
+  end
+end)

@@ -96,6 +96,7 @@ struct ekl_retry {
     size_t a, b;
 };
 #define EKL_RETRY_PENDING (-1)
+#define EKL_CORO_POOL     64
 
 /* Something a waiting task holds that must be given back at once if the task is
  * cancelled (a queue place, a timer): registered by a poll that returns PENDING,
@@ -114,7 +115,9 @@ struct ekl_ctx {
     ekl_task *head; /* live task records (not yet dropped by the runtime) */
     char *scratch;  /* read buffer for stream:read */
     size_t scratch_cap;
-    size_t ntasks; /* live tasks, for ek.stats */
+    size_t ntasks;           /* live tasks, for ek.stats */
+    int pool[EKL_CORO_POOL]; /* registry refs of idle coroutines (ekl_coro_new) */
+    int npool;
 };
 
 #define EKL_TASK_RUNNING   0
@@ -202,6 +205,19 @@ void ekl_task_cancel(ekl_task *t);
 int ekl_task_add_waiter(ekl_task *t, ek_cx *cx);
 /* Push a finished task's results (or nil, err, "ERROR"); *n = how many. */
 void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
+/* A task record driven by a future's poll instead of a C task of its own (a
+ * service call): the function and nargs arguments on top of L are moved to a
+ * coroutine (a pooled one if there is one). NULL with *rc on failure. */
+ekl_task *ekl_coro_new(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc);
+/* Resume it under cx: EK_PENDING; EK_OK with *nres results on t->co; EK_EHOST
+ * (it raised: the error value on top of t->co); EK_ECLOSED (state closed),
+ * EK_ECANCELED (not running). */
+int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres);
+/* After EK_OK or EK_EHOST, once the results are read: release the coroutine
+ * (back to the pool after a normal return). */
+void ekl_coro_finish(ekl_task *t);
+/* Drop the record (the future's drop): cancels it if it still runs. */
+void ekl_coro_drop(ekl_task *t);
 /* Suspend the running task (L is its coroutine) in the operation r (copied):
  * its poll runs r->fn again until it completes, then resumes the coroutine with
  * its results as the results of the call. Returns lua_yield's value: a C

@@ -60,58 +60,47 @@ typedef struct lresp {
     int kind; /* what the response becomes (response_kind of the request) */
 } lresp;
 
+/* The response future of a call: it drives the call's coroutine itself (on
+ * the state's thread: the local buffer's driver task polls it), and turns what
+ * the function returned into the response message. */
 static int lresp_poll(void *state, ek_cx *cx, void **out)
 {
     lresp *r = state;
     ekl_task *t = r->t;
-    lua_State *L = t->ctx->L;
-    if (!L) return EK_ECLOSED;
-    switch (t->state) {
-    case EKL_TASK_RUNNING: {
-        int rc = ekl_task_add_waiter(t, cx);
-        return rc ? rc : EK_PENDING;
-    }
-    case EKL_TASK_CANCELLED:
-        return EK_ECANCELED;
-    case EKL_TASK_FAILED: {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, t->res_ref);
-        const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "ekiden: error in a Lua service: %s\n", msg ? msg : "(error object)");
-        lua_pop(L, 1);
-        t->observed = true;
-        return EK_EHOST;
-    }
-    default:
-        break;
-    }
-    t->observed = true;
     int n = 0;
-    int top = lua_gettop(L);
-    ekl_task_push_results(L, t, &n);
-    int rc;
-    if (n >= 1 && lua_isnil(L, top + 1) && n >= 3 && lua_type(L, top + 3) == LUA_TSTRING) {
+    int rc = ekl_coro_step(t, cx, &n);
+    if (rc == EK_PENDING || rc == EK_ECLOSED || rc == EK_ECANCELED) return rc;
+    lua_State *co = t->co;
+    int top = lua_gettop(co);
+    if (rc == EK_EHOST) {
+        const char *msg = lua_tostring(co, -1);
+        fprintf(stderr, "ekiden: error in a Lua service: %s\n", msg ? msg : "(error object)");
+    } else if (n >= 3 && lua_isnil(co, top - n + 1) && lua_type(co, top - n + 3) == LUA_TSTRING) {
         /* A service returning nil, msg, name fails with the code of that name. */
         rc = EK_EHOST;
-        const char *name = lua_tostring(L, top + 3);
+        const char *name = lua_tostring(co, top - n + 3);
         int count = ek_err_count();
         for (int i = 0; i < count; i++)
             if (strcmp(ek_err_name(ek_err_code(i)), name) == 0) rc = ek_err_code(i);
     } else {
         /* The first result (none: nil) as a message of the response's kind. */
-        if (n == 0) lua_pushnil(L);
+        if (n == 0) {
+            lua_pushnil(co);
+            top++;
+            n = 1;
+        }
         ek_msg *m = NULL;
-        rc = ekl_msg_from_lua(L, top + 1, r->kind, &m);
+        rc = ekl_msg_from_lua(co, top - n + 1, r->kind, &m);
         if (rc == EK_OK) *out = m;
     }
-    lua_settop(L, top);
+    ekl_coro_finish(t);
     return rc;
 }
 
 static void lresp_drop(void *state)
 {
     lresp *r = state;
-    ekl_task_cancel(r->t);
-    ekl_task_unref(r->t);
+    ekl_coro_drop(r->t);
     free(r);
 }
 
@@ -138,12 +127,11 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
         return EK_EKIND;
     }
     int rc;
-    ekl_task *t = ekl_spawn_raw(s->c, s->h, L, 1, &rc);
+    ekl_task *t = ekl_coro_new(s->c, s->h, L, 1, &rc);
     if (!t) return rc;
     lresp *r = malloc(sizeof *r);
     if (!r) {
-        ekl_task_cancel(t);
-        ekl_task_unref(t);
+        ekl_coro_drop(t);
         return EK_ENOMEM;
     }
     r->t = t;

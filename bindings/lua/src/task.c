@@ -97,12 +97,13 @@ static int resume(lua_State *co, int nargs, int *nres)
 #endif
 }
 
-static int task_poll(void *state, ek_cx *cx, void **out)
+/* One step of t under cx: runs a pending operation again (ekl_yield_retry) and
+ * resumes the coroutine. Returns EK_PENDING while it waits; else the resume's
+ * status: LUA_OK with *nres results on t->co, or an error status with the
+ * error value on top of t->co. */
+static int task_step(ekl_task *t, ek_cx *cx, int *nres)
 {
-    ekl_task *t = state;
     ekl_ctx *c = t->ctx;
-    *out = NULL;
-    if (!c->L || t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
     ek_cx *saved_cx = c->cx;
     ekl_task *saved_cur = c->cur;
     c->cx = cx;
@@ -115,7 +116,7 @@ static int task_poll(void *state, ek_cx *cx, void **out)
         if (!lua_checkstack(t->co, 8)) {
             c->cx = saved_cx;
             c->cur = saved_cur;
-            return EK_ENOMEM;
+            return EK_PENDING; /* (tried again at the next wake-up) */
         }
         nargs = t->retry.fn(t->co, c, cx, &t->retry);
         if (nargs == EKL_RETRY_PENDING) {
@@ -126,18 +127,30 @@ static int task_poll(void *state, ek_cx *cx, void **out)
         t->retry.fn = NULL;
     }
     t->nwaits = 0; /* what it waited on is its own business again */
-    int nres = 0;
-    int st = resume(t->co, nargs, &nres);
+    *nres = 0;
+    int st = resume(t->co, nargs, nres);
     c->cx = saved_cx;
     c->cur = saved_cur;
     if (st == LUA_YIELD) {
-        bool pending =
-            t->retry.fn != NULL || (nres >= 1 && lua_touserdata(t->co, -nres) == &ekl_pending_key);
-        lua_pop(t->co, nres);
+        bool pending = t->retry.fn != NULL ||
+                       (*nres >= 1 && lua_touserdata(t->co, -*nres) == &ekl_pending_key);
+        lua_pop(t->co, *nres);
         /* A plain coroutine.yield() is a yield to the scheduler. */
         if (!pending) ek_yield_now(cx);
         return EK_PENDING;
     }
+    return st;
+}
+
+static int task_poll(void *state, ek_cx *cx, void **out)
+{
+    ekl_task *t = state;
+    ekl_ctx *c = t->ctx;
+    *out = NULL;
+    if (!c->L || t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
+    int nres = 0;
+    int st = task_step(t, cx, &nres);
+    if (st == EK_PENDING) return EK_PENDING;
     lua_State *L = c->L;
     if (st == LUA_OK) {
         lua_createtable(L, nres, 1);
@@ -239,6 +252,80 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
         return NULL;
     }
     return t;
+}
+
+/* ------------------------------------- coroutines driven by a future -- */
+
+/* A task record without a C task of its own: a service call's response future
+ * resumes it from its poll (ekl_coro_step) and drops it (ekl_coro_drop), so a
+ * call costs no spawn, no join handle and no results table. Coroutines that
+ * returned normally go back to a small pool of the context for the next call. */
+ekl_task *ekl_coro_new(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
+{
+    ekl_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        lua_pop(L, nargs + 1);
+        *rc = EK_ENOMEM;
+        return NULL;
+    }
+    t->ctx = c;
+    c->refs++;
+    t->h = ekl_rt_ref(h);
+    t->refs = 1; /* the future */
+    t->res_ref = LUA_NOREF;
+    if (c->npool > 0) {
+        t->co_ref = c->pool[--c->npool];
+        lua_rawgeti(c->L, LUA_REGISTRYINDEX, t->co_ref);
+        t->co = lua_tothread(c->L, -1);
+        lua_pop(c->L, 1);
+    } else {
+        t->co = lua_newthread(c->L);
+        t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
+    }
+    lua_xmove(L, t->co, nargs + 1);
+    t->nargs = nargs;
+    t->c_alive = true;
+    t->next = c->head;
+    if (c->head) c->head->prev = t;
+    c->head = t;
+    c->ntasks++;
+    return t;
+}
+
+int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres)
+{
+    if (!t->ctx->L) return EK_ECLOSED;
+    if (t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
+    int st = task_step(t, cx, nres);
+    if (st == EK_PENDING) return EK_PENDING;
+    if (st == LUA_OK) return EK_OK;
+    t->state = EKL_TASK_FAILED;
+    return EK_EHOST;
+}
+
+void ekl_coro_finish(ekl_task *t)
+{
+    ekl_ctx *c = t->ctx;
+    if (t->state == EKL_TASK_FAILED) {
+        /* its coroutine is dead: released, not pooled */
+        task_finish(t);
+        return;
+    }
+    t->state = EKL_TASK_DONE;
+    if (c->L && t->co_ref != LUA_NOREF) {
+        lua_settop(t->co, 0);
+        if (c->npool < EKL_CORO_POOL && lua_status(t->co) == LUA_OK)
+            c->pool[c->npool++] = t->co_ref;
+        else
+            luaL_unref(c->L, LUA_REGISTRYINDEX, t->co_ref);
+    }
+    t->co_ref = LUA_NOREF;
+    t->co = NULL;
+}
+
+void ekl_coro_drop(ekl_task *t)
+{
+    task_drop(t);
 }
 
 int ekl_yield_retry(lua_State *L, ekl_ctx *c, const ekl_retry *r)
