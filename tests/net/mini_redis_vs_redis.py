@@ -50,15 +50,19 @@ def start_mini():
     return p, int(m.group(1))
 
 
-def exchange(port, data, settle=0.3, read_until_close=False):
-    """Send data, read replies until the peer is quiet for `settle` s or closes."""
+def exchange(port, data, settle=0.3, read_until_close=False, first=5.0):
+    """Send data, read replies until the peer is quiet for `settle` s or closes.
+
+    Quiet counts only after the first byte: the first reply may take up to
+    `first` s on a loaded machine (or under TSan), and ending on a silence
+    before it made one server's reply look empty (a false difference)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(data)
-    s.settimeout(settle)
     out = b""
     closed = False
     deadline = time.time() + 10
     while time.time() < deadline:
+        s.settimeout(settle if out else first)
         try:
             chunk = s.recv(1 << 16)
         except socket.timeout:
