@@ -40,35 +40,6 @@ static void tp_wake(void *self)
 
 static const ek__waker_vt tp_vt = {tp_wake, tp_wake_by_ref, tp_clone, tp_drop};
 
-static bool take_woken(ek__thread_parker *tp)
-{
-    return atomic_exchange_explicit(&tp->woken, false, memory_order_acquire);
-}
-
-/* Run up to `max` pinned local tasks; returns how many ran. */
-unsigned ek__block_on_run_locals(ek_runtime *rt, ek__local *l, unsigned max)
-{
-    unsigned n = 0;
-    ek__task *t;
-    while (n < max && (t = ek__local_pop(l))) {
-        ek__rt_run_task(rt, t);
-        atomic_fetch_add_explicit(&rt->polls_external, 1, memory_order_relaxed);
-        n++;
-    }
-    return n;
-}
-
-/* Poll the main future if it was woken. Returns true when it completed. */
-bool ek__block_on_poll_main(ek_runtime *rt, ek__thread_parker *tp, ek_poll_fn poll, void *state,
-                            void **out, int *rc)
-{
-    if (!take_woken(tp)) return false;
-    ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = rt, .budget = rt->cfg.budget};
-    *rc = poll(state, &cx, out);
-    if (*rc > EK_PENDING) *rc = EK_EINVAL; /* as a task's poll (task.c) */
-    return *rc != EK_PENDING;
-}
-
 static int drive_multi_thread(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll_fn poll,
                               void *state, void **out)
 {
@@ -110,7 +81,7 @@ int ek__block_on_detached(ek_poll_fn poll, void *state, void **out)
     if (!out) out = &dummy;
     ek__cur.in_block_on = true;
     for (;;) {
-        if (take_woken(tp)) {
+        if (ek__thread_parker_take_woken(tp)) {
             ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = NULL, .budget = 128};
             rc = poll(state, &cx, out);
             if (rc != EK_PENDING) break;

@@ -253,12 +253,6 @@ typedef struct ek__thread_parker {
     atomic_bool woken;
     ek__parker p;
 } ek__thread_parker;
-/* block_on.c, for the loops that drive a thread inside ek_block_on: poll the
- * thread's own future if it was woken (true when it completed, status in *rc),
- * and run up to `max` of the local tasks pinned to it (returns how many ran). */
-bool ek__block_on_poll_main(ek_runtime *rt, ek__thread_parker *tp, ek_poll_fn poll, void *state,
-                            void **out, int *rc);
-unsigned ek__block_on_run_locals(ek_runtime *rt, ek__local *l, unsigned max);
 /* current_thread.c: the current-thread scheduler's loop, on the thread inside
  * ek_block_on (tp its waker, l its local set): until poll(state) completes or
  * the runtime closes (EK_ECLOSED). */
@@ -282,6 +276,39 @@ static inline void ek__rt_hook(ek_runtime *rt, int which)
 static inline void ek__rt_run_task(ek_runtime *rt, ek__task *t)
 {
     ek__task_run(t, rt, rt->cfg.budget);
+}
+
+/* For the loops that drive a thread inside ek_block_on (block_on.c's, and the
+ * current-thread scheduler's in current_thread.c): whether the thread's waker
+ * fired since the last call; poll the thread's own future if it was woken
+ * (true when it completed, status in *rc); run up to `max` of the local tasks
+ * pinned to it (returns how many ran). Inline, so that neither file calls into
+ * the other for them. */
+static inline bool ek__thread_parker_take_woken(ek__thread_parker *tp)
+{
+    return atomic_exchange_explicit(&tp->woken, false, memory_order_acquire);
+}
+
+static inline bool ek__block_on_poll_main(ek_runtime *rt, ek__thread_parker *tp, ek_poll_fn poll,
+                                          void *state, void **out, int *rc)
+{
+    if (!ek__thread_parker_take_woken(tp)) return false;
+    ek_cx cx = {.waker = &tp->wk, .task = NULL, .rt = rt, .budget = rt->cfg.budget};
+    *rc = poll(state, &cx, out);
+    if (*rc > EK_PENDING) *rc = EK_EINVAL; /* as a task's poll (task.c) */
+    return *rc != EK_PENDING;
+}
+
+static inline unsigned ek__block_on_run_locals(ek_runtime *rt, ek__local *l, unsigned max)
+{
+    unsigned n = 0;
+    ek__task *t;
+    while (n < max && (t = ek__local_pop(l))) {
+        ek__rt_run_task(rt, t);
+        atomic_fetch_add_explicit(&rt->polls_external, 1, memory_order_relaxed);
+        n++;
+    }
+    return n;
 }
 
 #endif
