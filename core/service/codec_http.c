@@ -160,20 +160,25 @@ static void ek__http_extend(ek__http *h, size_t *off, size_t *len, bool *started
     *len = o + n - *off;
 }
 
+/* A head field's span grows over the calls llhttp splits it into (an empty
+ * span has not started), and the head's size is checked. */
+static int ek__http_grow(ek__http *h, size_t *off, size_t *len, const char *at, size_t n)
+{
+    bool started = *len > 0;
+    ek__http_extend(h, off, len, &started, at, n);
+    return ek__http_check_head(h, at, n);
+}
+
 static int ek__http_on_url(llhttp_t *p, const char *at, size_t n)
 {
     ek__http *h = ek__http_of(p);
-    bool started = h->url_len > 0;
-    ek__http_extend(h, &h->url_off, &h->url_len, &started, at, n);
-    return ek__http_check_head(h, at, n);
+    return ek__http_grow(h, &h->url_off, &h->url_len, at, n);
 }
 
 static int ek__http_on_protocol(llhttp_t *p, const char *at, size_t n)
 {
     ek__http *h = ek__http_of(p);
-    bool started = h->proto_len > 0;
-    ek__http_extend(h, &h->proto_off, &h->proto_len, &started, at, n);
-    return ek__http_check_head(h, at, n);
+    return ek__http_grow(h, &h->proto_off, &h->proto_len, at, n);
 }
 
 /* Only HTTP: llhttp also knows RTSP and ICE, which are not this codec's. */
@@ -188,9 +193,7 @@ static int ek__http_on_protocol_complete(llhttp_t *p)
 static int ek__http_on_status(llhttp_t *p, const char *at, size_t n)
 {
     ek__http *h = ek__http_of(p);
-    bool started = h->status_len > 0;
-    ek__http_extend(h, &h->status_off, &h->status_len, &started, at, n);
-    return ek__http_check_head(h, at, n);
+    return ek__http_grow(h, &h->status_off, &h->status_len, at, n);
 }
 
 static int ek__http_on_header_field(llhttp_t *p, const char *at, size_t n)
