@@ -18,7 +18,7 @@
 #   lua     the Lua binding on lua5.4 and LuaJIT, its echo server driven by socat,
 #           its install (tests/lua/run.sh; each check counts)
 #   fuzz    the codec fuzz targets (tests/fuzz/run.sh: clang, libFuzzer + ASan +
-#           UBSan), each run for FUZZ_SECONDS (default 20) from its seed corpus
+#           UBSan), each run for FUZZ_SECONDS (default 15) from its seed corpus
 #   python  the Python binding: venv in $BUILD/py-venv, pip install ., pytest, mypy
 #           --strict (tests/python/run.sh); the pytest tests are counted
 #
@@ -171,8 +171,8 @@ for stage in $STAGES; do
     fi
     ;;
   fuzz)
-    banner "codec fuzzing (tests/fuzz/run.sh, ${FUZZ_SECONDS:-20} s per target)"
-    check "codec fuzzing" tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+    banner "codec fuzzing (tests/fuzz/run.sh, ${FUZZ_SECONDS:-15} s per target)"
+    check "codec fuzzing" tests/fuzz/run.sh "${FUZZ_SECONDS:-15}"
     ;;
   python)
     banner "Python binding (tests/python/run.sh)"
