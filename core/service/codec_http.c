@@ -73,14 +73,10 @@ typedef struct ek__http {
 static int ek__http_q_push(ek__http *h, ek__hreq r)
 {
     if (h->qlen == h->qcap) {
-        size_t cap = h->qcap ? h->qcap * 2 : 8;
-        ek__hreq *q = ek__malloc(cap * sizeof *q);
-        if (q == NULL) return EK_ENOMEM;
-        for (size_t i = 0; i < h->qlen; i++) q[i] = h->q[(h->qhead + i) % h->qcap];
-        ek__free(h->q);
+        void *q = h->q;
+        int rc = ek__ring_grow(&q, sizeof *h->q, &h->qhead, h->qlen, &h->qcap, 8);
+        if (rc != EK_OK) return rc;
         h->q = q;
-        h->qcap = cap;
-        h->qhead = 0;
     }
     h->q[(h->qhead + h->qlen++) % h->qcap] = r;
     return EK_OK;

@@ -356,6 +356,48 @@ static void test_http_encode_response(void **state)
     ek_codec_free(c);
 }
 
+/* Requests decoded ahead of their answers queue up in order: 3 decoded, 2
+ * answered, then 30 more (the queue, 8 entries at first, wraps and grows twice);
+ * every answer fits its own request (HEAD: no body; HTTP/1.0: its version). */
+static void test_http_answers_queue_in_order(void **state)
+{
+    ek_codec *c = t_server_codec(0, 0);
+    ek_buf *in = t_buf(NULL, 0), *out = t_buf(NULL, 0);
+    int answered = 0, decoded = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < (round == 0 ? 3 : 30); k++, decoded++) {
+            char req[64];
+            int n = snprintf(req, sizeof req, "%s /%d HTTP/1.%d\r\nConnection: keep-alive\r\n\r\n",
+                             decoded % 3 == 1 ? "HEAD" : "GET", decoded, decoded % 5 == 2 ? 0 : 1);
+            assert_int_equal(ek_buf_append(in, req, (size_t)n), EK_OK);
+            ek_msg *m;
+            const char *why;
+            assert_int_equal(ek_codec_decode(c, in, &m, &why), EK_OK);
+            ek_msg_free(m);
+        }
+        for (; answered < (round == 0 ? 2 : decoded); answered++) {
+            ek_msg *m = t_resp(200, "body");
+            assert_int_equal(ek_buf_clear(out), EK_OK);
+            assert_int_equal(ek_codec_encode(c, m, EK_CODEC_RESPONSE, out), EK_OK);
+            ek_msg_free(m);
+            char want[128];
+            int v10 = answered % 5 == 2;
+            snprintf(want, sizeof want, "HTTP/1.%d 200 OK\r\n%sContent-Length: 4\r\n\r\n%s",
+                     v10 ? 0 : 1, v10 ? "Connection: keep-alive\r\n" : "",
+                     answered % 3 == 1 ? "" : "body");
+            assert_int_equal(ek_buf_len(out), (int64_t)strlen(want));
+            assert_memory_equal(ek_buf_data(out), want, strlen(want));
+        }
+    }
+    /* nothing left to answer */
+    ek_msg *m = t_resp(200, "");
+    assert_int_equal(ek_codec_encode(c, m, EK_CODEC_RESPONSE, out), EK_EINVAL);
+    ek_msg_free(m);
+    ek_buf_free(out);
+    ek_buf_free(in);
+    ek_codec_free(c);
+}
+
 static void test_http_client_codec(void **state)
 {
     ek_codec *c;
@@ -710,6 +752,7 @@ int main(void)
         T(test_http_body_is_a_slice_of_the_read_buffer),
         T(test_http_malformed_and_oversized),
         T(test_http_encode_response),
+        T(test_http_answers_queue_in_order),
         T(test_http_client_codec),
         T(test_http_server_keep_alive_pipelining_and_errors),
         T(test_http_client_over_the_server),
