@@ -12,6 +12,24 @@
  * wake-up channel (an eventfd on Linux): ek__backend_wake may be called from any
  * thread; its wake-ups are delivered as an event with token EK__WAKE_TOKEN.
  *
+ * Short reads (what sock.c's stream reads rely on to skip the read after a
+ * short one, Tokio's rule): after a stream read that returned fewer bytes
+ * than asked (not 0), the caller may clear READABLE (with the tick it observed
+ * before the read, io.h) and wait for an event instead of reading again, once
+ * ek__backend_stream_wait returned EK_OK. That call is the backend's promise
+ * that every byte arriving from then on brings a READABLE event:
+ *   - epoll: always (EPOLLET posts an event per arrival, not per empty-to-
+ *     non-empty change); stream_wait is a no-op;
+ *   - io_uring, readiness streams: the same (multishot poll is edge-triggered
+ *     like EPOLLET);
+ *   - io_uring, ring reads: only while the stream's multishot recv (or its
+ *     one-shot read poll) is armed. It is armed by stream_wait, which a read
+ *     that got EAGAIN used to reach; a direct recv(2) that was short never got
+ *     there, and a caller that skipped the next read then waited forever (the
+ *     hang two session-3 helpers saw). So stream_wait arms it (a syscall only
+ *     if none is armed), or answers EK__RECV_AGAIN when bytes, the end or an
+ *     error are already queued (the caller must not clear then).
+ *
  * Memory rule (what io.c relies on): after ek__backend_deregister(fd, token)
  * returns, no poll that STARTS later reports `token` again. A poll that was
  * already running may still report it; io.c frees the token only at the start of
@@ -118,10 +136,12 @@ static inline int ek__backend_stream_recv(ek__backend *b, void *handle, void *bu
     if (!b->ops->stream_recv) return EK__RECV_DIRECT;
     return b->ops->stream_recv(b, handle, buf, len, n);
 }
-/* A direct read found nothing: arrange a READABLE event for when bytes come
- * (io_uring: arm the multishot recv, or a one-shot poll for read readiness
- * when its buffers run low). EK_OK, EK__RECV_AGAIN (bytes came meanwhile: read
- * again), or an error (the SQE could not be had: the caller retries later). */
+/* A direct read found nothing, or a read was short ("Short reads" above):
+ * arrange a READABLE event for the next byte that comes (io_uring: arm the
+ * multishot recv, or a one-shot poll for read readiness when its buffers run
+ * low; nothing if one is armed). EK_OK (the event will come), EK__RECV_AGAIN
+ * (bytes, the end or an error are there already: read again), or an error (the
+ * SQE could not be had: the caller retries later). */
 static inline int ek__backend_stream_wait(ek__backend *b, void *handle)
 {
     if (!b->ops->stream_wait) return EK_OK;

@@ -207,3 +207,8 @@ uint64_t ek__io_tick(ek__io *io)
 {
     return (atomic_load_explicit(&io->word, memory_order_acquire) >> TICK_SHIFT) & TICK_MASK;
 }
+
+uint32_t ek__io_readiness(ek__io *io)
+{
+    return (uint32_t)(atomic_load_explicit(&io->word, memory_order_acquire) & RD_MASK);
+}

@@ -72,5 +72,7 @@ void ek__io_release(ek__io *io);
 extern void (*_Atomic ek__io_test_hook)(ek__io *io, int point);
 /* Test only: the driver's tick of the event that last set io's readiness. */
 uint64_t ek__io_tick(ek__io *io);
+/* Test only: io's readiness bits now (EK__READABLE ...). */
+uint32_t ek__io_readiness(ek__io *io);
 
 #endif

@@ -140,6 +140,11 @@ static int ek__sock_begin(ek__sock *s, ek_cx *cx)
 typedef int (*ek__sock_op)(ek__sock *s, void *arg);
 #define EK__OP_WOULD_BLOCK EK_PENDING
 #define EK__OP_RETRY       EK_EINTR
+/* Done, and the read drained what the socket had (a short read whose backend
+ * will report the next byte: backend.h, "Short reads"): READABLE is stale, so
+ * the next read waits for an event instead of a recv(2) that would find
+ * nothing. */
+#define EK__OP_DRAINED 4
 
 /* Steps 2 and 3 of every op (see the top of this file), as Tokio's
  * Registration::poll_io: wait for readiness in `dir`, run `op`; when it would
@@ -157,6 +162,12 @@ static int ek__sock_poll_io(ek__sock *s, ek_cx *cx, int dir, ek__sock_op op, voi
         rc = op(s, arg);
         if (rc == EK__OP_WOULD_BLOCK) {
             ek__io_clear_ready(s->io, ready & stale, tick);
+        } else if (rc == EK__OP_DRAINED) {
+            /* Only READABLE: the closed and error bits are final (the next
+             * read must see the end or the error), as Tokio's
+             * clear_readiness keeps them. */
+            ek__io_clear_ready(s->io, EK__READABLE, tick);
+            return EK_OK;
         } else if (rc != EK__OP_RETRY) {
             return rc;
         }
@@ -203,18 +214,32 @@ int ek__sock_recv(ek__sock *s, ek_cx *cx, void *buf, size_t len, ek_sockaddr *fr
 
 /* A stream read: the bytes the backend received itself first (io_uring's ring
  * reads), else recv(2); when that finds nothing the backend arranges the
- * READABLE event to wait for (arms its receive, or a poll). */
+ * READABLE event to wait for (arms its receive, or a poll).
+ *
+ * A short read (fewer bytes than asked, not the end) drained the socket
+ * (Tokio's rule for epoll and kqueue): the read after it would find nothing
+ * and cost a recv(2) that fails with EAGAIN. It is skipped where the backend
+ * promises an event for the next byte (backend.h, "Short reads"): on epoll
+ * always; on io_uring once ek__io_stream_wait has armed the stream's receive
+ * (a syscall only when none is armed, as the EAGAIN would have cost). */
 static int ek__stream_recv_once(ek__sock *s, void *arg)
 {
     ek__recv_op *o = arg;
     int rc = ek__io_stream_recv(s->io, o->buf, o->len, o->nread);
-    if (rc != EK__RECV_DIRECT) return rc; /* EK_OK, an error, or EK__RECV_WOULD_BLOCK */
-    rc = ek__recv_once(s, arg);
-    if (rc != EK__OP_WOULD_BLOCK) return rc;
-    rc = ek__io_stream_wait(s->io);
-    /* EK__RECV_AGAIN (bytes came meanwhile) or no SQE to be had: look again
-     * (at most EK__MAX_RETRIES times in one poll, then the task yields). */
-    return rc == EK_OK ? EK__OP_WOULD_BLOCK : EK__OP_RETRY;
+    if (rc == EK__RECV_DIRECT) {
+        rc = ek__recv_once(s, arg);
+        if (rc == EK__OP_WOULD_BLOCK) {
+            rc = ek__io_stream_wait(s->io);
+            /* EK__RECV_AGAIN (bytes came meanwhile) or no SQE to be had:
+             * look again (at most EK__MAX_RETRIES times in one poll, then
+             * the task yields). */
+            return rc == EK_OK ? EK__OP_WOULD_BLOCK : EK__OP_RETRY;
+        }
+    }
+    if (rc != EK_OK) return rc; /* an error, or EK__RECV_WOULD_BLOCK */
+    if (*o->nread > 0 && *o->nread < o->len && ek__io_stream_wait(s->io) == EK_OK)
+        return EK__OP_DRAINED;
+    return EK_OK;
 }
 
 int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
