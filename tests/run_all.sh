@@ -9,6 +9,9 @@
 #   model   the reactor's readiness protocol, checked exhaustively by spin
 #           (tests/model/run.sh: the protocol holds, each mutation is caught)
 #   plain   build in $BUILD, run ctest (unit tests, ABI test, exports, install test)
+#   llhttp  the system-llhttp path: llhttp built from the pinned tarball into a
+#           temporary prefix, ekiden configured and built against it, test_http
+#           run (tests/install/system_llhttp.sh)
 #   uring   the plain build's ctest again with EKIDEN_IO_BACKEND=uring (the io_uring
 #           reactor; on a kernel or build without it the runtime falls back to epoll)
 #   asan    build in $BUILD-asan with ASan+UBSan, run ctest; a leak is a failure
@@ -31,7 +34,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-format readme header layers model plain uring asan asan-uring tsan tsan-uring echo lua fuzz python}
+STAGES=${STAGES:-format readme header layers model plain llhttp uring asan asan-uring tsan tsan-uring echo lua fuzz python}
 export JOBS
 
 passed=0
@@ -125,6 +128,10 @@ for stage in $STAGES; do
     ;;
   plain)
     variant plain "$BUILD" ""
+    ;;
+  llhttp)
+    banner "system llhttp (tests/install/system_llhttp.sh)"
+    check "system llhttp" tests/install/system_llhttp.sh "$BUILD"
     ;;
   uring)
     EKIDEN_IO_BACKEND=uring run_ctest uring "$BUILD" ""
