@@ -119,7 +119,7 @@ build() {
         exit 1
     }
     local t
-    for t in uv_echo_server uv_million_timers ekiden_rt ekiden_sync echo echo_64k; do
+    for t in uv_echo_server uv_million_timers uv_million_timers_now ekiden_rt ekiden_sync echo echo_64k; do
         if cmake --build "$BUILD" -j "$JOBS" --target "$t" >>"$LOG" 2>&1; then
             log "   built $t"
         else
@@ -218,7 +218,7 @@ run_compute() {
         pair rt "ns/iter" time "rt_multi.$w" "$EKRT" "tokio:$TOKIO_BIN/rt_bench"
     done
     pair time "ns" time time.million_timers "$EKRT" "tokio:$TOKIO_BIN/rt_bench" \
-        "libuv:$BIN/uv_million_timers"
+        "libuv:$BIN/uv_million_timers" "libuv_now:$BIN/uv_million_timers_now"
     pair mem "bytes/task" time mem.idle_task_bytes "$EKRT" "tokio:$TOKIO_BIN/rt_bench"
     for w in send_data_512 send_data_32k contention_bounded contention_bounded_full \
         contention_unbounded uncontended_bounded uncontended_unbounded; do

@@ -39,14 +39,22 @@
  * because at any time at most one thing takes bytes from the socket: the armed
  * recv, or the reader's recv(2) while none is armed.
  *
- * Submission. Registrations, deregistrations and arms made by other threads
- * are submitted at once (io_uring_submit under sq_lock): the driver may be
- * asleep in io_uring_enter. SQEs queued by the driver while it reads
- * completions (re-arms, cancels) are left in the ring and go with the next
- * turn's io_uring_enter, the one that waits (submit-and-wait: one syscall per
- * turn); nothing is lost by the delay, as their completions can only be seen
- * in a turn. No SQPOLL (a kernel thread spinning per runtime on a shared
- * 2-core machine costs more than the syscalls it saves).
+ * Submission. Registrations and deregistrations made by other threads are
+ * submitted at once (io_uring_submit under sq_lock): the driver may be asleep
+ * in io_uring_enter. A stream's receive (and its read poll) is not: the
+ * kernel runs a request's completions as task work on the thread that
+ * submitted it, and with two workers that thread is often asleep on its futex
+ * while the other waits in the ring, so that every completion cost a wake-up
+ * of the first (perf: futex_wait_restart, 1.7 context switches per echo round
+ * trip at 1 connection). So stream_wait leaves the SQE in the ring and wakes
+ * the driver with a message from a second, sender-only ring (wring; ur_wake
+ * uses it too, for the same reason), and the driver's next io_uring_enter
+ * submits it: the thread that waits in the ring runs its completions there
+ * (defer_arms; EKIDEN_URING_DEFER_ARMS=0 turns it off, for comparison). SQEs queued by the driver
+ * while it reads completions (re-arms, cancels) are left in the ring and go with the next turn's
+ * io_uring_enter, the one that waits (submit-and-wait: one syscall per turn); nothing is lost by
+ * the delay, as their completions can only be seen in a turn. No SQPOLL (a kernel thread spinning
+ * per runtime on a shared 2-core machine costs more than the syscalls it saves).
  *
  * Records. The user_data of every request names a registration record (ureg)
  * and the request (OP_* << 1, | CANCEL for its cancel), not the io token,
@@ -84,6 +92,7 @@
 #include <signal.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -143,8 +152,11 @@ typedef struct uring_backend {
     struct io_uring ring;
     ek__mutex sq_lock;
     int wakefd;
-    bool wake_armed;      /* under sq_lock */
-    bool wake_ring;       /* wake-ups are IORING_OP_MSG_RING CQEs (else eventfd writes) */
+    bool wake_armed;       /* under sq_lock */
+    bool wake_ring;        /* wake-ups are IORING_OP_MSG_RING CQEs (else eventfd writes) */
+    bool defer_arms;       /* a stream's receive is submitted by the driver's thread (wring) */
+    struct io_uring wring; /* the sender of wake-ups when defer_arms (under wring_lock) */
+    ek__mutex wring_lock;
     bool efd_woke;        /* this turn saw the eventfd's poll (turn lock) */
     atomic_bool sq_dirty; /* SQEs in the ring that no io_uring_enter has taken yet */
     ureg *regs;           /* under sq_lock */
@@ -673,12 +685,15 @@ static int ur_stream_recv(ek__backend *be, void *handle, void *buf, size_t len, 
     return rc;
 }
 
+static void ur_wake(ek__backend *be);
+
 static int ur_stream_wait(ek__backend *be, void *handle)
 {
     uring_backend *b = UB(be);
     ureg *r = handle;
     if (!r || !r->stream) return EK_OK; /* the multishot poll reports POLLIN */
     int rc = EK_OK;
+    bool queued = false;
     ek__mutex_lock(&r->rx_lock);
     if (r->q_count || r->rx_eof || r->rx_err) {
         rc = EK__RECV_AGAIN; /* another reader's recv armed and got some */
@@ -690,14 +705,22 @@ static int ur_stream_wait(ek__backend *be, void *handle)
         } else if (atomic_load_explicit(&b->rx_free, memory_order_relaxed) >= RX_LOW) {
             rc = arm(b, r, OP_RECV);
             if (!rc) r->rx_armed = true;
+            queued = !rc;
         } else if (!r->op[OP_RDPOLL].armed) {
             rc = arm(b, r, OP_RDPOLL);
             atomic_fetch_add_explicit(&b->rx_starved, 1, memory_order_relaxed);
+            queued = !rc;
         }
-        if (!rc && !r->dead) rc = submit(b);
+        if (queued && b->defer_arms)
+            atomic_store_explicit(&b->sq_dirty, true, memory_order_relaxed);
+        else if (!rc && !r->dead)
+            rc = submit(b);
         ek__mutex_unlock(&b->sq_lock);
     }
     ek__mutex_unlock(&r->rx_lock);
+    /* The driver's next turn submits it: wake the thread waiting in the ring
+     * (a message from the sender ring, which submits nothing of ours). */
+    if (queued && b->defer_arms) ur_wake(be);
     return rc;
 }
 
@@ -719,6 +742,28 @@ static void wake_efd(uring_backend *b)
 static void ur_wake(ek__backend *be)
 {
     uring_backend *b = UB(be);
+    if (b->defer_arms) {
+        /* From the sender ring: the main ring's SQEs stay for the driver. A
+         * failed send's CQE (the success's is skipped) is read back here. */
+        ek__mutex_lock(&b->wring_lock);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&b->wring);
+        int rc = EK_EAGAIN;
+        if (sqe) {
+            io_uring_prep_msg_ring(sqe, b->ring.ring_fd, 0, MSG_TAG, 0);
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            io_uring_sqe_set_data64(sqe, MSG_TAG);
+            rc = io_uring_submit(&b->wring);
+            struct io_uring_cqe *cqe;
+            while (io_uring_peek_cqe(&b->wring, &cqe) == 0) {
+                if (cqe->res < 0) rc = cqe->res;
+                io_uring_cqe_seen(&b->wring, cqe);
+            }
+        }
+        ek__mutex_unlock(&b->wring_lock);
+        if (rc > 0) return;
+        wake_efd(b);
+        return;
+    }
     if (b->wake_ring) {
         ek__mutex_lock(&b->sq_lock);
         struct io_uring_sqe *sqe = get_sqe(b);
@@ -762,6 +807,10 @@ static void ur_destroy(ek__backend *be)
         if (ur_poll(be, ev, 64, 1) < 0) break;
     }
     io_uring_queue_exit(&b->ring); /* the kernel cancels what is in flight */
+    if (b->defer_arms) {
+        io_uring_queue_exit(&b->wring);
+        ek__mutex_destroy(&b->wring_lock);
+    }
     while (b->regs) unlink_free(b, b->regs);
     ek__free(b->byfd);
     close(b->wakefd);
@@ -812,6 +861,57 @@ static void probe_msg_ring(uring_backend *b)
         io_uring_cqe_seen(&b->ring, cqe);
     }
     b->wake_ring = ok;
+}
+
+/* Whether the environment variable `name` is "0" (an A/B switch for
+ * measurements). */
+static bool env_is_zero(const char *name)
+{
+    const char *v = getenv(name);
+    return v && strcmp(v, "0") == 0;
+}
+
+/* The sender ring (defer_arms): a small second ring whose only requests are
+ * MSG_RING wake-ups to the main one. One message must arrive as exactly one
+ * CQE on the main ring, and none on the sender's. Otherwise receives are
+ * submitted by the thread that arms them, as before. */
+static void probe_sender_ring(uring_backend *b)
+{
+    if (!b->wake_ring) return;
+    if (io_uring_queue_init(8, &b->wring, 0) != 0) return;
+    if (ek__mutex_init(&b->wring_lock) != 0) {
+        io_uring_queue_exit(&b->wring);
+        return;
+    }
+    bool ok = false;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->wring);
+    if (sqe) {
+        io_uring_prep_msg_ring(sqe, b->ring.ring_fd, 0, MSG_TAG, 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, MSG_TAG);
+        if (io_uring_submit(&b->wring) == 1) {
+            struct io_uring_cqe *cqe;
+            struct __kernel_timespec ts = {.tv_sec = 1};
+            if (io_uring_wait_cqe_timeout(&b->ring, &cqe, &ts) == 0) {
+                ok = io_uring_cqe_get_data64(cqe) == MSG_TAG && cqe->res == 0;
+                io_uring_cqe_seen(&b->ring, cqe);
+            }
+            while (io_uring_peek_cqe(&b->ring, &cqe) == 0) {
+                ok = false;
+                io_uring_cqe_seen(&b->ring, cqe);
+            }
+            while (io_uring_peek_cqe(&b->wring, &cqe) == 0) {
+                ok = false;
+                io_uring_cqe_seen(&b->wring, cqe);
+            }
+        }
+    }
+    if (!ok) {
+        io_uring_queue_exit(&b->wring);
+        ek__mutex_destroy(&b->wring_lock);
+        return;
+    }
+    b->defer_arms = true;
 }
 
 /* Wait (up to 1 s) for the next CQE, which must be tagged `tag` (nothing else
@@ -925,6 +1025,7 @@ static int ur_create(ek__backend **out)
     rc = probe_wake(b);
     if (rc) goto fail_fd;
     probe_msg_ring(b);
+    if (!env_is_zero("EKIDEN_URING_DEFER_ARMS")) probe_sender_ring(b);
     probe_rx(b);
     *out = &b->base;
     return EK_OK;

@@ -34,7 +34,8 @@ static bool have(int i)
 }
 
 /* Close every descriptor of this process that is an `inode` (the runtime's
- * epoll or io_uring descriptor). */
+ * epoll or io_uring descriptor; io_uring has two where it defers receive
+ * arms: the main ring and the sender ring of its wake-ups, uring.c). */
 static int close_backend_fds(const char *inode)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -69,7 +70,8 @@ static void test_backend_poll_reports_failure_as_negative_errno(void **state)
         assert_ptr_equal(ev[0].token, EK__WAKE_TOKEN);
         ek__backend_clear_wake(b);
         assert_int_equal(ek__backend_poll(b, ev, 4, 0), 0);
-        assert_int_equal(close_backend_fds(inodes[i]), 1);
+        int closed = close_backend_fds(inodes[i]);
+        assert_true(closed >= 1 && closed <= (i == 0 ? 1 : 2));
         /* A wait (1 ms) so that io_uring enters the kernel too. */
         assert_int_equal(ek__backend_poll(b, ev, 4, 1), EK_EBADF);
         ek__backend_free(b); /* closes the (now closed) descriptor again: harmless */
@@ -87,7 +89,8 @@ static void broken_backend_child(int errfd, int i)
         ek_builder_set_flavor(b, EK_FLAVOR_CURRENT_THREAD) != EK_OK ||
         ek_builder_set_io_backend(b, kinds[i]) != EK_OK || ek_runtime_new(b, &rt) != EK_OK)
         _exit(3);
-    if (close_backend_fds(inodes[i]) != 1) _exit(4);
+    int closed = close_backend_fds(inodes[i]);
+    if (closed < 1 || closed > (i == 0 ? 1 : 2)) _exit(4);
     ek_future *f = NULL;
     if (ek_sleep(rt, 200, &f) != EK_OK) _exit(5);
     int rc = ek_block_on(rt, f, NULL);
