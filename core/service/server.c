@@ -32,6 +32,7 @@ struct ek_server_options {
     size_t max_in_flight, max_write;
     uint64_t idle_ms;
     int nodelay;
+    int local; /* tasks pinned to the serving thread (ek_server_options_set_local) */
     ek_server_log_fn log;
     void *log_ud;
 };
@@ -51,6 +52,7 @@ typedef struct ek__srv {
     size_t open;    /* connection tasks alive, under mu */
     bool accept_alive;
     atomic_bool closing, force;
+    pthread_t owner; /* a local server's serving thread */
     atomic_uint_fast64_t m[EK_SERVER_METRIC_COUNT];
 } ek__srv;
 
@@ -123,6 +125,13 @@ int ek_server_options_set_nodelay(ek_server_options *o, int on)
 {
     if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS) || (on != 0 && on != 1)) return EK_EINVAL;
     o->nodelay = on;
+    return EK_OK;
+}
+
+int ek_server_options_set_local(ek_server_options *o, int on)
+{
+    if (!EK__CHECK_TAG(o, EK__TAG_SRVOPTS) || (on != 0 && on != 1)) return EK_EINVAL;
+    o->local = on;
     return EK_OK;
 }
 
@@ -660,8 +669,10 @@ static int ek__conn_start(ek__srv *s, ek_stream *io)
         ek__conn_drop(c);
         return rc;
     }
-    /* ek_spawn runs the drop on failure: nothing else to release. */
-    return ek_spawn(s->rt, ek__conn_poll, ek__conn_drop, c, NULL, NULL);
+    /* ek_spawn runs the drop on failure: nothing else to release. A local
+     * server's accept task runs on the serving thread: so do its connections. */
+    return (s->opt.local ? ek_spawn_local : ek_spawn)(s->rt, ek__conn_poll, ek__conn_drop, c, NULL,
+                                                      NULL);
 }
 
 /* ---- the accept task ---- */
@@ -723,9 +734,11 @@ static int ek__serve(ek_runtime *rt, void *listener, int unix_listener, ek_codec
     if (rc == EK_OK && ek_service_is_shareable(svc) < 0) rc = EK_EINVAL;
     if (rc == EK_OK && ek_service_is_shareable(svc) == 0) {
         /* One worker task owns a service that is not shareable; every
-         * connection gets a handle of the buffer in front of it. */
+         * connection gets a handle of the buffer in front of it (a local
+         * server's worker is on the serving thread too). */
         ek_service *buffered = NULL;
-        rc = ek_svc_buffer(rt, svc, EK__BUFFER_BOUND, &buffered);
+        rc = opt != NULL && opt->local ? ek_svc_buffer_local(rt, svc, EK__BUFFER_BOUND, &buffered)
+                                       : ek_svc_buffer(rt, svc, EK__BUFFER_BOUND, &buffered);
         svc = buffered; /* consumed either way */
     }
     if (rc == EK_OK && (s = ek__calloc(1, sizeof *s)) == NULL) rc = EK_ENOMEM;
@@ -772,11 +785,13 @@ static int ek__serve(ek_runtime *rt, void *listener, int unix_listener, ek_codec
         }
     }
     ek__list_init(&s->conns);
+    s->owner = pthread_self();
     s->accept_alive = true;
     h->tag = EK__TAG_SERVER;
     h->srv = s;
     h->shut = false;
-    rc = ek_spawn(rt, ek__accept_poll, ek__accept_drop, s, NULL, NULL);
+    rc = (s->opt.local ? ek_spawn_local : ek_spawn)(rt, ek__accept_poll, ek__accept_drop, s, NULL,
+                                                    NULL);
     if (rc != EK_OK) { /* the accept drop ran: the listener is freed */
         h->shut = true;
         ek_server_free(h);
@@ -807,6 +822,13 @@ static void ek__srv_wake_all(ek__srv *s)
     }
 }
 
+/* A local server's tasks run only on its serving thread: that thread must not
+ * wait for them. */
+static bool ek__srv_on_own_thread(const ek__srv *s)
+{
+    return s->opt.local && pthread_equal(s->owner, pthread_self());
+}
+
 static void ek__srv_begin_close(ek__srv *s)
 {
     atomic_store_explicit(&s->closing, true, memory_order_release);
@@ -826,7 +848,7 @@ static void ek__srv_begin_close(ek__srv *s)
 int ek_server_shutdown(ek_server *h, uint64_t grace_ms)
 {
     if (!EK__CHECK_TAG(h, EK__TAG_SERVER)) return EK_EINVAL;
-    if (ek_runtime_current() != NULL) return EK_EDEADLK;
+    if (ek_runtime_current() != NULL || ek__srv_on_own_thread(h->srv)) return EK_EDEADLK;
     ek__srv *s = h->srv;
     h->shut = true;
     ek__srv_begin_close(s);
@@ -854,7 +876,7 @@ void ek_server_free(ek_server *h)
 {
     if (!EK__CHECK_TAG(h, EK__TAG_SERVER)) return;
     if (!h->shut) {
-        if (ek_runtime_current() == NULL) {
+        if (ek_runtime_current() == NULL && !ek__srv_on_own_thread(h->srv)) {
             (void)ek_server_shutdown(h, 0);
         } else {
             atomic_store_explicit(&h->srv->force, true, memory_order_release);

@@ -2,10 +2,12 @@
  * test_codec.c - the built-in codecs (lines, length-delimited, RESP) on buffers,
  * and the framed server over TCP: pipelining, corrupt input closing only its
  * connection (with the reason logged), metrics, graceful shutdown, and a 1 MiB
- * frame reaching the service without a copy.
+ * frame reaching the service without a copy; a local server (its tasks and
+ * service calls on the serving thread).
  */
 #include "net_helpers.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 static ek_buf *t_buf(const char *s, size_t n)
@@ -643,6 +645,110 @@ static void test_server_one_mib_frame_is_not_copied(void **state)
     ekt_alloc_install(); /* back to the counting allocator for the teardown */
 }
 
+/* ---- a local server (ek_server_options_set_local) ---- */
+
+/* A service that is not shareable and must stay on one thread: counts calls
+ * made on any other thread than the serving one. */
+static pthread_t t_local_thread;
+static atomic_long t_local_calls, t_local_off_thread;
+
+static int t_local_call(void *self, ek_msg *req, ek_future **resp)
+{
+    if (!pthread_equal(pthread_self(), t_local_thread)) atomic_fetch_add(&t_local_off_thread, 1);
+    atomic_fetch_add(&t_local_calls, 1);
+    t_ready *r = malloc(sizeof *r);
+    if (r == NULL) {
+        ek_msg_free(req);
+        return EK_ENOMEM;
+    }
+    r->m = req;
+    return ek_future_new(t_ready_poll, t_ready_drop, r, resp);
+}
+
+static const ek_service_vtable t_local_vt = {.poll_ready = t_echo_ready, .call = t_local_call};
+
+typedef struct t_local_run {
+    ek_runtime *rt;
+    ek_sockaddr *addr;
+    ek_server *srv;
+    ek_oneshot_sender *tx;
+    ek_oneshot_receiver *rx; /* the client thread's "finished" */
+    pthread_t client;
+    char got[64];
+    size_t n;
+} t_local_run;
+
+static void *t_local_client_main(void *arg)
+{
+    t_local_run *r = arg;
+    int fd = t_raw_connect(r->addr);
+    const char *req = "one\ntwo\nthree\n";
+    r->n = t_rw(fd, req, strlen(req), r->got, strlen(req));
+    close(fd);
+    (void)ek_oneshot_send(r->tx, (void *)1);
+    return NULL;
+}
+
+/* What the test thread blocks on: its first poll serves (so the server's tasks
+ * are this thread's local tasks) and starts a client thread; then it waits for
+ * the client to finish. */
+static int t_local_poll(void *state, ek_cx *cx, void **out)
+{
+    t_local_run *r = state;
+    if (r->srv == NULL) {
+        ek_tcp_listener *l = t_tcp_listen(r->rt, "127.0.0.1:0", &r->addr);
+        ek_server_options *o;
+        assert_int_equal(ek_server_options_new(&o), EK_OK);
+        assert_int_equal(ek_server_options_set_local(o, 2), EK_EINVAL);
+        assert_int_equal(ek_server_options_set_local(NULL, 1), EK_EINVAL);
+        assert_int_equal(ek_server_options_set_local(o, 1), EK_OK);
+        ek_service *svc;
+        assert_int_equal(ek_service_new(&t_local_vt, NULL, &svc), EK_OK);
+        ek_codec *codec;
+        assert_int_equal(ek_codec_lines(64, &codec), EK_OK);
+        assert_int_equal(ek_server_serve(r->rt, l, codec, svc, o, &r->srv), EK_OK);
+        ek_server_options_free(o);
+        assert_int_equal(pthread_create(&r->client, NULL, t_local_client_main, r), 0);
+    }
+    void *v = NULL;
+    return ek_oneshot_recv(r->rx, cx, &v);
+}
+
+static int t_local_noop_poll(void *state, ek_cx *cx, void **out)
+{
+    return EK_OK;
+}
+
+static void test_server_local_calls_the_service_on_the_serving_thread(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    t_local_thread = pthread_self();
+    atomic_store(&t_local_calls, 0);
+    atomic_store(&t_local_off_thread, 0);
+    t_local_run run = {.rt = rt};
+    assert_int_equal(ek_oneshot_new(NULL, &run.tx, &run.rx), EK_OK);
+    ek_future *f;
+    assert_int_equal(ek_future_new(t_local_poll, NULL, &run, &f), EK_OK);
+    assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+    assert_int_equal(pthread_join(run.client, NULL), 0);
+    /* pipelined requests answered in order; the service (not shareable, so
+     * behind a local buffer) always called on this thread */
+    assert_int_equal(run.n, strlen("one\ntwo\nthree\n"));
+    assert_memory_equal(run.got, "one\ntwo\nthree\n", run.n);
+    assert_int_equal(atomic_load(&t_local_calls), 3);
+    assert_int_equal(atomic_load(&t_local_off_thread), 0);
+    /* the serving thread cannot wait for its own tasks; freeing does not wait */
+    assert_int_equal(ek_server_shutdown(run.srv, 0), EK_EDEADLK);
+    ek_server_free(run.srv);
+    /* driving this thread again lets the told-to-stop tasks end */
+    ek_future *g;
+    assert_int_equal(ek_future_new(t_local_noop_poll, NULL, NULL, &g), EK_OK);
+    assert_int_equal(ek_block_on(rt, g, NULL), EK_OK);
+    ek_oneshot_receiver_drop(run.rx);
+    ek_sockaddr_free(run.addr);
+    ek_runtime_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -654,6 +760,7 @@ int main(void)
         T(test_server_lines_pipelined_and_corrupt_closes_only_that_connection),
         T(test_server_errors_and_free_orders),
         T(test_client_pipelines_over_one_connection_and_fails_cleanly),
+        T(test_server_local_calls_the_service_on_the_serving_thread),
         cmocka_unit_test(test_server_one_mib_frame_is_not_copied),
 #undef T
     };

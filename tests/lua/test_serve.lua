@@ -15,7 +15,7 @@ test("lines: a Lua service on ek.serve, pipelined, from a raw socket and from ek
   local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = upper_service() })
   local addr = assert(server:local_addr())
   matches(addr, "^127%.0%.0%.1:%d+$", "local_addr")
-  matches(tostring(server), "ekiden.server %(lines, serving%)")
+  matches(tostring(server), "ekiden.server %(lines, serving, direct%)")
   -- three requests in one write: three responses in order
   local s = raw(addr)
   assert(s:write("one\ntwo\r\nthree\n"))
@@ -109,6 +109,59 @@ test("resp: a key-value service; the wire format; ek.connect with codec resp", f
   eq(c:call({ "DEL", "n", "x", n = 3 }), 1, "integer reply")
   eq(c:call({ "NOPE" }).err, "ERR unknown command 'NOPE'", "error reply as { err = }")
   server:close()
+end)
+
+test("direct: an ek.service function is called by connection tasks on this thread", function()
+  local main = ek._thread_id()
+  local where = {}
+  local svc = assert(ek.service(function(req)
+    where[#where + 1] = ek._thread_id()
+    if req:sub(1, 4) == "wait" then ek.sleep(0.02) end
+    if req == "boom" then error("boom (expected in this output)") end
+    return req:upper()
+  end))
+  local direct = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = svc })
+  matches(tostring(direct), "serving, direct%)", "served directly by default")
+  local buffered = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = svc,
+                                     direct = false })
+  ok(not tostring(buffered):find("direct"), "direct = false: through the buffer")
+  local wrapped = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines",
+                                    service = ek.middleware.timeout(svc, 5) })
+  ok(not tostring(wrapped):find("direct"), "a middleware around it: through the buffer")
+  for _, server in ipairs { direct, buffered, wrapped } do
+    local s = raw(server:local_addr())
+    -- a handler that waits, then ones that do not: answered in request order
+    assert(s:write("wait1\nb\nwait2\nd\n"))
+    eq(s:read_line(), "WAIT1", tostring(server))
+    eq(s:read_line(), "B", "the second")
+    eq(s:read_line(), "WAIT2", "the third")
+    eq(s:read_line(), "D", "the fourth")
+    s:close()
+  end
+  for _, w in ipairs(where) do eq(w, main, "every call on this thread") end
+  -- the service handle closed and collected: the direct server still answers
+  svc:close()
+  svc = nil
+  collectgarbage()
+  collectgarbage()
+  local s = raw(direct:local_addr())
+  assert(s:write("after\n"))
+  eq(s:read_line(), "AFTER", "served after its handle was collected")
+  -- an error in the handler: that connection gets the error and closes, others go on
+  local s2 = raw(direct:local_addr())
+  assert(s2:write("boom\n"))
+  local rest = s2:read(100)
+  ok(rest == "" or rest == nil or rest:find("EHOST") or rest:find("rror"), "failed: " .. tostring(rest))
+  assert(s:write("still\n"))
+  eq(s:read_line(), "STILL", "the other connection")
+  s:close()
+  -- a closed service handle cannot start a direct server
+  local svc2 = assert(ek.service(function(r) return r end))
+  svc2:close()
+  fails("ECLOSED", ek.serve { addr = "127.0.0.1:0", service = svc2 })
+  eq(direct:shutdown(1), true, "shutdown")
+  buffered:close()
+  wrapped:close()
 end)
 
 test("resp: every Lua value through a server and a client, and back", function()

@@ -256,6 +256,11 @@ int ekl_push_service(lua_State *L, ekl_rt *h, ek_service *s, int kind);
 /* A clone of the service handle at idx (*h its runtime, *kind its request
  * kind), or NULL after pushing nil, msg, name (*n values). */
 ek_service *ekl_service_clone_at(lua_State *L, int idx, ekl_rt **h, int *kind, int *n);
+/* For the handle of an ek.service function at idx: a shareable service that
+ * calls the function directly (no buffer), for local tasks of this thread only
+ * (ek.serve's local server). NULL with *n = 0 for any other service handle, or
+ * after pushing nil, msg, name (*n values). */
+ek_service *ekl_service_direct_at(lua_State *L, int idx, int *n);
 
 /* Heap futures as Lua values (task.c). `convert` turns the future's output into
  * Lua values (pushes them, returns how many), or releases it if L is NULL. */

@@ -40,7 +40,8 @@ typedef struct server_ud {
     lsrv *srv;
     ekl_rt *h;
     const char *codec;
-    bool shut; /* shutdown() started */
+    bool shut;   /* shutdown() started */
+    bool direct; /* a local server calling a Lua function service directly */
 } server_ud;
 
 static server_ud *check_server(lua_State *L)
@@ -167,14 +168,30 @@ static int l_serve(lua_State *L)
     if (!luaL_testudata(L, -1, EKL_SERVICE_MT))
         return luaL_error(L, "bad option 'service' (an ekiden.service expected)");
     int svc_idx = lua_gettop(L);
+    /* direct (default: true for an ek.service function): local server, see
+     * ekl_service_direct_at. */
+    lua_getfield(L, 1, "direct");
+    int direct = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (h->closed) return ekl_push_error(L, EK_ECLOSED);
 
     ek_server_options *o = NULL;
+    ek_service *direct_svc = NULL;
     int rc = ek_server_options_new(&o);
     if (rc == EK_OK) rc = ek_server_options_set_max_in_flight(o, (size_t)in_flight);
     if (rc == EK_OK) rc = ek_server_options_set_idle_timeout_ms(o, idle_ms);
     if (rc == EK_OK) rc = ek_server_options_set_nodelay(o, nodelay);
+    if (rc == EK_OK && direct != 0) {
+        int n = 0;
+        direct_svc = ekl_service_direct_at(L, svc_idx, &n);
+        if (!direct_svc && n) {
+            ek_server_options_free(o);
+            return n;
+        }
+        if (direct_svc) rc = ek_server_options_set_local(o, 1);
+    }
     if (rc) {
+        ek_service_free(direct_svc);
         ek_server_options_free(o);
         return ekl_push_error(L, rc);
     }
@@ -190,8 +207,8 @@ static int l_serve(lua_State *L)
     }
     ek_codec *codec = NULL;
     if (rc == EK_OK) rc = codec_new(which, true, &co, &codec);
-    ek_service *svc = NULL;
-    if (rc == EK_OK) {
+    ek_service *svc = direct_svc;
+    if (rc == EK_OK && !svc) {
         int n = 0;
         ekl_rt *sh;
         int kind;
@@ -205,6 +222,7 @@ static int l_serve(lua_State *L)
         }
     }
     if (rc) {
+        ek_service_free(svc);
         ek_tcp_listener_free(tl);
         ek_unix_listener_free(ul);
         ek_server_options_free(o);
@@ -234,6 +252,8 @@ static int l_serve(lua_State *L)
     u->srv = r;
     u->h = ekl_rt_ref(h);
     u->codec = codec_names[which];
+    u->shut = false;
+    u->direct = direct_svc != NULL;
     return 1;
 }
 
@@ -283,8 +303,9 @@ static int l_server_close(lua_State *L)
 static int l_server_tostring(lua_State *L)
 {
     server_ud *u = check_server(L);
-    lua_pushfstring(L, "ekiden.server (%s, %s): %p", u->codec ? u->codec : "?",
-                    u->srv && !u->shut ? "serving" : "closed", (void *)u);
+    lua_pushfstring(L, "ekiden.server (%s, %s%s): %p", u->codec ? u->codec : "?",
+                    u->srv && !u->shut ? "serving" : "closed", u->direct ? ", direct" : "",
+                    (void *)u);
     return 1;
 }
 

@@ -18,6 +18,7 @@
  */
 #include "ekl.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,11 +50,30 @@ static int response_kind(int req)
 
 /* ------------------------------------------------ a Lua function service -- */
 
+typedef struct lsvc_anchor lsvc_anchor;
+
 typedef struct lsvc {
     ekl_ctx *c;
     ekl_rt *h;
     int fn_ref;
+    lsvc_anchor *anchor; /* how direct handles find it (NULL: none made yet) */
 } lsvc;
+
+/* What direct handles (below) hold to reach their lsvc: `s` is set and cleared
+ * only on the state's thread (the lsvc is dropped there, by its buffer's local
+ * worker), and read only there (direct handles are called only by local
+ * tasks); the anchor itself is freed by whichever holder goes last, on any
+ * thread. */
+struct lsvc_anchor {
+    atomic_int refs;
+    lsvc *s;
+};
+
+static void anchor_unref(lsvc_anchor *a)
+{
+    /* acq_rel: the last holder sees the others' last uses before it frees. */
+    if (a && atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1) free(a);
+}
 
 typedef struct lresp {
     ekl_task *t;
@@ -142,6 +162,10 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
 static void lsvc_drop(void *self)
 {
     lsvc *s = self;
+    if (s->anchor) {
+        s->anchor->s = NULL;
+        anchor_unref(s->anchor);
+    }
     if (s->c->L) luaL_unref(s->c->L, LUA_REGISTRYINDEX, s->fn_ref);
     ekl_rt_unref(s->h);
     ekl_ctx_unref(s->c);
@@ -154,12 +178,82 @@ static const ek_service_vtable lsvc_vt = {
     .drop = lsvc_drop,
 };
 
+/* ----------------------------------------------------- direct handles -- */
+
+/* A direct handle calls the Lua function service itself, without its buffer:
+ * for ek.serve's local server, whose connection tasks run on this thread
+ * (ek_server_options_set_local), so that a request is called, and a handler
+ * that does not wait is answered, within the connection task's poll. Only
+ * local tasks of the state's thread use it. It holds a clone of the buffer in
+ * front of the lsvc, which keeps the buffer's worker, the lsvc's owner, alive;
+ * the anchor tells it when the worker ended anyway (the state closed, the
+ * runtime shut down) and the lsvc is gone. Shareable: the server clones it per
+ * connection; dropping it is safe on any thread (the server's prototype may go
+ * on a shutdown thread). */
+typedef struct direct {
+    lsvc_anchor *a;
+    ek_service *keep; /* a clone of the buffer handle */
+} direct;
+
+static int direct_ready(void *self, ek_cx *cx)
+{
+    direct *d = self;
+    return d->a->s ? lsvc_ready(d->a->s, cx) : EK_ECLOSED;
+}
+
+static int direct_call(void *self, ek_msg *req, ek_future **resp)
+{
+    direct *d = self;
+    if (!d->a->s) {
+        ek_msg_free(req);
+        return EK_ECLOSED;
+    }
+    return lsvc_call(d->a->s, req, resp);
+}
+
+static void direct_drop(void *self)
+{
+    direct *d = self;
+    ek_service_free(d->keep);
+    anchor_unref(d->a);
+    free(d);
+}
+
+static direct *direct_new(lsvc_anchor *a, ek_service *buffer)
+{
+    direct *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    if (ek_service_clone(buffer, &d->keep) != EK_OK) {
+        free(d);
+        return NULL;
+    }
+    d->a = a;
+    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+    return d;
+}
+
+static int direct_clone(void *self, void **out)
+{
+    direct *d = self;
+    direct *n = direct_new(d->a, d->keep);
+    if (!n) return EK_ENOMEM;
+    *out = n;
+    return EK_OK;
+}
+
+static const ek_service_vtable direct_vt = {
+    .poll_ready = direct_ready,
+    .call = direct_call,
+    .drop = direct_drop,
+};
+
 /* ------------------------------------------------------------ handles -- */
 
 typedef struct svc_ud {
     ek_service *s;
     ekl_rt *h;
-    int kind; /* what requests from Lua become (EKL_MSG_AUTO, or a client's codec) */
+    int kind;        /* what requests from Lua become (EKL_MSG_AUTO, or a client's codec) */
+    lsvc_anchor *fn; /* ek.service's handle: its function service, for direct handles */
 } svc_ud;
 
 static svc_ud *check_svc(lua_State *L, int idx)
@@ -178,6 +272,7 @@ int ekl_push_service(lua_State *L, ekl_rt *h, ek_service *s, int kind)
     u->s = s;
     u->h = ekl_rt_ref(h);
     u->kind = kind;
+    u->fn = NULL;
     return 1;
 }
 
@@ -202,6 +297,25 @@ static ek_service *clone_of(lua_State *L, svc_ud *u, int *n)
     return c;
 }
 
+ek_service *ekl_service_direct_at(lua_State *L, int idx, int *n)
+{
+    svc_ud *u = check_svc(L, idx);
+    *n = 0;
+    if (!u->fn) return NULL;
+    if (!u->s || u->h->closed || !u->fn->s) {
+        *n = ekl_push_error(L, EK_ECLOSED);
+        return NULL;
+    }
+    direct *d = direct_new(u->fn, u->s);
+    ek_service *out = NULL;
+    int rc = d ? ek_service_new_shareable(&direct_vt, d, direct_clone, &out) : EK_ENOMEM;
+    if (rc) {
+        *n = ekl_push_error(L, rc);
+        return NULL;
+    }
+    return out;
+}
+
 ek_service *ekl_service_clone_at(lua_State *L, int idx, ekl_rt **h, int *kind, int *n)
 {
     svc_ud *u = check_svc(L, idx);
@@ -215,6 +329,8 @@ static int l_svc_close(lua_State *L)
     svc_ud *u = check_svc(L, 1);
     if (u->s) ek_service_free(u->s);
     u->s = NULL;
+    anchor_unref(u->fn);
+    u->fn = NULL;
     if (u->h) ekl_rt_unref(u->h);
     u->h = NULL;
     return 0;
@@ -250,11 +366,28 @@ static int l_service(lua_State *L)
     s->h = ekl_rt_ref(h);
     lua_pushvalue(L, 1);
     s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lsvc_anchor *a = malloc(sizeof *a);
+    if (!a) {
+        lsvc_drop(s);
+        return ekl_push_error(L, EK_ENOMEM);
+    }
+    atomic_init(&a->refs, 2); /* the lsvc and the handle */
+    a->s = s;
+    s->anchor = a;
     ek_service *inner = NULL, *buf = NULL;
     int rc = ek_service_new(&lsvc_vt, s, &inner);
     if (rc == EK_OK) rc = ek_svc_buffer_local(h->rt, inner, (size_t)bound, &buf);
-    if (rc) return ekl_push_error(L, rc);
-    return push_service(L, h, buf);
+    if (rc) {
+        anchor_unref(a);
+        return ekl_push_error(L, rc);
+    }
+    int n = push_service(L, h, buf);
+    svc_ud *u = luaL_testudata(L, -1, EKL_SERVICE_MT);
+    if (u)
+        u->fn = a;
+    else
+        anchor_unref(a);
+    return n;
 }
 
 static int convert_msg(lua_State *L, ekl_ctx *c, ekl_rt *h, void *out)

@@ -66,6 +66,25 @@ EK_EXTERN int ek_server_options_set_max_write_buffer(ek_server_options *o, size_
 EK_EXTERN int ek_server_options_set_idle_timeout_ms(ek_server_options *o, uint64_t ms);
 /* TCP_NODELAY on accepted TCP connections (1, the default) or not (0). */
 EK_EXTERN int ek_server_options_set_nodelay(ek_server_options *o, int on);
+/*
+ * Local serving (0, the default, or 1): the accept loop and every connection
+ * task are local tasks (ek_spawn_local) of the thread that calls
+ * ek_server_serve, and the service is called, and its responses polled, only
+ * there; a service that is not shareable is put behind ek_svc_buffer_local
+ * instead of ek_svc_buffer. For a service that must run on one thread (a host
+ * language's, whose interpreter is single-threaded): its requests no longer
+ * cross to that thread and back. That thread must drive local tasks (be in
+ * ek_block_on or a current-thread runtime's loop) for the server to make
+ * progress; reads and writes are then done on it too. ek_server_serve then
+ * fails as ek_spawn_local does (EK_EWRONGTHREAD from a thread that cannot
+ * have local tasks of the runtime). ek_server_shutdown from the serving
+ * thread gives EK_EDEADLK (it would wait for tasks only that thread runs: call
+ * it from another thread while the serving thread drives), and ek_server_free
+ * there does not wait: the connections close when the thread next drives its
+ * local tasks, or when the runtime shuts down. Errors: EK_EINVAL (bad options,
+ * on not 0 or 1).
+ */
+EK_EXTERN int ek_server_options_set_local(ek_server_options *o, int on);
 /* The log callback (NULL: none) and its user data. */
 EK_EXTERN int ek_server_options_set_log(ek_server_options *o, ek_server_log_fn fn, void *ud);
 
@@ -93,7 +112,8 @@ EK_EXTERN int ek_server_serve_unix(ek_runtime *rt, ek_unix_listener *listener, e
  * the rest at once (their pending responses are dropped). Blocks the calling
  * thread, which must not be a runtime thread (EK_EDEADLK). Idempotent.
  * Returns EK_OK (all closed within the grace period), EK_ETIMEDOUT (some were
- * forced), EK_EINVAL, EK_EDEADLK.
+ * forced), EK_EINVAL, EK_EDEADLK (also from the serving thread of a local
+ * server, ek_server_options_set_local).
  */
 EK_EXTERN int ek_server_shutdown(ek_server *s, uint64_t grace_ms);
 /* Release the handle: shuts down first with grace 0 if that has not been done
