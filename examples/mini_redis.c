@@ -117,20 +117,23 @@ static int grow(shard *s)
     return EK_OK;
 }
 
-/* Insert or replace: takes the references to key and val. Under the lock. */
-static int store(shard *s, uint64_t h, ek_bytes *key, ek_bytes *val, int64_t expire_ms,
+/* Insert or replace key k[0..n) (copied only when new): takes the reference to
+ * val. Under the lock. */
+static int store(shard *s, uint64_t h, const uint8_t *k, size_t n, ek_bytes *val, int64_t expire_ms,
                  int keep_ttl)
 {
-    entry **pp = find(s, h, ek_bytes_data(key), (size_t)ek_bytes_len(key));
+    entry **pp = find(s, h, k, n);
     if (pp != NULL) {
         entry *e = *pp;
         ek_bytes_release(e->val);
-        ek_bytes_release(key);
         e->val = val;
         if (!keep_ttl) e->expire_ms = expire_ms;
         return EK_OK;
     }
-    if ((s->n + 1 > s->cap * 2 && grow(s) != EK_OK) || (s->cap == 0 && grow(s) != EK_OK)) {
+    ek_bytes *key = NULL;
+    /* A fresh copy of the key, not pinning the connection's read buffer. */
+    if (val == NULL || ek_bytes_copy(n ? (const void *)k : "", n, &key) != EK_OK ||
+        (s->n + 1 > s->cap * 2 && grow(s) != EK_OK) || (s->cap == 0 && grow(s) != EK_OK)) {
         ek_bytes_release(key);
         ek_bytes_release(val);
         return EK_ENOMEM;
@@ -184,19 +187,17 @@ static const uint8_t *arg(const args *a, size_t i, size_t *n)
         *n = a->n[i];
         return a->p[i];
     }
-    ek_msg *c;
     const uint8_t *d = NULL;
     *n = 0;
-    if (ek_msg_resp_child(a->req, i, &c) == EK_OK) ek_msg_data(c, &d, n);
+    ek_msg_resp_arg(a->req, i, &d, n);
     return d;
 }
 
+/* Argument i as bytes of the caller's: a slice of the request, no copy. */
 static ek_bytes *arg_bytes(const args *a, size_t i)
 {
-    ek_msg *c;
-    ek_bytes *b = NULL, *out = NULL;
-    if (ek_msg_resp_child(a->req, i, &c) == EK_OK && ek_msg_payload(c, &b) == EK_OK)
-        ek_bytes_clone(b, &out);
+    ek_bytes *out = NULL;
+    ek_msg_resp_arg_bytes(a->req, i, &out);
     return out;
 }
 
@@ -232,13 +233,6 @@ static bool arg_ll(const args *a, size_t i, int64_t *v)
 
 /* ---- replies ---- */
 
-static ek_msg *r_simple(const char *s)
-{
-    ek_msg *m = NULL;
-    ek_msg_resp_string(EK_RESP_SIMPLE, s, strlen(s), &m);
-    return m;
-}
-
 static ek_msg *r_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static ek_msg *r_error(const char *fmt, ...)
 {
@@ -256,8 +250,17 @@ static ek_msg *r_error(const char *fmt, ...)
     return m;
 }
 
+/* A shared reply (no allocation): +OK, +PONG, $-1, :0, :1 ... */
+static ek_msg *r_shared(int which)
+{
+    ek_msg *m = NULL;
+    ek_msg_resp_shared(which, &m);
+    return m;
+}
+
 static ek_msg *r_int(int64_t v)
 {
+    if (v == 0 || v == 1) return r_shared(v ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO);
     ek_msg *m = NULL;
     ek_msg_resp_integer(v, &m);
     return m;
@@ -279,9 +282,7 @@ static ek_msg *r_bulk(const void *p, size_t n)
 
 static ek_msg *r_null(void)
 {
-    ek_msg *m = NULL;
-    ek_msg_resp_null(EK_RESP_BULK, &m);
-    return m;
+    return r_shared(EK_RESP_SHARED_NULL_BULK);
 }
 
 static ek_msg *r_agg(int type, size_t n)
@@ -301,7 +302,7 @@ static void add(ek_msg *agg, ek_msg *child)
 
 static ek_msg *r_ok(void)
 {
-    return r_simple("OK");
+    return r_shared(EK_RESP_SHARED_OK);
 }
 
 static ek_msg *r_wrong_args(const char *cmd)
@@ -597,7 +598,7 @@ static ek_msg *cmd_set(const args *a)
     if (pp != NULL && (flags & GET)) ek_bytes_clone((*pp)->val, &old);
     bool do_set = !((flags & NX) && pp != NULL) && !((flags & XX) && pp == NULL);
     int rc = EK_OK;
-    if (do_set) rc = store(s, h, arg_copy(a, 1), arg_copy(a, 2), expire, (flags & KEEPTTL) != 0);
+    if (do_set) rc = store(s, h, k, n, arg_copy(a, 2), expire, (flags & KEEPTTL) != 0);
     pthread_mutex_unlock(&s->mu);
     if (rc != EK_OK) {
         ek_bytes_release(old);
@@ -658,7 +659,7 @@ static ek_msg *cmd_incrby(const args *a, int64_t by)
             ek_bytes_release((*pp)->val);
             (*pp)->val = val;
         } else {
-            rc = store(s, h, arg_copy(a, 1), val, 0, 0);
+            rc = store(s, h, k, n, val, 0, 0);
         }
     }
     pthread_mutex_unlock(&s->mu);
@@ -692,7 +693,7 @@ static ek_msg *cmd_mset(const args *a)
         uint64_t h = hash_bytes(k, n);
         shard *s = shard_of(h);
         pthread_mutex_lock(&s->mu);
-        int rc = store(s, h, arg_copy(a, i), arg_copy(a, i + 1), 0, 0);
+        int rc = store(s, h, k, n, arg_copy(a, i + 1), 0, 0);
         pthread_mutex_unlock(&s->mu);
         if (rc != EK_OK) return r_error("ERR out of memory");
     }
@@ -1196,36 +1197,75 @@ static ek_msg *cmd_ping(session *s, const args *a, bool subscribed)
         }
         return m;
     }
-    return a->argc == 2 ? r_bulk_bytes(arg_bytes(a, 1)) : r_simple("PONG");
+    return a->argc == 2 ? r_bulk_bytes(arg_bytes(a, 1)) : r_shared(EK_RESP_SHARED_PONG);
 }
 
 typedef struct command {
     const char *name;
+    size_t len;
     int arity; /* redis's: n exact, -n at least n */
 } command;
 
-static const command commands[] = {
-    {"get", 2},          {"set", -3},      {"del", -2},     {"exists", -2}, {"incr", 2},
-    {"decr", 2},         {"incrby", 3},    {"decrby", 3},   {"mget", -2},   {"mset", -3},
-    {"expire", -3},      {"pexpire", -3},  {"ttl", 2},      {"pttl", 2},    {"persist", 2},
-    {"ping", -1},        {"echo", 2},      {"hello", -1},   {"publish", 3}, {"subscribe", -2},
-    {"unsubscribe", -1}, {"flushall", -1}, {"flushdb", -1}, {"dbsize", 1},  {"select", 2},
-    {"client", -2},      {"command", -1},  {"config", -2},  {"quit", -1},
+/* In the order of the table below. */
+enum {
+    C_GET,
+    C_SET,
+    C_DEL,
+    C_EXISTS,
+    C_INCR,
+    C_DECR,
+    C_INCRBY,
+    C_DECRBY,
+    C_MGET,
+    C_MSET,
+    C_EXPIRE,
+    C_PEXPIRE,
+    C_TTL,
+    C_PTTL,
+    C_PERSIST,
+    C_PING,
+    C_ECHO,
+    C_HELLO,
+    C_PUBLISH,
+    C_SUBSCRIBE,
+    C_UNSUBSCRIBE,
+    C_FLUSHALL,
+    C_FLUSHDB,
+    C_DBSIZE,
+    C_SELECT,
+    C_CLIENT,
+    C_COMMAND,
+    C_CONFIG,
+    C_QUIT,
 };
+#define CMD(name, arity)                                                                           \
+    {                                                                                              \
+        name, sizeof name - 1, arity                                                               \
+    }
+static const command commands[] = {
+    CMD("get", 2),          CMD("set", -3),      CMD("del", -2),     CMD("exists", -2),
+    CMD("incr", 2),         CMD("decr", 2),      CMD("incrby", 3),   CMD("decrby", 3),
+    CMD("mget", -2),        CMD("mset", -3),     CMD("expire", -3),  CMD("pexpire", -3),
+    CMD("ttl", 2),          CMD("pttl", 2),      CMD("persist", 2),  CMD("ping", -1),
+    CMD("echo", 2),         CMD("hello", -1),    CMD("publish", 3),  CMD("subscribe", -2),
+    CMD("unsubscribe", -1), CMD("flushall", -1), CMD("flushdb", -1), CMD("dbsize", 1),
+    CMD("select", 2),       CMD("client", -2),   CMD("command", -1), CMD("config", -2),
+    CMD("quit", -1),
+};
+#undef CMD
 
 static ek_msg *execute(session *s, const args *a)
 {
     size_t n;
     const uint8_t *name = arg(a, 0, &n);
-    const command *cmd = NULL;
+    int id = -1;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
-        if (strlen(commands[i].name) == n &&
-            strncasecmp(commands[i].name, (const char *)name, n) == 0) {
-            cmd = &commands[i];
+        if (commands[i].len == n && strncasecmp(commands[i].name, (const char *)name, n) == 0) {
+            id = (int)i;
             break;
         }
     }
-    if (cmd == NULL) {
+    if (id < 0) {
         char list[256] = "";
         size_t len = 0;
         for (size_t i = 1; i < a->argc && len < 128; i++) {
@@ -1239,86 +1279,92 @@ static ek_msg *execute(session *s, const args *a)
         return r_error("ERR unknown command '%.*s', with args beginning with: %s",
                        (int)(n > 128 ? 128 : n), (const char *)name, list);
     }
+    const command *cmd = &commands[id];
     if ((cmd->arity > 0 && (int64_t)a->argc != cmd->arity) ||
         (cmd->arity < 0 && (int64_t)a->argc < -cmd->arity))
         return r_wrong_args(cmd->name);
-    const char *c = cmd->name;
     pthread_mutex_lock(&s->mu);
     bool subscribed = s->tx != NULL;
     pthread_mutex_unlock(&s->mu);
-    if (subscribed && s->proto == 2 && strcmp(c, "subscribe") != 0 &&
-        strcmp(c, "unsubscribe") != 0 && strcmp(c, "ping") != 0 && strcmp(c, "quit") != 0)
+    if (subscribed && s->proto == 2 && id != C_SUBSCRIBE && id != C_UNSUBSCRIBE && id != C_PING &&
+        id != C_QUIT)
         return r_error("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                        "QUIT / RESET are allowed in this context",
-                       c);
-    if (!strcmp(c, "get")) return cmd_get(a);
-    if (!strcmp(c, "set")) return cmd_set(a);
-    if (!strcmp(c, "del")) return cmd_del_exists(a, true);
-    if (!strcmp(c, "exists")) return cmd_del_exists(a, false);
-    if (!strcmp(c, "incr")) return cmd_incrby(a, 1);
-    if (!strcmp(c, "decr")) return cmd_incrby(a, -1);
-    if (!strcmp(c, "incrby") || !strcmp(c, "decrby")) {
+                       cmd->name);
+    switch (id) {
+    case C_GET:
+        return cmd_get(a);
+    case C_SET:
+        return cmd_set(a);
+    case C_DEL:
+        return cmd_del_exists(a, true);
+    case C_EXISTS:
+        return cmd_del_exists(a, false);
+    case C_INCR:
+        return cmd_incrby(a, 1);
+    case C_DECR:
+        return cmd_incrby(a, -1);
+    case C_INCRBY:
+    case C_DECRBY: {
         int64_t by;
         if (!arg_ll(a, 2, &by)) return r_not_int();
-        if (c[0] == 'd') {
+        if (id == C_DECRBY) {
             if (by == INT64_MIN) return r_error("ERR decrement would overflow");
             by = -by;
         }
         return cmd_incrby(a, by);
     }
-    if (!strcmp(c, "mget")) return cmd_mget(a);
-    if (!strcmp(c, "mset")) return cmd_mset(a);
-    if (!strcmp(c, "expire")) return cmd_expire(a, "expire", 1000);
-    if (!strcmp(c, "pexpire")) return cmd_expire(a, "pexpire", 1);
-    if (!strcmp(c, "ttl")) return cmd_ttl(a, false, false);
-    if (!strcmp(c, "pttl")) return cmd_ttl(a, true, false);
-    if (!strcmp(c, "persist")) return cmd_ttl(a, false, true);
-    if (!strcmp(c, "ping")) return cmd_ping(s, a, subscribed);
-    if (!strcmp(c, "echo")) return r_bulk_bytes(arg_bytes(a, 1));
-    if (!strcmp(c, "hello")) return cmd_hello(s, a);
-    if (!strcmp(c, "publish")) return cmd_publish(a);
-    if (!strcmp(c, "subscribe")) return cmd_subscribe(s, a);
-    if (!strcmp(c, "unsubscribe")) return cmd_unsubscribe(s, a);
-    if (!strcmp(c, "flushall") || !strcmp(c, "flushdb")) {
+    case C_MGET:
+        return cmd_mget(a);
+    case C_MSET:
+        return cmd_mset(a);
+    case C_EXPIRE:
+        return cmd_expire(a, "expire", 1000);
+    case C_PEXPIRE:
+        return cmd_expire(a, "pexpire", 1);
+    case C_TTL:
+        return cmd_ttl(a, false, false);
+    case C_PTTL:
+        return cmd_ttl(a, true, false);
+    case C_PERSIST:
+        return cmd_ttl(a, false, true);
+    case C_PING:
+        return cmd_ping(s, a, subscribed);
+    case C_ECHO:
+        return r_bulk_bytes(arg_bytes(a, 1));
+    case C_HELLO:
+        return cmd_hello(s, a);
+    case C_PUBLISH:
+        return cmd_publish(a);
+    case C_SUBSCRIBE:
+        return cmd_subscribe(s, a);
+    case C_UNSUBSCRIBE:
+        return cmd_unsubscribe(s, a);
+    case C_FLUSHALL:
+    case C_FLUSHDB:
         if (a->argc > 2 || (a->argc == 2 && !arg_is(a, 1, "async") && !arg_is(a, 1, "sync")))
             return r_error("ERR syntax error");
         flush_all();
         return r_ok();
-    }
-    if (!strcmp(c, "dbsize")) return cmd_dbsize();
-    if (!strcmp(c, "select")) {
+    case C_DBSIZE:
+        return cmd_dbsize();
+    case C_SELECT: {
         int64_t db;
         if (!arg_ll(a, 1, &db)) return r_not_int();
         return db == 0 ? r_ok() : r_error("ERR DB index is out of range");
     }
-    if (!strcmp(c, "client")) return cmd_client(s, a);
-    if (!strcmp(c, "config")) return cmd_config(s, a);
-    if (!strcmp(c, "command")) return cmd_command(s, a);
-    return r_ok(); /* quit */
+    case C_CLIENT:
+        return cmd_client(s, a);
+    case C_CONFIG:
+        return cmd_config(s, a);
+    case C_COMMAND:
+        return cmd_command(s, a);
+    default:
+        return r_ok(); /* quit */
+    }
 }
 
 /* ---- the service ---- */
-
-/* A response future that is ready at once. The drop runs after completion too,
- * so the message is handed over by clearing the slot. */
-typedef struct ready {
-    ek_msg *m;
-} ready;
-
-static int ready_poll(void *state, ek_cx *cx, void **out)
-{
-    ready *r = state;
-    *out = r->m;
-    r->m = NULL;
-    return EK_OK;
-}
-
-static void ready_drop(void *state)
-{
-    ready *r = state;
-    ek_msg_free(r->m); /* a response nobody took */
-    free(r);
-}
 
 static int svc_poll_ready(void *self, ek_cx *cx)
 {
@@ -1328,7 +1374,8 @@ static int svc_poll_ready(void *self, ek_cx *cx)
 static int svc_call(void *self, ek_msg *req, ek_future **resp)
 {
     session *s = self;
-    args a = {.req = req};
+    args a;
+    a.req = req;
     int64_t argc = ek_msg_resp_len(req);
     ek_msg *reply;
     if (argc <= 0) {
@@ -1336,21 +1383,16 @@ static int svc_call(void *self, ek_msg *req, ek_future **resp)
     } else {
         a.argc = (size_t)argc;
         for (size_t i = 0; i < a.argc && i < 64; i++) {
-            ek_msg *c;
             a.p[i] = NULL;
             a.n[i] = 0;
-            if (ek_msg_resp_child(req, i, &c) == EK_OK) ek_msg_data(c, &a.p[i], &a.n[i]);
+            ek_msg_resp_arg(req, i, &a.p[i], &a.n[i]);
         }
         reply = execute(s, &a);
     }
     ek_msg_free(req);
-    ready *r = reply != NULL ? malloc(sizeof *r) : NULL;
-    if (r == NULL) {
-        ek_msg_free(reply);
-        return EK_ENOMEM;
-    }
-    r->m = reply;
-    return ek_future_new(ready_poll, ready_drop, r, resp);
+    if (reply == NULL) return EK_ENOMEM;
+    /* Answered at once: a ready response future (consumes reply). */
+    return ek_service_ready(EK_OK, reply, resp);
 }
 
 static void session_free(void *self)

@@ -37,6 +37,21 @@ static void chunk_release(ek__chunk *c)
     ek__free(c);
 }
 
+void ek__chunk_retain(ek__chunk *c)
+{
+    chunk_retain(c);
+}
+
+void ek__chunk_release(ek__chunk *c)
+{
+    chunk_release(c);
+}
+
+bool ek__chunk_contains(const ek__chunk *c, const uint8_t *p)
+{
+    return (uintptr_t)p >= (uintptr_t)c->data && (uintptr_t)p - (uintptr_t)c->data < c->cap;
+}
+
 static bool chunk_unique(ek__chunk *c)
 {
     /* Acquire pairs with the release of the slice that dropped its reference last:
@@ -56,6 +71,14 @@ static ek_bytes *bytes_new(ek__chunk *c, const uint8_t *ptr, size_t len)
     b->len = len;
     if (b->chunk) chunk_retain(b->chunk);
     return b;
+}
+
+int ek__chunk_slice(ek__chunk *c, const uint8_t *p, size_t len, ek_bytes **out)
+{
+    ek_bytes *b = bytes_new(c, p, len);
+    if (b == NULL) return EK_ENOMEM;
+    *out = b;
+    return EK_OK;
 }
 
 /* ---- ek_bytes ---- */
@@ -292,6 +315,16 @@ int ek_buf_split_to(ek_buf *buf, size_t n, ek_bytes **out)
     if (buf->len == 0 && buf->chunk && chunk_unique(buf->chunk)) buf->start = 0;
     *out = b;
     return EK_OK;
+}
+
+void ek__buf_split_chunk(ek_buf *buf, size_t n, ek__chunk **chunk, const uint8_t **data)
+{
+    *chunk = buf->chunk;
+    *data = buf->chunk->data + buf->start;
+    chunk_retain(buf->chunk);
+    buf->start += n;
+    buf->len -= n;
+    /* Not unique now (the caller holds a reference): the start stays. */
 }
 
 int ek_buf_freeze(ek_buf *buf, ek_bytes **out)

@@ -39,4 +39,18 @@ struct ek_buf {
     size_t len;   /* held bytes from start */
 };
 
+/* A reference on c (held already through a buffer or slice). */
+void ek__chunk_retain(ek__chunk *c);
+/* Drop a reference (NULL ignored); the last one frees the chunk. */
+void ek__chunk_release(ek__chunk *c);
+/* Whether p points into c's bytes. */
+bool ek__chunk_contains(const ek__chunk *c, const uint8_t *p);
+/* A new handle over p[0..len) of c (taking a reference; c may be NULL when len
+ * is 0). Errors: EK_ENOMEM. */
+int ek__chunk_slice(ek__chunk *c, const uint8_t *p, size_t len, ek_bytes **out);
+/* As ek_buf_split_to without a handle: the first n (> 0, <= held) bytes leave
+ * the buffer and *chunk gets a new reference on the chunk that holds them (at
+ * *data): what a decoder keeps when its message points into the frame. */
+void ek__buf_split_chunk(ek_buf *buf, size_t n, ek__chunk **chunk, const uint8_t **data);
+
 #endif

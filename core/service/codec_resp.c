@@ -3,8 +3,10 @@
  * resp.c. Bulk strings become slices of the frame, which is split off the read
  * buffer: the payload bytes are never copied.
  */
+#include "buf/buf.h"
 #include "codec.h"
 #include "resp.h"
+#include "service/svc.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -153,27 +155,43 @@ static int ek__resp_build(const ek__resp_toks *toks, size_t *i, ek_bytes *frame,
     }
 }
 
-/* The request's arguments: inline ones are copies of the scratch buffer. */
-static int ek__resp_build_request(ek__resp *r, ek_bytes *frame, ek_msg **out)
+/* A request as one flat message (svc.h): multibulk arguments point into the
+ * frame, whose chunk the message holds; inline ones are copies of the scratch
+ * buffer in the message's own allocation. Consumes the frame's bytes of in. */
+static int ek__resp_build_request(ek__resp *r, ek_buf *in, size_t flen, ek_msg **out)
 {
-    size_t argc = r->toks.len - 1;
-    ek_msg *agg;
-    int rc = ek_msg_resp_aggregate(EK_RESP_ARRAY, argc, &agg);
-    if (rc != EK_OK) return rc;
-    for (size_t k = 1; k <= argc && rc == EK_OK; k++) {
-        const ek__resp_tok *t = &r->toks.v[k];
-        ek_msg *arg;
-        if (t->inl)
-            rc = ek_msg_resp_string(EK_RESP_BULK, t->len ? r->scratch + t->off : "", t->len, &arg);
+    size_t argc = r->toks.len - 1, extra = 0;
+    bool framed = false;
+    for (size_t k = 1; k <= argc; k++) {
+        if (r->toks.v[k].inl)
+            extra += r->toks.v[k].len;
         else
-            rc = ek__resp_string(frame, t, EK_RESP_BULK, &arg);
-        if (rc == EK_OK) rc = ek_msg_resp_append(agg, arg);
+            framed = true;
     }
-    if (rc != EK_OK) {
-        ek_msg_free(agg);
-        return rc;
+    ek_msg *m;
+    uint8_t *space;
+    int rc = ek__msg_request_new(argc, extra, &m, &space);
+    if (rc != EK_OK) return rc;
+    const uint8_t *base = ek_buf_data(in);
+    for (size_t k = 1; k <= argc; k++) {
+        const ek__resp_tok *t = &r->toks.v[k];
+        if (t->inl) {
+            if (t->len) memcpy(space, r->scratch + t->off, t->len);
+            ek__msg_request_set(m, k - 1, space, t->len);
+            space += t->len;
+        } else {
+            ek__msg_request_set(m, k - 1, base + t->off, t->len);
+        }
     }
-    *out = agg;
+    if (framed) {
+        ek__chunk *chunk;
+        const uint8_t *data;
+        ek__buf_split_chunk(in, flen, &chunk, &data);
+        ek__msg_request_hold(m, chunk);
+    } else {
+        (void)ek_buf_discard(in, flen);
+    }
+    *out = m;
     return EK_OK;
 }
 
@@ -226,14 +244,17 @@ static int ek__resp_decode(void *self, ek_buf *in, ek_msg **out, const char **re
             rc = ek__resp_note_hello(r, buf);
             if (rc != EK_OK) return rc;
         }
+        if (r->server) {
+            rc = ek__resp_build_request(r, in, flen, out);
+            if (rc == EK_OK) r->decoded++;
+            return rc;
+        }
         ek_bytes *frame;
         rc = ek_buf_split_to(in, flen, &frame);
         if (rc != EK_OK) return rc;
         size_t i = 0;
-        rc = r->server ? ek__resp_build_request(r, frame, out)
-                       : ek__resp_build(&r->toks, &i, frame, out);
+        rc = ek__resp_build(&r->toks, &i, frame, out);
         ek_bytes_release(frame);
-        if (rc == EK_OK && r->server) r->decoded++;
         return rc;
     }
 }

@@ -23,11 +23,20 @@ typedef struct ek__http {
     int status, version, keep_alive;
 } ek__http;
 
+/* An argument of a flat request: bytes of the frame's chunk, or of the
+ * message's own allocation (an inline command's decoded argument). */
+typedef struct ek__arg {
+    const uint8_t *p;
+    size_t len;
+} ek__arg;
+
 struct ek_msg {
     uint32_t tag; /* EK__TAG_MSG */
     uint8_t kind;
     uint8_t rtype;   /* RESP type */
     uint8_t is_null; /* RESP null */
+    uint8_t flat;    /* a flat request (u.flat): an ARRAY of bulk strings */
+    uint8_t shared;  /* a static shared reply: never freed, never changed */
     char vfmt[4];    /* verbatim format */
     ek_bytes *payload;
     ek_msg *attr; /* RESP attribute */
@@ -39,6 +48,16 @@ struct ek_msg {
             ek_msg **v;
             size_t n, cap;
         } agg;
+        /* A request as the RESP server codec decodes it: one allocation (this
+         * message, the argument vector after it, then the bytes of inline
+         * arguments), the frame's chunk held by one reference. A function that
+         * needs child messages (ek_msg_resp_child, take, append) turns it into
+         * an ordinary aggregate first (flat_expand). */
+        struct {
+            ek__chunk *chunk; /* NULL when every argument is inline */
+            ek__arg *a;
+            size_t n;
+        } flat;
         ek__http *http;
         struct {
             void *obj;
@@ -83,12 +102,14 @@ int ek_msg_kind(const ek_msg *m)
 
 void ek_msg_free(ek_msg *m)
 {
-    if (!IS_MSG(m)) return;
+    if (!IS_MSG(m) || m->shared) return;
     ek_bytes_release(m->payload);
     ek_msg_free(m->attr);
     switch (m->kind) {
     case EK_MSG_RESP:
-        if (is_resp_aggregate(m->rtype)) {
+        if (m->flat) {
+            ek__chunk_release(m->u.flat.chunk);
+        } else if (is_resp_aggregate(m->rtype)) {
             for (size_t i = 0; i < m->u.agg.n; i++) ek_msg_free(m->u.agg.v[i]);
             ek__free(m->u.agg.v);
         }
@@ -136,9 +157,16 @@ fail:
     return NULL;
 }
 
+static int flat_clone(const ek_msg *m, ek_msg **out);
+
 int ek_msg_clone(const ek_msg *m, ek_msg **out)
 {
     if (!IS_MSG(m) || out == NULL) return EK_EINVAL;
+    if (m->shared) { /* immutable and never freed: the same message will do */
+        *out = (ek_msg *)m;
+        return EK_OK;
+    }
+    if (m->flat) return flat_clone(m, out);
     if (m->kind == EK_MSG_STREAM) return EK_ENOTSUP;
     if (m->kind == EK_MSG_HOST && m->u.host.clone == NULL) return EK_ENOTSUP;
     ek_msg *c = msg_new(m->kind);
@@ -425,10 +453,183 @@ static int resp_agg(const ek_msg *m)
     return m->is_null ? EK_EEMPTY : EK_OK;
 }
 
+/* ---- flat requests ---- */
+
+int ek__msg_request_new(size_t argc, size_t inline_bytes, ek_msg **out, uint8_t **space)
+{
+    if (argc > (SIZE_MAX - sizeof(ek_msg) - inline_bytes) / sizeof(ek__arg)) return EK_ENOMEM;
+    ek_msg *m = ek__malloc(sizeof *m + argc * sizeof(ek__arg) + inline_bytes);
+    if (m == NULL) return EK_ENOMEM;
+    memset(m, 0, sizeof *m);
+    m->tag = EK__TAG_MSG;
+    m->kind = EK_MSG_RESP;
+    m->rtype = EK_RESP_ARRAY;
+    m->flat = 1;
+    m->u.flat.a = (ek__arg *)(m + 1);
+    m->u.flat.n = argc;
+    *space = (uint8_t *)(m->u.flat.a + argc);
+    *out = m;
+    return EK_OK;
+}
+
+void ek__msg_request_set(ek_msg *m, size_t i, const uint8_t *p, size_t len)
+{
+    m->u.flat.a[i] = (ek__arg){p, len};
+}
+
+void ek__msg_request_hold(ek_msg *m, ek__chunk *chunk)
+{
+    m->u.flat.chunk = chunk;
+}
+
+/* Whether argument a of flat m lives in m's own allocation (inline). */
+static bool flat_inline(const ek_msg *m, const ek__arg *a)
+{
+    return a->len > 0 && (m->u.flat.chunk == NULL || !ek__chunk_contains(m->u.flat.chunk, a->p));
+}
+
+/* Argument i as a new ek_bytes: a slice of the chunk, or a copy of an inline one. */
+static int flat_arg_bytes(const ek_msg *m, size_t i, ek_bytes **out)
+{
+    const ek__arg *a = &m->u.flat.a[i];
+    if (flat_inline(m, a)) return ek_bytes_copy(a->p, a->len, out);
+    return ek__chunk_slice(m->u.flat.chunk, a->p, a->len, out);
+}
+
+static int flat_clone(const ek_msg *m, ek_msg **out)
+{
+    size_t n = m->u.flat.n, extra = 0;
+    for (size_t i = 0; i < n; i++)
+        if (flat_inline(m, &m->u.flat.a[i])) extra += m->u.flat.a[i].len;
+    ek_msg *c;
+    uint8_t *space;
+    int rc = ek__msg_request_new(n, extra, &c, &space);
+    if (rc == EK_OK && m->attr) {
+        rc = ek_msg_clone(m->attr, &c->attr);
+        if (rc != EK_OK) ek__free(c);
+    }
+    if (rc != EK_OK) return rc;
+    for (size_t i = 0; i < n; i++) {
+        ek__arg a = m->u.flat.a[i];
+        if (flat_inline(m, &m->u.flat.a[i])) {
+            memcpy(space, a.p, a.len);
+            a.p = space;
+            space += a.len;
+        }
+        c->u.flat.a[i] = a;
+    }
+    if (m->u.flat.chunk) ek__chunk_retain(m->u.flat.chunk);
+    c->u.flat.chunk = m->u.flat.chunk;
+    *out = c;
+    return EK_OK;
+}
+
+/* Make a flat request an ordinary aggregate of bulk strings (children that
+ * slice the frame). Its own allocation stays (the vector's memory goes unused).
+ * A message is used by one thread at a time, so a const accessor may do this. */
+static int flat_expand(const ek_msg *cm)
+{
+    ek_msg *m = (ek_msg *)cm;
+    if (!m->flat) return EK_OK;
+    size_t n = m->u.flat.n;
+    ek_msg **v = n ? ek__malloc(n * sizeof *v) : NULL;
+    if (n && v == NULL) return EK_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ek_bytes *b;
+        int rc = flat_arg_bytes(m, i, &b);
+        if (rc == EK_OK) rc = ek_msg_resp_string_bytes(EK_RESP_BULK, b, &v[i]);
+        if (rc != EK_OK) {
+            while (i > 0) ek_msg_free(v[--i]);
+            ek__free(v);
+            return rc;
+        }
+    }
+    ek__chunk_release(m->u.flat.chunk);
+    m->flat = 0;
+    m->u.agg.v = v;
+    m->u.agg.n = m->u.agg.cap = n;
+    return EK_OK;
+}
+
+/* The string value of child m, for ek_msg_resp_arg: EK_EKIND if not a string. */
+static int arg_child(const ek_msg *m, size_t i, const ek_msg **child)
+{
+    int rc = resp_agg(m);
+    if (rc != EK_OK) return rc;
+    if (i >= (m->flat ? m->u.flat.n : m->u.agg.n)) return EK_ERANGE;
+    if (m->flat) return EK_OK;
+    const ek_msg *c = m->u.agg.v[i];
+    if (c->kind != EK_MSG_RESP || (!is_resp_string(c->rtype) && c->rtype != EK_RESP_VERBATIM))
+        return EK_EKIND;
+    if (c->is_null) return EK_EEMPTY;
+    *child = c;
+    return EK_OK;
+}
+
+int ek_msg_resp_arg(const ek_msg *m, size_t i, const uint8_t **data, size_t *len)
+{
+    const ek_msg *c = NULL;
+    int rc = arg_child(m, i, &c);
+    if (rc != EK_OK) return rc;
+    const uint8_t *p = c ? c->payload->ptr : m->u.flat.a[i].p;
+    size_t n = c ? c->payload->len : m->u.flat.a[i].len;
+    if (data) *data = p;
+    if (len) *len = n;
+    return EK_OK;
+}
+
+int ek_msg_resp_arg_bytes(const ek_msg *m, size_t i, ek_bytes **out)
+{
+    const ek_msg *c = NULL;
+    int rc = out ? arg_child(m, i, &c) : EK_EINVAL;
+    if (rc != EK_OK) return rc;
+    return c ? ek_bytes_clone(c->payload, out) : flat_arg_bytes(m, i, out);
+}
+
+/* ---- shared replies ---- */
+
+#define EK__SHARED_BYTES(s)                                                                        \
+    {                                                                                              \
+        .tag = EK__TAG_BYTES, .refs = 1u << 30, .ptr = (const uint8_t *)(s), .len = sizeof(s) - 1  \
+    }
+static ek_bytes shared_ok = EK__SHARED_BYTES("OK"), shared_pong = EK__SHARED_BYTES("PONG"),
+                shared_empty = EK__SHARED_BYTES("");
+#define EK__SHARED(type, ...)                                                                      \
+    {                                                                                              \
+        .tag = EK__TAG_MSG, .kind = EK_MSG_RESP, .rtype = (type), .shared = 1, __VA_ARGS__         \
+    }
+static ek_msg shared_msgs[] = {
+    [EK_RESP_SHARED_OK] = EK__SHARED(EK_RESP_SIMPLE, .payload = &shared_ok),
+    [EK_RESP_SHARED_PONG] = EK__SHARED(EK_RESP_SIMPLE, .payload = &shared_pong),
+    [EK_RESP_SHARED_NULL_BULK] = EK__SHARED(EK_RESP_BULK, .is_null = 1),
+    [EK_RESP_SHARED_NULL_ARRAY] = EK__SHARED(EK_RESP_ARRAY, .is_null = 1),
+    [EK_RESP_SHARED_NULL] = EK__SHARED(EK_RESP_NULL),
+    [EK_RESP_SHARED_ZERO] = EK__SHARED(EK_RESP_INTEGER, .u.i = 0),
+    [EK_RESP_SHARED_ONE] = EK__SHARED(EK_RESP_INTEGER, .u.i = 1),
+    [EK_RESP_SHARED_EMPTY_BULK] = EK__SHARED(EK_RESP_BULK, .payload = &shared_empty),
+    [EK_RESP_SHARED_EMPTY_ARRAY] = EK__SHARED(EK_RESP_ARRAY),
+};
+
+int ek_msg_resp_shared(int which, ek_msg **out)
+{
+    if (out == NULL || which < 0 || (size_t)which >= sizeof shared_msgs / sizeof *shared_msgs)
+        return EK_EINVAL;
+    *out = &shared_msgs[which];
+    return EK_OK;
+}
+
+int ek_msg_is_shared(const ek_msg *m)
+{
+    return IS_MSG(m) ? m->shared : EK_EINVAL;
+}
+
 int ek_msg_resp_append(ek_msg *agg, ek_msg *child)
 {
     int rc = resp_agg(agg);
     if (rc == EK_EEMPTY) rc = EK_EKIND;
+    if (rc == EK_OK && agg->shared) rc = EK_EPERM;
+    if (rc == EK_OK && child == agg) rc = EK_EINVAL;
+    if (rc == EK_OK) rc = flat_expand(agg);
     if (rc == EK_OK && (!IS_MSG(child) || child->kind != EK_MSG_RESP || child == agg))
         rc = EK_EINVAL;
     if (rc == EK_OK && agg->u.agg.n == agg->u.agg.cap) {
@@ -452,12 +653,15 @@ int ek_msg_resp_append(ek_msg *agg, ek_msg *child)
 int64_t ek_msg_resp_len(const ek_msg *m)
 {
     int rc = resp_agg(m);
-    return rc == EK_OK ? (int64_t)m->u.agg.n : rc;
+    if (rc != EK_OK) return rc;
+    return (int64_t)(m->flat ? m->u.flat.n : m->u.agg.n);
 }
 
 int ek_msg_resp_child(const ek_msg *m, size_t i, ek_msg **out)
 {
     int rc = out ? resp_agg(m) : EK_EINVAL;
+    if (rc == EK_OK && m->flat && i >= m->u.flat.n) rc = EK_ERANGE;
+    if (rc == EK_OK) rc = flat_expand(m);
     if (rc != EK_OK) return rc;
     if (i >= m->u.agg.n) return EK_ERANGE;
     *out = m->u.agg.v[i];
@@ -466,7 +670,7 @@ int ek_msg_resp_child(const ek_msg *m, size_t i, ek_msg **out)
 
 int ek_msg_resp_take(ek_msg *m, size_t i, ek_msg **out)
 {
-    int rc = ek_msg_resp_child(m, i, out);
+    int rc = IS_MSG(m) && m->shared ? EK_EPERM : ek_msg_resp_child(m, i, out);
     if (rc != EK_OK) return rc;
     memmove(&m->u.agg.v[i], &m->u.agg.v[i + 1], (m->u.agg.n - i - 1) * sizeof *m->u.agg.v);
     m->u.agg.n--;
@@ -481,6 +685,8 @@ int ek_msg_resp_set_attribute(ek_msg *m, ek_msg *attr)
         rc = EK_EINVAL;
     else if (m->kind != EK_MSG_RESP)
         rc = EK_EKIND;
+    else if (m->shared)
+        rc = EK_EPERM;
     if (rc != EK_OK) {
         if (attr != m) ek_msg_free(attr);
         return rc;

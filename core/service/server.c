@@ -10,15 +10,24 @@
  *   2. write the completed head of the queue into the output buffer, in order;
  *      a stream response gives its first frame there, then joins the push list;
  *   3. write whatever frames the push streams have;
- *   4. decode requests and call the service while the queue and the output buffer
- *      have room (back-pressure: otherwise the task does not read);
- *   5. read more bytes if the decoder wants them;
- *   6. write the output buffer to the stream.
+ *   4. decode every whole request the read buffer holds and call the service,
+ *      while the queue and the output buffer have room (back-pressure: otherwise
+ *      the task does not read); each response is polled once as its call
+ *      returns, so the ones answered at once are written (2 again) in this round;
+ *   5. write the output buffer to the stream: every response that is ready goes
+ *      out in one write per round, not one per response;
+ *   6. read more bytes if the decoder wants them, unless a read of this poll
+ *      already found none (the stream's waker is registered then: reading again
+ *      before the task is woken would only return EAGAIN once more).
+ * Responses are called through ek__service_call_counted: the connection holds
+ * its service handle past every response, so no wrapping future is made per
+ * request (svc.h).
  * The server's shared state (ek__srv) is reference-counted by the handle, the
  * accept task and each connection, so the tasks and the handle may go in any
  * order (runtime shutdown drops the tasks; ek_server_free drops the handle).
  */
 #include "codec.h"
+#include "service/svc.h"
 
 #include <stdio.h>
 
@@ -146,7 +155,7 @@ int ek_server_options_set_log(ek_server_options *o, ek_server_log_fn fn, void *u
 /* ---- a connection ---- */
 
 typedef struct ek__slot {
-    ek_future *fut; /* NULL once complete */
+    ek_future *fut; /* NULL once complete; pending on the service until then */
     ek_msg *resp;
     int rc;
     bool started; /* an ordered stream: its first frame is written */
@@ -168,6 +177,7 @@ typedef struct ek__conn {
     size_t npush, pushcap;
     ek_msg *held; /* decoded, waiting for the service to be ready */
     bool eof, stop, error_written, dead;
+    bool read_blocked; /* a read of this poll returned EK_PENDING */
     bool codec_closed; /* the codec ended the conversation (HTTP's Connection: close) */
     bool lingering;    /* closing: write side shut, reading what the peer still sends */
     size_t lingered;   /* bytes discarded while lingering */
@@ -195,7 +205,10 @@ static void ek__conn_drop(void *state)
     if (c->err != 0 && s->opt.log != NULL) s->opt.log(s->opt.log_ud, c->err, c->reason, c->peer);
     for (size_t i = 0; i < c->qlen; i++) {
         ek__slot *sl = &c->q[(c->qhead + i) % c->qcap];
-        ek_future_drop(sl->fut);
+        if (sl->fut != NULL) {
+            ek_future_drop(sl->fut);
+            ek__service_end(c->svc);
+        }
         ek_msg_free(sl->resp);
     }
     ek__free(c->q);
@@ -239,22 +252,29 @@ static int ek__conn_encode(ek__conn *c, ek_msg *m, int what)
     return rc;
 }
 
+/* Poll one in-flight response: true when it completed (or was cancelled by a
+ * close deadline of the service, as the wrapping future of ek_service_call does). */
+static bool ek__conn_poll_slot(ek__conn *c, ek__slot *sl, ek_cx *cx)
+{
+    void *out = NULL;
+    int rc = ek__service_forced(c->svc) ? EK_ECANCELED : ek_future_poll(sl->fut, cx, &out);
+    if (rc == EK_PENDING) return false;
+    ek_future_drop(sl->fut);
+    sl->fut = NULL;
+    ek__service_end(c->svc);
+    sl->rc = rc;
+    sl->resp = rc == EK_OK ? out : NULL;
+    if (rc == EK_OK && out == NULL) sl->rc = EK_EINVAL; /* a response must be a message */
+    return true;
+}
+
 /* 1: in-flight futures. */
 static bool ek__conn_poll_responses(ek__conn *c, ek_cx *cx)
 {
     bool moved = false;
     for (size_t i = 0; i < c->qlen; i++) {
         ek__slot *sl = &c->q[(c->qhead + i) % c->qcap];
-        if (sl->fut == NULL) continue;
-        void *out = NULL;
-        int rc = ek_future_poll(sl->fut, cx, &out);
-        if (rc == EK_PENDING) continue;
-        ek_future_drop(sl->fut);
-        sl->fut = NULL;
-        sl->rc = rc;
-        sl->resp = rc == EK_OK ? out : NULL;
-        if (rc == EK_OK && out == NULL) sl->rc = EK_EINVAL; /* a response must be a message */
-        moved = true;
+        if (sl->fut != NULL && ek__conn_poll_slot(c, sl, cx)) moved = true;
     }
     return moved;
 }
@@ -264,7 +284,10 @@ static void ek__conn_abandon_queue(ek__conn *c)
 {
     for (; c->qlen > 0; c->qlen--, c->qhead = (c->qhead + 1) % c->qcap) {
         ek__slot *sl = &c->q[c->qhead];
-        ek_future_drop(sl->fut);
+        if (sl->fut != NULL) {
+            ek_future_drop(sl->fut);
+            ek__service_end(c->svc);
+        }
         ek_msg_free(sl->resp);
         sl->fut = NULL;
         sl->resp = NULL;
@@ -460,13 +483,19 @@ static bool ek__conn_decode_and_call(ek__conn *c, ek_cx *cx, bool *want_read)
         ek_future *fut = NULL;
         ek_msg *req = c->held;
         c->held = NULL;
-        rc = ek_service_call(c->svc, req, &fut);
+        rc = ek__service_call_counted(c->svc, req, &fut);
+        if (rc != EK_OK) fut = NULL;
         ek__srv_count(c->srv, EK_SERVER_METRIC_REQUESTS, 1);
         if (ek__conn_push_slot(c, fut, rc) != EK_OK) {
-            ek_future_drop(fut);
+            if (fut != NULL) {
+                ek_future_drop(fut);
+                ek__service_end(c->svc);
+            }
             ek__conn_fail(c, EK_ENOMEM, NULL);
             return true;
         }
+        /* Poll it once now: a response answered at once is written this round. */
+        if (fut != NULL) (void)ek__conn_poll_slot(c, &c->q[(c->qhead + c->qlen - 1) % c->qcap], cx);
         moved = true;
     }
     return moved;
@@ -488,7 +517,10 @@ static bool ek__conn_read(ek__conn *c, ek_cx *cx)
     }
     size_t n = 0;
     rc = ek_stream_read(c->io, cx, tail, avail, &n);
-    if (rc == EK_PENDING) return false;
+    if (rc == EK_PENDING) {
+        c->read_blocked = true;
+        return false;
+    }
     if (rc != EK_OK) {
         c->dead = true; /* the socket failed: nothing more can be written */
         ek__conn_fail(c, rc, NULL);
@@ -600,13 +632,17 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
     }
     if (atomic_load_explicit(&s->force, memory_order_acquire)) return EK_OK;
     if (c->lingering) return ek__conn_linger(c, cx);
+    c->read_blocked = false;
     for (;;) {
         if (atomic_load_explicit(&s->closing, memory_order_acquire)) c->stop = true;
         bool moved = ek__conn_poll_responses(c, cx);
         moved |= ek__conn_write_head(c, cx);
         if (!c->stop || c->err != 0) moved |= ek__conn_write_push(c, cx);
         bool want_read = false;
-        moved |= ek__conn_decode_and_call(c, cx, &want_read);
+        if (ek__conn_decode_and_call(c, cx, &want_read)) {
+            moved = true;
+            (void)ek__conn_write_head(c, cx); /* the responses answered at once */
+        }
         if (want_read && c->qlen == 0 && c->ext != NULL && c->ext->interim != NULL && c->err == 0) {
             /* Everything before the request being read is written: the codec
              * may owe the client something meanwhile (100 Continue). */
@@ -615,14 +651,16 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
             if (rc != EK_OK) ek__conn_fail(c, rc, NULL);
             if (ek_buf_len(c->out) != before) moved = true;
         }
-        if (want_read && !c->eof && !c->stop) moved |= ek__conn_read(c, cx);
         if (c->err != 0 && c->qlen == 0 && !c->error_written && !c->dead) {
             /* Everything owed is encoded: the error reply, then close. */
             (void)ek_codec_encode_error(c->codec, c->err, c->reason, c->out);
             c->error_written = true;
             moved = true;
         }
+        /* The replies first (one write for all that are ready), then the read:
+         * a pipelining client sends its next requests only once it has them. */
         moved |= ek__conn_flush(c, cx);
+        if (want_read && !c->eof && !c->stop && !c->read_blocked) moved |= ek__conn_read(c, cx);
         bool drained = c->qlen == 0 && c->held == NULL && ek_buf_len(c->out) == 0;
         if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
                                                                 atomic_load(&s->closing))))))

@@ -160,6 +160,27 @@ static int call_wrapped(ek_service *svc, ek_msg *req, ek_future **resp)
     return EK_OK;
 }
 
+int ek__service_call_counted(ek_service *svc, ek_msg *req, ek_future **resp)
+{
+    int rc = ek__service_call_raw(svc, req, resp);
+    if (rc == EK_OK) atomic_fetch_add(&svc->pending, 1);
+    return rc;
+}
+
+void ek__service_end(ek_service *svc)
+{
+    /* seq_cst as in resp_finish. */
+    if (atomic_fetch_sub(&svc->pending, 1) == 1) {
+        ek_notify *n = atomic_load(&svc->close_notify);
+        if (n) ek_notify_waiters(n);
+    }
+}
+
+bool ek__service_forced(ek_service *svc)
+{
+    return atomic_load_explicit(&svc->force, memory_order_relaxed);
+}
+
 int ek_service_call(ek_service *svc, ek_msg *req, ek_future **resp)
 {
     if (!IS_SVC(svc)) {
@@ -321,6 +342,19 @@ int ek__future_ready(int rc, ek_msg *msg, ek_future **out)
     r->rc = rc;
     r->msg = msg;
     return EK_OK;
+}
+
+int ek_service_ready(int rc, ek_msg *resp, ek_future **out)
+{
+    if (out == NULL || rc > 0 || (rc == EK_OK && resp == NULL)) {
+        ek_msg_free(resp);
+        return EK_EINVAL;
+    }
+    if (rc != EK_OK) {
+        ek_msg_free(resp);
+        resp = NULL;
+    }
+    return ek__future_ready(rc, resp, out);
 }
 
 int ek__future_error(int rc, ek_future **out)

@@ -52,6 +52,15 @@ void ek__service_disarm(ek_service *svc);
 int ek__service_status(ek_service *svc);
 void ek__service_retain(ek_service *svc);
 void ek__service_release(ek_service *svc);
+/* For a caller that holds its handle past every response it makes (the framed
+ * server's connection): ek_service_call without the wrapping future (one
+ * allocation less per call). The response counts as pending until the caller
+ * calls ek__service_end once for it (when it completes or is dropped), before it
+ * frees the handle; ek__service_forced says that a close deadline passed (the
+ * caller then cancels its responses, as the wrapper does). */
+int ek__service_call_counted(ek_service *svc, ek_msg *req, ek_future **resp);
+void ek__service_end(ek_service *svc);
+bool ek__service_forced(ek_service *svc);
 /* ek_service_call without the tag check (for holders of a reference). */
 int ek__service_call(ek_service *svc, ek_msg *req, ek_future **resp);
 /* A new handle from svc's clone hook without looking at the handle's own state
@@ -64,6 +73,17 @@ int ek__future_error(int rc, ek_future **out);
 /* A future that completes at once with rc and *out = msg (owned until taken). On
  * error msg is freed. Errors: EK_ENOMEM. */
 int ek__future_ready(int rc, ek_msg *msg, ek_future **out);
+
+/* Flat RESP requests (msg.c): what the RESP server codec decodes, one
+ * allocation per request. ek__msg_request_new makes an ARRAY of argc bulk
+ * strings, unset, with `inline_bytes` of room for arguments that are not in
+ * the frame (*space); set each argument with ek__msg_request_set (p in the held
+ * chunk or in *space) and give it the frame's chunk reference with
+ * ek__msg_request_hold (none if every argument is in *space). Errors: EK_ENOMEM. */
+struct ek__chunk;
+int ek__msg_request_new(size_t argc, size_t inline_bytes, ek_msg **out, uint8_t **space);
+void ek__msg_request_set(ek_msg *m, size_t i, const uint8_t *p, size_t len);
+void ek__msg_request_hold(ek_msg *m, struct ek__chunk *chunk);
 
 /* User data with its drop function, shared by a middleware and its clones
  * (map, retry): the drop runs once, with the last reference. */

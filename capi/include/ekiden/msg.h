@@ -147,22 +147,63 @@ EK_EXTERN int ek_msg_resp_aggregate(int type, size_t capacity, ek_msg **out);
 /* Append a child (consumed, even on error; must be a RESP message). For MAP and
  * ATTRIBUTE, append key then value. Errors: EK_EINVAL (a bad handle, a child that
  * is not RESP, or agg itself), EK_EKIND (agg is not an aggregate, or is a null
- * array), EK_ENOMEM. */
+ * array), EK_EPERM (agg is a shared reply), EK_ENOMEM. */
 EK_EXTERN int ek_msg_resp_append(ek_msg *agg, ek_msg *child);
 /* Number of children (for MAP and ATTRIBUTE: keys plus values, so pairs * 2), or
  * EK_EINVAL, EK_EKIND (not an aggregate), EK_EEMPTY (a null array). */
 EK_EXTERN int64_t ek_msg_resp_len(const ek_msg *m);
 /* Child i, borrowed. Errors: EK_EINVAL, EK_EKIND, EK_EEMPTY (null array),
- * EK_ERANGE (i >= length). */
+ * EK_ERANGE (i >= length), EK_ENOMEM (a flat request's children are made at the
+ * first call: see ek_msg_resp_arg). */
 EK_EXTERN int ek_msg_resp_child(const ek_msg *m, size_t i, ek_msg **out);
 /* Remove child i and hand it to the caller (the later ones move up): how a
- * service takes a request's arguments without copying. Same errors. */
+ * service takes a request's arguments without copying. Same errors, and
+ * EK_EPERM for a shared reply. */
 EK_EXTERN int ek_msg_resp_take(ek_msg *m, size_t i, ek_msg **out);
+
+/*
+ * The bytes of argument i of an array of strings (a request: the command name is
+ * argument 0), borrowed until the message is changed or freed. The RESP server
+ * codec decodes a request as a flat array (one allocation: the arguments are
+ * slices of the read buffer, with no ek_msg per argument); this reads it without
+ * making the child messages that ek_msg_resp_child would (on the first call it
+ * turns a flat request into an ordinary aggregate, which costs a message and a
+ * slice per argument). Any array of strings works the same. No allocation.
+ * Errors: EK_EINVAL, EK_EKIND (not an aggregate, or child i not a string type),
+ * EK_EEMPTY (a null array or a null child), EK_ERANGE (i >= length).
+ */
+EK_EXTERN int ek_msg_resp_arg(const ek_msg *m, size_t i, const uint8_t **data, size_t *len);
+/* The same as an ek_bytes of the caller's (release it): a new slice of the read
+ * buffer, not a copy (an inline command's argument is copied), to keep an
+ * argument beyond the message. Errors: as ek_msg_resp_arg, and EK_ENOMEM. */
+EK_EXTERN int ek_msg_resp_arg_bytes(const ek_msg *m, size_t i, ek_bytes **out);
+
+/*
+ * Shared replies: static, immutable messages that cost no allocation, for the
+ * replies a server sends most (redis's shared objects). ek_msg_free of one does
+ * nothing, ek_msg_clone gives the same message, and a change (an attribute, an
+ * appended child, take) gives EK_EPERM; everything else reads them as any
+ * message. Any thread, at once (they are only read). Errors: EK_EINVAL (NULL out,
+ * an unknown `which`).
+ */
+#define EK_RESP_SHARED_OK          0 /* +OK */
+#define EK_RESP_SHARED_PONG        1 /* +PONG */
+#define EK_RESP_SHARED_NULL_BULK   2 /* $-1 (RESP3: _) */
+#define EK_RESP_SHARED_NULL_ARRAY  3 /* *-1 (RESP3: _) */
+#define EK_RESP_SHARED_NULL        4 /* RESP3 _ (RESP2: $-1) */
+#define EK_RESP_SHARED_ZERO        5 /* :0 */
+#define EK_RESP_SHARED_ONE         6 /* :1 */
+#define EK_RESP_SHARED_EMPTY_BULK  7 /* $0 */
+#define EK_RESP_SHARED_EMPTY_ARRAY 8 /* *0 */
+EK_EXTERN int ek_msg_resp_shared(int which, ek_msg **out);
+/* 1 for a shared reply, 0 for an owned message, or EK_EINVAL. */
+EK_EXTERN int ek_msg_is_shared(const ek_msg *m);
 
 /* RESP3 attributes annotate the value that follows them on the wire: attach an
  * ATTRIBUTE (consumed, even on error; replacing any earlier one) to a value, which
  * the encoder writes before it; a decoder attaches the attribute it read.
- * Errors: EK_EINVAL (attr not an ATTRIBUTE), EK_EKIND (m not RESP), EK_ENOMEM. */
+ * Errors: EK_EINVAL (attr not an ATTRIBUTE), EK_EKIND (m not RESP), EK_EPERM (a
+ * shared reply), EK_ENOMEM. */
 EK_EXTERN int ek_msg_resp_set_attribute(ek_msg *m, ek_msg *attr);
 /* The attached attribute, borrowed (*out NULL if none). Errors: EK_EINVAL,
  * EK_EKIND. */

@@ -99,6 +99,16 @@ EK_EXTERN int ek_service_poll_ready(ek_service *svc, ek_cx *cx);
  */
 EK_EXTERN int ek_service_call(ek_service *svc, ek_msg *req, ek_future **resp);
 
+/*
+ * A response future that is complete at once: EK_OK with resp (consumed, even on
+ * error; may be a shared reply, ekiden/msg.h), or the error rc (< 0; resp NULL).
+ * What a vtable's call gives when it answers without waiting. A server polls a
+ * response once when the call returns, so a ready one costs no more than this
+ * future (one allocation). Any thread.
+ * Errors: EK_EINVAL (NULL out, rc positive, rc EK_OK without resp), EK_ENOMEM.
+ */
+EK_EXTERN int ek_service_ready(int rc, ek_msg *resp, ek_future **out);
+
 /* Give back what the last successful poll_ready reserved (rule 2), or the place
  * a pending poll_ready holds in a queue; a no-op when there is none.
  * Errors: EK_EINVAL. */
