@@ -12,11 +12,13 @@
 #   bench/redis.sh [N] [ROUNDS]     (default 1000000 requests per row, 3 rounds)
 #
 # Run it alone on the machine (on a shared one: flock /work/bench.lock).
-# Environment: BUILD (default build: where mini_redis is; built if missing).
+# Environment: BUILD (default build: where mini_redis is; built if missing),
+# PIPELINES (default "1 16": the -P values to run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-1000000}
 rounds=${2:-3}
+pipelines=${PIPELINES:-1 16}
 build=$root/${BUILD:-build}
 [ -x "$build/mini_redis" ] || "$root/scripts/build.sh" "$build" "" -- --target mini_redis >/dev/null
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -44,7 +46,7 @@ run() {
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $rounds rounds of -n $n"
 for r in $(seq "$rounds"); do
-  for p in 1 16; do
+  for p in $pipelines; do
     if [ $((r % 2)) = 1 ]; then
       run redis "$rport" "$p"
       run mini "$mport" "$p"
@@ -58,7 +60,7 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| row (-n $n -c 50, $rounds rounds) | redis-server req/s | mini_redis req/s | ratio (median) | ratio spread |"
 echo "| --- | ---: | ---: | ---: | ---: |"
-for p in 1 16; do
+for p in $pipelines; do
   for row in $rows; do
     paste "$tmp/redis.$p.$row" "$tmp/mini.$p.$row" | awk -v row="$row$([ "$p" = 16 ] && echo " -P 16")" '
       function median(a, k,   i, j, t) {

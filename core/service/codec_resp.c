@@ -293,19 +293,42 @@ static int ek__put_head(ek_buf *out, char type, int64_t n)
     return ek__put(out, line, k);
 }
 
+/* Room for n more bytes at the end of out, in one reserve (a reply is written
+ * whole, not piece by piece); ek_buf_advance(out, n) once written. */
+static uint8_t *ek__room(ek_buf *out, size_t n)
+{
+    uint8_t *tail;
+    return ek_buf_reserve(out, n, &tail, NULL) == EK_OK ? tail : NULL;
+}
+
 static int ek__put_bulk(ek_buf *out, char type, const uint8_t *d, size_t n)
 {
-    int rc = ek__put_head(out, type, (int64_t)n);
-    if (rc == EK_OK) rc = ek__put(out, d, n);
-    return rc == EK_OK ? ek__put(out, "\r\n", 2) : rc;
+    if (n > EK_BUF_MAX - 32) return EK_ERANGE;
+    uint8_t *p = ek__room(out, n + 32);
+    if (p == NULL) return EK_ENOMEM;
+    size_t k = 0;
+    p[k++] = (uint8_t)type;
+    k += ek__fmt_int((int64_t)n, (char *)p + k);
+    p[k++] = '\r';
+    p[k++] = '\n';
+    if (n) memcpy(p + k, d, n);
+    k += n;
+    p[k++] = '\r';
+    p[k++] = '\n';
+    return ek_buf_advance(out, k);
 }
 
 static int ek__put_line(ek_buf *out, char type, const uint8_t *d, size_t n)
 {
     if (memchr(d, '\r', n) != NULL || memchr(d, '\n', n) != NULL) return EK_EINVAL;
-    int rc = ek__put(out, &type, 1);
-    if (rc == EK_OK) rc = ek__put(out, d, n);
-    return rc == EK_OK ? ek__put(out, "\r\n", 2) : rc;
+    if (n > EK_BUF_MAX - 3) return EK_ERANGE;
+    uint8_t *p = ek__room(out, n + 3);
+    if (p == NULL) return EK_ENOMEM;
+    p[0] = (uint8_t)type;
+    if (n) memcpy(p + 1, d, n);
+    p[n + 1] = '\r';
+    p[n + 2] = '\n';
+    return ek_buf_advance(out, n + 3);
 }
 
 /* A double as redis writes it (%.17g; inf, -inf, nan). */
