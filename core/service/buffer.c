@@ -12,6 +12,14 @@
  * included: it drives each response in a local task on that thread and replies
  * with the finished result.
  *
+ * Batches. Each wake-up of the worker takes every request queued by then (one
+ * blocking receive, then non-blocking ones until the queue is empty), so
+ * requests that a connection queued together (a pipeline) cross to the worker's
+ * thread in one wake-up; the shared state counts wake-ups and requests
+ * (ek_svc_buffer_stats). The local variant polls each response once as the
+ * inner's call returns and replies at once when it is ready: a local task to
+ * drive it is spawned only for a response that waits.
+ *
  * A final poll_ready error of the inner is stored in the shared state; the
  * worker then closes the channel and fails what is queued, and every handle's
  * poll_ready (whose reserve now fails) reports the stored error.
@@ -23,6 +31,10 @@
 typedef struct buf_shared {
     atomic_size_t refs;
     atomic_int err; /* the inner's final error, or 0 */
+    /* Statistics, written by the worker only (relaxed: counters). */
+    atomic_uint_fast64_t wakeups;  /* worker polls that took at least one request */
+    atomic_uint_fast64_t requests; /* requests the worker took */
+    atomic_uint_fast64_t driven;   /* local: responses that needed a driver task */
 } buf_shared;
 
 static void shared_release(buf_shared *sh)
@@ -93,13 +105,28 @@ static void local_drive_drop(void *state)
 }
 
 /* Reply to the current request with the response to `req`. Consumes req. */
-static void worker_dispatch(buf_worker *w, buf_req *cur)
+static void worker_dispatch(buf_worker *w, buf_req *cur, ek_cx *cx)
 {
     ek_msg *req = cur->req;
     cur->req = NULL;
     ek_future *resp = NULL;
     int rc = ek__service_call(w->inner, req, &resp);
     if (rc == EK_OK && w->local) {
+        /* Poll it once here: a response ready at once is sent back finished,
+         * with no driver task (what a host's quick handler gives). */
+        void *msg = NULL;
+        int prc = ek_future_poll(resp, cx, &msg);
+        if (prc != EK_PENDING) {
+            ek_future_drop(resp);
+            resp = NULL;
+            rc = ek__future_ready(prc, prc == EK_OK ? msg : NULL, &resp);
+            if (rc != EK_OK) return; /* the message was freed: the caller sees EK_ECLOSED */
+            ek_oneshot_sender *reply = cur->reply;
+            cur->reply = NULL;
+            if (ek_oneshot_send(reply, resp) != EK_OK) ek_future_drop(resp);
+            return;
+        }
+        atomic_fetch_add_explicit(&w->sh->driven, 1, memory_order_relaxed);
         local_drive *d = ek__malloc(sizeof *d);
         if (d == NULL) {
             ek_future_drop(resp);
@@ -132,13 +159,18 @@ static int worker_poll(void *state, ek_cx *cx, void **out)
 {
     buf_worker *w = state;
     *out = NULL;
+    bool took = false; /* this poll took a request: one wake-up counted */
     for (;;) {
         if (w->cur == NULL) {
             void *p = NULL;
-            int rc = ek_mpsc_recv(w->rx, cx, &p);
+            int rc = took ? ek_mpsc_try_recv(w->rx, &p) : ek_mpsc_recv(w->rx, cx, &p);
+            if (rc == EK_EEMPTY) rc = ek_mpsc_recv(w->rx, cx, &p); /* re-arm the waker */
             if (rc == EK_PENDING) return rc;
             if (rc != EK_OK) return EK_OK; /* every handle is gone: done */
             w->cur = p;
+            if (!took) atomic_fetch_add_explicit(&w->sh->wakeups, 1, memory_order_relaxed);
+            took = true;
+            atomic_fetch_add_explicit(&w->sh->requests, 1, memory_order_relaxed);
         }
         if (ek_oneshot_sender_is_closed(w->cur->reply) == 1) {
             /* Its caller dropped the response: do not send the request. */
@@ -154,7 +186,7 @@ static int worker_poll(void *state, ek_cx *cx, void **out)
         }
         buf_req *cur = w->cur;
         w->cur = NULL;
-        worker_dispatch(w, cur);
+        worker_dispatch(w, cur, cx);
         buf_req_free(cur);
     }
 }
@@ -314,6 +346,9 @@ static int buffer_new(ek_runtime *rt, ek_service *inner, size_t bound, bool loca
     }
     atomic_init(&sh->refs, 2);
     atomic_init(&sh->err, 0);
+    atomic_init(&sh->wakeups, 0);
+    atomic_init(&sh->requests, 0);
+    atomic_init(&sh->driven, 0);
     h->sh = sh;
     w->sh = sh;
     w->rt = rt;
@@ -338,4 +373,19 @@ int ek_svc_buffer(ek_runtime *rt, ek_service *inner, size_t bound, ek_service **
 int ek_svc_buffer_local(ek_runtime *rt, ek_service *inner, size_t bound, ek_service **out)
 {
     return buffer_new(rt, inner, bound, true, out);
+}
+
+int ek_svc_buffer_stats(ek_service *buffer, uint64_t *values, size_t n)
+{
+    if (ek_service_is_shareable(buffer) != 1 || buffer->vt.call != bufh_call ||
+        (values == NULL && n > 0))
+        return EK_EINVAL;
+    buf_shared *sh = ((bufh *)buffer->self)->sh;
+    uint64_t v[EK_SVC_BUFFER_STAT_COUNT] = {
+        [EK_SVC_BUFFER_WAKEUPS] = atomic_load_explicit(&sh->wakeups, memory_order_relaxed),
+        [EK_SVC_BUFFER_REQUESTS] = atomic_load_explicit(&sh->requests, memory_order_relaxed),
+        [EK_SVC_BUFFER_DRIVEN] = atomic_load_explicit(&sh->driven, memory_order_relaxed),
+    };
+    for (size_t i = 0; i < n && i < EK_SVC_BUFFER_STAT_COUNT; i++) values[i] = v[i];
+    return EK_SVC_BUFFER_STAT_COUNT;
 }

@@ -343,6 +343,97 @@ static void test_pipeline_split_at_every_byte_answered_in_order(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* ---- the buffer: a batch per wake-up ---- */
+
+/* A task that calls the buffer `n` times back to back (as a connection calls for
+ * a pipeline), then awaits every response in order. */
+typedef struct t_batch {
+    ek_service *svc;
+    int n, called, done;
+    ek_future *resp[32];
+    bool later; /* the requests are LATER ones: their responses wait a poll */
+} t_batch;
+
+static int t_batch_poll(void *state, ek_cx *cx, void **out)
+{
+    t_batch *b = state;
+    while (b->called < b->n) {
+        int rc = ek_service_poll_ready(b->svc, cx);
+        if (rc != EK_OK) return rc == EK_PENDING ? EK_PENDING : rc;
+        ek_msg *req, *x;
+        assert_int_equal(ek_msg_resp_aggregate(EK_RESP_ARRAY, 2, &req), EK_OK);
+        assert_int_equal(
+            ek_msg_resp_string(EK_RESP_BULK, b->later ? "LATER" : "ECHO", b->later ? 5 : 4, &x),
+            EK_OK);
+        assert_int_equal(ek_msg_resp_append(req, x), EK_OK);
+        char v[8];
+        int k = snprintf(v, sizeof v, "%d", b->called);
+        assert_int_equal(ek_msg_resp_string(EK_RESP_BULK, v, (size_t)k, &x), EK_OK);
+        assert_int_equal(ek_msg_resp_append(req, x), EK_OK);
+        assert_int_equal(ek_service_call(b->svc, req, &b->resp[b->called]), EK_OK);
+        b->called++;
+    }
+    for (; b->done < b->n; b->done++) {
+        void *m = NULL;
+        int rc = ek_future_poll(b->resp[b->done], cx, &m);
+        if (rc == EK_PENDING) return rc;
+        assert_int_equal(rc, EK_OK);
+        const uint8_t *d;
+        size_t len;
+        assert_int_equal(ek_msg_data(m, &d, &len), EK_OK);
+        char v[8];
+        int k = snprintf(v, sizeof v, "%d", b->done);
+        assert_int_equal(len, (size_t)k);
+        assert_memory_equal(d, v, len);
+        ek_msg_free(m);
+        ek_future_drop(b->resp[b->done]);
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void t_batch_run(bool local, bool later, uint64_t *stats)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 1);
+    ek_service *inner, *buf;
+    assert_int_equal(ek_service_new(&t_pipe_vt, NULL, &inner), EK_OK);
+    int rc = local ? ek_svc_buffer_local(rt, inner, 16, &buf) : ek_svc_buffer(rt, inner, 16, &buf);
+    assert_int_equal(rc, EK_OK);
+    t_batch b = {.svc = buf, .n = 16, .later = later};
+    assert_int_equal(ekt_block_on_fn(rt, t_batch_poll, &b, NULL), EK_OK);
+    assert_int_equal(b.done, 16);
+    assert_int_equal(ek_svc_buffer_stats(buf, stats, EK_SVC_BUFFER_STAT_COUNT),
+                     EK_SVC_BUFFER_STAT_COUNT);
+    ek_service_free(buf);
+    ekt_rt_free_checked(rt);
+}
+
+static void test_buffer_takes_a_pipeline_in_one_wakeup(void **state)
+{
+    uint64_t st[EK_SVC_BUFFER_STAT_COUNT];
+    /* 16 requests queued before the worker runs: one wake-up takes them all */
+    t_batch_run(false, false, st);
+    assert_int_equal(st[EK_SVC_BUFFER_WAKEUPS], 1);
+    assert_int_equal(st[EK_SVC_BUFFER_REQUESTS], 16);
+    assert_int_equal(st[EK_SVC_BUFFER_DRIVEN], 0);
+    /* the local variant: responses ready at once need no driver task */
+    t_batch_run(true, false, st);
+    assert_int_equal(st[EK_SVC_BUFFER_WAKEUPS], 1);
+    assert_int_equal(st[EK_SVC_BUFFER_REQUESTS], 16);
+    assert_int_equal(st[EK_SVC_BUFFER_DRIVEN], 0);
+    /* ... and the ones that wait get one each, still answered in order */
+    t_batch_run(true, true, st);
+    assert_int_equal(st[EK_SVC_BUFFER_WAKEUPS], 1);
+    assert_int_equal(st[EK_SVC_BUFFER_REQUESTS], 16);
+    assert_int_equal(st[EK_SVC_BUFFER_DRIVEN], 16);
+    /* not a buffer */
+    ek_service *plain;
+    assert_int_equal(ek_service_new(&t_pipe_vt, NULL, &plain), EK_OK);
+    assert_int_equal(ek_svc_buffer_stats(plain, st, 1), EK_EINVAL);
+    assert_int_equal(ek_svc_buffer_stats(NULL, st, 1), EK_EINVAL);
+    ek_service_free(plain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +442,7 @@ int main(void)
         T(test_shared_replies),
         T(test_service_ready_future),
         T(test_pipeline_split_at_every_byte_answered_in_order),
+        T(test_buffer_takes_a_pipeline_in_one_wakeup),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));

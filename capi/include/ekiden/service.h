@@ -250,6 +250,25 @@ EK_EXTERN int ek_svc_buffer_local(ek_runtime *rt, ek_service *inner, size_t boun
                                   ek_service **out);
 
 /*
+ * What a buffer's worker did (the batching proof for hosts): values[i] for
+ * i < n, indexed by EK_SVC_BUFFER_*; returns EK_SVC_BUFFER_STAT_COUNT.
+ *   WAKEUPS   worker polls that took at least one request: a wake-up of the
+ *             worker (of its thread, for the local variant) per batch;
+ *   REQUESTS  requests the worker took (REQUESTS / WAKEUPS: the batch size;
+ *             requests a connection pipelines arrive in one wake-up when the
+ *             worker is not already running);
+ *   DRIVEN    local variant: responses still pending after their first poll,
+ *             which needed a driver task (the others were sent back finished).
+ * Any handle of the buffer, any thread. Errors: EK_EINVAL (not a handle of
+ * ek_svc_buffer / ek_svc_buffer_local, NULL values with n > 0).
+ */
+#define EK_SVC_BUFFER_WAKEUPS    0
+#define EK_SVC_BUFFER_REQUESTS   1
+#define EK_SVC_BUFFER_DRIVEN     2
+#define EK_SVC_BUFFER_STAT_COUNT 3
+EK_EXTERN int ek_svc_buffer_stats(ek_service *buffer, uint64_t *values, size_t n);
+
+/*
  * Power of two choices over `n` (>= 1) services (consumed, the array is not):
  * each readiness samples two services and uses the one with fewer of this
  * balancer's requests pending; if it is not ready the other is tried; a
