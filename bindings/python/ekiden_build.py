@@ -68,12 +68,25 @@ def _gen_cdef() -> str:
 
 
 GLUE_CDEF = """
+/* A batch of a Python service's requests (ekiden_glue.c, _service.py). */
+typedef struct ekpy_batch {
+    size_t n;
+    ek_msg **reqs;
+    long *counts;
+    size_t *lens;
+    size_t nlens;
+    char *buf;
+    size_t size;
+    int sep;
+    ...;
+} ekpy_batch;
+
 /* Called by the runtime (ekiden_glue.c), implemented in Python (_runtime.py). */
 extern "Python" int ekpy_task_poll(void *handle);
 extern "Python" void ekpy_task_drop(void *handle);
 extern "Python" void ekpy_handle_drop(void *handle);
 extern "Python" int ekpy_handle_clone(void *handle, void **out);
-extern "Python" int ekpy_svc_call(void *self, ek_msg *req, ek_future **resp);
+extern "Python" int ekpy_svc_batch(void *self, ekpy_batch *batch);
 extern "Python" void ekpy_svc_drop(void *self);
 extern "Python" int ekpy_resp_poll(void *handle, void **out);
 extern "Python" void ekpy_resp_drop(void *handle);
@@ -112,7 +125,21 @@ int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
 extern ek_drop_fn ekpy_handle_drop_fn;
 extern ek_clone_fn ekpy_handle_clone_fn;
 int ekpy_service_new(void *handle, ek_service **out);
-int ekpy_response_new(void *handle, ek_future **out);
+#define EKPY_R_SKIP ...
+#define EKPY_R_BULK ...
+#define EKPY_R_SIMPLE ...
+#define EKPY_R_ERROR ...
+#define EKPY_R_NULL ...
+#define EKPY_R_INT ...
+#define EKPY_R_BYTES ...
+#define EKPY_R_MSG ...
+#define EKPY_R_FAIL ...
+#define EKPY_R_TASK ...
+#define EKPY_REQ_BYTES ...
+#define EKPY_REQ_OTHER ...
+#define EKPY_REQ_GONE ...
+void ekpy_io_batch_reply(ekpy_batch *b, size_t n, const int *kinds, const long *vals,
+                         const char *data, void *const *ptrs);
 int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot_sender *tx);
 """
 

@@ -44,7 +44,8 @@ static int ekpy_task_poll(void *handle);
 static void ekpy_task_drop(void *handle);
 static void ekpy_handle_drop(void *handle);
 static int ekpy_handle_clone(void *handle, void **out);
-static int ekpy_svc_call(void *self, ek_msg *req, ek_future **resp);
+typedef struct ekpy_batch ekpy_batch;
+static int ekpy_svc_batch(void *self, ekpy_batch *batch);
 static void ekpy_svc_drop(void *self);
 static int ekpy_resp_poll(void *handle, void **out);
 static void ekpy_resp_drop(void *handle);
@@ -181,12 +182,382 @@ ek_drop_fn ekpy_handle_drop_fn = ekpy_handle_drop;
 ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
 
 /*
- * A Python service (ekiden.Service) as a C service: always ready (the buffer in
- * front of it carries back-pressure), call makes the handler coroutine and a
- * response future that steps it (ekpy__resp_poll, ekpy_resp_drop).
- * ekiden.Service wraps it in ek_svc_buffer_local, so every one of these
- * functions runs on the thread of ekiden.run, whoever the caller is.
+ * A Python service (ekiden.Service) as a C service, in batches.
+ *
+ * ekiden.Service wraps it in ek_svc_buffer_local, so every function here runs
+ * on the thread of ekiden.run, whoever the caller is. `call` does not enter
+ * Python: it queues the request in a slot and returns the slot's response
+ * future. The first poll of any queued slot (the buffer's drive of the first
+ * response, after the buffer's worker has called in every request it had)
+ * flushes the queue: one call into Python (ekpy_svc_batch) with every queued
+ * request, already flattened (RESP arrays of bulk strings and byte messages
+ * as one buffer of bytes and a list of lengths). Python runs each handler up
+ * to its first suspension and gives every result back in one C call
+ * (ekpy_io_batch_reply): the slots of handlers that completed hold their
+ * response, so their polls give it without entering Python.
+ *
+ * A handler that suspended did so inside the poll of the flushing slot: what
+ * it waits for registered that poll's waker, not its own caller's. So the
+ * first poll of its own slot steps it again (ekpy_resp_poll, with that poll's
+ * context): its awaitable polls its operation again and registers the right
+ * waker (a spurious wake-up, which every awaitable allows); from then on the
+ * slot is the handler's driver, as a response future of the one-call path was.
+ * The flushing slot's stale registrations are spurious wake-ups of its task.
+ *
+ * A slot is freed when its future is gone and no queue or batch holds it; a
+ * queued slot whose future was dropped is not given to Python (its caller is
+ * gone: the handler is not called, as the buffer does for a request whose
+ * caller left before the worker reached it).
  */
+#define EKPY_SLOT_QUEUED 0 /* queued, or in the batch Python is running */
+#define EKPY_SLOT_DONE   1 /* resp / rc hold the result */
+#define EKPY_SLOT_TASK   2 /* the handler suspended: task is its Task's handle */
+#define EKPY_SLOT_TAKEN  3 /* the result was given (or the task released) */
+
+/* Python's answer for a request (ekpy_io_batch_reply's kinds). */
+#define EKPY_R_SKIP   0 /* a request whose caller is gone: nothing */
+#define EKPY_R_BULK   1 /* RESP bulk string: vals[i] bytes of data */
+#define EKPY_R_SIMPLE 2 /* RESP simple string: vals[i] bytes of data */
+#define EKPY_R_ERROR  3 /* RESP error: vals[i] bytes of data */
+#define EKPY_R_NULL   4 /* RESP null */
+#define EKPY_R_INT    5 /* RESP integer vals[i] */
+#define EKPY_R_BYTES  6 /* a byte message: vals[i] bytes of data */
+#define EKPY_R_MSG    7 /* ptrs[i], a message Python made (consumed) */
+#define EKPY_R_FAIL   8 /* the response fails with the EK_E* code vals[i] */
+#define EKPY_R_TASK   9 /* the handler suspended: ptrs[i] is its Task's handle */
+
+/* A request's form in a batch (ekpy_batch.counts). */
+#define EKPY_REQ_BYTES (-1) /* a byte message: one element of buf */
+#define EKPY_REQ_OTHER (-2) /* anything else: Python converts reqs[i] itself */
+#define EKPY_REQ_GONE  (-3) /* its caller is gone: skip it */
+
+/* Larger requests go to Python as messages (one copy instead of three). */
+#define EKPY_FLAT_REQ_MAX (64 * 1024)
+
+struct ekpy__svc;
+
+typedef struct ekpy__slot {
+    struct ekpy__svc *svc;
+    ek_msg *req;  /* until its batch is done */
+    ek_msg *resp; /* EKPY_SLOT_DONE with rc == EK_OK */
+    void *task;   /* EKPY_SLOT_TASK */
+    int rc;
+    int state;
+    int held;    /* in the queue or a batch */
+    int dropped; /* the response future is gone */
+    struct ekpy__slot *next; /* in the service's free list */
+} ekpy__slot;
+
+typedef struct ekpy_batch {
+    size_t n;         /* requests */
+    ek_msg **reqs;    /* each request (borrowed) */
+    long *counts;     /* per request: >= 0 a RESP array of that many bulk strings, or EKPY_REQ_* */
+    size_t *lens;     /* the flattened elements' lengths, in order */
+    size_t nlens;     /* elements */
+    char *buf;        /* their bytes, separated by sep */
+    size_t size;      /* bytes in buf */
+    int sep;          /* the separator byte, or -1 (none is free: cut by lens) */
+    uint64_t seen[4]; /* byte values the elements hold */
+    ekpy__slot **slots;
+    size_t cap, lens_cap, buf_cap;
+    int replied;
+} ekpy_batch;
+
+typedef struct ekpy__svc {
+    void *handle; /* the Python _Impl's handle */
+    ekpy__slot **queue;
+    size_t queued, queue_cap;
+    ekpy_batch batch; /* reused by each flush (a nested flush gets its own) */
+    int flushing;
+    ekpy__slot *spare; /* freed slots, for the next calls (the service outlives them) */
+    size_t nspare;
+} ekpy__svc;
+
+#define EKPY_SPARE_MAX 1024
+
+static void ekpy__slot_free(ekpy__slot *s)
+{
+    ek_msg_free(s->req);
+    ek_msg_free(s->resp);
+    if (s->state == EKPY_SLOT_TASK) ekpy_resp_drop(s->task); /* the handler is cancelled */
+    ekpy__svc *svc = s->svc;
+    if (svc->nspare < EKPY_SPARE_MAX) {
+        s->next = svc->spare;
+        svc->spare = s;
+        svc->nspare++;
+    } else {
+        free(s);
+    }
+}
+
+static int ekpy__grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* msg as an array of bulk strings: its length, with their total size in
+ * *bytes; -1 for anything else (not RESP, not such an array, a null element). */
+static long ekpy__bulks_size(const ek_msg *msg, size_t *bytes)
+{
+    if (ek_msg_kind(msg) != EK_MSG_RESP || ek_msg_resp_type(msg) != EK_RESP_ARRAY ||
+        ek_msg_resp_is_null(msg) != 0)
+        return -1;
+    int64_t n = ek_msg_resp_len(msg);
+    if (n < 0 || n > LONG_MAX) return -1;
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ek_msg *child;
+        const uint8_t *data;
+        size_t len;
+        if (ek_msg_resp_child(msg, (size_t)i, &child) != EK_OK ||
+            ek_msg_resp_type(child) != EK_RESP_BULK || ek_msg_resp_is_null(child) != 0 ||
+            ek_msg_data(child, &data, &len) != EK_OK)
+            return -1;
+        total += len;
+    }
+    *bytes = total;
+    return (long)n;
+}
+
+/* Copies the n bulk strings of msg (checked by ekpy__bulks_size). */
+static void ekpy__bulks_copy(const ek_msg *msg, long n, size_t *lens, char *buf)
+{
+    size_t off = 0;
+    for (long i = 0; i < n; i++) {
+        ek_msg *child;
+        const uint8_t *data;
+        size_t len;
+        ek_msg_resp_child(msg, (size_t)i, &child);
+        ek_msg_data(child, &data, &len);
+        memcpy(buf + off, data, len);
+        lens[i] = len;
+        off += len;
+    }
+}
+
+/* Appends one element (a bulk string, a byte message) to b's buffer, after a
+ * separator place when it is not the first: the capacity was checked. */
+static void ekpy__batch_elem(ekpy_batch *b, const uint8_t *data, size_t len)
+{
+    if (b->nlens > 0) b->size++; /* the separator, written by ekpy__batch_seal */
+    memcpy(b->buf + b->size, data, len);
+    for (size_t i = 0; i < len; i++) b->seen[data[i] >> 6] |= (uint64_t)1 << (data[i] & 63);
+    b->size += len;
+    b->lens[b->nlens++] = len;
+}
+
+/* Adds slot s's request to b (flattened when it is small and flat). -1: out of memory. */
+static int ekpy__batch_add(ekpy_batch *b, ekpy__slot *s)
+{
+    size_t i = b->n;
+    if (i == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        void *r = realloc(b->reqs, cap * sizeof *b->reqs);
+        if (r) b->reqs = r;
+        void *c = realloc(b->counts, cap * sizeof *b->counts);
+        if (c) b->counts = c;
+        void *l = realloc(b->slots, cap * sizeof *b->slots);
+        if (l) b->slots = l;
+        if (!r || !c || !l) return -1;
+        b->cap = cap;
+    }
+    b->reqs[i] = s->req;
+    b->slots[i] = s;
+    b->n = i + 1;
+    long count = EKPY_REQ_OTHER;
+    size_t bytes = 0;
+    long n = 1;
+    const uint8_t *data = NULL;
+    if (s->dropped) {
+        count = EKPY_REQ_GONE;
+    } else if (ek_msg_kind(s->req) == EK_MSG_BYTES) {
+        if (ek_msg_data(s->req, &data, &bytes) == EK_OK) count = EKPY_REQ_BYTES;
+    } else {
+        n = ekpy__bulks_size(s->req, &bytes);
+        if (n >= 0) count = n;
+    }
+    if (count != EKPY_REQ_GONE && count != EKPY_REQ_OTHER) {
+        /* Flattened if small: room for its bytes and a separator per element. */
+        if (bytes > EKPY_FLAT_REQ_MAX ||
+            ekpy__grow((void **)&b->lens, &b->lens_cap, b->nlens + (size_t)n, sizeof *b->lens) !=
+                0 ||
+            ekpy__grow((void **)&b->buf, &b->buf_cap, b->size + bytes + (size_t)n, 1) != 0) {
+            count = EKPY_REQ_OTHER;
+        } else if (count == EKPY_REQ_BYTES) {
+            ekpy__batch_elem(b, data, bytes);
+        } else {
+            for (long k = 0; k < n; k++) {
+                ek_msg *child;
+                size_t len;
+                ek_msg_resp_child(s->req, (size_t)k, &child);
+                ek_msg_data(child, &data, &len);
+                ekpy__batch_elem(b, data, len);
+            }
+        }
+    }
+    b->counts[i] = count;
+    return 0;
+}
+
+/* Picks a separator, a byte that no element holds, and writes it between the
+ * elements, so that Python splits them in one call; -1 when every byte value
+ * occurs (Python then cuts them by their lengths). */
+static void ekpy__batch_seal(ekpy_batch *b)
+{
+    b->sep = -1;
+    for (int w = 0; w < 4 && b->sep < 0; w++) {
+        uint64_t free_bits = ~b->seen[w];
+        if (free_bits) b->sep = w * 64 + __builtin_ctzll(free_bits);
+    }
+    if (b->sep < 0 || b->nlens < 2) return;
+    size_t off = 0;
+    for (size_t i = 0; i + 1 < b->nlens; i++) {
+        off += b->lens[i];
+        b->buf[off++] = (char)b->sep;
+    }
+}
+
+/* Python's answers, in one call (inside ekpy_svc_batch): for each request a
+ * kind (EKPY_R_*), a value (a length, an integer or an error code) and, for
+ * EKPY_R_MSG and EKPY_R_TASK, a pointer (consumed). String answers' bytes are
+ * back to back in data. Keeps the GIL (ekpy_io_). */
+void ekpy_io_batch_reply(ekpy_batch *b, size_t n, const int *kinds, const long *vals,
+                         const char *data, void *const *ptrs)
+{
+    if (n != b->n || b->replied) return; /* (a bug in the caller: the requests fail) */
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        ekpy__slot *s = b->slots[i];
+        ek_msg *m = NULL;
+        int rc = EK_OK, kind = kinds[i];
+        long v = vals[i];
+        switch (kind) {
+        case EKPY_R_BULK:
+        case EKPY_R_SIMPLE:
+        case EKPY_R_ERROR:
+            rc = ek_msg_resp_string(kind == EKPY_R_BULK     ? EK_RESP_BULK
+                                    : kind == EKPY_R_SIMPLE ? EK_RESP_SIMPLE
+                                                            : EK_RESP_ERROR,
+                                    data + off, (size_t)v, &m);
+            off += (size_t)v;
+            break;
+        case EKPY_R_BYTES:
+            rc = ek_msg_bytes_copy(data + off, (size_t)v, &m);
+            off += (size_t)v;
+            break;
+        case EKPY_R_NULL:
+            rc = ek_msg_resp_null(EK_RESP_NULL, &m);
+            break;
+        case EKPY_R_INT:
+            rc = ek_msg_resp_integer(v, &m);
+            break;
+        case EKPY_R_MSG:
+            m = ptrs[i];
+            if (!m) rc = EK_EIO;
+            break;
+        case EKPY_R_FAIL:
+            rc = (int)v;
+            break;
+        case EKPY_R_TASK:
+            s->task = ptrs[i];
+            s->state = EKPY_SLOT_TASK;
+            continue;
+        default:
+            continue; /* EKPY_R_SKIP */
+        }
+        s->resp = m;
+        s->rc = rc;
+        s->state = EKPY_SLOT_DONE;
+    }
+    b->replied = 1;
+}
+
+/* Runs every queued request of svc through Python (see above), in the poll
+ * whose context is cx. */
+static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
+{
+    ekpy_batch nested = {0};
+    ekpy_batch *b = svc->flushing ? &nested : &svc->batch;
+    size_t n = svc->queued;
+    svc->queued = 0;
+    b->n = b->nlens = b->size = 0;
+    b->replied = 0;
+    memset(b->seen, 0, sizeof b->seen);
+    /* The queue is taken first: a request queued meanwhile waits for the next flush. */
+    ekpy__slot **q = svc->queue;
+    svc->queue = NULL;
+    svc->queue_cap = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++) ok = ekpy__batch_add(b, q[i]) == 0;
+    if (ok && b->n > 0) {
+        ekpy__batch_seal(b);
+        ek_cx *prev_cx = ekpy__cx;
+        void *prev_task = ekpy__task;
+        ekpy__cx = cx;
+        ekpy__task = svc->handle; /* current_task() makes the handler's Task if asked */
+        svc->flushing++;
+        ekpy_svc_batch(svc->handle, b);
+        svc->flushing--;
+        ekpy__cx = prev_cx;
+        ekpy__task = prev_task;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ekpy__slot *s = q[i];
+        if (s->state == EKPY_SLOT_QUEUED) { /* not answered: out of memory, or Python failed */
+            s->rc = ok ? EK_EIO : EK_ENOMEM;
+            s->state = EKPY_SLOT_DONE;
+        }
+        ek_msg_free(s->req);
+        s->req = NULL;
+        s->held = 0;
+        if (s->dropped) ekpy__slot_free(s);
+    }
+    free(q);
+    if (b == &nested) {
+        free(nested.reqs);
+        free(nested.counts);
+        free(nested.lens);
+        free(nested.buf);
+        free(nested.slots);
+    }
+}
+
+static int ekpy__slot_poll(void *state, ek_cx *cx, void **out)
+{
+    ekpy__slot *s = state;
+    if (s->state == EKPY_SLOT_QUEUED && s->held) ekpy__flush(s->svc, cx);
+    if (s->state == EKPY_SLOT_DONE) {
+        s->state = EKPY_SLOT_TAKEN;
+        *out = s->resp;
+        s->resp = NULL;
+        return s->rc;
+    }
+    if (s->state != EKPY_SLOT_TASK) return EK_EIO; /* a nested poll of its own flush */
+    ek_cx *prev_cx = ekpy__cx;
+    void *prev_task = ekpy__task;
+    ekpy__cx = cx;
+    ekpy__task = s->task;
+    int rc = ekpy_resp_poll(s->task, out);
+    ekpy__cx = prev_cx;
+    ekpy__task = prev_task;
+    if (rc != EK_PENDING) s->state = EKPY_SLOT_TAKEN; /* Python released the handle */
+    return rc;
+}
+
+static void ekpy__slot_drop(void *state)
+{
+    ekpy__slot *s = state;
+    s->dropped = 1;
+    if (!s->held) ekpy__slot_free(s);
+}
+
 static int ekpy__svc_ready(void *self, ek_cx *cx)
 {
     (void)self;
@@ -194,58 +565,68 @@ static int ekpy__svc_ready(void *self, ek_cx *cx)
     return EK_OK;
 }
 
-static const ek_service_vtable ekpy__svc_vt = {
-    ekpy__svc_ready, ekpy_svc_call, NULL, NULL, ekpy_svc_drop,
-};
-
-int ekpy_service_new(void *handle, ek_service **out)
+static int ekpy__svc_call(void *self, ek_msg *req, ek_future **resp)
 {
-    return ek_service_new(&ekpy__svc_vt, handle, out);
-}
-
-/* The response future of a Python service call: the handler's Task handle (a
- * task with no C task of its own); polling it steps the handler with this
- * poll's context, as ekpy__poll does for a task. Once a poll has given the
- * result, Python has released the handle itself, so dropping the future then
- * costs no call into Python; before that, the drop tells Python (the handler
- * goes on as a cancelled task: ekpy_resp_drop). */
-typedef struct {
-    void *handle;
-    int done;
-} ekpy__resp;
-
-static int ekpy__resp_poll(void *state, ek_cx *cx, void **out)
-{
-    ekpy__resp *r = state;
-    ek_cx *prev_cx = ekpy__cx;
-    void *prev_task = ekpy__task;
-    ekpy__cx = cx;
-    ekpy__task = r->handle;
-    int rc = ekpy_resp_poll(r->handle, out);
-    ekpy__cx = prev_cx;
-    ekpy__task = prev_task;
-    if (rc != EK_PENDING) r->done = 1;
-    return rc;
-}
-
-static void ekpy__resp_drop(void *state)
-{
-    ekpy__resp *r = state;
-    if (!r->done) ekpy_resp_drop(r->handle);
-    free(r);
-}
-
-/* Consumes handle: on error ekpy_resp_drop has run. */
-int ekpy_response_new(void *handle, ek_future **out)
-{
-    ekpy__resp *r = malloc(sizeof *r);
-    if (!r) {
-        ekpy_resp_drop(handle);
+    ekpy__svc *svc = self;
+    ekpy__slot *s = svc->spare;
+    if (s) {
+        svc->spare = s->next;
+        svc->nspare--;
+        memset(s, 0, sizeof *s);
+    } else if (!(s = calloc(1, sizeof *s))) {
+        ek_msg_free(req);
         return EK_ENOMEM;
     }
-    r->handle = handle;
-    r->done = 0;
-    return ek_future_new(ekpy__resp_poll, ekpy__resp_drop, r, out);
+    s->svc = svc;
+    s->req = req;
+    int rc = ek_future_new(ekpy__slot_poll, ekpy__slot_drop, s, resp); /* on error s is freed */
+    if (rc != EK_OK) return rc;
+    if (ekpy__grow((void **)&svc->queue, &svc->queue_cap, svc->queued + 1, sizeof *svc->queue) !=
+        0) {
+        ek_future_drop(*resp); /* frees s and req */
+        *resp = NULL;
+        return EK_ENOMEM;
+    }
+    s->held = 1;
+    svc->queue[svc->queued++] = s;
+    return EK_OK;
+}
+
+static void ekpy__svc_drop(void *self)
+{
+    ekpy__svc *svc = self;
+    /* The inner outlives its responses: only slots of dropped futures are left. */
+    for (size_t i = 0; i < svc->queued; i++) ekpy__slot_free(svc->queue[i]);
+    free(svc->queue);
+    while (svc->spare) {
+        ekpy__slot *s = svc->spare;
+        svc->spare = s->next;
+        free(s);
+    }
+    free(svc->batch.reqs);
+    free(svc->batch.counts);
+    free(svc->batch.lens);
+    free(svc->batch.buf);
+    free(svc->batch.slots);
+    void *handle = svc->handle;
+    free(svc);
+    ekpy_svc_drop(handle);
+}
+
+static const ek_service_vtable ekpy__svc_vt = {
+    ekpy__svc_ready, ekpy__svc_call, NULL, NULL, ekpy__svc_drop,
+};
+
+/* Consumes handle (on error ekpy_svc_drop has run). */
+int ekpy_service_new(void *handle, ek_service **out)
+{
+    ekpy__svc *svc = calloc(1, sizeof *svc);
+    if (!svc) {
+        ekpy_svc_drop(handle);
+        return EK_ENOMEM;
+    }
+    svc->handle = handle;
+    return ek_service_new(&ekpy__svc_vt, svc, out);
 }
 
 /*
@@ -316,25 +697,11 @@ typedef struct ekpy_flat {
  * big): the caller converts it the general way. */
 long ekpy_io_resp_bulks(const ek_msg *msg, ekpy_flat *flat)
 {
-    if (ek_msg_kind(msg) != EK_MSG_RESP || ek_msg_resp_type(msg) != EK_RESP_ARRAY ||
-        ek_msg_resp_is_null(msg) != 0)
-        return -1;
-    int64_t n = ek_msg_resp_len(msg);
-    if (n < 0 || n > EKPY_FLAT_MAX) return -1;
-    size_t off = 0;
-    for (int64_t i = 0; i < n; i++) {
-        ek_msg *child;
-        const uint8_t *data;
-        size_t len;
-        if (ek_msg_resp_child(msg, (size_t)i, &child) != EK_OK ||
-            ek_msg_resp_type(child) != EK_RESP_BULK || ek_msg_resp_is_null(child) != 0 ||
-            ek_msg_data(child, &data, &len) != EK_OK || len > flat->cap - off)
-            return -1;
-        memcpy(flat->buf + off, data, len);
-        flat->lens[i] = len;
-        off += len;
-    }
-    return (long)n;
+    size_t bytes = 0;
+    long n = ekpy__bulks_size(msg, &bytes);
+    if (n < 0 || n > EKPY_FLAT_MAX || bytes > flat->cap) return -1;
+    ekpy__bulks_copy(msg, n, flat->lens, flat->buf);
+    return n;
 }
 
 /* A new RESP string message of `type` (EK_RESP_BULK, _SIMPLE, _ERROR) with a

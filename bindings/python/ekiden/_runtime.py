@@ -255,7 +255,12 @@ def current_task() -> "Optional[Task[Any]]":
     h = lib.ekpy_current_task()
     if h == ffi.NULL:
         return None
-    task: Task[Any] = ffi.from_handle(h)
+    obj: Any = ffi.from_handle(h)
+    if type(obj) is not Task:
+        # A service handler's first step in a batch (_service._Impl): its Task
+        # is made when asked for.
+        obj = obj._current_task()
+    task: Optional[Task[Any]] = obj
     return task
 
 

@@ -22,10 +22,11 @@ middleware of ekiden.middleware wraps it.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, List, Optional, Sequence
+import types
+from typing import Any, Awaitable, Callable, Coroutine, List, Optional, Sequence, Union
 
 from ._ekiden import ffi, lib
-from ._errors import EkidenError, TimedOut, check, error_from_code
+from ._errors import CancelledError, EkidenError, TimedOut, check, error_from_code
 from ._runtime import _PENDING, _RUNNING, Runtime, Task, _await_future, _cx, _keep, _report, _rt
 from . import http as _http
 from . import resp as _resp
@@ -33,7 +34,9 @@ from . import resp as _resp
 __all__ = ["Service", "ServiceHandle", "Handler", "to_msg", "from_msg", "register", "lookup",
            "unregister"]
 
-Handler = Callable[[Any], Awaitable[Any]]
+# An async function (or an object with async __call__), or a plain function
+# returning the response.
+Handler = Callable[[Any], Union[Awaitable[Any], Any]]
 EK_OK = 0
 EK_PENDING = 1
 
@@ -241,7 +244,10 @@ class ServiceHandle:
 
 
 class _Impl:
-    """The state of a Python service's inner C service."""
+    """The state of a Python service's inner C service (the handler and how its
+    messages convert), and the handler being stepped by a batch."""
+
+    __slots__ = ("handler", "rt", "name", "resp", "http", "_coro", "_task")
 
     def __init__(self, handler: Handler, rt: Runtime, name: str, resp: bool) -> None:
         self.handler = handler
@@ -249,6 +255,198 @@ class _Impl:
         self.name = name
         self.resp = resp
         self.http = False  # set by serve(codec="http"): bytes/str answers are 200 responses
+        self._coro: Optional[Coroutine[Any, Any, Any]] = None  # in its first step
+        self._task: Optional[Task[Any]] = None  # its Task, once asked for
+
+    def _current_task(self) -> Optional[Task[Any]]:
+        # current_task() inside a handler's first step (ekiden_glue.c made this
+        # object the current task of the batch): the handler's Task, made now.
+        t = self._task
+        if t is None and self._coro is not None:
+            t = self._task = Task(self._coro, self.rt, self.name, driven=True)
+            t._svc = (self.resp, self.http)
+        return t
+
+    def _answer(self, value: Any, kinds: List[int], vals: List[int], parts: List[bytes],
+                ptrs: List[Any], i: int) -> None:
+        # A handler's result as the glue's reply kinds (ekpy_io_batch_reply):
+        # the common RESP and byte answers as bytes in parts, anything else as a
+        # message made here.
+        t = type(value)
+        try:
+            if self.resp:
+                if t is bytes:
+                    kinds.append(_R_BULK)
+                    vals.append(len(value))
+                    parts.append(value)
+                    return
+                if value is None:
+                    kinds.append(_R_NULL)
+                    vals.append(0)
+                    return
+                if t is _resp.Simple or t is _resp.Error:
+                    b = value.encode()
+                    kinds.append(_R_SIMPLE if t is _resp.Simple else _R_ERROR)
+                    vals.append(len(b))
+                    parts.append(b)
+                    return
+                if t is int and _LONG_MIN <= value <= _LONG_MAX:
+                    kinds.append(_R_INT)
+                    vals.append(value)
+                    return
+            elif t is bytes and not self.http:
+                kinds.append(_R_BYTES)
+                vals.append(len(value))
+                parts.append(value)
+                return
+            ptrs[i] = to_msg(value, self.resp, self.http)
+            kinds.append(_R_MSG)
+            vals.append(0)
+        except BaseException as e:
+            _report("service response cannot be converted to a message", e)
+            kinds.append(_R_FAIL)
+            vals.append(_error_code(e))
+
+    def _failed(self, e: BaseException, kinds: List[int], vals: List[int]) -> None:
+        # A handler raised (in its first step): the response fails with its code.
+        kinds.append(_R_FAIL)
+        if isinstance(e, CancelledError):
+            vals.append(int(lib.EK_ECANCELED))
+            return
+        vals.append(_error_code(e))
+        if not isinstance(e, EkidenError):
+            _report(f"exception in service handler {self.name}", e)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            self.rt._interrupt()
+
+    def _run_batch(self, b: Any) -> None:
+        # Every request of the batch: convert it (flattened by the glue), call
+        # the handler and step it once; what completed is answered in the one
+        # reply call at the end, a handler that suspended becomes a Task that
+        # its slot drives (see ekiden_glue.c).
+        n = b.n
+        counts = _unpack(b.counts, n)
+        nl = b.nlens
+        elems: Any = []
+        if nl:
+            data = _unpack(b.buf, b.size)
+            sep = b.sep
+            if sep >= 0:
+                elems = data.split(_SEPS[sep])
+            else:  # every byte value occurs: cut by length
+                elems = []
+                off = 0
+                for ln in _unpack(b.lens, nl):
+                    elems.append(data[off:off + ln])
+                    off += ln
+        handler = self.handler
+        resp = self.resp
+        bulk = _R_BULK if resp else 0 if self.http else _R_BYTES  # a bytes answer's kind
+        kinds: List[int] = []
+        vals: List[int] = []
+        parts: List[bytes] = []
+        ptrs = [_NULL] * n
+        k = 0
+        for i in range(n):
+            c = counts[i]
+            req: Any
+            if c >= 0:
+                req = elems[k:k + c]
+                k += c
+            elif c == _REQ_BYTES:
+                req = elems[k]
+                k += 1
+            elif c == _REQ_OTHER:
+                try:
+                    req = from_msg(b.reqs[i])
+                except BaseException as e:
+                    kinds.append(_R_FAIL)
+                    vals.append(_error_code(e))
+                    continue
+            else:  # its caller is gone
+                kinds.append(_R_SKIP)
+                vals.append(0)
+                continue
+            try:
+                v: Any = handler(req)
+            except BaseException as e:
+                self._failed(e, kinds, vals)
+                continue
+            if type(v) is _CoroutineType or getattr(type(v), "__await__", None) is not None:
+                r = v if type(v) is _CoroutineType else _await(v)
+                self._coro = r
+                try:
+                    r.send(None)
+                except StopIteration as stop:
+                    v = stop.value
+                    t = self._task
+                    if t is not None:  # made for current_task(): done with
+                        t._finish(v, None)
+                        t._on_drop()
+                except BaseException as e:
+                    t = self._task
+                    if t is not None:
+                        t._finish(None, e, cancelled=isinstance(e, CancelledError))
+                        t._log_exc = False
+                        t._on_drop()
+                    self._failed(e, kinds, vals)
+                    continue
+                else:
+                    # Suspended: its slot steps it again with its own context.
+                    t = self._task
+                    if t is None:
+                        t = Task(r, self.rt, self.name, driven=True)
+                        t._svc = (self.resp, self.http)
+                    ptrs[i] = t._handle
+                    kinds.append(_R_TASK)
+                    vals.append(0)
+                    continue
+                finally:
+                    self._coro = None
+                    self._task = None
+            # The answer: the commonest kinds here, the rest in _answer.
+            tv = type(v)
+            if tv is bytes and bulk:
+                kinds.append(bulk)
+                vals.append(len(v))
+                parts.append(v)
+            elif tv is _Simple and resp and v.isascii():
+                b2 = v.encode()
+                kinds.append(_R_SIMPLE)
+                vals.append(len(b2))
+                parts.append(b2)
+            elif v is None and resp:
+                kinds.append(_R_NULL)
+                vals.append(0)
+            else:
+                self._answer(v, kinds, vals, parts, ptrs, i)
+        _batch_reply(b, n, kinds, vals, b"".join(parts), ptrs)
+
+
+async def _await(aw: Awaitable[Any]) -> Any:
+    return await aw
+
+
+_unpack = ffi.unpack
+_NULL = ffi.NULL
+_batch_reply = lib.ekpy_io_batch_reply
+_CoroutineType = types.CoroutineType
+_LONG_MAX = 2 ** (8 * ffi.sizeof("long") - 1) - 1
+_LONG_MIN = -_LONG_MAX - 1
+_R_SKIP = int(lib.EKPY_R_SKIP)
+_R_BULK = int(lib.EKPY_R_BULK)
+_R_SIMPLE = int(lib.EKPY_R_SIMPLE)
+_R_ERROR = int(lib.EKPY_R_ERROR)
+_R_NULL = int(lib.EKPY_R_NULL)
+_R_INT = int(lib.EKPY_R_INT)
+_R_BYTES = int(lib.EKPY_R_BYTES)
+_R_MSG = int(lib.EKPY_R_MSG)
+_R_FAIL = int(lib.EKPY_R_FAIL)
+_R_TASK = int(lib.EKPY_R_TASK)
+_REQ_BYTES = int(lib.EKPY_REQ_BYTES)
+_REQ_OTHER = int(lib.EKPY_REQ_OTHER)
+_SEPS = [bytes((i,)) for i in range(256)]
+_Simple = _resp.Simple
 
 
 def _error_code(exc: BaseException) -> int:
@@ -260,26 +458,10 @@ def _error_code(exc: BaseException) -> int:
 
 
 @ffi.def_extern(error=-5)
-def ekpy_svc_call(self_h: Any, req: Any, resp: Any) -> int:
+def ekpy_svc_batch(self_h: Any, batch: Any) -> int:
     impl: _Impl = ffi.from_handle(self_h)
-    try:
-        request = from_msg(req)
-    except BaseException as e:
-        lib.ek_msg_free(req)
-        return _error_code(e)
-    lib.ek_msg_free(req)
-    try:
-        coro = impl.handler(request)
-        # The response future drives the handler: its poll steps the coroutine
-        # (no C task of its own, no waiter), so a handler that answers at once
-        # costs one poll. If the caller drops the response first, the handler
-        # goes on as a task of its own and is cancelled (ekpy_resp_drop).
-        task: Task[Any] = Task(coro, impl.rt, impl.name, driven=True)  # type: ignore[arg-type]
-    except BaseException as e:
-        _report(f"exception starting service {impl.name}", e)
-        return _error_code(e)
-    task._svc = (impl.resp, impl.http)
-    return int(lib.ekpy_response_new(task._handle, resp))  # on error the drop ran
+    impl._run_batch(batch)
+    return EK_OK
 
 
 @ffi.def_extern()
