@@ -1,6 +1,9 @@
 """A key-value service (GET/SET/PING) on ekiden.serve(codec="resp"): C reads,
 frames and writes RESP, the Python handler sees each request as a list of bytes
-and returns a Python value. python kv_ekiden.py PORT [WORKERS|ct]."""
+and returns a Python value. python kv_ekiden.py PORT [WORKERS|ct] [def|async]:
+the handler is a plain function (def, the default: it never waits, like the
+uvloop version's method) or an `async def` (a coroutine that completes in its
+first step). Either way the requests of one read reach Python in one batch."""
 import signal
 import sys
 from typing import Any, Dict, List
@@ -12,10 +15,10 @@ OK = resp.Simple("OK")
 PONG = resp.Simple("PONG")
 
 
-def kv() -> Any:
+def kv(plain: bool) -> Any:
     store: Dict[bytes, bytes] = {}
 
-    async def handle(req: List[bytes]) -> Any:
+    def handle(req: List[bytes]) -> Any:
         cmd = req[0].upper()
         if cmd == b"GET" and len(req) == 2:
             return store.get(req[1])
@@ -28,11 +31,14 @@ def kv() -> Any:
             return []
         return resp.Error(f"ERR unknown command '{req[0].decode(errors='replace')}'")
 
-    return handle
+    async def handle_async(req: List[bytes]) -> Any:
+        return handle(req)
+
+    return handle if plain else handle_async
 
 
-async def main(port: int) -> None:
-    server = await ekiden.serve(("127.0.0.1", port), service=ekiden.Service(kv()), codec="resp")
+async def main(port: int, plain: bool) -> None:
+    server = await ekiden.serve(("127.0.0.1", port), service=ekiden.Service(kv(plain)), codec="resp")
     print("listening on", server.local_addr, flush=True)
     try:
         await ekiden.sleep(float("inf"))
@@ -45,7 +51,8 @@ if __name__ == "__main__":
     # ekiden.run handles Ctrl-C only where Python's default handler is in place.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     mode = sys.argv[2] if len(sys.argv) > 2 else "1"
+    plain = (sys.argv[3] if len(sys.argv) > 3 else "def") == "def"
     if mode == "ct":
-        ekiden.run(main(int(sys.argv[1])), current_thread=True)
+        ekiden.run(main(int(sys.argv[1]), plain), current_thread=True)
     else:
-        ekiden.run(main(int(sys.argv[1])), workers=int(mode))
+        ekiden.run(main(int(sys.argv[1]), plain), workers=int(mode))

@@ -10,14 +10,19 @@
 #          and 100 connections. Every row runs BENCH_NET_ROUNDS rounds, the
 #          servers rotated each round; the table gives the median, the range
 #          (min-max) and the server's CPU time per request.
-#   kv     a GET/SET key-value service: ekiden.serve(codec="resp") (kv_ekiden.py)
-#          against the same service on uvloop with hiredis's reader
-#          (kv_asyncio.py), and redis-server as the ceiling; redis-benchmark -t
-#          set,get -c 50 -n KV_N, without and with -P 16, rounds rotated.
+#   kv     a GET/SET key-value service: ekiden.serve(codec="resp") (kv_ekiden.py;
+#          one worker and current thread with a plain-def handler, current
+#          thread with an async-def one) against the same service on uvloop with
+#          hiredis's reader (kv_asyncio.py), and redis-server as the ceiling;
+#          redis-benchmark -t set,get -c 50 -n KV_N, without and with -P 16,
+#          rounds rotated; req/s, the server's CPU µs per request, ratios.
 #   micro  the binding's per-operation costs (micro.py): a cffi call, a task
 #          poll, spawn + await, against asyncio and uvloop.
+#   counts the key-value servers under callgrind (counts.sh): instructions and
+#          calls into Python per request, -P 16 and without (not in the
+#          default: valgrind takes minutes).
 #
-# Usage: bench/python/run.sh [echo] [kv] [micro]   (default: all three)
+# Usage: bench/python/run.sh [echo] [kv] [micro] [counts]   (default: echo kv micro)
 # Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (seconds per
 # echo run, 2), BENCH_WARMUP (0.5), BENCH_NET_ROUNDS (3), BENCH_PIN (1: the
 # single-connection rows pin the server to core 0 and loadgen to core 1), KV_N
@@ -226,10 +231,11 @@ kv_section() {
     log "redis-benchmark not found: kv section skipped"
     return
   }
-  local servers=(ekiden ekiden_ct uvloop redis)
+  local servers=(ekiden ekiden_ct ekiden_async uvloop redis)
   log "== key-value servers"
-  start ekiden "$py" bench/python/kv_ekiden.py PORT 1
-  start ekiden_ct "$py" bench/python/kv_ekiden.py PORT ct
+  start ekiden "$py" bench/python/kv_ekiden.py PORT 1 def
+  start ekiden_ct "$py" bench/python/kv_ekiden.py PORT ct def
+  start ekiden_async "$py" bench/python/kv_ekiden.py PORT ct async
   start uvloop "$py" bench/python/kv_asyncio.py PORT uvloop
   if command -v redis-server >/dev/null; then
     start redis redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
@@ -237,10 +243,10 @@ kv_section() {
   local tmp
   tmp=$(mktemp -d)
   emit ""
-  emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]."
+  emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's CPU time per request (median). Handlers: a plain def (def) or an async def (async); the ratios are to uvloop + hiredis, [min–max] over the rounds."
   emit ""
-  emit "| row | ekiden serve(resp) (1 worker) | ekiden serve(resp) (current thread) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden ct / uvloop |"
-  emit "|---|---:|---:|---:|---:|---:|---:|"
+  emit "| row | ekiden 1 worker (def) | ekiden current thread (def) | ekiden current thread (async) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop |"
+  emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   local p t r k i tag n=${#servers[@]}
   for p in 1 16; do
     for t in set get; do
@@ -251,20 +257,25 @@ kv_section() {
           i=$(((k + r) % n))
           tag=${servers[$i]}
           [ -n "${ADDR[$tag]:-}" ] || continue
-          local v
+          local v c0 c1
+          c0=$(cpu_ticks "${PID[$tag]}")
           v=$(timeout 300 redis-benchmark -h 127.0.0.1 -p "${ADDR[$tag]##*:}" -t "$t" -n "$KV_N" -c 50 \
             -P "$p" -q 2>>"$LOG" | tr '\r' '\n' | sed -nE 's/.*: ([0-9.]+) requests per second.*/\1/p' | tail -n 1)
+          c1=$(cpu_ticks "${PID[$tag]}")
           echo "$tag $row round $r: ${v:-failed}" >>"$LOG"
           echo "${v:-0}" >>"$tmp/$tag.v"
+          awk -v c=$((c1 - c0)) -v hz="$HZ" -v req="$KV_N" \
+            'BEGIN { if (req > 0) printf "%.2f\n", c / hz * 1e6 / req }' >>"$tmp/$tag.c"
         done
       done
       local cells=() s
       for s in "${servers[@]}"; do
-        cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)]")
+        cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)] $(median <"$tmp/$s.c" 2>/dev/null) µs")
       done
-      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} |" \
+      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} |" \
         "$(ratio "$(median <"$tmp/ekiden.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden.v" "$tmp/uvloop.v")] |" \
-        "$(ratio "$(median <"$tmp/ekiden_ct.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_ct.v" "$tmp/uvloop.v")] |"
+        "$(ratio "$(median <"$tmp/ekiden_ct.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_ct.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_async.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_async.v" "$tmp/uvloop.v")] |"
       rm -f "$tmp"/*
     done
   done
@@ -285,4 +296,10 @@ micro_section() {
 want echo && echo_section
 want kv && kv_section
 want micro && micro_section
+if want counts; then
+  emit ""
+  emit "Counts under callgrind (bench/python/counts.sh), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg):"
+  emit ""
+  bench/python/counts.sh "$py" 2>>"$LOG" | tee -a "$OUT"
+fi
 log "== table in $OUT, log in $LOG"

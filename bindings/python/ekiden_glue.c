@@ -194,7 +194,9 @@ ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
  * as one buffer of bytes and a list of lengths). Python runs each handler up
  * to its first suspension and gives every result back in one C call
  * (ekpy_io_batch_reply): the slots of handlers that completed hold their
- * response, so their polls give it without entering Python.
+ * response, so their polls give it without entering Python. (A poll of the
+ * last queued slot that comes first yields once instead: the caller may be
+ * polling each response right after its call, with more calls to come.)
  *
  * A handler that suspended did so inside the poll of the flushing slot: what
  * it waits for registered that poll's waker, not its own caller's. So the
@@ -243,8 +245,9 @@ typedef struct ekpy__slot {
     void *task;   /* EKPY_SLOT_TASK */
     int rc;
     int state;
-    int held;    /* in the queue or a batch */
-    int dropped; /* the response future is gone */
+    int held;                /* in the queue or a batch */
+    int dropped;             /* the response future is gone */
+    int polled;              /* polled while queued */
     struct ekpy__slot *next; /* in the service's free list */
 } ekpy__slot;
 
@@ -532,7 +535,18 @@ static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
 static int ekpy__slot_poll(void *state, ek_cx *cx, void **out)
 {
     ekpy__slot *s = state;
-    if (s->state == EKPY_SLOT_QUEUED && s->held) ekpy__flush(s->svc, cx);
+    if (s->state == EKPY_SLOT_QUEUED && s->held) {
+        /* A caller that polls each response as soon as it called (a buffer
+         * worker that drives ready responses itself) polls the last queued
+         * slot before the calls still to come in its wake-up: that first poll
+         * yields once, so that the flush takes them all. */
+        ekpy__svc *svc = s->svc;
+        if (!s->polled && svc->queued > 0 && svc->queue[svc->queued - 1] == s) {
+            s->polled = 1;
+            return ek_yield_now(cx);
+        }
+        ekpy__flush(svc, cx);
+    }
     if (s->state == EKPY_SLOT_DONE) {
         s->state = EKPY_SLOT_TAKEN;
         *out = s->resp;
