@@ -191,13 +191,18 @@ static int ek__task_push_frame(ek__conn_task *t, ek_cx *cx, ek_msg *m)
 
 /* Decode what was read: answers in order, push frames to their channel. EK_OK
  * when it needs more bytes, EK_PENDING when the push channel is full, or the
- * connection's error. */
-static int ek__task_decode(ek__conn_task *t, ek_cx *cx)
+ * connection's error. At the end of the stream (eof) the codec's decode_eof
+ * gives what is left (an HTTP response delimited by the end of the stream); then
+ * the connection has ended: EK_ECONNRESET while requests still wait for their
+ * answer, EK_ECLOSED otherwise. */
+static int ek__task_decode(ek__conn_task *t, ek_cx *cx, bool eof)
 {
     for (;;) {
         ek_msg *m = NULL;
-        int rc = ek_codec_decode(t->codec, t->in, &m, NULL);
+        int rc = eof ? ek_codec_decode_eof(t->codec, t->in, &m, NULL)
+                     : ek_codec_decode(t->codec, t->in, &m, NULL);
         if (rc == EK_PENDING) return EK_OK;
+        if (eof && rc == EK_ECLOSED) return t->len > 0 ? EK_ECONNRESET : EK_ECLOSED;
         if (rc != EK_OK) return rc;
         int cls = t->ext != NULL ? t->ext->client_frame(t->cself, m) : EK__FRAME_REPLY;
         if (cls != EK__FRAME_PUSH && t->len == 0) { /* a frame nobody asked for */
@@ -292,7 +297,7 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
             t->push_pending = NULL;
             if (ek__task_push_frame(t, cx, m) == EK_PENDING) return EK_PENDING;
             moved = true;
-            int rc = ek__task_decode(t, cx);
+            int rc = ek__task_decode(t, cx, false);
             if (rc == EK_PENDING) return EK_PENDING;
             if (rc != EK_OK) {
                 ek__task_connection_failed(t, rc);
@@ -304,12 +309,12 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
             size_t avail, n = 0;
             int rc = ek_buf_reserve(t->in, 16 * 1024, &tail, &avail);
             if (rc == EK_OK) rc = ek_stream_read(t->io, cx, tail, avail, &n);
-            if (rc == EK_OK && n == 0) rc = EK_ECONNRESET;
             if (rc == EK_OK) {
                 (void)ek_buf_advance(t->in, n);
                 moved = true;
-                rc = ek__task_decode(t, cx);
+                rc = ek__task_decode(t, cx, n == 0);
                 if (rc == EK_PENDING) return EK_PENDING;
+                if (rc == EK_OK && n == 0) rc = EK_ECONNRESET;
             }
             if (rc != EK_OK && rc != EK_PENDING) {
                 ek__task_connection_failed(t, rc);

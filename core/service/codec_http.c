@@ -269,6 +269,10 @@ static int ek__http_on_headers_complete(llhttp_t *p)
     int version = p->http_minor == 0 ? 10 : 11;
     int rc;
     if (h->server) {
+        /* A tunnel would hand the connection over, which the framed server
+         * does not do: 501, and the connection closes. */
+        if (p->method == HTTP_CONNECT)
+            return ek__http_cb_fail(h, EK_EPROTO, "CONNECT is not supported", 501);
         const char *method = llhttp_method_name((llhttp_method_t)p->method);
         rc = ek_msg_http_request(method, strlen(method), h->base + h->url_off, h->url_len, version,
                                  &h->msg);
@@ -384,8 +388,10 @@ static int ek__http_finish_message(ek__http *h, ek_buf *in, size_t end, ek_msg *
         rc = ek_buf_discard(in, end);
     }
     h->fed = 0;
-    int keep_alive =
-        llhttp_should_keep_alive(&h->p) && !h->p.upgrade && h->p.method != HTTP_CONNECT;
+    /* The server ignores Upgrade (RFC 9110 7.8 allows it: the answer is an
+     * HTTP/1.1 one and the connection stays HTTP/1.1); a client's 101 ends
+     * the HTTP conversation. */
+    int keep_alive = llhttp_should_keep_alive(&h->p) && (h->server || !h->p.upgrade);
     ek__hreq r = {0};
     if (h->server) {
         if (rc == EK_OK) {
@@ -419,6 +425,12 @@ static int ek__http_decode(void *self, ek_buf *in, ek_msg **out, const char **re
         h->base = (const char *)ek_buf_data(in);
         if (h->fed >= len) return EK_PENDING;
         llhttp_errno_t e = llhttp_execute(&h->p, h->base + h->fed, len - h->fed);
+        if (e == HPE_PAUSED_UPGRADE && h->server) {
+            /* after a request with Upgrade (ignored): HTTP/1.1 goes on */
+            h->fed = (size_t)(llhttp_get_error_pos(&h->p) - h->base);
+            llhttp_resume_after_upgrade(&h->p);
+            continue;
+        }
         if (e == HPE_PAUSED) {
             h->fed = (size_t)(llhttp_get_error_pos(&h->p) - h->base);
         } else if (e == HPE_OK) {
@@ -641,9 +653,11 @@ static int ek__http_encode_response(ek__http *h, const ek_msg *m, bool stream, e
     if (ek_msg_kind(m) != EK_MSG_HTTP_RESPONSE) return EK_EKIND;
     if (h->closed) return EK_OK; /* the connection closes: nothing more is owed */
     if (h->qlen == 0 || !ek__http_headers_ok(m)) return EK_EINVAL;
+    int status = ek_msg_http_status(m);
+    /* Switching protocols would hand the connection over: not done. */
+    if (status == 101) return EK_ENOTSUP;
     ek__hreq r = {0};
     (void)ek__http_q_pop(h, &r);
-    int status = ek_msg_http_status(m);
     int version = r.version == 10 ? 10 : ek_msg_http_version(m);
     int ka = r.keep_alive && ek_msg_http_keep_alive(m) == 1;
     const char *reason;

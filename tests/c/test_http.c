@@ -9,6 +9,10 @@
  */
 #include "net_helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -239,6 +243,11 @@ static void test_http_malformed_and_oversized(void **state)
     /* an HTTP version other than 1.0 and 1.1 */
     t_expect_error(0, 0, "GET / HTTP/2.0\r\n\r\n", EK_EPROTO, "HTTP/1.1 505 ");
     t_expect_error(0, 0, "DESCRIBE / RTSP/1.0\r\n\r\n", EK_EPROTO, "HTTP/1.1 400 ");
+    /* CONNECT (a tunnel) is not served; the requests before it are */
+    t_expect_error(0, 0, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                   EK_EPROTO, "HTTP/1.1 501 Not Implemented\r\n");
+    t_expect_error(0, 0, "GET / HTTP/1.1\r\n\r\nCONNECT a:1 HTTP/1.1\r\n\r\n", EK_EPROTO,
+                   "HTTP/1.1 501 ");
     /* a head over the limit (64 bytes), in the target, in a header, in many */
     char big[512];
     snprintf(big, sizeof big, "GET /%0100d HTTP/1.1\r\n\r\n", 0);
@@ -354,6 +363,43 @@ static void test_http_encode_response(void **state)
     ek_msg_free(m);
     ek_buf_free(o);
     ek_codec_free(c);
+}
+
+/* Upgrade is ignored (RFC 9110 7.8): the request is an HTTP/1.1 one like any
+ * other, the connection stays HTTP/1.1 and what follows is the next request,
+ * with or without a body, whole or byte by byte; a 101 response (which would
+ * hand the connection over) cannot be encoded. */
+static void test_http_upgrade_ignored(void **state)
+{
+    static const char in[] =
+        "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        "POST /h2 HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        "Content-Length: 3\r\n\r\nabc"
+        "GET /next HTTP/1.0\r\n\r\n";
+    static const char want[] =
+        "GET /ws v11 ka=1 [Connection=Upgrade] [Upgrade=websocket] body=\n"
+        "POST /h2 v11 ka=1 [Connection=Upgrade, HTTP2-Settings] [Upgrade=h2c] "
+        "[Content-Length=3] body=abc\n"
+        "GET /next v10 ka=0 body=";
+    for (size_t step = 0; step < 2; step++) {
+        ek_codec *c = t_server_codec(0, 0);
+        char out[1024];
+        const char *why = NULL;
+        assert_int_equal(t_decode_all(c, in, sizeof in - 1, step, out, sizeof out, &why),
+                         EK_ECLOSED);
+        assert_string_equal(out, want);
+        ek_codec_free(c);
+    }
+    char out[256];
+    int rc;
+    t_answer("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+             t_resp(101, ""), 0, out, sizeof out, &rc);
+    assert_int_equal(rc, EK_ENOTSUP);
+    assert_string_equal(out, "");
+    t_answer("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+             t_resp(200, "no"), 0, out, sizeof out, &rc);
+    assert_int_equal(rc, EK_OK);
+    assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno");
 }
 
 /* Requests decoded ahead of their answers queue up in order: 3 decoded, 2
@@ -662,6 +708,24 @@ static void test_http_server_keep_alive_pipelining_and_errors(void **state)
     assert_memory_equal(buf, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46);
     t_expect_close(bad);
     close(bad);
+    /* CONNECT: the responses before it, then 501 and close */
+    bad = t_raw_connect(addr);
+    t_send(bad, "GET / HTTP/1.1\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\n\r\n");
+    t_read_until(bad, buf, sizeof buf, "not supported\n");
+    assert_memory_equal(buf, t_hello_reply, sizeof t_hello_reply - 1);
+    assert_memory_equal(buf + sizeof t_hello_reply - 1,
+                        "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\n", 48);
+    t_expect_close(bad);
+    close(bad);
+    /* Upgrade: answered as HTTP/1.1, and the connection goes on */
+    bad = t_raw_connect(addr);
+    t_send(bad, "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    t_read_until(bad, buf, sizeof buf, "World!");
+    assert_string_equal(buf, t_hello_reply);
+    t_send(bad, "GET / HTTP/1.1\r\n\r\n");
+    t_read_until(bad, buf, sizeof buf, "World!");
+    assert_string_equal(buf, t_hello_reply);
+    close(bad);
     /* a failed response: 500 and close */
     bad = t_raw_connect(addr);
     t_send(bad, "GET /fail HTTP/1.1\r\n\r\n");
@@ -743,6 +807,80 @@ static void test_http_client_over_the_server(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* A peer that is not ekiden's server: it reads two requests, answers the first
+ * with a chunked body and the second with "Connection: close" and a body that
+ * the end of the stream delimits, then closes. */
+typedef struct t_peer {
+    int lfd;
+    char got[1024];
+} t_peer;
+
+static void *t_peer_main(void *arg)
+{
+    t_peer *p = arg;
+    int fd = accept(p->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    size_t used = 0;
+    for (;;) { /* until two heads are in */
+        const char *first = strstr(p->got, "\r\n\r\n");
+        if (first != NULL && strstr(first + 4, "\r\n\r\n") != NULL) break;
+        ssize_t n = read(fd, p->got + used, sizeof p->got - 1 - used);
+        if (n <= 0) break;
+        used += (size_t)n;
+        p->got[used] = '\0';
+    }
+    static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "6\r\nhello,\r\n6\r\n world\r\n0\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
+    for (size_t off = 0; off < sizeof reply - 1;) { /* in two writes: the EOF comes apart */
+        size_t k = off == 0 ? sizeof reply - 1 - 5 : sizeof reply - 1 - off;
+        ssize_t n = write(fd, reply + off, k);
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    close(fd);
+    return NULL;
+}
+
+/* The framed client decodes a chunked response and one ended by the end of the
+ * stream (Connection: close), then the service is closed (no reconnect). */
+static void test_http_client_chunked_and_eof_responses(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    t_peer peer = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    assert_true(peer.lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof sin;
+    assert_int_equal(bind(peer.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(peer.lfd, 4), 0);
+    assert_int_equal(getsockname(peer.lfd, (struct sockaddr *)&sin, &slen), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, t_peer_main, &peer), 0);
+    ek_sockaddr *addr;
+    assert_int_equal(ek_sockaddr_from_ip("127.0.0.1", ntohs(sin.sin_port), &addr), EK_OK);
+    ek_codec *codec;
+    assert_int_equal(ek_codec_http_client(0, 0, 0, &codec), EK_OK);
+    ek_service *svc;
+    assert_int_equal(ek_client_connect(rt, addr, codec, NULL, &svc), EK_OK);
+    t_hc c = {.svc = svc, .n = 2};
+    assert_int_equal(ekt_block_on_fn(rt, t_hc_poll, &c, NULL), EK_OK);
+    assert_string_equal(c.bodies[0], "hello, world");
+    assert_string_equal(c.bodies[1], "until the end");
+    assert_non_null(strstr(peer.got, "GET /stream HTTP/1.1\r\n"));
+    assert_non_null(strstr(peer.got, "GET / HTTP/1.1\r\n"));
+    /* the connection ended: the next request fails, and the service is closed */
+    t_hc c2 = {.svc = svc, .n = 1};
+    int rc = ekt_block_on_fn(rt, t_hc_poll, &c2, NULL);
+    assert_true(rc == EK_ECLOSED || rc == EK_ECONNRESET || rc == EK_EPIPE);
+    for (int i = c2.done; i < c2.called; i++) ek_future_drop(c2.f[i]);
+    assert_int_equal(ek_service_status(svc), EK_SERVICE_CLOSED);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(peer.lfd);
+    ek_service_free(svc);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -753,9 +891,11 @@ int main(void)
         T(test_http_malformed_and_oversized),
         T(test_http_encode_response),
         T(test_http_answers_queue_in_order),
+        T(test_http_upgrade_ignored),
         T(test_http_client_codec),
         T(test_http_server_keep_alive_pipelining_and_errors),
         T(test_http_client_over_the_server),
+        T(test_http_client_chunked_and_eof_responses),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));

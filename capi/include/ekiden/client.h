@@ -11,11 +11,16 @@
  * the connection closes when the last handle is freed and nothing is in flight.
  * ek_svc_balance over several clients is how a program talks to many servers.
  *
- * Failures: a connection that cannot be made, breaks (EK_ECONNRESET, end of
- * stream) or gets a corrupt response (EK_EPROTO) fails every request in flight
- * with that error. Without the reconnect option the service is then closed:
- * poll_ready gives that error for good. With it, the task connects again (after
- * the back-off) for the requests that come next.
+ * At the end of the stream the codec decodes what is left (ek_codec_decode_eof:
+ * an HTTP response that the end of the stream delimits answers its request).
+ * Failures: a connection that cannot be made, breaks (EK_ECONNRESET, also for an
+ * end of stream while requests still wait for their answer) or gets a corrupt
+ * response (EK_EPROTO) fails every request in flight with that error; a server
+ * that ends the conversation (an HTTP "Connection: close" response, or the end
+ * of the stream with nothing in flight) gives EK_ECLOSED. Without the
+ * reconnect option the service is then closed: poll_ready gives that error for
+ * good. With it, the task connects again (after the back-off) for the requests
+ * that come next.
  */
 #ifndef EKIDEN_CLIENT_H
 #define EKIDEN_CLIENT_H

@@ -171,8 +171,14 @@ EK_EXTERN int ek_codec_resp_protocol(ek_codec *c);
  *   copy); a chunked body is joined into one ek_bytes (trailers are dropped).
  *   Pipelined requests are decoded one after another. After a request that does
  *   not keep the connection alive (HTTP/1.0 without "Connection: keep-alive",
- *   "Connection: close", an Upgrade or CONNECT) decode gives EK_ECLOSED: the
- *   framed server answers what it has and closes.
+ *   "Connection: close") decode gives EK_ECLOSED: the framed server answers what
+ *   it has and closes.
+ * - Upgrade is ignored, as RFC 9110 7.8 allows: such a request is decoded as any
+ *   other (its Upgrade and Connection headers are in it), the connection stays
+ *   HTTP/1.1 and what follows it is the next request; a 101 response cannot be
+ *   encoded (EK_ENOTSUP: the connection is never handed over). CONNECT (a
+ *   tunnel) is EK_EPROTO "CONNECT is not supported" (encode_error writes 501 Not
+ *   Implemented, and the connection closes).
  * - "Expect: 100-continue" (HTTP/1.1): the framed server writes "HTTP/1.1 100
  *   Continue" once the responses before the request are written, while it waits
  *   for the body.
