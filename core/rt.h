@@ -1,16 +1,26 @@
 /*
- * rt.h - what the runtime offers the other core modules (time, net, sync):
- * references on it, access to its driver and timer wheel, closed checks.
+ * rt.h - the runtime's internal handle: what the layers below the scheduler
+ * (task, time, driver) and the ones above it (net, sync, service) need of a
+ * runtime, in one small struct that the scheduler fills in and hands down.
  *
- * Lifetime (DESIGN section 7a). The ek_runtime object is the runtime's internal
- * handle: reference-counted, holding the driver, the time source, the
- * scheduler's queues and the closed flag. The pointer ek_runtime_new returns is
- * the owner's handle: one reference, plus the threads and shutdown.
- * ek_runtime_free ends the threads and drops the owner's reference; every
- * resource (socket, timer future, interval, connect future, task and so join
- * handle, blocking thread) holds a reference of its own, so the memory goes
- * with the last of them, whatever the order of frees. A resource used after
- * shutdown gets EK_ECLOSED from ek__rt_check.
+ * Lifetime (DESIGN section 7a). The handle is reference-counted and holds the
+ * driver, the time source, the cell slab and the closed flag. The pointer
+ * ek_runtime_new returns is the owner's handle: one reference, plus the
+ * threads and shutdown. ek_runtime_free ends the threads and drops the owner's
+ * reference; every resource (socket, timer future, interval, connect future,
+ * task and so join handle, blocking thread) holds a reference of its own, so
+ * the memory goes with the last of them, whatever the order of frees. A
+ * resource used after shutdown gets EK_ECLOSED from ek__rt_check.
+ *
+ * Why a struct and not calls. The handle is the first member of every
+ * ek_runtime (sched/runtime.h), so an ek_runtime * points at its handle and
+ * everything here is an inline load, store or atomic on it: the layers below
+ * the scheduler read what they need without calling back up into it (the
+ * folder graph, calls included, is one-way: scripts/check-layers.py). The two
+ * things only the scheduler can do are callbacks it sets before any resource
+ * exists: `release` (the last reference went: end the runtime's memory) and
+ * `unpark` (wake the thread parked in the driver, for time's "a new earliest
+ * deadline"; the driver is below time's users but above time).
  */
 #ifndef EK_CORE_RT_H
 #define EK_CORE_RT_H
@@ -19,39 +29,111 @@
 
 typedef struct ek__driver ek__driver;
 typedef struct ek__time ek__time;
+typedef struct ek__slab ek__slab;
+
+typedef struct ek__rt_handle ek__rt_handle;
+struct ek__rt_handle {
+    uint32_t tag;          /* EK__TAG_RUNTIME (first, as every handle's tag) */
+    atomic_bool closed;    /* shut down: spawns refused, resources EK_ECLOSED */
+    _Atomic uint64_t refs; /* see EK__RT_REF_*; the owner holds one handle ref */
+    /* Set once while the runtime is made, before any resource exists; valid
+     * while a reference is held. */
+    ek__driver *driver;                /* I/O readiness */
+    ek__time *time;                    /* clock and timer wheel */
+    ek__slab *slab;                    /* task and timer cells (task/slab.h), or NULL: ek__malloc */
+    void (*release)(ek__rt_handle *h); /* the last reference went */
+    void (*unpark)(void *arg);         /* wake the driver's parked thread */
+    void *unpark_arg;
+};
+
+/* References on the runtime: tasks count EK__RT_REF_TASK each (the low half is
+ * the TASKS_ALIVE metric), every other holder EK__RT_REF_HANDLE. One word, so
+ * that the last of either kind frees. */
+#define EK__RT_REF_TASK   UINT64_C(1)
+#define EK__RT_REF_HANDLE (UINT64_C(1) << 32)
+
+/* rt's handle (the same address). rt must not be NULL. */
+static inline ek__rt_handle *ek__rt_h(ek_runtime *rt)
+{
+    return (ek__rt_handle *)(void *)rt;
+}
 
 /* EK_OK if rt is a live runtime handle, EK_EINVAL if not a runtime, EK_ECLOSED if
- * it has been shut down. */
-int ek__rt_check(ek_runtime *rt);
-/* ek__rt_check, and on EK_OK a new reference on rt (release it with
- * ek__rt_unref). */
-int ek__rt_acquire(ek_runtime *rt);
+ * it has been shut down. Any thread. */
+static inline int ek__rt_check(ek_runtime *rt)
+{
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
+    if (atomic_load_explicit(&ek__rt_h(rt)->closed, memory_order_acquire)) return EK_ECLOSED;
+    return EK_OK;
+}
+
 /* Add a reference from an existing one (rt is known alive). Any thread. */
-void ek__rt_ref(ek_runtime *rt);
+static inline void ek__rt_ref(ek_runtime *rt)
+{
+    /* relaxed: a new reference is made from a live one (as a task's). */
+    atomic_fetch_add_explicit(&ek__rt_h(rt)->refs, EK__RT_REF_HANDLE, memory_order_relaxed);
+}
+
+/* A task was allocated: its reference (dropped with ek__rt_task_unref). */
+static inline void ek__rt_task_ref(ek_runtime *rt)
+{
+    atomic_fetch_add_explicit(&ek__rt_h(rt)->refs, EK__RT_REF_TASK, memory_order_relaxed);
+}
+
+static inline void ek__rt_unref_by(ek_runtime *rt, uint64_t n)
+{
+    ek__rt_handle *h = ek__rt_h(rt);
+    /* acq_rel: the thread that frees sees every other holder's writes. */
+    uint64_t prev = atomic_fetch_sub_explicit(&h->refs, n, memory_order_acq_rel);
+    EK__ASSERT(prev >= n);
+    if (prev == n) h->release(h);
+}
+
 /* Drop a reference; the last one frees the runtime's memory (its threads ended
  * at shutdown). NULL is ignored. Any thread except, for the last reference, a
  * thread inside one of rt's polls (impossible: a poll holds a reference). */
-void ek__rt_unref(ek_runtime *rt);
+static inline void ek__rt_unref(ek_runtime *rt)
+{
+    if (rt) ek__rt_unref_by(rt, EK__RT_REF_HANDLE);
+}
+
 /* A task was freed: drop the reference the scheduler took for it at spawn (the
  * task layer calls this; the last reference frees the runtime). Any thread. */
-void ek__rt_task_unref(ek_runtime *rt);
-/*
- * Cells (sched/cells.c): the memory of an object that holds a reference on rt
- * (a task, a sleep or timeout future), `size` at most EK__SLAB_MAX_CELL (256)
- * bytes, not zeroed; NULL when out of memory. From the runtime's slab, or from
- * ek__malloc when the slab is off (a user allocator is installed: see
- * cells.c). Free a cell with ek__rt_cell_free on the same rt before that
- * reference is dropped. Any thread.
- */
-void *ek__rt_cell_alloc(ek_runtime *rt, size_t size);
-void ek__rt_cell_free(ek_runtime *rt, void *cell);
-/* The runtime's driver (I/O) and time source. Valid while a reference is held. */
-ek__driver *ek__rt_driver(ek_runtime *rt);
-ek__time *ek__rt_time(ek_runtime *rt);
+static inline void ek__rt_task_unref(ek_runtime *rt)
+{
+    ek__rt_unref_by(rt, EK__RT_REF_TASK);
+}
+
+/* ek__rt_check, and on EK_OK a new reference on rt (release it with
+ * ek__rt_unref). */
+static inline int ek__rt_acquire(ek_runtime *rt)
+{
+    int rc = ek__rt_check(rt);
+    if (rc == EK_OK) ek__rt_ref(rt);
+    return rc;
+}
+
+/* The runtime's driver (I/O), time source and cell slab. Valid while a
+ * reference is held. */
+static inline ek__driver *ek__rt_driver(ek_runtime *rt)
+{
+    return ek__rt_h(rt)->driver;
+}
+static inline ek__time *ek__rt_time(ek_runtime *rt)
+{
+    return ek__rt_h(rt)->time;
+}
+static inline ek__slab *ek__rt_slab(ek_runtime *rt)
+{
+    return ek__rt_h(rt)->slab;
+}
+
 /* Wake the thread parked in the driver (if any) so it recomputes its timeout or
  * handles new work; coalesced and cheap when nobody is parked. Any thread. */
-void ek__rt_unpark_driver(ek_runtime *rt);
-/* Inhibit test-clock auto-advance while > 0 (blocking jobs in flight). */
-void ek__rt_inhibit_auto_advance(ek_runtime *rt, int delta);
+static inline void ek__rt_unpark_driver(ek_runtime *rt)
+{
+    ek__rt_handle *h = ek__rt_h(rt);
+    h->unpark(h->unpark_arg);
+}
 
 #endif

@@ -5,7 +5,7 @@
 #   format  every C file is clang-formatted (scripts/check-format.sh)
 #   readme  README.md shows examples/echo.c as it is (scripts/check-readme.sh)
 #   header  ekiden.h compiles alone as C11 and C++17 (scripts/check-header.sh)
-#   layers  no #include cycle between the folders of core/ (scripts/check-layers.py)
+#   layers  no #include or call cycle between the folders of core/ (scripts/check-layers.py)
 #   model   the reactor's readiness protocol, checked exhaustively by spin
 #           (tests/model/run.sh: the protocol holds, each mutation is caught)
 #   plain   build in $BUILD, run ctest (unit tests, ABI test, exports, install test)

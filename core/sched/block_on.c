@@ -103,17 +103,17 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     ek__local *l = ek__local_for_current_thread(rt);
     if (!l) return EK_ENOMEM;
     ek__thread_parker *tp;
-    rc = tp_new(rt->driver, &tp);
+    rc = tp_new(rt->h.driver, &tp);
     if (rc) return rc;
     ek__mutex_lock(&rt->bo_lock);
-    if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+    if (atomic_load_explicit(&rt->h.closed, memory_order_acquire)) {
         ek__mutex_unlock(&rt->bo_lock);
         tp_drop(tp);
         return EK_ECLOSED;
     }
     rt->bo_active++;
     ek__mutex_unlock(&rt->bo_lock);
-    ek__cur = (ek__tls){.rt = rt, .local = l, .in_block_on = true};
+    ek__cur_set((ek__tls){.rt = rt, .local = l, .in_block_on = true});
     ek__mutex_lock(&l->lock);
     atomic_store_explicit(&l->parker, &tp->p, memory_order_relaxed);
     ek__mutex_unlock(&l->lock);
@@ -131,7 +131,7 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     /* Shut down meanwhile: the tasks pinned to this thread are dropped here,
      * on it, before shutdown (waiting for us to leave) goes on. */
     if (ek__rt_closed(rt)) ek__local_shutdown(l);
-    ek__cur = (ek__tls){0};
+    ek__cur_set((ek__tls){0});
     tp_drop(tp);
     ek__mutex_lock(&rt->bo_lock);
     if (--rt->bo_active == 0) ek__cond_broadcast(&rt->bo_cond);

@@ -56,7 +56,7 @@ static void *blocking_main(void *arg)
 {
     ek_runtime *rt = arg;
     ek__blocking *b = &rt->blocking;
-    ek__cur = (ek__tls){.rt = rt, .blocking = true};
+    ek__cur_set((ek__tls){.rt = rt, .blocking = true});
     char name[32];
     snprintf(name, sizeof name, "%.9s-blk", rt->cfg.thread_name);
     ek__thread_name_self(name);
@@ -98,7 +98,7 @@ static void *blocking_main(void *arg)
     bool last = !ek__rt_unref_unless_last(rt);
     ek__cond_broadcast(&b->exit_cond);
     ek__mutex_unlock(&b->lock);
-    ek__cur = (ek__tls){0};
+    ek__cur_set((ek__tls){0});
     if (last) ek__rt_unref(rt); /* frees the runtime, lock included */
     return NULL;
 }

@@ -3,9 +3,11 @@
  *
  * With the C library's allocator, from the runtime's slab (task/slab.h): each
  * thread that runs the runtime's tasks owns a heap there (a worker, a thread
- * inside ek_block_on: the heap of its local set, ek__cur.local), and every other
- * thread uses the slab's shared heap under its lock. A cell goes back to the
- * heap that made it, from whichever thread frees it.
+ * inside ek_block_on: the heap of its local set, ek__cur.local, which
+ * ek__cur_set makes ek__slab_mine), and every other thread uses the slab's
+ * shared heap under its lock. A cell goes back to the heap that made it, from
+ * whichever thread frees it. ek__rt_cell_alloc and ek__rt_cell_free (inline in
+ * task/slab.h) choose between the two ways; this file makes the choice.
  *
  * With a user allocator (ek_set_allocator before the runtime was made), every
  * cell is its own ek__malloc, so that the allocator sees (and may fail) each
@@ -28,29 +30,7 @@ static bool slab_wanted(void)
 
 int ek__rt_cells_init(ek_runtime *rt)
 {
-    rt->slab = NULL;
+    rt->h.slab = NULL;
     if (!slab_wanted()) return EK_OK;
-    return ek__slab_new(&rt->slab);
-}
-
-/* The calling thread's heap (invariant 3 of slab.c: only the thread whose
- * ek__cur.local is l runs with l's heap; the slab checks it is rt's). */
-static inline ek__slab_heap *current_heap(void)
-{
-    ek__local *l = ek__cur.local;
-    return l != NULL ? l->heap : NULL;
-}
-
-void *ek__rt_cell_alloc(ek_runtime *rt, size_t size)
-{
-    if (rt->slab == NULL) return ek__malloc(size);
-    return ek__slab_alloc(rt->slab, current_heap(), size);
-}
-
-void ek__rt_cell_free(ek_runtime *rt, void *cell)
-{
-    if (rt->slab == NULL)
-        ek__free(cell);
-    else
-        ek__slab_free(current_heap(), cell);
+    return ek__slab_new(&rt->h.slab);
 }

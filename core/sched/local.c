@@ -63,8 +63,8 @@ int ek__local_init(ek__local *l, ek_runtime *rt)
     atomic_init(&l->parker, NULL);
     ek__list_init(&l->link);
     /* Its cells' heap (cells.c); none when the slab is off. */
-    if (rt->slab) {
-        l->heap = ek__slab_heap_new(rt->slab);
+    if (rt->h.slab) {
+        l->heap = ek__slab_heap_new(rt->h.slab);
         if (!l->heap) return EK_ENOMEM;
     }
     return ek__mutex_init(&l->lock);
@@ -169,7 +169,7 @@ void ek__local_shutdown_if_closed(ek_runtime *rt)
     /* Inside one of rt's polls the thread drops its set when it leaves the
      * runtime (worker exit, end of ek_block_on), not under a running task. */
     if (ek__cur.rt == rt) return;
-    if (!atomic_load_explicit(&rt->closed, memory_order_acquire)) return;
+    if (!atomic_load_explicit(&rt->h.closed, memory_order_acquire)) return;
     ek__local *l = ek__local_find_current(rt);
     if (l) ek__local_shutdown(l);
 }

@@ -467,7 +467,7 @@ static void park_inner(ek__worker *w)
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) break;
         atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
         w->in_driver = true;
-        if (!standby && others_running && !drive && rt->driver &&
+        if (!standby && others_running && !drive && rt->h.driver &&
             !atomic_exchange_explicit(&idle->standby, true, memory_order_acquire)) {
             /* acquire/release: the role owns the standby_seen fields. */
             standby = true;
@@ -483,7 +483,7 @@ static void park_inner(ek__worker *w)
                 standby = false;
                 atomic_store_explicit(&idle->standby, false, memory_order_release);
             }
-        } else if (others_running && !drive && rt->driver) {
+        } else if (others_running && !drive && rt->h.driver) {
             /* Another worker stands by: sleep until notified. */
             ek__parker_park(&w->parker, false, -1);
         } else {
@@ -534,7 +534,7 @@ static void maintenance(ek__worker *w)
     w->maint_ns = now;
     w->maint_polls = 0;
     flush_deferred(w);
-    ek__driver *d = w->rt->driver;
+    ek__driver *d = w->rt->h.driver;
     if (ek__driver_try_lock(d)) {
         w->in_driver = true;
         ek__driver_turn(d, 0);
@@ -549,7 +549,7 @@ static void *worker_main(void *arg)
 {
     ek__worker *w = arg;
     ek_runtime *rt = w->rt;
-    ek__cur = (ek__tls){.rt = rt, .worker = w, .local = &w->local};
+    ek__cur_set((ek__tls){.rt = rt, .worker = w, .local = &w->local});
     w->local.owner = pthread_self(); /* set up by the thread that built the runtime */
     char name[32];
     snprintf(name, sizeof name, "%.10s-%u", rt->cfg.thread_name, w->index);
@@ -570,7 +570,7 @@ static void *worker_main(void *arg)
      * runtime is closed: no new ones can be pinned). */
     ek__local_shutdown(&w->local);
     ek__rt_hook(rt, EK__HOOK_STOP);
-    ek__cur = (ek__tls){0};
+    ek__cur_set((ek__tls){0});
     return NULL;
 }
 
@@ -588,7 +588,7 @@ int ek__mt_start(ek_runtime *rt)
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
         w->global_interval = rt->cfg.global_queue_interval;
-        rc = ek__parker_init(&w->parker, rt->driver);
+        rc = ek__parker_init(&w->parker, rt->h.driver);
         if (rc) return rc;
         rc = ek__local_init(&w->local, rt);
         if (rc) {

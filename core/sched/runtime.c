@@ -222,13 +222,22 @@ static int rt_init_locks(ek_runtime *rt)
     return rc;
 }
 
+/* The handle's unpark (rt.h): the driver is made after the time source, which
+ * may ask for it first. */
+static void rt_unpark_driver(void *arg)
+{
+    ek_runtime *rt = arg;
+    if (rt->h.driver) ek__driver_unpark(rt->h.driver);
+}
+
 /* The last reference went: every thread has ended and no task, resource or
  * local task is left. */
-static void rt_release(ek_runtime *rt)
+static void rt_release(ek__rt_handle *h)
 {
+    ek_runtime *rt = EK__CONTAINER_OF(h, ek_runtime, h);
     ek__mt_destroy(rt);
-    if (rt->driver) ek__driver_free(rt->driver);
-    if (rt->time) ek__time_free(rt->time);
+    if (rt->h.driver) ek__driver_free(rt->h.driver);
+    if (rt->h.time) ek__time_free(rt->h.time);
     while (!ek__list_empty(&rt->locals)) {
         ek__local *l = EK__CONTAINER_OF(ek__list_pop_front(&rt->locals), ek__local, link);
         ek__local_destroy(l);
@@ -243,51 +252,20 @@ static void rt_release(ek_runtime *rt)
     ek__mutex_destroy(&rt->bo_lock);
     ek__cond_destroy(&rt->bo_cond);
     /* Last: every cell went before the reference it held (cells.c). */
-    ek__slab_destroy(rt->slab);
-    rt->tag = EK__TAG_DEAD;
+    ek__slab_destroy(rt->h.slab);
+    rt->h.tag = EK__TAG_DEAD;
     ek__free(rt);
-}
-
-void ek__rt_ref(ek_runtime *rt)
-{
-    /* relaxed: a new reference is made from a live one (as a task's). */
-    atomic_fetch_add_explicit(&rt->refs, EK__RT_REF_HANDLE, memory_order_relaxed);
-}
-
-static void rt_unref_by(ek_runtime *rt, uint64_t n)
-{
-    /* acq_rel: the thread that frees sees every other holder's writes. */
-    uint64_t prev = atomic_fetch_sub_explicit(&rt->refs, n, memory_order_acq_rel);
-    EK__ASSERT(prev >= n);
-    if (prev == n) rt_release(rt);
-}
-
-void ek__rt_unref(ek_runtime *rt)
-{
-    if (rt) rt_unref_by(rt, EK__RT_REF_HANDLE);
 }
 
 bool ek__rt_unref_unless_last(ek_runtime *rt)
 {
-    uint64_t cur = atomic_load_explicit(&rt->refs, memory_order_relaxed);
+    uint64_t cur = atomic_load_explicit(&rt->h.refs, memory_order_relaxed);
     while (cur > EK__RT_REF_HANDLE) {
-        if (atomic_compare_exchange_weak_explicit(&rt->refs, &cur, cur - EK__RT_REF_HANDLE,
+        if (atomic_compare_exchange_weak_explicit(&rt->h.refs, &cur, cur - EK__RT_REF_HANDLE,
                                                   memory_order_acq_rel, memory_order_relaxed))
             return true;
     }
     return false;
-}
-
-void ek__rt_task_unref(ek_runtime *rt)
-{
-    rt_unref_by(rt, EK__RT_REF_TASK);
-}
-
-int ek__rt_acquire(ek_runtime *rt)
-{
-    int rc = ek__rt_check(rt);
-    if (rc == EK_OK) ek__rt_ref(rt);
-    return rc;
 }
 
 int ek__rt_bind(ek__sched *s, ek__task *t)
@@ -303,10 +281,10 @@ bool ek__rt_release(ek__sched *s, ek__task *t)
 static void rt_stop_and_drain(ek_runtime *rt)
 {
     ek__mutex_lock(&rt->bo_lock);
-    atomic_store_explicit(&rt->closed, true, memory_order_release);
+    atomic_store_explicit(&rt->h.closed, true, memory_order_release);
     ek__mutex_unlock(&rt->bo_lock);
     ek__owned_close(&rt->owned);
-    if (rt->driver) ek__driver_close(rt->driver);
+    if (rt->h.driver) ek__driver_close(rt->h.driver);
     ek__mt_stop(rt);
     /* Wake threads inside ek_block_on so they see the runtime closed. */
     ek__mutex_lock(&rt->locals_lock);
@@ -347,9 +325,12 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
 
     ek_runtime *rt = ek__calloc(1, sizeof *rt);
     if (!rt) return EK_ENOMEM;
-    rt->tag = EK__TAG_RUNTIME;
+    rt->h.tag = EK__TAG_RUNTIME;
     rt->cfg = cfg;
-    atomic_init(&rt->refs, EK__RT_REF_HANDLE); /* the owner's */
+    atomic_init(&rt->h.refs, EK__RT_REF_HANDLE); /* the owner's */
+    rt->h.release = rt_release;
+    rt->h.unpark = rt_unpark_driver;
+    rt->h.unpark_arg = rt;
     rt->nworkers = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? 1 : cfg.workers;
     rt->sched.rt = rt;
     rt->sched.schedule = cfg.flavor == EK_FLAVOR_CURRENT_THREAD ? ek__ct_schedule : ek__mt_schedule;
@@ -367,8 +348,8 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     if (!rc) rc = ek__ct_init(rt);
     if (!rc) rc = ek__blocking_init(rt);
     rt->blocking.sched.obs = rt->sched.obs;
-    if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->time);
-    if (!rc) rc = ek__driver_new(rt->time, cfg.io_backend, &rt->driver);
+    if (!rc) rc = ek__time_new(rt, cfg.start_paused, &rt->h.time);
+    if (!rc) rc = ek__driver_new(rt->h.time, cfg.io_backend, &rt->h.driver);
     if (!rc && cfg.flavor == EK_FLAVOR_MULTI_THREAD) rc = ek__mt_start(rt);
     if (rc) {
         rt_stop_and_drain(rt);
@@ -452,33 +433,12 @@ int ek_runtime_worker_count(ek_runtime *rt)
 int ek_runtime_io_backend(ek_runtime *rt)
 {
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
-    return ek__backend_kind(rt->driver->be);
+    return ek__backend_kind(rt->h.driver->be);
 }
 
-/* ---------------------------------------------------------------- rt.h -- */
-
-int ek__rt_check(ek_runtime *rt)
-{
-    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return EK_EINVAL;
-    if (atomic_load_explicit(&rt->closed, memory_order_acquire)) return EK_ECLOSED;
-    return EK_OK;
-}
-
-ek__driver *ek__rt_driver(ek_runtime *rt)
-{
-    return rt->driver;
-}
-ek__time *ek__rt_time(ek_runtime *rt)
-{
-    return rt->time;
-}
-void ek__rt_unpark_driver(ek_runtime *rt)
-{
-    if (rt->driver) ek__driver_unpark(rt->driver);
-}
 void ek__rt_inhibit_auto_advance(ek_runtime *rt, int delta)
 {
-    if (rt->time) ek__time_inhibit(rt->time, delta);
+    if (rt->h.time) ek__time_inhibit(rt->h.time, delta);
 }
 
 /* ------------------------------------------------------------ test clock -- */
@@ -493,25 +453,25 @@ static int clock_check(ek_runtime *rt)
 int ek_runtime_clock_pause(ek_runtime *rt)
 {
     int rc = clock_check(rt);
-    return rc ? rc : ek__time_pause(rt->time);
+    return rc ? rc : ek__time_pause(rt->h.time);
 }
 int ek_runtime_clock_resume(ek_runtime *rt)
 {
     int rc = clock_check(rt);
-    return rc ? rc : ek__time_resume(rt->time);
+    return rc ? rc : ek__time_resume(rt->h.time);
 }
 int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms)
 {
     int rc = clock_check(rt);
     if (rc) return rc;
-    rc = ek__time_advance(rt->time, ms);
+    rc = ek__time_advance(rt->h.time, ms);
     ek__rt_unpark_driver(rt);
     return rc;
 }
 uint64_t ek_now_ms(ek_runtime *rt)
 {
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return 0;
-    return ek__time_now(rt->time);
+    return ek__time_now(rt->h.time);
 }
 
 /* --------------------------------------------------------------- metrics -- */
@@ -522,7 +482,7 @@ int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
     uint64_t v[EK_METRIC_COUNT] = {0};
     v[EK_METRIC_WORKERS] = rt->nworkers;
     v[EK_METRIC_TASKS_ALIVE] =
-        atomic_load_explicit(&rt->refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
+        atomic_load_explicit(&rt->h.refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
     /* Refused first: tasks_spawned counts a refused spawn before it is refused,
      * so the difference read in this order never underflows. */
     uint64_t refused = atomic_load_explicit(&rt->spawns_refused, memory_order_relaxed);
@@ -542,8 +502,8 @@ int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
     v[EK_METRIC_UNPARKS] = atomic_load_explicit(&rt->unparks, memory_order_relaxed);
     v[EK_METRIC_GLOBAL_QUEUE_DEPTH] = ek__inject_len(&rt->inject);
     v[EK_METRIC_IO_EVENTS] =
-        rt->driver ? atomic_load_explicit(&rt->driver->io_events, memory_order_relaxed) : 0;
-    v[EK_METRIC_TIMERS] = rt->time ? ek__time_count(rt->time) : 0;
+        rt->h.driver ? atomic_load_explicit(&rt->h.driver->io_events, memory_order_relaxed) : 0;
+    v[EK_METRIC_TIMERS] = rt->h.time ? ek__time_count(rt->h.time) : 0;
     ek__mutex_lock(&rt->blocking.lock);
     v[EK_METRIC_BLOCKING_THREADS] = rt->blocking.threads;
     v[EK_METRIC_BLOCKING_IDLE] = rt->blocking.idle;

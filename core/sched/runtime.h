@@ -67,7 +67,7 @@ struct ek__local {
     ek__task *head, *tail;        /* owner-only FIFO */
     _Atomic(ek__parker *) parker; /* where the owner sleeps now (may be NULL) */
     ek__list link;                /* rt->locals (foreign threads only) */
-    /* The owner's heap in rt->slab (cells.c); NULL: the slab's shared heap. */
+    /* The owner's heap in rt->h.slab (cells.c); NULL: the slab's shared heap. */
     ek__slab_heap *heap;
 };
 
@@ -152,19 +152,10 @@ typedef struct ek__blocking {
     unsigned pending_wakeups;
 } ek__blocking;
 
-/* References on the runtime (rt.h): tasks count EK__RT_REF_TASK each (the low
- * half is the TASKS_ALIVE metric), every other holder EK__RT_REF_HANDLE. One
- * word, so that the last of either kind frees. */
-#define EK__RT_REF_TASK   UINT64_C(1)
-#define EK__RT_REF_HANDLE (UINT64_C(1) << 32)
-
 struct ek_runtime {
-    uint32_t tag;
+    ek__rt_handle h; /* first: an ek_runtime * is its handle (rt.h) */
     ek__config cfg;
-    _Atomic uint64_t refs;  /* see EK__RT_REF_*; the owner holds one handle ref */
-    ek__slab *slab;         /* task and timer cells (cells.c), or NULL: ek__malloc */
     atomic_bool owner_gone; /* ek_runtime_free ran */
-    atomic_bool closed;     /* spawns refused */
     atomic_bool stopping;   /* workers exit */
     _Atomic(void *) data;   /* ek_runtime_set_data */
     ek_drop_fn data_drop;   /* guarded by shutdown_lock */
@@ -179,8 +170,6 @@ struct ek_runtime {
     ek__sched sched; /* multi-thread or current-thread schedule() */
     ek__owned owned;
     ek__inject inject;
-    ek__time *time;
-    ek__driver *driver;
     ek__blocking blocking;
 
     unsigned nworkers;
@@ -208,16 +197,12 @@ void ek__mt_notify_parked(ek_runtime *rt);
  * pool (the owned list rt->owned). */
 int ek__rt_bind(ek__sched *s, ek__task *t);
 bool ek__rt_release(ek__sched *s, ek__task *t);
-/* A task was allocated: its reference on the runtime (dropped with
- * ek__rt_task_unref, rt.h, when the task is freed). */
-static inline void ek__rt_task_ref(ek_runtime *rt)
-{
-    atomic_fetch_add_explicit(&rt->refs, EK__RT_REF_TASK, memory_order_relaxed);
-}
+/* Inhibit test-clock auto-advance while > 0 (blocking jobs in flight). */
+void ek__rt_inhibit_auto_advance(ek_runtime *rt, int delta);
 /* Drop a handle reference unless it is the last one (then false, nothing done). */
 bool ek__rt_unref_unless_last(ek_runtime *rt);
 
-/* cells.c: rt->slab, when the cell slab is on (see there). EK_OK or EK_ENOMEM. */
+/* cells.c: rt->h.slab, when the cell slab is on (see there). EK_OK or EK_ENOMEM. */
 int ek__rt_cells_init(ek_runtime *rt);
 /* observe.c: &rt->cfg.obs if the runtime has a task hook or a slow-poll
  * threshold, else NULL (what every scheduler's obs is set to). */
@@ -259,10 +244,19 @@ typedef struct ek__thread_parker {
 int ek__ct_block_on(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll_fn poll,
                     void *state, void **out);
 
+/* Take (or, with an all-zero role, leave) a role on the calling thread:
+ * ek__cur, and the slab heap of the role's local set as the thread's own
+ * (task/slab.h), which only the thread running that set may use. */
+static inline void ek__cur_set(ek__tls role)
+{
+    ek__cur = role;
+    ek__slab_mine = role.local != NULL ? role.local->heap : NULL;
+}
+
 /* Shut down (spawns refused, loops leave). Any thread. */
 static inline bool ek__rt_closed(ek_runtime *rt)
 {
-    return atomic_load_explicit(&rt->closed, memory_order_acquire);
+    return atomic_load_explicit(&rt->h.closed, memory_order_acquire);
 }
 
 /* Call a thread hook if one is set (on the thread it concerns). */

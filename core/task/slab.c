@@ -61,6 +61,8 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+__attribute__((tls_model("initial-exec"))) _Thread_local ek__slab_heap *ek__slab_mine;
+
 #define EK__SLAB_GRAIN   16u
 #define EK__SLAB_CLASSES (EK__SLAB_MAX_CELL / EK__SLAB_GRAIN)
 #define EK__SEG_CHUNKS   16u

@@ -14,7 +14,7 @@
 #ifndef EK_CORE_TASK_SLAB_H
 #define EK_CORE_TASK_SLAB_H
 
-#include "../common.h"
+#include "../rt.h"
 
 #define EK__SLAB_MAX_CELL 256u
 
@@ -49,5 +49,32 @@ void ek__slab_free(ek__slab_heap *mine, void *cell);
 size_t ek__slab_chunks(ek__slab *s);
 
 #define EK__SLAB_CHUNK ((size_t)64 * 1024)
+
+/* The heap the calling thread owns, or NULL: set by the scheduler together
+ * with the thread's local set (sched/runtime.h, ek__cur_set), so that only the
+ * thread running a local set uses its heap. A heap of another runtime's slab
+ * is harmless (ek__slab_alloc treats it as NULL). */
+extern __attribute__((tls_model("initial-exec"))) _Thread_local ek__slab_heap *ek__slab_mine;
+
+/*
+ * Cells of a runtime: the memory of an object that holds a reference on rt (a
+ * task, a sleep or timeout future), `size` at most EK__SLAB_MAX_CELL bytes, not
+ * zeroed; NULL when out of memory. From rt's slab (the handle's, rt.h), or
+ * from ek__malloc when the slab is off (a user allocator is installed: see
+ * sched/cells.c). Free a cell with ek__rt_cell_free on the same rt before that
+ * reference is dropped. Any thread.
+ */
+static inline void *ek__rt_cell_alloc(ek_runtime *rt, size_t size)
+{
+    ek__slab *s = ek__rt_slab(rt);
+    return s == NULL ? ek__malloc(size) : ek__slab_alloc(s, ek__slab_mine, size);
+}
+static inline void ek__rt_cell_free(ek_runtime *rt, void *cell)
+{
+    if (ek__rt_slab(rt) == NULL)
+        ek__free(cell);
+    else
+        ek__slab_free(ek__slab_mine, cell);
+}
 
 #endif

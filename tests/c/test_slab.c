@@ -313,7 +313,7 @@ static void test_timer_tasks_cells_are_reused_across_rounds(void **state)
     (void)state;
     for (int fl = 0; fl < 2; fl++) {
         ek_runtime *rt = ekt_rt(flavors[fl], 2);
-        assert_non_null(rt->slab);
+        assert_non_null(rt->h.slab);
         timers_ctx c = {.n = (int)ekt_scale(20000)};
         for (int round = 0; round < 3; round++) {
             atomic_store(&c.left, c.n);
@@ -333,7 +333,7 @@ static void test_timer_tasks_cells_are_reused_across_rounds(void **state)
          * that. */
         size_t per_chunk = (EK__SLAB_CHUNK - 16) / 112;
         size_t bound = (2 * (size_t)c.n + per_chunk - 1) / per_chunk + 4;
-        assert_true(ek__slab_chunks(rt->slab) <= bound);
+        assert_true(ek__slab_chunks(rt->h.slab) <= bound);
         ekt_rt_free_checked(rt);
     }
 }
@@ -430,10 +430,10 @@ static void test_idle_task_costs_one_112_byte_cell(void **state)
     assert_int_equal(sizeof(ek__task), 112);
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
     long n = ekt_scale(20000);
-    size_t before = ek__slab_chunks(rt->slab);
+    size_t before = ek__slab_chunks(rt->h.slab);
     for (long i = 0; i < n; i++)
         assert_int_equal(ek_spawn(rt, ekt_pend_forever, ekt_noop_drop, NULL, NULL, NULL), EK_OK);
-    size_t chunks = ek__slab_chunks(rt->slab) - before;
+    size_t chunks = ek__slab_chunks(rt->h.slab) - before;
     /* Chunks hold (64 KiB - 16) / 112 = 585 cells each. */
     size_t per_chunk = (EK__SLAB_CHUNK - 16) / 112;
     assert_true(chunks <= ((size_t)n + per_chunk - 1) / per_chunk + 2);

@@ -30,7 +30,7 @@
  * code (poll, drop) never runs under it.
  */
 #include "../rt.h"
-#include "future.h"
+#include "../task/future.h"
 
 /* "EKGR": distinct from common.h's and sync.h's tags. */
 #define EK__TAG_GROUP 0x454b4752u
