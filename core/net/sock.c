@@ -15,6 +15,7 @@
 #include "sock.h"
 
 #include "task/future.h"
+#include "task/task.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -146,11 +147,20 @@ typedef int (*ek__sock_op)(ek__sock *s, void *arg);
  * nothing. */
 #define EK__OP_DRAINED 4
 
+/* Where an op that waits for readiness waits (task.h): `site`, except that a
+ * send on a stream is a write. Only on the way to EK_PENDING. */
+static uint8_t ek__sock_site(const ek__sock *s, uint8_t site)
+{
+    bool stream = s->tag == EK__TAG_TCP_STREAM || s->tag == EK__TAG_UNIX_STREAM;
+    return site == EK__SITE_SEND && stream ? EK__SITE_WRITE : site;
+}
+
 /* Steps 2 and 3 of every op (see the top of this file), as Tokio's
  * Registration::poll_io: wait for readiness in `dir`, run `op`; when it would
  * block, clear exactly the readiness it proved stale, with the tick observed
  * before it ran, and look again. */
-static int ek__sock_poll_io(ek__sock *s, ek_cx *cx, int dir, ek__sock_op op, void *arg)
+static int ek__sock_poll_io(ek__sock *s, ek_cx *cx, int dir, ek__sock_op op, void *arg,
+                            uint8_t site)
 {
     uint32_t stale = dir == EK__DIR_READ ? EK__STALE_ON_READ : EK__STALE_ON_WRITE;
     for (int tries = 0;; tries++) {
@@ -158,7 +168,10 @@ static int ek__sock_poll_io(ek__sock *s, ek_cx *cx, int dir, ek__sock_op op, voi
         uint32_t ready;
         uint64_t tick;
         int rc = ek__io_poll_ready(s->io, cx, dir, &ready, &tick);
-        if (rc != EK_OK) return rc;
+        if (rc != EK_OK) {
+            if (rc == EK_PENDING) ek__cx_pend(cx, ek__sock_site(s, site)); /* task.h */
+            return rc;
+        }
         rc = op(s, arg);
         if (rc == EK__OP_WOULD_BLOCK) {
             ek__io_clear_ready(s->io, ready & stale, tick);
@@ -209,7 +222,7 @@ int ek__sock_recv(ek__sock *s, ek_cx *cx, void *buf, size_t len, ek_sockaddr *fr
     int rc = ek__sock_begin(s, cx);
     if (rc != EK_OK) return rc;
     ek__recv_op o = {buf, len, from, nread};
-    return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__recv_once, &o);
+    return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__recv_once, &o, EK__SITE_RECV);
 }
 
 /* A stream read: the bytes the backend received itself first (io_uring's ring
@@ -255,7 +268,7 @@ int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
     int rc = ek__sock_begin(s, cx);
     if (rc != EK_OK) return rc;
     ek__recv_op o = {buf, len, NULL, nread};
-    return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__stream_recv_once, &o);
+    return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__stream_recv_once, &o, EK__SITE_READ);
 }
 
 /* Unconnected Unix datagram sends that find the receiver's queue full get
@@ -295,7 +308,7 @@ int ek__sock_send(ek__sock *s, ek_cx *cx, const void *buf, size_t len, const str
                              .msg_iov = &iov,
                              .msg_iovlen = 1},
                      .nsent = nsent};
-    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o);
+    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o, EK__SITE_SEND);
 }
 
 #define EK__IOV_MAX 1024
@@ -314,7 +327,7 @@ int ek__sock_sendv(ek__sock *s, ek_cx *cx, const void *const *bufs, const size_t
         iov[i].iov_len = lens[i];
     }
     ek__send_op o = {.msg = {.msg_iov = iov, .msg_iovlen = count}, .nsent = nsent};
-    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o);
+    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o, EK__SITE_WRITE);
 }
 
 /* accept4 errors that concern one aborted connection, not the listener: skip
@@ -401,7 +414,7 @@ int ek__sock_accept(ek__sock *l, ek_cx *cx, uint32_t tag, ek__sock **out, ek_soc
     for (;;) {
         rc = ek__accept_wait_backoff(l, cx);
         if (rc != EK_OK) return rc;
-        rc = ek__sock_poll_io(l, cx, EK__DIR_READ, ek__accept_once, &o);
+        rc = ek__sock_poll_io(l, cx, EK__DIR_READ, ek__accept_once, &o, EK__SITE_ACCEPT);
         if (!o.exhausted) return rc;
         o.exhausted = false;
         rc = ek__accept_start_backoff(l, cx);
@@ -482,7 +495,7 @@ static int ek__connect_poll(void *state, ek_cx *cx, void **out)
         uint32_t ready;
         uint64_t tick;
         int rc = ek__io_poll_ready(c->sock->io, cx, EK__DIR_WRITE, &ready, &tick);
-        if (rc != EK_OK) return rc;
+        if (rc != EK_OK) return ek__cx_pended(cx, rc, EK__SITE_CONNECT);
         int err = 0;
         socklen_t elen = sizeof err;
         if (getsockopt(c->sock->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;

@@ -31,6 +31,7 @@
  */
 #include "../rt.h"
 #include "../task/future.h"
+#include "../task/task.h"
 
 /* "EKGR": distinct from common.h's and sync.h's tags. */
 #define EK__TAG_GROUP 0x454b4752u
@@ -355,7 +356,7 @@ static int wait_poll(void *state, ek_cx *cx, void **out)
     ek_waker_drop(old);
     ek_waker_drop(fresh);
     if (rc != EK_PENDING) *out = NULL;
-    return rc;
+    return ek__cx_pended(cx, rc, EK__SITE_GROUP);
 }
 
 static void wait_drop(void *state)

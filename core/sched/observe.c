@@ -114,7 +114,16 @@ static void put_task(dump_out *o, ek__task *t)
                                                         : "task";
     put(o, "%s %llu ", kind, (unsigned long long)t->id);
     put_name(o, ek__task_name(t));
-    put(o, " %s%s\n", state_name(st), (st & EK__ST_CANCELLED) ? " cancelled" : "");
+    put(o, " %s%s", state_name(st), (st & EK__ST_CANCELLED) ? " cancelled" : "");
+    uint8_t site = atomic_load_explicit(&t->pend_site, memory_order_relaxed);
+    const char *where = ek__site_name(site);
+    if (where != NULL && site < EK__SITE_CORE_COUNT) {
+        put(o, ", pended at %s", where);
+    } else if (where != NULL) {
+        put(o, ", pended at ");
+        put_name(o, where);
+    }
+    put(o, "\n");
 }
 
 static void put_list(dump_out *o, ek__list *head)

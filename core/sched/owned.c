@@ -25,7 +25,7 @@ int ek__owned_insert(ek__owned *o, ek__task *t)
 {
     uint32_t s =
         atomic_fetch_add_explicit(&o->next_shard, 1, memory_order_relaxed) % EK__OWNED_SHARDS;
-    t->owned_shard = (uint16_t)s;
+    t->owned_shard = (uint8_t)s;
     ek__mutex_lock(&o->shard[s].lock);
     /* closed is written under every shard lock, so reading it under one is exact. */
     if (atomic_load_explicit(&o->closed, memory_order_relaxed)) {

@@ -16,6 +16,7 @@
 #include "rt.h"
 #include "service/svc.h"
 #include "task/future.h"
+#include "task/task.h"
 #include "time/time.h"
 
 #define NO_DEADLINE UINT64_MAX
@@ -100,7 +101,10 @@ static int tmo_resp_poll(void *state, ek_cx *cx, void **out)
         r->armed = true;
     }
     rc = ek__timer_poll(time, r->rt, &r->timer, cx);
-    if (rc == EK_PENDING) return rc;
+    if (rc == EK_PENDING) {
+        ek__cx_pend(cx, EK__SITE_TIMEOUT);
+        return rc;
+    }
     tmo_resp_finish(r); /* the inner response is cancelled before anyone sees it */
     return rc == EK_OK ? EK_ETIMEDOUT : rc;
 }

@@ -228,7 +228,7 @@ int ek_broadcast_recv(ek_broadcast_receiver *rx, ek_cx *cx, void **out, uint64_t
     if (!EK__CHECK_TAG(rx, EK__TAG_BCAST_RX) || cx == NULL) return EK_EINVAL;
     int rc = ek_coop_proceed(cx);
     if (rc != EK_OK) return rc;
-    return recv_impl(rx, cx, NULL, true, out, missed);
+    return ek__cx_pended(cx, recv_impl(rx, cx, NULL, true, out, missed), EK__SITE_BROADCAST);
 }
 
 int ek_broadcast_try_recv(ek_broadcast_receiver *rx, void **out, uint64_t *missed)

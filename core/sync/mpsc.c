@@ -240,7 +240,7 @@ int ek_mpsc_send(ek_mpsc_sender *tx, ek_cx *cx, void *msg)
         int rc = ek_coop_proceed(cx);
         if (rc != EK_OK) return rc;
     }
-    return send_impl(tx, true, cx, NULL, msg);
+    return ek__cx_pended(cx, send_impl(tx, true, cx, NULL, msg), EK__SITE_MPSC_SEND);
 }
 
 int ek_mpsc_try_send(ek_mpsc_sender *tx, void *msg)
@@ -304,7 +304,7 @@ int ek_mpsc_reserve(ek_mpsc_sender *tx, ek_cx *cx, ek_mpsc_permit **permit)
     if (tx->permit.tag != 0) return EK_EBUSY;
     int rc = ek_coop_proceed(cx);
     if (rc != EK_OK) return rc;
-    return reserve_impl(tx, true, cx, permit);
+    return ek__cx_pended(cx, reserve_impl(tx, true, cx, permit), EK__SITE_MPSC_SEND);
 }
 
 int ek_mpsc_try_reserve(ek_mpsc_sender *tx, ek_mpsc_permit **permit)
@@ -480,7 +480,7 @@ int ek_mpsc_recv(ek_mpsc_receiver *rx, ek_cx *cx, void **out)
     ek_waker_drop(old);
     ek__wake_list_wake(&wl);
     if (rc == EK_OK) deliver(c, m, out);
-    return rc;
+    return ek__cx_pended(cx, rc, EK__SITE_MPSC_RECV);
 }
 
 int ek_mpsc_try_recv(ek_mpsc_receiver *rx, void **out)

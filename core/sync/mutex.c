@@ -92,7 +92,7 @@ int ek_mutex_lock(ek_mutex_guard *g, ek_cx *cx)
     if (rc != EK_OK) return rc;
     rc = ek__sem_poll_acquire(&g->m->sem, &g->w, cx, NULL, 1);
     if (rc == EK_OK) g->locked = true;
-    return rc;
+    return ek__cx_pended(cx, rc, EK__SITE_MUTEX);
 }
 
 int ek_mutex_try_lock(ek_mutex_guard *g)

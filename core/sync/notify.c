@@ -166,7 +166,7 @@ int ek_notified_poll(ek_notified *w, ek_cx *cx)
     if (!EK__CHECK_TAG(w, EK__TAG_NOTIFIED) || cx == NULL) return EK_EINVAL;
     int rc = ek_coop_proceed(cx);
     if (rc != EK_OK) return rc;
-    return poll_impl(w, cx, NULL);
+    return ek__cx_pended(cx, poll_impl(w, cx, NULL), EK__SITE_NOTIFY);
 }
 
 static int blocking_wait_attempt(void *arg, ek__sync_parker *pk)

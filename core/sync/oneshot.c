@@ -140,7 +140,8 @@ int ek_oneshot_sender_poll_closed(ek_oneshot_sender *tx, ek_cx *cx)
     unsigned s = atomic_load_explicit(&c->state, memory_order_acquire);
     if (s & OS_CLOSED) return EK_OK;
     if (s & OS_TX_TASK) {
-        if (ek_waker_will_wake(c->tx_slot.waker, cx)) return EK_PENDING;
+        if (ek_waker_will_wake(c->tx_slot.waker, cx))
+            return ek__cx_pended(cx, EK_PENDING, EK__SITE_ONESHOT);
         s = atomic_fetch_and_explicit(&c->state, ~OS_TX_TASK, memory_order_acq_rel);
         if (s & OS_CLOSED) return EK_OK; /* the receiver may be waking the slot: keep it */
     }
@@ -149,7 +150,7 @@ int ek_oneshot_sender_poll_closed(ek_oneshot_sender *tx, ek_cx *cx)
     ek_waker_drop(c->tx_slot.waker);
     c->tx_slot.waker = k;
     s = atomic_fetch_or_explicit(&c->state, OS_TX_TASK, memory_order_acq_rel);
-    return (s & OS_CLOSED) ? EK_OK : EK_PENDING;
+    return ek__cx_pended(cx, (s & OS_CLOSED) ? EK_OK : EK_PENDING, EK__SITE_ONESHOT);
 }
 
 void ek_oneshot_sender_drop(ek_oneshot_sender *tx)
@@ -204,7 +205,8 @@ int ek_oneshot_recv(ek_oneshot_receiver *rx, ek_cx *cx, void **out)
     rc = recv_now(c, out, &s);
     if (rc != EK_EEMPTY) return rc;
     if (s & OS_RX_TASK) {
-        if (ek_waker_will_wake(c->rx_slot.waker, cx)) return EK_PENDING;
+        if (ek_waker_will_wake(c->rx_slot.waker, cx))
+            return ek__cx_pended(cx, EK_PENDING, EK__SITE_ONESHOT);
         s = atomic_fetch_and_explicit(&c->state, ~OS_RX_TASK, memory_order_acq_rel);
         /* The sender completed and may be waking the old waker: leave it. */
         if (s & OS_COMPLETE) return take_value(c, out);
@@ -217,7 +219,7 @@ int ek_oneshot_recv(ek_oneshot_receiver *rx, ek_cx *cx, void **out)
     /* release publishes the slot to a sender that sees RX_TASK. */
     s = atomic_fetch_or_explicit(&c->state, OS_RX_TASK, memory_order_acq_rel);
     if (s & OS_COMPLETE) return take_value(c, out);
-    return EK_PENDING;
+    return ek__cx_pended(cx, EK_PENDING, EK__SITE_ONESHOT);
 }
 
 int ek_oneshot_try_recv(ek_oneshot_receiver *rx, void **out)

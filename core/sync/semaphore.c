@@ -331,7 +331,7 @@ int ek_semaphore_acquire(ek_semaphore_permit *p, ek_cx *cx, size_t n)
     if (rc != EK_OK) return rc;
     rc = ek__sem_poll_acquire(&p->s->sem, &p->w, cx, NULL, n);
     if (rc == EK_OK) p->held += n;
-    return rc;
+    return ek__cx_pended(cx, rc, EK__SITE_SEMAPHORE);
 }
 
 int ek_semaphore_blocking_acquire(ek_semaphore_permit *p, size_t n)

@@ -18,6 +18,7 @@
 #define EK_CORE_SYNC_SYNC_H
 
 #include "../common.h"
+#include "../task/task.h"
 
 /* Type tags of the sync handles ("EKS" + a letter); distinct from common.h's. */
 enum {

@@ -217,7 +217,7 @@ int ek_watch_changed(ek_watch_receiver *rx, ek_cx *cx)
     if (!EK__CHECK_TAG(rx, EK__TAG_WATCH_RX) || cx == NULL) return EK_EINVAL;
     int rc = ek_coop_proceed(cx);
     if (rc != EK_OK) return rc;
-    return changed_impl(rx, cx, NULL);
+    return ek__cx_pended(cx, changed_impl(rx, cx, NULL), EK__SITE_WATCH);
 }
 
 static int blocking_changed_attempt(void *arg, ek__sync_parker *pk)

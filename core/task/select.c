@@ -14,6 +14,7 @@
  * future of the array is dropped once; a pointer given twice is dropped once.
  */
 #include "future.h"
+#include "task.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -101,7 +102,8 @@ static int select_poll(void *state, ek_cx *cx, void **out)
         *out = rc == EK_OK ? res : NULL;
         return rc;
     }
-    return EK_PENDING;
+    /* A branch's own wait names the site, if it named one (task.h). */
+    return ek__cx_pended(cx, EK_PENDING, EK__SITE_SELECT);
 }
 
 static void select_drop(void *state)
@@ -183,7 +185,7 @@ static int join_all_poll(void *state, ek_cx *cx, void **out)
         j->results[i] = res;
         j->left--;
     }
-    if (j->left > 0) return EK_PENDING;
+    if (j->left > 0) return ek__cx_pended(cx, EK_PENDING, EK__SITE_JOIN_ALL);
     j->n = 0; /* the results are the awaiter's now: the drop must not touch them */
     *out = NULL;
     return EK_OK;

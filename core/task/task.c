@@ -18,6 +18,9 @@
 /* A task cell with the longest name still fits a cell (rt.h). */
 _Static_assert(sizeof(ek__task) + EK_TASK_NAME_MAX + 1 <= EK__SLAB_MAX_CELL,
                "a named task must fit a cell");
+/* An idle task costs 112 bytes (docs/benchmarks.md): a new field finds room in
+ * the struct (as pend_site did beside owned_shard) or the goal is broken. */
+_Static_assert(sizeof(ek__task) <= 112, "a task stays within 112 bytes");
 
 /* ---------------------------------------------------------------- wakers -- */
 
@@ -243,6 +246,7 @@ void ek__task_run(ek__task *t, ek_runtime *rt, unsigned budget)
         rc = t->poll(t->fstate, &cx, &out);
     }
     if (rc == EK_PENDING) {
+        atomic_store_explicit(&t->pend_site, cx.site, memory_order_relaxed);
         /* A yield is a notification made during the poll. */
         if (cx.defer) (void)ek__state_to_notified_by_ref(t);
         switch (ek__state_to_idle(t)) {
@@ -327,7 +331,7 @@ int ek_join_poll(ek_join *j, ek_cx *cx, void **out)
     ek__task *t = (ek__task *)j;
     if (t->output_taken) return EK_ECLOSED;
     if (ek_coop_proceed(cx) == EK_PENDING) return EK_PENDING;
-    if (!can_read_output(t, cx)) return EK_PENDING;
+    if (!can_read_output(t, cx)) return ek__cx_pended(cx, EK_PENDING, EK__SITE_JOIN);
     return ek__task_take_output(t, out);
 }
 

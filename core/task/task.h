@@ -122,8 +122,13 @@ struct ek__task {
         ek_blocking_fn blocking_fn; /* before a blocking job runs */
     } u;
     ek_waker *join_waker;
-    int status; /* result status: EK_OK, a negative error, or EK_ECANCELED */
-    uint16_t owned_shard;
+    int status;          /* result status: EK_OK, a negative error, or EK_ECANCELED */
+    uint8_t owned_shard; /* < EK__OWNED_SHARDS (16) */
+    /* Where its last poll that returned EK_PENDING waited (EK__SITE_*, or an
+     * interned host name: observe.c): written by the polling thread after
+     * each such poll, read by ek_runtime_dump from any thread (relaxed: a
+     * site is a small integer, and a stale one is a fair snapshot). */
+    _Atomic uint8_t pend_site;
     uint8_t flags;     /* EK__TASK_*, fixed at spawn */
     bool output_taken; /* join handle only, after COMPLETE */
     /* A name (EK__TASK_NAMED) follows the struct in the same allocation. */
@@ -135,8 +140,56 @@ struct ek_cx {
     ek__task *task;      /* NULL inside ek_block_on's own future */
     ek_runtime *rt;
     unsigned budget;
-    bool defer; /* the task yielded: re-poll it after the others (set by the poll) */
+    bool defer;   /* the task yielded: re-poll it after the others (set by the poll) */
+    uint8_t site; /* where this poll first waited (EK__SITE_*), 0: nowhere yet */
 };
+
+/*
+ * Pend sites: where a task waits, for ek_runtime_dump ("where it last
+ * pended"). Every leaf operation that returns EK_PENDING after storing the
+ * task's waker names itself in the poll's context (ek__cx_pend: a store into
+ * the caller's stack frame, the first one of the poll wins, so that a timeout
+ * around a read says "read" and a select says which branch waited first); the
+ * harness copies it into the task once per pending poll. A host future names
+ * its own with ek_task_set_pend_site (an interned name, observe.c).
+ */
+enum {
+    EK__SITE_NONE,
+    EK__SITE_SLEEP,
+    EK__SITE_TIMEOUT,
+    EK__SITE_INTERVAL,
+    EK__SITE_READ,
+    EK__SITE_WRITE,
+    EK__SITE_RECV,
+    EK__SITE_SEND,
+    EK__SITE_ACCEPT,
+    EK__SITE_CONNECT,
+    EK__SITE_MUTEX,
+    EK__SITE_SEMAPHORE,
+    EK__SITE_NOTIFY,
+    EK__SITE_ONESHOT,
+    EK__SITE_MPSC_RECV,
+    EK__SITE_MPSC_SEND,
+    EK__SITE_BROADCAST,
+    EK__SITE_WATCH,
+    EK__SITE_JOIN,
+    EK__SITE_SELECT,
+    EK__SITE_JOIN_ALL,
+    EK__SITE_GROUP,
+    EK__SITE_CORE_COUNT /* host names are interned from here up to 255 */
+};
+static inline void ek__cx_pend(ek_cx *cx, uint8_t site)
+{
+    if (cx->site == EK__SITE_NONE) cx->site = site;
+}
+/* rc, after naming the wait when it is EK_PENDING: a leaf's last step. */
+static inline int ek__cx_pended(ek_cx *cx, int rc, uint8_t site)
+{
+    if (rc == EK_PENDING && cx != NULL) ek__cx_pend(cx, site);
+    return rc;
+}
+/* The name of a site (NULL for EK__SITE_NONE or an unknown one). Any thread. */
+const char *ek__site_name(uint8_t site);
 
 /* ---- state transitions (state.c) ---- */
 typedef enum { EK__RUN_OK, EK__RUN_CANCELLED, EK__RUN_FAILED } ek__run_result;

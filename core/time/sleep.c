@@ -10,6 +10,7 @@
  */
 #include "rt.h"
 #include "task/future.h"
+#include "task/task.h"
 #include "time/time.h"
 
 /* ---- sleep ---- */
@@ -28,6 +29,7 @@ static int sleep_poll(void *state, ek_cx *cx, void **out)
     if (rc != EK_OK) return rc;
     rc = ek__timer_poll(s->time, s->rt, &s->timer, cx);
     if (rc == EK_OK && out != NULL) *out = NULL;
+    if (rc == EK_PENDING) ek__cx_pend(cx, EK__SITE_SLEEP);
     return rc;
 }
 
@@ -99,7 +101,10 @@ static int timeout_poll(void *state, ek_cx *cx, void **out)
         return rc;
     }
     rc = ek__timer_poll(s->time, s->rt, &s->timer, cx);
-    if (rc == EK_PENDING) return rc;
+    if (rc == EK_PENDING) {
+        ek__cx_pend(cx, EK__SITE_TIMEOUT); /* the inner future's wait first */
+        return rc;
+    }
     /* Elapsed (or the timer failed): cancel the inner future now, so its
      * resources go before the caller sees the result. */
     ek_future_drop(s->inner);
@@ -199,6 +204,7 @@ int ek_interval_tick(ek_interval *iv, ek_cx *cx, uint64_t *tick_ms)
     int rc = ek_coop_proceed(cx);
     if (rc != EK_OK) return rc;
     rc = ek__timer_poll(iv->time, iv->rt, &iv->timer, cx);
+    if (rc == EK_PENDING) ek__cx_pend(cx, EK__SITE_INTERVAL);
     if (rc != EK_OK) return rc;
     uint64_t tick = iv->timer.deadline;
     ek__timer_reset(iv->time, &iv->timer, interval_next(iv, tick, ek__time_now(iv->time)));

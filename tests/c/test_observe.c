@@ -663,6 +663,243 @@ static void test_dump_races_nothing_while_tasks_come_and_go(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* ---------------------------------------------------------- POLLS metric -- */
+
+/* A worker task that spawns local tasks on its worker and joins them. */
+typedef struct spawner {
+    bool spawned;
+    ek_join *j[2]; /* NULL once joined */
+} spawner;
+
+static int spawn_locals_poll(void *state, ek_cx *cx, void **out)
+{
+    spawner *sp = state;
+    if (!sp->spawned) {
+        ek_runtime *rt = ek_cx_runtime(cx);
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(
+                ek_spawn_local(rt, yield_poll, free_drop, new_yielder(2), NULL, &sp->j[i]), EK_OK);
+        sp->spawned = true;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!sp->j[i]) continue;
+        int rc = ek_join_poll(sp->j[i], cx, out);
+        if (rc == EK_PENDING) return rc;
+        assert_int_equal(rc, EK_OK);
+        ek_join_detach(sp->j[i]);
+        sp->j[i] = NULL;
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+/* Every poll of a local task counts in EK_METRIC_POLLS, as a worker's do:
+ * on a thread outside the runtime (driven by ek_block_on / ek_join_wait), on
+ * a current-thread runtime's, and on a worker (spawned from one of its tasks).
+ * A yielder of 2 is polled 3 times. */
+static void test_polls_metric_counts_local_tasks(void **state)
+{
+    (void)state;
+    int flavors[] = {EK_FLAVOR_MULTI_THREAD, EK_FLAVOR_CURRENT_THREAD};
+    for (int f = 0; f < 2; f++) {
+        ek_runtime *rt = ekt_rt(flavors[f], 2);
+        ek_join *j[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(ek_spawn_local(rt, yield_poll, free_drop, new_yielder(2), NULL, &j[i]),
+                             EK_OK);
+        for (int i = 0; i < 2; i++) assert_int_equal(ekt_join(j[i], NULL), EK_OK);
+        assert_int_equal(ekt_metric(rt, EK_METRIC_POLLS), 6);
+        if (flavors[f] == EK_FLAVOR_MULTI_THREAD) {
+            /* 1 + 2 polls of the spawner (it waits for each), 6 of its locals */
+            spawner sp = {0};
+            ek_join *js;
+            assert_int_equal(ek_spawn(rt, spawn_locals_poll, ekt_noop_drop, &sp, NULL, &js), EK_OK);
+            assert_int_equal(ekt_join(js, NULL), EK_OK);
+            uint64_t polls = ekt_metric(rt, EK_METRIC_POLLS) - 6;
+            assert_true(polls >= 6 + 1 && polls <= 6 + 3);
+        }
+        ek_runtime_free(rt);
+    }
+}
+
+/* ------------------------------------------------------------ pend sites -- */
+
+/* Tasks that wait at one site each (pend_state.kind). */
+enum { PEND_SLEEP, PEND_RECV, PEND_LOCK, PEND_TIMEOUT_SLEEP, PEND_HOST, PEND_HOST_OVER_RECV };
+typedef struct pend_state {
+    int kind;
+    ek_runtime *rt;
+    ek_future *f;
+    ek_mpsc_receiver *rx;
+    ek_mutex_guard *g;
+} pend_state;
+
+static int pend_poll(void *state, ek_cx *cx, void **out)
+{
+    pend_state *p = state;
+    switch (p->kind) {
+    case PEND_SLEEP:
+        if (!p->f) assert_int_equal(ek_sleep(p->rt, 3600 * 1000, &p->f), EK_OK);
+        return ek_future_poll(p->f, cx, out);
+    case PEND_TIMEOUT_SLEEP:
+        if (!p->f) {
+            ek_future *inner;
+            assert_int_equal(ek_sleep(p->rt, 7200 * 1000, &inner), EK_OK);
+            assert_int_equal(ek_timeout(p->rt, inner, 3600 * 1000, &p->f), EK_OK);
+        }
+        return ek_future_poll(p->f, cx, out);
+    case PEND_RECV: /* a message, then a sleep */
+        if (!p->f) {
+            int rc = ek_mpsc_recv(p->rx, cx, out);
+            if (rc != EK_OK) return rc;
+            assert_int_equal(ek_sleep(p->rt, 3600 * 1000, &p->f), EK_OK);
+        }
+        return ek_future_poll(p->f, cx, out);
+    case PEND_LOCK:
+        return ek_mutex_lock(p->g, cx);
+    case PEND_HOST:
+        assert_int_equal(ek_task_set_pend_site(cx, "await queue.get"), EK_OK);
+        return EK_PENDING; /* woken by nothing: cancelled at shutdown */
+    default: {
+        /* A host future around a core wait: its own name replaces the core's. */
+        int rc = ek_mpsc_recv(p->rx, cx, out);
+        if (rc == EK_PENDING) assert_int_equal(ek_task_set_pend_site(cx, "host\"q"), EK_OK);
+        return rc;
+    }
+    }
+}
+
+static void pend_drop(void *state)
+{
+    pend_state *p = state;
+    ek_future_drop(p->f);
+    free(p);
+}
+
+static void spawn_pending(ek_runtime *rt, const char *name, int kind, ek_mpsc_receiver *rx,
+                          ek_mutex_guard *g)
+{
+    pend_state *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    *p = (pend_state){.kind = kind, .rt = rt, .rx = rx, .g = g};
+    assert_int_equal(ek_spawn_named(rt, name, pend_poll, pend_drop, p, NULL, NULL), EK_OK);
+}
+
+/* The dump of rt once it has every line of want[] (tasks store their site
+ * after their poll returns, so a dump right after the POLLS metric moved may
+ * not show it yet); fails after a generous bound. */
+static char *dump_with(ek_runtime *rt, const char *const *want, int n)
+{
+    for (int tries = 0;; tries++) {
+        char *d = dump_of(rt);
+        int found = 0;
+        for (int i = 0; i < n; i++) found += has_line(d, want[i]);
+        if (found == n) return d;
+        if (tries == 20000) {
+            print_message("%s", d);
+            fail_msg("the dump lacks a line it should have");
+        }
+        free(d);
+        usleep(1000);
+    }
+}
+
+static void test_dump_says_where_each_task_last_pended(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    ek_mpsc_sender *tx, *tx2;
+    ek_mpsc_receiver *rx, *rx2;
+    assert_int_equal(ek_mpsc_unbounded(NULL, &tx, &rx), EK_OK);
+    assert_int_equal(ek_mpsc_unbounded(NULL, &tx2, &rx2), EK_OK);
+    ek_mutex *m;
+    ek_mutex_guard *held, *g;
+    assert_int_equal(ek_mutex_new(NULL, NULL, &m), EK_OK);
+    assert_int_equal(ek_mutex_guard_new(m, &held), EK_OK);
+    assert_int_equal(ek_mutex_guard_new(m, &g), EK_OK);
+    assert_int_equal(ek_mutex_blocking_lock(held), EK_OK);
+
+    /* Before any poll: no site. */
+    assert_int_equal(ek_spawn_named(rt, "fresh", ekt_pend_forever, ekt_noop_drop, NULL, NULL, NULL),
+                     EK_OK);
+    spawn_pending(rt, "nap", PEND_SLEEP, NULL, NULL);
+    spawn_pending(rt, "inbox", PEND_RECV, rx, NULL);
+    spawn_pending(rt, "lock", PEND_LOCK, NULL, g);
+    spawn_pending(rt, "wrapped", PEND_TIMEOUT_SLEEP, NULL, NULL);
+    spawn_pending(rt, "host", PEND_HOST, NULL, NULL);
+    spawn_pending(rt, "hosted", PEND_HOST_OVER_RECV, rx2, NULL);
+    const char *want[] = {
+        "task 1 \"fresh\" idle",
+        "task 2 \"nap\" idle, pended at sleep",
+        "task 3 \"inbox\" idle, pended at mpsc recv",
+        "task 4 \"lock\" idle, pended at mutex lock",
+        /* the first wait of the poll names it: the inner sleep, not the timeout */
+        "task 5 \"wrapped\" idle, pended at sleep",
+        "task 6 \"host\" idle, pended at \"await queue.get\"",
+        "task 7 \"hosted\" idle, pended at \"host\\\"q\"",
+    };
+    char *d = dump_with(rt, want, 7);
+    assert_int_equal(lines_starting(d, "task "), 7);
+    free(d);
+
+    /* Where it pended last: the message wakes "inbox", which then sleeps. */
+    assert_int_equal(ek_mpsc_send(tx, NULL, NULL), EK_OK);
+    const char *then[] = {"task 3 \"inbox\" idle, pended at sleep"};
+    free(dump_with(rt, then, 1));
+    ek_runtime_free(rt); /* cancels the rest */
+    ek_mutex_guard_drop(g);
+    ek_mutex_guard_drop(held);
+    ek_mutex_drop(m);
+    ek_mpsc_sender_drop(tx);
+    ek_mpsc_sender_drop(tx2);
+    ek_mpsc_receiver_drop(rx);
+    ek_mpsc_receiver_drop(rx2);
+}
+
+static int site_of_block_on(void *state, ek_cx *cx, void **out)
+{
+    int *rc = state;
+    (void)out;
+    rc[0] = ek_task_set_pend_site(NULL, "x");
+    rc[1] = ek_task_set_pend_site(cx, NULL);
+    rc[2] = ek_task_set_pend_site(cx, "");
+    rc[3] = ek_task_set_pend_site(cx, "no task here"); /* no effect, still interned */
+    /* Fill the process-wide table: at most 200 host names, then EK_ENOMEM;
+     * a name already there still costs nothing. */
+    int ok = 0;
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "site %d", i);
+        int r = ek_task_set_pend_site(cx, name);
+        if (r == EK_OK)
+            ok++;
+        else
+            assert_int_equal(r, EK_ENOMEM);
+    }
+    rc[4] = ok;
+    rc[5] = ek_task_set_pend_site(cx, "site 0");
+    rc[6] = ek_task_set_pend_site(cx, "no task here");
+    return EK_OK;
+}
+
+/* Run last: it fills the process-wide table of host site names. */
+static void test_set_pend_site_checks_and_bounds_its_table(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 0);
+    int rc[7];
+    assert_int_equal(ekt_block_on_fn(rt, site_of_block_on, rc, NULL), EK_OK);
+    assert_int_equal(rc[0], EK_EINVAL);
+    assert_int_equal(rc[1], EK_OK);
+    assert_int_equal(rc[2], EK_OK);
+    assert_int_equal(rc[3], EK_OK);
+    /* Earlier tests of this program interned 2 names, this one 1 more. */
+    assert_true(rc[4] >= 200 - 3 && rc[4] <= 200);
+    assert_int_equal(rc[5], EK_OK);
+    assert_int_equal(rc[6], EK_OK);
+    ek_runtime_free(rt);
+}
+
 int main(void)
 {
     pthread_mutex_init(&rec.lock, NULL);
@@ -677,6 +914,9 @@ int main(void)
         T(test_dump_shows_workers_queues_and_every_live_task),
         T(test_dump_of_a_current_thread_runtime),
         T(test_dump_races_nothing_while_tasks_come_and_go),
+        T(test_polls_metric_counts_local_tasks),
+        T(test_dump_says_where_each_task_last_pended),
+        T(test_set_pend_site_checks_and_bounds_its_table),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));

@@ -110,18 +110,28 @@ EK_EXTERN int ek_builder_set_slow_poll(ek_builder *b, uint64_t threshold_us, ek_
  * queue depth, polls, steals, parks); the global and blocking queues; then one
  * line per live task:
  *
- *   task 12 "accept" idle
- *   task 13 "conn" running
+ *   task 12 "accept" idle, pended at accept
+ *   task 13 "conn" running, pended at read
  *   task 14 - scheduled cancelled
- *   local task 15 "lua" idle
+ *   local task 15 "lua" idle, pended at "await queue.get"
  *   blocking task 16 "resolve" running
  *
  * id, name (quoted; - when it has none; a quote, backslash or control byte
  * in it is escaped as \" \\ \xHH), then the state: idle (waiting to be woken),
  * scheduled (woken, in a queue), running (being polled, or a blocking job
  * running), complete (finishing now), and "cancelled" when an abort or the
- * shutdown is pending. The lines are in no particular order. Tasks end while
- * the dump is made, so it is a snapshot of each task, not of one instant.
+ * shutdown is pending; then where the task's last poll that returned
+ * EK_PENDING waited, when it is known: ", pended at " and the site. The
+ * runtime's own waits are named bare: sleep, timeout, interval tick, read,
+ * write, recv, send, accept, connect, mutex lock, semaphore acquire,
+ * notified, oneshot, mpsc recv, mpsc send, broadcast recv, watch changed,
+ * join, select, join all, group wait; a name set with ek_task_set_pend_site
+ * is quoted as a task name. The first wait of a poll names it (a timeout
+ * around a read says read). A task that has not pended yet, or whose last
+ * pending poll waited on nothing the runtime knows (a host future that named
+ * no site), has no site. The lines are in no particular order. Tasks end
+ * while the dump is made, so it is a snapshot of each task, not of one
+ * instant.
  *
  * The text goes to buf[0..cap) and is always NUL-terminated when cap > 0, as
  * snprintf: *len (if len is not NULL) gets the length of the whole dump
@@ -135,6 +145,21 @@ EK_EXTERN int ek_builder_set_slow_poll(ek_builder *b, uint64_t threshold_us, ek_
  * Errors: EK_EINVAL (bad rt, or buf NULL with cap > 0).
  */
 EK_EXTERN int ek_runtime_dump(ek_runtime *rt, char *buf, size_t cap, size_t *len);
+
+/*
+ * Name where the polling task waits, for ek_runtime_dump: call it from a
+ * future's poll that is about to return EK_PENDING (a host future, say "await
+ * queue.get" for a Python coroutine). It replaces whatever the poll recorded
+ * so far (the runtime's own operations record theirs first-come), and the
+ * task keeps it until its next poll that pends. `site` is copied (its first
+ * EK_TASK_NAME_MAX bytes) into a process-wide table of names that only grows
+ * (at most 200 distinct names per process; the same name again costs a
+ * lookup, no memory), so the caller keeps no memory alive; NULL or "" clears
+ * the site. Inside ek_block_on's own future (no task) it has no effect.
+ * Any thread, during a poll with this cx. Errors: EK_EINVAL (cx NULL),
+ * EK_ENOMEM (the table is full: nothing recorded).
+ */
+EK_EXTERN int ek_task_set_pend_site(ek_cx *cx, const char *site);
 
 #ifdef __cplusplus
 }
