@@ -38,7 +38,7 @@
  * - Counts and sizes are returned as int64_t (or int), never unsigned, so that a
  *   bad handle gives a negative EK_E* code instead of a plausible 0. (Two
  *   functions return a value that is not a count: ek_version, and ek_now_ms,
- *   a time, which gives 0 for a bad handle.)
+ *   a time, which gives UINT64_MAX, never a time, for a bad handle.)
  * - Threads: unless a function says otherwise it may be called from any thread.
  *   "Task context" means inside a poll function (it takes the poll's ek_cx).
  * - Memory: every allocation goes through the allocator set by ek_set_allocator;
@@ -519,7 +519,10 @@ EK_EXTERN int ek_runtime_clock_pause(ek_runtime *rt);
 EK_EXTERN int ek_runtime_clock_resume(ek_runtime *rt);
 EK_EXTERN int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms);
 /* The runtime's monotonic clock in milliseconds (the test clock when paused).
- * Deadlines for ek_sleep_until are in this time. 0 for NULL. */
+ * Deadlines for ek_sleep_until are in this time. Any thread. For NULL or a
+ * handle that is not a runtime: UINT64_MAX, which is never a time (the clock
+ * saturates at about 292 years, below 2^63 ms), so the error is exact; a
+ * runtime that has been shut down still tells its time. */
 EK_EXTERN uint64_t ek_now_ms(ek_runtime *rt);
 
 /* Metrics: a snapshot of counters (monotonic since creation) and gauges. */

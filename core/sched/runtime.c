@@ -470,7 +470,8 @@ int ek_runtime_clock_advance(ek_runtime *rt, uint64_t ms)
 }
 uint64_t ek_now_ms(ek_runtime *rt)
 {
-    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return 0;
+    /* Never a time: the clock saturates at EK__TIME_MAX_MS. */
+    if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME)) return UINT64_MAX;
     return ek__time_now(rt->h.time);
 }
 
