@@ -291,7 +291,10 @@ EK_EXTERN int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *s
  * EK_EWRONGTHREAD from a blocking-pool thread or a thread of another runtime
  * (drop(state) has run). Shutdown included: see ek_runtime_shutdown for when
  * the local tasks of a thread are dropped (always on that thread); after
- * shutdown this call drops them first, then returns EK_ECLOSED.
+ * shutdown this call drops them first, then returns EK_ECLOSED. A thread that
+ * exits with local tasks of a runtime that still runs drops them as it exits
+ * (their join handles then give EK_ECANCELED). EK_ENOMEM also when the thread
+ * cannot be given its exit hook (pthread_key_create or _setspecific failed).
  */
 EK_EXTERN int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
                              ek_drop_fn out_drop, ek_join **join);
@@ -461,7 +464,9 @@ EK_EXTERN int ek_runtime_new(const ek_builder *b, ek_runtime **out);
  * they are the caller's): a worker drops those pinned to it before it exits, a
  * thread inside ek_block_on or ek_join_wait as it returns, the caller its own;
  * any other thread at its next ek_block_on, ek_join_wait or ek_spawn_local for
- * this runtime (which then return EK_ECLOSED, or the join's result).
+ * this runtime (which then return EK_ECLOSED, or the join's result), or as it
+ * exits, whichever comes first (a thread-exit hook, so that no task of a thread
+ * that has gone is left, and the runtime's memory goes with the last of them).
  * Resources (sockets, timers, intervals, join handles) stay valid handles:
  * their operations return EK_ECLOSED and their free functions stay safe.
  * Errors: EK_EINVAL, EK_EDEADLK, EK_ETIMEDOUT (blocking jobs still running;

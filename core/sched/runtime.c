@@ -238,11 +238,7 @@ static void rt_release(ek__rt_handle *h)
     ek__mt_destroy(rt);
     if (rt->h.driver) ek__driver_free(rt->h.driver);
     if (rt->h.time) ek__time_free(rt->h.time);
-    while (!ek__list_empty(&rt->locals)) {
-        ek__local *l = EK__CONTAINER_OF(ek__list_pop_front(&rt->locals), ek__local, link);
-        ek__local_destroy(l);
-        ek__free(l);
-    }
+    ek__local_free_all(rt);
     ek__blocking_destroy(rt);
     ek__ct_destroy(rt);
     ek__inject_destroy(&rt->inject);
@@ -339,6 +335,7 @@ int ek_runtime_new(const ek_builder *b, ek_runtime **out)
     atomic_init(&rt->cfg.obs.slow_polls, 0);
     rt->sched.obs = ek__rt_observer(rt);
     ek__list_init(&rt->locals);
+    ek__list_init(&rt->orphans);
     int rc = rt_init_locks(rt);
     if (rc) {
         ek__free(rt);

@@ -55,7 +55,8 @@ struct ek_builder {
  * The owner drops them (ek__local_shutdown) when it sees the runtime closed: a
  * worker before it exits, a thread in ek_block_on / ek_join_wait when it leaves,
  * the thread calling shutdown for its own set, any other at its next
- * ek_block_on, ek_join_wait or ek_spawn_local, or when the thread exits. */
+ * ek_block_on, ek_join_wait or ek_spawn_local, or when the thread exits (a
+ * thread-exit destructor, local.c: also while the runtime still runs). */
 struct ek__local {
     ek__sched sched; /* schedule() for tasks pinned here */
     pthread_t owner;
@@ -67,6 +68,10 @@ struct ek__local {
     ek__task *head, *tail;        /* owner-only FIFO */
     _Atomic(ek__parker *) parker; /* where the owner sleeps now (may be NULL) */
     ek__list link;                /* rt->locals (foreign threads only) */
+    /* The owner thread's list of its sets (foreign threads only), so that a
+     * thread that exits drops its tasks (local.c); guarded by the process-wide
+     * lock there. */
+    ek__list thread_link;
     /* The owner's heap in rt->h.slab (cells.c); NULL: the slab's shared heap. */
     ek__slab_heap *heap;
 };
@@ -88,6 +93,9 @@ ek__local *ek__local_for_current_thread(ek_runtime *rt);
 ek__local *ek__local_find_current(ek_runtime *rt);
 /* If rt is closed, drop the calling thread's local tasks of rt (see above). */
 void ek__local_shutdown_if_closed(ek_runtime *rt);
+/* The last reference went: take rt's foreign sets off their threads' lists
+ * (a thread exiting later finds none of them), then free them. */
+void ek__local_free_all(ek_runtime *rt);
 
 /* ---- multi-thread scheduler ---- */
 struct ek__worker {
@@ -179,7 +187,8 @@ struct ek_runtime {
     ek__ct_core core;
 
     ek__mutex locals_lock;
-    ek__list locals;
+    ek__list locals;  /* foreign threads' local sets */
+    ek__list orphans; /* sets of threads that exited (local.c), freed at release */
 
     _Atomic uint64_t tasks_spawned, polls_external, unparks;
     _Atomic uint64_t spawns_refused; /* counted in tasks_spawned, but not spawned */

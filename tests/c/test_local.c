@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -191,6 +192,106 @@ static void test_foreign_thread_drops_after_runtime_free(void **state)
     foreign_case(EK_FLAVOR_CURRENT_THREAD, M_AFTER_FREE);
 }
 
+/* ---- a thread that exits with local tasks: they are dropped on it ---- */
+
+typedef struct exiting {
+    ek_runtime *rt;
+    rec recs[NTASKS];
+    ek_join *kept;    /* recs[0]'s join handle, handed to the main thread */
+    atomic_int stage; /* 1: spawned (and half of them polled); 2: may exit */
+    bool wait_for_main;
+} exiting;
+
+static int run_half_polled(void *s, ek_cx *cx, void **out)
+{
+    exiting *e = s;
+    *out = NULL;
+    for (int i = 0; i < NTASKS / 2; i++)
+        if (atomic_load(&e->recs[i].polls) == 0) return ek_yield_now(cx);
+    return EK_OK;
+}
+
+static void *exiting_main(void *arg)
+{
+    exiting *e = arg;
+    /* Half polled (idle), half never polled (scheduled): the thread leaves
+     * ek_block_on before the second half is spawned. */
+    for (int i = 0; i < NTASKS; i++) {
+        rec_init(&e->recs[i], -1);
+        ek_join *j;
+        assert_int_equal(ek_spawn_local(e->rt, rec_poll, rec_drop, &e->recs[i], NULL, &j), EK_OK);
+        if (i == 0)
+            e->kept = j;
+        else
+            ek_join_detach(j);
+        if (i == NTASKS / 2 - 1)
+            assert_int_equal(ekt_block_on_fn(e->rt, run_half_polled, e, NULL), EK_OK);
+    }
+    atomic_store(&e->stage, 1);
+    while (e->wait_for_main && atomic_load(&e->stage) != 2) usleep(1000);
+    return NULL; /* no ek_block_on, no shutdown seen: the thread-exit destructor drops them */
+}
+
+/* Local tasks that a thread leaves behind when it exits (the runtime still
+ * running, or already freed by another thread) are dropped on that thread as
+ * it exits, once each; the runtime's memory goes with the last of them; a new
+ * thread (whose pthread_t may be the old one's) starts with a set of its own. */
+static void exit_case(int flavor, bool free_first)
+{
+    long before = ekt_alloc_live();
+    exiting *e = calloc(1, sizeof *e);
+    e->rt = ekt_rt(flavor, 2);
+    e->wait_for_main = free_first;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, exiting_main, e), 0);
+    while (atomic_load(&e->stage) != 1) usleep(1000);
+    if (free_first) {
+        ek_runtime_free(e->rt); /* handed back: nothing dropped here */
+        for (int i = 0; i < NTASKS; i++) assert_int_equal(atomic_load(&e->recs[i].drops), 0);
+        atomic_store(&e->stage, 2);
+    }
+    pthread_join(th, NULL);
+    for (int i = 0; i < NTASKS; i++) {
+        assert_int_equal(atomic_load(&e->recs[i].polls), i < NTASKS / 2 ? 1 : 0);
+        assert_int_equal(atomic_load(&e->recs[i].drops), 1);
+        assert_int_equal(atomic_load(&e->recs[i].wrong), 0);
+    }
+    assert_int_equal(ek_join_wait(e->kept, NULL), EK_ECANCELED);
+    ek_join_detach(e->kept);
+    if (!free_first) {
+        assert_int_equal(ekt_metric(e->rt, EK_METRIC_TASKS_ALIVE), 0);
+        /* A new thread's local tasks run on it, as usual. */
+        for (int round = 0; round < 2; round++) {
+            exiting e2 = {.rt = e->rt};
+            assert_int_equal(pthread_create(&th, NULL, exiting_main, &e2), 0);
+            pthread_join(th, NULL);
+            assert_int_equal(ek_join_wait(e2.kept, NULL), EK_ECANCELED);
+            ek_join_detach(e2.kept);
+            for (int i = 0; i < NTASKS; i++) {
+                assert_int_equal(atomic_load(&e2.recs[i].drops), 1);
+                assert_int_equal(atomic_load(&e2.recs[i].wrong), 0);
+            }
+        }
+        ek_runtime_free(e->rt);
+    }
+    free(e);
+    assert_int_equal(ekt_alloc_live(), before);
+}
+
+static void test_thread_exit_drops_its_local_tasks_there(void **state)
+{
+    (void)state;
+    exit_case(EK_FLAVOR_MULTI_THREAD, false);
+    exit_case(EK_FLAVOR_CURRENT_THREAD, false);
+}
+
+static void test_thread_exit_after_runtime_free_drops_its_local_tasks(void **state)
+{
+    (void)state;
+    exit_case(EK_FLAVOR_MULTI_THREAD, true);
+    exit_case(EK_FLAVOR_CURRENT_THREAD, true);
+}
+
 /* ---- the thread that shuts down owns local tasks: dropped right there ---- */
 
 static void test_own_local_tasks_dropped_by_own_shutdown(void **state)
@@ -306,6 +407,8 @@ int main(void)
         T(test_foreign_thread_drops_at_join_wait),
         T(test_foreign_thread_drops_at_spawn_local),
         T(test_foreign_thread_drops_after_runtime_free),
+        T(test_thread_exit_drops_its_local_tasks_there),
+        T(test_thread_exit_after_runtime_free_drops_its_local_tasks),
         T(test_own_local_tasks_dropped_by_own_shutdown),
         T(test_worker_local_tasks_dropped_on_their_worker),
         T(test_local_task_woken_from_another_thread_runs_on_its_own),
