@@ -184,6 +184,21 @@ end
 function chan_m.iter(ch) return chan_next, ch end
 core.metatables["ekiden.channel"].__call = chan_next
 
+-- A client's push frames: for frame in client:pushes():iter() do ... end (also
+-- for frame in client:pushes() do): ends when the client is gone or closed.
+local pushes_m = methods["ekiden.pushes"]
+local pushes_recv = pushes_m.recv
+local function pushes_next(p)
+  local v, msg, name = pushes_recv(p)
+  if v == nil then
+    if name == "ECLOSED" then return nil end
+    error(msg, 2)
+  end
+  return v
+end
+function pushes_m.iter(p) return pushes_next, p end
+core.metatables["ekiden.pushes"].__call = pushes_next
+
 local sem_m = methods["ekiden.semaphore"]
 sem_m.acquire = waiting_with(sem_m.acquire, sem_m.acquire_poll)
 sem_m.acquire_poll = nil

@@ -44,7 +44,7 @@ suite() { # NAME INTERPRETER CPATH
     result "$1" 1
     return
   fi
-  LUA_CPATH="$3/?.so" timeout 900 "$2" "$here/run.lua"
+  EK_BINARY_DIR=$build LUA_CPATH="$3/?.so" timeout 900 "$2" "$here/run.lua"
   result "$1" $?
 }
 

@@ -63,6 +63,7 @@
 #define EKL_WAITER_MT   "ekiden.waiter"
 #define EKL_SERVICE_MT  "ekiden.service"
 #define EKL_SERVER_MT   "ekiden.server"
+#define EKL_PUSHES_MT   "ekiden.pushes"
 
 /* The value C functions return (alone) when the operation must wait. */
 extern char ekl_pending_key;
@@ -261,6 +262,9 @@ ek_service *ekl_service_clone_at(lua_State *L, int idx, ekl_rt **h, int *kind, i
  * (ek.serve's local server). NULL with *n = 0 for any other service handle, or
  * after pushing nil, msg, name (*n values). */
 ek_service *ekl_service_direct_at(lua_State *L, int idx, int *n);
+/* Keep the value on top (popped) as what svc:pushes() of the handle at idx
+ * returns (a client's push frames). */
+void ekl_service_set_pushes(lua_State *L, int idx);
 
 /* Heap futures as Lua values (task.c). `convert` turns the future's output into
  * Lua values (pushes them, returns how many), or releases it if L is NULL. */

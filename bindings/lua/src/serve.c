@@ -400,10 +400,150 @@ static int l_server_shutdown(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------- pushes -- */
+
+/* A client's push frames (ek_client_options_set_push): the receiver of the
+ * channel the client sends them to, as ek.connect{pushes = n} makes it.
+ * client:pushes() returns it; recv() waits for the next frame (its Lua value:
+ * the push's elements, { "message", "news", "hi", n = 3 }). One task receives
+ * at a time (the channel has one waker): a second one waiting at once gets
+ * EBUSY. */
+typedef struct pushes_ud {
+    ek_mpsc_receiver *rx;
+    ekl_rt *h;
+    ekl_task *waiter; /* the task waiting in recv, if any */
+    ek_waker *wk;     /* its waker, for close() */
+} pushes_ud;
+
+static pushes_ud *check_pushes(lua_State *L)
+{
+    return ekl_check_self(L, EKL_PUSHES_MT);
+}
+
+static void pushes_forget_waiter(pushes_ud *u)
+{
+    u->waiter = NULL;
+    if (u->wk) ek_waker_drop(u->wk);
+    u->wk = NULL;
+}
+
+/* The waiting task was cancelled: another may receive now. */
+static void pushes_cancel(void *obj, ekl_task *t)
+{
+    pushes_ud *u = obj;
+    if (u->waiter == t) pushes_forget_waiter(u);
+}
+
+/* Push the Lua value of push frame m (consumed): its elements' table. */
+static int push_frame(lua_State *L, ek_msg *m)
+{
+    int rc = ekl_msg_push(L, m);
+    ek_msg_free(m);
+    if (rc < 0) return ekl_push_error(L, rc);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "push");
+        if (lua_istable(L, -1))
+            lua_remove(L, -2);
+        else
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int pushes_recv_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    pushes_ud *u = r->obj;
+    if (!u->rx || u->h->closed) {
+        if (u->waiter == c->cur) pushes_forget_waiter(u);
+        return ekl_push_error(L, EK_ECLOSED);
+    }
+    void *m = NULL;
+    int rc = ek_mpsc_recv(u->rx, cx, &m);
+    if (rc == EK_PENDING) {
+        if (!u->wk || ek_waker_will_wake(u->wk, cx) != 1) {
+            ek_waker *w = ek_cx_waker(cx);
+            if (!w) return ekl_push_error(L, EK_ENOMEM);
+            if (u->wk) ek_waker_drop(u->wk);
+            u->wk = w;
+        }
+        u->waiter = c->cur;
+        ekl_wait_register(c, u, pushes_cancel);
+        return EKL_RETRY_PENDING;
+    }
+    pushes_forget_waiter(u);
+    if (rc < 0) return ekl_push_error(L, rc);
+    return push_frame(L, m);
+}
+
+/* pushes:recv() -> frame | nil, msg, name (ECLOSED: the client and its
+ * connections are gone, or close() was called; EBUSY: another task waits) */
+static int l_pushes_recv(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    pushes_ud *u = check_pushes(L);
+    if (!u->rx || u->h->closed) return ekl_push_error(L, EK_ECLOSED);
+    ek_cx *cx = ekl_need_cx(L, c);
+    if (u->waiter && u->waiter != c->cur) return ekl_push_error(L, EK_EBUSY);
+    ekl_retry r = {.fn = pushes_recv_op, .obj = u};
+    int n = pushes_recv_op(L, c, cx, &r);
+    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
+}
+
+/* pushes:try_recv() -> frame | nil, msg, name (EEMPTY: none yet) */
+static int l_pushes_try_recv(lua_State *L)
+{
+    pushes_ud *u = check_pushes(L);
+    if (!u->rx || u->h->closed) return ekl_push_error(L, EK_ECLOSED);
+    void *m = NULL;
+    int rc = ek_mpsc_try_recv(u->rx, &m);
+    if (rc < 0) return ekl_push_error(L, rc);
+    return push_frame(L, m);
+}
+
+/* close(): drop the channel (frames queued and later ones are dropped; the
+ * client no longer waits for room); a task waiting in recv gets ECLOSED. Also
+ * __gc, __close. */
+static int l_pushes_close(lua_State *L)
+{
+    pushes_ud *u = check_pushes(L);
+    if (u->rx) ek_mpsc_receiver_drop(u->rx);
+    u->rx = NULL;
+    if (u->wk) ek_waker_wake_by_ref(u->wk);
+    if (u->h) ekl_rt_unref(u->h);
+    u->h = NULL;
+    /* the waiter (if any) sees rx gone at its next poll and forgets itself */
+    if (!u->waiter) pushes_forget_waiter(u);
+    return 0;
+}
+
+static int l_pushes_gc(lua_State *L)
+{
+    pushes_ud *u = check_pushes(L);
+    l_pushes_close(L);
+    pushes_forget_waiter(u);
+    return 0;
+}
+
+static int l_pushes_tostring(lua_State *L)
+{
+    pushes_ud *u = check_pushes(L);
+    lua_pushfstring(L, "ekiden.pushes (%s): %p", u->rx ? "open" : "closed", (void *)u);
+    return 1;
+}
+
+static int l_pushes_len(lua_State *L)
+{
+    pushes_ud *u = check_pushes(L);
+    int64_t n = u->rx ? ek_mpsc_len(u->rx) : 0;
+    lua_pushinteger(L, n < 0 ? 0 : (lua_Integer)n);
+    return 1;
+}
+
 /* ---------------------------------------------------------- ek.connect -- */
 
 /* ek.connect{addr = | path =, codec = "lines", max_frame =, max_in_flight =,
- * reconnect = false | seconds of back-off} -> a client service | nil, msg, name */
+ * reconnect = false | seconds of back-off, pushes = false | true | capacity}
+ * -> a client service | nil, msg, name */
 static int l_connect(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
@@ -422,15 +562,26 @@ static int l_connect(lua_State *L)
         backoff = ekl_check_ms(L, -1);
         if (backoff == 0) backoff = 1;
     }
+    /* pushes: true (a channel of 1024 frames), a capacity (0: unbounded) */
+    lua_getfield(L, 1, "pushes");
+    lua_Integer push_cap = -1;
+    if (lua_isboolean(L, -1))
+        push_cap = lua_toboolean(L, -1) ? 1024 : -1;
+    else if (!lua_isnil(L, -1))
+        push_cap = opt_range(L, "pushes", 1024, 0, INT32_MAX);
+    lua_pop(L, 1);
     lua_getfield(L, 1, "addr");
     lua_getfield(L, 1, "path");
     const char *addr = lua_tostring(L, -2), *path = lua_tostring(L, -1);
     if (!addr == !path) return luaL_error(L, "ek.connect: give one of 'addr' or 'path'");
     if (h->closed) return ekl_push_error(L, EK_ECLOSED);
     ek_client_options *o = NULL;
+    ek_mpsc_receiver *push_rx = NULL;
     int rc = ek_client_options_new(&o);
     if (rc == EK_OK) rc = ek_client_options_set_max_in_flight(o, (size_t)in_flight);
     if (rc == EK_OK && backoff) rc = ek_client_options_set_reconnect(o, 1, backoff);
+    if (rc == EK_OK && push_cap >= 0)
+        rc = ek_client_options_set_push(o, (size_t)push_cap, &push_rx);
     ek_sockaddr *a = NULL;
     if (path && path[0] != '/' && path[0] != '@') path = lua_pushfstring(L, "unix:%s", path);
     if (rc == EK_OK) rc = ek_sockaddr_parse(addr ? addr : path, &a);
@@ -440,8 +591,22 @@ static int l_connect(lua_State *L)
     if (rc == EK_OK) rc = ek_client_connect(h->rt, a, codec, o, &svc); /* consumes codec */
     ek_sockaddr_free(a);
     ek_client_options_free(o);
-    if (rc) return ekl_push_error(L, rc);
-    return ekl_push_service(L, h, svc, request_kind(which));
+    if (rc) {
+        ek_mpsc_receiver_drop(push_rx);
+        return ekl_push_error(L, rc);
+    }
+    int n = ekl_push_service(L, h, svc, request_kind(which));
+    if (push_rx) {
+        if (n != 1) {
+            ek_mpsc_receiver_drop(push_rx);
+            return n;
+        }
+        pushes_ud *pu = ekl_newudata(L, sizeof *pu, EKL_PUSHES_MT);
+        pu->rx = push_rx;
+        pu->h = ekl_rt_ref(h);
+        ekl_service_set_pushes(L, -2); /* pops it */
+    }
+    return n;
 }
 
 void ekl_serve_open(lua_State *L, ekl_ctx *c)
@@ -460,6 +625,20 @@ void ekl_serve_open(lua_State *L, ekl_ctx *c)
         {NULL, NULL},
     };
     ekl_newclass(L, c, EKL_SERVER_MT, methods, meta);
+    static const luaL_Reg pmethods[] = {
+        {"recv", l_pushes_recv},
+        {"try_recv", l_pushes_try_recv},
+        {"len", l_pushes_len},
+        {"close", l_pushes_close},
+        {NULL, NULL},
+    };
+    static const luaL_Reg pmeta[] = {
+        {"__gc", l_pushes_gc},
+        {"__close", l_pushes_close},
+        {"__tostring", l_pushes_tostring},
+        {NULL, NULL},
+    };
+    ekl_newclass(L, c, EKL_PUSHES_MT, pmethods, pmeta);
     static const luaL_Reg funcs[] = {
         {"serve", l_serve},
         {"connect", l_connect},

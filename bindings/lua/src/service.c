@@ -254,6 +254,7 @@ typedef struct svc_ud {
     ekl_rt *h;
     int kind;        /* what requests from Lua become (EKL_MSG_AUTO, or a client's codec) */
     lsvc_anchor *fn; /* ek.service's handle: its function service, for direct handles */
+    int pushes_ref;  /* a client's push frames (ekiden.pushes), or LUA_NOREF */
 } svc_ud;
 
 static svc_ud *check_svc(lua_State *L, int idx)
@@ -273,6 +274,25 @@ int ekl_push_service(lua_State *L, ekl_rt *h, ek_service *s, int kind)
     u->h = ekl_rt_ref(h);
     u->kind = kind;
     u->fn = NULL;
+    u->pushes_ref = LUA_NOREF;
+    return 1;
+}
+
+void ekl_service_set_pushes(lua_State *L, int idx)
+{
+    svc_ud *u = check_svc(L, idx);
+    if (u->pushes_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, u->pushes_ref);
+    u->pushes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* client:pushes() -> the client's push frames (ek.connect{pushes = ...});
+ * raises for a handle that has none. */
+static int l_svc_pushes(lua_State *L)
+{
+    svc_ud *u = check_svc(L, 1);
+    if (u->pushes_ref == LUA_NOREF)
+        return luaL_error(L, "this service has no push frames (ek.connect{pushes = true})");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->pushes_ref);
     return 1;
 }
 
@@ -331,6 +351,8 @@ static int l_svc_close(lua_State *L)
     u->s = NULL;
     anchor_unref(u->fn);
     u->fn = NULL;
+    if (u->pushes_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, u->pushes_ref);
+    u->pushes_ref = LUA_NOREF;
     if (u->h) ekl_rt_unref(u->h);
     u->h = NULL;
     return 0;
@@ -625,6 +647,7 @@ void ekl_service_open(lua_State *L, ekl_ctx *c)
     static const luaL_Reg methods[] = {
         {"call", l_svc_call},
         {"status", l_svc_status},
+        {"pushes", l_svc_pushes},
         {"close", l_svc_close},
         {NULL, NULL},
     };
