@@ -22,7 +22,9 @@
 # none: syscalls only), COUNT_SERVERS (an extended regex on the server labels:
 # only those run), ECHO_BIN (the ekiden server to count, default the build's
 # echo_64k: to count an older build's beside this one). The Tokio and monoio
-# peers are counted too when bench/run.sh has built them. A run that does not
+# peers are counted too when bench/run.sh has built them, and the Lua echo
+# servers (bench/lua: the binding, luv) when the build has the Lua module
+# (bench/lua/run.sh builds it; COUNT_SERVERS=Lua picks them). A run that does not
 # end within D + COUNT_TIMEOUT s (default 60; valgrind on io_uring can hang)
 # gives n/a.
 set -u -o pipefail
@@ -90,7 +92,14 @@ one_run() {
         ;;
     esac
     pre=(timeout -k 5 $((secs + ${COUNT_TIMEOUT:-60})) "${pre[@]}")
-    env "${envs[@]}" "${pre[@]}" "$1" "127.0.0.1:$PORT" "${@:2}" >/dev/null 2>&1 &
+    # The address goes where the command says @ADDR@ (the Lua servers: after
+    # the script), else after the program.
+    local cmd=("$1" "127.0.0.1:$PORT" "${@:2}") a
+    if [[ " $* " == *" @ADDR@ "* ]]; then
+        cmd=()
+        for a in "$@"; do [ "$a" = @ADDR@ ] && cmd+=("127.0.0.1:$PORT") || cmd+=("$a"); done
+    fi
+    env "${envs[@]}" "${pre[@]}" "${cmd[@]}" >/dev/null 2>&1 &
     local pid=$! i
     for ((i = 0; i < 400; i++)); do
         port_open "$PORT" && break
@@ -149,6 +158,15 @@ PEERS=$ROOT/bench/peers
     ALL_SERVERS+=("tokio 64 KiB, 2 workers|ECHO_BUF_SIZE=65536|$PEERS/tokio/target/release/echo_server")
 [ -x "$PEERS/monoio/target/release/echo_server" ] &&
     ALL_SERVERS+=("monoio, 1 thread|MONOIO_THREADS=1|$PEERS/monoio/target/release/echo_server")
+# The Lua echo servers of bench/lua (issue 10) when the build has the Lua 5.4
+# module: the binding on a current-thread runtime and on one worker, and luv.
+if [ -f "$BUILD/lua/5.4/ekiden.so" ] && command -v lua5.4 >/dev/null; then
+    LUAENV="LUA_CPATH=$BUILD/lua/5.4/?.so;;"
+    ALL_SERVERS+=("ekiden (Lua), current_thread|$LUAENV|lua5.4 $ROOT/bench/lua/echo_ekiden.lua @ADDR@ 1 current_thread")
+    ALL_SERVERS+=("ekiden (Lua), 1 worker|$LUAENV|lua5.4 $ROOT/bench/lua/echo_ekiden.lua @ADDR@ 1")
+    lua5.4 -e 'require "luv"' 2>/dev/null &&
+        ALL_SERVERS+=("luv (Lua)|X=1|lua5.4 $ROOT/bench/lua/echo_luv.lua @ADDR@")
+fi
 SERVERS=()
 for s in "${ALL_SERVERS[@]}"; do
     [[ ${s%%|*} =~ ${COUNT_SERVERS:-.} ]] && SERVERS+=("$s")
