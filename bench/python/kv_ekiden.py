@@ -3,7 +3,9 @@ frames and writes RESP, the Python handler sees each request as a list of bytes
 and returns a Python value. python kv_ekiden.py PORT [WORKERS|ct] [def|async]:
 the handler is a plain function (def, the default: it never waits, like the
 uvloop version's method) or an `async def` (a coroutine that completes in its
-first step). Either way the requests of one read reach Python in one batch."""
+first step). Either way the requests of one read reach Python in one batch.
+A fourth argument "local" serves with serve(local=True): the connection tasks
+on the Python thread, calling the handler with no buffer."""
 import signal
 import sys
 from typing import Any, Dict, List
@@ -37,8 +39,9 @@ def kv(plain: bool) -> Any:
     return handle if plain else handle_async
 
 
-async def main(port: int, plain: bool) -> None:
-    server = await ekiden.serve(("127.0.0.1", port), service=ekiden.Service(kv(plain)), codec="resp")
+async def main(port: int, plain: bool, local: bool) -> None:
+    server = await ekiden.serve(("127.0.0.1", port), service=ekiden.Service(kv(plain)), codec="resp",
+                                local=local)
     print("listening on", server.local_addr, flush=True)
     try:
         await ekiden.sleep(float("inf"))
@@ -52,7 +55,8 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
     mode = sys.argv[2] if len(sys.argv) > 2 else "1"
     plain = (sys.argv[3] if len(sys.argv) > 3 else "def") == "def"
+    local = "local" in sys.argv[4:]
     if mode == "ct":
-        ekiden.run(main(int(sys.argv[1]), plain), current_thread=True)
+        ekiden.run(main(int(sys.argv[1]), plain, local), current_thread=True)
     else:
-        ekiden.run(main(int(sys.argv[1]), plain), workers=int(mode))
+        ekiden.run(main(int(sys.argv[1]), plain, local), workers=int(mode))

@@ -124,7 +124,9 @@ ek_msg *ekpy_io_resp_null(void);
 int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
 extern ek_drop_fn ekpy_handle_drop_fn;
 extern ek_clone_fn ekpy_handle_clone_fn;
-int ekpy_service_new(void *handle, ek_service **out);
+int ekpy_service_new(void *handle, ek_service **out, void **svc);
+void ekpy_service_release(void *svc);
+int ekpy_service_direct(void *svc, ek_service **out);
 #define EKPY_R_SKIP ...
 #define EKPY_R_BULK ...
 #define EKPY_R_SIMPLE ...

@@ -13,6 +13,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,7 @@ typedef struct ekpy__svc {
     int flushing;
     ekpy__slot *spare; /* freed slots, for the next calls (the service outlives them) */
     size_t nspare;
+    atomic_int refs; /* see ekpy__svc_unref (atomic: a Service may be collected anywhere) */
 } ekpy__svc;
 
 #define EKPY_SPARE_MAX 1024
@@ -565,11 +567,15 @@ static int ekpy__slot_poll(void *state, ek_cx *cx, void **out)
     return rc;
 }
 
+static void ekpy__svc_unref(ekpy__svc *svc);
+
 static void ekpy__slot_drop(void *state)
 {
     ekpy__slot *s = state;
+    ekpy__svc *svc = s->svc;
     s->dropped = 1;
     if (!s->held) ekpy__slot_free(s);
+    ekpy__svc_unref(svc); /* the future's reference */
 }
 
 static int ekpy__svc_ready(void *self, ek_cx *cx)
@@ -593,6 +599,7 @@ static int ekpy__svc_call(void *self, ek_msg *req, ek_future **resp)
     }
     s->svc = svc;
     s->req = req;
+    atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);    /* the future's */
     int rc = ek_future_new(ekpy__slot_poll, ekpy__slot_drop, s, resp); /* on error s is freed */
     if (rc != EK_OK) return rc;
     if (ekpy__grow((void **)&svc->queue, &svc->queue_cap, svc->queued + 1, sizeof *svc->queue) !=
@@ -606,10 +613,13 @@ static int ekpy__svc_call(void *self, ek_msg *req, ek_future **resp)
     return EK_OK;
 }
 
-static void ekpy__svc_drop(void *self)
+/* The service's state goes with its last reference: the inner service, each
+ * direct handle (ekpy_service_direct), each response future alive, and the
+ * Python Service object (ekpy_service_release). A queued slot whose future is
+ * gone holds none: it is freed here. */
+static void ekpy__svc_unref(ekpy__svc *svc)
 {
-    ekpy__svc *svc = self;
-    /* The inner outlives its responses: only slots of dropped futures are left. */
+    if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_acq_rel) != 1) return;
     for (size_t i = 0; i < svc->queued; i++) ekpy__slot_free(svc->queue[i]);
     free(svc->queue);
     while (svc->spare) {
@@ -627,12 +637,19 @@ static void ekpy__svc_drop(void *self)
     ekpy_svc_drop(handle);
 }
 
+static void ekpy__svc_drop(void *self)
+{
+    ekpy__svc_unref(self);
+}
+
 static const ek_service_vtable ekpy__svc_vt = {
     ekpy__svc_ready, ekpy__svc_call, NULL, NULL, ekpy__svc_drop,
 };
 
-/* Consumes handle (on error ekpy_svc_drop has run). */
-int ekpy_service_new(void *handle, ek_service **out)
+/* A new service over handle (consumed: on error ekpy_svc_drop has run), for a
+ * buffer in front of it; *svc gets its state, with a reference of the caller's
+ * (ekpy_service_release), for direct handles. */
+int ekpy_service_new(void *handle, ek_service **out, void **svc_out)
 {
     ekpy__svc *svc = calloc(1, sizeof *svc);
     if (!svc) {
@@ -640,7 +657,39 @@ int ekpy_service_new(void *handle, ek_service **out)
         return EK_ENOMEM;
     }
     svc->handle = handle;
-    return ek_service_new(&ekpy__svc_vt, svc, out);
+    atomic_init(&svc->refs, 1);
+    int rc = ek_service_new(&ekpy__svc_vt, svc, out);
+    if (rc != EK_OK) return rc;
+    atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
+    *svc_out = svc;
+    return EK_OK;
+}
+
+/* Releases the caller's reference of ekpy_service_new. */
+void ekpy_service_release(void *svc)
+{
+    ekpy__svc_unref(svc);
+}
+
+static int ekpy__direct_clone(void *self, void **out)
+{
+    ekpy__svc *svc = self;
+    atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
+    *out = svc;
+    return EK_OK;
+}
+
+/*
+ * A handle that calls the service directly, with no buffer: for a local server
+ * (ek_server_options_set_local), whose connection tasks, calls and response
+ * polls all run on the thread of ekiden.run, the only thread that may use it
+ * (its clones share the state without a lock). On error nothing is taken.
+ */
+int ekpy_service_direct(void *svc, ek_service **out)
+{
+    ekpy__svc *s = svc;
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return ek_service_new_shareable(&ekpy__svc_vt, s, ekpy__direct_clone, out);
 }
 
 /*

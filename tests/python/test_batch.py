@@ -76,10 +76,12 @@ def test_concurrent_calls_are_one_batch(batch_sizes: List[int]) -> None:
     assert max(batch_sizes) >= 2  # one call per request would be 50 batches of 1
 
 
-def test_pipelined_replies_keep_their_order(batch_sizes: List[int]) -> None:
+@pytest.mark.parametrize("local", [False, True])
+def test_pipelined_replies_keep_their_order(batch_sizes: List[int], local: bool) -> None:
     """A pipelined burst where every third handler awaits (for a time that falls
     with its position) and the rest answer at once: the replies come in
-    request order, whoever finished first."""
+    request order, whoever finished first. local: the server's tasks run on
+    the run thread and call the service with no buffer."""
 
     async def handler(req: List[bytes]) -> Any:
         i = int(req[1])
@@ -96,7 +98,8 @@ def test_pipelined_replies_keep_their_order(batch_sizes: List[int]) -> None:
             return read_until(s, len(expected))
 
     async def main() -> None:
-        server = await ekiden.serve("127.0.0.1:0", service=ekiden.Service(handler), codec="resp")
+        server = await ekiden.serve("127.0.0.1:0", service=ekiden.Service(handler), codec="resp",
+                                    local=local)
         port = server.local_addr[1]
         for _ in range(3):
             assert await in_thread(lambda: client(port)) == expected
@@ -227,7 +230,9 @@ def test_handlers_that_await_in_the_middle_of_a_batch(batch_sizes: List[int]) ->
     assert max(batch_sizes) >= 2
 
 
-def test_cancelling_a_connection_mid_batch_cancels_its_handlers(batch_sizes: List[int]) -> None:
+@pytest.mark.parametrize("local", [False, True])
+def test_cancelling_a_connection_mid_batch_cancels_its_handlers(batch_sizes: List[int],
+                                                                 local: bool) -> None:
     """A pipelined burst where some handlers wait forever; the client resets the
     connection: those handlers are cancelled at their await (their finally
     blocks run), and nothing of theirs is left."""
@@ -249,7 +254,8 @@ def test_cancelling_a_connection_mid_batch_cancels_its_handlers(batch_sizes: Lis
             return req
 
         rt = ekiden.current_runtime()
-        server = await ekiden.serve("127.0.0.1:0", service=ekiden.Service(handler), codec="lines")
+        server = await ekiden.serve("127.0.0.1:0", service=ekiden.Service(handler), codec="lines",
+                                    local=local)
         base = rt.metrics()["TASKS_ALIVE"]
         port = server.local_addr[1]
         s = socket.create_connection(("127.0.0.1", port), timeout=30)

@@ -126,11 +126,18 @@ class Server:
 
 async def serve(addr: AddressLike, *, service: ServiceHandle, codec: str = "lines",
                 max_in_flight: Optional[int] = None, idle_timeout: Optional[float] = None,
-                reuse_port: bool = False) -> Server:
+                reuse_port: bool = False, local: bool = False) -> Server:
     """Serve `service` on a TCP address with a codec. A connection task per
     client (on the C workers) decodes requests, calls the service (pipelined, up
     to max_in_flight per connection) and writes the responses in order; an
-    ekiden.Service still runs on this thread (through its buffer)."""
+    ekiden.Service still runs on this thread (through its buffer).
+
+    local=True: the accept loop and the connection tasks are local tasks of
+    this thread (reads, framing and writes happen here too), and an
+    ekiden.Service is called directly, with no buffer: no request crosses
+    threads. What a current-thread runtime does anyway; with workers it trades
+    their help with the I/O for the crossings. server.shutdown() works as
+    usual."""
     rt = _rt()
     codec_ptr = _codec(codec, server=True)
     if codec == "resp" and isinstance(service, Service):
@@ -148,13 +155,16 @@ async def serve(addr: AddressLike, *, service: ServiceHandle, codec: str = "line
             check(lib.ek_server_options_set_max_in_flight(opts_p[0], max_in_flight))
         if idle_timeout is not None:
             check(lib.ek_server_options_set_idle_timeout_ms(opts_p[0], _ms(idle_timeout)))
+        if local:
+            check(lib.ek_server_options_set_local(opts_p[0], 1))
+        handle = service._direct() if local and isinstance(service, Service) else service._take()
     except BaseException:
         lib.ek_codec_free(codec_ptr)
         raise
     out = ffi.new("ek_server **")
     try:
         # Consumes the listener, the codec and the service handle, also on error.
-        check(lib.ek_server_serve(rt._require(), lp[0], codec_ptr, service._take(), opts_p[0], out))
+        check(lib.ek_server_serve(rt._require(), lp[0], codec_ptr, handle, opts_p[0], out))
     finally:
         lib.ek_server_options_free(opts_p[0])
     return Server(out[0], rt, codec)

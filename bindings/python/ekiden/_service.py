@@ -372,7 +372,8 @@ class _Impl:
             except BaseException as e:
                 self._failed(e, kinds, vals)
                 continue
-            if type(v) is _CoroutineType or getattr(type(v), "__await__", None) is not None:
+            tv = type(v)
+            if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
                 r = v if type(v) is _CoroutineType else _await(v)
                 self._coro = r
                 try:
@@ -447,6 +448,10 @@ _REQ_BYTES = int(lib.EKPY_REQ_BYTES)
 _REQ_OTHER = int(lib.EKPY_REQ_OTHER)
 _SEPS = [bytes((i,)) for i in range(256)]
 _Simple = _resp.Simple
+# Answers that are never awaitable (a plain handler's usual results): no
+# attribute lookup, which costs a formatted AttributeError when it fails.
+_PLAIN = frozenset((bytes, type(None), _resp.Simple, _resp.Error, int, str, list, dict, tuple,
+                    float, bool, bytearray))
 
 
 def _error_code(exc: BaseException) -> int:
@@ -541,10 +546,40 @@ class Service(ServiceHandle):
         h = ffi.new_handle(impl)
         _keep.add(h)
         inner = ffi.new("ek_service **")
-        check(lib.ekpy_service_new(h, inner))  # on error ekpy_svc_drop released h
+        state = ffi.new("void **")
+        check(lib.ekpy_service_new(h, inner, state))  # on error ekpy_svc_drop released h
+        self._state: Any = state[0]  # a reference of ours (ekpy_service_release)
         out = ffi.new("ek_service **")
-        check(lib.ek_svc_buffer_local(rt._require(), inner[0], bound, out))  # consumes inner
+        try:
+            check(lib.ek_svc_buffer_local(rt._require(), inner[0], bound, out))  # consumes inner
+        except BaseException:
+            self._drop_state()
+            raise
         super().__init__(out[0], rt, resp=resp)
+
+    def _direct(self) -> Any:
+        """A new handle that calls the handler with no buffer (for a local
+        server: every call on this thread)."""
+        if self._state is None:
+            raise error_from_code(lib.EK_ECLOSED)
+        out = ffi.new("ek_service **")
+        check(lib.ekpy_service_direct(self._state, out))
+        return out[0]
+
+    def _drop_state(self) -> None:
+        st, self._state = self._state, None
+        if st is not None:
+            lib.ekpy_service_release(st)
+
+    def _release(self) -> None:
+        super()._release()
+        self._drop_state()
+
+    def __del__(self) -> None:
+        if getattr(self, "_ptr", None) is not None:
+            super()._release()
+        if getattr(self, "_state", None) is not None:
+            self._drop_state()
 
 
 def register(name: str, svc: ServiceHandle) -> None:
