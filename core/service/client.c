@@ -85,6 +85,8 @@ typedef struct ek__conn_task {
     ek_buf *in, *out;
     ek_oneshot_sender **fifo; /* requests written, awaiting their response */
     size_t head, len, cap;
+    ek__item *sending;    /* a streaming request being written (its frames as they come) */
+    bool sending_started; /* its head is written and its reply in the FIFO */
     bool rx_closed;
     int dead; /* a failure without reconnect: every request gets it */
     int reconnect;
@@ -101,6 +103,12 @@ static void ek__task_fail_pending(ek__conn_task *t, int err)
 static void ek__task_connection_failed(ek__conn_task *t, int err)
 {
     ek__task_fail_pending(t, err);
+    if (t->sending != NULL) { /* a streaming request ends with the connection */
+        if (!t->sending_started) ek__answer(t->sending->reply, err, NULL);
+        t->sending->reply = NULL;
+        ek__item_drop(t->sending);
+        t->sending = NULL;
+    }
     ek_stream_free(t->io);
     t->io = NULL;
     ek_codec_free(t->codec);
@@ -159,7 +167,6 @@ static int ek__task_connect(ek__conn_task *t, ek_cx *cx)
     }
     if (rc == EK_OK) rc = ek_codec_clone(t->proto, &t->codec);
     if (rc == EK_OK) t->ext = ek__codec_ext_of(t->codec, &t->cself);
-    if (t->ext != NULL && t->ext->client_frame == NULL) t->ext = NULL;
     return rc;
 }
 
@@ -204,7 +211,8 @@ static int ek__task_decode(ek__conn_task *t, ek_cx *cx, bool eof)
         if (rc == EK_PENDING) return EK_OK;
         if (eof && rc == EK_ECLOSED) return t->len > 0 ? EK_ECONNRESET : EK_ECLOSED;
         if (rc != EK_OK) return rc;
-        int cls = t->ext != NULL ? t->ext->client_frame(t->cself, m) : EK__FRAME_REPLY;
+        int cls = t->ext != NULL && t->ext->client_frame != NULL ? t->ext->client_frame(t->cself, m)
+                                                                 : EK__FRAME_REPLY;
         if (cls != EK__FRAME_PUSH && t->len == 0) { /* a frame nobody asked for */
             ek_msg_free(m);
             return EK_EPROTO;
@@ -226,12 +234,67 @@ static int ek__task_decode(ek__conn_task *t, ek_cx *cx, bool eof)
     }
 }
 
+/* Above this much unwritten output a streaming request's frames wait. */
+#define EK__STREAM_OUT_MAX (64 * 1024)
+
+/* Write what the streaming request t->sending has ready: its head (with the
+ * codec's stream_begin; its reply joins the FIFO then), its later frames
+ * (encode EK_CODEC_PUSH), its end (stream_end). Requests after it wait until it
+ * ends. Returns whether anything moved. */
+static bool ek__task_send_stream(ek__conn_task *t, ek_cx *cx)
+{
+    bool moved = false;
+    while (t->sending != NULL && ek_buf_len(t->out) < EK__STREAM_OUT_MAX) {
+        ek__item *it = t->sending;
+        ek_msg *frame = NULL;
+        int rc = ek_msg_stream_next(it->req, cx, &frame);
+        if (rc == EK_PENDING) break;
+        moved = true;
+        if (rc == EK_OK && !t->sending_started) {
+            rc = t->len == t->cap ? ek__task_grow(t) : EK_OK;
+            if (rc == EK_OK) rc = t->ext->stream_begin(t->cself, frame, t->out);
+            ek_msg_free(frame);
+            if (rc != EK_OK) { /* nothing noted: that request alone fails */
+                ek__answer(it->reply, rc, NULL);
+                it->reply = NULL;
+                ek__item_drop(it);
+                t->sending = NULL;
+                break;
+            }
+            t->fifo[(t->head + t->len++) % t->cap] = it->reply;
+            it->reply = NULL;
+            t->sending_started = true;
+            continue;
+        }
+        if (rc == EK_OK) {
+            rc = ek_codec_encode(t->codec, frame, EK_CODEC_PUSH, t->out);
+            ek_msg_free(frame);
+            if (rc == EK_OK) continue;
+            ek__task_connection_failed(t, rc); /* half a body written */
+            break;
+        }
+        /* the end of the stream */
+        if (!t->sending_started) { /* no head: nothing to write */
+            ek__answer(it->reply, EK_EINVAL, NULL);
+            it->reply = NULL;
+        } else if ((rc = t->ext->stream_end(t->cself, t->out)) != EK_OK) {
+            ek__task_connection_failed(t, rc);
+            break;
+        }
+        ek__item_drop(it);
+        t->sending = NULL;
+    }
+    return moved;
+}
+
 static int ek__task_poll(void *state, ek_cx *cx, void **out)
 {
     ek__conn_task *t = state;
     *out = NULL;
     for (;;) {
-        if (t->rx_closed && t->len == 0 && (t->io == NULL || ek_buf_len(t->out) == 0)) return EK_OK;
+        if (t->rx_closed && t->len == 0 && t->sending == NULL &&
+            (t->io == NULL || ek_buf_len(t->out) == 0))
+            return EK_OK;
         if (t->dead) {
             /* Closed for good: every request that still comes gets the error. */
             void *v;
@@ -254,7 +317,11 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
         }
         bool moved = false;
         /* requests in */
-        while (!t->rx_closed && t->len < t->max_in_flight) {
+        if (t->sending != NULL) {
+            moved |= ek__task_send_stream(t, cx);
+            if (t->io == NULL) continue; /* it failed the connection */
+        }
+        while (t->io != NULL && !t->rx_closed && t->sending == NULL && t->len < t->max_in_flight) {
             void *v;
             int rc = ek_mpsc_recv(t->rx, cx, &v);
             if (rc == EK_PENDING) break;
@@ -264,6 +331,15 @@ static int ek__task_poll(void *state, ek_cx *cx, void **out)
                 break;
             }
             ek__item *it = v;
+            if (ek_msg_kind(it->req) == EK_MSG_STREAM && t->ext != NULL &&
+                t->ext->stream_begin != NULL && t->ext->stream_end != NULL) {
+                /* a streaming request: written as its frames come */
+                t->sending = it;
+                t->sending_started = false;
+                moved |= ek__task_send_stream(t, cx);
+                moved = true;
+                continue;
+            }
             /* Room to note it first: a request written is always noted. */
             rc = t->len == t->cap ? ek__task_grow(t) : EK_OK;
             if (rc == EK_OK)
@@ -329,6 +405,7 @@ static void ek__task_drop(void *state)
 {
     ek__conn_task *t = state;
     ek__task_fail_pending(t, EK_ECLOSED);
+    if (t->sending != NULL) ek__item_drop(t->sending); /* its caller sees EK_ECLOSED */
     ek__free(t->fifo);
     ek_msg_free(t->push_pending);
     ek_mpsc_sender_drop(t->push); /* the push channel's receiver then sees EK_ECLOSED */

@@ -726,10 +726,12 @@ static int ek__http_encode_response(ek__http *h, const ek_msg *m, bool stream, e
     return EK_OK;
 }
 
-/* A chunk of a streaming response. */
+/* A chunk of a streaming response or request (a head's body is the first). */
 static int ek__http_encode_chunk(ek__http *h, const ek_msg *m, ek_buf *out)
 {
-    if (ek_msg_kind(m) != EK_MSG_BYTES && ek_msg_kind(m) != EK_MSG_HTTP_RESPONSE) return EK_EKIND;
+    int kind = ek_msg_kind(m);
+    if (kind != EK_MSG_BYTES && kind != EK_MSG_HTTP_RESPONSE && kind != EK_MSG_HTTP_REQUEST)
+        return EK_EKIND;
     const uint8_t *data;
     size_t len;
     (void)ek_msg_data(m, &data, &len);
@@ -742,7 +744,9 @@ static int ek__http_encode_chunk(ek__http *h, const ek_msg *m, ek_buf *out)
     return rc;
 }
 
-static int ek__http_encode_request(ek__http *h, const ek_msg *m, ek_buf *out)
+/* A request head and body; stream: the head of a streaming request (its body
+ * chunked: the message's body, if any, is the first chunk). */
+static int ek__http_encode_request(ek__http *h, const ek_msg *m, bool stream, ek_buf *out)
 {
     if (ek_msg_kind(m) != EK_MSG_HTTP_REQUEST) return EK_EKIND;
     const char *method, *target;
@@ -754,6 +758,7 @@ static int ek__http_encode_request(ek__http *h, const ek_msg *m, ek_buf *out)
         !ek__http_headers_ok(m))
         return EK_EINVAL;
     int version = ek_msg_http_version(m);
+    if (stream && version == 10) return EK_ENOTSUP; /* HTTP/1.0 has no chunked body */
     int ka = ek_msg_http_keep_alive(m) == 1;
     const uint8_t *body;
     size_t body_len;
@@ -769,13 +774,19 @@ static int ek__http_encode_request(ek__http *h, const ek_msg *m, ek_buf *out)
     if (rc == EK_OK && ka && version == 10) rc = ek__puts(out, "Connection: keep-alive\r\n");
     bool wants_length = ek__http_ieq(method, mlen, "POST") || ek__http_ieq(method, mlen, "PUT") ||
                         ek__http_ieq(method, mlen, "PATCH");
-    if (rc == EK_OK && (body_len > 0 || wants_length)) {
-        rc = ek__puts(out, "Content-Length: ");
-        if (rc == EK_OK) rc = ek__put_u64(out, body_len, 10);
+    if (rc == EK_OK && stream) {
+        rc = ek__puts(out, "Transfer-Encoding: chunked\r\n\r\n");
+        h->stream = EK__HS_CHUNKED;
+        if (rc == EK_OK) rc = ek__http_encode_chunk(h, m, out);
+    } else if (rc == EK_OK) {
+        if (body_len > 0 || wants_length) {
+            rc = ek__puts(out, "Content-Length: ");
+            if (rc == EK_OK) rc = ek__put_u64(out, body_len, 10);
+            if (rc == EK_OK) rc = ek__put(out, "\r\n", 2);
+        }
         if (rc == EK_OK) rc = ek__put(out, "\r\n", 2);
+        if (rc == EK_OK && body_len > 0) rc = ek__put(out, body, body_len);
     }
-    if (rc == EK_OK) rc = ek__put(out, "\r\n", 2);
-    if (rc == EK_OK && body_len > 0) rc = ek__put(out, body, body_len);
     if (rc == EK_OK)
         rc = ek__http_q_push(h, (ek__hreq){.version = (uint8_t)version,
                                            .keep_alive = (uint8_t)ka,
@@ -786,7 +797,11 @@ static int ek__http_encode_request(ek__http *h, const ek_msg *m, ek_buf *out)
 static int ek__http_encode(void *self, const ek_msg *m, int what, ek_buf *out)
 {
     ek__http *h = self;
-    if (!h->server) return what == EK_CODEC_REQUEST ? ek__http_encode_request(h, m, out) : EK_EKIND;
+    if (!h->server) {
+        if (what == EK_CODEC_PUSH && h->stream != EK__HS_NONE)
+            return ek__http_encode_chunk(h, m, out);
+        return what == EK_CODEC_REQUEST ? ek__http_encode_request(h, m, false, out) : EK_EKIND;
+    }
     if (what == EK_CODEC_PUSH) return ek__http_encode_chunk(h, m, out);
     if (what != EK_CODEC_RESPONSE) return EK_EKIND;
     return ek__http_encode_response(h, m, false, out);
@@ -830,7 +845,7 @@ static int ek__http_interim(void *self, ek_buf *out)
 static int ek__http_stream_begin(void *self, const ek_msg *head, ek_buf *out)
 {
     ek__http *h = self;
-    if (!h->server) return EK_EKIND;
+    if (!h->server) return ek__http_encode_request(h, head, true, out);
     return ek__http_encode_response(h, head, true, out);
 }
 
@@ -891,13 +906,20 @@ static const ek__codec_ext ek__http_ext = {
     .stream_end = ek__http_stream_end,
 };
 
+/* The client's: streaming requests (chunked bodies). */
+static const ek__codec_ext ek__http_client_ext = {
+    .stream_begin = ek__http_stream_begin,
+    .stream_end = ek__http_stream_end,
+};
+
 static int ek__http_codec(int server, size_t max_header, size_t max_body, int flags, ek_codec **out)
 {
     if (out == NULL || (flags & ~(server ? EK_HTTP_DATE : 0)) != 0) return EK_EINVAL;
     void *self;
     int rc = ek__http_make(server, max_header, max_body, flags, &self);
     if (rc != EK_OK) return rc;
-    return ek__codec_new_ext(&ek__http_vtable, server ? &ek__http_ext : NULL, self, out);
+    return ek__codec_new_ext(&ek__http_vtable, server ? &ek__http_ext : &ek__http_client_ext, self,
+                             out);
 }
 
 int ek_codec_http_server(size_t max_header, size_t max_body, int flags, ek_codec **out)

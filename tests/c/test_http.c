@@ -807,11 +807,12 @@ static void test_http_client_over_the_server(void **state)
     ekt_rt_free_checked(rt);
 }
 
-/* A peer that is not ekiden's server: it reads two requests, answers the first
- * with a chunked body and the second with "Connection: close" and a body that
- * the end of the stream delimits, then closes. */
+/* A peer that is not ekiden's server: it reads until `until` came `count`
+ * times, writes `reply` (in two writes: its last 5 bytes apart), then closes. */
 typedef struct t_peer {
     int lfd;
+    const char *until, *reply;
+    int count;
     char got[1024];
 } t_peer;
 
@@ -821,20 +822,19 @@ static void *t_peer_main(void *arg)
     int fd = accept(p->lfd, NULL, NULL);
     if (fd < 0) return NULL;
     size_t used = 0;
-    for (;;) { /* until two heads are in */
-        const char *first = strstr(p->got, "\r\n\r\n");
-        if (first != NULL && strstr(first + 4, "\r\n\r\n") != NULL) break;
+    for (;;) {
+        int seen = 0;
+        for (const char *at = p->got; (at = strstr(at, p->until)) != NULL; at++) seen++;
+        if (seen >= p->count) break;
         ssize_t n = read(fd, p->got + used, sizeof p->got - 1 - used);
         if (n <= 0) break;
         used += (size_t)n;
         p->got[used] = '\0';
     }
-    static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "6\r\nhello,\r\n6\r\n world\r\n0\r\n\r\n"
-                                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
-    for (size_t off = 0; off < sizeof reply - 1;) { /* in two writes: the EOF comes apart */
-        size_t k = off == 0 ? sizeof reply - 1 - 5 : sizeof reply - 1 - off;
-        ssize_t n = write(fd, reply + off, k);
+    size_t len = strlen(p->reply);
+    for (size_t off = 0; off < len;) {
+        size_t k = off == 0 && len > 5 ? len - 5 : len - off;
+        ssize_t n = write(fd, p->reply + off, k);
         if (n <= 0) break;
         off += (size_t)n;
     }
@@ -842,26 +842,39 @@ static void *t_peer_main(void *arg)
     return NULL;
 }
 
+/* Start a peer on 127.0.0.1 (its thread in *th; *addr its address) and return
+ * an HTTP client of it. */
+static ek_service *t_peer_start(ek_runtime *rt, t_peer *p, pthread_t *th, ek_sockaddr **addr)
+{
+    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(p->lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof sin;
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(p->lfd, 4), 0);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&sin, &slen), 0);
+    assert_int_equal(pthread_create(th, NULL, t_peer_main, p), 0);
+    assert_int_equal(ek_sockaddr_from_ip("127.0.0.1", ntohs(sin.sin_port), addr), EK_OK);
+    ek_codec *codec;
+    assert_int_equal(ek_codec_http_client(0, 0, 0, &codec), EK_OK);
+    ek_service *svc;
+    assert_int_equal(ek_client_connect(rt, *addr, codec, NULL, &svc), EK_OK);
+    return svc;
+}
+
 /* The framed client decodes a chunked response and one ended by the end of the
  * stream (Connection: close), then the service is closed (no reconnect). */
 static void test_http_client_chunked_and_eof_responses(void **state)
 {
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
-    t_peer peer = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    assert_true(peer.lfd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof sin;
-    assert_int_equal(bind(peer.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
-    assert_int_equal(listen(peer.lfd, 4), 0);
-    assert_int_equal(getsockname(peer.lfd, (struct sockaddr *)&sin, &slen), 0);
+    t_peer peer = {.until = "\r\n\r\n",
+                   .count = 2,
+                   .reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "6\r\nhello,\r\n6\r\n world\r\n0\r\n\r\n"
+                            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"};
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, t_peer_main, &peer), 0);
     ek_sockaddr *addr;
-    assert_int_equal(ek_sockaddr_from_ip("127.0.0.1", ntohs(sin.sin_port), &addr), EK_OK);
-    ek_codec *codec;
-    assert_int_equal(ek_codec_http_client(0, 0, 0, &codec), EK_OK);
-    ek_service *svc;
-    assert_int_equal(ek_client_connect(rt, addr, codec, NULL, &svc), EK_OK);
+    ek_service *svc = t_peer_start(rt, &peer, &th, &addr);
     t_hc c = {.svc = svc, .n = 2};
     assert_int_equal(ekt_block_on_fn(rt, t_hc_poll, &c, NULL), EK_OK);
     assert_string_equal(c.bodies[0], "hello, world");
@@ -881,6 +894,147 @@ static void test_http_client_chunked_and_eof_responses(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* A streaming request (an EK_MSG_STREAM: the head, then byte chunks) goes out
+ * with a chunked body as its frames come; the requests after it wait for its
+ * end. On the wire (a raw peer), then through ekiden's own server. */
+typedef struct t_sreq {
+    ek_service *svc;
+    ek_mpsc_sender *tx;
+    ek_future *f, *g;
+    int step;
+    char body[64], body2[64];
+} t_sreq;
+
+static void t_sreq_body(ek_msg *resp, char *out, size_t cap)
+{
+    const uint8_t *d;
+    size_t len;
+    assert_int_equal(ek_msg_http_status(resp), 200);
+    assert_int_equal(ek_msg_data(resp, &d, &len), EK_OK);
+    snprintf(out, cap, "%.*s", (int)len, (const char *)d);
+    ek_msg_free(resp);
+}
+
+static int t_sreq_poll(void *state, ek_cx *cx, void **out)
+{
+    t_sreq *r = state;
+    *out = NULL;
+    if (r->step == 0) {
+        int rc = ek_service_poll_ready(r->svc, cx);
+        if (rc != EK_OK) return rc;
+        ek_msg *req, *head, *chunk;
+        assert_int_equal(ek_msg_stream(8, &r->tx, &req), EK_OK);
+        assert_int_equal(ek_msg_http_request("POST", 4, "/up", 3, 11, &head), EK_OK);
+        assert_int_equal(ek_msg_http_add_header(head, "Host", 4, "h", 1), EK_OK);
+        assert_int_equal(ek_msg_http_set_body_copy(head, "ab", 2), EK_OK);
+        assert_int_equal(ek_mpsc_try_send(r->tx, head), EK_OK);
+        assert_int_equal(ek_service_call(r->svc, req, &r->f), EK_OK);
+        /* a plain request after it waits for the stream's end */
+        assert_int_equal(ek_service_poll_ready(r->svc, cx), EK_OK);
+        ek_msg *get;
+        assert_int_equal(ek_msg_http_request("GET", 3, "/", 1, 11, &get), EK_OK);
+        assert_int_equal(ek_service_call(r->svc, get, &r->g), EK_OK);
+        assert_int_equal(ek_msg_bytes_copy("cd", 2, &chunk), EK_OK);
+        assert_int_equal(ek_mpsc_try_send(r->tx, chunk), EK_OK);
+        assert_int_equal(ek_msg_bytes_copy("", 0, &chunk), EK_OK); /* skipped */
+        assert_int_equal(ek_mpsc_try_send(r->tx, chunk), EK_OK);
+        r->step = 1;
+    }
+    if (r->step == 1) {
+        void *resp = NULL;
+        int rc = ek_future_poll(r->f, cx, &resp);
+        if (rc == EK_PENDING && r->tx != NULL) { /* the last chunk, then the end */
+            ek_msg *chunk;
+            assert_int_equal(ek_msg_bytes_copy("efg", 3, &chunk), EK_OK);
+            assert_int_equal(ek_mpsc_try_send(r->tx, chunk), EK_OK);
+            ek_mpsc_sender_drop(r->tx);
+            r->tx = NULL;
+            rc = ek_future_poll(r->f, cx, &resp);
+        }
+        if (rc == EK_PENDING) return EK_PENDING;
+        ek_future_drop(r->f);
+        if (rc != EK_OK) return rc;
+        t_sreq_body(resp, r->body, sizeof r->body);
+        r->step = 2;
+    }
+    void *resp = NULL;
+    int rc = ek_future_poll(r->g, cx, &resp);
+    if (rc == EK_PENDING) return EK_PENDING;
+    ek_future_drop(r->g);
+    if (rc != EK_OK) return rc;
+    t_sreq_body(resp, r->body2, sizeof r->body2);
+    return EK_OK;
+}
+
+/* Call svc with req once it is ready (the response future in f). */
+typedef struct t_call {
+    ek_service *svc;
+    ek_msg *req;
+    ek_future *f;
+} t_call;
+
+static int t_call_poll(void *state, ek_cx *cx, void **out)
+{
+    t_call *c = state;
+    *out = NULL;
+    int rc = ek_service_poll_ready(c->svc, cx);
+    if (rc != EK_OK) return rc;
+    return ek_service_call(c->svc, c->req, &c->f);
+}
+
+static void test_http_client_streaming_request(void **state)
+{
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    /* the wire */
+    t_peer peer = {.until = "\r\n\r\n",
+                   .count = 3, /* the POST's head, its last chunk, the GET */
+                   .reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nget"};
+    pthread_t th;
+    ek_sockaddr *addr;
+    ek_service *svc = t_peer_start(rt, &peer, &th, &addr);
+    t_sreq r = {.svc = svc};
+    assert_int_equal(ekt_block_on_fn(rt, t_sreq_poll, &r, NULL), EK_OK);
+    assert_string_equal(r.body, "ok");
+    assert_string_equal(r.body2, "get");
+    assert_string_equal(peer.got,
+                        "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "2\r\nab\r\n2\r\ncd\r\n3\r\nefg\r\n0\r\n\r\n"
+                        "GET / HTTP/1.1\r\n\r\n");
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(peer.lfd);
+    ek_service_free(svc);
+    ek_sockaddr_free(addr);
+    /* ekiden's server decodes it: the body joined */
+    ek_server *s = t_serve_http(rt, &addr, 0);
+    ek_codec *codec;
+    assert_int_equal(ek_codec_http_client(0, 0, 0, &codec), EK_OK);
+    assert_int_equal(ek_client_connect(rt, addr, codec, NULL, &svc), EK_OK);
+    r = (t_sreq){.svc = svc};
+    assert_int_equal(ekt_block_on_fn(rt, t_sreq_poll, &r, NULL), EK_OK);
+    assert_string_equal(r.body, "7:abcdefg");
+    assert_string_equal(r.body2, "Hello, World!");
+    /* a stream that ends without a head is EK_EINVAL; HTTP/1.0 cannot stream */
+    for (int k = 0; k < 2; k++) {
+        ek_mpsc_sender *tx;
+        ek_msg *req, *head;
+        assert_int_equal(ek_msg_stream(2, &tx, &req), EK_OK);
+        if (k == 1) {
+            assert_int_equal(ek_msg_http_request("POST", 4, "/", 1, 10, &head), EK_OK);
+            assert_int_equal(ek_mpsc_try_send(tx, head), EK_OK);
+        }
+        ek_mpsc_sender_drop(tx);
+        t_call c = {.svc = svc, .req = req};
+        assert_int_equal(ekt_block_on_fn(rt, t_call_poll, &c, NULL), EK_OK);
+        assert_int_equal(t_await(rt, c.f, NULL), k == 0 ? EK_EINVAL : EK_ENOTSUP);
+    }
+    ek_service_free(svc);
+    assert_int_equal(ek_server_shutdown(s, 5000), EK_OK);
+    ek_server_free(s);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -896,6 +1050,7 @@ int main(void)
         T(test_http_server_keep_alive_pipelining_and_errors),
         T(test_http_client_over_the_server),
         T(test_http_client_chunked_and_eof_responses),
+        T(test_http_client_streaming_request),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));

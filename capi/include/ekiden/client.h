@@ -11,6 +11,11 @@
  * the connection closes when the last handle is freed and nothing is in flight.
  * ek_svc_balance over several clients is how a program talks to many servers.
  *
+ * A streaming request (an EK_MSG_STREAM, ekiden/msg.h) is written as its frames
+ * come, with a codec that can (HTTP: a chunked body, ekiden/codec.h); the
+ * requests after it are written once it ends, and at most 64 KiB of its frames
+ * wait unwritten (then the task stops taking frames: back-pressure on its
+ * producer). Its response may come before it ends.
  * At the end of the stream the codec decodes what is left (ek_codec_decode_eof:
  * an HTTP response that the end of the stream delimits answers its request).
  * Failures: a connection that cannot be made, breaks (EK_ECONNRESET, also for an

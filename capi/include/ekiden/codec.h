@@ -223,6 +223,13 @@ EK_EXTERN int ek_codec_http_server(size_t max_header, size_t max_body, int flags
  *   the codec writes "Content-Length" when the body is not empty or the method is
  *   POST, PUT or PATCH, and "Connection: close" when the request's keep-alive is
  *   0), then the body. No Host header is added: set it.
+ * - Streaming requests (an EK_MSG_STREAM request through ek_client_connect): the
+ *   first frame is the head, an EK_MSG_HTTP_REQUEST (its body, if not empty, is
+ *   the first chunk), each later frame an EK_MSG_BYTES chunk (empty ones are
+ *   skipped), and the end of the stream ends the body: written with
+ *   "Transfer-Encoding: chunked" as the frames come (no Content-Length). An
+ *   HTTP/1.0 head is EK_ENOTSUP (1.0 has no chunked body), a stream that ends
+ *   without a head EK_EINVAL. Requests after it wait for its end.
  * - Decode: an EK_MSG_HTTP_RESPONSE per request, with its body (Content-Length,
  *   chunked, or up to the end of the stream when the response has neither);
  *   interim 1xx responses (100 Continue) are skipped; the response to HEAD has no
