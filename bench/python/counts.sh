@@ -85,6 +85,7 @@ echo "|---|---|---:|---:|"
 for p in 16 1; do
   count "ekiden, 1 worker (def)" "$p" "$py" bench/python/kv_ekiden.py PORT 1 def
   count "ekiden, current thread (def)" "$p" "$py" bench/python/kv_ekiden.py PORT ct def
-  count "ekiden, current thread (async)" "$p" "$py" bench/python/kv_ekiden.py PORT ct async
+  count "ekiden, current thread, local (def)" "$p" "$py" bench/python/kv_ekiden.py PORT ct def local
+  count "ekiden, current thread, local (async)" "$p" "$py" bench/python/kv_ekiden.py PORT ct async local
   count "uvloop + hiredis" "$p" "$py" bench/python/kv_asyncio.py PORT uvloop
 done

@@ -11,8 +11,9 @@
 #          servers rotated each round; the table gives the median, the range
 #          (min-max) and the server's CPU time per request.
 #   kv     a GET/SET key-value service: ekiden.serve(codec="resp") (kv_ekiden.py;
-#          one worker and current thread with a plain-def handler, current
-#          thread with an async-def one) against the same service on uvloop with
+#          one worker with the default server and with serve(local=True), a
+#          current-thread runtime (local) with a plain-def handler and with an
+#          async-def one) against the same service on uvloop with
 #          hiredis's reader (kv_asyncio.py), and redis-server as the ceiling;
 #          redis-benchmark -t set,get -c 50 -n KV_N, without and with -P 16,
 #          rounds rotated; req/s, the server's CPU µs per request, ratios.
@@ -231,11 +232,12 @@ kv_section() {
     log "redis-benchmark not found: kv section skipped"
     return
   }
-  local servers=(ekiden ekiden_ct ekiden_async uvloop redis)
+  local servers=(ekiden ekiden_local ekiden_ct ekiden_async uvloop redis)
   log "== key-value servers"
   start ekiden "$py" bench/python/kv_ekiden.py PORT 1 def
-  start ekiden_ct "$py" bench/python/kv_ekiden.py PORT ct def
-  start ekiden_async "$py" bench/python/kv_ekiden.py PORT ct async
+  start ekiden_local "$py" bench/python/kv_ekiden.py PORT 1 def local
+  start ekiden_ct "$py" bench/python/kv_ekiden.py PORT ct def local
+  start ekiden_async "$py" bench/python/kv_ekiden.py PORT ct async local
   start uvloop "$py" bench/python/kv_asyncio.py PORT uvloop
   if command -v redis-server >/dev/null; then
     start redis redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
@@ -245,8 +247,8 @@ kv_section() {
   emit ""
   emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's CPU time per request (median). Handlers: a plain def (def) or an async def (async); the ratios are to uvloop + hiredis, [min–max] over the rounds."
   emit ""
-  emit "| row | ekiden 1 worker (def) | ekiden current thread (def) | ekiden current thread (async) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop |"
-  emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  emit "| row | ekiden 1 worker (def) | ekiden 1 worker, local (def) | ekiden current thread, local (def) | ekiden current thread, local (async) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden local / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop |"
+  emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   local p t r k i tag n=${#servers[@]}
   for p in 1 16; do
     for t in set get; do
@@ -272,8 +274,9 @@ kv_section() {
       for s in "${servers[@]}"; do
         cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)] $(median <"$tmp/$s.c" 2>/dev/null) µs")
       done
-      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} |" \
+      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} |" \
         "$(ratio "$(median <"$tmp/ekiden.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_local.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_local.v" "$tmp/uvloop.v")] |" \
         "$(ratio "$(median <"$tmp/ekiden_ct.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_ct.v" "$tmp/uvloop.v")] |" \
         "$(ratio "$(median <"$tmp/ekiden_async.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_async.v" "$tmp/uvloop.v")] |"
       rm -f "$tmp"/*
