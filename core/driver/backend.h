@@ -188,5 +188,8 @@ bool ek__backend_uring_built(void);
  * be NULL). */
 bool ek__backend_ring_reads(const ek__backend *b, int *free_bufs, int *nbufs, int *buf_size,
                             uint64_t *starved);
+/* Test only: whether b is io_uring and has its streams' receives submitted by
+ * the driver's thread (uring.c, "Submission"). */
+bool ek__backend_uring_defers_arms(const ek__backend *b);
 
 #endif

@@ -1053,6 +1053,11 @@ bool ek__backend_ring_reads(const ek__backend *be, int *free_bufs, int *nbufs, i
     return true;
 }
 
+bool ek__backend_uring_defers_arms(const ek__backend *be)
+{
+    return be->ops == &ek__uring_ops && UB(be)->defer_arms;
+}
+
 const ek__backend_ops ek__uring_ops = {
     .name = "io_uring",
     .kind = EK_IO_BACKEND_URING,
@@ -1069,6 +1074,11 @@ const ek__backend_ops ek__uring_ops = {
 
 #else
 #include "backend.h"
+bool ek__backend_uring_defers_arms(const ek__backend *be)
+{
+    EK__UNUSED(be);
+    return false;
+}
 bool ek__backend_ring_reads(const ek__backend *be, int *free_bufs, int *nbufs, int *buf_size,
                             uint64_t *starved)
 {

@@ -289,6 +289,31 @@ static void test_short_read_skips_the_next_read_on_both_backends(void **state)
     }
 }
 
+/* Where the kernel refuses the sender ring (uring.c, "Submission"), a
+ * stream's receive is submitted by the thread that arms it, as before: the
+ * same echo and short-read checks on that path (EKIDEN_URING_DEFER_ARMS=0 is
+ * read when the backend is created). */
+static void test_receives_armed_by_the_reader_when_arms_are_not_deferred(void **state)
+{
+    if (!have(EK_IO_BACKEND_URING)) return;
+    const char *old = getenv("EKIDEN_URING_DEFER_ARMS");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("EKIDEN_URING_DEFER_ARMS", "0", 1);
+    for (int fl = 0; fl < 2; fl++) {
+        ek_runtime *rt =
+            rt_for(fl ? EK_FLAVOR_CURRENT_THREAD : EK_FLAVOR_MULTI_THREAD, EK_IO_BACKEND_URING);
+        assert_false(ek__backend_uring_defers_arms(ek__rt_driver(rt)->be));
+        for (int k = 0; k < 3; k++) echo_once(rt);
+        ekt_rt_free_checked(rt);
+    }
+    test_short_read_skips_the_next_read_on_both_backends(state);
+    if (saved)
+        setenv("EKIDEN_URING_DEFER_ARMS", saved, 1);
+    else
+        unsetenv("EKIDEN_URING_DEFER_ARMS");
+    free(saved);
+}
+
 /* A sleep is the driver's poll timeout; a spawn from another thread while the
  * workers are idle is the cross-thread wake-up. */
 static int sleep_poll(void *s, ek_cx *cx, void **out)
@@ -695,6 +720,7 @@ int main(int argc, char **argv)
         T(test_falls_back_to_epoll_when_the_kernel_refuses),
         T(test_echo_on_both_backends_and_flavours),
         T(test_short_read_skips_the_next_read_on_both_backends),
+        T(test_receives_armed_by_the_reader_when_arms_are_not_deferred),
         T(test_timeout_and_wake_on_both_backends),
         T(test_streams_outlive_the_thread_that_registered_them),
         T(test_deregister_with_events_in_flight),
