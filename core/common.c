@@ -3,7 +3,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 _Noreturn void ek__panic(const char *what, const char *file, int line)
 {
@@ -23,6 +26,31 @@ void ek__mutex_lock(ek__mutex *m)
 {
     if (pthread_mutex_lock(m) != 0) ek__panic("pthread_mutex_lock", __FILE__, __LINE__);
 }
+/* ek__lock's slow paths. A short spin first (the holders' sections are a few
+ * pointer writes), then sleep on the word marked 2 ("sleepers"), so that the
+ * release knows to wake one. */
+void ek__lock_wait(ek__lock *l)
+{
+    for (int i = 0; i < 64; i++) {
+        int free_ = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->word, &free_, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    /* acquire: the exchange that finds 0 takes the lock (marked 2: a sleeper
+     * may remain, so its release wakes one, at worst spuriously). */
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+        syscall(SYS_futex, (int *)&l->word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, NULL, NULL, 0);
+}
+void ek__lock_wake(ek__lock *l)
+{
+    syscall(SYS_futex, (int *)&l->word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
 bool ek__mutex_trylock(ek__mutex *m)
 {
     return pthread_mutex_trylock(m) == 0;

@@ -6,21 +6,22 @@ int ek__inject_init(ek__inject *q)
 {
     q->head = q->tail = NULL;
     atomic_init(&q->len, 0);
-    return ek__mutex_init(&q->lock);
+    ek__lock_init(&q->lock);
+    return EK_OK;
 }
 
 void ek__inject_destroy(ek__inject *q)
 {
-    ek__mutex_destroy(&q->lock);
+    EK__UNUSED(q); /* a futex word holds nothing */
 }
 
 void ek__inject_push_batch(ek__inject *q, ek__task *first, ek__task *last, size_t n)
 {
-    ek__mutex_lock(&q->lock);
+    ek__lock_acquire(&q->lock);
     ek__fifo_push_chain(&q->head, &q->tail, first, last);
     /* release: a worker that sees len > 0 then takes the lock and finds them. */
     atomic_fetch_add_explicit(&q->len, n, memory_order_release);
-    ek__mutex_unlock(&q->lock);
+    ek__lock_release(&q->lock);
 }
 
 void ek__inject_push(ek__inject *q, ek__task *t)
@@ -32,7 +33,7 @@ size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first)
 {
     *first = NULL;
     if (max == 0 || ek__inject_len(q) == 0) return 0;
-    ek__mutex_lock(&q->lock);
+    ek__lock_acquire(&q->lock);
     size_t n = 0;
     ek__task *h = q->head, *last = NULL;
     while (h && n < max) {
@@ -47,7 +48,7 @@ size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first)
         if (!h) q->tail = NULL;
         atomic_fetch_sub_explicit(&q->len, n, memory_order_relaxed);
     }
-    ek__mutex_unlock(&q->lock);
+    ek__lock_release(&q->lock);
     return n;
 }
 

@@ -1,6 +1,6 @@
 /*
  * inject.h - the global injection queue: an intrusive FIFO of tasks under a
- * mutex, with an atomic length so that workers skip the lock when it is empty.
+ * lock, with an atomic length so that workers skip the lock when it is empty.
  * Tasks spawned or woken from outside the workers, and local-queue overflow,
  * come through here.
  */
@@ -10,7 +10,7 @@
 #include "../task/task.h"
 
 struct ek__inject {
-    ek__mutex lock;
+    ek__lock lock; /* a futex word: a remote spawn takes it once (common.h) */
     ek__task *head, *tail;
     _Atomic size_t len;
 };

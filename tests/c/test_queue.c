@@ -6,6 +6,7 @@
 #include "sched/queue.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -175,6 +176,45 @@ static void test_concurrent_steal_push_pop_loses_and_duplicates_nothing(void **s
     free(t);
 }
 
+/* ek__lock (common.h), the injection queue's lock: 4 threads take it in turn
+ * around a non-atomic counter and a check that nobody else is inside; with
+ * more threads than cores, holders get preempted and the others go through
+ * the spin and the futex sleep. Caught by a lost increment or two holders. */
+typedef struct {
+    ek__lock lock;
+    long count;   /* under lock */
+    int inside;   /* under lock: holders now (must be 1) */
+    bool overlap; /* under lock */
+    long per_thread;
+} lock_ctx;
+
+static void *lock_thread(void *arg)
+{
+    lock_ctx *c = arg;
+    for (long i = 0; i < c->per_thread; i++) {
+        ek__lock_acquire(&c->lock);
+        if (++c->inside != 1) c->overlap = true;
+        c->count++;
+        if (i % 64 == 0) sched_yield(); /* a holder that loses its core */
+        c->inside--;
+        ek__lock_release(&c->lock);
+    }
+    return NULL;
+}
+
+static void test_lock_excludes_and_wakes_sleepers(void **s)
+{
+    (void)s;
+    lock_ctx c = {.per_thread = ekt_scale(20000)};
+    ek__lock_init(&c.lock);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, lock_thread, &c), 0);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    assert_false(c.overlap);
+    assert_int_equal(c.count, 4 * c.per_thread);
+    assert_int_equal(atomic_load(&c.lock.word), 0); /* released, nobody marked asleep */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_overflow_moves_half_plus_one_to_inject),
         cmocka_unit_test(test_steal_takes_half_rounded_up),
         cmocka_unit_test(test_concurrent_steal_push_pop_loses_and_duplicates_nothing),
+        cmocka_unit_test(test_lock_excludes_and_wakes_sleepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
