@@ -578,6 +578,16 @@ int ek_msg_resp_arg(const ek_msg *m, size_t i, const uint8_t **data, size_t *len
     return EK_OK;
 }
 
+int ek_msg_resp_arg_type(const ek_msg *m, size_t i)
+{
+    int rc = resp_agg(m);
+    if (rc != EK_OK) return rc;
+    if (i >= (m->flat ? m->u.flat.n : m->u.agg.n)) return EK_ERANGE;
+    if (m->flat) return EK_RESP_BULK;
+    const ek_msg *c = m->u.agg.v[i];
+    return c->kind == EK_MSG_RESP ? c->rtype : EK_EKIND;
+}
+
 int ek_msg_resp_arg_bytes(const ek_msg *m, size_t i, ek_bytes **out)
 {
     const ek_msg *c = NULL;

@@ -55,6 +55,11 @@ static void test_flat_request_accessors(void **state)
     assert_memory_equal(d - 4, "$1\r\nk", 5);
     assert_int_equal(ek_msg_resp_arg(m, 3, &d, NULL), EK_ERANGE);
     assert_int_equal(ek_msg_resp_arg(NULL, 0, &d, NULL), EK_EINVAL);
+    /* element types without child messages: a flat request's are bulk strings */
+    assert_int_equal(ek_msg_resp_arg_type(m, 0), EK_RESP_BULK);
+    assert_int_equal(ek_msg_resp_arg_type(m, 2), EK_RESP_BULK);
+    assert_int_equal(ek_msg_resp_arg_type(m, 3), EK_ERANGE);
+    assert_int_equal(ek_msg_resp_arg_type(NULL, 0), EK_EINVAL);
     ek_bytes *b;
     assert_int_equal(ek_msg_resp_arg_bytes(m, 0, &b), EK_OK);
     assert_int_equal(ek_bytes_len(b), 3);
@@ -88,6 +93,19 @@ static void test_flat_request_accessors(void **state)
     assert_int_equal(ek_msg_resp_integer(7, &x), EK_OK);
     assert_int_equal(ek_msg_resp_append(copy, x), EK_OK);
     assert_int_equal(ek_msg_resp_arg(copy, 2, &d, NULL), EK_EKIND); /* an integer */
+    assert_int_equal(ek_msg_resp_arg_type(copy, 2), EK_RESP_INTEGER);
+    assert_int_equal(ek_msg_resp_arg_type(copy, 1), EK_RESP_BULK);
+    assert_int_equal(ek_msg_resp_arg_type(x, 0), EK_EKIND); /* not an aggregate */
+    ek_msg *simple, *nul, *empty;
+    assert_int_equal(ek_msg_resp_string(EK_RESP_SIMPLE, "OK", 2, &simple), EK_OK);
+    assert_int_equal(ek_msg_resp_append(copy, simple), EK_OK);
+    assert_int_equal(ek_msg_resp_arg_type(copy, 3), EK_RESP_SIMPLE);
+    assert_int_equal(ek_msg_resp_null(EK_RESP_ARRAY, &nul), EK_OK);
+    assert_int_equal(ek_msg_resp_arg_type(nul, 0), EK_EEMPTY);
+    ek_msg_free(nul);
+    assert_int_equal(ek_msg_resp_aggregate(EK_RESP_ARRAY, 0, &empty), EK_OK);
+    assert_int_equal(ek_msg_resp_arg_type(empty, 0), EK_ERANGE);
+    ek_msg_free(empty);
     ek_msg_free(copy);
 
     /* an inline command: arguments decoded (escapes) into the message itself */

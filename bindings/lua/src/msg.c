@@ -87,9 +87,24 @@ static int push_children(lua_State *L, const ek_msg *m, int depth)
     if (n > INT32_MAX) return EK_ERANGE;
     lua_createtable(L, (int)n, 1);
     for (int64_t i = 0; i < n; i++) {
-        ek_msg *ch = NULL;
-        int rc = ek_msg_resp_child(m, (size_t)i, &ch);
-        if (rc == EK_OK) rc = push_resp(L, ch, depth + 1);
+        int rc;
+        if (ek_msg_resp_arg_type(m, (size_t)i) == EK_RESP_BULK) {
+            /* A bulk string (every argument of a request) read in place: a
+             * flat request makes no child messages. */
+            const uint8_t *d = NULL;
+            size_t len = 0;
+            rc = ek_msg_resp_arg(m, (size_t)i, &d, &len);
+            if (rc == EK_OK)
+                lua_pushlstring(L, (const char *)d, len);
+            else if (rc == EK_EEMPTY) {
+                ekl_push_null(L);
+                rc = EK_OK;
+            }
+        } else {
+            ek_msg *ch = NULL;
+            rc = ek_msg_resp_child(m, (size_t)i, &ch);
+            if (rc == EK_OK) rc = push_resp(L, ch, depth + 1);
+        }
         if (rc < 0) {
             lua_pop(L, 1);
             return rc;
@@ -376,6 +391,11 @@ static int tagged_string(lua_State *L, int idx, int type, ek_msg **out)
     if (lua_type(L, idx) != LUA_TSTRING) return EK_EKIND;
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
+    /* The replies a server sends most cost no allocation (shared replies). */
+    if (type == EK_RESP_SIMPLE && n == 2 && memcmp(s, "OK", 2) == 0)
+        return ek_msg_resp_shared(EK_RESP_SHARED_OK, out);
+    if (type == EK_RESP_SIMPLE && n == 4 && memcmp(s, "PONG", 4) == 0)
+        return ek_msg_resp_shared(EK_RESP_SHARED_PONG, out);
     if (type == EK_RESP_ERROR && (memchr(s, '\r', n) || memchr(s, '\n', n)))
         type = EK_RESP_BULK_ERROR;
     return ek_msg_resp_string(type, s, n, out);
@@ -514,7 +534,7 @@ static int resp_from_lua(lua_State *L, int idx, int depth, bool request, ek_msg 
     idx = lua_absindex(L, idx);
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        return ek_msg_resp_null(EK_RESP_NULL, out);
+        return ek_msg_resp_shared(EK_RESP_SHARED_NULL, out);
     case LUA_TBOOLEAN:
         return ek_msg_resp_boolean(lua_toboolean(L, idx), out);
     case LUA_TSTRING: {
@@ -535,13 +555,15 @@ static int resp_from_lua(lua_State *L, int idx, int depth, bool request, ek_msg 
                 n = snprintf(buf, sizeof buf, "%.17g", (double)lua_tonumber(L, idx));
             return ek_msg_resp_string(EK_RESP_BULK, buf, (size_t)n, out);
         }
+        if (integral && (i == 0 || i == 1))
+            return ek_msg_resp_shared(i ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO, out);
         if (integral) return ek_msg_resp_integer(i, out);
         return ek_msg_resp_double((double)lua_tonumber(L, idx), out);
     }
     case LUA_TTABLE:
         return resp_table(L, idx, depth, request, out);
     case LUA_TUSERDATA:
-        if (ekl_is_null(L, idx)) return ek_msg_resp_null(EK_RESP_NULL, out);
+        if (ekl_is_null(L, idx)) return ek_msg_resp_shared(EK_RESP_SHARED_NULL, out);
         return EK_EKIND;
     default:
         return EK_EKIND;

@@ -173,6 +173,13 @@ EK_EXTERN int ek_msg_resp_take(ek_msg *m, size_t i, ek_msg **out);
  * EK_EEMPTY (a null array or a null child), EK_ERANGE (i >= length).
  */
 EK_EXTERN int ek_msg_resp_arg(const ek_msg *m, size_t i, const uint8_t **data, size_t *len);
+/* The RESP type of element i of an aggregate (EK_RESP_BULK for each argument of
+ * a flat request), without making the child messages ek_msg_resp_child would:
+ * what a host needs to read a request through ek_msg_resp_arg and still tell a
+ * simple string or an error from a bulk string elsewhere. No allocation.
+ * Errors: EK_EINVAL, EK_EKIND (not an aggregate), EK_EEMPTY (a null array),
+ * EK_ERANGE (i >= length). */
+EK_EXTERN int ek_msg_resp_arg_type(const ek_msg *m, size_t i);
 /* The same as an ek_bytes of the caller's (release it): a new slice of the read
  * buffer, not a copy (an inline command's argument is copied), to keep an
  * argument beyond the message. Errors: as ek_msg_resp_arg, and EK_ENOMEM. */
