@@ -16,14 +16,18 @@
 #
 #  counts  instructions (callgrind) and syscalls (strace) per 64 B echo round trip
 #        of the Lua server (1 worker, and current_thread), luv and the epoll server.
+#  kvcounts  the same per redis-benchmark request of the two key-value servers,
+#        -P 1 and -P 16.
 #
-#   bench/lua/run.sh [echo] [resp] [counts]   (echo and resp by default; also:
+#   bench/lua/run.sh [echo] [resp] [counts] [kvcounts]   (echo and resp by
+#                                             default, about 3 minutes; also:
 #                                             bench/run.sh lua ...)
 #
 # Environment: BUILD (default build-bench), ROUNDS (3), DURATION (seconds per
 # loadgen run, 2), WARMUP (0.5), LUA (interpreter, lua5.4; luajit runs the
 # LuaJIT module), EK_WORKERS (worker threads of the ekiden servers, 1), EK_FLAVOR
-# (multi_thread; current_thread runs the reactor on the Lua thread), REQUESTS
+# (current_thread: the reactor on the Lua thread, as luv's loop, the default;
+# multi_thread: the reactor on EK_WORKERS workers), REQUESTS
 # (redis-benchmark -n, 100000), PIN (1). Loopback only. Run it alone
 # (flock /work/bench.lock on the shared machine): it measures the machine.
 set -uo pipefail
@@ -35,7 +39,7 @@ DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-0.5}
 LUA=${LUA:-lua5.4}
 EK_WORKERS=${EK_WORKERS:-1}
-EK_FLAVOR=${EK_FLAVOR:-multi_thread}
+EK_FLAVOR=${EK_FLAVOR:-current_thread}
 REQUESTS=${REQUESTS:-100000}
 PIN=${PIN:-1}
 parts=("$@")
@@ -58,7 +62,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$((20000 + RANDOM % 20000))
+# (below the ephemeral range, 32768-60999, where clients' ports would collide)
+port=$((10000 + RANDOM % 20000))
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 declare -A ADDR PID
 # start TAG CMD...: CMD's argument @ADDR@ becomes the server's address.
@@ -250,12 +255,72 @@ counts_part() {
   done
 }
 
+# kvcounts: instructions (callgrind) and syscalls (strace) per request of the
+# two key-value servers under redis-benchmark (SET and GET, 50 clients), -P 1
+# and -P 16: the difference of a K1 and a K2 request run (K1=1000, K2=5000 of
+# each command), so start-up and shutdown cancel out.
+kv_count_run() { # TOOL N PIPE CMD... -> count
+  local tool=$1 n=$2 pipe=$3 a args=() out pre=()
+  shift 3
+  while port_open "$port"; do port=$((port + 1)); done
+  for a in "$@"; do [ "$a" = @ADDR@ ] && args+=("127.0.0.1:$port") || args+=("$a"); done
+  out=$(mktemp)
+  case $tool in
+  callgrind) pre=(valgrind --tool=callgrind --callgrind-out-file="$out.cg" --log-file="$out.vg") ;;
+  strace) pre=(strace -f -c -o "$out") ;;
+  esac
+  "${pre[@]}" "${args[@]}" >/dev/null 2>&1 &
+  local pid=$! i
+  for ((i = 0; i < 1200; i++)); do port_open "$port" && break; sleep 0.05; done
+  timeout 300 redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$n" -c 50 -P "$pipe" -q >/dev/null 2>&1
+  kill -TERM $(pgrep -P "$pid") "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  port=$((port + 1))
+  if [ "$tool" = callgrind ]; then
+    awk '/^(summary|totals):/ { print $2; exit }' "$out.cg"
+  else
+    awk '$NF == "total" { print $4 }' "$out"
+  fi
+  rm -f "$out" "$out.cg" "$out.vg"
+}
+kvcounts_part() {
+  command -v valgrind >/dev/null && command -v strace >/dev/null && command -v redis-benchmark >/dev/null ||
+    { echo "kvcounts: valgrind, strace and redis-benchmark are needed"; return; }
+  local K1=${K1:-1000} K2=${K2:-5000} pipe s label cmd tool c1 c2 per=()
+  local servers=(
+    "ek.serve (Lua service), $EK_FLAVOR|$LUA bench/lua/kv_ekiden.lua @ADDR@ $EK_WORKERS $EK_FLAVOR"
+    "luv + Lua parser|$LUA bench/lua/kv_luv.lua @ADDR@"
+  )
+  echo
+  echo "instructions (callgrind, user space) and syscalls (strace -f -c) per redis-benchmark request"
+  echo "(SET and GET, 50 clients), server side; difference of $K1 and $K2 requests of each"
+  echo
+  echo "| server | pipeline | instructions / request | syscalls / request |"
+  echo "|---|---:|---:|---:|"
+  for pipe in 1 16; do
+    for s in "${servers[@]}"; do
+      IFS='|' read -r label cmd <<<"$s"
+      per=()
+      for tool in callgrind strace; do
+        # shellcheck disable=SC2086
+        c1=$(kv_count_run "$tool" "$K1" "$pipe" $cmd)
+        # shellcheck disable=SC2086
+        c2=$(kv_count_run "$tool" "$K2" "$pipe" $cmd)
+        per+=("$(awk -v a="${c1:-0}" -v b="${c2:-0}" -v n=$((2 * (K2 - K1))) \
+          'BEGIN { if (b <= a) print "n/a"; else printf "%.1f", (b - a) / n }')")
+      done
+      echo "| $label | $pipe | ${per[0]} | ${per[1]} |"
+    done
+  done
+}
+
 for part in "${parts[@]}"; do
   case $part in
   echo) echo_part ;;
   resp) resp_part ;;
   counts) counts_part ;;
-  *) echo "unknown part $part (echo, resp, counts)" >&2 ;;
+  kvcounts) kvcounts_part ;;
+  *) echo "unknown part $part (echo, resp, counts, kvcounts)" >&2 ;;
   esac
 done
 echo
