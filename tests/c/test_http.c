@@ -885,7 +885,7 @@ static void test_http_client_chunked_and_eof_responses(void **state)
     t_hc c2 = {.svc = svc, .n = 1};
     int rc = ekt_block_on_fn(rt, t_hc_poll, &c2, NULL);
     assert_true(rc == EK_ECLOSED || rc == EK_ECONNRESET || rc == EK_EPIPE);
-    for (int i = c2.done; i < c2.called; i++) ek_future_drop(c2.f[i]);
+    /* (t_hc_poll dropped the future that failed; with n = 1 none is left) */
     assert_int_equal(ek_service_status(svc), EK_SERVICE_CLOSED);
     assert_int_equal(pthread_join(th, NULL), 0);
     close(peer.lfd);
