@@ -656,10 +656,6 @@ static int ek__http_encode_response(ek__http *h, const ek_msg *m, bool stream, e
     int status = ek_msg_http_status(m);
     /* Switching protocols would hand the connection over: not done. */
     if (status == 101) return EK_ENOTSUP;
-    ek__hreq r = {0};
-    (void)ek__http_q_pop(h, &r);
-    int version = r.version == 10 ? 10 : ek_msg_http_version(m);
-    int ka = r.keep_alive && ek_msg_http_keep_alive(m) == 1;
     const char *reason;
     size_t reason_len;
     (void)ek_msg_http_reason(m, &reason, &reason_len);
@@ -668,6 +664,12 @@ static int ek__http_encode_response(ek__http *h, const ek_msg *m, bool stream, e
         reason_len = strlen(reason);
     }
     if (!ek__http_field_ok(reason, reason_len)) return EK_EINVAL;
+    /* Every refusal is above this line: a refused response leaves its request
+     * queued, so the next response still answers it. */
+    ek__hreq r = {0};
+    (void)ek__http_q_pop(h, &r);
+    int version = r.version == 10 ? 10 : ek_msg_http_version(m);
+    int ka = r.keep_alive && ek_msg_http_keep_alive(m) == 1;
     const uint8_t *body;
     size_t body_len;
     (void)ek_msg_data(m, &body, &body_len);

@@ -444,6 +444,47 @@ static void test_http_answers_queue_in_order(void **state)
     ek_codec_free(c);
 }
 
+/* A response the codec refuses (a reason phrase with CR LF, bad headers, a 101)
+ * leaves its request in the queue: the next response answers that request, not
+ * the one after it (a refused answer must not shift every later one). */
+static void test_http_refused_response_keeps_its_request(void **state)
+{
+    ek_codec *c = t_server_codec(0, 0);
+    ek_buf *in = t_buf("GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\n", 39);
+    ek_buf *out = t_buf(NULL, 0);
+    for (int k = 0; k < 2; k++) {
+        ek_msg *m;
+        const char *why;
+        assert_int_equal(ek_codec_decode(c, in, &m, &why), EK_OK);
+        ek_msg_free(m);
+    }
+    ek_msg *bad[3];
+    assert_int_equal(ek_msg_http_response(200, "Fine\r\nX: y", 11, 11, &bad[0]), EK_OK);
+    bad[1] = t_resp(200, "");
+    assert_int_equal(ek_msg_http_add_header(bad[1], "X", 1, "a\r\nb", 4), EK_OK);
+    assert_int_equal(ek_msg_http_response(101, NULL, 0, 11, &bad[2]), EK_OK);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(ek_codec_encode(c, bad[k], EK_CODEC_RESPONSE, out),
+                         k == 2 ? EK_ENOTSUP : EK_EINVAL);
+        assert_int_equal(ek_buf_len(out), 0);
+        ek_msg_free(bad[k]);
+    }
+    /* GET /a is still first: its answer has the body; HEAD /b's has none */
+    static const char *const want[2] = {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+                                        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"};
+    for (int k = 0; k < 2; k++) {
+        ek_msg *m = t_resp(200, "abc");
+        assert_int_equal(ek_buf_clear(out), EK_OK);
+        assert_int_equal(ek_codec_encode(c, m, EK_CODEC_RESPONSE, out), EK_OK);
+        ek_msg_free(m);
+        assert_int_equal(ek_buf_len(out), (int64_t)strlen(want[k]));
+        assert_memory_equal(ek_buf_data(out), want[k], strlen(want[k]));
+    }
+    ek_buf_free(out);
+    ek_buf_free(in);
+    ek_codec_free(c);
+}
+
 static void test_http_client_codec(void **state)
 {
     ek_codec *c;
@@ -1045,6 +1086,7 @@ int main(void)
         T(test_http_malformed_and_oversized),
         T(test_http_encode_response),
         T(test_http_answers_queue_in_order),
+        T(test_http_refused_response_keeps_its_request),
         T(test_http_upgrade_ignored),
         T(test_http_client_codec),
         T(test_http_server_keep_alive_pipelining_and_errors),
