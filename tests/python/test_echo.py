@@ -14,6 +14,15 @@ from typing import Iterator
 
 import pytest
 
+
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT's default action, which Python turns into
+    KeyboardInterrupt. A test command started as a background job (nohup, `&`
+    in a script) has SIGINT ignored, and an ignored signal stays ignored across
+    exec, so the child would never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = ROOT / "examples" / "python" / "echo.py"
 
@@ -27,7 +36,8 @@ def free_port() -> int:
 @pytest.fixture
 def echo_server() -> Iterator[int]:
     port = free_port()
-    p = subprocess.Popen([sys.executable, str(ECHO), str(port)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, str(ECHO), str(port)], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=_sigint_default)
     assert p.stdout is not None
     line = p.stdout.readline()
     assert line.startswith("listening on"), line

@@ -16,6 +16,14 @@ import ekiden
 from conftest import open_fds
 
 
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT's default action, which Python turns into
+    KeyboardInterrupt. A test command started as a background job (nohup, `&`
+    in a script) has SIGINT ignored, and an ignored signal stays ignored across
+    exec, so the child would never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def alive() -> int:
     return ekiden.current_runtime().metrics()["TASKS_ALIVE"]
 
@@ -622,7 +630,8 @@ def test_keyboard_interrupt_cancels_tasks_and_runs_finally(tmp_path: Any) -> Non
             print("KeyboardInterrupt", flush=True)
             sys.exit(3)
     """))
-    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=_sigint_default)
     assert p.stdout is not None
     assert p.stdout.readline().strip() == "ready"
     time.sleep(0.1)
