@@ -170,34 +170,28 @@ local chan_m = methods["ekiden.channel"]
 chan_m.send = waiting_with(chan_m.send, chan_m.send_poll)
 chan_m.send_poll = nil
 chan_m.recv = waiting(chan_m.recv)
+-- The iterator of a receiving handle (a channel, a client's pushes): the next
+-- value, nil once the handle is closed and drained; any other error is raised.
+local function closing_iter(m, mt_name)
+  local recv = m.recv
+  local function next_value(h)
+    local v, msg, name = recv(h)
+    if v == nil then
+      if name == "ECLOSED" then return nil end
+      error(msg, 2)
+    end
+    return v
+  end
+  function m.iter(h) return next_value, h end
+  core.metatables[mt_name].__call = next_value
+end
 -- for v in ch:iter() do ... end  (also: for v in ch do): ends when the channel
 -- is closed and drained.
-local chan_recv = chan_m.recv
-local function chan_next(ch)
-  local v, msg, name = chan_recv(ch)
-  if v == nil then
-    if name == "ECLOSED" then return nil end
-    error(msg, 2)
-  end
-  return v
-end
-function chan_m.iter(ch) return chan_next, ch end
-core.metatables["ekiden.channel"].__call = chan_next
+closing_iter(chan_m, "ekiden.channel")
 
 -- A client's push frames: for frame in client:pushes():iter() do ... end (also
 -- for frame in client:pushes() do): ends when the client is gone or closed.
-local pushes_m = methods["ekiden.pushes"]
-local pushes_recv = pushes_m.recv
-local function pushes_next(p)
-  local v, msg, name = pushes_recv(p)
-  if v == nil then
-    if name == "ECLOSED" then return nil end
-    error(msg, 2)
-  end
-  return v
-end
-function pushes_m.iter(p) return pushes_next, p end
-core.metatables["ekiden.pushes"].__call = pushes_next
+closing_iter(methods["ekiden.pushes"], "ekiden.pushes")
 
 local sem_m = methods["ekiden.semaphore"]
 sem_m.acquire = waiting_with(sem_m.acquire, sem_m.acquire_poll)
