@@ -33,9 +33,8 @@ typedef struct ek__slab ek__slab;
 
 typedef struct ek__rt_handle ek__rt_handle;
 struct ek__rt_handle {
-    uint32_t tag;          /* EK__TAG_RUNTIME (first, as every handle's tag) */
-    atomic_bool closed;    /* shut down: spawns refused, resources EK_ECLOSED */
-    _Atomic uint64_t refs; /* see EK__RT_REF_*; the owner holds one handle ref */
+    uint32_t tag;       /* EK__TAG_RUNTIME (first, as every handle's tag) */
+    atomic_bool closed; /* shut down: spawns refused, resources EK_ECLOSED */
     /* Set once while the runtime is made, before any resource exists; valid
      * while a reference is held. */
     ek__driver *driver;                /* I/O readiness */
@@ -44,6 +43,13 @@ struct ek__rt_handle {
     void (*release)(ek__rt_handle *h); /* the last reference went */
     void (*unpark)(void *arg);         /* wake the driver's parked thread */
     void *unpark_arg;
+    /* refs on a cache line of its own (64 bytes of padding either side,
+     * whatever the block's alignment): every task and sleep takes and drops a
+     * reference, from the spawning thread and the workers, and the fields
+     * above are read by every spawn, sleep and poll (time.million_timers). */
+    char pad_before[64];
+    _Atomic uint64_t refs; /* see EK__RT_REF_*; the owner holds one handle ref */
+    char pad_after[64];
 };
 
 /* References on the runtime: tasks count EK__RT_REF_TASK each (the low half is

@@ -177,9 +177,9 @@ int ek_runtime_dump(ek_runtime *rt, char *buf, size_t cap, size_t *len)
     if (cap) buf[0] = '\0';
     put_header(&o, rt);
     for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
-        ek__mutex_lock(&rt->owned.shard[i].lock);
+        ek__lock_acquire(&rt->owned.shard[i].lock);
         put_list(&o, &rt->owned.shard[i].list);
-        ek__mutex_unlock(&rt->owned.shard[i].lock);
+        ek__lock_release(&rt->owned.shard[i].lock);
     }
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
         if (rt->workers[i].inited) put_local(&o, &rt->workers[i].local);

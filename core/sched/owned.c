@@ -4,13 +4,8 @@
 int ek__owned_init(ek__owned *o)
 {
     atomic_init(&o->closed, false);
-    atomic_init(&o->next_shard, 0);
     for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
-        int rc = ek__mutex_init(&o->shard[i].lock);
-        if (rc) {
-            while (i-- > 0) ek__mutex_destroy(&o->shard[i].lock);
-            return rc;
-        }
+        ek__lock_init(&o->shard[i].lock);
         ek__list_init(&o->shard[i].list);
     }
     return EK_OK;
@@ -18,40 +13,42 @@ int ek__owned_init(ek__owned *o)
 
 void ek__owned_destroy(ek__owned *o)
 {
-    for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) ek__mutex_destroy(&o->shard[i].lock);
+    (void)o; /* futex words hold nothing */
 }
 
 int ek__owned_insert(ek__owned *o, ek__task *t)
 {
-    uint32_t s =
-        atomic_fetch_add_explicit(&o->next_shard, 1, memory_order_relaxed) % EK__OWNED_SHARDS;
+    /* The shard from the task's id (the spawn counter, already taken), as
+     * Tokio's OwnedTasks: consecutive spawns spread over the shards without a
+     * shared counter of their own. */
+    uint32_t s = t->id % EK__OWNED_SHARDS;
     t->owned_shard = (uint8_t)s;
-    ek__mutex_lock(&o->shard[s].lock);
+    ek__lock_acquire(&o->shard[s].lock);
     /* closed is written under every shard lock, so reading it under one is exact. */
     if (atomic_load_explicit(&o->closed, memory_order_relaxed)) {
-        ek__mutex_unlock(&o->shard[s].lock);
+        ek__lock_release(&o->shard[s].lock);
         return EK_ECLOSED;
     }
     ek__list_push_back(&o->shard[s].list, &t->owned);
-    ek__mutex_unlock(&o->shard[s].lock);
+    ek__lock_release(&o->shard[s].lock);
     return EK_OK;
 }
 
 bool ek__owned_remove(ek__owned *o, ek__task *t)
 {
     uint32_t s = t->owned_shard;
-    ek__mutex_lock(&o->shard[s].lock);
+    ek__lock_acquire(&o->shard[s].lock);
     bool linked = ek__list_linked(&t->owned);
     if (linked) ek__list_remove(&t->owned);
-    ek__mutex_unlock(&o->shard[s].lock);
+    ek__lock_release(&o->shard[s].lock);
     return linked;
 }
 
 void ek__owned_close(ek__owned *o)
 {
-    for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) ek__mutex_lock(&o->shard[i].lock);
+    for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) ek__lock_acquire(&o->shard[i].lock);
     atomic_store_explicit(&o->closed, true, memory_order_relaxed);
-    for (unsigned i = EK__OWNED_SHARDS; i-- > 0;) ek__mutex_unlock(&o->shard[i].lock);
+    for (unsigned i = EK__OWNED_SHARDS; i-- > 0;) ek__lock_release(&o->shard[i].lock);
 }
 
 void ek__owned_shutdown_one(ek__task *t)
@@ -71,9 +68,9 @@ void ek__owned_shutdown_all(ek__owned *o)
     EK__ASSERT(atomic_load_explicit(&o->closed, memory_order_relaxed));
     for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
         for (;;) {
-            ek__mutex_lock(&o->shard[i].lock);
+            ek__lock_acquire(&o->shard[i].lock);
             ek__list *n = ek__list_pop_front(&o->shard[i].list);
-            ek__mutex_unlock(&o->shard[i].lock);
+            ek__lock_release(&o->shard[i].lock);
             if (!n) break;
             ek__task *t = EK__CONTAINER_OF(n, ek__task, owned);
             /* A local task is dropped on its own thread, never here. */
@@ -87,9 +84,9 @@ bool ek__owned_is_empty(ek__owned *o)
 {
     bool empty = true;
     for (unsigned i = 0; i < EK__OWNED_SHARDS && empty; i++) {
-        ek__mutex_lock(&o->shard[i].lock);
+        ek__lock_acquire(&o->shard[i].lock);
         empty = ek__list_empty(&o->shard[i].list);
-        ek__mutex_unlock(&o->shard[i].lock);
+        ek__lock_release(&o->shard[i].lock);
     }
     return empty;
 }

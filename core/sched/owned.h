@@ -13,16 +13,15 @@
 
 typedef struct ek__owned {
     struct {
-        _Alignas(64) ek__mutex lock;
+        _Alignas(64) ek__lock lock; /* a futex word (common.h): a spawn takes it once */
         ek__list list;
     } shard[EK__OWNED_SHARDS];
     atomic_bool closed;
-    _Atomic uint32_t next_shard;
 } ek__owned;
 
-int ek__owned_init(ek__owned *o); /* EK_OK or a negative errno */
+int ek__owned_init(ek__owned *o); /* EK_OK */
 void ek__owned_destroy(ek__owned *o);
-/* EK_OK or EK_ECLOSED. */
+/* EK_OK or EK_ECLOSED. The shard is t->id's (set before). */
 int ek__owned_insert(ek__owned *o, ek__task *t);
 /* True if t was still listed (the caller then drops the list's reference). */
 bool ek__owned_remove(ek__owned *o, ek__task *t);

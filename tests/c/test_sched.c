@@ -442,6 +442,68 @@ static void test_abort_racing_completion_drops_once(void **s)
     assert_int_equal(atomic_load(&race_outs), 0); /* every result was taken */
 }
 
+/* ------------------------------------- spawns from threads racing shutdown -- */
+
+/* The owned-task lists (one futex-word lock per shard): 4 foreign threads spawn
+ * tasks that complete and tasks that never do, and dump the runtime (which
+ * takes every shard's lock) now and then, while the workers complete and
+ * release tasks from the same shards; the main thread shuts the runtime down
+ * once each thread has spawned `min` tasks. Every spawn is EK_OK before the
+ * close and EK_ECLOSED after it (never both orders in one thread), and every
+ * state is dropped exactly once: completed, cancelled by the shutdown, or
+ * refused. */
+#define RACE_THREADS 4
+typedef struct {
+    ek_runtime *rt;
+    long min;
+    atomic_long started; /* threads past their min spawns */
+    atomic_long attempts, accepted;
+} spawn_race;
+
+static void *spawn_race_thread(void *arg)
+{
+    spawn_race *r = arg;
+    char dump[256];
+    for (long i = 0;; i++) {
+        ek_poll_fn poll = (i & 1) ? ekt_pend_forever : ekt_ret_state;
+        atomic_fetch_add(&r->attempts, 1);
+        int rc = ek_spawn(r->rt, poll, race_drop, NULL, NULL, NULL);
+        if (rc == EK_ECLOSED) break;
+        assert_int_equal(rc, EK_OK);
+        atomic_fetch_add(&r->accepted, 1);
+        if (i == r->min) {
+            /* Bounded memory: nobody runs ahead while a thread is descheduled;
+             * from here all spawn flat out while the main thread closes. */
+            atomic_fetch_add(&r->started, 1);
+            while (atomic_load(&r->started) < RACE_THREADS) sched_yield();
+        }
+        if (i % 4096 == 0) {
+            size_t len = 0;
+            rc = ek_runtime_dump(r->rt, dump, sizeof dump, &len);
+            assert_true(rc == EK_OK || rc == EK_ERANGE);
+        }
+    }
+    return NULL;
+}
+
+static void test_spawns_from_threads_racing_shutdown_drop_each_once(void **s)
+{
+    (void)s;
+    spawn_race r = {.rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0), .min = ekt_scale(20000)};
+    atomic_store(&race_drops, 0);
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, spawn_race_thread, &r), 0);
+    while (atomic_load(&r.started) < RACE_THREADS) sched_yield();
+    assert_int_equal(ek_runtime_shutdown(r.rt, UINT64_MAX), EK_OK);
+    for (int i = 0; i < RACE_THREADS; i++) pthread_join(th[i], NULL);
+    ekt_rt_free_checked(r.rt);
+    assert_true(atomic_load(&r.accepted) > RACE_THREADS * r.min);
+    /* Each thread's last attempt was refused. */
+    assert_int_equal(atomic_load(&r.attempts), atomic_load(&r.accepted) + RACE_THREADS);
+    assert_int_equal(atomic_load(&race_drops), atomic_load(&r.attempts));
+}
+
 static void *abort_from_thread(void *arg)
 {
     ek_join_abort((ek_join *)arg);
@@ -776,6 +838,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_multi,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_wake_storm_from_foreign_threads_loses_no_wake_current,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_spawns_from_threads_racing_shutdown_drop_each_once,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_abort_racing_completion_drops_once, ekt_setup,
                                         ekt_teardown),
