@@ -234,6 +234,9 @@ ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
 #define EKPY_REQ_OTHER (-2) /* anything else: Python converts reqs[i] itself */
 #define EKPY_REQ_GONE  (-3) /* its caller is gone: skip it */
 
+/* The separator tried first (see ekpy__batch_seal): a byte that text seldom holds. */
+#define EKPY_SEP 0
+
 /* Larger requests go to Python as messages (one copy instead of three). */
 #define EKPY_FLAT_REQ_MAX (64 * 1024)
 
@@ -261,7 +264,7 @@ typedef struct ekpy_batch {
     char *buf;        /* their bytes, separated by sep */
     size_t size;      /* bytes in buf */
     int sep;          /* the separator byte, or -1 (none is free: cut by lens) */
-    uint64_t seen[4]; /* byte values the elements hold */
+    int sep_clash;    /* an element holds EKPY_SEP */
     ekpy__slot **slots;
     size_t cap, lens_cap, buf_cap;
     int replied;
@@ -308,22 +311,20 @@ static int ekpy__grow(void **p, size_t *cap, size_t need, size_t size)
 }
 
 /* msg as an array of bulk strings: its length, with their total size in
- * *bytes; -1 for anything else (not RESP, not such an array, a null element). */
+ * *bytes; -1 for anything else (not RESP, not such an array, a null element).
+ * Read in place (ek_msg_resp_arg): a flat request of the RESP server codec
+ * stays flat, with no child message made per argument. */
 static long ekpy__bulks_size(const ek_msg *msg, size_t *bytes)
 {
-    if (ek_msg_kind(msg) != EK_MSG_RESP || ek_msg_resp_type(msg) != EK_RESP_ARRAY ||
-        ek_msg_resp_is_null(msg) != 0)
-        return -1;
-    int64_t n = ek_msg_resp_len(msg);
+    if (ek_msg_kind(msg) != EK_MSG_RESP || ek_msg_resp_type(msg) != EK_RESP_ARRAY) return -1;
+    int64_t n = ek_msg_resp_len(msg); /* EK_EEMPTY (< 0) for a null array */
     if (n < 0 || n > LONG_MAX) return -1;
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) {
-        ek_msg *child;
         const uint8_t *data;
         size_t len;
-        if (ek_msg_resp_child(msg, (size_t)i, &child) != EK_OK ||
-            ek_msg_resp_type(child) != EK_RESP_BULK || ek_msg_resp_is_null(child) != 0 ||
-            ek_msg_data(child, &data, &len) != EK_OK)
+        if (ek_msg_resp_arg_type(msg, (size_t)i) != EK_RESP_BULK ||
+            ek_msg_resp_arg(msg, (size_t)i, &data, &len) != EK_OK) /* EK_EEMPTY: a null */
             return -1;
         total += len;
     }
@@ -336,11 +337,9 @@ static void ekpy__bulks_copy(const ek_msg *msg, long n, size_t *lens, char *buf)
 {
     size_t off = 0;
     for (long i = 0; i < n; i++) {
-        ek_msg *child;
         const uint8_t *data;
         size_t len;
-        ek_msg_resp_child(msg, (size_t)i, &child);
-        ek_msg_data(child, &data, &len);
+        ek_msg_resp_arg(msg, (size_t)i, &data, &len);
         memcpy(buf + off, data, len);
         lens[i] = len;
         off += len;
@@ -353,7 +352,7 @@ static void ekpy__batch_elem(ekpy_batch *b, const uint8_t *data, size_t len)
 {
     if (b->nlens > 0) b->size++; /* the separator, written by ekpy__batch_seal */
     memcpy(b->buf + b->size, data, len);
-    for (size_t i = 0; i < len; i++) b->seen[data[i] >> 6] |= (uint64_t)1 << (data[i] & 63);
+    if (b->sep_clash == 0 && len > 0 && memchr(data, EKPY_SEP, len)) b->sep_clash = 1;
     b->size += len;
     b->lens[b->nlens++] = len;
 }
@@ -399,10 +398,8 @@ static int ekpy__batch_add(ekpy_batch *b, ekpy__slot *s)
             ekpy__batch_elem(b, data, bytes);
         } else {
             for (long k = 0; k < n; k++) {
-                ek_msg *child;
                 size_t len;
-                ek_msg_resp_child(s->req, (size_t)k, &child);
-                ek_msg_data(child, &data, &len);
+                ek_msg_resp_arg(s->req, (size_t)k, &data, &len);
                 ekpy__batch_elem(b, data, len);
             }
         }
@@ -416,10 +413,23 @@ static int ekpy__batch_add(ekpy_batch *b, ekpy__slot *s)
  * occurs (Python then cuts them by their lengths). */
 static void ekpy__batch_seal(ekpy_batch *b)
 {
-    b->sep = -1;
-    for (int w = 0; w < 4 && b->sep < 0; w++) {
-        uint64_t free_bits = ~b->seen[w];
-        if (free_bits) b->sep = w * 64 + __builtin_ctzll(free_bits);
+    b->sep = EKPY_SEP;
+    if (b->sep_clash) {
+        /* Some element holds the usual separator: a byte that none holds. The
+         * separator places are not written yet, so the map skips them. */
+        uint64_t seen[4] = {0, 0, 0, 0};
+        size_t off = 0;
+        for (size_t i = 0; i < b->nlens; i++) {
+            if (i > 0) off++;
+            const uint8_t *d = (const uint8_t *)b->buf + off;
+            for (size_t k = 0; k < b->lens[i]; k++) seen[d[k] >> 6] |= (uint64_t)1 << (d[k] & 63);
+            off += b->lens[i];
+        }
+        b->sep = -1;
+        for (int w = 0; w < 4 && b->sep < 0; w++) {
+            uint64_t free_bits = ~seen[w];
+            if (free_bits) b->sep = w * 64 + __builtin_ctzll(free_bits);
+        }
     }
     if (b->sep < 0 || b->nlens < 2) return;
     size_t off = 0;
@@ -444,8 +454,20 @@ void ekpy_io_batch_reply(ekpy_batch *b, size_t n, const int *kinds, const long *
         int rc = EK_OK, kind = kinds[i];
         long v = vals[i];
         switch (kind) {
-        case EKPY_R_BULK:
         case EKPY_R_SIMPLE:
+            /* The common replies are the codec's shared messages: no allocation. */
+            if (v == 2 && memcmp(data + off, "OK", 2) == 0) {
+                rc = ek_msg_resp_shared(EK_RESP_SHARED_OK, &m);
+                off += 2;
+                break;
+            }
+            if (v == 4 && memcmp(data + off, "PONG", 4) == 0) {
+                rc = ek_msg_resp_shared(EK_RESP_SHARED_PONG, &m);
+                off += 4;
+                break;
+            }
+            /* fall through */
+        case EKPY_R_BULK:
         case EKPY_R_ERROR:
             rc = ek_msg_resp_string(kind == EKPY_R_BULK     ? EK_RESP_BULK
                                     : kind == EKPY_R_SIMPLE ? EK_RESP_SIMPLE
@@ -458,10 +480,11 @@ void ekpy_io_batch_reply(ekpy_batch *b, size_t n, const int *kinds, const long *
             off += (size_t)v;
             break;
         case EKPY_R_NULL:
-            rc = ek_msg_resp_null(EK_RESP_NULL, &m);
+            rc = ek_msg_resp_shared(EK_RESP_SHARED_NULL, &m);
             break;
         case EKPY_R_INT:
-            rc = ek_msg_resp_integer(v, &m);
+            rc = v == 0 || v == 1 ? ek_msg_resp_shared(v ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO, &m)
+                                  : ek_msg_resp_integer(v, &m);
             break;
         case EKPY_R_MSG:
             m = ptrs[i];
@@ -494,7 +517,7 @@ static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
     svc->queued = 0;
     b->n = b->nlens = b->size = 0;
     b->replied = 0;
-    memset(b->seen, 0, sizeof b->seen);
+    b->sep_clash = 0;
     /* The queue is taken first: a request queued meanwhile waits for the next flush. */
     ekpy__slot **q = svc->queue;
     svc->queue = NULL;
@@ -775,9 +798,9 @@ ek_msg *ekpy_io_resp_string(int type, const char *data, size_t len)
     return ek_msg_resp_string(type, data, len, &m) == EK_OK ? m : NULL;
 }
 
-/* A new RESP null (EK_RESP_NULL); NULL when out of memory. */
+/* A RESP null (EK_RESP_NULL): the shared one (ek_msg_free does nothing to it). */
 ek_msg *ekpy_io_resp_null(void)
 {
     ek_msg *m = NULL;
-    return ek_msg_resp_null(EK_RESP_NULL, &m) == EK_OK ? m : NULL;
+    return ek_msg_resp_shared(EK_RESP_SHARED_NULL, &m) == EK_OK ? m : NULL;
 }
