@@ -87,5 +87,6 @@ for p in 16 1; do
   count "ekiden, current thread (def)" "$p" "$py" bench/python/kv_ekiden.py PORT ct def
   count "ekiden, current thread, local (def)" "$p" "$py" bench/python/kv_ekiden.py PORT ct def local
   count "ekiden, current thread, local (async)" "$p" "$py" bench/python/kv_ekiden.py PORT ct async local
+  count "ekiden, current thread, local (batch)" "$p" "$py" bench/python/kv_ekiden.py PORT ct batch local
   count "uvloop + hiredis" "$p" "$py" bench/python/kv_asyncio.py PORT uvloop
 done

@@ -12,8 +12,8 @@
 #          (min-max) and the server's CPU time per request.
 #   kv     a GET/SET key-value service: ekiden.serve(codec="resp") (kv_ekiden.py;
 #          one worker with the default server and with serve(local=True), a
-#          current-thread runtime (local) with a plain-def handler and with an
-#          async-def one) against the same service on uvloop with
+#          current-thread runtime (local) with a plain-def handler, an
+#          async-def one and a batch handler) against the same service on uvloop with
 #          hiredis's reader (kv_asyncio.py), and redis-server as the ceiling;
 #          redis-benchmark -t set,get -c 50 -n KV_N, without and with -P 16,
 #          rounds rotated; req/s, the server's CPU µs per request, ratios.
@@ -232,12 +232,13 @@ kv_section() {
     log "redis-benchmark not found: kv section skipped"
     return
   }
-  local servers=(ekiden ekiden_local ekiden_ct ekiden_async uvloop redis)
+  local servers=(ekiden ekiden_local ekiden_ct ekiden_async ekiden_batch uvloop redis)
   log "== key-value servers"
   start ekiden "$py" bench/python/kv_ekiden.py PORT 1 def
   start ekiden_local "$py" bench/python/kv_ekiden.py PORT 1 def local
   start ekiden_ct "$py" bench/python/kv_ekiden.py PORT ct def local
   start ekiden_async "$py" bench/python/kv_ekiden.py PORT ct async local
+  start ekiden_batch "$py" bench/python/kv_ekiden.py PORT ct batch local
   start uvloop "$py" bench/python/kv_asyncio.py PORT uvloop
   if command -v redis-server >/dev/null; then
     start redis redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
@@ -245,10 +246,10 @@ kv_section() {
   local tmp
   tmp=$(mktemp -d)
   emit ""
-  emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's CPU time per request (median). Handlers: a plain def (def) or an async def (async); the ratios are to uvloop + hiredis, [min–max] over the rounds."
+  emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's CPU time per request (median). Handlers: a plain def (def), an async def (async) or a batch handler (batch: Service(batch=True), one call per batch, what a user picks for speed); the ratios are to uvloop + hiredis, [min–max] over the rounds."
   emit ""
-  emit "| row | ekiden 1 worker (def) | ekiden 1 worker, local (def) | ekiden current thread, local (def) | ekiden current thread, local (async) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden local / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop |"
-  emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  emit "| row | ekiden 1 worker (def) | ekiden 1 worker, local (def) | ekiden current thread, local (def) | ekiden current thread, local (async) | ekiden current thread, local (batch) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden local / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop | ekiden ct batch / uvloop |"
+  emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   local p t r k i tag n=${#servers[@]}
   for p in 1 16; do
     for t in set get; do
@@ -274,11 +275,12 @@ kv_section() {
       for s in "${servers[@]}"; do
         cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)] $(median <"$tmp/$s.c" 2>/dev/null) µs")
       done
-      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} |" \
+      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} | ${cells[6]} |" \
         "$(ratio "$(median <"$tmp/ekiden.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden.v" "$tmp/uvloop.v")] |" \
         "$(ratio "$(median <"$tmp/ekiden_local.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_local.v" "$tmp/uvloop.v")] |" \
         "$(ratio "$(median <"$tmp/ekiden_ct.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_ct.v" "$tmp/uvloop.v")] |" \
-        "$(ratio "$(median <"$tmp/ekiden_async.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_async.v" "$tmp/uvloop.v")] |"
+        "$(ratio "$(median <"$tmp/ekiden_async.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_async.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_batch.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_batch.v" "$tmp/uvloop.v")] |"
       rm -f "$tmp"/*
     done
   done

@@ -256,15 +256,15 @@ typedef struct ekpy__slot {
 } ekpy__slot;
 
 typedef struct ekpy_batch {
-    size_t n;         /* requests */
-    ek_msg **reqs;    /* each request (borrowed) */
-    long *counts;     /* per request: >= 0 a RESP array of that many bulk strings, or EKPY_REQ_* */
-    size_t *lens;     /* the flattened elements' lengths, in order */
-    size_t nlens;     /* elements */
-    char *buf;        /* their bytes, separated by sep */
-    size_t size;      /* bytes in buf */
-    int sep;          /* the separator byte, or -1 (none is free: cut by lens) */
-    int sep_clash;    /* an element holds EKPY_SEP */
+    size_t n;      /* requests */
+    ek_msg **reqs; /* each request (borrowed) */
+    long *counts;  /* per request: >= 0 a RESP array of that many bulk strings, or EKPY_REQ_* */
+    size_t *lens;  /* the flattened elements' lengths, in order */
+    size_t nlens;  /* elements */
+    char *buf;     /* their bytes, separated by sep */
+    size_t size;   /* bytes in buf */
+    int sep;       /* the separator byte, or -1 (none is free: cut by lens) */
+    int sep_clash; /* an element holds EKPY_SEP */
     ekpy__slot **slots;
     size_t cap, lens_cap, buf_cap;
     int replied;
@@ -483,8 +483,9 @@ void ekpy_io_batch_reply(ekpy_batch *b, size_t n, const int *kinds, const long *
             rc = ek_msg_resp_shared(EK_RESP_SHARED_NULL, &m);
             break;
         case EKPY_R_INT:
-            rc = v == 0 || v == 1 ? ek_msg_resp_shared(v ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO, &m)
-                                  : ek_msg_resp_integer(v, &m);
+            rc = v == 0 || v == 1
+                     ? ek_msg_resp_shared(v ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO, &m)
+                     : ek_msg_resp_integer(v, &m);
             break;
         case EKPY_R_MSG:
             m = ptrs[i];

@@ -111,6 +111,23 @@ def test_pipelined_replies_keep_their_order(batch_sizes: List[int], local: bool)
         assert sum(batch_sizes) == 180
 
 
+async def seven_and_eight_fail(svc: ekiden.Service) -> None:
+    """Calls svc with 0..19 at once, whose handler fails 7 (a ValueError:
+    EK_EIO) and 8 (ConnectionReset) and answers i + 100 to the others."""
+    tasks = [ekiden.spawn(svc(i)) for i in range(20)]
+    for i, t in enumerate(tasks):
+        if i == 7:
+            with pytest.raises(ekiden.EkidenError) as e:
+                await t
+            assert e.value.code == lib.EK_EIO
+        elif i == 8:
+            with pytest.raises(ekiden.ConnectionReset):
+                await t
+        else:
+            assert await t == i + 100
+    svc.close()
+
+
 def test_an_exception_fails_only_its_own_request(batch_sizes: List[int]) -> None:
     reported: List[BaseException] = []
 
@@ -122,19 +139,7 @@ def test_an_exception_fails_only_its_own_request(batch_sizes: List[int]) -> None
         return x + 100
 
     async def main() -> None:
-        svc = ekiden.Service(handler)
-        tasks = [ekiden.spawn(svc(i)) for i in range(20)]
-        for i, t in enumerate(tasks):
-            if i == 7:
-                with pytest.raises(ekiden.EkidenError) as e:
-                    await t
-                assert e.value.code == lib.EK_EIO
-            elif i == 8:
-                with pytest.raises(ekiden.ConnectionReset):
-                    await t
-            else:
-                assert await t == i + 100
-        svc.close()
+        await seven_and_eight_fail(ekiden.Service(handler))
 
     ekiden.set_exception_handler(lambda m, e: reported.append(e))
     try:

@@ -23,7 +23,7 @@ middleware of ekiden.middleware wraps it.
 from __future__ import annotations
 
 import types
-from typing import Any, Awaitable, Callable, Coroutine, List, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._ekiden import ffi, lib
 from ._errors import CancelledError, EkidenError, TimedOut, check, error_from_code
@@ -247,13 +247,15 @@ class _Impl:
     """The state of a Python service's inner C service (the handler and how its
     messages convert), and the handler being stepped by a batch."""
 
-    __slots__ = ("handler", "rt", "name", "resp", "http", "_coro", "_task")
+    __slots__ = ("handler", "rt", "name", "resp", "http", "batch", "_coro", "_task")
 
-    def __init__(self, handler: Handler, rt: Runtime, name: str, resp: bool) -> None:
+    def __init__(self, handler: Handler, rt: Runtime, name: str, resp: bool,
+                 batch: bool = False) -> None:
         self.handler = handler
         self.rt = rt
         self.name = name
         self.resp = resp
+        self.batch = batch  # the handler takes a list of requests, gives a list of responses
         self.http = False  # set by serve(codec="http"): bytes/str answers are 200 responses
         self._coro: Optional[Coroutine[Any, Any, Any]] = None  # in its first step
         self._task: Optional[Task[Any]] = None  # its Task, once asked for
@@ -273,6 +275,12 @@ class _Impl:
         # the common RESP and byte answers as bytes in parts, anything else as a
         # message made here.
         t = type(value)
+        if self.batch and isinstance(value, BaseException):
+            # A batch handler's way to fail one request: with the exception's code.
+            kinds.append(_R_FAIL)
+            vals.append(int(lib.EK_ECANCELED) if isinstance(value, CancelledError)
+                        else _error_code(value))
+            return
         try:
             if self.resp:
                 if t is bytes:
@@ -307,105 +315,129 @@ class _Impl:
             kinds.append(_R_FAIL)
             vals.append(_error_code(e))
 
-    def _failed(self, e: BaseException, kinds: List[int], vals: List[int]) -> None:
+    def _failure(self, e: BaseException) -> "_Pre":
         # A handler raised (in its first step): the response fails with its code.
-        kinds.append(_R_FAIL)
         if isinstance(e, CancelledError):
-            vals.append(int(lib.EK_ECANCELED))
-            return
-        vals.append(_error_code(e))
+            return _Pre(_R_FAIL, int(lib.EK_ECANCELED))
         if not isinstance(e, EkidenError):
             _report(f"exception in service handler {self.name}", e)
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             self.rt._interrupt()
+        return _Pre(_R_FAIL, _error_code(e))
+
+    def _first_step(self, v: Any) -> Tuple[bool, Any]:
+        # A handler's awaitable result, stepped once here (current_task() makes
+        # its Task if asked): (True, its value) if it completed, and what it
+        # raised is raised; (False, its Task, driven: not spawned) if it
+        # suspended, for whoever goes on with it to step it again with its own
+        # context (what it awaits registered the batch's waker).
+        r = v if type(v) is _CoroutineType else _await(v)
+        self._coro = r
+        try:
+            r.send(None)
+        except StopIteration as stop:
+            t = self._task
+            if t is not None:  # made for current_task(): done with
+                t._finish(stop.value, None)
+                t._on_drop()
+            return True, stop.value
+        except BaseException as e:
+            t = self._task
+            if t is not None:
+                t._finish(None, e, cancelled=isinstance(e, CancelledError))
+                t._log_exc = False
+                t._on_drop()
+            raise
+        else:
+            t = self._task
+            if t is None:
+                t = Task(r, self.rt, self.name, driven=True)
+            return False, t
+        finally:
+            self._coro = None
+            self._task = None
 
     def _run_batch(self, b: Any) -> None:
         # Every request of the batch: convert it (flattened by the glue), call
         # the handler and step it once; what completed is answered in the one
         # reply call at the end, a handler that suspended becomes a Task that
         # its slot drives (see ekiden_glue.c).
-        n = b.n
-        counts = _unpack(b.counts, n)
-        nl = b.nlens
-        elems: Any = []
-        if nl:
-            data = _unpack(b.buf, b.size)
-            sep = b.sep
-            if sep >= 0:
-                elems = data.split(_SEPS[sep])
-            else:  # every byte value occurs: cut by length
-                elems = []
-                off = 0
-                for ln in _unpack(b.lens, nl):
-                    elems.append(data[off:off + ln])
-                    off += ln
+        reqs, npre = _requests(b)
+        n = len(reqs)
+        ptrs = [_NULL] * n
+        if self.batch:
+            self._run_list(b, reqs, npre, ptrs)
+            return
         handler = self.handler
+        out: List[Any] = []
+        for i in range(n):
+            req = reqs[i]
+            if type(req) is _Pre:
+                out.append(req)
+                continue
+            try:
+                v: Any = handler(req)
+                tv = type(v)
+                if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
+                    done, v = self._first_step(v)
+                    if not done:  # its slot steps it again with its own context
+                        v._svc = (self.resp, self.http)
+                        ptrs[i] = v._handle
+                        v = _TASK
+            except BaseException as e:
+                v = self._failure(e)
+            out.append(v)
+        self._reply(b, out, ptrs)
+
+    def _run_list(self, b: Any, reqs: List[Any], npre: int, ptrs: List[Any]) -> None:
+        # A batch handler: one call with the list of the batch's requests (those
+        # whose caller is still there and that convert), stepped once; its list
+        # of responses is answered in the one reply call, or, if it suspended,
+        # it goes on as a task of its own that every request's slot waits for.
+        live = [r for r in reqs if type(r) is not _Pre] if npre else reqs
+        if not live:
+            self._reply(b, reqs, ptrs)
+            return
+        try:
+            res = self.handler(live)
+            tv = type(res)
+            if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
+                done, res = self._first_step(res)
+                if not done:  # a task of its own goes on with it
+                    rc = lib.ekpy_spawn_task(self.rt._require(), res._handle, _NULL)
+                    if rc < 0:  # the C side ran its drop: the coroutine is closed
+                        raise error_from_code(rc)
+                    run = _BatchRun(self, res, len(live))
+                    res = [run.part(j) for j in range(len(live))]
+                    out = [r if type(r) is _Pre else _TASK for r in reqs]
+                    j = 0
+                    for i in range(len(reqs)):
+                        if out[i] is _TASK:
+                            ptrs[i] = res[j]
+                            j += 1
+                    self._reply(b, out, ptrs)
+                    return
+            res = _check_list(res, len(live), self.name)
+        except BaseException as e:
+            fail = self._failure(e)
+            self._reply(b, [r if type(r) is _Pre else fail for r in reqs], ptrs)
+            return
+        if npre:
+            it = iter(res)
+            res = [r if type(r) is _Pre else next(it) for r in reqs]
+        self._reply(b, res, ptrs)
+
+    def _reply(self, b: Any, out: Sequence[Any], ptrs: List[Any]) -> None:
+        # The batch's answers, one per request, to C in one call: the commonest
+        # kinds here, the rest in _answer.
         resp = self.resp
         bulk = _R_BULK if resp else 0 if self.http else _R_BYTES  # a bytes answer's kind
         kinds: List[int] = []
         vals: List[int] = []
         parts: List[bytes] = []
-        ptrs = [_NULL] * n
-        k = 0
+        n = len(out)
         for i in range(n):
-            c = counts[i]
-            req: Any
-            if c >= 0:
-                req = elems[k:k + c]
-                k += c
-            elif c == _REQ_BYTES:
-                req = elems[k]
-                k += 1
-            elif c == _REQ_OTHER:
-                try:
-                    req = from_msg(b.reqs[i])
-                except BaseException as e:
-                    kinds.append(_R_FAIL)
-                    vals.append(_error_code(e))
-                    continue
-            else:  # its caller is gone
-                kinds.append(_R_SKIP)
-                vals.append(0)
-                continue
-            try:
-                v: Any = handler(req)
-            except BaseException as e:
-                self._failed(e, kinds, vals)
-                continue
-            tv = type(v)
-            if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
-                r = v if type(v) is _CoroutineType else _await(v)
-                self._coro = r
-                try:
-                    r.send(None)
-                except StopIteration as stop:
-                    v = stop.value
-                    t = self._task
-                    if t is not None:  # made for current_task(): done with
-                        t._finish(v, None)
-                        t._on_drop()
-                except BaseException as e:
-                    t = self._task
-                    if t is not None:
-                        t._finish(None, e, cancelled=isinstance(e, CancelledError))
-                        t._log_exc = False
-                        t._on_drop()
-                    self._failed(e, kinds, vals)
-                    continue
-                else:
-                    # Suspended: its slot steps it again with its own context.
-                    t = self._task
-                    if t is None:
-                        t = Task(r, self.rt, self.name, driven=True)
-                        t._svc = (self.resp, self.http)
-                    ptrs[i] = t._handle
-                    kinds.append(_R_TASK)
-                    vals.append(0)
-                    continue
-                finally:
-                    self._coro = None
-                    self._task = None
-            # The answer: the commonest kinds here, the rest in _answer.
+            v = out[i]
             tv = type(v)
             if tv is bytes and bulk:
                 kinds.append(bulk)
@@ -419,13 +451,181 @@ class _Impl:
             elif v is None and resp:
                 kinds.append(_R_NULL)
                 vals.append(0)
+            elif tv is _Pre:
+                kinds.append(v.kind)
+                vals.append(v.val)
             else:
                 self._answer(v, kinds, vals, parts, ptrs, i)
         _batch_reply(b, n, kinds, vals, b"".join(parts), ptrs)
 
 
+class _Pre:
+    """A batch slot's answer that is no handler's value: a request that failed
+    (before or in its handler), whose caller is gone, or whose handler goes on
+    as a task (_TASK)."""
+
+    __slots__ = ("kind", "val")
+
+    def __init__(self, kind: int, val: int) -> None:
+        self.kind = kind
+        self.val = val
+
+
+def _requests(b: Any) -> Tuple[List[Any], int]:
+    # The requests of a batch (ekiden_glue.c's ekpy_batch), one per slot, as
+    # Python values: a list of bytes for a flattened RESP request, bytes for a
+    # byte message, from_msg's value for the rest; a _Pre where there is none to
+    # give (a caller gone, a conversion that failed), and how many of those.
+    n = b.n
+    counts = _unpack(b.counts, n)
+    elems: Any = []
+    nl = b.nlens
+    if nl:
+        data = _unpack(b.buf, b.size)
+        sep = b.sep
+        if sep >= 0:
+            elems = data.split(_SEPS[sep])
+        else:  # every byte value occurs: cut by length
+            off = 0
+            for ln in _unpack(b.lens, nl):
+                elems.append(data[off:off + ln])
+                off += ln
+    reqs: List[Any] = []
+    npre = 0
+    k = 0
+    for i in range(n):
+        c = counts[i]
+        if c >= 0:
+            reqs.append(elems[k:k + c])
+            k += c
+        elif c == _REQ_BYTES:
+            reqs.append(elems[k])
+            k += 1
+        elif c == _REQ_OTHER:
+            try:
+                reqs.append(from_msg(b.reqs[i]))
+            except BaseException as e:
+                reqs.append(_Pre(_R_FAIL, _error_code(e)))
+                npre += 1
+        else:  # its caller is gone
+            reqs.append(_SKIP)
+            npre += 1
+    return reqs, npre
+
 async def _await(aw: Awaitable[Any]) -> Any:
     return await aw
+
+
+def _check_list(out: Any, n: int, name: str) -> Any:
+    # A batch handler's result: a list (or tuple) of one response per request.
+    if type(out) is not list and type(out) is not tuple:
+        raise TypeError(f"batch handler {name} must return a list of {n} responses, "
+                        f"not {type(out).__name__}")
+    if len(out) != n:
+        raise ValueError(f"batch handler {name} returned {len(out)} responses for {n} requests")
+    return out
+
+
+class _BatchRun:
+    """A batch handler that suspended in its first step: its Task runs it on;
+    the slot of each of its requests holds a _Part, whose polls wait for the
+    task and then give that request's response."""
+
+    __slots__ = ("impl", "task", "n", "alive", "parts", "out", "code")
+
+    def __init__(self, impl: _Impl, task: Task[Any], n: int) -> None:
+        self.impl = impl
+        self.task = task
+        self.n = n
+        self.alive = 0
+        self.parts: List[_Part] = []
+        self.out: Any = None
+        self.code = 0  # the EK_E* code every request fails with (0: none)
+        task.add_done_callback(self._done)
+
+    def part(self, j: int) -> Any:
+        p = _Part(self, j)
+        self.parts.append(p)
+        self.alive += 1
+        return p.handle
+
+    def _done(self, t: Task[Any]) -> None:
+        t._log_exc = False
+        if t.cancelled():
+            self.code = int(lib.EK_ECANCELED)
+        elif t._exc is not None:
+            if not isinstance(t._exc, EkidenError):
+                _report(f"exception in service handler {self.impl.name}", t._exc)
+            self.code = _error_code(t._exc)
+        else:
+            try:
+                self.out = _check_list(t._result, self.n, self.impl.name)
+            except BaseException as e:
+                _report(f"exception in service handler {self.impl.name}", e)
+                self.code = _error_code(e)
+        parts, self.parts = self.parts, []
+        for p in parts:
+            w, p.waker = p.waker, None
+            if w is not None:
+                lib.ek_waker_wake(w)
+
+    def release(self) -> None:
+        self.alive -= 1
+        if self.alive == 0:
+            self.parts = []  # (no cycle left: each part let go of this run)
+            if not self.task.done():
+                self.task.cancel()  # every caller is gone
+
+
+class _Part:
+    """One request of a suspended batch (see _BatchRun)."""
+
+    __slots__ = ("run", "j", "waker", "handle")
+
+    def __init__(self, run: _BatchRun, j: int) -> None:
+        self.run: Any = run
+        self.j = j
+        self.waker: Any = None
+        h = ffi.new_handle(self)
+        self.handle = h
+        _keep.add(h)
+
+    def _current_task(self) -> Optional[Task[Any]]:
+        return self.run.task if self.run is not None else None
+
+    def poll(self, out: Any) -> int:
+        run = self.run
+        if not run.task.done():
+            w = lib.ekpy_io_waker()  # this poll's (the slot's caller's) waker
+            if self.waker is not None:
+                lib.ek_waker_drop(self.waker)
+            self.waker = w
+            return EK_PENDING
+        self._free()  # (run is kept here: the part let go of it)
+        if run.code:
+            return run.code
+        v = run.out[self.j]
+        if isinstance(v, BaseException):
+            return int(lib.EK_ECANCELED) if isinstance(v, CancelledError) else _error_code(v)
+        try:
+            out[0] = to_msg(v, run.impl.resp, run.impl.http)
+        except BaseException as e:
+            _report("service response cannot be converted to a message", e)
+            return _error_code(e)
+        return EK_OK
+
+    def _free(self) -> None:
+        if self.waker is not None:
+            lib.ek_waker_drop(self.waker)
+            self.waker = None
+        h, self.handle = self.handle, None
+        if h is not None:
+            _keep.discard(h)
+            run, self.run = self.run, None
+            run.release()
+
+    def drop(self) -> None:
+        self._free()
 
 
 _unpack = ffi.unpack
@@ -447,6 +647,8 @@ _R_TASK = int(lib.EKPY_R_TASK)
 _REQ_BYTES = int(lib.EKPY_REQ_BYTES)
 _REQ_OTHER = int(lib.EKPY_REQ_OTHER)
 _SEPS = [bytes((i,)) for i in range(256)]
+_TASK = _Pre(_R_TASK, 0)
+_SKIP = _Pre(_R_SKIP, 0)
 _Simple = _resp.Simple
 # Answers that are never awaitable (a plain handler's usual results): no
 # attribute lookup, which costs a formatted AttributeError when it fails.
@@ -477,7 +679,9 @@ def ekpy_svc_drop(self_h: Any) -> None:
 @ffi.def_extern(error=-5)
 def ekpy_resp_poll(h: Any, out: Any) -> int:
     # The glue (ekpy__resp_poll) made the task current with this poll's context.
-    t: Task[Any] = ffi.from_handle(h)
+    t: Any = ffi.from_handle(h)
+    if type(t) is _Part:
+        return int(t.poll(out))
     if t._state == _RUNNING and t._step() == EK_PENDING:
         return EK_PENDING
     try:
@@ -508,7 +712,10 @@ def _response(t: Task[Any], out: Any) -> int:
 
 @ffi.def_extern()
 def ekpy_resp_drop(h: Any) -> None:
-    t: Task[Any] = ffi.from_handle(h)
+    t: Any = ffi.from_handle(h)
+    if type(t) is _Part:
+        t.drop()
+        return
     if t._state == _RUNNING and t._coro is not None:
         # The caller gave up on the response: the handler goes on as a task of
         # its own (its own waker), cancelled at its current await, so its
@@ -530,18 +737,24 @@ class Service(ServiceHandle):
 
     bound: requests that may wait in the buffer at once (callers beyond it wait
     for room). resp: responses are RESP values (ekiden.resp), as the RESP codec
-    needs; calls from Python then send RESP requests too. Create it inside
-    ekiden.run; it lives until closed or the run ends.
+    needs; calls from Python then send RESP requests too. batch: the handler
+    takes a list of requests (every request of a batch: one call per read of a
+    pipelining connection) and returns a list or tuple of one response per
+    request, in order (or an awaitable of it); an exception instance in that
+    list fails its own request; a handler that raises or returns anything else
+    fails every request of the batch with EK_EIO (the exception is reported).
+    Create it inside ekiden.run; it lives until closed or the run ends.
     """
 
     def __init__(self, handler: Handler, *, bound: int = 1024, name: Optional[str] = None,
-                 resp: bool = False) -> None:
+                 resp: bool = False, batch: bool = False) -> None:
         if not callable(handler):
             raise TypeError("a service handler is an async callable")
         if bound < 1:
             raise ValueError("bound must be at least 1")
         rt = _rt()
-        impl = _Impl(handler, rt, name or str(getattr(handler, "__name__", "service")), resp)
+        impl = _Impl(handler, rt, name or str(getattr(handler, "__name__", "service")), resp,
+                     bool(batch))
         self._impl = impl
         h = ffi.new_handle(impl)
         _keep.add(h)
