@@ -219,10 +219,12 @@ typedef struct task_ud {
     ekl_task *t;
 } task_ud;
 
-/* Start fn (at index fi) with the nargs values after it as a new task on the
- * current runtime; pushes the handle. Raises on errors of the arguments,
- * returns nil, msg, name if spawning fails. */
-ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
+/* A new running task record on h with `refs` references, linked into c's list:
+ * the function and nargs arguments on top of L are moved to its coroutine (a
+ * pooled one when `pooled` and the pool has one, else a new one). NULL with *rc
+ * (and the function and arguments popped) on failure. */
+static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int refs,
+                               bool pooled, int *rc)
 {
     ekl_task *t = calloc(1, sizeof *t);
     if (!t) {
@@ -233,10 +235,17 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
     t->ctx = c;
     c->refs++;
     t->h = ekl_rt_ref(h);
-    t->refs = 2; /* the C task and the caller */
+    t->refs = refs;
     t->res_ref = LUA_NOREF;
-    t->co = lua_newthread(c->L);
-    t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
+    if (pooled && c->npool > 0) {
+        t->co_ref = c->pool[--c->npool];
+        lua_rawgeti(c->L, LUA_REGISTRYINDEX, t->co_ref);
+        t->co = lua_tothread(c->L, -1);
+        lua_pop(c->L, 1);
+    } else {
+        t->co = lua_newthread(c->L);
+        t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
+    }
     lua_xmove(L, t->co, nargs + 1);
     t->nargs = nargs;
     t->c_alive = true;
@@ -244,6 +253,15 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
     if (c->head) c->head->prev = t;
     c->head = t;
     c->ntasks++;
+    return t;
+}
+
+/* Spawn the function and nargs arguments on top of L as a Lua task on h (see
+ * ekl.h). */
+ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
+{
+    ekl_task *t = ekl_task_init(c, h, L, nargs, 2 /* the C task and the caller */, false, rc);
+    if (!t) return NULL;
     *rc = ek_spawn_local(h->rt, task_poll, task_drop, t, NULL, &t->join);
     if (*rc < 0) {
         /* task_drop has run (the C task's reference); the caller's is left. */
@@ -262,34 +280,7 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
  * returned normally go back to a small pool of the context for the next call. */
 ekl_task *ekl_coro_new(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
 {
-    ekl_task *t = calloc(1, sizeof *t);
-    if (!t) {
-        lua_pop(L, nargs + 1);
-        *rc = EK_ENOMEM;
-        return NULL;
-    }
-    t->ctx = c;
-    c->refs++;
-    t->h = ekl_rt_ref(h);
-    t->refs = 1; /* the future */
-    t->res_ref = LUA_NOREF;
-    if (c->npool > 0) {
-        t->co_ref = c->pool[--c->npool];
-        lua_rawgeti(c->L, LUA_REGISTRYINDEX, t->co_ref);
-        t->co = lua_tothread(c->L, -1);
-        lua_pop(c->L, 1);
-    } else {
-        t->co = lua_newthread(c->L);
-        t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
-    }
-    lua_xmove(L, t->co, nargs + 1);
-    t->nargs = nargs;
-    t->c_alive = true;
-    t->next = c->head;
-    if (c->head) c->head->prev = t;
-    c->head = t;
-    c->ntasks++;
-    return t;
+    return ekl_task_init(c, h, L, nargs, 1 /* the future */, true, rc);
 }
 
 int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres)
