@@ -424,3 +424,53 @@ test("tcp: a task cancelled while its write waits; the stream stays usable", fun
   c:close()
   peer:close()
 end)
+
+-- A stream has one reading and one writing waker: a second task waiting in a
+-- read (or a write) would take the first one's wake-up, and the first would
+-- wait forever. The second gets EBUSY at once instead; the first is not
+-- disturbed. (Before the guard, the second read waited: ETIMEDOUT here.)
+test("tcp: a second task reading or writing a stream another task waits on gets EBUSY", function()
+  local l = assert(ek.tcp.listen("127.0.0.1:0"))
+  local c = assert(ek.tcp.connect(l:local_addr()))
+  local s = assert(l:accept())
+  local r1 = ek.spawn(function() return s:read() end)
+  ek.sleep(0.005)
+  eq(r1:done(), false, "the first reader waits")
+  local function soon(fn, ...) return ek.timeout(2, fn, ...) end
+  fails("EBUSY", soon(function() return s:read() end))
+  fails("EBUSY", soon(function() return s:read_line() end))
+  fails("EBUSY", soon(function() return s:read_exactly(3) end))
+  eq(c:write("one"), 3, "write")
+  eq(r1:join(), "one", "the first reader got the data")
+  -- once it is done, any task reads
+  c:write("two")
+  eq(s:read(), "two", "a read after the first reader ended")
+  -- a cancelled reader leaves the stream to the others
+  local r3 = ek.spawn(function() return s:read_exactly(4) end)
+  ek.sleep(0.005)
+  r3:cancel()
+  fails("ECANCELED", r3:join())
+  c:write("four")
+  eq(s:read_exactly(4), "four", "a read after a cancelled reader")
+  -- writers: one waits (the peer reads nothing), a second gets EBUSY
+  local big = string.rep("z", 64 * 1024 * 1024)
+  local w1 = ek.spawn(function() return c:write(big) end)
+  ek.sleep(0.02)
+  eq(w1:done(), false, "the first writer waits")
+  fails("EBUSY", soon(function() return c:write("x") end))
+  w1:cancel()
+  fails("ECANCELED", w1:join())
+  local drain = ek.spawn(function()
+    local n = 0
+    while true do
+      local d = assert(s:read(65536))
+      if d == "" then return n end
+      n = n + #d
+    end
+  end)
+  eq(c:write("x"), 1, "a write after the cancelled writer")
+  c:close()
+  ok(drain:join() >= 1, "the peer read what was written")
+  s:close()
+  l:close()
+end)

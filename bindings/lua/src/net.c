@@ -70,6 +70,10 @@ typedef struct stream_ud {
     bool is_tcp;
     char *rbuf; /* read-ahead: bytes [rpos, rend) not yet returned */
     size_t rcap, rpos, rend;
+    /* The task suspended in a read (a write) of this stream, or NULL: the
+     * socket keeps one waker per direction, so a second task waiting at once
+     * would take the first one's wake-up. It gets EK_EBUSY instead. */
+    ekl_task *reader, *writer;
 } stream_ud;
 
 #define EKL_READ_CHUNK 65536
@@ -125,6 +129,7 @@ static void stream_release(stream_ud *u)
     free(u->rbuf);
     u->rbuf = NULL;
     u->rcap = u->rpos = u->rend = 0;
+    u->reader = u->writer = NULL;
     if (u->h) ekl_rt_unref(u->h);
     u->h = NULL;
 }
@@ -293,7 +298,44 @@ static int write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
     return 1;
 }
 
-static int stream_read_common(lua_State *L, ekl_retry_fn op, lua_Integer dflt, bool need_arg)
+/* A task suspended in a read or write of the stream is dropped (cancelled):
+ * the direction is free again. obj: &u->reader or &u->writer. */
+static void direction_cancel(void *obj, ekl_task *t)
+{
+    ekl_task **slot = obj;
+    if (*slot == t) *slot = NULL;
+}
+
+/* The stream's direction (slot) after an operation of the current task ended
+ * with n: taken while it waits (released if the task is dropped), free once
+ * it completed. */
+static int direction_after(ekl_ctx *c, ekl_task **slot, int n)
+{
+    if (n != EKL_RETRY_PENDING) {
+        if (*slot == c->cur) *slot = NULL;
+    } else if (*slot != c->cur) {
+        *slot = c->cur;
+        ekl_wait_register(c, slot, direction_cancel);
+    }
+    return n;
+}
+
+/* The read operations by number (the retry's b): they share the reader. */
+static const ekl_retry_fn read_ops[] = {read_op, read_exactly_op, read_line_op};
+
+static int guarded_read_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    stream_ud *u = r->obj;
+    return direction_after(c, &u->reader, read_ops[r->b](L, c, cx, r));
+}
+
+static int guarded_write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    stream_ud *u = r->obj;
+    return direction_after(c, &u->writer, write_op(L, c, cx, r));
+}
+
+static int stream_read_common(lua_State *L, size_t op, lua_Integer dflt, bool need_arg)
 {
     ekl_ctx *c = ekl_ctx_of(L);
     stream_ud *u = check_stream(L);
@@ -302,24 +344,26 @@ static int stream_read_common(lua_State *L, ekl_retry_fn op, lua_Integer dflt, b
         return luaL_argerror(L, 2, need_arg ? "n must be >= 0" : "max must be >= 1");
     int n = 0;
     if (!open_stream(L, u, &n)) return n;
-    ekl_retry r = {.fn = op, .obj = u, .a = (size_t)a};
-    n = op(L, c, ekl_need_cx(L, c), &r);
+    ek_cx *cx = ekl_need_cx(L, c);
+    if (u->reader) return ekl_push_error(L, EK_EBUSY);
+    ekl_retry r = {.fn = guarded_read_op, .obj = u, .a = (size_t)a, .b = op};
+    n = guarded_read_op(L, c, cx, &r);
     return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
 }
 
 static int l_stream_read(lua_State *L)
 {
-    return stream_read_common(L, read_op, EKL_READ_CHUNK, false);
+    return stream_read_common(L, 0, EKL_READ_CHUNK, false);
 }
 
 static int l_stream_read_exactly(lua_State *L)
 {
-    return stream_read_common(L, read_exactly_op, 0, true);
+    return stream_read_common(L, 1, 0, true);
 }
 
 static int l_stream_read_line(lua_State *L)
 {
-    return stream_read_common(L, read_line_op, 1 << 20, false);
+    return stream_read_common(L, 2, 1 << 20, false);
 }
 
 /* stream:write(data) -> #data | nil, msg, name: writes all of it, waiting as
@@ -332,12 +376,14 @@ static int l_stream_write(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     int n = 0;
     if (!open_stream(L, u, &n)) return n;
+    ek_cx *cx = ekl_need_cx(L, c);
+    if (u->writer) return ekl_push_error(L, EK_EBUSY);
     if (len == 0) {
         lua_pushinteger(L, 0);
         return 1;
     }
-    ekl_retry r = {.fn = write_op, .obj = u, .p = data, .a = len};
-    n = write_op(L, c, ekl_need_cx(L, c), &r);
+    ekl_retry r = {.fn = guarded_write_op, .obj = u, .p = data, .a = len};
+    n = guarded_write_op(L, c, cx, &r);
     return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
 }
 
