@@ -184,9 +184,9 @@ resp_part() {
 # 64 B echo round trip, server side, as bench/counts.sh counts them: the
 # difference of a D1 and a D2 second run, so start-up and shutdown cancel out.
 # Figures a loaded machine does not move the way it moves times.
-count_run() { # TOOL SECS CONNS CMD... (@ADDR@ in CMD) -> "count round_trips [calls]"
-  local tool=$1 secs=$2 conns=$3 a args=() out pre=()
-  shift 3
+count_run() { # TOOL SECS CONNS SIZE CMD... (@ADDR@ in CMD) -> "count round_trips [calls]"
+  local tool=$1 secs=$2 conns=$3 size=$4 a args=() out pre=()
+  shift 4
   while port_open "$port"; do port=$((port + 1)); done
   for a in "$@"; do [ "$a" = @ADDR@ ] && args+=("127.0.0.1:$port") || args+=("$a"); done
   out=$(mktemp)
@@ -197,7 +197,7 @@ count_run() { # TOOL SECS CONNS CMD... (@ADDR@ in CMD) -> "count round_trips [ca
   "${pre[@]}" "${args[@]}" >/dev/null 2>&1 &
   local pid=$! i lg
   for ((i = 0; i < 600; i++)); do port_open "$port" && break; sleep 0.05; done
-  lg=$("$BUILD/bench/loadgen" echo "127.0.0.1:$port" -c "$conns" -s 64 -d "$secs" -w 0 2>/dev/null |
+  lg=$("$BUILD/bench/loadgen" echo "127.0.0.1:$port" -c "$conns" -s "$size" -d "$secs" -w 0 2>/dev/null |
     awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "requests") print kv[2] } }')
   kill -TERM $(pgrep -P "$pid") "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
@@ -232,26 +232,30 @@ counts_part() {
     "epoll server, 1 thread|$BUILD/bench/epoll_echo @ADDR@ 1"
   )
   echo
-  echo "instructions (callgrind, user space) and syscalls (strace -f -c) per 64 B echo round trip,"
+  echo "instructions (callgrind, user space) and syscalls (strace -f -c) per echo round trip,"
   echo "server side; difference of a ${D1} s and a ${D2} s run"
   echo
-  echo "| server | connections | instructions / round trip | syscalls / round trip | of which |"
-  echo "|---|---:|---:|---:|---|"
+  echo "| server | size | connections | instructions / round trip | syscalls / round trip | of which |"
+  echo "|---|---:|---:|---:|---:|---|"
+  local size
+  for size in ${COUNT_SIZES:-64}; do
   for conns in ${COUNT_CONNS:-1 100}; do
     for s in "${servers[@]}"; do
       IFS='|' read -r label cmd <<<"$s"
+      [[ $label =~ ${COUNT_SERVERS:-.} ]] || continue
       local i1 r1 i2 r2 s1 q1 c1 s2 q2 c2
       # shellcheck disable=SC2086
-      read -r i1 r1 < <(count_run callgrind "$D1" "$conns" $cmd)
+      read -r i1 r1 < <(count_run callgrind "$D1" "$conns" "$size" $cmd)
       # shellcheck disable=SC2086
-      read -r i2 r2 < <(count_run callgrind "$D2" "$conns" $cmd)
+      read -r i2 r2 < <(count_run callgrind "$D2" "$conns" "$size" $cmd)
       # shellcheck disable=SC2086
-      read -r s1 q1 c1 < <(count_run strace "$D1" "$conns" $cmd)
+      read -r s1 q1 c1 < <(count_run strace "$D1" "$conns" "$size" $cmd)
       # shellcheck disable=SC2086
-      read -r s2 q2 c2 < <(count_run strace "$D2" "$conns" $cmd)
-      echo "| $label | $conns | $(per_rt "$i1" "$r1" "$i2" "$r2") | $(per_rt "$s1" "$q1" "$s2" "$q2") |" \
+      read -r s2 q2 c2 < <(count_run strace "$D2" "$conns" "$size" $cmd)
+      echo "| $label | $size | $conns | $(per_rt "$i1" "$r1" "$i2" "$r2") | $(per_rt "$s1" "$q1" "$s2" "$q2") |" \
         "$(calls_per_rt "$c1" "$c2" "$(awk -v a="$q1" -v b="$q2" 'BEGIN { print (b - a > 0 ? b - a : 1) }')") |"
     done
+  done
   done
 }
 
