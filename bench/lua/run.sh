@@ -292,7 +292,8 @@ kvcounts_part() {
     { echo "kvcounts: valgrind, strace and redis-benchmark are needed"; return; }
   local K1=${K1:-1000} K2=${K2:-5000} pipe s label cmd tool c1 c2 per=()
   local servers=(
-    "ek.serve (Lua service), $EK_FLAVOR|$LUA bench/lua/kv_ekiden.lua @ADDR@ $EK_WORKERS $EK_FLAVOR"
+    "ek.serve (Lua service, args), $EK_FLAVOR|$LUA bench/lua/kv_ekiden.lua @ADDR@ $EK_WORKERS $EK_FLAVOR"
+    "ek.serve (Lua service, request table), $EK_FLAVOR|$LUA bench/lua/kv_ekiden.lua @ADDR@ $EK_WORKERS $EK_FLAVOR table"
     "luv + Lua parser|$LUA bench/lua/kv_luv.lua @ADDR@"
   )
   echo
@@ -304,6 +305,7 @@ kvcounts_part() {
   for pipe in 1 16; do
     for s in "${servers[@]}"; do
       IFS='|' read -r label cmd <<<"$s"
+      [[ $label =~ ${COUNT_SERVERS:-.} ]] || continue
       per=()
       for tool in callgrind strace; do
         # shellcheck disable=SC2086

@@ -111,6 +111,54 @@ test("resp: a key-value service; the wire format; ek.connect with codec resp", f
   server:close()
 end)
 
+test("resp: ek.service(fn, {args = true}) hands a command's elements as arguments", function()
+  local function describe(...)
+    local n, parts = select("#", ...), {}
+    for i = 1, math.min(n, 4) do
+      local v = select(i, ...)
+      parts[i] = v == ek.null and "null" or type(v) == "table" and "table" or tostring(v)
+    end
+    return table.concat(parts, ",") .. "#" .. n
+  end
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp",
+                                   service = ek.service(describe, { args = true }) })
+  local addr = server:local_addr()
+  local c = assert(ek.connect { addr = addr, codec = "resp" })
+  eq(c:call({ "SET", "a", "" }), "SET,a,#3", "a command as three strings")
+  eq(c:call("PING"), "PING#1", "one element")
+  local big = { "MSET" }
+  for i = 2, 3000 do big[i] = "k" .. i end
+  eq(c:call(big), "MSET,k2,k3,k4#3000", "3000 arguments")
+  local s = raw(addr)
+  assert(s:write("GET k\r\n"))
+  eq(s:read_line(), "$7", "inline command")
+  eq(s:read_line(), "GET,k#2", "inline command's elements")
+  s:close()
+  -- called from Lua (no codec): any element
+  local direct = ek.service(describe, { args = true })
+  eq(direct:call({ "X", { "y" }, ek.null }), "X,table,null#3", "a nested array, a null")
+  eq(direct:call("text"), "text#1", "a string request is one argument")
+  -- more elements than a call can take as arguments fail the response (the
+  -- codec's error reply, and that connection closes, as any failed response)
+  local huge = { "MSET" }
+  for i = 2, 7001 do huge[i] = "v" end
+  local r = c:call(huge)
+  ok(r == nil or type(r) == "table" and r.err, "too many arguments fail")
+  c:close()
+  c = assert(ek.connect { addr = addr, codec = "resp" })
+  eq(c:call({ "SET", "b", "1" }), "SET,b,1#3", "the server goes on")
+  c:close()
+  server:close()
+  -- a string request (the lines codec) is one argument
+  local lines = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines",
+                                  service = ek.service(describe, { args = true }) })
+  local lc = assert(ek.connect { addr = lines:local_addr(), codec = "lines" })
+  eq(lc:call("a b"), "a b#1", "a line is one string")
+  lc:close()
+  lines:close()
+  raises(function() ek.service(describe, 5) end, "table of options expected")
+end)
+
 test("direct: an ek.service function is called by connection tasks on this thread", function()
   local main = ek._thread_id()
   local where = {}

@@ -98,6 +98,7 @@ struct ekl_retry {
 };
 #define EKL_RETRY_PENDING (-1)
 #define EKL_CORO_POOL     64
+#define EKL_TASK_POOL     64
 
 /* Something a waiting task holds that must be given back at once if the task is
  * cancelled (a queue place, a timer): registered by a poll that returns PENDING,
@@ -119,6 +120,8 @@ struct ekl_ctx {
     size_t ntasks;           /* live tasks, for ek.stats */
     int pool[EKL_CORO_POOL]; /* registry refs of idle coroutines (ekl_coro_new) */
     int npool;
+    ekl_task *free_tasks; /* released task records for reuse (linked by next) */
+    int nfree;
 };
 
 #define EKL_TASK_RUNNING   0
@@ -151,10 +154,12 @@ struct ekl_task {
     } waits[EKL_MAX_WAITS];
     int nwaits;
     ekl_retry retry; /* retry.fn set: suspended in that operation (from C) */
+    int resp_kind;   /* a service call's: what the response becomes (service.c) */
 };
 
 /* ---- module.c ---- */
 ekl_ctx *ekl_ctx_of(lua_State *L); /* upvalue 1 of every binding function */
+/* Drop a reference; the last one frees the context and its pooled records. */
 void ekl_ctx_unref(ekl_ctx *c);
 /* The runtime for new handles: the current run's or the host's. Raises if none. */
 ekl_rt *ekl_need_rt(lua_State *L, ekl_ctx *c);
@@ -248,6 +253,11 @@ int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out);
 /* Push m's Lua value (m is borrowed). Never raises: EK_OK, or an error with
  * nothing pushed. */
 int ekl_msg_push(lua_State *L, const ek_msg *m);
+/* For ek.service{args = true}: a RESP array's elements as *n values (pushed),
+ * any other message as its one value. Never raises: EK_OK, or an error with
+ * nothing pushed (EK_ERANGE: more than EKL_MAX_ARGS elements). */
+#define EKL_MAX_ARGS 7000 /* below LuaJIT's C stack limit (LUAI_MAXCSTACK, 8000) */
+int ekl_msg_push_args(lua_State *L, const ek_msg *m, int *n);
 void ekl_push_null(lua_State *L);
 bool ekl_is_null(lua_State *L, int idx);
 

@@ -40,6 +40,11 @@ void ekl_rt_unref(ekl_rt *h)
 void ekl_ctx_unref(ekl_ctx *c)
 {
     if (--c->refs > 0) return;
+    while (c->free_tasks) {
+        ekl_task *t = c->free_tasks;
+        c->free_tasks = t->next;
+        free(t);
+    }
     free(c->scratch);
     free(c);
 }

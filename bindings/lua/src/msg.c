@@ -79,6 +79,29 @@ static int push_tagged_string(lua_State *L, const ek_msg *m, const char *tag)
     return EK_OK;
 }
 
+/* Element i of aggregate m (pushed). */
+static int push_element(lua_State *L, const ek_msg *m, int64_t i, int depth)
+{
+    if (ek_msg_resp_arg_type(m, (size_t)i) == EK_RESP_BULK) {
+        /* A bulk string (every argument of a request) read in place: a flat
+         * request makes no child messages. */
+        const uint8_t *d = NULL;
+        size_t len = 0;
+        int rc = ek_msg_resp_arg(m, (size_t)i, &d, &len);
+        if (rc == EK_OK)
+            lua_pushlstring(L, (const char *)d, len);
+        else if (rc == EK_EEMPTY) {
+            ekl_push_null(L);
+            rc = EK_OK;
+        }
+        return rc;
+    }
+    ek_msg *ch = NULL;
+    int rc = ek_msg_resp_child(m, (size_t)i, &ch);
+    if (rc == EK_OK) rc = push_resp(L, ch, depth + 1);
+    return rc;
+}
+
 /* The children of aggregate m as { ..., n = count } (pushed). */
 static int push_children(lua_State *L, const ek_msg *m, int depth)
 {
@@ -87,24 +110,7 @@ static int push_children(lua_State *L, const ek_msg *m, int depth)
     if (n > INT32_MAX) return EK_ERANGE;
     lua_createtable(L, (int)n, 1);
     for (int64_t i = 0; i < n; i++) {
-        int rc;
-        if (ek_msg_resp_arg_type(m, (size_t)i) == EK_RESP_BULK) {
-            /* A bulk string (every argument of a request) read in place: a
-             * flat request makes no child messages. */
-            const uint8_t *d = NULL;
-            size_t len = 0;
-            rc = ek_msg_resp_arg(m, (size_t)i, &d, &len);
-            if (rc == EK_OK)
-                lua_pushlstring(L, (const char *)d, len);
-            else if (rc == EK_EEMPTY) {
-                ekl_push_null(L);
-                rc = EK_OK;
-            }
-        } else {
-            ek_msg *ch = NULL;
-            rc = ek_msg_resp_child(m, (size_t)i, &ch);
-            if (rc == EK_OK) rc = push_resp(L, ch, depth + 1);
-        }
+        int rc = push_element(L, m, i, depth);
         if (rc < 0) {
             lua_pop(L, 1);
             return rc;
@@ -362,6 +368,31 @@ int ekl_msg_push(lua_State *L, const ek_msg *m)
     default:
         return kind < 0 ? kind : EK_EKIND;
     }
+}
+
+int ekl_msg_push_args(lua_State *L, const ek_msg *m, int *n)
+{
+    *n = 0;
+    if (ek_msg_kind(m) != EK_MSG_RESP || ek_msg_resp_type(m) != EK_RESP_ARRAY ||
+        ek_msg_resp_is_null(m) == 1) {
+        int rc = ekl_msg_push(L, m);
+        if (rc == EK_OK) *n = 1;
+        return rc;
+    }
+    int64_t len = ek_msg_resp_len(m);
+    if (len < 0) return (int)len;
+    if (len > EKL_MAX_ARGS) return EK_ERANGE;
+    if (!lua_checkstack(L, (int)len + 4)) return EK_ENOMEM;
+    for (int64_t i = 0; i < len; i++) {
+        if (!lua_checkstack(L, 4)) return EK_ENOMEM;
+        int rc = push_element(L, m, i, 0);
+        if (rc < 0) {
+            lua_pop(L, (int)i);
+            return rc;
+        }
+    }
+    *n = (int)len;
+    return EK_OK;
 }
 
 /* ------------------------------------------------------------ Lua -> RESP -- */

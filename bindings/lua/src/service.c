@@ -56,6 +56,7 @@ typedef struct lsvc {
     ekl_ctx *c;
     ekl_rt *h;
     int fn_ref;
+    bool args;           /* ek.service(fn, {args = true}): a command's elements as arguments */
     lsvc_anchor *anchor; /* how direct handles find it (NULL: none made yet) */
 } lsvc;
 
@@ -75,18 +76,13 @@ static void anchor_unref(lsvc_anchor *a)
     if (a && atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1) free(a);
 }
 
-typedef struct lresp {
-    ekl_task *t;
-    int kind; /* what the response becomes (response_kind of the request) */
-} lresp;
-
-/* The response future of a call: it drives the call's coroutine itself (on
- * the state's thread: the local buffer's driver task polls it), and turns what
- * the function returned into the response message. */
+/* The response future of a call: its state is the call's task record (pooled;
+ * t->resp_kind says what the response becomes). It drives the call's coroutine
+ * itself (on the state's thread: the local buffer's driver task polls it), and
+ * turns what the function returned into the response message. */
 static int lresp_poll(void *state, ek_cx *cx, void **out)
 {
-    lresp *r = state;
-    ekl_task *t = r->t;
+    ekl_task *t = state;
     int n = 0;
     int rc = ekl_coro_step(t, cx, &n);
     if (rc == EK_PENDING || rc == EK_ECLOSED || rc == EK_ECANCELED) return rc;
@@ -110,7 +106,7 @@ static int lresp_poll(void *state, ek_cx *cx, void **out)
             n = 1;
         }
         ek_msg *m = NULL;
-        rc = ekl_msg_from_lua(co, top - n + 1, r->kind, &m);
+        rc = ekl_msg_from_lua(co, top - n + 1, t->resp_kind, &m);
         if (rc == EK_OK) *out = m;
     }
     ekl_coro_finish(t);
@@ -119,9 +115,7 @@ static int lresp_poll(void *state, ek_cx *cx, void **out)
 
 static void lresp_drop(void *state)
 {
-    lresp *r = state;
-    ekl_coro_drop(r->t);
-    free(r);
+    ekl_coro_drop(state);
 }
 
 static int lsvc_ready(void *self, ek_cx *cx)
@@ -141,22 +135,28 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
     int kind = response_kind(ek_msg_kind(req));
-    int n = msg_to_lua(L, req);
-    if (n != 1) {
-        lua_pop(L, n + 1);
-        return EK_EKIND;
+    int nargs = 1;
+    if (s->args) {
+        /* No request table: nothing is allocated for a command whose
+         * arguments are short strings (interned), so no GC step either. */
+        int rc = ekl_msg_push_args(L, req, &nargs);
+        ek_msg_free(req);
+        if (rc < 0) {
+            lua_pop(L, 1);
+            return rc == EK_ENOMEM || rc == EK_ERANGE ? rc : EK_EKIND;
+        }
+    } else {
+        int n = msg_to_lua(L, req);
+        if (n != 1) {
+            lua_pop(L, n + 1);
+            return EK_EKIND;
+        }
     }
     int rc;
-    ekl_task *t = ekl_coro_new(s->c, s->h, L, 1, &rc);
+    ekl_task *t = ekl_coro_new(s->c, s->h, L, nargs, &rc);
     if (!t) return rc;
-    lresp *r = malloc(sizeof *r);
-    if (!r) {
-        ekl_coro_drop(t);
-        return EK_ENOMEM;
-    }
-    r->t = t;
-    r->kind = kind;
-    return ek_future_new(lresp_poll, lresp_drop, r, resp);
+    t->resp_kind = kind;
+    return ek_future_new(lresp_poll, lresp_drop, t, resp);
 }
 
 static void lsvc_drop(void *self)
@@ -375,11 +375,17 @@ static int l_service(lua_State *L)
     ekl_rt *h = ekl_need_rt(L, c);
     if (h->closed) return ekl_push_error(L, EK_ECLOSED);
     lua_Integer bound = 256;
+    bool args = false;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "bound");
         if (!lua_isnil(L, -1)) bound = luaL_checkinteger(L, -1);
         lua_pop(L, 1);
         if (bound < 1) return luaL_argerror(L, 2, "bound must be >= 1");
+        lua_getfield(L, 2, "args");
+        args = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    } else if (!lua_isnoneornil(L, 2)) {
+        return luaL_argerror(L, 2, "table of options expected");
     }
     lsvc *s = calloc(1, sizeof *s);
     if (!s) return ekl_push_error(L, EK_ENOMEM);
@@ -388,6 +394,7 @@ static int l_service(lua_State *L)
     s->h = ekl_rt_ref(h);
     lua_pushvalue(L, 1);
     s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->args = args;
     lsvc_anchor *a = malloc(sizeof *a);
     if (!a) {
         lsvc_drop(s);

@@ -26,7 +26,15 @@ static void task_unref(ekl_task *t)
     free(t->waiters);
     if (t->join) ek_join_detach(t->join);
     ekl_rt_unref(t->h);
-    free(t);
+    /* Kept for the next task or call while the state lives (a record per
+     * service call was a calloc and a free). The context frees the pool. */
+    if (c->L && c->nfree < EKL_TASK_POOL) {
+        t->next = c->free_tasks;
+        c->free_tasks = t;
+        c->nfree++;
+    } else {
+        free(t);
+    }
     ekl_ctx_unref(c);
 }
 
@@ -226,17 +234,16 @@ typedef struct task_ud {
 static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int refs,
                                bool pooled, int *rc)
 {
-    ekl_task *t = calloc(1, sizeof *t);
-    if (!t) {
+    ekl_task *t = c->free_tasks;
+    if (t) {
+        c->free_tasks = t->next;
+        c->nfree--;
+        memset(t, 0, sizeof *t);
+    } else if (!(t = calloc(1, sizeof *t))) {
         lua_pop(L, nargs + 1);
         *rc = EK_ENOMEM;
         return NULL;
     }
-    t->ctx = c;
-    c->refs++;
-    t->h = ekl_rt_ref(h);
-    t->refs = refs;
-    t->res_ref = LUA_NOREF;
     if (pooled && c->npool > 0) {
         t->co_ref = c->pool[--c->npool];
         lua_rawgeti(c->L, LUA_REGISTRYINDEX, t->co_ref);
@@ -246,6 +253,20 @@ static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, i
         t->co = lua_newthread(c->L);
         t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
     }
+    /* lua_xmove does not grow the coroutine's stack (a service call hands a
+     * whole command as arguments; ek.spawn takes any number). */
+    if (!lua_checkstack(t->co, nargs + 1)) {
+        luaL_unref(c->L, LUA_REGISTRYINDEX, t->co_ref);
+        free(t);
+        lua_pop(L, nargs + 1);
+        *rc = EK_ENOMEM;
+        return NULL;
+    }
+    t->ctx = c;
+    c->refs++;
+    t->h = ekl_rt_ref(h);
+    t->refs = refs;
+    t->res_ref = LUA_NOREF;
     lua_xmove(L, t->co, nargs + 1);
     t->nargs = nargs;
     t->c_alive = true;
