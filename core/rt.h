@@ -80,10 +80,55 @@ static inline void ek__rt_ref(ek_runtime *rt)
     atomic_fetch_add_explicit(&ek__rt_h(rt)->refs, EK__RT_REF_HANDLE, memory_order_relaxed);
 }
 
+/*
+ * A thread's cache of references on one runtime: the thread that runs rt's
+ * tasks (a worker, a thread inside ek_block_on) takes task and cell references
+ * from it and returns them to it, and moves them to and from rt->refs
+ * EK__REF_BATCH at a time, so that a spawn or a sleep does not make the
+ * runtime's shared count bounce between the spawning thread and the workers
+ * that free (time.million_timers: two read-modify-writes there per timer on
+ * the creating thread, two on the workers). The cached references are real
+ * ones: the runtime lives while a cache holds any. sched/runtime.h's
+ * ek__cur_set points ek__refs_mine at the thread's cache and flushes it when
+ * the thread leaves that role (a worker exits, ek_block_on returns), which is
+ * always before shutdown lets the owner's reference go; the TASKS_ALIVE
+ * metric subtracts what the caches hold.
+ *
+ * `held` is in refs' encoding (tasks in the low half, other holders in the
+ * high half); written only by its thread, read by the metric (hence atomic,
+ * relaxed).
+ */
+typedef struct ek__ref_cache {
+    ek_runtime *rt;
+    _Atomic uint64_t held;
+} ek__ref_cache;
+extern __attribute__((tls_model("initial-exec"))) _Thread_local ek__ref_cache *ek__refs_mine;
+#define EK__REF_BATCH UINT64_C(64)
+
+/* One reference of kind `one` (EK__RT_REF_TASK or EK__RT_REF_HANDLE) on the
+ * live rt: from the thread's cache when it is rt's. */
+static inline void ek__rt_ref_cached(ek_runtime *rt, uint64_t one)
+{
+    ek__ref_cache *c = ek__refs_mine;
+    if (c != NULL && c->rt == rt) {
+        uint64_t held = atomic_load_explicit(&c->held, memory_order_relaxed);
+        uint64_t part = one == EK__RT_REF_TASK ? held & (EK__RT_REF_HANDLE - 1) : held >> 32;
+        if (part == 0) {
+            /* relaxed: made from a live reference (as ek__rt_ref). */
+            atomic_fetch_add_explicit(&ek__rt_h(rt)->refs, one * EK__REF_BATCH,
+                                      memory_order_relaxed);
+            held += one * EK__REF_BATCH;
+        }
+        atomic_store_explicit(&c->held, held - one, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&ek__rt_h(rt)->refs, one, memory_order_relaxed);
+}
+
 /* A task was allocated: its reference (dropped with ek__rt_task_unref). */
 static inline void ek__rt_task_ref(ek_runtime *rt)
 {
-    atomic_fetch_add_explicit(&ek__rt_h(rt)->refs, EK__RT_REF_TASK, memory_order_relaxed);
+    ek__rt_ref_cached(rt, EK__RT_REF_TASK);
 }
 
 static inline void ek__rt_unref_by(ek_runtime *rt, uint64_t n)
@@ -103,11 +148,52 @@ static inline void ek__rt_unref(ek_runtime *rt)
     if (rt) ek__rt_unref_by(rt, EK__RT_REF_HANDLE);
 }
 
+/* Drop one reference of kind `one`: into the thread's cache when it is rt's
+ * (more than 2 batches there: one batch goes back to rt->refs, never the
+ * last reference, as the cache keeps one), else from rt->refs. */
+static inline void ek__rt_unref_cached(ek_runtime *rt, uint64_t one)
+{
+    ek__ref_cache *c = ek__refs_mine;
+    if (c != NULL && c->rt == rt) {
+        uint64_t held = atomic_load_explicit(&c->held, memory_order_relaxed) + one;
+        uint64_t part = one == EK__RT_REF_TASK ? held & (EK__RT_REF_HANDLE - 1) : held >> 32;
+        if (part > 2 * EK__REF_BATCH) {
+            atomic_store_explicit(&c->held, held - one * EK__REF_BATCH, memory_order_relaxed);
+            ek__rt_unref_by(rt, one * EK__REF_BATCH);
+        } else {
+            atomic_store_explicit(&c->held, held, memory_order_relaxed);
+        }
+        return;
+    }
+    ek__rt_unref_by(rt, one);
+}
+
+/* Give a cache's references back to its runtime (its thread leaves the role
+ * that cached them); the last one frees the runtime, as any unref. Owner. */
+static inline void ek__rt_refs_flush(ek__ref_cache *c)
+{
+    uint64_t held = atomic_load_explicit(&c->held, memory_order_relaxed);
+    if (held == 0) return;
+    atomic_store_explicit(&c->held, 0, memory_order_relaxed);
+    ek__rt_unref_by(c->rt, held);
+}
+
 /* A task was freed: drop the reference the scheduler took for it at spawn (the
  * task layer calls this; the last reference frees the runtime). Any thread. */
 static inline void ek__rt_task_unref(ek_runtime *rt)
 {
-    ek__rt_unref_by(rt, EK__RT_REF_TASK);
+    ek__rt_unref_cached(rt, EK__RT_REF_TASK);
+}
+
+/* A runtime cell's reference (sleep and timeout futures: task/future.c): as
+ * ek__rt_ref / ek__rt_unref, through the thread's cache. rt is not NULL. */
+static inline void ek__rt_cell_ref(ek_runtime *rt)
+{
+    ek__rt_ref_cached(rt, EK__RT_REF_HANDLE);
+}
+static inline void ek__rt_cell_unref(ek_runtime *rt)
+{
+    ek__rt_unref_cached(rt, EK__RT_REF_HANDLE);
 }
 
 /* ek__rt_check, and on EK_OK a new reference on rt (release it with

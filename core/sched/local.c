@@ -88,6 +88,8 @@ int ek__local_init(ek__local *l, ek_runtime *rt)
     ek__list_init(&l->owned);
     atomic_init(&l->rlen, 0);
     atomic_init(&l->parker, NULL);
+    l->refs.rt = rt;
+    atomic_init(&l->refs.held, 0);
     ek__list_init(&l->link);
     ek__list_init(&l->thread_link);
     /* Its cells' heap (cells.c); none when the slab is off. */

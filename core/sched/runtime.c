@@ -474,13 +474,35 @@ uint64_t ek_now_ms(ek_runtime *rt)
 
 /* --------------------------------------------------------------- metrics -- */
 
+__attribute__((tls_model("initial-exec"))) _Thread_local ek__ref_cache *ek__refs_mine;
+
+static uint64_t cached_tasks(const ek__local *l)
+{
+    return atomic_load_explicit(&l->refs.held, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
+}
+
+/* The task references on rt less those the threads' caches hold (rt.h): exact
+ * when nothing moves, a snapshot of each count otherwise. */
+static uint64_t tasks_alive(ek_runtime *rt)
+{
+    uint64_t cached = 0;
+    for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
+        if (rt->workers[i].inited) cached += cached_tasks(&rt->workers[i].local);
+    ek__mutex_lock(&rt->locals_lock);
+    for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next)
+        cached += cached_tasks(EK__CONTAINER_OF(n, ek__local, link));
+    ek__mutex_unlock(&rt->locals_lock);
+    uint64_t all =
+        atomic_load_explicit(&rt->h.refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
+    return all > cached ? all - cached : 0;
+}
+
 int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
 {
     if (!EK__CHECK_TAG(rt, EK__TAG_RUNTIME) || (!values && n)) return EK_EINVAL;
     uint64_t v[EK_METRIC_COUNT] = {0};
     v[EK_METRIC_WORKERS] = rt->nworkers;
-    v[EK_METRIC_TASKS_ALIVE] =
-        atomic_load_explicit(&rt->h.refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
+    v[EK_METRIC_TASKS_ALIVE] = tasks_alive(rt);
     /* Refused first: tasks_spawned counts a refused spawn before it is refused,
      * so the difference read in this order never underflows. */
     uint64_t refused = atomic_load_explicit(&rt->spawns_refused, memory_order_relaxed);

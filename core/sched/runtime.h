@@ -74,6 +74,8 @@ struct ek__local {
     ek__list thread_link;
     /* The owner's heap in rt->h.slab (cells.c); NULL: the slab's shared heap. */
     ek__slab_heap *heap;
+    /* The owner's references on rt while it runs rt's tasks (rt.h). */
+    ek__ref_cache refs;
 };
 
 int ek__local_init(ek__local *l, ek_runtime *rt); /* EK_OK or a negative errno */
@@ -258,8 +260,13 @@ int ek__ct_block_on(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll
  * (task/slab.h), which only the thread running that set may use. */
 static inline void ek__cur_set(ek__tls role)
 {
+    /* The old role's references go back first (rt.h): the caller still holds
+     * one of its own (the worker's runtime is joined after this, ek_block_on's
+     * caller has the handle), so this is never the last. */
+    if (ek__refs_mine != NULL) ek__rt_refs_flush(ek__refs_mine);
     ek__cur = role;
     ek__slab_mine = role.local != NULL ? role.local->heap : NULL;
+    ek__refs_mine = role.local != NULL ? &role.local->refs : NULL;
 }
 
 /* Shut down (spawns refused, loops leave). Any thread. */

@@ -58,7 +58,7 @@ int ek__future_new_cell(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t
     f->poll = poll;
     f->drop = drop;
     f->state = (char *)f + EK__FUTURE_HDR;
-    ek__rt_ref(rt);
+    ek__rt_cell_ref(rt);
     *(ek_runtime **)f->state = rt;
     *out = f;
     if (state_out) *state_out = f->state;
@@ -84,7 +84,7 @@ void ek_future_drop(ek_future *f)
     if (f->flags & EK__FUTURE_CELL) {
         ek_runtime *rt = *(ek_runtime **)f->state;
         ek__rt_cell_free(rt, f);
-        ek__rt_unref(rt);
+        ek__rt_cell_unref(rt);
         return;
     }
     ek__free(f);

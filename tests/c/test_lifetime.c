@@ -375,6 +375,63 @@ static void test_all_resources_outlive_the_runtime_freed_backwards(void **state)
     all_at_once(EK_FLAVOR_CURRENT_THREAD, 1);
 }
 
+/* References cached by the thread that runs the runtime's tasks (rt.h's
+ * ek__ref_cache): sleeps and tasks made inside ek_block_on, more than a batch
+ * (64) of each so that the cache refills; TASKS_ALIVE exact inside and after;
+ * the tasks cancelled by ek_runtime_free, the sleeps dropped after it: the last
+ * drop frees the runtime, nothing is left. */
+#define CACHED_N 200
+typedef struct {
+    ek_future *sleeps[CACHED_N];
+    uint64_t alive_before, alive_inside;
+} cached_ctx;
+
+static uint64_t tasks_alive(ek_runtime *rt)
+{
+    uint64_t v[EK_METRIC_COUNT];
+    assert_int_equal(ek_runtime_metrics(rt, v, EK_METRIC_COUNT), EK_METRIC_COUNT);
+    return v[EK_METRIC_TASKS_ALIVE];
+}
+
+static int cached_root(void *state, ek_cx *cx, void **out)
+{
+    cached_ctx *c = state;
+    ek_runtime *rt = ek_cx_runtime(cx);
+    for (int i = 0; i < CACHED_N; i++)
+        assert_int_equal(ek_sleep(rt, 1000000, &c->sleeps[i]), EK_OK);
+    c->alive_before = tasks_alive(rt);
+    for (int i = 0; i < CACHED_N; i++)
+        assert_int_equal(ek_spawn(rt, ekt_pend_forever, ekt_count_drop, NULL, NULL, NULL), EK_OK);
+    c->alive_inside = tasks_alive(rt);
+    *out = NULL;
+    return EK_OK;
+}
+
+static void cached_refs(int flavor)
+{
+    long before = ekt_alloc_live();
+    int drops = atomic_load(&ekt_drops);
+    ek_runtime *rt = ekt_rt(flavor, 2);
+    cached_ctx *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(ekt_block_on_fn(rt, cached_root, c, NULL), EK_OK);
+    assert_int_equal(c->alive_inside, c->alive_before + CACHED_N);
+    assert_int_equal(tasks_alive(rt), c->alive_inside); /* the cache was flushed */
+    ek_runtime_free(rt);
+    assert_int_equal(atomic_load(&ekt_drops), drops + CACHED_N);
+    assert_true(ekt_alloc_live() > before); /* held by the sleeps */
+    for (int i = 0; i < CACHED_N; i++) ek_future_drop(c->sleeps[i]);
+    assert_int_equal(ekt_alloc_live(), before);
+    free(c);
+}
+
+static void test_cached_references_outlive_block_on_and_free_the_runtime_last(void **state)
+{
+    (void)state;
+    cached_refs(EK_FLAVOR_MULTI_THREAD);
+    cached_refs(EK_FLAVOR_CURRENT_THREAD);
+}
+
 /* The issue's reproducer: it aborted in a plain build and was a use-after-free
  * in the backend's deregister under ASan. */
 static void test_listener_freed_after_runtime(void **state)
@@ -504,6 +561,7 @@ int main(void)
         T(test_every_resource_in_every_order_current_thread),
         T(test_all_resources_outlive_the_runtime_freed_forwards),
         T(test_all_resources_outlive_the_runtime_freed_backwards),
+        T(test_cached_references_outlive_block_on_and_free_the_runtime_last),
         T(test_resources_refused_after_shutdown),
         T(test_double_free_while_resources_hold_it),
         T(test_resources_freed_on_another_thread_during_runtime_free),
