@@ -191,10 +191,11 @@ ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
  * future. The first poll of any queued slot (the buffer's drive of the first
  * response, after the buffer's worker has called in every request it had)
  * flushes the queue: one call into Python (ekpy_svc_batch) with every queued
- * request, already flattened (RESP arrays of bulk strings and byte messages
- * as one buffer of bytes and a list of lengths). Python runs each handler up
- * to its first suspension and gives every result back in one C call
- * (ekpy_io_batch_reply): the slots of handlers that completed hold their
+ * request. Python gets them as Python values in one call (ekpy__py_requests:
+ * RESP arrays of bulk strings as lists of bytes, byte messages as bytes, read
+ * in place), runs each handler up to its first suspension (or a batch handler
+ * once) and gives every result back in one call (ekpy__py_reply, which reads
+ * the Python values itself): the slots of handlers that completed hold their
  * response, so their polls give it without entering Python. (A poll of the
  * last queued slot that comes first yields once instead: the caller may be
  * polling each response right after its call, with more calls to come.)
@@ -217,28 +218,16 @@ ek_clone_fn ekpy_handle_clone_fn = ekpy_handle_clone;
 #define EKPY_SLOT_TASK   2 /* the handler suspended: task is its Task's handle */
 #define EKPY_SLOT_TAKEN  3 /* the result was given (or the task released) */
 
-/* Python's answer for a request (ekpy_io_batch_reply's kinds). */
-#define EKPY_R_SKIP   0 /* a request whose caller is gone: nothing */
-#define EKPY_R_BULK   1 /* RESP bulk string: vals[i] bytes of data */
-#define EKPY_R_SIMPLE 2 /* RESP simple string: vals[i] bytes of data */
-#define EKPY_R_ERROR  3 /* RESP error: vals[i] bytes of data */
-#define EKPY_R_NULL   4 /* RESP null */
-#define EKPY_R_INT    5 /* RESP integer vals[i] */
-#define EKPY_R_BYTES  6 /* a byte message: vals[i] bytes of data */
-#define EKPY_R_MSG    7 /* ptrs[i], a message Python made (consumed) */
-#define EKPY_R_FAIL   8 /* the response fails with the EK_E* code vals[i] */
-#define EKPY_R_TASK   9 /* the handler suspended: ptrs[i] is its Task's handle */
+/* Python's answers that are no value (_service._Pre's kinds). */
+#define EKPY_R_SKIP 0 /* a request whose caller is gone: nothing */
+#define EKPY_R_MSG  7 /* a message Python made (its address; consumed) */
+#define EKPY_R_FAIL 8 /* the response fails with the EK_E* code */
+#define EKPY_R_TASK 9 /* the handler suspended: the address of its Task's handle */
 
 /* A request's form in a batch (ekpy_batch.counts). */
-#define EKPY_REQ_BYTES (-1) /* a byte message: one element of buf */
+#define EKPY_REQ_BYTES (-1) /* a byte message: bytes */
 #define EKPY_REQ_OTHER (-2) /* anything else: Python converts reqs[i] itself */
 #define EKPY_REQ_GONE  (-3) /* its caller is gone: skip it */
-
-/* The separator tried first (see ekpy__batch_seal): a byte that text seldom holds. */
-#define EKPY_SEP 0
-
-/* Larger requests go to Python as messages (one copy instead of three). */
-#define EKPY_FLAT_REQ_MAX (64 * 1024)
 
 struct ekpy__svc;
 
@@ -259,14 +248,8 @@ typedef struct ekpy_batch {
     size_t n;      /* requests */
     ek_msg **reqs; /* each request (borrowed) */
     long *counts;  /* per request: >= 0 a RESP array of that many bulk strings, or EKPY_REQ_* */
-    size_t *lens;  /* the flattened elements' lengths, in order */
-    size_t nlens;  /* elements */
-    char *buf;     /* their bytes, separated by sep */
-    size_t size;   /* bytes in buf */
-    int sep;       /* the separator byte, or -1 (none is free: cut by lens) */
-    int sep_clash; /* an element holds EKPY_SEP */
     ekpy__slot **slots;
-    size_t cap, lens_cap, buf_cap;
+    size_t cap;
     int replied;
 } ekpy_batch;
 
@@ -346,18 +329,7 @@ static void ekpy__bulks_copy(const ek_msg *msg, long n, size_t *lens, char *buf)
     }
 }
 
-/* Appends one element (a bulk string, a byte message) to b's buffer, after a
- * separator place when it is not the first: the capacity was checked. */
-static void ekpy__batch_elem(ekpy_batch *b, const uint8_t *data, size_t len)
-{
-    if (b->nlens > 0) b->size++; /* the separator, written by ekpy__batch_seal */
-    memcpy(b->buf + b->size, data, len);
-    if (b->sep_clash == 0 && len > 0 && memchr(data, EKPY_SEP, len)) b->sep_clash = 1;
-    b->size += len;
-    b->lens[b->nlens++] = len;
-}
-
-/* Adds slot s's request to b (flattened when it is small and flat). -1: out of memory. */
+/* Adds slot s's request to b, with its form. -1: out of memory. */
 static int ekpy__batch_add(ekpy_batch *b, ekpy__slot *s)
 {
     size_t i = b->n;
@@ -376,136 +348,268 @@ static int ekpy__batch_add(ekpy_batch *b, ekpy__slot *s)
     b->slots[i] = s;
     b->n = i + 1;
     long count = EKPY_REQ_OTHER;
-    size_t bytes = 0;
-    long n = 1;
-    const uint8_t *data = NULL;
     if (s->dropped) {
         count = EKPY_REQ_GONE;
     } else if (ek_msg_kind(s->req) == EK_MSG_BYTES) {
-        if (ek_msg_data(s->req, &data, &bytes) == EK_OK) count = EKPY_REQ_BYTES;
-    } else {
-        n = ekpy__bulks_size(s->req, &bytes);
-        if (n >= 0) count = n;
-    }
-    if (count != EKPY_REQ_GONE && count != EKPY_REQ_OTHER) {
-        /* Flattened if small: room for its bytes and a separator per element. */
-        if (bytes > EKPY_FLAT_REQ_MAX ||
-            ekpy__grow((void **)&b->lens, &b->lens_cap, b->nlens + (size_t)n, sizeof *b->lens) !=
-                0 ||
-            ekpy__grow((void **)&b->buf, &b->buf_cap, b->size + bytes + (size_t)n, 1) != 0) {
-            count = EKPY_REQ_OTHER;
-        } else if (count == EKPY_REQ_BYTES) {
-            ekpy__batch_elem(b, data, bytes);
-        } else {
-            for (long k = 0; k < n; k++) {
-                size_t len;
-                ek_msg_resp_arg(s->req, (size_t)k, &data, &len);
-                ekpy__batch_elem(b, data, len);
-            }
-        }
+        count = EKPY_REQ_BYTES;
+    } else if (ek_msg_kind(s->req) == EK_MSG_RESP && ek_msg_resp_type(s->req) == EK_RESP_ARRAY) {
+        /* Its arguments are checked as they are read (ekpy__py_request). */
+        int64_t n = ek_msg_resp_len(s->req); /* EK_EEMPTY (< 0) for a null array */
+        if (n >= 0 && n <= LONG_MAX) count = (long)n;
     }
     b->counts[i] = count;
     return 0;
 }
 
-/* Picks a separator, a byte that no element holds, and writes it between the
- * elements, so that Python splits them in one call; -1 when every byte value
- * occurs (Python then cuts them by their lengths). */
-static void ekpy__batch_seal(ekpy_batch *b)
+/*
+ * The batch through the Python C API (the glue is compiled into the cffi
+ * extension, so Python.h is here; limited API). cffi converts a list into a C
+ * array item by item and makes a Python object of each C value, which is
+ * what a batch's requests and answers cost most; these two functions read and
+ * make the Python values themselves. ekpy_io_install puts them in a module
+ * (_service) as _c_requests and _c_reply; the batch travels as its address.
+ * Both run inside ekpy_svc_batch (the thread of ekiden.run, with the GIL).
+ */
+static PyObject *ekpy__simple_type; /* ekiden.resp.Simple */
+static PyObject *ekpy__pre_type;    /* _service._Pre */
+static PyObject *ekpy__skip;        /* _service._SKIP: a request whose caller is gone */
+static PyObject *ekpy__other;       /* _service._OTHER: one that Python converts */
+
+/* _c_setup(Simple, _Pre, _SKIP, _OTHER): the types and markers the two need. */
+static PyObject *ekpy__py_setup(PyObject *self, PyObject *args)
 {
-    b->sep = EKPY_SEP;
-    if (b->sep_clash) {
-        /* Some element holds the usual separator: a byte that none holds. The
-         * separator places are not written yet, so the map skips them. */
-        uint64_t seen[4] = {0, 0, 0, 0};
-        size_t off = 0;
-        for (size_t i = 0; i < b->nlens; i++) {
-            if (i > 0) off++;
-            const uint8_t *d = (const uint8_t *)b->buf + off;
-            for (size_t k = 0; k < b->lens[i]; k++) seen[d[k] >> 6] |= (uint64_t)1 << (d[k] & 63);
-            off += b->lens[i];
-        }
-        b->sep = -1;
-        for (int w = 0; w < 4 && b->sep < 0; w++) {
-            uint64_t free_bits = ~seen[w];
-            if (free_bits) b->sep = w * 64 + __builtin_ctzll(free_bits);
-        }
-    }
-    if (b->sep < 0 || b->nlens < 2) return;
-    size_t off = 0;
-    for (size_t i = 0; i + 1 < b->nlens; i++) {
-        off += b->lens[i];
-        b->buf[off++] = (char)b->sep;
-    }
+    (void)self;
+    PyObject *simple, *pre, *skip, *other;
+    if (!PyArg_ParseTuple(args, "OOOO", &simple, &pre, &skip, &other)) return NULL;
+    Py_XDECREF(ekpy__simple_type);
+    Py_XDECREF(ekpy__pre_type);
+    Py_XDECREF(ekpy__skip);
+    Py_XDECREF(ekpy__other);
+    Py_INCREF(simple);
+    Py_INCREF(pre);
+    Py_INCREF(skip);
+    Py_INCREF(other);
+    ekpy__simple_type = simple;
+    ekpy__pre_type = pre;
+    ekpy__skip = skip;
+    ekpy__other = other;
+    Py_RETURN_NONE;
 }
 
-/* Python's answers, in one call (inside ekpy_svc_batch): for each request a
- * kind (EKPY_R_*), a value (a length, an integer or an error code) and, for
- * EKPY_R_MSG and EKPY_R_TASK, a pointer (consumed). String answers' bytes are
- * back to back in data. Keeps the GIL (ekpy_io_). */
-void ekpy_io_batch_reply(ekpy_batch *b, size_t n, const int *kinds, const long *vals,
-                         const char *data, void *const *ptrs)
+static ekpy_batch *ekpy__batch_of(PyObject *addr)
 {
-    if (n != b->n || b->replied) return; /* (a bug in the caller: the requests fail) */
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        ekpy__slot *s = b->slots[i];
-        ek_msg *m = NULL;
-        int rc = EK_OK, kind = kinds[i];
-        long v = vals[i];
-        switch (kind) {
-        case EKPY_R_SIMPLE:
-            /* The common replies are the codec's shared messages: no allocation. */
-            if (v == 2 && memcmp(data + off, "OK", 2) == 0) {
-                rc = ek_msg_resp_shared(EK_RESP_SHARED_OK, &m);
-                off += 2;
-                break;
-            }
-            if (v == 4 && memcmp(data + off, "PONG", 4) == 0) {
-                rc = ek_msg_resp_shared(EK_RESP_SHARED_PONG, &m);
-                off += 4;
-                break;
-            }
-            /* fall through */
-        case EKPY_R_BULK:
-        case EKPY_R_ERROR:
-            rc = ek_msg_resp_string(kind == EKPY_R_BULK     ? EK_RESP_BULK
-                                    : kind == EKPY_R_SIMPLE ? EK_RESP_SIMPLE
-                                                            : EK_RESP_ERROR,
-                                    data + off, (size_t)v, &m);
-            off += (size_t)v;
-            break;
-        case EKPY_R_BYTES:
-            rc = ek_msg_bytes_copy(data + off, (size_t)v, &m);
-            off += (size_t)v;
-            break;
-        case EKPY_R_NULL:
-            rc = ek_msg_resp_shared(EK_RESP_SHARED_NULL, &m);
-            break;
-        case EKPY_R_INT:
-            rc = v == 0 || v == 1
-                     ? ek_msg_resp_shared(v ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO, &m)
-                     : ek_msg_resp_integer(v, &m);
-            break;
-        case EKPY_R_MSG:
-            m = ptrs[i];
-            if (!m) rc = EK_EIO;
-            break;
-        case EKPY_R_FAIL:
-            rc = (int)v;
-            break;
-        case EKPY_R_TASK:
-            s->task = ptrs[i];
-            s->state = EKPY_SLOT_TASK;
-            continue;
-        default:
-            continue; /* EKPY_R_SKIP */
+    void *p = PyLong_AsVoidPtr(addr);
+    if (!p && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a NULL batch");
+    return p;
+}
+
+/* The Python value of request i (a new reference; NULL with an exception). */
+static PyObject *ekpy__py_request(ekpy_batch *b, size_t i)
+{
+    long c = b->counts[i];
+    const uint8_t *data;
+    size_t len;
+    if (c == EKPY_REQ_BYTES) {
+        if (ek_msg_data(b->reqs[i], &data, &len) != EK_OK) len = 0, data = NULL;
+        return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+    }
+    if (c < 0) {
+        PyObject *marker = c == EKPY_REQ_GONE ? ekpy__skip : ekpy__other;
+        Py_INCREF(marker);
+        return marker;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)c);
+    if (!list) return NULL;
+    for (long k = 0; k < c; k++) {
+        if (ek_msg_resp_arg_type(b->reqs[i], (size_t)k) != EK_RESP_BULK ||
+            ek_msg_resp_arg(b->reqs[i], (size_t)k, &data, &len) != EK_OK) {
+            /* Not an array of bulk strings (another type, a null): Python
+             * converts it the general way. */
+            Py_DECREF(list);
+            b->counts[i] = EKPY_REQ_OTHER;
+            Py_INCREF(ekpy__other);
+            return ekpy__other;
         }
-        s->resp = m;
-        s->rc = rc;
-        s->state = EKPY_SLOT_DONE;
+        PyObject *arg = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+        if (!arg) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SetItem(list, (Py_ssize_t)k, arg); /* steals arg */
+    }
+    return list;
+}
+
+/* _c_requests(batch address) -> (list of one value per request, markers):
+ * the requests as _service._requests describes them, with _OTHER where
+ * Python converts the message itself and _SKIP where the caller is gone;
+ * markers is how many of those there are. */
+static PyObject *ekpy__py_requests(PyObject *self, PyObject *addr)
+{
+    (void)self;
+    ekpy_batch *b = ekpy__batch_of(addr);
+    if (!b) return NULL;
+    PyObject *list = PyList_New((Py_ssize_t)b->n);
+    if (!list) return NULL;
+    long markers = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        PyObject *v = ekpy__py_request(b, i);
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        if (b->counts[i] < 0 && b->counts[i] != EKPY_REQ_BYTES) markers++;
+        PyList_SetItem(list, (Py_ssize_t)i, v);
+    }
+    PyObject *out = Py_BuildValue("(Nl)", list, markers);
+    return out;
+}
+
+/* A _Pre's fields; -1 with an exception when v is not one. */
+static int ekpy__pre_fields(PyObject *v, long *kind, PyObject **val)
+{
+    PyObject *k = PyObject_GetAttrString(v, "kind");
+    if (!k) return -1;
+    *kind = PyLong_AsLong(k);
+    Py_DECREF(k);
+    if (*kind == -1 && PyErr_Occurred()) return -1;
+    *val = PyObject_GetAttrString(v, "val");
+    return *val ? 0 : -1;
+}
+
+/* One answer, a Python value, as slot s's result: the common RESP and byte
+ * values here (the common replies as the shared messages: no allocation), a
+ * _Pre as what it says, anything else through slow(value) -> _Pre. */
+static void ekpy__py_answer(ekpy__slot *s, PyObject *v, int resp, int bytes_ok, PyObject *slow)
+{
+    ek_msg *m = NULL;
+    int rc = EK_OK;
+    PyTypeObject *t = Py_TYPE(v);
+    if (t == &PyBytes_Type && (resp || bytes_ok)) {
+        char *data = PyBytes_AsString(v);
+        size_t len = (size_t)PyBytes_Size(v);
+        rc = resp ? ek_msg_resp_string(EK_RESP_BULK, data, len, &m)
+                  : ek_msg_bytes_copy(data, len, &m);
+        goto done;
+    }
+    if (resp && v == Py_None) {
+        rc = ek_msg_resp_shared(EK_RESP_SHARED_NULL, &m);
+        goto done;
+    }
+    if (resp && (PyObject *)t == ekpy__simple_type) {
+        PyObject *ascii = PyUnicode_AsASCIIString(v);
+        if (ascii) {
+            char *data = PyBytes_AsString(ascii);
+            size_t len = (size_t)PyBytes_Size(ascii);
+            if (len == 2 && memcmp(data, "OK", 2) == 0)
+                rc = ek_msg_resp_shared(EK_RESP_SHARED_OK, &m);
+            else if (len == 4 && memcmp(data, "PONG", 4) == 0)
+                rc = ek_msg_resp_shared(EK_RESP_SHARED_PONG, &m);
+            else
+                rc = ek_msg_resp_string(EK_RESP_SIMPLE, data, len, &m);
+            Py_DECREF(ascii);
+            goto done;
+        }
+        PyErr_Clear(); /* not ASCII: the general way */
+    }
+    if (resp && t == &PyLong_Type) {
+        int overflow = 0;
+        long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (!overflow && !(i == -1 && PyErr_Occurred())) {
+            rc = i == 0 || i == 1
+                     ? ek_msg_resp_shared(i ? EK_RESP_SHARED_ONE : EK_RESP_SHARED_ZERO, &m)
+                     : ek_msg_resp_integer((int64_t)i, &m);
+            goto done;
+        }
+        PyErr_Clear(); /* a big number: the general way */
+    }
+    PyObject *pre = NULL;
+    if ((PyObject *)t != ekpy__pre_type) {
+        pre = PyObject_CallFunctionObjArgs(slow, v, NULL);
+        if (!pre) {
+            PyErr_Clear(); /* (slow catches everything: a bug) */
+            rc = EK_EIO;
+            goto done;
+        }
+        v = pre;
+    }
+    long kind = EKPY_R_FAIL;
+    PyObject *val = NULL;
+    if (ekpy__pre_fields(v, &kind, &val) != 0) {
+        kind = EKPY_R_FAIL;
+        rc = EK_EIO;
+    } else if (kind == EKPY_R_FAIL) {
+        rc = (int)PyLong_AsLong(val);
+        if (rc >= 0) rc = EK_EIO;
+    } else if (kind == EKPY_R_MSG) {
+        m = PyLong_AsVoidPtr(val);
+        if (!m) rc = EK_EIO;
+    } else if (kind == EKPY_R_TASK) {
+        s->task = PyLong_AsVoidPtr(val);
+        s->state = EKPY_SLOT_TASK;
+    }
+    if (PyErr_Occurred()) PyErr_Clear();
+    Py_XDECREF(val);
+    Py_XDECREF(pre);
+    /* A task's slot steps it from now on; a skipped one (its caller is gone)
+     * stays queued: the flush frees it. */
+    if (kind == EKPY_R_TASK || kind == EKPY_R_SKIP) return;
+done:
+    if (rc != EK_OK && m) {
+        ek_msg_free(m);
+        m = NULL;
+    }
+    s->resp = m;
+    s->rc = rc;
+    s->state = EKPY_SLOT_DONE;
+}
+
+/* _c_reply(batch address, answers, flags, slow): one answer per request (a
+ * list), flags 1 for RESP values, 2 for bytes as byte messages; slow(value)
+ * gives the _Pre of any other value. */
+static PyObject *ekpy__py_reply(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *addr, *answers, *slow;
+    int flags;
+    if (!PyArg_ParseTuple(args, "OO!iO", &addr, &PyList_Type, &answers, &flags, &slow)) return NULL;
+    ekpy_batch *b = ekpy__batch_of(addr);
+    if (!b) return NULL;
+    if (b->replied || (size_t)PyList_Size(answers) != b->n) {
+        PyErr_SetString(PyExc_ValueError, "a batch is answered once, with one answer per request");
+        return NULL;
     }
     b->replied = 1;
+    for (size_t i = 0; i < b->n; i++)
+        ekpy__py_answer(b->slots[i], PyList_GetItem(answers, (Py_ssize_t)i), flags & 1, flags & 2,
+                        slow);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ekpy__py_methods[] = {
+    {"_c_setup", ekpy__py_setup, METH_VARARGS, NULL},
+    {"_c_requests", ekpy__py_requests, METH_O, NULL},
+    {"_c_reply", ekpy__py_reply, METH_VARARGS, NULL},
+};
+
+/* Puts _c_setup, _c_requests and _c_reply into the module named `module`
+ * (imported: _service calls this while it loads). 0, or -1 (an exception
+ * is then printed and cleared: the module has no such names). Keeps the GIL
+ * (ekpy_io_). */
+int ekpy_io_install(const char *module)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    int rc = mod ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < sizeof ekpy__py_methods / sizeof *ekpy__py_methods; i++) {
+        PyObject *fn = PyCFunction_NewEx(&ekpy__py_methods[i], NULL, NULL);
+        if (!fn || PyObject_SetAttrString(mod, ekpy__py_methods[i].ml_name, fn) != 0) rc = -1;
+        Py_XDECREF(fn);
+    }
+    Py_XDECREF(mod);
+    if (rc != 0) {
+        PyErr_Print();
+    }
+    return rc;
 }
 
 /* Runs every queued request of svc through Python (see above), in the poll
@@ -516,9 +620,8 @@ static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
     ekpy_batch *b = svc->flushing ? &nested : &svc->batch;
     size_t n = svc->queued;
     svc->queued = 0;
-    b->n = b->nlens = b->size = 0;
+    b->n = 0;
     b->replied = 0;
-    b->sep_clash = 0;
     /* The queue is taken first: a request queued meanwhile waits for the next flush. */
     ekpy__slot **q = svc->queue;
     svc->queue = NULL;
@@ -526,7 +629,6 @@ static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
     int ok = 1;
     for (size_t i = 0; i < n && ok; i++) ok = ekpy__batch_add(b, q[i]) == 0;
     if (ok && b->n > 0) {
-        ekpy__batch_seal(b);
         ek_cx *prev_cx = ekpy__cx;
         void *prev_task = ekpy__task;
         ekpy__cx = cx;
@@ -552,8 +654,6 @@ static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
     if (b == &nested) {
         free(nested.reqs);
         free(nested.counts);
-        free(nested.lens);
-        free(nested.buf);
         free(nested.slots);
     }
 }
@@ -653,8 +753,6 @@ static void ekpy__svc_unref(ekpy__svc *svc)
     }
     free(svc->batch.reqs);
     free(svc->batch.counts);
-    free(svc->batch.lens);
-    free(svc->batch.buf);
     free(svc->batch.slots);
     void *handle = svc->handle;
     free(svc);

@@ -339,3 +339,24 @@ def test_batch_handler_for_lines() -> None:
         await server.shutdown(grace=5.0)
 
     ekiden.run(main(), current_thread=True)
+
+
+def test_resp_arrays_that_are_not_all_bulk_strings() -> None:
+    """A RESP array with an integer or a null among its elements (a Python
+    caller's request; the server codec sends only bulk strings) reaches the
+    handler converted the general way, beside the usual ones."""
+    seen: List[Any] = []
+
+    def handler(reqs: List[Any]) -> List[Any]:
+        seen.extend(reqs)
+        return [len(r) for r in reqs]
+
+    async def main() -> None:
+        svc = ekiden.Service(handler, batch=True, resp=True)
+        reqs: List[Any] = [[b"ECHO", 5], [b"X", None], [b"A", b"b"], [], [b"S", resp.Simple("s")]]
+        tasks = [ekiden.spawn(svc(r)) for r in reqs]
+        assert [await t for t in tasks] == [2, 2, 2, 0, 2]
+        svc.close()
+
+    ekiden.run(main(), current_thread=True)
+    assert seen == [[b"ECHO", 5], [b"X", None], [b"A", b"b"], [], [b"S", resp.Simple("s")]]

@@ -269,51 +269,19 @@ class _Impl:
             t._svc = (self.resp, self.http)
         return t
 
-    def _answer(self, value: Any, kinds: List[int], vals: List[int], parts: List[bytes],
-                ptrs: List[Any], i: int) -> None:
-        # A handler's result as the glue's reply kinds (ekpy_io_batch_reply):
-        # the common RESP and byte answers as bytes in parts, anything else as a
-        # message made here.
-        t = type(value)
+    def _answer(self, value: Any) -> "_Pre":
+        # An answer the glue does not convert itself (ekpy__py_answer): a
+        # message made here, or the failure it is.
         if self.batch and isinstance(value, BaseException):
             # A batch handler's way to fail one request: with the exception's code.
-            kinds.append(_R_FAIL)
-            vals.append(int(lib.EK_ECANCELED) if isinstance(value, CancelledError)
+            return _Pre(_R_FAIL, int(lib.EK_ECANCELED) if isinstance(value, CancelledError)
                         else _error_code(value))
-            return
         try:
-            if self.resp:
-                if t is bytes:
-                    kinds.append(_R_BULK)
-                    vals.append(len(value))
-                    parts.append(value)
-                    return
-                if value is None:
-                    kinds.append(_R_NULL)
-                    vals.append(0)
-                    return
-                if t is _resp.Simple or t is _resp.Error:
-                    b = value.encode()
-                    kinds.append(_R_SIMPLE if t is _resp.Simple else _R_ERROR)
-                    vals.append(len(b))
-                    parts.append(b)
-                    return
-                if t is int and _LONG_MIN <= value <= _LONG_MAX:
-                    kinds.append(_R_INT)
-                    vals.append(value)
-                    return
-            elif t is bytes and not self.http:
-                kinds.append(_R_BYTES)
-                vals.append(len(value))
-                parts.append(value)
-                return
-            ptrs[i] = to_msg(value, self.resp, self.http)
-            kinds.append(_R_MSG)
-            vals.append(0)
+            m = to_msg(value, self.resp, self.http)
         except BaseException as e:
             _report("service response cannot be converted to a message", e)
-            kinds.append(_R_FAIL)
-            vals.append(_error_code(e))
+            return _Pre(_R_FAIL, _error_code(e))
+        return _Pre(_R_MSG, int(_cast("uintptr_t", m)))
 
     def _failure(self, e: BaseException) -> "_Pre":
         # A handler raised (in its first step): the response fails with its code.
@@ -358,15 +326,14 @@ class _Impl:
             self._task = None
 
     def _run_batch(self, b: Any) -> None:
-        # Every request of the batch: convert it (flattened by the glue), call
+        # Every request of the batch: convert it (the glue makes most: _c_requests), call
         # the handler and step it once; what completed is answered in the one
         # reply call at the end, a handler that suspended becomes a Task that
         # its slot drives (see ekiden_glue.c).
         reqs, npre = _requests(b)
         n = len(reqs)
-        ptrs = [_NULL] * n
         if self.batch:
-            self._run_list(b, reqs, npre, ptrs)
+            self._run_list(b, reqs, npre)
             return
         handler = self.handler
         out: List[Any] = []
@@ -382,25 +349,25 @@ class _Impl:
                     done, v = self._first_step(v)
                     if not done:  # its slot steps it again with its own context
                         v._svc = (self.resp, self.http)
-                        ptrs[i] = v._handle
-                        v = _TASK
+                        v = _Pre(_R_TASK, int(_cast("uintptr_t", v._handle)))
             except BaseException as e:
                 v = self._failure(e)
             out.append(v)
-        self._reply(b, out, ptrs)
+        self._reply(b, out)
 
-    def _run_list(self, b: Any, reqs: List[Any], npre: int, ptrs: List[Any]) -> None:
+    def _run_list(self, b: Any, reqs: List[Any], npre: int) -> None:
         # A batch handler: one call with the list of the batch's requests (those
         # whose caller is still there and that convert), stepped once; its list
         # of responses is answered in the one reply call, or, if it suspended,
         # it goes on as a task of its own that every request's slot waits for.
         live = [r for r in reqs if type(r) is not _Pre] if npre else reqs
         if not live:
-            self._reply(b, reqs, ptrs)
+            self._reply(b, reqs)
             return
         try:
-            res = self.handler(live)
+            res: Any = self.handler(live)
             tv = type(res)
+            done = True
             if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
                 done, res = self._first_step(res)
                 if not done:  # a task of its own goes on with it
@@ -408,61 +375,29 @@ class _Impl:
                     if rc < 0:  # the C side ran its drop: the coroutine is closed
                         raise error_from_code(rc)
                     run = _BatchRun(self, res, len(live))
-                    res = [run.part(j) for j in range(len(live))]
-                    out = [r if type(r) is _Pre else _TASK for r in reqs]
-                    j = 0
-                    for i in range(len(reqs)):
-                        if out[i] is _TASK:
-                            ptrs[i] = res[j]
-                            j += 1
-                    self._reply(b, out, ptrs)
-                    return
-            res = _check_list(res, len(live), self.name)
+                    res = [_Pre(_R_TASK, int(_cast("uintptr_t", run.part(j))))
+                           for j in range(len(live))]
+            if done:
+                res = _check_list(res, len(live), self.name)
         except BaseException as e:
             fail = self._failure(e)
-            self._reply(b, [r if type(r) is _Pre else fail for r in reqs], ptrs)
+            self._reply(b, [r if type(r) is _Pre else fail for r in reqs])
             return
         if npre:
             it = iter(res)
             res = [r if type(r) is _Pre else next(it) for r in reqs]
-        self._reply(b, res, ptrs)
+        self._reply(b, res)
 
-    def _reply(self, b: Any, out: Sequence[Any], ptrs: List[Any]) -> None:
-        # The batch's answers, one per request, to C in one call: the commonest
-        # kinds here, the rest in _answer.
-        resp = self.resp
-        bulk = _R_BULK if resp else 0 if self.http else _R_BYTES  # a bytes answer's kind
-        kinds: List[int] = []
-        vals: List[int] = []
-        parts: List[bytes] = []
-        n = len(out)
-        for i in range(n):
-            v = out[i]
-            tv = type(v)
-            if tv is bytes and bulk:
-                kinds.append(bulk)
-                vals.append(len(v))
-                parts.append(v)
-            elif tv is _Simple and resp and v.isascii():
-                b2 = v.encode()
-                kinds.append(_R_SIMPLE)
-                vals.append(len(b2))
-                parts.append(b2)
-            elif v is None and resp:
-                kinds.append(_R_NULL)
-                vals.append(0)
-            elif tv is _Pre:
-                kinds.append(v.kind)
-                vals.append(v.val)
-            else:
-                self._answer(v, kinds, vals, parts, ptrs, i)
-        _batch_reply(b, n, kinds, vals, b"".join(parts), ptrs)
-
+    def _reply(self, b: Any, out: List[Any]) -> None:
+        # The batch's answers, one per request, to C in one call (which reads
+        # the common values itself and asks _answer for the rest).
+        flags = (1 if self.resp else 0) | (0 if self.http else 2)
+        _c_reply(int(_cast("uintptr_t", b)), out, flags, self._answer)
 
 class _Pre:
     """A batch slot's answer that is no handler's value: a request that failed
     (before or in its handler), whose caller is gone, or whose handler goes on
-    as a task (_TASK)."""
+    as a task (its Task handle's address)."""
 
     __slots__ = ("kind", "val")
 
@@ -473,43 +408,22 @@ class _Pre:
 
 def _requests(b: Any) -> Tuple[List[Any], int]:
     # The requests of a batch (ekiden_glue.c's ekpy_batch), one per slot, as
-    # Python values: a list of bytes for a flattened RESP request, bytes for a
-    # byte message, from_msg's value for the rest; a _Pre where there is none to
-    # give (a caller gone, a conversion that failed), and how many of those.
-    n = b.n
-    counts = _unpack(b.counts, n)
-    elems: Any = []
-    nl = b.nlens
-    if nl:
-        data = _unpack(b.buf, b.size)
-        sep = b.sep
-        if sep >= 0:
-            elems = data.split(_SEPS[sep])
-        else:  # every byte value occurs: cut by length
-            off = 0
-            for ln in _unpack(b.lens, nl):
-                elems.append(data[off:off + ln])
-                off += ln
-    reqs: List[Any] = []
+    # Python values: a list of bytes for a RESP array of bulk strings, bytes
+    # for a byte message (both made by the glue: _c_requests), from_msg's value
+    # for the rest; a _Pre where there is none to give (a caller gone, a
+    # conversion that failed), and how many of those.
+    reqs, markers = _c_requests(int(_cast("uintptr_t", b)))
+    if not markers:
+        return reqs, 0
     npre = 0
-    k = 0
-    for i in range(n):
-        c = counts[i]
-        if c >= 0:
-            reqs.append(elems[k:k + c])
-            k += c
-        elif c == _REQ_BYTES:
-            reqs.append(elems[k])
-            k += 1
-        elif c == _REQ_OTHER:
+    for i in range(len(reqs)):
+        if reqs[i] is _OTHER:
             try:
-                reqs.append(from_msg(b.reqs[i]))
+                reqs[i] = from_msg(b.reqs[i])
+                continue
             except BaseException as e:
-                reqs.append(_Pre(_R_FAIL, _error_code(e)))
-                npre += 1
-        else:  # its caller is gone
-            reqs.append(_SKIP)
-            npre += 1
+                reqs[i] = _Pre(_R_FAIL, _error_code(e))
+        npre += 1
     return reqs, npre
 
 async def _await(aw: Awaitable[Any]) -> Any:
@@ -523,7 +437,7 @@ def _check_list(out: Any, n: int, name: str) -> Any:
                         f"not {type(out).__name__}")
     if len(out) != n:
         raise ValueError(f"batch handler {name} returned {len(out)} responses for {n} requests")
-    return out
+    return out if type(out) is list else list(out)
 
 
 class _BatchRun:
@@ -603,7 +517,7 @@ class _Part:
             return EK_PENDING
         self._free()  # (run is kept here: the part let go of it)
         if run.code:
-            return run.code
+            return int(run.code)
         v = run.out[self.j]
         if isinstance(v, BaseException):
             return int(lib.EK_ECANCELED) if isinstance(v, CancelledError) else _error_code(v)
@@ -628,28 +542,21 @@ class _Part:
         self._free()
 
 
-_unpack = ffi.unpack
 _NULL = ffi.NULL
-_batch_reply = lib.ekpy_io_batch_reply
+_cast = ffi.cast
 _CoroutineType = types.CoroutineType
-_LONG_MAX = 2 ** (8 * ffi.sizeof("long") - 1) - 1
-_LONG_MIN = -_LONG_MAX - 1
 _R_SKIP = int(lib.EKPY_R_SKIP)
-_R_BULK = int(lib.EKPY_R_BULK)
-_R_SIMPLE = int(lib.EKPY_R_SIMPLE)
-_R_ERROR = int(lib.EKPY_R_ERROR)
-_R_NULL = int(lib.EKPY_R_NULL)
-_R_INT = int(lib.EKPY_R_INT)
-_R_BYTES = int(lib.EKPY_R_BYTES)
 _R_MSG = int(lib.EKPY_R_MSG)
 _R_FAIL = int(lib.EKPY_R_FAIL)
 _R_TASK = int(lib.EKPY_R_TASK)
-_REQ_BYTES = int(lib.EKPY_REQ_BYTES)
-_REQ_OTHER = int(lib.EKPY_REQ_OTHER)
-_SEPS = [bytes((i,)) for i in range(256)]
-_TASK = _Pre(_R_TASK, 0)
 _SKIP = _Pre(_R_SKIP, 0)
-_Simple = _resp.Simple
+_OTHER = _Pre(_R_FAIL, int(lib.EK_EIO))  # (a marker of _c_requests: replaced)
+_c_setup: Any
+_c_requests: Any
+_c_reply: Any
+if lib.ekpy_io_install(__name__.encode()) != 0:
+    raise ImportError("ekiden: the batch functions of the glue cannot be installed")
+_c_setup(_resp.Simple, _Pre, _SKIP, _OTHER)
 # Answers that are never awaitable (a plain handler's usual results): no
 # attribute lookup, which costs a formatted AttributeError when it fails.
 _PLAIN = frozenset((bytes, type(None), _resp.Simple, _resp.Error, int, str, list, dict, tuple,
