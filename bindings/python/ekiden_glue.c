@@ -396,11 +396,15 @@ static PyObject *ekpy__py_setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static ekpy_batch *ekpy__batch_of(PyObject *addr)
+/* The batch Python is running on this thread (set by ekpy__flush around its
+ * call; a nested flush saves and restores it), so that the two functions take
+ * no address. */
+static _Thread_local ekpy_batch *ekpy__batch;
+
+static ekpy_batch *ekpy__current_batch(void)
 {
-    void *p = PyLong_AsVoidPtr(addr);
-    if (!p && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a NULL batch");
-    return p;
+    if (!ekpy__batch) PyErr_SetString(PyExc_RuntimeError, "no batch is running on this thread");
+    return ekpy__batch;
 }
 
 /* The Python value of request i (a new reference; NULL with an exception). */
@@ -440,14 +444,15 @@ static PyObject *ekpy__py_request(ekpy_batch *b, size_t i)
     return list;
 }
 
-/* _c_requests(batch address) -> (list of one value per request, markers):
- * the requests as _service._requests describes them, with _OTHER where
+/* _c_requests() -> (list of one value per request of the current batch, markers):
+ * the requests as Python values (see _service._Impl._run_batch), _OTHER where
  * Python converts the message itself and _SKIP where the caller is gone;
  * markers is how many of those there are. */
-static PyObject *ekpy__py_requests(PyObject *self, PyObject *addr)
+static PyObject *ekpy__py_requests(PyObject *self, PyObject *unused)
 {
     (void)self;
-    ekpy_batch *b = ekpy__batch_of(addr);
+    (void)unused;
+    ekpy_batch *b = ekpy__current_batch();
     if (!b) return NULL;
     PyObject *list = PyList_New((Py_ssize_t)b->n);
     if (!list) return NULL;
@@ -461,7 +466,14 @@ static PyObject *ekpy__py_requests(PyObject *self, PyObject *addr)
         if (b->counts[i] < 0 && b->counts[i] != EKPY_REQ_BYTES) markers++;
         PyList_SetItem(list, (Py_ssize_t)i, v);
     }
-    PyObject *out = Py_BuildValue("(Nl)", list, markers);
+    PyObject *count = PyLong_FromLong(markers), *out = count ? PyTuple_New(2) : NULL;
+    if (!out) {
+        Py_XDECREF(count);
+        Py_DECREF(list);
+        return NULL;
+    }
+    PyTuple_SetItem(out, 0, list); /* steals both */
+    PyTuple_SetItem(out, 1, count);
     return out;
 }
 
@@ -564,16 +576,25 @@ done:
     s->state = EKPY_SLOT_DONE;
 }
 
-/* _c_reply(batch address, answers, flags, slow): one answer per request (a
- * list), flags 1 for RESP values, 2 for bytes as byte messages; slow(value)
- * gives the _Pre of any other value. */
+/* _c_reply(answers, flags, slow): one answer per request of the current batch
+ * (a list), flags 1 for RESP values, 2 for bytes as byte messages; slow(value)
+ * gives the _Pre of any other value. (The arguments are read by hand:
+ * PyArg_ParseTuple costs more than the rest of a one-request batch.) */
 static PyObject *ekpy__py_reply(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *addr, *answers, *slow;
-    int flags;
-    if (!PyArg_ParseTuple(args, "OO!iO", &addr, &PyList_Type, &answers, &flags, &slow)) return NULL;
-    ekpy_batch *b = ekpy__batch_of(addr);
+    if (PyTuple_Size(args) != 3) {
+        PyErr_SetString(PyExc_TypeError, "_c_reply(answers, flags, slow)");
+        return NULL;
+    }
+    PyObject *answers = PyTuple_GetItem(args, 0), *slow = PyTuple_GetItem(args, 2);
+    long flags = PyLong_AsLong(PyTuple_GetItem(args, 1));
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    if (!PyList_Check(answers)) {
+        PyErr_SetString(PyExc_TypeError, "_c_reply: answers must be a list");
+        return NULL;
+    }
+    ekpy_batch *b = ekpy__current_batch();
     if (!b) return NULL;
     if (b->replied || (size_t)PyList_Size(answers) != b->n) {
         PyErr_SetString(PyExc_ValueError, "a batch is answered once, with one answer per request");
@@ -588,7 +609,7 @@ static PyObject *ekpy__py_reply(PyObject *self, PyObject *args)
 
 static PyMethodDef ekpy__py_methods[] = {
     {"_c_setup", ekpy__py_setup, METH_VARARGS, NULL},
-    {"_c_requests", ekpy__py_requests, METH_O, NULL},
+    {"_c_requests", ekpy__py_requests, METH_NOARGS, NULL},
     {"_c_reply", ekpy__py_reply, METH_VARARGS, NULL},
 };
 
@@ -633,9 +654,12 @@ static void ekpy__flush(ekpy__svc *svc, ek_cx *cx)
         void *prev_task = ekpy__task;
         ekpy__cx = cx;
         ekpy__task = svc->handle; /* current_task() makes the handler's Task if asked */
+        ekpy_batch *prev_batch = ekpy__batch;
+        ekpy__batch = b;
         svc->flushing++;
         ekpy_svc_batch(svc->handle, b);
         svc->flushing--;
+        ekpy__batch = prev_batch;
         ekpy__cx = prev_cx;
         ekpy__task = prev_task;
     }

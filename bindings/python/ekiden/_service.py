@@ -330,11 +330,13 @@ class _Impl:
         # the handler and step it once; what completed is answered in the one
         # reply call at the end, a handler that suspended becomes a Task that
         # its slot drives (see ekiden_glue.c).
-        reqs, npre = _requests(b)
-        n = len(reqs)
+        reqs, npre = _c_requests()
+        if npre:
+            npre = _convert(b, reqs)
         if self.batch:
-            self._run_list(b, reqs, npre)
+            self._run_list(reqs, npre)
             return
+        n = len(reqs)
         handler = self.handler
         out: List[Any] = []
         for i in range(n):
@@ -353,16 +355,17 @@ class _Impl:
             except BaseException as e:
                 v = self._failure(e)
             out.append(v)
-        self._reply(b, out)
+        _c_reply(out, (1 if self.resp else 0) | (0 if self.http else 2), self._answer)
 
-    def _run_list(self, b: Any, reqs: List[Any], npre: int) -> None:
+    def _run_list(self, reqs: List[Any], npre: int) -> None:
         # A batch handler: one call with the list of the batch's requests (those
         # whose caller is still there and that convert), stepped once; its list
         # of responses is answered in the one reply call, or, if it suspended,
         # it goes on as a task of its own that every request's slot waits for.
+        flags = (1 if self.resp else 0) | (0 if self.http else 2)
         live = [r for r in reqs if type(r) is not _Pre] if npre else reqs
         if not live:
-            self._reply(b, reqs)
+            _c_reply(reqs, flags, self._answer)
             return
         try:
             res: Any = self.handler(live)
@@ -377,22 +380,18 @@ class _Impl:
                     run = _BatchRun(self, res, len(live))
                     res = [_Pre(_R_TASK, int(_cast("uintptr_t", run.part(j))))
                            for j in range(len(live))]
-            if done:
+            if done and (type(res) is not list or len(res) != len(live)):
                 res = _check_list(res, len(live), self.name)
         except BaseException as e:
             fail = self._failure(e)
-            self._reply(b, [r if type(r) is _Pre else fail for r in reqs])
+            _c_reply([r if type(r) is _Pre else fail for r in reqs], flags, self._answer)
             return
         if npre:
             it = iter(res)
             res = [r if type(r) is _Pre else next(it) for r in reqs]
-        self._reply(b, res)
-
-    def _reply(self, b: Any, out: List[Any]) -> None:
-        # The batch's answers, one per request, to C in one call (which reads
-        # the common values itself and asks _answer for the rest).
-        flags = (1 if self.resp else 0) | (0 if self.http else 2)
-        _c_reply(int(_cast("uintptr_t", b)), out, flags, self._answer)
+        # The answers to C in one call, which reads the common values itself
+        # and asks _answer for the rest.
+        _c_reply(res, flags, self._answer)
 
 class _Pre:
     """A batch slot's answer that is no handler's value: a request that failed
@@ -406,15 +405,10 @@ class _Pre:
         self.val = val
 
 
-def _requests(b: Any) -> Tuple[List[Any], int]:
-    # The requests of a batch (ekiden_glue.c's ekpy_batch), one per slot, as
-    # Python values: a list of bytes for a RESP array of bulk strings, bytes
-    # for a byte message (both made by the glue: _c_requests), from_msg's value
-    # for the rest; a _Pre where there is none to give (a caller gone, a
-    # conversion that failed), and how many of those.
-    reqs, markers = _c_requests(int(_cast("uintptr_t", b)))
-    if not markers:
-        return reqs, 0
+def _convert(b: Any, reqs: List[Any]) -> int:
+    # The requests _c_requests left to Python (_OTHER: from_msg's value, or a
+    # _Pre of its failure), in place; how many _Pre are left (those and the
+    # requests whose caller is gone, _SKIP).
     npre = 0
     for i in range(len(reqs)):
         if reqs[i] is _OTHER:
@@ -423,8 +417,9 @@ def _requests(b: Any) -> Tuple[List[Any], int]:
                 continue
             except BaseException as e:
                 reqs[i] = _Pre(_R_FAIL, _error_code(e))
-        npre += 1
-    return reqs, npre
+        if type(reqs[i]) is _Pre:
+            npre += 1
+    return npre
 
 async def _await(aw: Awaitable[Any]) -> Any:
     return await aw
