@@ -142,7 +142,7 @@ static int task_step(ekl_task *t, ek_cx *cx, int *nres)
     if (st == LUA_YIELD) {
         bool pending = t->retry.fn != NULL ||
                        (*nres >= 1 && lua_touserdata(t->co, -*nres) == &ekl_pending_key);
-        lua_pop(t->co, *nres);
+        if (*nres > 0) lua_pop(t->co, *nres);
         /* A plain coroutine.yield() is a yield to the scheduler. */
         if (!pending) ek_yield_now(cx);
         return EK_PENDING;
