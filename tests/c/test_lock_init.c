@@ -73,7 +73,7 @@ static void test_runtime_new_fails_at_every_lock_init(void **state)
     if (!EKT_INTERPOSE) skip();
     for (int flavor = 0; flavor < 2; flavor++) {
         ek_builder *b = ekt_builder(flavor, 2, -1, 0);
-        long n;
+        long n, made = 0;
         for (n = 0; n < 200; n++) {
             atomic_store(&inits, 0);
             ek_runtime *rt = (ek_runtime *)(void *)0x1;
@@ -81,6 +81,7 @@ static void test_runtime_new_fails_at_every_lock_init(void **state)
             int rc = ek_runtime_new(b, &rt);
             arm(-1);
             if (rc == EK_OK) {
+                made = atomic_load(&inits);
                 ek_runtime_free(rt);
                 assert_int_equal(ekt_alloc_live(), 1); /* the builder */
                 break;
@@ -89,9 +90,15 @@ static void test_runtime_new_fails_at_every_lock_init(void **state)
             assert_ptr_equal(rt, (void *)0x1);
             assert_int_equal(ekt_alloc_live(), 1); /* the builder */
         }
-        /* Every lock of the runtime was tried, and each failure reported. */
-        assert_true(n >= 10);
+        /* Every lock the runtime initialises while it is created was made to
+         * fail once, and each failure was reported: the first run that
+         * succeeds is the one whose countdown outlived all of its init calls.
+         * How many there are depends on the backend (io_uring has fewer than
+         * epoll) and on which locks are futex words, so the test counts them
+         * instead of expecting a number. */
+        assert_true(n >= 1);
         assert_true(n < 200);
+        assert_true(made >= n);
         ek_builder_free(b);
     }
 }
