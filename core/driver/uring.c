@@ -39,22 +39,35 @@
  * because at any time at most one thing takes bytes from the socket: the armed
  * recv, or the reader's recv(2) while none is armed.
  *
- * Submission. Registrations and deregistrations made by other threads are
- * submitted at once (io_uring_submit under sq_lock): the driver may be asleep
- * in io_uring_enter. A stream's receive (and its read poll) is not: the
- * kernel runs a request's completions as task work on the thread that
- * submitted it, and with two workers that thread is often asleep on its futex
- * while the other waits in the ring, so that every completion cost a wake-up
- * of the first (perf: futex_wait_restart, 1.7 context switches per echo round
- * trip at 1 connection). So stream_wait leaves the SQE in the ring and wakes
- * the driver with a message from a second, sender-only ring (wring; ur_wake
- * uses it too, for the same reason), and the driver's next io_uring_enter
- * submits it: the thread that waits in the ring runs its completions there
- * (defer_arms; EKIDEN_URING_DEFER_ARMS=0 turns it off, for comparison). SQEs queued by the driver
+ * Submission. The kernel runs a request's completions as task work on the
+ * thread that submitted it: that thread is interrupted (or, asleep on its
+ * futex, woken) for each of them, and the CQE is posted only then. So every
+ * stream's request is submitted by the thread that turns the driver
+ * (defer_arms): its poll at registration and its receive, queued by
+ * whichever thread, stay in the ring (hand_over), the first thread to queue
+ * since the driver's last flush wakes the driver with a message from a second,
+ * sender-only ring (wring; ur_wake uses it too, for the same reason), and the
+ * driver's next io_uring_enter submits them. Before, two cases cost a wake-up
+ * per completion: with two workers the arming worker was often asleep on its
+ * futex while the other waited in the ring (perf: futex_wait_restart, 1.7
+ * context switches per echo round trip at 1 connection), and a registration by
+ * the thread that accepts (the main thread in block_on) submitted the
+ * receives other threads had queued, which then completed on it for the life of
+ * their connections (0.3 futex restarts and 0.5 context switches per round
+ * trip at 100 connections with one worker: tracepoint io_uring_complete on the
+ * main thread for 40% of the receives). EKIDEN_URING_DEFER_ARMS=0 submits at
+ * once instead, for comparison. A deregistration's cancels are submitted at
+ * once (by the caller: the socket must close now, not at the next turn), and
+ * so are other fds' polls (a listener's: the kernel drops a cancelled
+ * request's file reference on its submitter's thread, so only a request the
+ * caller submitted itself is gone, and its socket closed, when the cancel
+ * returns; ur_register). SQEs queued by the driver
  * while it reads completions (re-arms, cancels) are left in the ring and go with the next turn's
  * io_uring_enter, the one that waits (submit-and-wait: one syscall per turn); nothing is lost by
- * the delay, as their completions can only be seen in a turn. No SQPOLL (a kernel thread spinning
- * per runtime on a shared 2-core machine costs more than the syscalls it saves).
+ * the delay, as their completions can only be seen in a turn. The submission queue is large
+ * (SQ_ENTRIES) so that a burst of registrations seldom fills it (get_sqe then submits from the
+ * caller's thread). No SQPOLL (a kernel thread spinning per runtime on a shared 2-core machine
+ * costs more than the syscalls it saves).
  *
  * Records. The user_data of every request names a registration record (ureg)
  * and the request (OP_* << 1, | CANCEL for its cancel), not the io token,
@@ -111,7 +124,7 @@ _Static_assert(alignof(max_align_t) >= 8, "records carry 3 tag bits");
 
 #define POLL_MASK        (POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
 #define STREAM_POLL_MASK POLLOUT /* a ring-read stream: reads come as recv CQEs */
-#define SQ_ENTRIES       256
+#define SQ_ENTRIES       4096
 #define CQ_ENTRIES       8192
 #define MAX_ERRORS       8
 
@@ -233,6 +246,24 @@ static int submit(uring_backend *b)
     return rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR ? rc : EK_OK;
 }
 
+/* sq_lock held. What a thread that queued SQEs outside a driver turn does with
+ * them (a registration's poll, a stream's receive). With
+ * defer_arms they stay in the ring for the driver's next io_uring_enter, so
+ * that every request is submitted by a thread that waits in the ring: the
+ * kernel runs a request's completions (a multishot recv's, for the life of the
+ * connection) as task work on its submitter, which, were it the thread that
+ * accepted the connection (asleep in block_on), woke it for every CQE ("Submission"
+ * above). *wake: the caller must wake the driver once sq_lock is released (the
+ * first to dirty the queue since the driver's last flush; later ones find that
+ * wake on its way, or the driver's own re-arms, which its next turn takes).
+ * Without defer_arms: submit now. */
+static int hand_over(uring_backend *b, bool *wake)
+{
+    if (!b->defer_arms) return submit(b);
+    *wake = !atomic_exchange_explicit(&b->sq_dirty, true, memory_order_relaxed);
+    return EK_OK;
+}
+
 /* sq_lock held. Hand the queued SQEs to the kernel's ring without entering it
  * (what io_uring_submit does before its syscall: liburing 2.3's
  * __io_uring_flush_sq, which is not exported); returns how many the kernel has
@@ -326,6 +357,8 @@ static void rx_free_ring(uring_backend *b)
 
 /* ------------------------------------------------- register/deregister -- */
 
+static void ur_wake(ek__backend *be);
+
 static int ur_register(ek__backend *be, int fd, void *token, unsigned flags, void **handle)
 {
     uring_backend *b = UB(be);
@@ -344,6 +377,7 @@ static int ur_register(ek__backend *be, int fd, void *token, unsigned flags, voi
     }
     atomic_store_explicit(&r->token, token, memory_order_release);
     int rc = EK_OK;
+    bool wake = false;
     ek__mutex_lock(&b->sq_lock);
     if ((size_t)fd >= b->nbyfd) {
         size_t n = b->nbyfd ? b->nbyfd : 64;
@@ -363,8 +397,14 @@ static int ur_register(ek__backend *be, int fd, void *token, unsigned flags, voi
     }
     /* arm() only fails before queueing; a submit error other than "try
      * later" means the ring is unusable. */
+    /* A stream's poll goes with the driver's next turn; any other fd's (a
+     * listener's, a datagram socket's) now: its cancel at deregister is
+     * then run by the caller's own thread, so that the socket is closed
+     * when ek__backend_deregister returns (a connect then finds it refused,
+     * its name free), not when the thread that submitted the poll runs its
+     * task work. */
     rc = arm(b, r, OP_POLL);
-    if (!rc) rc = submit(b);
+    if (!rc) rc = (flags & EK__REG_STREAM) ? hand_over(b, &wake) : submit(b);
     if (rc) goto out;
     b->byfd[fd] = r;
     r->next = b->regs;
@@ -375,6 +415,7 @@ static int ur_register(ek__backend *be, int fd, void *token, unsigned flags, voi
     r = NULL;
 out:
     ek__mutex_unlock(&b->sq_lock);
+    if (wake) ur_wake(be);
     if (r) {
         if (r->stream) ek__mutex_destroy(&r->rx_lock);
         ek__free(r);
@@ -418,6 +459,10 @@ static int ur_deregister(ek__backend *be, int fd, void *token, void *handle)
         for (int op = 0; op < NOPS; op++)
             if (r->op[op].armed && r->op[op].cancels == 0 && cancel(b, r, op) == EK_OK)
                 queued = true;
+        /* Submitted now, not handed over: until the kernel drops the
+         * requests the socket stays open (a peer would not see it closed, a
+         * bound name would stay taken) however long no thread turns the
+         * driver. */
         if (queued) rc = submit(b);
     }
     ek__mutex_unlock(&b->sq_lock);
@@ -685,15 +730,13 @@ static int ur_stream_recv(ek__backend *be, void *handle, void *buf, size_t len, 
     return rc;
 }
 
-static void ur_wake(ek__backend *be);
-
 static int ur_stream_wait(ek__backend *be, void *handle)
 {
     uring_backend *b = UB(be);
     ureg *r = handle;
     if (!r || !r->stream) return EK_OK; /* the multishot poll reports POLLIN */
     int rc = EK_OK;
-    bool queued = false;
+    bool queued = false, wake = false;
     ek__mutex_lock(&r->rx_lock);
     if (r->q_count || r->rx_eof || r->rx_err) {
         rc = EK__RECV_AGAIN; /* another reader's recv armed and got some */
@@ -711,16 +754,13 @@ static int ur_stream_wait(ek__backend *be, void *handle)
             atomic_fetch_add_explicit(&b->rx_starved, 1, memory_order_relaxed);
             queued = !rc;
         }
-        if (queued && b->defer_arms)
-            atomic_store_explicit(&b->sq_dirty, true, memory_order_relaxed);
-        else if (!rc && !r->dead)
-            rc = submit(b);
+        if (queued) rc = hand_over(b, &wake);
         ek__mutex_unlock(&b->sq_lock);
     }
     ek__mutex_unlock(&r->rx_lock);
     /* The driver's next turn submits it: wake the thread waiting in the ring
      * (a message from the sender ring, which submits nothing of ours). */
-    if (queued && b->defer_arms) ur_wake(be);
+    if (wake) ur_wake(be);
     return rc;
 }
 
