@@ -109,19 +109,10 @@ struct ek__task {
      * before the task is listed, never after. */
     uint32_t id;
     _Atomic uint64_t state;
-    ek__wakeable wk;  /* the task's waker identity */
-    ek__task *next;   /* run-queue link (inject queue, local lists) */
-    ek__list owned;   /* owned-tasks list link (rt->owned, or its local set's) */
-    ek__sched *sched; /* where notifications go */
-    ek_poll_fn poll;  /* NULL for blocking jobs */
-    ek_drop_fn drop;  /* releases the future's state (may be NULL for jobs) */
-    ek_drop_fn out_drop;
-    void *fstate; /* the future's state, or the blocking job's arg */
-    union {
-        void *output;               /* result stage */
-        ek_blocking_fn blocking_fn; /* before a blocking job runs */
-    } u;
-    ek_waker *join_waker;
+    /* The fields a poll writes (state, pend_site, next) stay in the first 40
+     * bytes: slab cells are 112 bytes apart, so two tasks polled at once on
+     * two workers never write one cache line (pend_site at offset 109 shared
+     * a line with the next cell's state, 11 bytes away). */
     int status;          /* result status: EK_OK, a negative error, or EK_ECANCELED */
     uint8_t owned_shard; /* < EK__OWNED_SHARDS (16) */
     /* Where its last poll that returned EK_PENDING waited (EK__SITE_*, or an
@@ -131,6 +122,19 @@ struct ek__task {
     _Atomic uint8_t pend_site;
     uint8_t flags;     /* EK__TASK_*, fixed at spawn */
     bool output_taken; /* join handle only, after COMPLETE */
+    ek__wakeable wk;   /* the task's waker identity */
+    ek__task *next;    /* run-queue link (inject queue, local lists) */
+    ek__list owned;    /* owned-tasks list link (rt->owned, or its local set's) */
+    ek__sched *sched;  /* where notifications go */
+    ek_poll_fn poll;   /* NULL for blocking jobs */
+    ek_drop_fn drop;   /* releases the future's state (may be NULL for jobs) */
+    ek_drop_fn out_drop;
+    void *fstate; /* the future's state, or the blocking job's arg */
+    union {
+        void *output;               /* result stage */
+        ek_blocking_fn blocking_fn; /* before a blocking job runs */
+    } u;
+    ek_waker *join_waker;
     /* A name (EK__TASK_NAMED) follows the struct in the same allocation. */
 };
 
