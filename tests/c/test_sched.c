@@ -689,6 +689,90 @@ static void test_idle_runtime_stops_waking_the_standby_worker(void **s)
     ekt_rt_free_checked(rt);
 }
 
+/* Yielded tasks are compute (multi_thread.c, notify_after_turn): they spread to
+ * an idle worker as Tokio's rule says, however short each poll is, instead of
+ * staying on the worker that yielded them under the I/O backlog rule. A root
+ * task spawns the yielders onto its own worker; they keep yielding until a
+ * second thread has polled one of them (a bound of 30 s, never reached unless
+ * the yielded work stays on one worker). */
+typedef struct {
+    atomic_uintptr_t first_thread;
+    atomic_int two_threads, gave_up;
+    atomic_long polls;
+} yield_spread;
+
+typedef struct {
+    yield_spread *ys;
+    uint64_t give_up;
+} yielder;
+
+static int yielder_poll(void *st, ek_cx *cx, void **out)
+{
+    yielder *y = st;
+    yield_spread *ys = y->ys;
+    atomic_fetch_add(&ys->polls, 1);
+    uintptr_t me = (uintptr_t)pthread_self(), none = 0;
+    if (!atomic_compare_exchange_strong(&ys->first_thread, &none, me) && none != me)
+        atomic_store(&ys->two_threads, 1);
+    if (atomic_load(&ys->two_threads)) {
+        *out = NULL;
+        return EK_OK;
+    }
+    if (ekt_now_ms() > y->give_up) {
+        atomic_store(&ys->gave_up, 1);
+        *out = NULL;
+        return EK_OK;
+    }
+    return ek_yield_now(cx);
+}
+
+#define YIELDERS 64
+
+typedef struct {
+    yield_spread ys;
+    yielder ys_tasks[YIELDERS];
+    ek_join *js[YIELDERS];
+    int spawned;
+} yield_root;
+
+static int yield_root_poll(void *st, ek_cx *cx, void **out)
+{
+    yield_root *r = st;
+    for (; r->spawned < YIELDERS; r->spawned++) {
+        yielder *y = &r->ys_tasks[r->spawned];
+        *y = (yielder){.ys = &r->ys, .give_up = ekt_now_ms() + 30000};
+        if (ek_spawn(ek_cx_runtime(cx), yielder_poll, ekt_noop_drop, y, NULL, &r->js[r->spawned]))
+            return EK_ENOMEM;
+    }
+    for (int i = 0; i < YIELDERS; i++) {
+        if (!r->js[i]) continue;
+        int rc = ek_join_poll(r->js[i], cx, NULL);
+        if (rc == EK_PENDING) return rc;
+        ek_join_detach(r->js[i]);
+        r->js[i] = NULL;
+    }
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_yielded_tasks_spread_to_an_idle_worker(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
+    yield_root *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    assert_int_equal(ekt_spawn_join(rt, yield_root_poll, r, NULL), EK_OK);
+    assert_int_equal(atomic_load(&r->ys.gave_up), 0);
+    assert_int_equal(atomic_load(&r->ys.two_threads), 1);
+    assert_true(atomic_load(&r->ys.polls) >= YIELDERS);
+    /* The second thread got them by stealing (they were all spawned onto the
+     * root's worker) or from the global queue after an overflow: either way a
+     * worker that was idle ran yielded work. */
+    assert_true(ekt_metric(rt, EK_METRIC_STEALS) + ekt_metric(rt, EK_METRIC_OVERFLOWS) > 0);
+    free(r);
+    ekt_rt_free_checked(rt);
+}
+
 /* Overflow of the local queue goes to the global queue (and is metered). */
 typedef struct {
     int n, spawned;
@@ -851,6 +935,8 @@ int main(void)
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_idle_runtime_stops_waking_the_standby_worker,
                                         ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_yielded_tasks_spread_to_an_idle_worker, ekt_setup,
+                                        ekt_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_count_workers_parks_and_spawns, ekt_setup,
                                         ekt_teardown),
         cmocka_unit_test_setup_teardown(test_local_queue_overflow_moves_half_to_global_queue,
