@@ -1,19 +1,13 @@
 /* owned.c - the owned-tasks lists. */
 #include "owned.h"
 
-int ek__owned_init(ek__owned *o)
+void ek__owned_init(ek__owned *o)
 {
     atomic_init(&o->closed, false);
     for (unsigned i = 0; i < EK__OWNED_SHARDS; i++) {
         ek__lock_init(&o->shard[i].lock);
         ek__list_init(&o->shard[i].list);
     }
-    return EK_OK;
-}
-
-void ek__owned_destroy(ek__owned *o)
-{
-    (void)o; /* futex words hold nothing */
 }
 
 int ek__owned_insert(ek__owned *o, ek__task *t)

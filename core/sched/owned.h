@@ -19,8 +19,7 @@ typedef struct ek__owned {
     atomic_bool closed;
 } ek__owned;
 
-int ek__owned_init(ek__owned *o); /* EK_OK */
-void ek__owned_destroy(ek__owned *o);
+void ek__owned_init(ek__owned *o); /* futex-word locks: nothing to fail, nothing to destroy */
 /* EK_OK or EK_ECLOSED. The shard is t->id's (set before). */
 int ek__owned_insert(ek__owned *o, ek__task *t);
 /* True if t was still listed (the caller then drops the list's reference). */

@@ -206,12 +206,9 @@ static int rt_init_locks(ek_runtime *rt)
         if (!rc) {
             rc = ek__mutex_init(&rt->locals_lock);
             if (!rc) {
-                rc = ek__owned_init(&rt->owned);
-                if (!rc) {
-                    rc = ek__inject_init(&rt->inject);
-                    if (!rc) return EK_OK;
-                    ek__owned_destroy(&rt->owned);
-                }
+                ek__owned_init(&rt->owned);
+                rc = ek__inject_init(&rt->inject);
+                if (!rc) return EK_OK;
                 ek__mutex_destroy(&rt->locals_lock);
             }
             ek__cond_destroy(&rt->bo_cond);
@@ -242,7 +239,6 @@ static void rt_release(ek__rt_handle *h)
     ek__blocking_destroy(rt);
     ek__ct_destroy(rt);
     ek__inject_destroy(&rt->inject);
-    ek__owned_destroy(&rt->owned);
     ek__mutex_destroy(&rt->locals_lock);
     ek__mutex_destroy(&rt->shutdown_lock);
     ek__mutex_destroy(&rt->bo_lock);
