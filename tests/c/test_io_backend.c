@@ -483,7 +483,7 @@ static long thread_switches(void)
 {
     struct rusage ru;
     assert_int_equal(getrusage(RUSAGE_THREAD, &ru), 0);
-    return ru.ru_nvcsw + ru.ru_nivcsw;
+    return ru.ru_nvcsw; /* sleeps and wake-ups; preemptions (ru_nivcsw) follow the machine's load */
 }
 
 static void test_a_waiting_registrant_is_not_woken_by_its_streams(void **state)
