@@ -15,6 +15,8 @@ packages=(
   socat netcat-openbsd python3 python3-venv python3-dev lua5.4 liblua5.4-dev luajit libluajit-5.1-dev
   luarocks
   spin curl wrk
+  clang libclang-rt-dev
+  libhiredis-dev redis-server redis-tools
   "$@"
 )
 
