@@ -104,6 +104,26 @@ test("tcp: read_line max and read_exactly at EOF", function()
   c:close()
 end)
 
+test("stream: read's size argument (integer, numeric string, float, nil, bad)", function()
+  -- (read and read_exactly take an integer in one API call and anything else
+  -- the auxiliary library's way: the same values work and fail as before.)
+  local a, b = assert(ek.unix.pair())
+  assert(a:write("abcdefghij"))
+  eq(b:read_exactly(2), "ab", "integer")
+  eq(b:read_exactly("2"), "cd", "numeric string")
+  eq(b:read_exactly(2.0), "ef", "integral float")
+  eq(b:read("1"), "g", "read, numeric string")
+  eq(b:read(nil), "hij", "read, nil: the default max")
+  raises(function() b:read({}) end, "number expected")
+  raises(function() b:read("x") end, "number expected")
+  raises(function() b:read_exactly() end, "number expected")
+  if ek.lua_api == "5.4" then
+    raises(function() b:read(1.5) end, "number has no integer representation")
+  end
+  a:close()
+  b:close()
+end)
+
 test("tcp: connect refused, bad addresses, timeout", function()
   local l, addr = listener()
   l:close()

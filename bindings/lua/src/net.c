@@ -68,6 +68,10 @@ typedef struct stream_ud {
     const void *magic; /* &stream_magic: check_stream's fast test */
     ek_stream *s;
     ekl_rt *h;
+    /* The state's context (one per state, alive while any method can run):
+     * the methods read it here instead of from their upvalue (lua_touserdata
+     * of an upvalue index, two per echo round trip). */
+    ekl_ctx *c;
     bool is_tcp;
     char *rbuf; /* read-ahead: bytes [rpos, rend) not yet returned */
     size_t rcap, rpos, rend;
@@ -106,30 +110,31 @@ static ek_stream *open_stream(lua_State *L, stream_ud *u, int *n)
 }
 
 /* Wrap s (consumed) in a new stream userdata on the stack. */
-static int push_stream(lua_State *L, ekl_rt *h, ek_stream *s, bool is_tcp)
+static int push_stream(lua_State *L, ekl_ctx *c, ekl_rt *h, ek_stream *s, bool is_tcp)
 {
     stream_ud *u = ekl_newudata(L, sizeof *u, EKL_STREAM_MT);
     u->magic = &stream_magic;
     u->s = s;
     u->h = ekl_rt_ref(h);
+    u->c = c;
     u->is_tcp = is_tcp;
     return 1;
 }
 
-static int push_tcp(lua_State *L, ekl_rt *h, ek_tcp_stream *t)
+static int push_tcp(lua_State *L, ekl_ctx *c, ekl_rt *h, ek_tcp_stream *t)
 {
     ek_stream *s = NULL;
     int rc = ek_stream_from_tcp(t, &s);
     if (rc) return ekl_push_error(L, rc);
-    return push_stream(L, h, s, true);
+    return push_stream(L, c, h, s, true);
 }
 
-static int push_unix(lua_State *L, ekl_rt *h, ek_unix_stream *t)
+static int push_unix(lua_State *L, ekl_ctx *c, ekl_rt *h, ek_unix_stream *t)
 {
     ek_stream *s = NULL;
     int rc = ek_stream_from_unix(t, &s);
     if (rc) return ekl_push_error(L, rc);
-    return push_stream(L, h, s, false);
+    return push_stream(L, c, h, s, false);
 }
 
 static void stream_release(stream_ud *u)
@@ -350,9 +355,13 @@ static int guarded_write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 
 static int stream_read_common(lua_State *L, size_t op, lua_Integer dflt, bool need_arg)
 {
-    ekl_ctx *c = ekl_ctx_of(L);
     stream_ud *u = check_stream(L);
-    lua_Integer a = need_arg ? luaL_checkinteger(L, 2) : luaL_optinteger(L, 2, dflt);
+    ekl_ctx *c = u->c;
+    /* (An integer argument in one API call; anything else, and its error,
+     * the auxiliary library's way.) */
+    int isnum = 0;
+    lua_Integer a = lua_tointegerx(L, 2, &isnum);
+    if (!isnum) a = need_arg ? luaL_checkinteger(L, 2) : luaL_optinteger(L, 2, dflt);
     if (a < (need_arg ? 0 : 1))
         return luaL_argerror(L, 2, need_arg ? "n must be >= 0" : "max must be >= 1");
     int n = 0;
@@ -383,8 +392,8 @@ static int l_stream_read_line(lua_State *L)
  * often as the socket needs. */
 static int l_stream_write(lua_State *L)
 {
-    ekl_ctx *c = ekl_ctx_of(L);
     stream_ud *u = check_stream(L);
+    ekl_ctx *c = u->c;
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int n = 0;
@@ -500,18 +509,17 @@ static bool listener_open(listener_ud *u)
 
 static int accept_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
-    (void)c;
     listener_ud *u = r->obj;
     if (!listener_open(u)) return ekl_push_error(L, EK_ECLOSED);
     int rc;
     if (u->tcp) {
         ek_tcp_stream *s = NULL;
         rc = ek_tcp_accept(u->tcp, cx, &s, NULL);
-        if (rc == EK_OK) return push_tcp(L, u->h, s);
+        if (rc == EK_OK) return push_tcp(L, c, u->h, s);
     } else {
         ek_unix_stream *s = NULL;
         rc = ek_unix_accept(u->unx, cx, &s, NULL);
-        if (rc == EK_OK) return push_unix(L, u->h, s);
+        if (rc == EK_OK) return push_unix(L, c, u->h, s);
     }
     if (rc == EK_PENDING) return EKL_RETRY_PENDING;
     return ekl_push_error(L, rc);
@@ -623,14 +631,12 @@ static int l_unix_listen(lua_State *L)
 
 static int convert_tcp(lua_State *L, ekl_ctx *c, ekl_rt *h, void *out)
 {
-    (void)c;
-    return push_tcp(L, h, out);
+    return push_tcp(L, c, h, out);
 }
 
 static int convert_unix(lua_State *L, ekl_ctx *c, ekl_rt *h, void *out)
 {
-    (void)c;
-    return push_unix(L, h, out);
+    return push_unix(L, c, h, out);
 }
 
 /* Wrap f in ek_timeout when opts.timeout (seconds) is given. */
@@ -722,11 +728,11 @@ static int l_unix_pair(lua_State *L)
     ek_unix_stream *a = NULL, *b = NULL;
     int rc = ek_unix_pair(h->rt, &a, &b);
     if (rc) return ekl_push_error(L, rc);
-    if (push_unix(L, h, a) != 1) {
+    if (push_unix(L, c, h, a) != 1) {
         ek_unix_free(b);
         return 3;
     }
-    if (push_unix(L, h, b) != 1) return 3;
+    if (push_unix(L, c, h, b) != 1) return 3;
     return 2;
 }
 
