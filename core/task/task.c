@@ -21,10 +21,16 @@ _Static_assert(sizeof(ek__task) + EK_TASK_NAME_MAX + 1 <= EK__SLAB_MAX_CELL,
 /* An idle task costs 112 bytes (docs/benchmarks.md): a new field finds room in
  * the struct (as pend_site did beside owned_shard) or the goal is broken. */
 _Static_assert(sizeof(ek__task) <= 112, "a task stays within 112 bytes");
-/* The fields written by every poll (task.h) end at least a cache line before
- * the next cell begins. */
-_Static_assert(offsetof(ek__task, next) + sizeof(ek__task *) + 64 <= sizeof(ek__task),
-               "a poll's writes stay a cache line away from the next cell's");
+/* The hot window (task.h): every field a poll touches lies in [8, 58). */
+_Static_assert(offsetof(ek__task, state) == EK__TASK_HOT_BEGIN &&
+                   offsetof(ek__task, wk) < EK__TASK_HOT_END &&
+                   offsetof(ek__task, next) < EK__TASK_HOT_END &&
+                   offsetof(ek__task, sched) < EK__TASK_HOT_END &&
+                   offsetof(ek__task, poll) < EK__TASK_HOT_END &&
+                   offsetof(ek__task, fstate) < EK__TASK_HOT_END &&
+                   offsetof(ek__task, pend_site) < EK__TASK_HOT_END &&
+                   offsetof(ek__task, flags) + 1 == EK__TASK_HOT_END,
+               "a poll's fields stay in the hot window");
 
 /* ---------------------------------------------------------------- wakers -- */
 

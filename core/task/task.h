@@ -103,33 +103,47 @@ struct ek__sched {
 /* It has a name, stored right after the struct (ek__task_name). */
 #define EK__TASK_NAMED 0x8u
 
+#define EK__TASK_HOT_BEGIN 8  /* offsetof(ek__task, state) */
+#define EK__TASK_HOT_END   58 /* one past flags */
+
 struct ek__task {
     uint32_t tag; /* EK__TAG_JOIN: the join handle is the task itself */
     /* The spawn's ordinal in its runtime, modulo 2^32 (ekiden/observe.h): set
      * before the task is listed, never after. */
     uint32_t id;
+    /*
+     * The hot window, bytes [8, 58): every field a poll reads or writes
+     * (state, the waker, the run-queue link, the scheduler, poll, fstate,
+     * pend_site, flags). Slab cells are 112 bytes apart and start on 16-byte
+     * boundaries (slab.c), so the window starts 8 bytes past a 16-byte
+     * boundary: at every one of the four phases a 112-byte stride takes
+     * modulo a 64-byte line, the 54 bytes from one window's end to the next
+     * one's start keep the two windows on different lines. Two tasks polled
+     * at once on two workers then never share a line they touch (with the
+     * read-only poll and fstate at offsets 64-96, the next cell's state shared
+     * a line with them on every other cell: rt_multi.yield_many ran 1.2x
+     * slower than with malloc's 128-byte spacing). Checked by task.c's
+     * asserts and test_slab's neighbouring-cells test.
+     */
     _Atomic uint64_t state;
-    /* The fields a poll writes (state, pend_site, next) stay in the first 40
-     * bytes: slab cells are 112 bytes apart, so two tasks polled at once on
-     * two workers never write one cache line (pend_site at offset 109 shared
-     * a line with the next cell's state, 11 bytes away). */
-    int status;          /* result status: EK_OK, a negative error, or EK_ECANCELED */
-    uint8_t owned_shard; /* < EK__OWNED_SHARDS (16) */
+    ek__wakeable wk;  /* the task's waker identity */
+    ek__task *next;   /* run-queue link (inject queue, local lists) */
+    ek__sched *sched; /* where notifications go */
+    ek_poll_fn poll;  /* NULL for blocking jobs */
+    void *fstate;     /* the future's state, or the blocking job's arg */
     /* Where its last poll that returned EK_PENDING waited (EK__SITE_*, or an
      * interned host name: observe.c): written by the polling thread after
      * each such poll, read by ek_runtime_dump from any thread (relaxed: a
      * site is a small integer, and a stale one is a fair snapshot). */
     _Atomic uint8_t pend_site;
-    uint8_t flags;     /* EK__TASK_*, fixed at spawn */
-    bool output_taken; /* join handle only, after COMPLETE */
-    ek__wakeable wk;   /* the task's waker identity */
-    ek__task *next;    /* run-queue link (inject queue, local lists) */
-    ek__list owned;    /* owned-tasks list link (rt->owned, or its local set's) */
-    ek__sched *sched;  /* where notifications go */
-    ek_poll_fn poll;   /* NULL for blocking jobs */
-    ek_drop_fn drop;   /* releases the future's state (may be NULL for jobs) */
+    uint8_t flags; /* EK__TASK_*, fixed at spawn */
+    /* End of the hot window (EK__TASK_HOT_END). Below: spawn, completion, join. */
+    uint8_t owned_shard; /* < EK__OWNED_SHARDS (16) */
+    bool output_taken;   /* join handle only, after COMPLETE */
+    int status;          /* result status: EK_OK, a negative error, or EK_ECANCELED */
+    ek__list owned;      /* owned-tasks list link (rt->owned, or its local set's) */
+    ek_drop_fn drop;     /* releases the future's state (may be NULL for jobs) */
     ek_drop_fn out_drop;
-    void *fstate; /* the future's state, or the blocking job's arg */
     union {
         void *output;               /* result stage */
         ek_blocking_fn blocking_fn; /* before a blocking job runs */

@@ -442,6 +442,38 @@ static void test_idle_task_costs_one_112_byte_cell(void **state)
     ekt_rt_free_checked(rt); /* shutdown drops the idle tasks */
 }
 
+/* Neighbouring task cells never share a cache line between their hot windows
+ * (task.h): two workers polling two tasks carved one after the other write and
+ * read disjoint lines. Fails with poll and fstate outside the window (the
+ * layout before it: 292 of 584 neighbours shared a line). */
+static void test_neighbouring_tasks_hot_fields_share_no_line(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    enum { N = 1200 }; /* two chunks' worth */
+    static uintptr_t addr[N];
+    for (int i = 0; i < N; i++) {
+        ek_join *j = NULL;
+        assert_int_equal(ek_spawn(rt, ekt_pend_forever, ekt_noop_drop, NULL, NULL, &j), EK_OK);
+        addr[i] = (uintptr_t)j;
+        ek_join_detach(j);
+    }
+    int pairs = 0;
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < N; k++) {
+            if (addr[k] != addr[i] + sizeof(ek__task)) continue;
+            uintptr_t a_last = addr[i] + EK__TASK_HOT_END - 1;
+            uintptr_t b_first = addr[k] + EK__TASK_HOT_BEGIN;
+            assert_true(a_last / 64 != b_first / 64);
+            pairs++;
+        }
+    }
+    /* Cells are carved one after the other: most spawns have a neighbour. */
+    assert_true(pairs >= N / 2);
+    print_message("%d neighbouring cells checked\n", pairs);
+    ekt_rt_free_checked(rt);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, ekt_teardown)
 
 int main(void)
@@ -456,6 +488,7 @@ int main(void)
         T(test_timer_tasks_cells_are_reused_across_rounds),
         T(test_cells_outlive_the_runtime_in_any_order),
         T(test_idle_task_costs_one_112_byte_cell),
+        T(test_neighbouring_tasks_hot_fields_share_no_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
