@@ -607,19 +607,79 @@ static PyObject *ekpy__py_reply(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * `await _PENDING` (_runtime._Pending, whose __await__ is _c_wait): suspends
+ * the task once. A Python __await__ is a generator function, so every park
+ * made a generator and its frame; _c_wait makes one of these instead, an
+ * iterator that yields None once and then stops (no exception object: a NULL
+ * from tp_iternext with no error set). A throw() or close() into it (cancel)
+ * is raised at the await itself: it has neither method.
+ */
+typedef struct {
+    PyObject_HEAD int yielded;
+} ekpy__wait;
+
+static PyObject *ekpy__wait_type;
+
+static PyObject *ekpy__wait_next(PyObject *self)
+{
+    ekpy__wait *w = (ekpy__wait *)self;
+    if (w->yielded) return NULL;
+    w->yielded = 1;
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
+static PyObject *ekpy__wait_iter(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static void ekpy__wait_dealloc(PyObject *self)
+{
+    PyObject *type = (PyObject *)Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(type); /* a heap type's instances hold a reference to it */
+}
+
+static PyType_Slot ekpy__wait_slots[] = {
+    {Py_tp_iter, (void *)ekpy__wait_iter},
+    {Py_tp_iternext, (void *)ekpy__wait_next},
+    {Py_tp_dealloc, (void *)ekpy__wait_dealloc},
+    {0, NULL},
+};
+
+static PyType_Spec ekpy__wait_spec = {
+    "ekiden._runtime._Wait", sizeof(ekpy__wait), 0, Py_TPFLAGS_DEFAULT, ekpy__wait_slots,
+};
+
+/* _c_wait() -> a new one-yield iterator (see above). */
+static PyObject *ekpy__py_wait(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    ekpy__wait *w = PyObject_New(ekpy__wait, (PyTypeObject *)ekpy__wait_type);
+    if (!w) return NULL;
+    w->yielded = 0;
+    return (PyObject *)w;
+}
+
 static PyMethodDef ekpy__py_methods[] = {
+    {"_c_wait", ekpy__py_wait, METH_NOARGS, NULL},
     {"_c_setup", ekpy__py_setup, METH_VARARGS, NULL},
     {"_c_requests", ekpy__py_requests, METH_NOARGS, NULL},
     {"_c_reply", ekpy__py_reply, METH_VARARGS, NULL},
 };
 
-/* Puts _c_setup, _c_requests and _c_reply into the module named `module`
+/* Puts _c_wait, _c_setup, _c_requests and _c_reply into the module named `module`
  * (imported: _service calls this while it loads). 0, or -1 (an exception
  * is then printed and cleared: the module has no such names). Keeps the GIL
  * (ekpy_io_). */
 int ekpy_io_install(const char *module)
 {
-    PyObject *mod = PyImport_ImportModule(module);
+    if (!ekpy__wait_type) ekpy__wait_type = PyType_FromSpec(&ekpy__wait_spec);
+    PyObject *mod = ekpy__wait_type ? PyImport_ImportModule(module) : NULL;
     int rc = mod ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < sizeof ekpy__py_methods / sizeof *ekpy__py_methods; i++) {
         PyObject *fn = PyCFunction_NewEx(&ekpy__py_methods[i], NULL, NULL);

@@ -722,3 +722,63 @@ def test_run_leaves_no_descriptors_or_threads() -> None:
     assert open_fds() == before
     assert threading.active_count() == threads
     assert os.getpid() > 0
+
+
+# -- the park (await _PENDING): the glue's one-yield iterator ------------------
+
+def test_a_park_yields_once_and_each_await_has_its_own() -> None:
+    from ekiden import _runtime
+
+    assert _runtime._Pending.__await__ is _runtime._c_wait  # the glue's, not the generator
+    a = _runtime._PENDING.__await__()
+    b = _runtime._PENDING.__await__()
+    assert a is not b and iter(a) is a
+    assert next(a) is None
+    assert next(b) is None  # a's state is its own
+    for it in (a, b, a):
+        with pytest.raises(StopIteration):
+            next(it)
+
+    order: List[Tuple[int, int]] = []
+
+    async def worker(k: int) -> int:
+        for i in range(3):
+            order.append((k, i))
+            await ekiden.sleep(0)  # a park in each of 50 tasks at once
+        return k
+
+    async def main() -> List[int]:
+        ts = [ekiden.spawn(worker(k)) for k in range(50)]
+        return [await t for t in ts]
+
+    assert ekiden.run(main()) == list(range(50))
+    assert sorted(order) == [(k, i) for k in range(50) for i in range(3)]
+
+
+def test_cancel_at_a_parked_read_is_raised_there_and_the_stream_goes_on() -> None:
+    async def main() -> bytes:
+        listener = await ekiden.TcpListener.bind(("127.0.0.1", 0))
+        client = await ekiden.TcpStream.connect(listener.local_addr)
+        server, _ = await listener.accept()
+        seen: List[str] = []
+
+        async def reader() -> bytes:
+            try:
+                await server.read()
+            except ekiden.CancelledError:
+                seen.append("cancelled at the read")
+            return await server.read()  # the same stream, parked again
+
+        t = ekiden.spawn(reader())
+        await ekiden.sleep(0.01)
+        t.cancel()
+        await ekiden.sleep(0.01)
+        await client.write_all(b"after")
+        data = await t
+        assert seen == ["cancelled at the read"]
+        client.close()
+        server.close()
+        listener.close()
+        return data
+
+    assert ekiden.run(main()) == b"after"

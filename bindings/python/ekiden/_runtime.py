@@ -77,6 +77,13 @@ class _Pending:
         yield
 
 
+# The glue's _c_wait (ekiden_glue.c) does what the generator above does without
+# making a generator and a frame per park: __await__ becomes it (a builtin is
+# no descriptor, so the await calls it with no arguments).
+_c_wait: Any
+if lib.ekpy_io_install(__name__.encode()) == 0:
+    setattr(_Pending, "__await__", _c_wait)
+
 _PENDING = _Pending()
 
 

@@ -336,13 +336,13 @@ class _Impl:
         if self.batch:
             self._run_list(reqs, npre)
             return
+        # Each answer replaces its request in reqs (a list of the batch's own):
+        # no second list per batch.
         n = len(reqs)
         handler = self.handler
-        out: List[Any] = []
         for i in range(n):
             req = reqs[i]
             if type(req) is _Pre:
-                out.append(req)
                 continue
             try:
                 v: Any = handler(req)
@@ -354,8 +354,8 @@ class _Impl:
                         v = _Pre(_R_TASK, int(_cast("uintptr_t", v._handle)))
             except BaseException as e:
                 v = self._failure(e)
-            out.append(v)
-        _c_reply(out, (1 if self.resp else 0) | (0 if self.http else 2), self._answer)
+            reqs[i] = v
+        _c_reply(reqs, (1 if self.resp else 0) | (0 if self.http else 2), self._answer)
 
     def _run_list(self, reqs: List[Any], npre: int) -> None:
         # A batch handler: one call with the list of the batch's requests (those
