@@ -19,6 +19,8 @@
  *   6. read more bytes if the decoder wants them, unless a read of this poll
  *      already found none (the stream's waker is registered then: reading again
  *      before the task is woken would only return EAGAIN once more).
+ * A round after which something polled yielded (ek_yield_now) is the poll's
+ * last: the task is polled again after the other runnable tasks.
  * Responses are called through ek__service_call_counted: the connection holds
  * its service handle past every response, so no wrapping future is made per
  * request (svc.h).
@@ -29,6 +31,7 @@
 #include "codec.h"
 #include "buf/buf.h"
 #include "service/svc.h"
+#include "task/task.h"
 
 #include <stdio.h>
 
@@ -672,7 +675,10 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
                                                                 atomic_load(&s->closing))))))
             return ek__conn_should_linger(c) ? ek__conn_linger(c, cx) : EK_OK;
-        if (!moved) break;
+        /* A response that yielded (a Python service's first poll, so that one
+         * flush takes the requests of every connection of this wake-up) is
+         * polled again after the other tasks: another round would poll it now. */
+        if (!moved || ek__cx_yielded(cx)) break;
     }
     if (ek__conn_idle(c, cx) == EK_OK) {
         ek__srv_count(s, EK_SERVER_METRIC_IDLE_CLOSES, 1);

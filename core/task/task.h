@@ -162,6 +162,15 @@ struct ek_cx {
     uint8_t site; /* where this poll first waited (EK__SITE_*), 0: nowhere yet */
 };
 
+/* Whether something this poll polled yielded (ek_yield_now, ek_coop_proceed out
+ * of budget): the task is re-polled after the other runnable work, so a future
+ * that loops over its parts (the framed server's connection) stops there rather
+ * than poll the yielded part again in the same poll. */
+static inline bool ek__cx_yielded(const ek_cx *cx)
+{
+    return cx->defer;
+}
+
 /*
  * Pend sites: where a task waits, for ek_runtime_dump ("where it last
  * pended"). Every leaf operation that returns EK_PENDING after storing the
