@@ -9,11 +9,13 @@
 #
 # Usage: bench/python/counts.sh PYTHON   (the venv bench/python/run.sh made;
 # `bench/python/run.sh counts` calls it). Environment: KV_COUNT_N (requests per
-# command, 20000 with -P 16, a quarter of it without). Prints a markdown table.
+# command, 20000 with -P 16, a quarter of it without), COUNT_ONLY (a regex: only
+# the rows whose label matches it). Prints a markdown table.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 py=${1:?usage: counts.sh PYTHON}
 N=${KV_COUNT_N:-20000}
+ONLY=${COUNT_ONLY:-.}
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || {
   echo "valgrind not found: counts skipped" >&2
   exit 0
@@ -32,6 +34,7 @@ PORT=$((10000 + ($$ * 61 % SPAN)))
 count() {
   local label=$1 p=$2 n=$N a args=() i
   shift 2
+  [[ $label =~ $ONLY ]] || return 0
   [ "$p" = 1 ] && n=$((N / 4))
   PORT=$((PORT + 1))
   for a in "$@"; do args+=("${a//PORT/$PORT}"); done

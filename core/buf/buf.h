@@ -39,6 +39,14 @@ struct ek_buf {
     size_t len;   /* held bytes from start */
 };
 
+/* The bytes buf holds: ek_buf_len without its call and tag check, for a buffer
+ * its caller made and knows to be valid (the framed server's connection reads
+ * its own buffers' lengths 12 times per request). */
+static inline size_t ek__buf_len(const ek_buf *buf)
+{
+    return buf->len;
+}
+
 /* A reference on c (held already through a buffer or slice). */
 void ek__chunk_retain(ek__chunk *c);
 /* Drop a reference (NULL ignored); the last one frees the chunk. */

@@ -193,13 +193,6 @@ typedef struct ek__conn {
     char peer[EK_SOCKADDR_STRLEN];
 } ek__conn;
 
-/* The connection's own buffers, read without the public calls' tag checks
- * (valid handles it made): a request took 12 calls of ek_buf_len here. */
-static inline size_t ek__conn_buf_len(const ek_buf *b)
-{
-    return b->len;
-}
-
 static void ek__conn_fail(ek__conn *c, int err, const char *reason)
 {
     if (c->err != 0) return;
@@ -324,7 +317,7 @@ static int ek__conn_ordered_stream(ek__conn *c, ek__slot *sl, ek_cx *cx)
 {
     for (;;) {
         /* Back-pressure: the flush makes room and the task comes back here. */
-        if (ek__conn_buf_len(c->out) >= c->srv->opt.max_write) return EK_PENDING;
+        if (ek__buf_len(c->out) >= c->srv->opt.max_write) return EK_PENDING;
         ek_msg *frame = NULL;
         int rc = ek_msg_stream_next(sl->resp, cx, &frame);
         if (rc == EK_ECLOSED) {
@@ -356,9 +349,9 @@ static bool ek__conn_write_head(ek__conn *c, ek_cx *cx)
         if (sl->fut != NULL) break;
         if (sl->rc == EK_OK && c->ext != NULL && c->ext->stream_end != NULL &&
             ek_msg_kind(sl->resp) == EK_MSG_STREAM) {
-            size_t before = ek__conn_buf_len(c->out);
+            size_t before = ek__buf_len(c->out);
             int rc = ek__conn_ordered_stream(c, sl, cx);
-            if (ek__conn_buf_len(c->out) != before) moved = true;
+            if (ek__buf_len(c->out) != before) moved = true;
             if (rc == EK_PENDING) return moved;
             ek_msg_free(sl->resp);
             sl->resp = NULL;
@@ -439,9 +432,9 @@ static bool ek__conn_write_push(ek__conn *c, ek_cx *cx)
 {
     bool moved = false;
     for (size_t i = 0; i < c->npush && c->err == 0;) {
-        size_t before = ek__conn_buf_len(c->out);
+        size_t before = ek__buf_len(c->out);
         int rc = ek__conn_drain_stream(c, c->push[i], cx);
-        if (ek__conn_buf_len(c->out) != before) moved = true;
+        if (ek__buf_len(c->out) != before) moved = true;
         if (rc == EK_PENDING) {
             i++;
             continue;
@@ -455,7 +448,7 @@ static bool ek__conn_write_push(ek__conn *c, ek_cx *cx)
 
 static bool ek__conn_has_room(ek__conn *c)
 {
-    return c->qlen < c->srv->opt.max_in_flight && ek__conn_buf_len(c->out) < c->srv->opt.max_write;
+    return c->qlen < c->srv->opt.max_in_flight && ek__buf_len(c->out) < c->srv->opt.max_write;
 }
 
 /* 4: decode and call. *want_read: the decoder needs more bytes. */
@@ -550,9 +543,9 @@ static bool ek__conn_read(ek__conn *c, ek_cx *cx)
 static bool ek__conn_flush(ek__conn *c, ek_cx *cx)
 {
     bool moved = false;
-    while (ek__conn_buf_len(c->out) > 0 && !c->dead) {
+    while (ek__buf_len(c->out) > 0 && !c->dead) {
         size_t n = 0;
-        int rc = ek_stream_write(c->io, cx, ek_buf_data(c->out), ek__conn_buf_len(c->out), &n);
+        int rc = ek_stream_write(c->io, cx, ek_buf_data(c->out), ek__buf_len(c->out), &n);
         if (rc == EK_PENDING) break;
         if (rc != EK_OK) {
             c->dead = true;
@@ -656,10 +649,10 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         if (want_read && c->qlen == 0 && c->ext != NULL && c->ext->interim != NULL && c->err == 0) {
             /* Everything before the request being read is written: the codec
              * may owe the client something meanwhile (100 Continue). */
-            size_t before = ek__conn_buf_len(c->out);
+            size_t before = ek__buf_len(c->out);
             int rc = c->ext->interim(c->cself, c->out);
             if (rc != EK_OK) ek__conn_fail(c, rc, NULL);
-            if (ek__conn_buf_len(c->out) != before) moved = true;
+            if (ek__buf_len(c->out) != before) moved = true;
         }
         if (c->err != 0 && c->qlen == 0 && !c->error_written && !c->dead) {
             /* Everything owed is encoded: the error reply, then close. */
@@ -671,7 +664,7 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
          * a pipelining client sends its next requests only once it has them. */
         moved |= ek__conn_flush(c, cx);
         if (want_read && !c->eof && !c->stop && !c->read_blocked) moved |= ek__conn_read(c, cx);
-        bool drained = c->qlen == 0 && c->held == NULL && ek__conn_buf_len(c->out) == 0;
+        bool drained = c->qlen == 0 && c->held == NULL && ek__buf_len(c->out) == 0;
         if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
                                                                 atomic_load(&s->closing))))))
             return ek__conn_should_linger(c) ? ek__conn_linger(c, cx) : EK_OK;
