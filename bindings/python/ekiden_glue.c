@@ -665,31 +665,45 @@ static PyObject *ekpy__py_wait(PyObject *self, PyObject *unused)
     return (PyObject *)w;
 }
 
-static PyMethodDef ekpy__py_methods[] = {
+/* The functions of each module (ekpy_io_install's `which`). */
+#define EKPY_INSTALL_RUNTIME 0 /* _runtime: _c_wait */
+#define EKPY_INSTALL_SERVICE 1 /* _service: _c_setup, _c_requests, _c_reply */
+
+static PyMethodDef ekpy__runtime_methods[] = {
     {"_c_wait", ekpy__py_wait, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef ekpy__service_methods[] = {
     {"_c_setup", ekpy__py_setup, METH_VARARGS, NULL},
     {"_c_requests", ekpy__py_requests, METH_NOARGS, NULL},
     {"_c_reply", ekpy__py_reply, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
 };
 
-/* Puts _c_wait, _c_setup, _c_requests and _c_reply into the module named `module`
- * (imported: _service calls this while it loads). 0, or -1 (an exception
- * is then printed and cleared: the module has no such names). Keeps the GIL
- * (ekpy_io_). */
-int ekpy_io_install(const char *module)
+/* Puts the functions of `which` (EKPY_INSTALL_RUNTIME: _c_wait;
+ * EKPY_INSTALL_SERVICE: _c_setup, _c_requests, _c_reply) into the module named
+ * `module` (imported: the module calls this while it loads). 0, or -1 (an
+ * unknown `which`; or an exception, then printed and cleared: the module has
+ * none of the names). Keeps the GIL (ekpy_io_). */
+int ekpy_io_install(const char *module, int which)
 {
-    if (!ekpy__wait_type) ekpy__wait_type = PyType_FromSpec(&ekpy__wait_spec);
-    PyObject *mod = ekpy__wait_type ? PyImport_ImportModule(module) : NULL;
-    int rc = mod ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < sizeof ekpy__py_methods / sizeof *ekpy__py_methods; i++) {
-        PyObject *fn = PyCFunction_NewEx(&ekpy__py_methods[i], NULL, NULL);
-        if (!fn || PyObject_SetAttrString(mod, ekpy__py_methods[i].ml_name, fn) != 0) rc = -1;
+    PyMethodDef *defs = which == EKPY_INSTALL_RUNTIME   ? ekpy__runtime_methods
+                        : which == EKPY_INSTALL_SERVICE ? ekpy__service_methods
+                                                        : NULL;
+    if (!defs) return -1;
+    if (which == EKPY_INSTALL_RUNTIME && !ekpy__wait_type)
+        ekpy__wait_type = PyType_FromSpec(&ekpy__wait_spec);
+    int rc = which == EKPY_INSTALL_RUNTIME && !ekpy__wait_type ? -1 : 0;
+    PyObject *mod = rc == 0 ? PyImport_ImportModule(module) : NULL;
+    if (!mod) rc = -1;
+    for (PyMethodDef *d = defs; rc == 0 && d->ml_name; d++) {
+        PyObject *fn = PyCFunction_NewEx(d, NULL, NULL);
+        if (!fn || PyObject_SetAttrString(mod, d->ml_name, fn) != 0) rc = -1;
         Py_XDECREF(fn);
     }
     Py_XDECREF(mod);
-    if (rc != 0) {
-        PyErr_Print();
-    }
+    if (rc != 0 && PyErr_Occurred()) PyErr_Print();
     return rc;
 }
 

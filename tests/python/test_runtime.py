@@ -726,6 +726,19 @@ def test_run_leaves_no_descriptors_or_threads() -> None:
 
 # -- the park (await _PENDING): the glue's one-yield iterator ------------------
 
+def test_the_glue_installs_each_function_in_its_own_module() -> None:
+    from ekiden import _runtime, _service
+    from ekiden._ekiden import lib
+
+    assert hasattr(_runtime, "_c_wait")
+    for name in ("_c_setup", "_c_requests", "_c_reply"):
+        assert hasattr(_service, name) and not hasattr(_runtime, name)
+    assert not hasattr(_service, "_c_wait")
+    assert lib.ekpy_io_install(b"ekiden._service", 7) == -1  # no such set
+    assert not hasattr(_service, "_c_wait")
+
+
+
 def test_a_park_yields_once_and_each_await_has_its_own() -> None:
     from ekiden import _runtime
 

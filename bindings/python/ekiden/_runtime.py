@@ -81,7 +81,7 @@ class _Pending:
 # making a generator and a frame per park: __await__ becomes it (a builtin is
 # no descriptor, so the await calls it with no arguments).
 _c_wait: Any
-if lib.ekpy_io_install(__name__.encode()) == 0:
+if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_RUNTIME) == 0:
     setattr(_Pending, "__await__", _c_wait)
 
 _PENDING = _Pending()

@@ -549,7 +549,7 @@ _OTHER = _Pre(_R_FAIL, int(lib.EK_EIO))  # (a marker of _c_requests: replaced)
 _c_setup: Any
 _c_requests: Any
 _c_reply: Any
-if lib.ekpy_io_install(__name__.encode()) != 0:
+if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_SERVICE) != 0:
     raise ImportError("ekiden: the batch functions of the glue cannot be installed")
 _c_setup(_resp.Simple, _Pre, _SKIP, _OTHER)
 # Answers that are never awaitable (a plain handler's usual results): no
