@@ -159,6 +159,107 @@ test("resp: ek.service(fn, {args = true}) hands a command's elements as argument
   raises(function() ek.service(describe, 5) end, "table of options expected")
 end)
 
+test("resp: command names through the name cache, any length, colliding, not strings", function()
+  -- The handler gets each command's name as a Lua string equal to the bytes
+  -- sent, whether the connection's last names included it or not.
+  local seen = {}
+  local function name_of(name, ...)
+    seen[#seen + 1] = name
+    if type(name) ~= "string" then return "type " .. type(name) .. "#" .. select("#", ...) end
+    local known = name == "GET" and "=GET" or name == "get" and "=get" or name
+    return known .. "#" .. select("#", ...)
+  end
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp",
+                                   service = ek.service(name_of, { args = true }) })
+  local c = assert(ek.connect { addr = server:local_addr(), codec = "resp" })
+  -- GET and get share a cache slot: they replace each other
+  for _ = 1, 3 do
+    eq(c:call({ "GET", "k" }), "=GET#1", "GET")
+    eq(c:call({ "get", "k" }), "=get#1", "get after GET")
+  end
+  local long = { "ABCDEFGHIJKLMNO", "ABCDEFGHIJKLMNOP", "A\0B", "x\r\ny", "", "Q" }
+  for round = 1, 2 do
+    for _, n in ipairs(long) do
+      eq(c:call({ n, "a", "b" }), n .. "#2", ("name of %d bytes, round %d"):format(#n, round))
+    end
+    -- more distinct names than the cache holds, twice over
+    for i = 1, 20 do
+      local n = "CMD" .. i
+      eq(c:call({ n }), n .. "#0", n)
+    end
+  end
+  -- pipelined on one raw connection: the replies in order
+  local s = raw(server:local_addr())
+  local want = {}
+  local out = {}
+  for i = 1, 40 do
+    local n = i % 3 == 0 and "GET" or i % 3 == 1 and "get" or ("N" .. i)
+    out[#out + 1] = ("*1\r\n$%d\r\n%s\r\n"):format(#n, n)
+    want[i] = (n == "GET" and "=GET" or n == "get" and "=get" or n) .. "#0"
+  end
+  assert(s:write(table.concat(out)))
+  for i = 1, 40 do
+    local len = tonumber(s:read_line():sub(2))
+    eq(s:read_exactly(len + 2), want[i] .. "\r\n", "pipelined reply " .. i)
+  end
+  s:close()
+  c:close()
+  server:close()
+  -- from Lua (no codec): a first element that is not a string
+  local direct = ek.service(name_of, { args = true })
+  eq(direct:call({ 5, "a" }), "type number#1", "an integer name")
+  eq(direct:call({ { "y" } }), "type table#0", "an array name")
+  eq(direct:call({ "GET" }), "=GET#0", "a string name from Lua")
+end)
+
+test("resp: tagged tables with one key, with several, and tables that are arrays", function()
+  local values = {
+    ok = { ok = "FINE" },
+    err = { err = "ERR bad" },
+    both = { ok = "A", err = "B" },        -- ok comes first in the tag order
+    okn = { ok = "A", n = 1 },             -- n makes it an array
+    ok1 = { "first", ok = "A" },           -- so does element 1
+    n0 = { n = 0 },
+    dbl = { double = 1.5 },
+    big = { big_number = "12345678901234567890" },
+    verb = { verbatim = "v" },
+    verbf = { verbatim = "w", format = "mkd" },
+    set = { set = { "s" } },
+    map = { map = { k = "v" } },
+    badok = { ok = 5 },
+    unknown = { nope = 1 },
+  }
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "resp", service =
+    ek.service(function(_, k) return values[k] end, { args = true }) })
+  local addr = server:local_addr()
+  local c = assert(ek.connect { addr = addr, codec = "resp" })
+  local function get(k) return c:call({ "GET", k }) end
+  eq(get("ok").ok, "FINE", "simple string")
+  eq(get("err").err, "ERR bad", "error")
+  eq(get("both").ok, "A", "ok before err")
+  local okn = get("okn")
+  eq(okn.n, 1, "{ ok =, n = 1 } is an array of one")
+  eq(okn[1], ek.null, "its element is null")
+  local ok1 = get("ok1")
+  eq(ok1.n, 1, "{ 'first', ok = } is an array")
+  eq(ok1[1], "first", "its element")
+  eq(get("n0").n, 0, "{ n = 0 }: empty array")
+  eq(get("dbl"), "1.5", "double (RESP2: bulk)")
+  eq(get("big"), "12345678901234567890", "big number (RESP2: bulk)")
+  eq(get("verb"), "v", "verbatim (RESP2: bulk)")
+  eq(get("verbf"), "w", "verbatim with format (RESP2: bulk)")
+  eq(get("set")[1], "s", "set (RESP2: array)")
+  eq(get("map").n, 2, "map (RESP2: flat array)")
+  local r = get("badok")
+  ok(type(r) == "table" and r.err, "{ ok = 5 } fails the response")
+  c:close()
+  c = assert(ek.connect { addr = addr, codec = "resp" })
+  r = c:call({ "GET", "unknown" })
+  ok(type(r) == "table" and r.err, "a table with no tag fails the response")
+  c:close()
+  server:close()
+end)
+
 test("direct: an ek.service function is called by connection tasks on this thread", function()
   local main = ek._thread_id()
   local where = {}

@@ -106,6 +106,16 @@ struct ekl_retry {
 typedef void (*ekl_cancel_fn)(void *obj, ekl_task *t);
 #define EKL_MAX_WAITS 4
 
+/* A command name as Lua string, kept for the next request (msg.c, push_args):
+ * registry ref `ref` holds the string of the len bytes b (len 0: none yet). */
+#define EKL_NAMES    8
+#define EKL_NAME_MAX 15
+typedef struct ekl_name {
+    uint8_t len;
+    char b[EKL_NAME_MAX];
+    int ref;
+} ekl_name;
+
 struct ekl_ctx {
     lua_State *L; /* the main thread of the state; NULL once the state closed */
     int refs;
@@ -122,6 +132,7 @@ struct ekl_ctx {
     int npool;
     ekl_task *free_tasks; /* released task records for reuse (linked by next) */
     int nfree;
+    ekl_name names[EKL_NAMES]; /* recent command names (ekl_msg_push_args) */
 };
 
 #define EKL_TASK_RUNNING   0
@@ -245,7 +256,7 @@ void ekl_serve_open(lua_State *L, ekl_ctx *c);
     0                            /* a string: BYTES; a table: HTTP if it has a method              \
                                     or status, else RESP */
 #define EKL_MSG_RESP_REQUEST 100 /* a command for a RESP server: numbers as bulk strings */
-void ekl_msg_open(lua_State *L);
+void ekl_msg_open(lua_State *L, ekl_ctx *c);
 /* The Lua value at idx as a new message of `kind` (*out the caller's). Never
  * raises: EK_OK, EK_EKIND (no such message for this value), EK_EINVAL,
  * EK_ERANGE, EK_ENOMEM. */
@@ -254,10 +265,12 @@ int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out);
  * nothing pushed. */
 int ekl_msg_push(lua_State *L, const ek_msg *m);
 /* For ek.service{args = true}: a RESP array's elements as *n values (pushed),
- * any other message as its one value. Never raises: EK_OK, or an error with
- * nothing pushed (EK_ERANGE: more than EKL_MAX_ARGS elements). */
+ * any other message as its one value. The first element (a command's name) is
+ * the string of c's name cache when it is one of the last few names (no
+ * hashing and interning of it per request). Never raises: EK_OK, or an error
+ * with nothing pushed (EK_ERANGE: more than EKL_MAX_ARGS elements). */
 #define EKL_MAX_ARGS 7000 /* below LuaJIT's C stack limit (LUAI_MAXCSTACK, 8000) */
-int ekl_msg_push_args(lua_State *L, const ek_msg *m, int *n);
+int ekl_msg_push_args(lua_State *L, ekl_ctx *c, const ek_msg *m, int *n);
 void ekl_push_null(lua_State *L);
 bool ekl_is_null(lua_State *L, int idx);
 

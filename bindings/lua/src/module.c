@@ -263,7 +263,7 @@ static int open_module(lua_State *L, ek_runtime *host)
     ekl_sync_open(L, c);
     ekl_service_open(L, c);
     ekl_serve_open(L, c);
-    ekl_msg_open(L);
+    ekl_msg_open(L, c);
 
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.core");
     lua_getfield(L, LUA_REGISTRYINDEX, "ekiden.methods");

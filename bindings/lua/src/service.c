@@ -139,7 +139,7 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
     if (s->args) {
         /* No request table: nothing is allocated for a command whose
          * arguments are short strings (interned), so no GC step either. */
-        int rc = ekl_msg_push_args(L, req, &nargs);
+        int rc = ekl_msg_push_args(L, s->c, req, &nargs);
         ek_msg_free(req);
         if (rc < 0) {
             lua_pop(L, 1);
