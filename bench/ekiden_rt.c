@@ -9,6 +9,8 @@
  *
  * Output, one line per workload: BENCH <name> <median_ns> <iterations>
  * (bench/bench_util.h); arguments filter workloads, BENCH_ITERS sets iterations.
+ * BENCH_EACH=1 also prints each million_timers run's figures to stderr (the
+ * first run carves fresh slab memory, the later ones reuse freed cells).
  *
  * Where Tokio's bench blocks on a std::sync::mpsc channel, this file blocks on a
  * `signal` (mutex + condition variable + count): the same blocking primitive.
@@ -653,6 +655,9 @@ static void million_timers(void)
         cpus[r] = bench_process_cpu_ns() - cpu0;
         inits[r] = ctx.init_ns;
         init_cpus[r] = ctx.init_cpu_ns;
+        if (getenv("BENCH_EACH"))
+            fprintf(stderr, "run %d total %.1f init %.1f init_cpu %.1f cpu %.1f ms\n", r,
+                    totals[r] / 1e6, inits[r] / 1e6, init_cpus[r] / 1e6, cpus[r] / 1e6);
     }
     printf("BENCH time.million_timers %llu %d\n", (unsigned long long)bench_median(totals, runs),
            runs);

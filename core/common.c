@@ -93,13 +93,6 @@ void ek__cond_broadcast(ek__cond *c)
     pthread_cond_broadcast(c);
 }
 
-uint64_t ek__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t ek__deadline_ns(uint64_t ms)
 {
     const uint64_t ns_per_ms = 1000000u;

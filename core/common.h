@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- allocation (capi/alloc.c) ---- */
 void *ek__malloc(size_t size);
@@ -183,7 +184,13 @@ static inline void ek__lock_release(ek__lock *l)
 }
 
 /* ---- time ---- */
-uint64_t ek__mono_ns(void);
+/* CLOCK_MONOTONIC in ns. Inline: every sleep's creation reads it. */
+static inline uint64_t ek__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 /* The CLOCK_MONOTONIC deadline `ms` milliseconds from now, saturating at
  * UINT64_MAX (which callers treat as "no deadline"). */
 uint64_t ek__deadline_ns(uint64_t ms);

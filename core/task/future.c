@@ -45,14 +45,13 @@ int ek__future_new_inline(ek_poll_fn poll, ek_drop_fn drop, size_t state_size, e
     return EK_OK;
 }
 
-int ek__future_new_cell(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t state_size,
-                        ek_future **out, void **state_out)
+int ek__future_new_cell_uninit(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t state_size,
+                               ek_future **out, void **state_out)
 {
     EK__ASSERT(state_size >= sizeof(ek_runtime *) &&
                EK__FUTURE_HDR + state_size <= EK__SLAB_MAX_CELL);
     ek_future *f = ek__rt_cell_alloc(rt, EK__FUTURE_HDR + state_size);
     if (!f) return EK_ENOMEM;
-    memset(f, 0, EK__FUTURE_HDR + state_size);
     f->tag = EK__TAG_FUTURE;
     f->flags = EK__FUTURE_INLINE | EK__FUTURE_CELL;
     f->poll = poll;
@@ -62,6 +61,17 @@ int ek__future_new_cell(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t
     *(ek_runtime **)f->state = rt;
     *out = f;
     if (state_out) *state_out = f->state;
+    return EK_OK;
+}
+
+int ek__future_new_cell(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, size_t state_size,
+                        ek_future **out, void **state_out)
+{
+    void *state;
+    int rc = ek__future_new_cell_uninit(rt, poll, drop, state_size, out, &state);
+    if (rc != EK_OK) return rc;
+    memset((char *)state + sizeof(ek_runtime *), 0, state_size - sizeof(ek_runtime *));
+    if (state_out) *state_out = state;
     return EK_OK;
 }
 

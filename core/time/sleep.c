@@ -46,7 +46,8 @@ static int sleep_new(ek_runtime *rt, ek__time *t, uint64_t deadline_ms, ek_futur
     ek__sleep *s;
     ek_future *f;
     /* A cell of rt holding a reference on it (rt.h). */
-    int rc = ek__future_new_cell(rt, sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
+    /* Every field is written below (no memset). */
+    int rc = ek__future_new_cell_uninit(rt, sleep_poll, sleep_drop, sizeof *s, &f, (void **)&s);
     if (rc != EK_OK) return rc;
     s->time = t;
     ek__timer_init(&s->timer, deadline_ms);
@@ -128,7 +129,7 @@ int ek_timeout(ek_runtime *rt, ek_future *inner, uint64_t ms, ek_future **out)
     ek__timeout *s;
     ek_future *f;
     if (rc == EK_OK)
-        rc = ek__future_new_cell(rt, timeout_poll, timeout_drop, sizeof *s, &f, (void **)&s);
+        rc = ek__future_new_cell_uninit(rt, timeout_poll, timeout_drop, sizeof *s, &f, (void **)&s);
     if (rc != EK_OK) {
         ek_future_drop(inner);
         return rc;

@@ -1,5 +1,5 @@
 /*
- * time.c - the runtime's clock and its timer wheel behind one mutex.
+ * time.c - the runtime's clock and its timer wheel behind one lock.
  *
  * Clock. Real time is (ek__mono_ns() - base_ns) / 1e6: milliseconds since the
  * runtime started. The paused test clock stores its value in `frozen` (as
@@ -27,7 +27,10 @@
 #define EK__NS_PER_MS  UINT64_C(1000000)
 
 struct ek__time {
-    ek__mutex lock;
+    /* A futex word (common.h): every timer's first poll takes it once on the
+     * polling worker, and pthread's pair through the wrappers was ~70
+     * instructions of the ~90 the lock cost (callgrind, million_timers). */
+    ek__lock lock;
     ek__wheel wheel;      /* guarded by lock */
     uint64_t sleep_until; /* guarded by lock */
     ek_runtime *rt;
@@ -45,11 +48,7 @@ int ek__time_new(ek_runtime *rt, bool start_paused, ek__time **out)
 {
     ek__time *t = ek__calloc(1, sizeof *t);
     if (t == NULL) return EK_ENOMEM;
-    int rc = ek__mutex_init(&t->lock);
-    if (rc != 0) {
-        ek__free(t);
-        return rc;
-    }
+    ek__lock_init(&t->lock);
     ek__wheel_init(&t->wheel, 0);
     t->sleep_until = UINT64_MAX;
     t->rt = rt;
@@ -74,7 +73,6 @@ void ek__time_free(ek__time *t)
         atomic_store_explicit(&tm->state, EK__TIMER_FIRED, memory_order_release);
         ek_waker_drop(w);
     }
-    ek__mutex_destroy(&t->lock);
     ek__free(t);
 }
 
@@ -93,9 +91,7 @@ uint64_t ek__time_add(uint64_t t, uint64_t ms)
     return t >= EK__TIME_MAX_MS || ms >= EK__TIME_MAX_MS - t ? EK__TIME_MAX_MS : t + ms;
 }
 
-/* Every deadline is at most the clock's cap, which the clock can reach: a
- * deadline beyond it could never be reached, and a paused clock sitting at its
- * cap would then wait for it forever (auto-advance cannot move past the cap). */
+/* As ek__timer_init clamps (time.h). */
 static uint64_t clamp_deadline(uint64_t deadline)
 {
     return deadline > EK__TIME_MAX_MS ? EK__TIME_MAX_MS : deadline;
@@ -108,17 +104,17 @@ uint64_t ek__time_deadline_after(ek__time *t, uint64_t ms)
     uint64_t base = atomic_load_explicit(&t->base_ns, memory_order_relaxed);
     uint64_t ns = ek__mono_ns() - base;
     /* Round the start up: the tick at which `ms` whole milliseconds have passed
-     * since this very nanosecond. */
-    uint64_t start = ns / EK__NS_PER_MS + (ns % EK__NS_PER_MS != 0);
+     * since this very nanosecond (ns is below 2^63: no overflow). */
+    uint64_t start = (ns + (EK__NS_PER_MS - 1)) / EK__NS_PER_MS;
     return ek__time_add(start, ms);
 }
 
 uint64_t ek__time_next_expiration(ek__time *t)
 {
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     uint64_t next = ek__wheel_next_expiration(&t->wheel);
     t->sleep_until = next;
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     return next;
 }
 
@@ -132,7 +128,7 @@ size_t ek__time_process(ek__time *t)
     ek_waker *batch[EK__TIME_BATCH];
     size_t fired = 0;
     uint64_t now = ek__time_now(t);
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     for (;;) {
         size_t n = 0;
         ek__wheel_entry *e = NULL;
@@ -145,10 +141,10 @@ size_t ek__time_process(ek__time *t)
             atomic_store_explicit(&tm->state, EK__TIMER_FIRED, memory_order_release);
         }
         fired += n;
-        ek__mutex_unlock(&t->lock);
+        ek__lock_release(&t->lock);
         wake_all(batch, n);
         if (n < EK__TIME_BATCH) break;
-        ek__mutex_lock(&t->lock);
+        ek__lock_acquire(&t->lock);
     }
     return fired;
 }
@@ -160,7 +156,7 @@ bool ek__time_try_auto_advance(ek__time *t)
      * blocking job did before ending its inhibition is visible here. */
     if (atomic_load_explicit(&t->inhibit, memory_order_acquire) > 0) return false;
     bool advanced = false;
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     uint64_t frozen = atomic_load_explicit(&t->frozen, memory_order_relaxed);
     uint64_t next = ek__wheel_next_expiration(&t->wheel);
     if (frozen != 0 && next != UINT64_MAX) {
@@ -170,7 +166,7 @@ bool ek__time_try_auto_advance(ek__time *t)
         if (next > now) atomic_store_explicit(&t->frozen, next + 1, memory_order_release);
         advanced = true;
     }
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     return advanced;
 }
 
@@ -181,26 +177,26 @@ bool ek__time_is_paused(ek__time *t)
 
 int ek__time_pause(ek__time *t)
 {
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     if (atomic_load_explicit(&t->frozen, memory_order_relaxed) == 0) {
         uint64_t now = ek__time_now(t);
         if (now > EK__TIME_MAX_MS) now = EK__TIME_MAX_MS;
         atomic_store_explicit(&t->frozen, now + 1, memory_order_release);
     }
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     return EK_OK;
 }
 
 int ek__time_resume(ek__time *t)
 {
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     uint64_t frozen = atomic_load_explicit(&t->frozen, memory_order_relaxed);
     if (frozen != 0) {
         atomic_store_explicit(&t->base_ns, ek__mono_ns() - (frozen - 1) * EK__NS_PER_MS,
                               memory_order_relaxed);
         atomic_store_explicit(&t->frozen, 0, memory_order_release);
     }
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     /* A driver parked without a timeout (paused, nothing to auto-advance to)
      * must now sleep until the next real deadline. */
     if (frozen != 0) ek__rt_unpark_driver(t->rt);
@@ -209,15 +205,15 @@ int ek__time_resume(ek__time *t)
 
 int ek__time_advance(ek__time *t, uint64_t ms)
 {
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     uint64_t frozen = atomic_load_explicit(&t->frozen, memory_order_relaxed);
     if (frozen == 0) {
-        ek__mutex_unlock(&t->lock);
+        ek__lock_release(&t->lock);
         return EK_EINVAL;
     }
     uint64_t now = ek__time_add(frozen - 1, ms);
     atomic_store_explicit(&t->frozen, now + 1, memory_order_release);
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     /* One jump: everything due by the new time fires now, in deadline order. */
     ek__time_process(t);
     ek__rt_unpark_driver(t->rt);
@@ -236,21 +232,13 @@ void ek__time_inhibit(ek__time *t, int delta)
 
 uint64_t ek__time_count(ek__time *t)
 {
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     uint64_t n = ek__wheel_count(&t->wheel);
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     return n;
 }
 
 /* ---- timers ---- */
-
-void ek__timer_init(ek__timer *tm, uint64_t deadline)
-{
-    ek__wheel_entry_init(&tm->entry);
-    tm->waker = NULL;
-    tm->deadline = clamp_deadline(deadline);
-    atomic_init(&tm->state, EK__TIMER_IDLE);
-}
 
 /* File an IDLE timer of the checked runtime rt (ek__timer_poll checked it);
  * EK_OK if its deadline passed as far as the wheel knows. */
@@ -259,9 +247,9 @@ static int timer_file(ek__time *t, ek_runtime *rt, ek__timer *tm, ek_cx *cx)
     ek_waker *w = ek_cx_waker(cx);
     if (w == NULL) return EK_ENOMEM;
     bool unpark = false;
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     if (!ek__wheel_insert(&t->wheel, &tm->entry, tm->deadline)) {
-        ek__mutex_unlock(&t->lock);
+        ek__lock_release(&t->lock);
         ek_waker_drop(w);
         atomic_store_explicit(&tm->state, EK__TIMER_FIRED, memory_order_relaxed);
         return EK_OK;
@@ -274,7 +262,7 @@ static int timer_file(ek__time *t, ek_runtime *rt, ek__timer *tm, ek_cx *cx)
         t->sleep_until = tm->deadline;
         unpark = true;
     }
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     if (unpark) ek__rt_unpark_driver(rt);
     return EK_PENDING;
 }
@@ -284,7 +272,7 @@ static int timer_refresh_waker(ek__time *t, ek__timer *tm, ek_cx *cx)
 {
     ek_waker *old = NULL;
     int rc = EK_PENDING;
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     if (atomic_load_explicit(&tm->state, memory_order_relaxed) == EK__TIMER_FIRED) {
         rc = EK_OK;
     } else if (!ek_waker_will_wake(tm->waker, cx)) {
@@ -298,7 +286,7 @@ static int timer_refresh_waker(ek__time *t, ek__timer *tm, ek_cx *cx)
         old = tm->waker;
         tm->waker = w;
     }
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     /* Outside the lock: the last reference to a task may free it. */
     ek_waker_drop(old);
     return rc;
@@ -332,14 +320,14 @@ void ek__timer_cancel(ek__time *t, ek__timer *tm)
         return;
     }
     ek_waker *w = NULL;
-    ek__mutex_lock(&t->lock);
+    ek__lock_acquire(&t->lock);
     if (atomic_load_explicit(&tm->state, memory_order_relaxed) == EK__TIMER_FILED) {
         ek__wheel_remove(&t->wheel, &tm->entry);
         w = tm->waker;
         tm->waker = NULL;
     }
     atomic_store_explicit(&tm->state, EK__TIMER_IDLE, memory_order_relaxed);
-    ek__mutex_unlock(&t->lock);
+    ek__lock_release(&t->lock);
     ek_waker_drop(w);
 }
 

@@ -80,8 +80,18 @@ typedef struct ek__timer {
 } ek__timer;
 
 /* Arm tm for `deadline` (absolute ms; later than EK__TIME_MAX_MS means
- * EK__TIME_MAX_MS), not filed. */
-void ek__timer_init(ek__timer *tm, uint64_t deadline);
+ * EK__TIME_MAX_MS), not filed. Inline: every sleep's creation runs it.
+ *
+ * Every deadline is at most the clock's cap, which the clock can reach: a
+ * deadline beyond it could never be reached, and a paused clock sitting at its
+ * cap would then wait for it forever (auto-advance cannot move past the cap). */
+static inline void ek__timer_init(ek__timer *tm, uint64_t deadline)
+{
+    ek__wheel_entry_init(&tm->entry);
+    tm->waker = NULL;
+    tm->deadline = deadline > EK__TIME_MAX_MS ? EK__TIME_MAX_MS : deadline;
+    atomic_init(&tm->state, EK__TIMER_IDLE);
+}
 /*
  * Poll tm from task context: EK_OK once the deadline has passed (it is then
  * unfiled and holds no waker), else EK_PENDING with the task's waker stored (a

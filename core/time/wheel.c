@@ -75,14 +75,6 @@ void ek__wheel_init(ek__wheel *w, uint64_t start)
     }
 }
 
-void ek__wheel_entry_init(ek__wheel_entry *e)
-{
-    ek__list_init(&e->link);
-    e->when = 0;
-    e->level = EK__WHEEL_NOT_FILED;
-    e->slot = 0;
-}
-
 /* File e in the slot its deadline maps to; requires e->when > elapsed. */
 static void file_in_slot(ek__wheel *w, ek__wheel_entry *e)
 {

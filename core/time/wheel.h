@@ -2,7 +2,7 @@
  * wheel.h - a hierarchical timing wheel: 6 levels x 64 slots, 1 ms resolution.
  *
  * A pure data structure: no locking (the owner serialises every call, time.c
- * holds its mutex), no allocation (entries are intrusive, embedded in whatever
+ * holds its lock), no allocation (entries are intrusive, embedded in whatever
  * owns the timer), no clock (the caller passes `now`). Insert and remove are
  * O(1); finding the next expiration scans one 64-bit bitmap per level.
  *
@@ -52,8 +52,14 @@ typedef struct ek__wheel {
 
 /* An empty wheel whose clock starts at `start` ticks. */
 void ek__wheel_init(ek__wheel *w, uint64_t start);
-/* An entry in no wheel. */
-void ek__wheel_entry_init(ek__wheel_entry *e);
+/* An entry in no wheel. Inline: every sleep's creation runs it. */
+static inline void ek__wheel_entry_init(ek__wheel_entry *e)
+{
+    ek__list_init(&e->link);
+    e->when = 0;
+    e->level = EK__WHEEL_NOT_FILED;
+    e->slot = 0;
+}
 /* True while e is filed in a wheel (in a slot or the pending list). */
 static inline bool ek__wheel_entry_filed(const ek__wheel_entry *e)
 {
