@@ -354,6 +354,83 @@ static void test_sleeps_on_multi_thread_runtime_fire_from_the_driver(void **stat
     ekt_rt_free_checked(rt);
 }
 
+/* On the real clock, what is due when it is made completes on its first poll,
+ * without a timer: a sleep and a timeout of 0 ms, an interval's first tick.
+ * Recorded by one poll inside ek_block_on. */
+typedef struct due_probe {
+    ek_runtime *rt;
+    never nv;
+    int sleep_rc, timeout_rc, tick_rc;
+    uint64_t timers_after;
+} due_probe;
+
+static int due_probe_poll(void *state, ek_cx *cx, void **out)
+{
+    due_probe *p = state;
+    ek_future *f = NULL, *inner = NULL;
+    p->sleep_rc = ek_sleep(p->rt, 0, &f);
+    if (p->sleep_rc == EK_OK) {
+        p->sleep_rc = ek_future_poll(f, cx, NULL);
+        ek_future_drop(f);
+    }
+    p->timeout_rc = ek_future_new(never_poll, never_drop, &p->nv, &inner);
+    if (p->timeout_rc == EK_OK) p->timeout_rc = ek_timeout(p->rt, inner, 0, &f);
+    if (p->timeout_rc == EK_OK) {
+        p->timeout_rc = ek_future_poll(f, cx, NULL);
+        ek_future_drop(f);
+    }
+    ek_interval *iv = NULL;
+    p->tick_rc = ek_interval_new(p->rt, 1000, EK_MISSED_TICK_BURST, &iv);
+    if (p->tick_rc == EK_OK) {
+        p->tick_rc = ek_interval_tick(iv, cx, NULL);
+        ek_interval_free(iv);
+    }
+    p->timers_after = timers(p->rt);
+    *out = NULL;
+    return EK_OK;
+}
+
+static void test_real_clock_zero_durations_complete_on_first_poll_without_timer(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    due_probe p = {.rt = rt, .sleep_rc = -1, .timeout_rc = -1, .tick_rc = -1};
+    assert_int_equal(ekt_block_on_fn(rt, due_probe_poll, &p, NULL), EK_OK);
+    assert_int_equal(p.sleep_rc, EK_OK);
+    assert_int_equal(p.timeout_rc, EK_ETIMEDOUT);
+    assert_int_equal(p.nv.polls, 1);
+    assert_int_equal(p.nv.dropped, 1);
+    assert_int_equal(p.tick_rc, EK_OK);
+    assert_int_equal(p.timers_after, 0);
+    ekt_rt_free_checked(rt);
+}
+
+/* A sleep whose deadline passed before its first poll (created and awaited
+ * only after it elapsed, a sleep_until in the past) completes on the real
+ * clock, and never before its deadline. */
+static void test_real_clock_sleep_first_polled_after_its_deadline_completes(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    for (int round = 0; round < 20; round++) {
+        ek_future *f = NULL;
+        uint64_t made = ek_now_ms(rt);
+        assert_int_equal(ek_sleep(rt, 2, &f), EK_OK);
+        /* Let the deadline pass before the first poll. */
+        while (ek_now_ms(rt) < made + 4) {
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+        assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+        assert_true(ek_now_ms(rt) >= made + 2);
+        uint64_t now = ek_now_ms(rt);
+        assert_int_equal(ek_sleep_until(rt, round % 2 ? now : now / 2, &f), EK_OK);
+        assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+    }
+    assert_int_equal(timers(rt), 0);
+    ekt_rt_free_checked(rt);
+}
+
 /* Spawns a task sleeping 5 s; waits 30 ms (the driver then parks until 5 s);
  * then sleeps 20 ms more, which must unpark the driver to fire in time. */
 typedef struct unpark_probe {
@@ -1128,6 +1205,8 @@ int main(void)
         T(test_million_concurrent_sleeps_all_complete_at_their_deadlines),
         T(test_sleep_on_real_clock_waits_at_least_its_duration),
         T(test_sleeps_on_multi_thread_runtime_fire_from_the_driver),
+        T(test_real_clock_zero_durations_complete_on_first_poll_without_timer),
+        T(test_real_clock_sleep_first_polled_after_its_deadline_completes),
         T(test_earlier_timer_unparks_driver_sleeping_until_a_later_one),
         T(test_sleep_moved_to_another_task_wakes_its_new_owner),
         T(test_timeouts_racing_sleeps_across_threads_leave_no_timer),
