@@ -12,7 +12,10 @@
 #  resp  a key-value service (SET/GET) on ek.serve{codec = "resp"}
 #        (bench/lua/kv_ekiden.lua) against the same logic on luv with a Lua RESP
 #        parser (bench/lua/kv_luv.lua), driven by redis-benchmark (-n requests,
-#        50 clients, no pipelining, and again with -P 16), rotated rounds.
+#        50 clients, no pipelining, and again with -P 16), rotated rounds; the
+#        epoll echo server under the same redis-benchmark (no work per request:
+#        the ceiling of any server on this machine and load generator) and
+#        redis-server (if installed) in the same rotation.
 #
 #  counts  instructions (callgrind) and syscalls (strace) per 64 B echo round trip
 #        of the Lua server (1 worker, and current_thread), luv and the epoll server.
@@ -71,7 +74,13 @@ start() {
   local tag=$1 a args=()
   shift
   while port_open "$port"; do port=$((port + 1)); done
-  for a in "$@"; do [ "$a" = @ADDR@ ] && args+=("127.0.0.1:$port") || args+=("$a"); done
+  for a in "$@"; do
+    case $a in
+    @ADDR@) args+=("127.0.0.1:$port") ;;
+    @PORT@) args+=("$port") ;;
+    *) args+=("$a") ;;
+    esac
+  done
   "${args[@]}" >/dev/null 2>&1 &
   local pid=$!
   PIDS+=("$pid")
@@ -92,6 +101,7 @@ start() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 range() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) printf "%.0f-%.0f", v[1], v[NR] }'; }
+int0() { awk -v a="$1" 'BEGIN { if (a == "n/a" || a == "") print "n/a"; else printf "%.0f", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 NCPU=$(nproc)
@@ -151,11 +161,19 @@ resp_part() {
   command -v redis-benchmark >/dev/null || { echo "redis-benchmark not installed (redis-tools)"; return; }
   start kv_ekiden "$LUA" bench/lua/kv_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR"
   start kv_luv "$LUA" bench/lua/kv_luv.lua @ADDR@
-  local servers=(kv_ekiden kv_luv) tmp pipe r k i tag
+  # The ceiling under the same load: the epoll echo server (its echo of a
+  # command is one RESP array reply, so redis-benchmark counts it as the
+  # answer) does no work per request but the socket's; redis-server for scale.
+  start kv_epoll "$BUILD/bench/epoll_echo" @ADDR@ 1
+  local servers=(kv_ekiden kv_luv kv_epoll) tmp pipe r k i tag
+  if command -v redis-server >/dev/null; then
+    start kv_redis redis-server --bind 127.0.0.1 --port @PORT@ --save "" --appendonly no
+    servers+=(kv_redis)
+  fi
   tmp=$(mktemp -d)
   echo
-  echo "| redis-benchmark ($REQUESTS requests, 50 clients) | ek.serve (Lua service) req/s | range | luv + Lua parser req/s | range | ratio |"
-  echo "|---|---:|---|---:|---|---:|"
+  echo "| redis-benchmark ($REQUESTS requests, 50 clients) | ek.serve (Lua service) req/s | range | luv + Lua parser req/s | range | ratio | epoll echo (ceiling) req/s | ceiling / luv | redis-server req/s |"
+  echo "|---|---:|---|---:|---|---:|---:|---:|---:|"
   for pipe in 1 16; do
     rm -f "$tmp"/*
     for ((r = 0; r < ROUNDS; r++)); do
@@ -168,16 +186,19 @@ resp_part() {
           '$1 == "SET" || $1 == "GET" { print $2 >> (d "/" t "." $1) }'
       done
     done
-    local test ev lv
+    local test ev lv cv rv
     for test in SET GET; do
       ev=$(median <"$tmp/kv_ekiden.$test" 2>/dev/null || echo n/a)
       lv=$(median <"$tmp/kv_luv.$test" 2>/dev/null || echo n/a)
-      printf '| %s -P %s | %.0f | %s | %.0f | %s | %s |\n' "$test" "$pipe" "$ev" \
-        "$(range <"$tmp/kv_ekiden.$test" 2>/dev/null)" "$lv" "$(range <"$tmp/kv_luv.$test" 2>/dev/null)" \
-        "$(ratio "$ev" "$lv")"
+      cv=$(median <"$tmp/kv_epoll.$test" 2>/dev/null || echo n/a)
+      rv=$(median <"$tmp/kv_redis.$test" 2>/dev/null || echo n/a)
+      printf '| %s -P %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$test" "$pipe" "$(int0 "$ev")" \
+        "$(range <"$tmp/kv_ekiden.$test" 2>/dev/null)" "$(int0 "$lv")" "$(range <"$tmp/kv_luv.$test" 2>/dev/null)" \
+        "$(ratio "$ev" "$lv")" "$(int0 "$cv")" "$(ratio "$cv" "$lv")" "$(int0 "$rv")"
     done
   done
   rm -rf "$tmp"
+  for tag in "${servers[@]}"; do [ -n "${PID[$tag]:-}" ] && kill "${PID[$tag]}" 2>/dev/null; done
 }
 
 # counts: instructions (callgrind, user space) and syscalls (strace -f -c) per
