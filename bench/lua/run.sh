@@ -48,6 +48,12 @@ PIN=${PIN:-1}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(echo resp)
 
+# The peers and tools (installs only what is missing: luv is no build
+# dependency, so a new machine lacks it; the counts parts need valgrind, strace).
+extra=(lua-luv)
+[[ " ${parts[*]} " =~ " counts " || " ${parts[*]} " =~ " kvcounts " ]] && extra+=(valgrind strace)
+scripts/deps.sh "${extra[@]}" >/dev/null || echo "scripts/deps.sh ${extra[*]} failed: some rows may be missing" >&2
+
 CMAKE_ARGS="-DEK_BENCH=ON -DEK_TESTS=OFF -DCMAKE_BUILD_TYPE=Release" \
   scripts/build.sh "$BUILD" "" -- --target loadgen epoll_echo ekiden_lua ekiden_luajit >/dev/null ||
   { echo "build failed" >&2; exit 1; }
