@@ -1,4 +1,4 @@
-/* inject.c - the global injection queue. */
+/* inject.c - the global injection queue (inject.h). */
 #include "inject.h"
 #include "fifo.h"
 
@@ -6,6 +6,7 @@ int ek__inject_init(ek__inject *q)
 {
     q->head = q->tail = NULL;
     atomic_init(&q->len, 0);
+    atomic_init(&q->stash, NULL);
     ek__lock_init(&q->lock);
     return EK_OK;
 }
@@ -15,18 +16,49 @@ void ek__inject_destroy(ek__inject *q)
     EK__UNUSED(q); /* a futex word holds nothing */
 }
 
+/* Under the lock: move the stash, reversed to oldest first, to the FIFO. */
+static void unstash_locked(ek__inject *q)
+{
+    if (atomic_load_explicit(&q->stash, memory_order_relaxed) == NULL) return;
+    /* Acquire pairs with the pushes' release CAS: their links and the tasks'
+     * state are seen. */
+    ek__task *t = atomic_exchange_explicit(&q->stash, NULL, memory_order_acquire);
+    ek__task *first = NULL, *last = t;
+    size_t n = 0;
+    while (t) {
+        ek__task *next = t->next;
+        t->next = first;
+        first = t;
+        t = next;
+        n++;
+    }
+    if (n == 0) return;
+    ek__fifo_push_chain(&q->head, &q->tail, first, last);
+    /* Writers hold the lock: a store, not a read-modify-write. Release: a
+     * worker that sees len > 0 then takes the lock and finds them. */
+    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+                          memory_order_release);
+}
+
 void ek__inject_push_batch(ek__inject *q, ek__task *first, ek__task *last, size_t n)
 {
     ek__lock_acquire(&q->lock);
+    unstash_locked(q); /* what was stashed before this batch goes first */
     ek__fifo_push_chain(&q->head, &q->tail, first, last);
-    /* release: a worker that sees len > 0 then takes the lock and finds them. */
-    atomic_fetch_add_explicit(&q->len, n, memory_order_release);
+    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+                          memory_order_release);
     ek__lock_release(&q->lock);
 }
 
 void ek__inject_push(ek__inject *q, ek__task *t)
 {
-    ek__inject_push_batch(q, t, t, 1);
+    ek__task *head = atomic_load_explicit(&q->stash, memory_order_relaxed);
+    do {
+        t->next = head;
+        /* Release: the link and everything written to the task before its
+         * push are seen by the consumer's acquire exchange. */
+    } while (!atomic_compare_exchange_weak_explicit(&q->stash, &head, t, memory_order_release,
+                                                    memory_order_relaxed));
 }
 
 size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first)
@@ -34,6 +66,7 @@ size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first)
     *first = NULL;
     if (max == 0 || ek__inject_len(q) == 0) return 0;
     ek__lock_acquire(&q->lock);
+    unstash_locked(q);
     size_t n = 0;
     ek__task *h = q->head, *last = NULL;
     while (h && n < max) {
@@ -46,7 +79,8 @@ size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first)
         last->next = NULL;
         q->head = h;
         if (!h) q->tail = NULL;
-        atomic_fetch_sub_explicit(&q->len, n, memory_order_relaxed);
+        atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) - n,
+                              memory_order_relaxed);
     }
     ek__lock_release(&q->lock);
     return n;
@@ -56,4 +90,13 @@ ek__task *ek__inject_pop(ek__inject *q)
 {
     ek__task *t;
     return ek__inject_pop_n(q, 1, &t) ? t : NULL;
+}
+
+size_t ek__inject_depth(ek__inject *q)
+{
+    ek__lock_acquire(&q->lock);
+    unstash_locked(q);
+    size_t n = atomic_load_explicit(&q->len, memory_order_relaxed);
+    ek__lock_release(&q->lock);
+    return n;
 }

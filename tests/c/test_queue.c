@@ -176,6 +176,106 @@ static void test_concurrent_steal_push_pop_loses_and_duplicates_nothing(void **s
     free(t);
 }
 
+/* The global queue's single pushes go onto its lock-free stash, batches under
+ * the lock (inject.h): a pop and a batch push move the stash first, so the
+ * queue stays FIFO across both; the length counts a non-empty stash as one,
+ * the depth (the metric) exactly. */
+static void test_inject_stash_and_batches_keep_fifo_order(void **s)
+{
+    (void)s;
+    ek__inject inj;
+    ek__inject_init(&inj);
+    ek__task *t = make_tasks(6);
+    ek__inject_push(&inj, &t[0]);
+    ek__inject_push(&inj, &t[1]);
+    assert_int_equal(ek__inject_len(&inj), 1);
+    assert_int_equal(ek__inject_depth(&inj), 2);
+    assert_int_equal(ek__inject_len(&inj), 2);
+    ek__inject_push(&inj, &t[2]);
+    t[3].next = &t[4];
+    ek__inject_push_batch(&inj, &t[3], &t[4], 2);
+    ek__inject_push(&inj, &t[5]);
+    ek__task *first = NULL;
+    assert_int_equal(ek__inject_pop_n(&inj, 4, &first), 4);
+    for (int i = 0; i < 4; i++) {
+        assert_ptr_equal(first, &t[i]);
+        first = first->next;
+    }
+    assert_null(first);
+    assert_ptr_equal(ek__inject_pop(&inj), &t[4]);
+    assert_ptr_equal(ek__inject_pop(&inj), &t[5]);
+    assert_null(ek__inject_pop(&inj));
+    assert_int_equal(ek__inject_len(&inj), 0);
+    assert_int_equal(ek__inject_depth(&inj), 0);
+    ek__inject_destroy(&inj);
+    free(t);
+}
+
+/* Producers push single tasks (and every 64th pair as a batch) while the main
+ * thread pops batches: each task comes out once, and each producer's tasks in
+ * the order it pushed them. */
+#define PRODUCERS 3
+typedef struct producer {
+    ek__inject *inj;
+    ek__task *t; /* this producer's tasks, pushed in index order */
+    int n;
+} producer;
+
+static void *producer_main(void *arg)
+{
+    producer *p = arg;
+    for (int i = 0; i < p->n; i++) {
+        if (i % 64 == 0 && i + 1 < p->n) {
+            p->t[i].next = &p->t[i + 1];
+            ek__inject_push_batch(p->inj, &p->t[i], &p->t[i + 1], 2);
+            i++;
+        } else {
+            ek__inject_push(p->inj, &p->t[i]);
+        }
+        if (i % 97 == 0) sched_yield();
+    }
+    return NULL;
+}
+
+static void test_concurrent_inject_pushes_lose_nothing_and_keep_order(void **s)
+{
+    (void)s;
+    int per = (int)ekt_scale(300000);
+    ek__inject inj;
+    ek__inject_init(&inj);
+    producer p[PRODUCERS];
+    pthread_t tid[PRODUCERS];
+    for (int k = 0; k < PRODUCERS; k++) {
+        p[k] = (producer){&inj, make_tasks(per), per};
+        /* The id says whose and which: producer k's i-th task is k * per + i. */
+        for (int i = 0; i < per; i++) p[k].t[i].status = k * per + i;
+        pthread_create(&tid[k], NULL, producer_main, &p[k]);
+    }
+    int next[PRODUCERS] = {0};
+    long got = 0, total = (long)per * PRODUCERS;
+    size_t batch = 1;
+    bool in_order = true;
+    while (got < total) {
+        ek__task *x = NULL;
+        size_t n = ek__inject_pop_n(&inj, batch, &x);
+        batch = batch % 37 + 1;
+        if (n == 0) sched_yield();
+        for (; x != NULL; x = x->next, got++) {
+            int k = x->status / per, i = x->status % per;
+            if (i != next[k]) in_order = false;
+            next[k] = i + 1;
+        }
+    }
+    for (int k = 0; k < PRODUCERS; k++) pthread_join(tid[k], NULL);
+    assert_true(in_order);
+    assert_int_equal(got, total);
+    for (int k = 0; k < PRODUCERS; k++) assert_int_equal(next[k], per);
+    assert_null(ek__inject_pop(&inj));
+    assert_int_equal(ek__inject_depth(&inj), 0);
+    for (int k = 0; k < PRODUCERS; k++) free(p[k].t);
+    ek__inject_destroy(&inj);
+}
+
 /* ek__lock (common.h), the injection queue's lock: 4 threads take it in turn
  * around a non-atomic counter and a check that nobody else is inside; with
  * more threads than cores, holders get preempted and the others go through
@@ -222,6 +322,8 @@ int main(void)
         cmocka_unit_test(test_overflow_moves_half_plus_one_to_inject),
         cmocka_unit_test(test_steal_takes_half_rounded_up),
         cmocka_unit_test(test_concurrent_steal_push_pop_loses_and_duplicates_nothing),
+        cmocka_unit_test(test_inject_stash_and_batches_keep_fifo_order),
+        cmocka_unit_test(test_concurrent_inject_pushes_lose_nothing_and_keep_order),
         cmocka_unit_test(test_lock_excludes_and_wakes_sleepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
