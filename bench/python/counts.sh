@@ -40,10 +40,20 @@ count() {
   for a in "$@"; do args+=("${a//PORT/$PORT}"); done
   valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p" "${args[@]}" >"$tmp/log" 2>&1 &
   local pid=$!
+  # The server's own "listening" line, not a connect to the port: on a shared
+  # machine another program may hold it (the server then fails to bind).
   for ((i = 0; i < 1200; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    grep -q listening "$tmp/log" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
+  if ! grep -q listening "$tmp/log" 2>/dev/null; then
+    echo "| $label | -P $p | n/a (the server did not start) | n/a |"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -f "$tmp"/cg.*
+    return
+  fi
   redis-benchmark -h 127.0.0.1 -p "$PORT" -t set,get -n 2000 -c 50 -P "$p" -q >/dev/null 2>&1
   callgrind_control -z "$pid" >/dev/null 2>&1
   redis-benchmark -h 127.0.0.1 -p "$PORT" -t set,get -n "$n" -c 50 -P "$p" -q >/dev/null 2>&1

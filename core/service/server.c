@@ -663,7 +663,11 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         /* The replies first (one write for all that are ready), then the read:
          * a pipelining client sends its next requests only once it has them. */
         moved |= ek__conn_flush(c, cx);
-        if (want_read && !c->eof && !c->stop && !c->read_blocked) moved |= ek__conn_read(c, cx);
+        /* (Not after a yield: the task is polled again soon, and a read now
+         * would find nothing and register its waker for it.) */
+        bool yielded = ek__cx_yielded(cx);
+        if (want_read && !c->eof && !c->stop && !c->read_blocked && !yielded)
+            moved |= ek__conn_read(c, cx);
         bool drained = c->qlen == 0 && c->held == NULL && ek__buf_len(c->out) == 0;
         if (c->dead || (drained && (c->err != 0 || (c->stop && (c->npush == 0 || c->eof ||
                                                                 atomic_load(&s->closing))))))
@@ -671,7 +675,7 @@ static int ek__conn_poll(void *state, ek_cx *cx, void **out)
         /* A response that yielded (a Python service's first poll, so that one
          * flush takes the requests of every connection of this wake-up) is
          * polled again after the other tasks: another round would poll it now. */
-        if (!moved || ek__cx_yielded(cx)) break;
+        if (!moved || yielded) break;
     }
     if (ek__conn_idle(c, cx) == EK_OK) {
         ek__srv_count(s, EK_SERVER_METRIC_IDLE_CLOSES, 1);
