@@ -7,6 +7,7 @@
  */
 #include "common.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 static _Atomic(ek_malloc_fn) a_malloc = malloc;
@@ -55,4 +56,92 @@ bool ek__alloc_is_default(void)
 void ek__free(void *ptr)
 {
     if (ptr) atomic_load_explicit(&a_free, memory_order_relaxed)(ptr);
+}
+
+/* ---- per-thread block caches (common.h) ---- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EK__CACHE_ON 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EK__CACHE_ON 0
+#endif
+#endif
+#ifndef EK__CACHE_ON
+#define EK__CACHE_ON 1
+#endif
+
+#define EK__CACHE_CLASSES 2
+
+typedef struct ek__cache_block {
+    struct ek__cache_block *next;
+} ek__cache_block;
+
+typedef struct ek__cache {
+    ek__cache_block *head[EK__CACHE_CLASSES];
+    unsigned n[EK__CACHE_CLASSES];
+    bool keyed; /* the exit hook is set (or could not be: then nothing is cached) */
+    bool off;
+} ek__cache;
+
+static const size_t cache_size[EK__CACHE_CLASSES] = {EK__CACHE_FUTURE_SIZE, EK__CACHE_MSG_SIZE};
+
+static __attribute__((tls_model("initial-exec"))) _Thread_local ek__cache cache_mine;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t cache_key;
+static int cache_key_rc = -1;
+
+/* Blocks in a cache came from the C library's malloc: they go back to its free. */
+static void cache_exit(void *arg)
+{
+    ek__cache *c = arg;
+    for (unsigned k = 0; k < EK__CACHE_CLASSES; k++) {
+        while (c->head[k]) {
+            ek__cache_block *b = c->head[k];
+            c->head[k] = b->next;
+            free(b);
+        }
+        c->n[k] = 0;
+    }
+    c->off = true; /* a free after this (a later destructor) is not cached */
+}
+
+static void cache_key_create(void)
+{
+    cache_key_rc = pthread_key_create(&cache_key, cache_exit);
+}
+
+void *ek__cache_alloc(unsigned cls)
+{
+    ek__cache *c = &cache_mine;
+    if (EK__CACHE_ON && c->head[cls] != NULL && ek__alloc_is_default()) {
+        ek__cache_block *b = c->head[cls];
+        c->head[cls] = b->next;
+        c->n[cls]--;
+        return b;
+    }
+    return ek__malloc(cache_size[cls]);
+}
+
+void ek__cache_free(unsigned cls, void *p)
+{
+    if (p == NULL) return;
+    ek__cache *c = &cache_mine;
+    if (!EK__CACHE_ON || c->n[cls] >= EK__CACHE_DEPTH || c->off || !ek__alloc_is_default()) {
+        ek__free(p);
+        return;
+    }
+    if (EK__UNLIKELY(!c->keyed)) {
+        c->keyed = true;
+        pthread_once(&cache_once, cache_key_create);
+        if (cache_key_rc != 0 || pthread_setspecific(cache_key, c) != 0) c->off = true;
+        if (c->off) {
+            ek__free(p);
+            return;
+        }
+    }
+    ek__cache_block *b = p;
+    b->next = c->head[cls];
+    c->head[cls] = b;
+    c->n[cls]++;
 }

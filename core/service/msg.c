@@ -37,6 +37,7 @@ struct ek_msg {
     uint8_t is_null; /* RESP null */
     uint8_t flat;    /* a flat request (u.flat): an ARRAY of bulk strings */
     uint8_t shared;  /* a static shared reply: never freed, never changed */
+    uint8_t cached;  /* its memory is a block of EK__CACHE_MSG (common.h) */
     char vfmt[4];    /* verbatim format */
     ek_bytes *payload;
     ek_msg *attr; /* RESP attribute */
@@ -68,11 +69,31 @@ struct ek_msg {
     } u;
 };
 
+/* A message's memory: `size` bytes (the struct and what follows it), from the
+ * thread's cache of EK__CACHE_MSG blocks when it fits (a request, a reply:
+ * made and freed once per request), with the header zeroed. */
+static ek_msg *msg_block(size_t size)
+{
+    bool cached = size <= EK__CACHE_MSG_SIZE;
+    ek_msg *m = cached ? ek__cache_alloc(EK__CACHE_MSG) : ek__malloc(size);
+    if (m == NULL) return NULL;
+    memset(m, 0, sizeof *m); /* not calloc: see task/future.c */
+    m->cached = cached;
+    return m;
+}
+
+static void msg_block_free(ek_msg *m)
+{
+    if (m->cached)
+        ek__cache_free(EK__CACHE_MSG, m);
+    else
+        ek__free(m);
+}
+
 static ek_msg *msg_new(int kind)
 {
-    ek_msg *m = ek__malloc(sizeof *m); /* not calloc: see task/future.c */
+    ek_msg *m = msg_block(sizeof *m);
     if (m == NULL) return NULL;
-    memset(m, 0, sizeof *m);
     m->tag = EK__TAG_MSG;
     m->kind = (uint8_t)kind;
     return m;
@@ -130,7 +151,7 @@ void ek_msg_free(ek_msg *m)
         break;
     }
     m->tag = EK__TAG_DEAD;
-    ek__free(m);
+    msg_block_free(m);
 }
 
 static ek__http *http_clone(const ek__http *h)
@@ -436,7 +457,7 @@ int ek_msg_resp_aggregate(int type, size_t capacity, ek_msg **out)
         if (capacity > SIZE_MAX / sizeof(ek_msg *)) capacity = 16;
         m->u.agg.v = ek__malloc(capacity * sizeof *m->u.agg.v);
         if (m->u.agg.v == NULL) {
-            ek__free(m);
+            msg_block_free(m);
             return EK_ENOMEM;
         }
         m->u.agg.cap = capacity;
@@ -458,9 +479,8 @@ static int resp_agg(const ek_msg *m)
 int ek__msg_request_new(size_t argc, size_t inline_bytes, ek_msg **out, uint8_t **space)
 {
     if (argc > (SIZE_MAX - sizeof(ek_msg) - inline_bytes) / sizeof(ek__arg)) return EK_ENOMEM;
-    ek_msg *m = ek__malloc(sizeof *m + argc * sizeof(ek__arg) + inline_bytes);
+    ek_msg *m = msg_block(sizeof *m + argc * sizeof(ek__arg) + inline_bytes);
     if (m == NULL) return EK_ENOMEM;
-    memset(m, 0, sizeof *m);
     m->tag = EK__TAG_MSG;
     m->kind = EK_MSG_RESP;
     m->rtype = EK_RESP_ARRAY;
@@ -506,7 +526,7 @@ static int flat_clone(const ek_msg *m, ek_msg **out)
     int rc = ek__msg_request_new(n, extra, &c, &space);
     if (rc == EK_OK && m->attr) {
         rc = ek_msg_clone(m->attr, &c->attr);
-        if (rc != EK_OK) ek__free(c);
+        if (rc != EK_OK) msg_block_free(c);
     }
     if (rc != EK_OK) return rc;
     for (size_t i = 0; i < n; i++) {
@@ -740,7 +760,7 @@ static int http_new(int kind, int version, ek_msg **out, ek__http **hp)
     if (m == NULL) return EK_ENOMEM;
     ek__http *h = ek__calloc(1, sizeof *h);
     if (h == NULL) {
-        ek__free(m);
+        msg_block_free(m);
         return EK_ENOMEM;
     }
     h->version = version;
@@ -986,7 +1006,7 @@ int ek_msg_stream(size_t cap, ek_mpsc_sender **tx, ek_msg **out)
     if (m == NULL) return EK_ENOMEM;
     int rc = ek_mpsc_bounded(cap, frame_drop, tx, &m->u.stream);
     if (rc != EK_OK) {
-        ek__free(m);
+        msg_block_free(m);
         return rc;
     }
     *out = m;

@@ -11,13 +11,14 @@ int ek_future_new(ek_poll_fn poll, ek_drop_fn drop, void *state, ek_future **out
         if (drop) drop(state);
         return EK_EINVAL;
     }
-    ek_future *f = ek__malloc(sizeof *f);
+    _Static_assert(sizeof(ek_future) <= EK__CACHE_FUTURE_SIZE, "a future fits a cached block");
+    ek_future *f = ek__cache_alloc(EK__CACHE_FUTURE);
     if (!f) {
         if (drop) drop(state);
         return EK_ENOMEM;
     }
     f->tag = EK__TAG_FUTURE;
-    f->flags = 0;
+    f->flags = EK__FUTURE_CACHED;
     f->poll = poll;
     f->drop = drop;
     f->state = state;
@@ -28,15 +29,18 @@ int ek_future_new(ek_poll_fn poll, ek_drop_fn drop, void *state, ek_future **out
 int ek__future_new_inline(ek_poll_fn poll, ek_drop_fn drop, size_t state_size, ek_future **out,
                           void **state_out)
 {
-    /* malloc + memset, not calloc: glibc's calloc bypasses its thread cache, so
+    /* Small ones (a ready response: ek_service_ready) from the thread's cache
+     * (common.h); not calloc's: glibc's calloc bypasses its thread cache, so
      * futures made and dropped in a loop (a service's responses) went to the
      * heap's top and every free consolidated it (a third of the time of a
      * middleware call in bench/ekiden_svc). */
-    ek_future *f = ek__malloc(EK__FUTURE_HDR + state_size);
+    size_t size = EK__FUTURE_HDR + state_size;
+    bool cached = size <= EK__CACHE_FUTURE_SIZE;
+    ek_future *f = cached ? ek__cache_alloc(EK__CACHE_FUTURE) : ek__malloc(size);
     if (!f) return EK_ENOMEM;
-    memset(f, 0, EK__FUTURE_HDR + state_size);
+    memset(f, 0, size);
     f->tag = EK__TAG_FUTURE;
-    f->flags = EK__FUTURE_INLINE;
+    f->flags = EK__FUTURE_INLINE | (cached ? EK__FUTURE_CACHED : 0);
     f->poll = poll;
     f->drop = drop;
     f->state = (char *)f + EK__FUTURE_HDR;
@@ -97,5 +101,8 @@ void ek_future_drop(ek_future *f)
         ek__rt_cell_unref(rt);
         return;
     }
-    ek__free(f);
+    if (f->flags & EK__FUTURE_CACHED)
+        ek__cache_free(EK__CACHE_FUTURE, f);
+    else
+        ek__free(f);
 }
