@@ -45,13 +45,6 @@
  */
 #include "slab.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EK__SLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EK__SLAB_ASAN 1
-#endif
-#endif
 #ifdef EK__SLAB_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
@@ -63,28 +56,11 @@
 
 __attribute__((tls_model("initial-exec"))) _Thread_local ek__slab_heap *ek__slab_mine;
 
-#define EK__SLAB_GRAIN   16u
-#define EK__SLAB_CLASSES (EK__SLAB_MAX_CELL / EK__SLAB_GRAIN)
-#define EK__SEG_CHUNKS   16u
-#define EK__CHUNK_HDR    16u
+#define EK__SEG_CHUNKS 16u
+#define EK__CHUNK_HDR  16u
 
-typedef struct chunk_hdr {
-    ek__slab_heap *heap;
-    unsigned cls;
-} chunk_hdr;
+typedef ek__slab_chunk_hdr chunk_hdr;
 _Static_assert(sizeof(chunk_hdr) <= EK__CHUNK_HDR, "chunk header fits its slot");
-
-struct ek__slab_heap {
-    ek__slab *slab;
-    ek__slab_heap *next; /* the slab's heaps (under its lock) */
-    /* owner only (invariant 3) */
-    void *free[EK__SLAB_CLASSES];
-    char *bump[EK__SLAB_CLASSES];
-    char *end[EK__SLAB_CLASSES];
-    /* Apart from the owner's fields: other threads write these. */
-    char pad[64];
-    _Atomic(void *) remote[EK__SLAB_CLASSES];
-};
 
 struct ek__slab {
     ek__mutex lock;       /* the shared heap, the chunk supply, the lists */
