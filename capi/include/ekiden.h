@@ -18,7 +18,8 @@
  *   NULL or wrong-type handle or future, a state given without a drop function),
  *   and a value handed to a NULL or wrong-type handle (whose drop function is
  *   unknown). Examples: ek_spawn, ek_spawn_local, ek_spawn_blocking,
- *   ek_spawn_future, ek_future_new, ek_join_into_future, ek_block_on,
+ *   ek_spawn_future, ek_spawn_inline (drop runs on the caller's bytes),
+ *   ek_future_new, ek_join_into_future, ek_block_on,
  *   ek_timeout, ek_select, ek_join_all (every future of the array),
  *   ek_watch_new, ek_mutex_new.
  *   Exceptions, by name: messages handed to a channel's send pass only on
@@ -298,6 +299,40 @@ EK_EXTERN int ek_spawn(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *s
  */
 EK_EXTERN int ek_spawn_local(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, void *state,
                              ek_drop_fn out_drop, ek_join **join);
+
+/*
+ * Spawn a task whose state lives in the task's own allocation, as a Tokio task
+ * holds its future: no allocation of yours, and the state beside the task's
+ * header, on cache lines no other task's poll touches. The call copies `size`
+ * bytes from `init` into the task (a move: the state must not point into
+ * itself; `init` is only read, and is the caller's again on return), then the
+ * task runs as with ek_spawn (ek_spawn_local_inline: ek_spawn_local), its poll
+ * and drop getting a pointer to the copy. The copy is aligned to 16 bytes (with
+ * an allocator of ek_set_allocator, as aligned as its malloc's blocks) and
+ * starts as the bytes of init; `size` may be 0 (init may then be NULL: the
+ * state is a valid pointer to no bytes).
+ * `drop` (may be NULL: nothing to release) releases what the state holds, not
+ * the state itself: the runtime frees the memory after drop returns. It is
+ * called exactly once, after the final poll or when the task is cancelled
+ * (abort, shutdown), on the threads ek_spawn / ek_spawn_local say (a local
+ * task's on its own thread).
+ * Memory: the task takes one cell of whole cache lines: 128 bytes for a state
+ * of up to 16 bytes, 192 up to 80, 256 up to EK_SPAWN_INLINE_MAX (144). A
+ * larger state gives EK_EINVAL: allocate it yourself and use ek_spawn.
+ * Any thread (ek_spawn_local_inline: as ek_spawn_local). Consumes the state:
+ * if spawning fails, drop(init) has run on the caller's bytes before this
+ * returns (so what the state held is released; init itself is never freed),
+ * except when there was no state to drop (init NULL with size above 0).
+ * *join is NULL after a failure.
+ * Errors: as ek_spawn / ek_spawn_local, EK_EINVAL also for size above
+ * EK_SPAWN_INLINE_MAX and for init NULL with size above 0 (drop not called).
+ */
+#define EK_SPAWN_INLINE_MAX 144
+EK_EXTERN int ek_spawn_inline(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop, const void *init,
+                              size_t size, ek_drop_fn out_drop, ek_join **join);
+EK_EXTERN int ek_spawn_local_inline(ek_runtime *rt, ek_poll_fn poll, ek_drop_fn drop,
+                                    const void *init, size_t size, ek_drop_fn out_drop,
+                                    ek_join **join);
 
 /*
  * Blocking work: `fn(arg, &out)` runs on the blocking pool (threads that may

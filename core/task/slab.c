@@ -12,7 +12,9 @@
  * Layout. Memory comes from ek__malloc in segments of EK__SEG_CHUNKS chunks of
  * EK__SLAB_CHUNK bytes, each chunk aligned to its size, so that a cell's chunk
  * is its address rounded down. A chunk starts with a header {heap, class} and
- * holds cells of one size class (16-byte steps up to EK__SLAB_MAX_CELL). Each
+ * holds cells of one size class (16-byte steps up to EK__SLAB_MAX_CELL; the
+ * classes of whole cache lines, 64, 128, 192 and 256 bytes, start on a line:
+ * first_cell_offset). Each
  * heap keeps, per class: `free` (a list through the cells' first word), the
  * uncarved rest of its current chunk (`bump` .. `end`), and `remote` (an atomic
  * stack that other threads push freed cells onto).
@@ -58,6 +60,7 @@ __attribute__((tls_model("initial-exec"))) _Thread_local ek__slab_heap *ek__slab
 
 #define EK__SEG_CHUNKS 16u
 #define EK__CHUNK_HDR  16u
+#define EK__SLAB_LINE  64u
 
 typedef ek__slab_chunk_hdr chunk_hdr;
 _Static_assert(sizeof(chunk_hdr) <= EK__CHUNK_HDR, "chunk header fits its slot");
@@ -170,6 +173,18 @@ static char *chunk_take_locked(ek__slab *s)
     return c;
 }
 
+/* Where the first cell of a class-c chunk starts. Cells whose size is a
+ * multiple of a cache line start on a line (64 bytes in: the header's line is
+ * given up, 48 bytes of the chunk), so that each of them holds whole lines and
+ * no two cells share one: an inline task's state (EK_SPAWN_INLINE_MAX), written
+ * by every poll, then never sits on the line of the next cell's hot window
+ * (core/task/task.c). Other sizes start right after the header. */
+static size_t first_cell_offset(unsigned c)
+{
+    size_t size = (size_t)(c + 1) * EK__SLAB_GRAIN;
+    return size % EK__SLAB_LINE == 0 ? EK__SLAB_LINE : EK__CHUNK_HDR;
+}
+
 /* The slow path of heap_alloc: a new chunk for class c of h. */
 static bool heap_refill(ek__slab_heap *h, unsigned c, bool locked)
 {
@@ -182,7 +197,7 @@ static bool heap_refill(ek__slab_heap *h, unsigned c, bool locked)
     chunk_hdr *hdr = (chunk_hdr *)(void *)chunk;
     hdr->heap = h;
     hdr->cls = c;
-    h->bump[c] = chunk + EK__CHUNK_HDR;
+    h->bump[c] = chunk + first_cell_offset(c);
     h->end[c] = chunk + EK__SLAB_CHUNK;
     return true;
 }

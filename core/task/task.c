@@ -21,6 +21,11 @@ _Static_assert(sizeof(ek__task) + EK_TASK_NAME_MAX + 1 <= EK__SLAB_MAX_CELL,
 /* An idle task costs 112 bytes (docs/benchmarks.md): a new field finds room in
  * the struct (as pend_site did beside owned_shard) or the goal is broken. */
 _Static_assert(sizeof(ek__task) <= 112, "a task stays within 112 bytes");
+/* Inline state (ek_spawn_inline) starts 16-byte aligned right after the struct
+ * and its largest size fits a cell. */
+_Static_assert(sizeof(ek__task) % 16 == 0, "inline state after the struct is 16-byte aligned");
+_Static_assert(sizeof(ek__task) + EK_SPAWN_INLINE_MAX <= EK__SLAB_MAX_CELL,
+               "the largest inline state fits a cell");
 /* The hot window (task.h): every field a poll touches lies in [8, 58). */
 _Static_assert(offsetof(ek__task, state) == EK__TASK_HOT_BEGIN &&
                    offsetof(ek__task, wk) < EK__TASK_HOT_END &&
@@ -144,13 +149,33 @@ static ek_runtime *task_rt(ek__task *t)
     return t->sched->rt;
 }
 
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
 int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
-                 ek_drop_fn out_drop, bool joined, uint32_t flags, const char *name, ek__task **out)
+                 size_t inline_size, ek_drop_fn out_drop, bool joined, uint32_t flags,
+                 const char *name, ek__task **out)
 {
     size_t name_len = EK__UNLIKELY(name != NULL) ? strnlen(name, EK_TASK_NAME_MAX) : 0;
-    ek__task *t = ek__rt_cell_alloc(sched->rt, sizeof *t + (name_len ? name_len + 1 : 0));
+    size_t size = sizeof(ek__task) + (name_len ? name_len + 1 : 0);
+    size_t state_at = 0;
+    if (inline_size != EK__TASK_HEAP_STATE) {
+        state_at = round_up(size, 16);
+        /* Whole lines: the state a poll writes shares no line with the next
+         * cell's hot window (slab.c, first_cell_offset). */
+        size = round_up(state_at + round_up(inline_size, 16), 64);
+        if (size > EK__SLAB_MAX_CELL) return EK_EINVAL;
+    }
+    ek__task *t = ek__rt_cell_alloc(sched->rt, size);
     if (!t) return EK_ENOMEM;
     memset(t, 0, sizeof *t);
+    if (state_at != 0) {
+        void *st = (char *)t + state_at;
+        if (inline_size != 0) memcpy(st, fstate, inline_size);
+        fstate = st;
+    }
     if (EK__UNLIKELY(name_len != 0)) {
         flags |= EK__TASK_NAMED;
         memcpy(t + 1, name, name_len);

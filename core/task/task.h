@@ -149,7 +149,8 @@ struct ek__task {
         ek_blocking_fn blocking_fn; /* before a blocking job runs */
     } u;
     ek_waker *join_waker;
-    /* A name (EK__TASK_NAMED) follows the struct in the same allocation. */
+    /* A name (EK__TASK_NAMED) follows the struct in the same allocation, then
+     * an inline state (ek_spawn_inline: fstate points at it), 16-byte aligned. */
 };
 
 /* The context of one poll. */
@@ -238,12 +239,23 @@ void ek__task_ref_inc(ek__task *t);
 bool ek__task_ref_dec(ek__task *t, unsigned n); /* true when it reached zero */
 
 /* ---- task lifecycle (task.c) ---- */
-/* Allocate a task with `refs` initial references (2 + 1 if joined). `name`
+/* inline_size of a task whose state the caller allocated (fstate is it). */
+#define EK__TASK_HEAP_STATE ((size_t)-1)
+/*
+ * Allocate a task with `refs` initial references (2 + 1 if joined). `name`
  * (NULL or "": none) is copied into the same allocation, its first
- * EK_TASK_NAME_MAX bytes. */
+ * EK_TASK_NAME_MAX bytes. With inline_size other than EK__TASK_HEAP_STATE the
+ * state lives in the cell too (ek_spawn_inline): inline_size bytes copied from
+ * fstate (NULL when inline_size is 0), 16-byte aligned after the struct and
+ * the name, the cell rounded up to whole cache lines (slab.c gives such cells
+ * lines of their own); t->fstate then points at the copy, which the task's
+ * drop releases the contents of and ek__task_dealloc frees with the cell.
+ * Errors: EK_ENOMEM; EK_EINVAL when the cell would exceed EK__SLAB_MAX_CELL
+ * (a name and a state together too long). Nothing is dropped here.
+ */
 int ek__task_new(ek__sched *sched, ek_poll_fn poll, ek_drop_fn drop, void *fstate,
-                 ek_drop_fn out_drop, bool joined, uint32_t flags, const char *name,
-                 ek__task **out);
+                 size_t inline_size, ek_drop_fn out_drop, bool joined, uint32_t flags,
+                 const char *name, ek__task **out);
 /* The task's name, or NULL. Immutable while the task lives. */
 static inline const char *ek__task_name(const ek__task *t)
 {

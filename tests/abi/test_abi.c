@@ -595,6 +595,87 @@ static void test_spawn_after_shutdown_is_eclosed_and_drops(void **state)
     rt_free(rt);
 }
 
+/* ---- a host state kept in the task's cell (ek_spawn_inline) ---- */
+
+/* What the host copies into the cell: a pointer to its counters, a check word
+ * and a step count the polls advance in place. */
+typedef struct host_inline {
+    host_task *t;
+    uint64_t magic;
+    int64_t steps;
+} host_inline;
+#define HOST_MAGIC 0x6b6964656eull
+
+static void on_inline_poll(ffi_cif *cif, void *r, void **args, void *user)
+{
+    (void)cif;
+    (void)user;
+    host_inline *h = *(host_inline **)args[0];
+    void *cx = *(void **)args[1];
+    void **out = *(void ***)args[2];
+    if ((uintptr_t)h % 16 != 0 || h->magic != HOST_MAGIC) atomic_fetch_add(&callback_errors, 1);
+    atomic_fetch_add(&h->t->polls, 1);
+    if (h->steps++ < 2) {
+        *(ffi_sarg *)r = CALL_INT("ek_yield_now", "i:p", &cx);
+        return;
+    }
+    *out = (void *)(intptr_t)h->steps;
+    *(ffi_sarg *)r = EK_OK;
+}
+
+static void on_inline_drop(ffi_cif *cif, void *r, void **args, void *user)
+{
+    (void)cif;
+    (void)r;
+    host_inline *h = *(host_inline **)args[0];
+    if (h->magic != HOST_MAGIC) atomic_fetch_add(&callback_errors, 1);
+    /* user: where the drop records the address it got */
+    atomic_store((_Atomic(void *) *)user, (void *)h);
+    atomic_fetch_add(&h->t->drops, 1);
+}
+
+static void test_inline_state_through_ffi(void **state)
+{
+    (void)state;
+    static _Atomic(void *) dropped_at;
+    closure *ipoll = closure_new("i:ppp", on_inline_poll, NULL);
+    closure *idrop = closure_new("v:p", on_inline_drop, (void *)&dropped_at);
+    void *rt = rt_new_default();
+    host_task t = {0};
+    host_inline init = {.t = &t, .magic = HOST_MAGIC};
+    size_t size = sizeof init;
+    void *null = NULL;
+    void *join = NULL;
+    void **jp = &join;
+    void *initp = &init;
+    assert_int_equal(CALL_INT("ek_spawn_inline", "i:ppppzpp", &rt, &ipoll->code, &idrop->code,
+                              &initp, &size, &null, &jp),
+                     EK_OK);
+    init.steps = 100; /* the task has its own copy */
+    void *out = NULL;
+    assert_int_equal(join_wait(join, &out), EK_OK);
+    assert_int_equal((intptr_t)out, 3);
+    join_detach(join);
+    assert_int_equal(atomic_load(&t.polls), 3);
+    assert_int_equal(atomic_load(&t.drops), 1);
+    assert_true(atomic_load(&dropped_at) != (void *)&init); /* dropped in the cell */
+    /* Too large: EK_EINVAL, and the drop ran on the host's own bytes. */
+    size_t too_big = EK_SPAWN_INLINE_MAX + 1;
+    unsigned char big[EK_SPAWN_INLINE_MAX + 1];
+    memcpy(big, &init, sizeof init);
+    void *bigp = big;
+    join = (void *)&t;
+    assert_int_equal(CALL_INT("ek_spawn_inline", "i:ppppzpp", &rt, &ipoll->code, &idrop->code,
+                              &bigp, &too_big, &null, &jp),
+                     EK_EINVAL);
+    assert_null(join);
+    assert_int_equal(atomic_load(&t.drops), 2);
+    assert_ptr_equal(atomic_load(&dropped_at), big);
+    rt_free(rt);
+    closure_free(ipoll);
+    closure_free(idrop);
+}
+
 static void test_null_and_wrong_handles_give_einval(void **state)
 {
     (void)state;
@@ -1028,6 +1109,7 @@ int main(int argc, char **argv)
         T(test_current_thread_runtime_driven_by_join_wait),
         T(test_block_on_closure_future),
         T(test_spawn_after_shutdown_is_eclosed_and_drops),
+        T(test_inline_state_through_ffi),
         T(test_allocator_hook_sees_every_allocation),
         T(test_every_resource_freed_in_every_order),
         T(test_metrics_through_ffi),

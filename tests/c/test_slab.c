@@ -474,6 +474,75 @@ static void test_neighbouring_tasks_hot_fields_share_no_line(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* Cells of whole cache lines (64, 128, 192, 256 bytes) start on a line, so no
+ * two of them share one; the other classes keep the 16-byte start after the
+ * chunk's header (a 112-byte task's hot window relies on that phase). */
+static void test_cells_of_whole_lines_start_on_a_line(void **state)
+{
+    (void)state;
+    ek__slab *s;
+    assert_int_equal(ek__slab_new(&s), EK_OK);
+    ek__slab_heap *h = ek__slab_heap_new(s);
+    enum { PER = 600 }; /* past the first chunk of 128-byte cells (511 of them) */
+    static void *cells[EK__SLAB_MAX_CELL / 16][PER];
+    for (unsigned c = 0; c < EK__SLAB_MAX_CELL / 16; c++) {
+        size_t size = (c + 1) * 16;
+        for (int i = 0; i < PER; i++) {
+            cells[c][i] = ek__slab_alloc(s, h, size);
+            assert_non_null(cells[c][i]);
+            uintptr_t off = (uintptr_t)cells[c][i] % EK__SLAB_CHUNK;
+            if (size % 64 == 0)
+                assert_int_equal((uintptr_t)cells[c][i] % 64, 0);
+            else
+                assert_int_equal((off - 16) % size, 0);
+        }
+    }
+    for (unsigned c = 0; c < EK__SLAB_MAX_CELL / 16; c++)
+        for (int i = 0; i < PER; i++) ek__slab_free(h, cells[c][i]);
+    ek__slab_destroy(s);
+}
+
+/* An inline task (ek_spawn_inline) with a 16-byte state is one 128-byte cell,
+ * the state right after the struct, and the lines its polls touch (the hot
+ * window and the state) are shared with no other task's: with the 128-byte
+ * cells at the 16-byte phase of the other classes, each state sat on the line
+ * of the next cell's hot window (rt_multi.yield_many's malloc'd states 32 B
+ * apart did the same two to a line). */
+static void test_inline_task_cells_share_no_line_they_touch(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+    enum { N = 1100 }; /* two chunks' worth */
+    static uintptr_t addr[N];
+    size_t before = ek__slab_chunks(rt->h.slab);
+    for (int i = 0; i < N; i++) {
+        ek_join *j = NULL;
+        uintptr_t init[2] = {0, 0};
+        assert_int_equal(ek_spawn_inline(rt, ekt_pend_forever, NULL, init, sizeof init, NULL, &j),
+                         EK_OK);
+        addr[i] = (uintptr_t)j;
+        ek_join_detach(j);
+    }
+    size_t chunks = ek__slab_chunks(rt->h.slab) - before;
+    /* (64 KiB - 64) / 128 = 511 cells a chunk: 128 bytes a task. */
+    assert_true(chunks <= (N + 510) / 511 + 2);
+    int pairs = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(addr[i] % 64, 0);
+        for (int k = 0; k < N; k++) {
+            if (addr[k] != addr[i] + 128) continue;
+            /* i's state (after its struct) and k's hot window: other lines. */
+            uintptr_t a_last = addr[i] + sizeof(ek__task) + 16 - 1;
+            uintptr_t b_first = addr[k] + EK__TASK_HOT_BEGIN;
+            assert_true(a_last / 64 != b_first / 64);
+            pairs++;
+        }
+    }
+    assert_true(pairs >= N / 2);
+    print_message("%d neighbouring inline cells checked, %zu chunks\n", pairs, chunks);
+    ekt_rt_free_checked(rt);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, ekt_teardown)
 
 int main(void)
@@ -489,6 +558,8 @@ int main(void)
         T(test_cells_outlive_the_runtime_in_any_order),
         T(test_idle_task_costs_one_112_byte_cell),
         T(test_neighbouring_tasks_hot_fields_share_no_line),
+        T(test_cells_of_whole_lines_start_on_a_line),
+        T(test_inline_task_cells_share_no_line_they_touch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

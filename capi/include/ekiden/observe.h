@@ -11,7 +11,7 @@
  * costs nothing until it is called.
  *
  * Task ids. Every task (ek_spawn, ek_spawn_local, ek_spawn_blocking, the named
- * variants, ek_spawn_future) gets an id, 1, 2, 3, ... in spawn order per
+ * and inline variants, ek_spawn_future) gets an id, 1, 2, 3, ... in spawn order per
  * runtime; the hooks and the dump show it. It is the spawn's ordinal modulo
  * 2^32 (so that a task stays 112 bytes): unique unless a task lives through
  * four billion later spawns.
