@@ -296,8 +296,9 @@ static void rt_stop_and_drain(ek_runtime *rt)
     ek__owned_shutdown_all(&rt->owned);
     ek__mt_drain(rt);
     ek__ct_drain(rt);
-    ek__task *t;
-    while ((t = ek__inject_pop(&rt->inject))) ek__task_drop_notification(t);
+    /* Whatever is queued, and every later push (a spawn that raced this
+     * shutdown submitting its task), is released there. */
+    ek__inject_close(&rt->inject);
 }
 
 int ek_runtime_new(const ek_builder *b, ek_runtime **out)

@@ -360,6 +360,60 @@ static void test_inline_local_spawn_from_the_pool_is_refused(void **s)
     ekt_rt_free_checked(rt);
 }
 
+/* Spawns racing a shutdown: every state is dropped exactly once, whichever
+ * of the spawn's paths (refused at the check, refused by the scheduler's list
+ * after the task was made, run, cancelled) it took, and the runtime's memory
+ * goes with its free (a spawn listed before the shutdown and submitted after
+ * its drain leaked its cell and the runtime: test_sched's late submit). */
+enum { RACERS = 2 };
+typedef struct racer {
+    ek_runtime *rt;
+    probe probes[256];
+    int spawned, refused;
+} racer;
+static void *race_spawns(void *arg)
+{
+    racer *r = arg;
+    unsigned char buf[48];
+    for (int i = 0; i < 256; i++) {
+        probe_init(&r->probes[i]);
+        fill(buf, sizeof buf, &r->probes[i], i % 3 == 0 ? UINT32_MAX : 2);
+        int rc = ek_spawn_inline(r->rt, probe_poll, probe_drop, buf, sizeof buf, NULL, NULL);
+        if (rc == EK_OK)
+            r->spawned++;
+        else if (rc == EK_ECLOSED)
+            r->refused++;
+        else
+            abort();
+    }
+    return NULL;
+}
+static void test_inline_spawns_racing_shutdown_drop_every_state_once(void **s)
+{
+    (void)s;
+    for (int round = 0; round < (int)ekt_scale(20); round++) {
+        ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+        static racer racers[RACERS];
+        pthread_t th[RACERS];
+        for (int k = 0; k < RACERS; k++) {
+            racers[k].rt = rt;
+            racers[k].spawned = racers[k].refused = 0;
+            assert_int_equal(pthread_create(&th[k], NULL, race_spawns, &racers[k]), 0);
+        }
+        usleep((useconds_t)(round * 50));
+        assert_int_equal(ek_runtime_shutdown(rt, UINT64_MAX), EK_OK);
+        for (int k = 0; k < RACERS; k++) pthread_join(th[k], NULL);
+        ekt_rt_free_checked(rt);
+        for (int k = 0; k < RACERS; k++) {
+            assert_int_equal(racers[k].spawned + racers[k].refused, 256);
+            for (int i = 0; i < 256; i++) {
+                assert_int_equal(atomic_load(&racers[k].probes[i].drops), 1);
+                assert_int_equal(atomic_load(&racers[k].probes[i].bad), 0);
+            }
+        }
+    }
+}
+
 /* ---- local inline tasks: polled and dropped on their own thread ---- */
 
 static void test_local_inline_tasks_run_and_drop_on_their_thread(void **s)
@@ -487,6 +541,7 @@ int main(void)
         T(test_inline_state_is_dropped_by_abort_and_shutdown),
         T(test_inline_spawn_errors_consume_the_callers_state),
         T(test_inline_local_spawn_from_the_pool_is_refused),
+        T(test_inline_spawns_racing_shutdown_drop_every_state_once),
         T(test_local_inline_tasks_run_and_drop_on_their_thread),
         T(test_local_inline_tasks_shut_down_elsewhere_drop_on_their_thread),
         T(test_worker_local_inline_tasks_drop_on_their_worker),
