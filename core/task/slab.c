@@ -13,8 +13,8 @@
  * EK__SLAB_CHUNK bytes, each chunk aligned to its size, so that a cell's chunk
  * is its address rounded down. A chunk starts with a header {heap, class} and
  * holds cells of one size class (16-byte steps up to EK__SLAB_MAX_CELL; the
- * classes of whole cache lines, 64, 128, 192 and 256 bytes, start on a line:
- * first_cell_offset). Each
+ * classes of whole cache lines, 64, 128, 192 and 256 bytes, start on a line,
+ * 128 and 256 on a pair of lines: first_cell_offset). Each
  * heap keeps, per class: `free` (a list through the cells' first word), the
  * uncarved rest of its current chunk (`bump` .. `end`), and `remote` (an atomic
  * stack that other threads push freed cells onto).
@@ -178,10 +178,15 @@ static char *chunk_take_locked(ek__slab *s)
  * given up, 48 bytes of the chunk), so that each of them holds whole lines and
  * no two cells share one: an inline task's state (EK_SPAWN_INLINE_MAX), written
  * by every poll, then never sits on the line of the next cell's hot window
- * (core/task/task.c). Other sizes start right after the header. */
+ * (core/task/task.c). Multiples of 128 bytes start on a pair of lines (128 in,
+ * 112 bytes given up): x86's adjacent-line prefetcher fetches lines in aligned
+ * pairs, which is why Tokio aligns its task cells (and crossbeam its padding)
+ * to 128 bytes there; a 128-byte inline task then shares no pair either. Other
+ * sizes start right after the header. */
 static size_t first_cell_offset(unsigned c)
 {
     size_t size = (size_t)(c + 1) * EK__SLAB_GRAIN;
+    if (size % (2 * EK__SLAB_LINE) == 0) return 2 * EK__SLAB_LINE;
     return size % EK__SLAB_LINE == 0 ? EK__SLAB_LINE : EK__CHUNK_HDR;
 }
 

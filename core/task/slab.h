@@ -4,7 +4,8 @@
  * frees from any thread. The rules and invariants are at the top of slab.c.
  *
  * A cell is 16 .. EK__SLAB_MAX_CELL bytes, 16-byte aligned (64-byte aligned
- * when its size is a multiple of 64: such cells share no cache line), with no
+ * when its size is a multiple of 64, 128-byte when of 128: such cells share no
+ * cache line, nor a pair of lines), with no
  * header of its own (so a 112-byte task costs 112 bytes). Cells return to the heap that
  * carved them: the owner of that heap frees into a plain list, every other
  * thread pushes onto the heap's lock-free remote list, which the owner takes
