@@ -6,6 +6,10 @@
  * threads, NUM_SPAWN = 10,000, a 10 µs stall that yields the CPU between checks,
  * and so on (docs/benchmarks.md describes each one). Only the public header is used:
  * a task is a poll function plus a state, exactly as a C user would write it.
+ * Where Tokio's task holds its future in its own allocation (an `async move`
+ * block with captured state: busy1's yielders, ping_pong's tasks, yield_many's),
+ * the state is spawned inline too (ek_spawn_inline), the fair comparison; where
+ * the state fits a pointer it travels in the pointer (chained_spawn).
  *
  * Output, one line per workload: BENCH <name> <median_ns> <iterations>
  * (bench/bench_util.h); arguments filter workloads, BENCH_ITERS sets iterations.
@@ -212,6 +216,13 @@ static void busy_drop(void *state)
     atomic_fetch_sub(&busy_alive, 1);
 }
 
+/* The drop of an inline state: the runtime frees the memory. */
+static void busy_inline_drop(void *state)
+{
+    (void)state;
+    atomic_fetch_sub(&busy_alive, 1);
+}
+
 /* busy1 background task: `while running { yield_now().await; stall(); }` */
 static int busy_yield_poll(void *state, ek_cx *cx, void **out)
 {
@@ -223,11 +234,6 @@ static int busy_yield_poll(void *state, ek_cx *cx, void **out)
     }
     *yielded = true;
     return ek_yield_now(cx);
-}
-
-static void free_state(void *state)
-{
-    free(state);
 }
 
 /* busy2 chain link: if running, stall and spawn the successor. */
@@ -263,10 +269,10 @@ static void spawn_many_remote(const char *name, enum busy busy, int count, int n
     atomic_store(&busy_running, true);
     if (busy == BUSY1) {
         for (int i = 0; i < 2 * WORKERS; i++) {
-            bool *yielded = calloc(1, sizeof *yielded);
-            if (!yielded) exit(1);
+            bool yielded = false;
             atomic_fetch_add(&busy_alive, 1);
-            CHECK(ek_spawn(r.rt, busy_yield_poll, busy_drop, yielded, NULL, NULL));
+            CHECK(ek_spawn_inline(r.rt, busy_yield_poll, busy_inline_drop, &yielded, sizeof yielded,
+                                  NULL, NULL));
         }
     } else if (busy == BUSY2) {
         for (int i = 0; i < WORKERS; i++)
@@ -411,11 +417,10 @@ static int ping_poll(void *state, ek_cx *cx, void **out)
     struct ping_task *p = state;
     if (!p->rx2) {
         os_tx tx1;
-        struct pong_task *pong = malloc(sizeof *pong);
-        if (!pong) exit(1);
-        os_new(&tx1, &pong->rx1);
-        os_new(&pong->tx2, &p->rx2);
-        CHECK(ek_spawn(ek_cx_runtime(cx), pong_poll, free_state, pong, NULL, NULL));
+        struct pong_task pong;
+        os_new(&tx1, &pong.rx1);
+        os_new(&pong.tx2, &p->rx2);
+        CHECK(ek_spawn_inline(ek_cx_runtime(cx), pong_poll, NULL, &pong, sizeof pong, NULL, NULL));
         os_send(tx1);
     }
     if (os_recv(p->rx2, cx) == EK_PENDING) return EK_PENDING;
@@ -429,11 +434,8 @@ static int ping_spawner_poll(void *state, ek_cx *cx, void **out)
 {
     struct ping_ctx *ctx = state;
     for (int i = 0; i < PINGS; i++) {
-        struct ping_task *p = malloc(sizeof *p);
-        if (!p) exit(1);
-        p->ctx = ctx;
-        p->rx2 = NULL;
-        CHECK(ek_spawn(ek_cx_runtime(cx), ping_poll, free_state, p, NULL, NULL));
+        struct ping_task p = {.ctx = ctx, .rx2 = NULL};
+        CHECK(ek_spawn_inline(ek_cx_runtime(cx), ping_poll, NULL, &p, sizeof p, NULL, NULL));
     }
     *out = NULL;
     return EK_OK;
@@ -496,12 +498,11 @@ static int yield_poll(void *state, ek_cx *cx, void **out)
 static int yield_many_iter(void *arg)
 {
     struct yield_ctx *ctx = arg;
+    /* Tokio's `async move { for _ in 0..YIELDS { yield_now().await } ... }`:
+     * the future (its counter and channel) lives in the task's cell. */
     for (int i = 0; i < YIELD_TASKS; i++) {
-        struct yield_task *y = malloc(sizeof *y);
-        if (!y) exit(1);
-        y->ctx = ctx;
-        y->yields = 0;
-        CHECK(ek_spawn(ctx->rt, yield_poll, free_state, y, NULL, NULL));
+        struct yield_task y = {.ctx = ctx, .yields = 0};
+        CHECK(ek_spawn_inline(ctx->rt, yield_poll, NULL, &y, sizeof y, NULL, NULL));
     }
     for (int i = 0; i < YIELD_TASKS; i++) signal_wait(&ctx->done);
     return 0;
