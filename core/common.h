@@ -202,6 +202,13 @@ static inline void ek__lock_acquire(ek__lock *l)
                                                  memory_order_relaxed))
         ek__lock_wait(l);
 }
+/* Take the lock if it is free (acquire, as ek__lock_acquire); never waits. */
+static inline bool ek__lock_try(ek__lock *l)
+{
+    int free_ = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &free_, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
 /* release: publishes the critical section to the next holder. */
 static inline void ek__lock_release(ek__lock *l)
 {

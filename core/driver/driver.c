@@ -17,17 +17,12 @@ int ek__driver_new(ek__time *time, int io_backend, ek__driver **out)
         ek__free(d);
         return rc;
     }
-    if ((rc = ek__mutex_init(&d->turn_lock)) != EK_OK) goto fail_backend;
-    if ((rc = ek__mutex_init(&d->release_lock)) != EK_OK) goto fail_turn_lock;
+    ek__lock_init(&d->turn_lock);
+    ek__lock_init(&d->release_lock);
+    atomic_init(&d->release_list, NULL);
     d->time = time;
     *out = d;
     return EK_OK;
-fail_turn_lock:
-    ek__mutex_destroy(&d->turn_lock);
-fail_backend:
-    ek__backend_free(d->be);
-    ek__free(d);
-    return rc;
 }
 
 /* Free every resource released before now. Turn lock held: no turn can still
@@ -35,10 +30,12 @@ fail_backend:
  * dispatched before that turn ended). */
 static void free_released(ek__driver *d)
 {
-    ek__mutex_lock(&d->release_lock);
-    struct ek__io *list = d->release_list;
-    d->release_list = NULL;
-    ek__mutex_unlock(&d->release_lock);
+    /* The peek: most turns have nothing to free (driver.h). */
+    if (atomic_load_explicit(&d->release_list, memory_order_relaxed) == NULL) return;
+    ek__lock_acquire(&d->release_lock);
+    struct ek__io *list = atomic_load_explicit(&d->release_list, memory_order_relaxed);
+    atomic_store_explicit(&d->release_list, NULL, memory_order_relaxed);
+    ek__lock_release(&d->release_lock);
     while (list) {
         struct ek__io *next = *(struct ek__io **)list; /* first field: release link */
         ek__io_free_released(list);
@@ -51,18 +48,16 @@ void ek__driver_free(ek__driver *d)
     if (!d) return;
     free_released(d);
     ek__backend_free(d->be);
-    ek__mutex_destroy(&d->turn_lock);
-    ek__mutex_destroy(&d->release_lock);
     ek__free(d);
 }
 
 bool ek__driver_try_lock(ek__driver *d)
 {
-    return ek__mutex_trylock(&d->turn_lock);
+    return ek__lock_try(&d->turn_lock);
 }
 void ek__driver_unlock(ek__driver *d)
 {
-    ek__mutex_unlock(&d->turn_lock);
+    ek__lock_release(&d->turn_lock);
 }
 
 void ek__driver_close(ek__driver *d)

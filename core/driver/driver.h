@@ -16,14 +16,17 @@ typedef struct ek__driver ek__driver;
 
 struct ek__driver {
     ek__backend *be;
-    ek__mutex turn_lock; /* held by the thread turning the driver */
+    ek__lock turn_lock; /* held by the thread turning the driver (only tried) */
     ek__time *time;
-    uint64_t tick;               /* event counter (EK__IO_TICK_MASK bits), under turn_lock */
-    atomic_bool signalled;       /* a wake-up is pending on the backend */
-    atomic_bool closed;          /* the runtime shut down: I/O ops get EK_ECLOSED */
-    ek__mutex release_lock;      /* guards release_list */
-    struct ek__io *release_list; /* resources to free at the next turn */
-    _Atomic uint64_t io_events;  /* metric */
+    uint64_t tick;         /* event counter (EK__IO_TICK_MASK bits), under turn_lock */
+    atomic_bool signalled; /* a wake-up is pending on the backend */
+    atomic_bool closed;    /* the runtime shut down: I/O ops get EK_ECLOSED */
+    ek__lock release_lock; /* guards release_list's pushes and takes */
+    /* Resources to free at the next turn. Stored under release_lock; a turn
+     * peeks at it without the lock (relaxed) and takes the lock only when it
+     * is not empty: a push it misses is freed by the next turn. */
+    struct ek__io *_Atomic release_list;
+    _Atomic uint64_t io_events; /* metric */
     ek__event events[EK__DRIVER_EVENTS];
 };
 

@@ -1,10 +1,11 @@
 /*
  * test_lock_init.c - a failing pthread_mutex_init / pthread_cond_init is
- * reported, not ignored: runtime creation and socket registration fail with
- * that error, release everything made so far, and succeed once the failures
- * stop. Glibc's init functions never fail, so this test interposes them (the
- * executable's definitions win over libc's for the statically linked library)
- * and makes the n-th call from now fail with EAGAIN.
+ * reported, not ignored: runtime creation fails with that error, releases
+ * everything made so far, and succeeds once the failures stop; socket
+ * registration makes no such lock (a resource's waker lock is a futex word), so
+ * a failing init cannot touch it. Glibc's init functions never fail, so this test interposes them
+ * (the executable's definitions win over libc's for the statically linked library) and makes the
+ * n-th call from now fail with EAGAIN.
  *
  * Regression: ek__mutex_init results were ignored in runtime.c, io.c and
  * driver.c, so these calls succeeded with a lock that was never initialised.
@@ -103,19 +104,22 @@ static void test_runtime_new_fails_at_every_lock_init(void **state)
     }
 }
 
-static void test_socket_registration_fails_at_its_lock_init(void **state)
+/* A resource's waker lock is an ek__lock (io.c), which has no init that can
+ * fail: a listener registers with the driver while the next pthread init
+ * would fail, and makes none. */
+static void test_socket_registration_makes_no_lock_init(void **state)
 {
     (void)state;
     if (!EKT_INTERPOSE) skip();
     ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
-    long base = ekt_alloc_live();
-    ek_tcp_listener *l = (ek_tcp_listener *)(void *)0x1;
+    ek_tcp_listener *l = NULL;
+    atomic_store(&inits, 0);
     arm(0);
-    assert_int_equal(ek_tcp_listen(rt, "127.0.0.1:0", &l), EK_EAGAIN);
+    int rc = ek_tcp_listen(rt, "127.0.0.1:0", &l);
+    long made = atomic_load(&inits);
     arm(-1);
-    assert_ptr_equal(l, (void *)0x1);
-    assert_int_equal(ekt_alloc_live(), base);
-    assert_int_equal(ek_tcp_listen(rt, "127.0.0.1:0", &l), EK_OK);
+    assert_int_equal(rc, EK_OK);
+    assert_int_equal(made, 0);
     ek_tcp_listener_free(l);
     ekt_rt_free_checked(rt);
 }
@@ -125,7 +129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, ekt_setup, ekt_teardown)
         T(test_runtime_new_fails_at_every_lock_init),
-        T(test_socket_registration_fails_at_its_lock_init),
+        T(test_socket_registration_makes_no_lock_init),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));
