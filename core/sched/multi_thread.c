@@ -71,12 +71,8 @@ static int idle_init(ek_runtime *rt)
     idle->sleepers = ek__calloc(rt->nworkers, sizeof(unsigned));
     if (!idle->sleepers) return EK_ENOMEM;
     idle->nsleepers = 0;
-    int rc = ek__mutex_init(&idle->lock);
-    if (rc) {
-        ek__free(idle->sleepers);
-        idle->sleepers = NULL;
-    }
-    return rc;
+    ek__lock_init(&idle->lock);
+    return EK_OK;
 }
 
 /* A sleeping worker to wake, already counted as unparked and searching. */
@@ -93,7 +89,7 @@ static ek__worker *worker_to_notify(ek_runtime *rt)
      * load pass the store and both sides miss each other. */
     uint32_t s = atomic_fetch_add(&idle->state, 0); /* a full barrier, TSan-friendly */
     if (num_searching(s) > 0 || num_unparked(s) >= rt->nworkers) return NULL;
-    ek__mutex_lock(&idle->lock);
+    ek__lock_acquire(&idle->lock);
     s = atomic_load(&idle->state);
     ek__worker *w = NULL;
     if (num_searching(s) == 0 && idle->nsleepers > 0) {
@@ -101,7 +97,7 @@ static ek__worker *worker_to_notify(ek_runtime *rt)
         atomic_fetch_add(&idle->state, SEARCH_ONE | UNPARK_ONE);
         w = &rt->workers[idx];
     }
-    ek__mutex_unlock(&idle->lock);
+    ek__lock_release(&idle->lock);
     return w;
 }
 
@@ -147,11 +143,11 @@ static unsigned num_running(uint32_t s)
 static bool transition_to_parked(ek__worker *w, bool *others_running)
 {
     ek__idle *idle = &w->rt->idle;
-    ek__mutex_lock(&idle->lock);
+    ek__lock_acquire(&idle->lock);
     uint32_t dec = UNPARK_ONE | (w->is_searching ? SEARCH_ONE : 0);
     uint32_t prev = atomic_fetch_sub(&idle->state, dec);
     idle->sleepers[idle->nsleepers++] = w->index;
-    ek__mutex_unlock(&idle->lock);
+    ek__lock_release(&idle->lock);
     /* prev counts this worker: unparked, and searching if it was. */
     *others_running = num_running(prev) > (w->is_searching ? 0u : 1u);
     bool last = w->is_searching && num_searching(prev) == 1;
@@ -165,7 +161,7 @@ static bool unpark_self(ek__worker *w)
 {
     ek__idle *idle = &w->rt->idle;
     bool found = false;
-    ek__mutex_lock(&idle->lock);
+    ek__lock_acquire(&idle->lock);
     for (unsigned i = 0; i < idle->nsleepers; i++) {
         if (idle->sleepers[i] == w->index) {
             idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
@@ -174,7 +170,7 @@ static bool unpark_self(ek__worker *w)
             break;
         }
     }
-    ek__mutex_unlock(&idle->lock);
+    ek__lock_release(&idle->lock);
     return found;
 }
 
@@ -182,9 +178,9 @@ static bool is_sleeping(ek__worker *w)
 {
     ek__idle *idle = &w->rt->idle;
     bool found = false;
-    ek__mutex_lock(&idle->lock);
+    ek__lock_acquire(&idle->lock);
     for (unsigned i = 0; i < idle->nsleepers && !found; i++) found = idle->sleepers[i] == w->index;
-    ek__mutex_unlock(&idle->lock);
+    ek__lock_release(&idle->lock);
     return found;
 }
 
@@ -364,9 +360,9 @@ static void ensure_standby(ek_runtime *rt)
     ek__idle *idle = &rt->idle;
     if (rt->nworkers < 2 || atomic_load_explicit(&idle->standby, memory_order_relaxed)) return;
     ek__worker *v = NULL;
-    ek__mutex_lock(&idle->lock);
+    ek__lock_acquire(&idle->lock);
     if (idle->nsleepers > 0) v = &rt->workers[idle->sleepers[idle->nsleepers - 1]];
-    ek__mutex_unlock(&idle->lock);
+    ek__lock_release(&idle->lock);
     if (!v) return;
     atomic_fetch_add_explicit(&rt->unparks, 1, memory_order_relaxed);
     ek__parker_unpark(&v->parker);
@@ -656,7 +652,6 @@ void ek__mt_destroy(ek_runtime *rt)
         ek__parker_destroy(&rt->workers[i].parker);
         ek__local_destroy(&rt->workers[i].local);
     }
-    if (rt->idle.sleepers) ek__mutex_destroy(&rt->idle.lock);
     ek__free(rt->idle.sleepers);
     ek__free(rt->workers);
     rt->workers = NULL;
