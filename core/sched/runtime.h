@@ -125,12 +125,12 @@ struct ek__worker {
     ek__parker parker;
     ek__local local;
     _Atomic uint64_t polls, steals, steal_ops, parks, overflows;
+    _Atomic uint64_t turns; /* driver turns by this worker (its own writes: count_turn) */
 };
 
 typedef struct ek__idle {
     _Atomic uint32_t state; /* num_searching (low 16) | num_unparked << 16 */
     atomic_bool standby;    /* a parked worker watches the driver (multi_thread.c) */
-    _Atomic uint64_t turns; /* driver turns made by workers */
     /* Guards sleepers. A futex word (common.h): a worker takes it twice per
      * park (to file itself, then to leave), once per echo round trip with one
      * connection, and pthread's pair cost ~70 instructions each time. */
