@@ -84,7 +84,7 @@ typedef struct ek__cache {
     bool off;
 } ek__cache;
 
-static const size_t cache_size[EK__CACHE_CLASSES] = {EK__CACHE_FUTURE_SIZE, EK__CACHE_MSG_SIZE};
+static const size_t cache_size[EK__CACHE_CLASSES] = {EK__CACHE_SMALL_SIZE, EK__CACHE_MSG_SIZE};
 
 static __attribute__((tls_model("initial-exec"))) _Thread_local ek__cache cache_mine;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;

@@ -27,11 +27,13 @@ bool ek__alloc_is_default(void);
 
 /*
  * Per-thread caches of freed blocks (capi/alloc.c) for objects the hot path
- * makes and frees once per request: a block of class EK__CACHE_FUTURE holds
- * EK__CACHE_FUTURE_SIZE bytes (a future and a small inline state), one of
- * EK__CACHE_MSG EK__CACHE_MSG_SIZE (a flat RESP request and its argument
- * vector). ek__cache_alloc gives a block of the class's size (not zeroed) from
- * the calling thread's cache, or from the allocator; NULL when out of memory.
+ * makes and frees once per request: a block of class EK__CACHE_SMALL holds
+ * EK__CACHE_SMALL_SIZE bytes (a future and a small inline state, an ek_bytes
+ * handle), one of EK__CACHE_MSG EK__CACHE_MSG_SIZE (a message: a flat RESP
+ * request and its argument vector, a reply; a chunk of a small payload).
+ * Any block of the allocator of that size may join a cache (a realloc'd one
+ * too): what a block held before does not matter. ek__cache_alloc gives a block of the class's size
+ * (not zeroed) from the calling thread's cache, or from the allocator; NULL when out of memory.
  * ek__cache_free takes a block of that class back (NULL ignored; any thread:
  * the block joins the freeing thread's cache, up to EK__CACHE_DEPTH blocks per
  * class, the rest are freed). A thread's cache is freed when it exits. The
@@ -42,11 +44,11 @@ bool ek__alloc_is_default(void);
  * batch of 800 requests (16 on each of 50 connections) overflowed it into
  * malloc's slow paths.
  */
-#define EK__CACHE_FUTURE      0
-#define EK__CACHE_MSG         1
-#define EK__CACHE_FUTURE_SIZE 64u
-#define EK__CACHE_MSG_SIZE    192u
-#define EK__CACHE_DEPTH       1024u
+#define EK__CACHE_SMALL      0
+#define EK__CACHE_MSG        1
+#define EK__CACHE_SMALL_SIZE 64u
+#define EK__CACHE_MSG_SIZE   192u
+#define EK__CACHE_DEPTH      1024u
 void *ek__cache_alloc(unsigned cls);
 void ek__cache_free(unsigned cls, void *p);
 

@@ -12,9 +12,25 @@
 /* What an empty slice points at: a valid address that is never written. */
 static const uint8_t empty_byte;
 
-static ek__chunk *chunk_new(size_t cap)
+/* A chunk of a small payload's copy (a reply's bytes) is a block of the
+ * thread's cache (common.h) with all of its room as cap: the free side knows
+ * one by its size (chunk_cached; a buffer's chunk realloc'd to that size is as
+ * good a block). */
+#define EK__CHUNK_CACHED_CAP (EK__CACHE_MSG_SIZE - sizeof(ek__chunk))
+
+static bool chunk_cached(const ek__chunk *c)
 {
-    ek__chunk *c = ek__malloc(sizeof *c + cap);
+    return c->cap == EK__CHUNK_CACHED_CAP && c->data == c->bytes;
+}
+
+/* A chunk of cap bytes; `cache`: a small one (a payload's copy) comes from the
+ * thread's cache with all of the block's room (a buffer's chunk keeps the
+ * capacity asked for). */
+static ek__chunk *chunk_make(size_t cap, bool cache)
+{
+    bool cached = cache && cap > 0 && cap <= EK__CHUNK_CACHED_CAP;
+    if (cached) cap = EK__CHUNK_CACHED_CAP;
+    ek__chunk *c = cached ? ek__cache_alloc(EK__CACHE_MSG) : ek__malloc(sizeof *c + cap);
     if (c == NULL) return NULL;
     atomic_init(&c->refs, 1);
     c->cap = cap;
@@ -22,6 +38,11 @@ static ek__chunk *chunk_new(size_t cap)
     c->drop = NULL;
     c->owner = NULL;
     return c;
+}
+
+static ek__chunk *chunk_new(size_t cap)
+{
+    return chunk_make(cap, false);
 }
 
 static void chunk_retain(ek__chunk *c)
@@ -34,7 +55,10 @@ static void chunk_release(ek__chunk *c)
     if (c == NULL) return;
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
     if (c->drop) c->drop(c->owner);
-    ek__free(c);
+    if (chunk_cached(c))
+        ek__cache_free(EK__CACHE_MSG, c); /* (a realloc to this size is as good) */
+    else
+        ek__free(c);
 }
 
 void ek__chunk_retain(ek__chunk *c)
@@ -62,7 +86,8 @@ static bool chunk_unique(ek__chunk *c)
 /* A handle over c[ptr..ptr+len), taking a new reference on c (may be NULL). */
 static ek_bytes *bytes_new(ek__chunk *c, const uint8_t *ptr, size_t len)
 {
-    ek_bytes *b = ek__malloc(sizeof *b);
+    _Static_assert(sizeof(ek_bytes) <= EK__CACHE_SMALL_SIZE, "a handle fits a cached block");
+    ek_bytes *b = ek__cache_alloc(EK__CACHE_SMALL);
     if (b == NULL) return NULL;
     b->tag = EK__TAG_BYTES;
     atomic_init(&b->refs, 1);
@@ -91,7 +116,7 @@ int ek_bytes_copy(const void *data, size_t len, ek_bytes **out)
         *out = bytes_new(NULL, NULL, 0);
         return *out ? EK_OK : EK_ENOMEM;
     }
-    ek__chunk *c = chunk_new(len);
+    ek__chunk *c = chunk_make(len, true);
     if (c == NULL) return EK_ENOMEM;
     memcpy(c->data, data, len);
     ek_bytes *b = bytes_new(c, c->data, len);
@@ -154,7 +179,7 @@ void ek_bytes_release(ek_bytes *b)
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
     chunk_release(b->chunk);
     b->tag = EK__TAG_DEAD;
-    ek__free(b);
+    ek__cache_free(EK__CACHE_SMALL, b);
 }
 
 int ek_bytes_slice(ek_bytes *b, size_t off, size_t len, ek_bytes **out)

@@ -11,8 +11,8 @@ int ek_future_new(ek_poll_fn poll, ek_drop_fn drop, void *state, ek_future **out
         if (drop) drop(state);
         return EK_EINVAL;
     }
-    _Static_assert(sizeof(ek_future) <= EK__CACHE_FUTURE_SIZE, "a future fits a cached block");
-    ek_future *f = ek__cache_alloc(EK__CACHE_FUTURE);
+    _Static_assert(sizeof(ek_future) <= EK__CACHE_SMALL_SIZE, "a future fits a cached block");
+    ek_future *f = ek__cache_alloc(EK__CACHE_SMALL);
     if (!f) {
         if (drop) drop(state);
         return EK_ENOMEM;
@@ -35,8 +35,8 @@ int ek__future_new_inline(ek_poll_fn poll, ek_drop_fn drop, size_t state_size, e
      * heap's top and every free consolidated it (a third of the time of a
      * middleware call in bench/ekiden_svc). */
     size_t size = EK__FUTURE_HDR + state_size;
-    bool cached = size <= EK__CACHE_FUTURE_SIZE;
-    ek_future *f = cached ? ek__cache_alloc(EK__CACHE_FUTURE) : ek__malloc(size);
+    bool cached = size <= EK__CACHE_SMALL_SIZE;
+    ek_future *f = cached ? ek__cache_alloc(EK__CACHE_SMALL) : ek__malloc(size);
     if (!f) return EK_ENOMEM;
     memset(f, 0, size);
     f->tag = EK__TAG_FUTURE;
@@ -102,7 +102,7 @@ void ek_future_drop(ek_future *f)
         return;
     }
     if (f->flags & EK__FUTURE_CACHED)
-        ek__cache_free(EK__CACHE_FUTURE, f);
+        ek__cache_free(EK__CACHE_SMALL, f);
     else
         ek__free(f);
 }

@@ -16,7 +16,7 @@
 #define EK__FUTURE_DONE   0x1u /* returned non-pending once: polling again is EK_ECLOSED */
 #define EK__FUTURE_INLINE 0x2u /* state is inline; drop must not free it */
 #define EK__FUTURE_CELL   0x4u /* inline, in a runtime cell (ek__future_new_cell) */
-#define EK__FUTURE_CACHED 0x8u /* a block of EK__CACHE_FUTURE (common.h) */
+#define EK__FUTURE_CACHED 0x8u /* a block of EK__CACHE_SMALL (common.h) */
 
 struct ek_future {
     uint32_t tag; /* EK__TAG_FUTURE */
