@@ -361,6 +361,114 @@ static void test_pipeline_split_at_every_byte_answered_in_order(void **state)
     ekt_rt_free_checked(rt);
 }
 
+/* ---- a response that yields ---- */
+
+/* A task that is always runnable: it counts its polls and yields. */
+static atomic_long t_ticks;
+static atomic_bool t_spin_stop;
+
+static int t_spin_poll(void *state, ek_cx *cx, void **out)
+{
+    (void)state;
+    *out = NULL;
+    if (atomic_load(&t_spin_stop)) return EK_OK;
+    atomic_fetch_add(&t_ticks, 1);
+    return ek_yield_now(cx);
+}
+
+/* A response whose first poll yields (as a Python service's does, so that one
+ * flush takes every request queued meanwhile): its second poll must come after
+ * the other runnable tasks had their turn, not in the same poll of the
+ * connection (whose rounds would poll it again at once). */
+static atomic_int t_early_polls;
+
+typedef struct t_yielder {
+    bool yielded;
+    long epoch;
+    ek_msg *reply;
+} t_yielder;
+
+static int t_yielder_poll(void *state, ek_cx *cx, void **out)
+{
+    t_yielder *y = state;
+    if (!y->yielded) {
+        y->yielded = true;
+        y->epoch = atomic_load(&t_ticks);
+        return ek_yield_now(cx);
+    }
+    if (atomic_load(&t_ticks) == y->epoch) atomic_fetch_add(&t_early_polls, 1);
+    *out = y->reply;
+    y->reply = NULL;
+    return EK_OK;
+}
+
+static void t_yielder_drop(void *state)
+{
+    t_yielder *y = state;
+    ek_msg_free(y->reply);
+    free(y);
+}
+
+static int t_yield_call(void *self, ek_msg *req, ek_future **resp)
+{
+    (void)self;
+    ek_msg_free(req);
+    t_yielder *y = calloc(1, sizeof *y);
+    if (y == NULL) return EK_ENOMEM;
+    int rc = ek_msg_resp_shared(EK_RESP_SHARED_PONG, &y->reply);
+    if (rc != EK_OK) {
+        free(y);
+        return rc;
+    }
+    return ek_future_new(t_yielder_poll, t_yielder_drop, y, resp);
+}
+
+static const ek_service_vtable t_yield_vt = {.poll_ready = t_ready_ok, .call = t_yield_call};
+
+static void test_a_yielding_response_is_polled_after_the_other_tasks(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1); /* one worker: one run queue */
+    atomic_store(&t_ticks, 0);
+    atomic_store(&t_spin_stop, false);
+    atomic_store(&t_early_polls, 0);
+    ek_join *spinner;
+    assert_int_equal(ek_spawn(rt, t_spin_poll, ekt_noop_drop, NULL, NULL, &spinner), EK_OK);
+    ek_sockaddr *addr;
+    ek_tcp_listener *l = t_tcp_listen(rt, "127.0.0.1:0", &addr);
+    ek_codec *codec;
+    assert_int_equal(ek_codec_resp_server(&codec), EK_OK);
+    ek_service *svc;
+    assert_int_equal(ek_service_new_shareable(&t_yield_vt, NULL, t_pipe_clone, &svc), EK_OK);
+    ek_server *s;
+    assert_int_equal(ek_server_serve(rt, l, codec, svc, NULL, &s), EK_OK);
+    int fd = t_raw_connect(addr);
+    const char *want = "+PONG\r\n+PONG\r\n+PONG\r\n";
+    for (int round = 0; round < 20; round++) {
+        /* one request, then a pipeline of two */
+        t_write_all(fd, round % 2 ? "PING\r\nPING\r\nPING\r\n" : "PING\r\n", round % 2 ? 18 : 6);
+        size_t wlen = round % 2 ? 21 : 7, got = 0;
+        char buf[64];
+        while (got < wlen) {
+            ssize_t k = read(fd, buf + got, sizeof buf - got);
+            assert_true(k > 0);
+            got += (size_t)k;
+        }
+        assert_int_equal(got, wlen);
+        assert_memory_equal(buf, want, wlen);
+    }
+    close(fd);
+    assert_int_equal(atomic_load(&t_early_polls), 0);
+    assert_int_equal(t_metric(s, EK_SERVER_METRIC_RESPONSES), 40);
+    atomic_store(&t_spin_stop, true);
+    assert_int_equal(ek_join_wait(spinner, NULL), EK_OK);
+    ek_join_detach(spinner);
+    assert_int_equal(ek_server_shutdown(s, 5000), EK_OK);
+    ek_server_free(s);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+}
+
 /* ---- the buffer: a batch per wake-up ---- */
 
 /* A task that calls the buffer `n` times back to back (as a connection calls for
@@ -461,6 +569,7 @@ int main(void)
         T(test_service_ready_future),
         T(test_pipeline_split_at_every_byte_answered_in_order),
         T(test_buffer_takes_a_pipeline_in_one_wakeup),
+        T(test_a_yielding_response_is_polled_after_the_other_tasks),
 #undef T
     };
     if (getenv("EKT_FILTER")) cmocka_set_test_filter(getenv("EKT_FILTER"));
