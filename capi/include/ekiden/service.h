@@ -104,7 +104,8 @@ EK_EXTERN int ek_service_call(ek_service *svc, ek_msg *req, ek_future **resp);
  * error; may be a shared reply, ekiden/msg.h), or the error rc (< 0; resp NULL).
  * What a vtable's call gives when it answers without waiting. A server polls a
  * response once when the call returns, so a ready one costs no more than this
- * future (one allocation). Any thread.
+ * future (one allocation: a block of the thread's cache under the C library's
+ * allocator, docs/services.md). Any thread.
  * Errors: EK_EINVAL (NULL out, rc positive, rc EK_OK without resp), EK_ENOMEM.
  */
 EK_EXTERN int ek_service_ready(int rc, ek_msg *resp, ek_future **out);
