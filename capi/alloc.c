@@ -90,6 +90,7 @@ static __attribute__((tls_model("initial-exec"))) _Thread_local ek__cache cache_
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_key_t cache_key;
 static int cache_key_rc = -1;
+static atomic_bool cache_key_made;
 
 /* Blocks in a cache came from the C library's malloc: they go back to its free. */
 static void cache_exit(void *arg)
@@ -109,6 +110,15 @@ static void cache_exit(void *arg)
 static void cache_key_create(void)
 {
     cache_key_rc = pthread_key_create(&cache_key, cache_exit);
+    atomic_store_explicit(&cache_key_made, cache_key_rc == 0, memory_order_release);
+}
+
+/* A library unloaded (dlclose: Lua closes its C modules with the state) while
+ * threads with a cache still run must not leave them a destructor in unmapped
+ * code (their cached blocks are then lost, as the library's other memory). */
+__attribute__((destructor)) static void cache_key_delete(void)
+{
+    if (atomic_load_explicit(&cache_key_made, memory_order_acquire)) pthread_key_delete(cache_key);
 }
 
 void *ek__cache_alloc(unsigned cls)
