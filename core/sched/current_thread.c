@@ -63,16 +63,23 @@ void ek__ct_drain(ek_runtime *rt)
 
 /* ------------------------------------------------------------- the loop -- */
 
+/* The global queue, if it looks non-empty: the inline peek spares the call of
+ * an empty pop (two per round trip of a one-connection echo). */
+static ek__task *ct_pop_inject(ek_runtime *rt)
+{
+    return ek__inject_len(&rt->inject) ? ek__inject_pop(&rt->inject) : NULL;
+}
+
 static ek__task *ct_next(ek_runtime *rt, ek__ct_core *c)
 {
     ek__task *t;
-    if (c->tick % rt->cfg.global_queue_interval == 0 && (t = ek__inject_pop(&rt->inject))) return t;
+    if (c->tick % rt->cfg.global_queue_interval == 0 && (t = ct_pop_inject(rt))) return t;
     if ((t = ek__fifo_pop(&c->head, &c->tail))) {
         atomic_store_explicit(&c->len, atomic_load_explicit(&c->len, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         return t;
     }
-    return ek__inject_pop(&rt->inject);
+    return ct_pop_inject(rt);
 }
 
 static bool ct_try_take(ek__ct_core *c, ek__parker *p, ct_waiter *w)
