@@ -76,11 +76,6 @@ ek__task *ek__inject_pop(ek__inject *q)
     return ek__inject_pop_n(q, 1, &t) ? t : NULL;
 }
 
-size_t ek__inject_depth(ek__inject *q)
-{
-    return atomic_load_explicit(&q->len, memory_order_relaxed);
-}
-
 void ek__inject_close(ek__inject *q)
 {
     ek__lock_acquire(&q->lock);

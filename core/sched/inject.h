@@ -46,13 +46,11 @@ void ek__inject_close(ek__inject *q);
 ek__task *ek__inject_pop(ek__inject *q);
 /* Pop up to max tasks as a linked list (via ->next); returns the count. */
 size_t ek__inject_pop_n(ek__inject *q, size_t max, ek__task **first);
-/* Queued tasks, for sizing a batch and for "is there work" (acquire: a
- * worker that sees len > 0 then takes the lock and finds them). */
+/* Queued tasks, for sizing a batch, for "is there work" and for the metric
+ * (acquire: a worker that sees len > 0 then takes the lock and finds them). */
 static inline size_t ek__inject_len(ek__inject *q)
 {
     return atomic_load_explicit(&q->len, memory_order_acquire);
 }
-/* The number of queued tasks, for the metric. */
-size_t ek__inject_depth(ek__inject *q);
 
 #endif

@@ -517,7 +517,7 @@ int ek_runtime_metrics(ek_runtime *rt, uint64_t *values, size_t n)
         v[EK_METRIC_LOCAL_QUEUE_DEPTH] += ek__queue_len(&w->q);
     }
     v[EK_METRIC_UNPARKS] = atomic_load_explicit(&rt->unparks, memory_order_relaxed);
-    v[EK_METRIC_GLOBAL_QUEUE_DEPTH] = ek__inject_depth(&rt->inject);
+    v[EK_METRIC_GLOBAL_QUEUE_DEPTH] = ek__inject_len(&rt->inject);
     v[EK_METRIC_IO_EVENTS] =
         rt->h.driver ? atomic_load_explicit(&rt->h.driver->io_events, memory_order_relaxed) : 0;
     v[EK_METRIC_TIMERS] = rt->h.time ? ek__time_count(rt->h.time) : 0;
