@@ -1,9 +1,9 @@
 /*
  * mpsc.c - multi-producer, single-consumer channels, bounded and unbounded.
  *
- * One mutex per channel guards a growable ring of messages and, for bounded
- * channels, a fair permit queue of free slots (sync.h). Invariant while the
- * channel is open:
+ * One lock per channel (an ek__lock: a futex word) guards a growable ring of
+ * messages and, for bounded channels, a fair permit queue of free slots
+ * (sync.h). Invariant while the channel is open:
  *
  *   slots.avail + len + (slots held by READY senders) + permits_out == bound
  *
@@ -32,8 +32,8 @@ struct ek_mpsc_permit {
 };
 
 typedef struct mpsc_chan {
-    ek__mutex lock;
-    void **buf; /* ring of buf_cap (a power of two) messages */
+    ek__lock lock; /* a futex word: one atomic each way, inline (common.h) */
+    void **buf;    /* ring of buf_cap (a power of two) messages */
     size_t buf_cap, head, len;
     size_t bound;       /* 0: unbounded */
     ek__permits slots;  /* bounded: free slots and the senders waiting for one */
@@ -64,7 +64,6 @@ static void chan_destroy(mpsc_chan *c)
     EK__ASSERT(c->len == 0);
     ek_waker_drop(c->rxw.waker);
     ek__free(c->buf);
-    ek__mutex_destroy(&c->lock);
     c->rx.tag = EK__TAG_DEAD;
     ek__free(c);
 }
@@ -86,10 +85,7 @@ static int chan_new(size_t bound, ek_drop_fn drop, ek_mpsc_sender **tx, ek_mpsc_
     if (tx == NULL || rx == NULL) return EK_EINVAL;
     mpsc_chan *c = ek__calloc(1, sizeof *c);
     if (c == NULL) return EK_ENOMEM;
-    if (ek__mutex_init(&c->lock) != 0) {
-        ek__free(c);
-        return EK_ENOMEM;
-    }
+    ek__lock_init(&c->lock);
     c->bound = bound;
     ek__permits_init(&c->slots, bound);
     c->senders = 1;
@@ -99,7 +95,6 @@ static int chan_new(size_t bound, ek_drop_fn drop, ek_mpsc_sender **tx, ek_mpsc_
     c->rx.tag = EK__TAG_MPSC_RX;
     ek_mpsc_sender *s = sender_new(c);
     if (s == NULL) {
-        ek__mutex_destroy(&c->lock);
         ek__free(c);
         return EK_ENOMEM;
     }
@@ -125,9 +120,9 @@ int ek_mpsc_sender_clone(ek_mpsc_sender *tx, ek_mpsc_sender **out)
     mpsc_chan *c = tx->chan;
     ek_mpsc_sender *s = sender_new(c);
     if (s == NULL) return EK_ENOMEM;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     c->senders++;
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     *out = s;
     return EK_OK;
 }
@@ -222,10 +217,10 @@ static int send_impl(ek_mpsc_sender *tx, bool wait, ek_cx *cx, ek__sync_parker *
     ek_waker *old = NULL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     int rc = slot_acquire(tx, wait, cx, pk, &old, &wl);
     if (rc == EK_OK) rc = push_with_slot(tx, msg, &wl);
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek_waker_drop(old);
     ek__wake_list_wake(&wl);
     return rc;
@@ -264,16 +259,16 @@ int ek_mpsc_blocking_send(ek_mpsc_sender *tx, void *msg)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek_waker *old = NULL;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     while ((rc = slot_acquire(tx, true, NULL, &pk, &old, &wl)) == EK_PENDING) {
-        ek__mutex_unlock(&c->lock);
+        ek__lock_release(&c->lock);
         ek__sync_parker_park(&pk);
-        ek__mutex_lock(&c->lock);
+        ek__lock_acquire(&c->lock);
     }
     if (rc == EK_OK) rc = push_with_slot(tx, msg, &wl);
     /* Under the lock: after this nobody can unpark pk, so it may go. */
     tx->w.parker = NULL;
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__sync_parker_destroy(&pk);
     ek__wake_list_wake(&wl);
     return rc;
@@ -285,14 +280,14 @@ static int reserve_impl(ek_mpsc_sender *tx, bool wait, ek_cx *cx, ek_mpsc_permit
     ek_waker *old = NULL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     int rc = slot_acquire(tx, wait, cx, NULL, &old, &wl);
     if (rc == EK_OK) {
         c->permits_out++;
         tx->permit.tag = EK__TAG_MPSC_PERMIT;
         *permit = &tx->permit;
     }
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek_waker_drop(old);
     ek__wake_list_wake(&wl);
     return rc;
@@ -354,7 +349,7 @@ int ek_mpsc_permit_send(ek_mpsc_permit *permit, void *msg)
     /* Immutable, but read before unlocking: once the lock is released another
      * thread may free the channel (when this permit's sender was the last). */
     ek_drop_fn dropfn = c->drop;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     if (!c->rx_alive) {
         drop_msg = true;
         rc = EK_ECLOSED;
@@ -364,7 +359,7 @@ int ek_mpsc_permit_send(ek_mpsc_permit *permit, void *msg)
         ek__permits_release(&c->slots, 1, &wl);
     }
     bool free_chan = permit_finish_locked(tx, &wl, &free_tx);
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     if (drop_msg && dropfn != NULL) dropfn(msg);
     if (free_tx) sender_free(tx);
@@ -380,10 +375,10 @@ void ek_mpsc_permit_drop(ek_mpsc_permit *permit)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     bool free_tx = false;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     if (c->bound != 0) ek__permits_release(&c->slots, 1, &wl);
     bool free_chan = permit_finish_locked(tx, &wl, &free_tx);
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     if (free_tx) sender_free(tx);
     if (free_chan) chan_destroy(c);
@@ -395,9 +390,9 @@ int ek_mpsc_cancel(ek_mpsc_sender *tx)
     mpsc_chan *c = tx->chan;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     ek__permits_cancel(&c->slots, &tx->w, &wl);
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     return EK_OK;
 }
@@ -409,7 +404,7 @@ void ek_mpsc_sender_drop(ek_mpsc_sender *tx)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     bool free_chan = false, free_tx = true;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     ek__permits_cancel(&c->slots, &tx->w, &wl);
     if (tx->permit.tag != 0) {
         /* The permit borrows the sender: finish the drop when it is used. */
@@ -419,7 +414,7 @@ void ek_mpsc_sender_drop(ek_mpsc_sender *tx)
     } else {
         free_chan = sender_release_locked(c, &wl);
     }
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     if (free_tx) sender_free(tx);
     if (free_chan) chan_destroy(c);
@@ -429,9 +424,9 @@ int ek_mpsc_sender_is_closed(ek_mpsc_sender *tx)
 {
     if (!EK__CHECK_TAG(tx, EK__TAG_MPSC_TX)) return EK_EINVAL;
     mpsc_chan *c = tx->chan;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     int closed = c->closed;
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     return closed;
 }
 
@@ -470,13 +465,13 @@ int ek_mpsc_recv(ek_mpsc_receiver *rx, ek_cx *cx, void **out)
     ek__wake_list_init(&wl);
     ek_waker *old = NULL;
     void *m = NULL;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     rc = recv_locked(c, &m, &wl);
     if (rc == EK_EEMPTY) {
         rc = ek__waiter_register(&c->rxw, cx, NULL, &old);
         if (rc == EK_OK) rc = EK_PENDING;
     }
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek_waker_drop(old);
     ek__wake_list_wake(&wl);
     if (rc == EK_OK) deliver(c, m, out);
@@ -490,9 +485,9 @@ int ek_mpsc_try_recv(ek_mpsc_receiver *rx, void **out)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     void *m = NULL;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     int rc = recv_locked(c, &m, &wl);
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     if (rc == EK_OK) deliver(c, m, out);
     return rc;
@@ -510,15 +505,15 @@ int ek_mpsc_blocking_recv(ek_mpsc_receiver *rx, void **out)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     void *m = NULL;
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     while ((rc = recv_locked(c, &m, &wl)) == EK_EEMPTY) {
         c->rxw.parker = &pk;
-        ek__mutex_unlock(&c->lock);
+        ek__lock_release(&c->lock);
         ek__sync_parker_park(&pk);
-        ek__mutex_lock(&c->lock);
+        ek__lock_acquire(&c->lock);
     }
     c->rxw.parker = NULL;
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__sync_parker_destroy(&pk);
     ek__wake_list_wake(&wl);
     if (rc == EK_OK) deliver(c, m, out);
@@ -531,10 +526,10 @@ int ek_mpsc_close(ek_mpsc_receiver *rx)
     mpsc_chan *c = chan_of_rx(rx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     c->closed = true;
     ek__permits_close(&c->slots, &wl);
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     return EK_OK;
 }
@@ -543,9 +538,9 @@ int64_t ek_mpsc_len(ek_mpsc_receiver *rx)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_MPSC_RX)) return EK_EINVAL;
     mpsc_chan *c = chan_of_rx(rx);
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     int64_t n = (int64_t)c->len;
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     return n;
 }
 
@@ -555,7 +550,7 @@ void ek_mpsc_receiver_drop(ek_mpsc_receiver *rx)
     mpsc_chan *c = chan_of_rx(rx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&c->lock);
+    ek__lock_acquire(&c->lock);
     rx->tag = EK__TAG_DEAD;
     c->closed = true;
     c->rx_alive = false;
@@ -570,7 +565,7 @@ void ek_mpsc_receiver_drop(ek_mpsc_receiver *rx)
     bool free_chan = c->senders == 0;
     /* After the unlock the last sender may free the channel: keep what we need. */
     ek_drop_fn dropfn = c->drop;
-    ek__mutex_unlock(&c->lock);
+    ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
     ek_waker_drop(rxk);
     if (dropfn != NULL)

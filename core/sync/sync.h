@@ -4,9 +4,10 @@
  * after a lock is released, and the fair permit queue used by mpsc (slots),
  * semaphore and mutex.
  *
- * Locking rule for every primitive: one ek__mutex per object guards its state
- * and its waiter lists. Under that lock we only move pointers: task wakers are
- * *moved out* of the waiters into an ek__wake_list and woken after the unlock
+ * Locking rule for every primitive: one lock per object (an ek__mutex; mpsc's is
+ * an ek__lock) guards its state and its waiter lists. Under that lock we only
+ * move pointers: task wakers are *moved out* of the waiters into an
+ * ek__wake_list and woken after the unlock
  * (waking may take scheduler locks; and a waiter may be freed the moment the
  * lock is released). Parkers (threads blocked in *_blocking_*) are the exception:
  * they are unparked while the lock is still held, because the parker lives on the
