@@ -6,6 +6,7 @@
  */
 #include "backend.h"
 #include "io.h"
+#include "sys.h"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -80,7 +81,7 @@ static int ep_poll(ek__backend *be, ek__event *events, int n, int timeout_ms)
 {
     epoll_backend *b = EB(be);
     if (n > EK__DRIVER_EVENTS) n = EK__DRIVER_EVENTS;
-    int got = epoll_wait(b->epfd, b->buf, n, timeout_ms);
+    int got = ek__sys_epoll_wait(b->epfd, b->buf, n, timeout_ms);
     if (got < 0) return errno == EINTR ? 0 : ek__err(errno);
     for (int i = 0; i < got; i++) {
         uint32_t e = b->buf[i].events, r = 0;

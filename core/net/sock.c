@@ -13,6 +13,7 @@
  * saw EAGAIN, never by the driver.
  */
 #include "sock.h"
+#include "sys.h"
 
 #include "task/future.h"
 #include "task/task.h"
@@ -207,10 +208,10 @@ static int ek__recv_once(ek__sock *s, void *arg)
     ssize_t r;
     if (o->from != NULL) {
         socklen_t alen = sizeof o->from->ss;
-        r = recvfrom(s->fd, o->buf, o->len, 0, (struct sockaddr *)&o->from->ss, &alen);
+        r = ek__sys_recvfrom(s->fd, o->buf, o->len, 0, (struct sockaddr *)&o->from->ss, &alen);
         if (r >= 0) o->from->len = alen;
     } else {
-        r = recv(s->fd, o->buf, o->len, 0);
+        r = ek__sys_recvfrom(s->fd, o->buf, o->len, 0, NULL, NULL);
     }
     if (r < 0) return ek__op_errno(errno);
     *o->nread = (size_t)r;
@@ -288,7 +289,7 @@ static int ek__send_once(ek__sock *s, void *arg)
 {
     ek__send_op *o = arg;
     /* MSG_NOSIGNAL: a reset peer gives EPIPE, never SIGPIPE. */
-    ssize_t r = sendmsg(s->fd, &o->msg, MSG_NOSIGNAL);
+    ssize_t r = ek__sys_sendmsg(s->fd, &o->msg, MSG_NOSIGNAL);
     if (r >= 0) {
         *o->nsent = (size_t)r;
         return EK_OK;

@@ -299,6 +299,10 @@ static ek__task *next_task(ek__worker *w)
 static ek__task *steal_work(ek__worker *w)
 {
     ek_runtime *rt = w->rt;
+    /* One worker has no victim, and next_task just looked at the global queue:
+     * no search (park_inner looks at the global queue once more after the
+     * worker counted itself parked, as the last searcher would). */
+    if (rt->nworkers == 1) return NULL;
     if (!transition_to_searching(w)) return NULL;
     unsigned n = rt->nworkers;
     unsigned start = rng_next(w) % n;
@@ -478,7 +482,9 @@ static void park_inner(ek__worker *w)
     ek_runtime *rt = w->rt;
     ek__idle *idle = &rt->idle;
     bool others_running;
-    if (transition_to_parked(w, &others_running)) {
+    /* A lone worker never searches (steal_work), so it is the last searcher
+     * whenever it parks: a push that saw it unparked did not notify. */
+    if (transition_to_parked(w, &others_running) || rt->nworkers == 1) {
         /* We were the last searcher: if work is pending, make sure someone
          * (maybe us, after the notify) picks it up. */
         bool pending = ek__inject_len(&rt->inject) > 0;

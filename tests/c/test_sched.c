@@ -794,12 +794,11 @@ static int spawn_burst(void *s, ek_cx *cx, void **out)
  * 1 of 2,000 runtimes under TSan with three such programs and a CPU hog on two
  * cores; alone on the machine this test rarely catches that (0 of 6 TSan runs),
  * so it guards the protocol, it does not prove it. Timings vary per iteration. */
-static void test_outside_spawns_into_a_starting_runtime_are_polled(void **s)
+static void outside_spawns_are_polled(unsigned nworkers)
 {
-    (void)s;
     long n = ekt_scale(10000);
     for (long i = 0; i < n; i++) {
-        ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 2);
+        ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, nworkers);
         if (i & 1) usleep(2000);
         for (int k = 0; k < 3; k++) {
             assert_int_equal(ek_spawn(rt, ekt_pend_forever, ekt_noop_drop, NULL, NULL, NULL),
@@ -811,6 +810,63 @@ static void test_outside_spawns_into_a_starting_runtime_are_polled(void **s)
             fprintf(stderr, "iteration %ld: %llu of 3 polled\n", i, (unsigned long long)polls);
         assert_int_equal(polls, 3);
         ekt_rt_free_checked(rt);
+    }
+}
+
+static void test_outside_spawns_into_a_starting_runtime_are_polled(void **s)
+{
+    (void)s;
+    outside_spawns_are_polled(2);
+}
+
+/* A lone worker never searches: it looks at the global queue once more after
+ * counting itself parked, since a spawn that saw it unparked did not wake it. */
+static void test_outside_spawns_into_a_one_worker_runtime_are_polled(void **s)
+{
+    (void)s;
+    outside_spawns_are_polled(1);
+}
+
+/* The window those spawns rarely hit, made certain: a park hook runs after the
+ * worker found no work and before it counts itself parked, and from it another
+ * thread spawns (the worker still counts as unparked, so the spawn wakes no
+ * one). The worker must find the task before it sleeps. */
+typedef struct park_spawn {
+    ek_runtime *rt;
+    atomic_int armed;
+} park_spawn;
+
+static void *park_spawn_thread(void *arg)
+{
+    park_spawn *p = arg;
+    assert_int_equal(ek_spawn(p->rt, ekt_pend_forever, ekt_noop_drop, NULL, NULL, NULL), EK_OK);
+    return NULL;
+}
+
+static void park_spawn_hook(void *data)
+{
+    park_spawn *p = data;
+    if (!atomic_exchange(&p->armed, 0)) return;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, park_spawn_thread, p), 0);
+    pthread_join(th, NULL);
+}
+
+static void test_spawn_while_the_lone_worker_goes_to_park_is_polled(void **s)
+{
+    (void)s;
+    for (int i = 0; i < 50; i++) {
+        park_spawn p = {.rt = NULL};
+        atomic_init(&p.armed, 0);
+        ek_builder *b = ekt_builder(EK_FLAVOR_MULTI_THREAD, 1, -1, 0);
+        assert_int_equal(ek_builder_on_thread_park(b, park_spawn_hook, &p), EK_OK);
+        assert_int_equal(ek_runtime_new(b, &p.rt), EK_OK);
+        ek_builder_free(b);
+        atomic_store(&p.armed, 1);
+        /* A task to run, so that the worker parks (again) after the arming. */
+        assert_int_equal(ekt_spawn_join(p.rt, ekt_ret_state, NULL, NULL), EK_OK);
+        assert_int_equal(ekt_metric_wait(p.rt, EK_METRIC_POLLS, 2), 2);
+        ekt_rt_free_checked(p.rt);
     }
 }
 
@@ -1009,6 +1065,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_queue_overflow_moves_half_to_global_queue,
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_outside_spawns_into_a_starting_runtime_are_polled,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_outside_spawns_into_a_one_worker_runtime_are_polled,
+                                        ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_while_the_lone_worker_goes_to_park_is_polled,
                                         ekt_setup, ekt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
