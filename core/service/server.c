@@ -12,8 +12,10 @@
  *   3. write whatever frames the push streams have;
  *   4. decode every whole request the read buffer holds and call the service,
  *      while the queue and the output buffer have room (back-pressure: otherwise
- *      the task does not read); each response is polled once as its call
- *      returns, so the ones answered at once are written (2 again) in this round;
+ *      the task does not read); then each new response is polled once, in
+ *      order, so the ones answered at once are written (2 again) in this round
+ *      (and a service sees a read's requests before the first poll: the Lua
+ *      binding runs them in one resume);
  *   5. write the output buffer to the stream: every response that is ready goes
  *      out in one write per round, not one per response;
  *   6. read more bytes if the decoder wants them, unless a read of this poll
@@ -456,6 +458,7 @@ static bool ek__conn_decode_and_call(ek__conn *c, ek_cx *cx, bool *want_read)
 {
     bool moved = false;
     *want_read = false;
+    size_t first = c->qlen; /* the slots this call adds start here */
     while (!c->stop && ek__conn_has_room(c)) {
         if (c->held == NULL) {
             const char *reason = NULL;
@@ -497,9 +500,15 @@ static bool ek__conn_decode_and_call(ek__conn *c, ek_cx *cx, bool *want_read)
             ek__conn_fail(c, EK_ENOMEM, NULL);
             return true;
         }
-        /* Poll it once now: a response answered at once is written this round. */
-        if (fut != NULL) (void)ek__conn_poll_slot(c, &c->q[(c->qhead + c->qlen - 1) % c->qcap], cx);
         moved = true;
+    }
+    /* Poll each new response once now, in order, after every call: a response
+     * answered at once is written this round, and a service that runs the
+     * requests it was handed as one batch (the Lua binding's function
+     * services) sees all of this read's requests at its first poll. */
+    for (size_t i = first; i < c->qlen; i++) {
+        ek__slot *sl = &c->q[(c->qhead + i) % c->qcap];
+        if (sl->fut != NULL) (void)ek__conn_poll_slot(c, sl, cx);
     }
     return moved;
 }

@@ -313,6 +313,76 @@ test("direct: an ek.service function is called by connection tasks on this threa
   wrapped:close()
 end)
 
+test("batches: a read's requests in one runner; handlers that wait, yield or fail inside it", function()
+  local log = {}
+  local ch = ek.channel(1)
+  local svc = assert(ek.service(function(req)
+    log[#log + 1] = req
+    if req == "sleep" then
+      ek.sleep(0.02) -- waits in the runner: the calls after it go on without it
+      log[#log + 1] = "slept"
+    elseif req == "yield" then
+      coroutine.yield() -- a plain yield: back to the scheduler, then on
+      log[#log + 1] = "yielded"
+    elseif req == "recv" then
+      return "got " .. assert(ch:recv()) -- a C-side wait (retry) moved out of the batch
+    elseif req == "send" then
+      assert(ch:send("it"))
+      return "SENT"
+    elseif req == "fail" then
+      error("failed in a batch (expected in this output)")
+    elseif req == "nilerr" then
+      return nil, "no such thing", "ENOENT"
+    end
+    return req:upper()
+  end))
+  for _, direct in ipairs { true, false } do
+    log = {}
+    local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = svc,
+                                     direct = direct })
+    local s = raw(server:local_addr())
+    -- one write: one read on the server, one batch
+    assert(s:write("a\nsleep\nb\nyield\nc\nrecv\nsend\nd\n"))
+    local want = { "A", "SLEEP", "B", "YIELD", "C", "got it", "SENT", "D" }
+    for i, w in ipairs(want) do eq(s:read_line(), w, "reply " .. i .. " in order (direct " .. tostring(direct) .. ")") end
+    -- every request ran once, in order, and the ones after a waiting handler
+    -- did not wait for it
+    local pos = {}
+    for i, v in ipairs(log) do pos[v] = pos[v] or i end
+    for _, r in ipairs { "a", "sleep", "b", "yield", "c", "recv", "send", "d", "slept", "yielded" } do
+      ok(pos[r], r .. " ran: " .. table.concat(log, " "))
+    end
+    ok(pos.a < pos.sleep and pos.sleep < pos.b and pos.b < pos.yield and pos.yield < pos.c
+       and pos.c < pos.recv and pos.recv < pos.send and pos.send < pos.d, "started in order: " .. table.concat(log, " "))
+    ok(pos.d < pos.slept, "d did not wait for sleep: " .. table.concat(log, " "))
+    eq(#log, 10, "each ran once: " .. table.concat(log, " "))
+    -- a failing call in the middle of a batch: the replies before it, then
+    -- the error, then the end of the connection
+    assert(s:write("e\nfail\nf\n"))
+    eq(s:read_line(), "E", "before the failure")
+    local rest = s:read_exactly(1) and s:read(100) or ""
+    ok(not rest:find("^F"), "nothing answered after the failure: " .. tostring(rest))
+    s:close()
+    -- the runner survived the error: a new connection's batch is served
+    local s2 = raw(server:local_addr())
+    assert(s2:write("g\nh\n"))
+    eq(s2:read_line(), "G", "after a failure, a batch again")
+    eq(s2:read_line(), "H", "its second")
+    s2:close()
+    server:close()
+  end
+  -- through svc:call: nil, msg, name and errors fail their own calls only
+  fails("ENOENT", svc:call("nilerr"))
+  fails("EHOST", svc:call("fail"))
+  eq(svc:call("x"), "X", "a call after them")
+  -- many concurrent callers through the buffer: batched, each answered
+  local g = ek.group()
+  local got = {}
+  for i = 1, 200 do g:spawn(function() got[i] = svc:call("v" .. i) end) end
+  eq(g:wait(), true, "concurrent calls")
+  for i = 1, 200 do eq(got[i], "V" .. i, "call " .. i) end
+end)
+
 test("resp: every Lua value through a server and a client, and back", function()
   local values = {
     str = "bulk\r\nwith CRLF",

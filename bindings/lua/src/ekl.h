@@ -128,11 +128,12 @@ struct ekl_ctx {
     char *scratch;  /* read buffer for stream:read */
     size_t scratch_cap;
     size_t ntasks;           /* live tasks, for ek.stats */
-    int pool[EKL_CORO_POOL]; /* registry refs of idle coroutines (ekl_coro_new) */
+    int pool[EKL_CORO_POOL]; /* registry refs of idle coroutines (ekl_coro_attach) */
     int npool;
     ekl_task *free_tasks; /* released task records for reuse (linked by next) */
     int nfree;
     ekl_name names[EKL_NAMES]; /* recent command names (ekl_msg_push_args) */
+    int batch_ref;             /* the batch runner of function services (service.c) */
 };
 
 #define EKL_TASK_RUNNING   0
@@ -166,6 +167,15 @@ struct ekl_task {
     int nwaits;
     ekl_retry retry; /* retry.fn set: suspended in that operation (from C) */
     int resp_kind;   /* a service call's: what the response becomes (service.c) */
+    /* A function service's call, run in a batch (service.c): */
+    void *bsvc;             /* its service (a reference), NULL for other records */
+    ek_msg *breq;           /* the request, until the runner takes it */
+    ek_msg *bout;           /* the response, once bdone */
+    int brc;                /* the call's result, once bdone */
+    bool bqueued, bstarted; /* in bsvc's queue; taken by a runner */
+    bool bsingle;           /* run alone: the coroutine runs its function */
+    bool bdone;
+    ekl_task *bprev, *bnext; /* bsvc's queue */
 };
 
 /* ---- module.c ---- */
@@ -223,13 +233,18 @@ int ekl_task_add_waiter(ekl_task *t, ek_cx *cx);
 /* Push a finished task's results (or nil, err, "ERROR"); *n = how many. */
 void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
 /* A task record driven by a future's poll instead of a C task of its own (a
- * service call): the function and nargs arguments on top of L are moved to a
- * coroutine (a pooled one if there is one). NULL with *rc on failure. */
-ekl_task *ekl_coro_new(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc);
-/* Resume it under cx: EK_PENDING; EK_OK with *nres results on t->co; EK_EHOST
- * (it raised: the error value on top of t->co); EK_ECLOSED (state closed),
- * EK_ECANCELED (not running). */
-int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres);
+ * service call), without a coroutine yet (NULL with *rc on failure);
+ * ekl_coro_attach gives it one (a pooled one if there is one) with the
+ * function and nargs arguments on top of L (popped also on failure). */
+ekl_task *ekl_coro_record(ekl_ctx *c, ekl_rt *h, int *rc);
+int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs);
+/* Resume t's coroutine under cx: EK_PENDING; EK_OK with *nres results on it;
+ * EK_EHOST (it raised: the error value on top of it); EK_ECLOSED (state
+ * closed), EK_ECANCELED (not running). The coroutine may move from record to
+ * record while it runs (a batch runner sets ctx->cur to the record it runs
+ * for): *owner is the record running when it stopped, which owns it now
+ * (marked failed on EK_EHOST). */
+int ekl_coro_step_owner(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner);
 /* After EK_OK or EK_EHOST, once the results are read: release the coroutine
  * (back to the pool after a normal return). */
 void ekl_coro_finish(ekl_task *t);

@@ -56,8 +56,10 @@ typedef struct lsvc {
     ekl_ctx *c;
     ekl_rt *h;
     int fn_ref;
-    bool args;           /* ek.service(fn, {args = true}): a command's elements as arguments */
-    lsvc_anchor *anchor; /* how direct handles find it (NULL: none made yet) */
+    bool args;               /* ek.service(fn, {args = true}): a command's elements as arguments */
+    lsvc_anchor *anchor;     /* how direct handles find it (NULL: none made yet) */
+    int refs;                /* the service (until dropped) + each call's record */
+    ekl_task *qhead, *qtail; /* calls not yet taken by a runner */
 } lsvc;
 
 /* What direct handles (below) hold to reach their lsvc: `s` is set and cleared
@@ -76,46 +78,239 @@ static void anchor_unref(lsvc_anchor *a)
     if (a && atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1) free(a);
 }
 
-/* The response future of a call: its state is the call's task record (pooled;
- * t->resp_kind says what the response becomes). It drives the call's coroutine
- * itself (on the state's thread: the local buffer's driver task polls it), and
- * turns what the function returned into the response message. */
-static int lresp_poll(void *state, ek_cx *cx, void **out)
+/* Calls run in batches. A call queues its request on the lsvc (a task record
+ * without a coroutine, holding a reference on the lsvc) and returns its
+ * response future; the first poll of a queued call starts a runner coroutine
+ * (the pool's) that runs that call and then every call still queued on the
+ * lsvc, in order, within one resume: a C loop of lua_pcallk on Lua 5.4
+ * (batch_loop), a Lua loop on LuaJIT. Taking a call (batch_take) hands the
+ * coroutine to its record (ctx->cur: what a wait registers on and
+ * ekl_need_cx checks) and pushes the function and its arguments; what the
+ * call returned becomes its response (call_result). So a
+ * server's read of 16 pipelined commands costs one resume, not 16; a handler
+ * that waits keeps the coroutine (its record owns it: its future resumes it),
+ * and the calls after it start a runner of their own when polled; an error
+ * (pcall) fails only its call. A queued record's future is never polled
+ * before it is taken (that poll would take it), so completing it from another
+ * poll needs no wake-up: its own first poll reads the response. */
+
+static void queue_unlink(lsvc *s, ekl_task *t)
 {
-    ekl_task *t = state;
-    int n = 0;
-    int rc = ekl_coro_step(t, cx, &n);
-    if (rc == EK_PENDING || rc == EK_ECLOSED || rc == EK_ECANCELED) return rc;
-    lua_State *co = t->co;
-    int top = lua_gettop(co);
-    if (rc == EK_EHOST) {
-        const char *msg = lua_tostring(co, -1);
+    if (t->bprev)
+        t->bprev->bnext = t->bnext;
+    else
+        s->qhead = t->bnext;
+    if (t->bnext)
+        t->bnext->bprev = t->bprev;
+    else
+        s->qtail = t->bprev;
+    t->bprev = t->bnext = NULL;
+    t->bqueued = false;
+}
+
+static void lsvc_unref(lsvc *s);
+
+/* The response of t's call, from what its function returned: ok (else the
+ * error value at idx), the results from idx to the top. */
+static void call_result(lua_State *L, ekl_task *t, bool ok, int idx)
+{
+    int n = lua_gettop(L) - idx + 1, rc;
+    ek_msg *m = NULL;
+    if (!ok) {
+        const char *msg = lua_tostring(L, idx);
         fprintf(stderr, "ekiden: error in a Lua service: %s\n", msg ? msg : "(error object)");
-    } else if (n >= 3 && lua_isnil(co, top - n + 1) && lua_type(co, top - n + 3) == LUA_TSTRING) {
+        rc = EK_EHOST;
+    } else if (n >= 3 && lua_isnil(L, idx) && lua_type(L, idx + 2) == LUA_TSTRING) {
         /* A service returning nil, msg, name fails with the code of that name. */
         rc = EK_EHOST;
-        const char *name = lua_tostring(co, top - n + 3);
+        const char *name = lua_tostring(L, idx + 2);
         int count = ek_err_count();
         for (int i = 0; i < count; i++)
             if (strcmp(ek_err_name(ek_err_code(i)), name) == 0) rc = ek_err_code(i);
     } else {
         /* The first result (none: nil) as a message of the response's kind. */
-        if (n == 0) {
-            lua_pushnil(co);
-            top++;
-            n = 1;
-        }
-        ek_msg *m = NULL;
-        rc = ekl_msg_from_lua(co, top - n + 1, t->resp_kind, &m);
-        if (rc == EK_OK) *out = m;
+        if (n <= 0) lua_pushnil(L);
+        rc = ekl_msg_from_lua(L, idx, t->resp_kind, &m);
     }
-    ekl_coro_finish(t);
-    return rc;
+    t->brc = rc;
+    t->bout = rc == EK_OK ? m : NULL;
+    t->bdone = true;
+    t->state = EKL_TASK_DONE;
+}
+
+#define TAKE_FAILED (-1) /* the call failed before it ran (its result is set) */
+#define TAKE_NONE   (-2) /* nothing queued */
+
+/* Take the next call of s for the running coroutine (at the top of its stack,
+ * the runner's, above index 1): ctx->cur's own call first, then the head of
+ * s's queue, whose record gets the coroutine. Pushes the function and its
+ * arguments; returns the count of arguments, TAKE_FAILED or TAKE_NONE. */
+static int push_call(lua_State *L, lsvc *s, ekl_task *r);
+
+static int batch_take(lua_State *L, ekl_ctx *c, lsvc *s)
+{
+    ekl_task *r = c->cur;
+    if (r->bstarted) {
+        ekl_task *n = s->qhead;
+        if (!n) return TAKE_NONE;
+        queue_unlink(s, n);
+        n->co = r->co;
+        n->co_ref = r->co_ref;
+        r->co = NULL;
+        r->co_ref = LUA_NOREF;
+        c->cur = r = n;
+    }
+    return push_call(L, s, r);
+}
+
+/* Push r's function and arguments (r is taken: bstarted); the count of
+ * arguments, or TAKE_FAILED (nothing pushed; r's result is set). */
+static int push_call(lua_State *L, lsvc *s, ekl_task *r)
+{
+    r->bstarted = true;
+    ek_msg *req = r->breq;
+    r->breq = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+    int rc, nargs = 1;
+    if (s->args) {
+        /* No request table: nothing is allocated for a command whose
+         * arguments are short strings (interned), so no GC step either. */
+        rc = ekl_msg_push_args(L, s->c, req, &nargs);
+        if (rc < 0) rc = rc == EK_ENOMEM || rc == EK_ERANGE ? rc : EK_EKIND;
+    } else {
+        rc = ekl_msg_push(L, req);
+        if (rc < 0) rc = EK_EKIND;
+    }
+    ek_msg_free(req);
+    if (rc < 0) {
+        lua_pop(L, 1); /* (the arguments' push left nothing) */
+        r->brc = rc;
+        r->bdone = true;
+        r->state = EKL_TASK_DONE;
+        return TAKE_FAILED;
+    }
+    return nargs;
+}
+
+#if LUA_VERSION_NUM >= 504
+/* The runner (Lua 5.4): batch_run(s) calls each call's function with
+ * lua_pcallk, whose continuation goes on with the batch after a handler
+ * that yielded (the C loop costs less than a Lua loop over three C calls). */
+static int batch_loop(lua_State *L, int status, lua_KContext kc)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    lsvc *s = lua_touserdata(L, 1);
+    if (kc) { /* back from a call that yielded: its results are above s */
+        call_result(L, c->cur, status == LUA_OK || status == LUA_YIELD, 2);
+        lua_settop(L, 1);
+    }
+    for (;;) {
+        int n = batch_take(L, c, s);
+        if (n == TAKE_NONE) return 0;
+        if (n == TAKE_FAILED) continue;
+        int st = lua_pcallk(L, n, LUA_MULTRET, 0, 1, batch_loop);
+        call_result(L, c->cur, st == LUA_OK, 2);
+        lua_settop(L, 1);
+    }
+}
+
+static int l_batch_run(lua_State *L)
+{
+    return batch_loop(L, LUA_OK, 0);
+}
+#else
+static int batch_noop(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
+/* The runner (LuaJIT: no continuations for C functions; its pcall yields):
+ *     while done(s, pcall(take(s))) do end
+ * take(s) -> fn, args...: the next call (batch_take). */
+static int l_batch_take(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    int n = batch_take(L, c, lua_touserdata(L, 1));
+    if (n >= 0) return n + 1;
+    lua_pushcfunction(L, batch_noop); /* done() keeps the result set */
+    return 1;
+}
+
+/* done(s, ok, results...) -> whether s has another call queued */
+static int l_batch_done(lua_State *L)
+{
+    ekl_ctx *c = ekl_ctx_of(L);
+    lsvc *s = lua_touserdata(L, 1);
+    ekl_task *r = c->cur;
+    if (!r->bdone) call_result(L, r, lua_toboolean(L, 2), 3);
+    lua_pushboolean(L, s->qhead != NULL);
+    return 1;
+}
+#endif
+
+/* The response future of a call (state: its record). */
+static int lresp_poll(void *state, ek_cx *cx, void **out)
+{
+    ekl_task *t = state;
+    ekl_ctx *c = t->ctx;
+    if (!c->L) return EK_ECLOSED;
+    if (!t->bdone) {
+        if (t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
+        if (!t->co) {
+            lsvc *s = t->bsvc;
+            lua_State *L = c->L;
+            queue_unlink(s, t);
+            int rc;
+            if (s->qhead) {
+                /* Run it and what is queued behind it. */
+                if (!lua_checkstack(L, 2)) return EK_ENOMEM;
+                lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);
+                lua_pushlightuserdata(L, s);
+                rc = ekl_coro_attach(t, L, 1);
+            } else {
+                /* Alone: its function is the coroutine's (no runner to enter). */
+                t->bsingle = true;
+                int n = push_call(L, s, t);
+                rc = n == TAKE_FAILED ? EK_OK : ekl_coro_attach(t, L, n);
+            }
+            if (rc != EK_OK) return rc; /* this call fails; the queue stays */
+        }
+        if (!t->bdone) {
+            int n = 0;
+            ekl_task *owner = t;
+            int rc = ekl_coro_step_owner(t, cx, &n, &owner);
+            if (rc == EK_ECLOSED || rc == EK_ECANCELED) return rc;
+            if (rc == EK_PENDING) {
+                if (!t->bdone) return EK_PENDING;
+            } else {
+                lua_State *co = owner->co;
+                if (owner->bsingle && rc == EK_OK)
+                    call_result(co, owner, true, lua_gettop(co) - n + 1);
+                else if (rc == EK_EHOST &&
+                         !owner->bdone) /* the handler (alone) or the runner raised */
+                    call_result(co, owner, false, lua_gettop(co));
+                /* The coroutine goes back to the pool (or, failed, away). */
+                ekl_coro_finish(owner);
+            }
+        }
+    }
+    *out = t->bout;
+    t->bout = NULL;
+    return t->brc;
 }
 
 static void lresp_drop(void *state)
 {
-    ekl_coro_drop(state);
+    ekl_task *t = state;
+    lsvc *s = t->bsvc;
+    if (t->bqueued) queue_unlink(s, t);
+    ek_msg_free(t->breq);
+    ek_msg_free(t->bout);
+    t->breq = t->bout = NULL;
+    t->bsvc = NULL;
+    ekl_coro_drop(t);
+    lsvc_unref(s);
 }
 
 static int lsvc_ready(void *self, ek_cx *cx)
@@ -128,35 +323,39 @@ static int lsvc_ready(void *self, ek_cx *cx)
 static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
 {
     lsvc *s = self;
-    lua_State *L = s->c->L;
-    if (!L) {
+    if (!s->c->L || !s->c->batch_ref) {
         ek_msg_free(req);
         return EK_ECLOSED;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
-    int kind = response_kind(ek_msg_kind(req));
-    int nargs = 1;
-    if (s->args) {
-        /* No request table: nothing is allocated for a command whose
-         * arguments are short strings (interned), so no GC step either. */
-        int rc = ekl_msg_push_args(L, s->c, req, &nargs);
-        ek_msg_free(req);
-        if (rc < 0) {
-            lua_pop(L, 1);
-            return rc == EK_ENOMEM || rc == EK_ERANGE ? rc : EK_EKIND;
-        }
-    } else {
-        int n = msg_to_lua(L, req);
-        if (n != 1) {
-            lua_pop(L, n + 1);
-            return EK_EKIND;
-        }
-    }
     int rc;
-    ekl_task *t = ekl_coro_new(s->c, s->h, L, nargs, &rc);
-    if (!t) return rc;
-    t->resp_kind = kind;
+    ekl_task *t = ekl_coro_record(s->c, s->h, &rc);
+    if (!t) {
+        ek_msg_free(req);
+        return rc;
+    }
+    t->resp_kind = response_kind(ek_msg_kind(req));
+    t->breq = req;
+    t->bsvc = s;
+    s->refs++;
+    t->bqueued = true;
+    t->bprev = s->qtail;
+    if (s->qtail)
+        s->qtail->bnext = t;
+    else
+        s->qhead = t;
+    s->qtail = t;
     return ek_future_new(lresp_poll, lresp_drop, t, resp);
+}
+
+/* The service's last holder (its buffer's worker, or a call's record) frees
+ * it; all of them are on the state's thread. */
+static void lsvc_unref(lsvc *s)
+{
+    if (--s->refs > 0) return;
+    if (s->c->L) luaL_unref(s->c->L, LUA_REGISTRYINDEX, s->fn_ref);
+    ekl_rt_unref(s->h);
+    ekl_ctx_unref(s->c);
+    free(s);
 }
 
 static void lsvc_drop(void *self)
@@ -165,11 +364,9 @@ static void lsvc_drop(void *self)
     if (s->anchor) {
         s->anchor->s = NULL;
         anchor_unref(s->anchor);
+        s->anchor = NULL;
     }
-    if (s->c->L) luaL_unref(s->c->L, LUA_REGISTRYINDEX, s->fn_ref);
-    ekl_rt_unref(s->h);
-    ekl_ctx_unref(s->c);
-    free(s);
+    lsvc_unref(s);
 }
 
 static const ek_service_vtable lsvc_vt = {
@@ -391,6 +588,7 @@ static int l_service(lua_State *L)
     if (!s) return ekl_push_error(L, EK_ENOMEM);
     s->c = c;
     c->refs++;
+    s->refs = 1;
     s->h = ekl_rt_ref(h);
     lua_pushvalue(L, 1);
     s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -665,6 +863,26 @@ void ekl_service_open(lua_State *L, ekl_ctx *c)
         {NULL, NULL},
     };
     ekl_newclass(L, c, EKL_SERVICE_MT, methods, meta);
+    /* The batch runner (see lresp_poll). */
+#if LUA_VERSION_NUM >= 504
+    lua_getfield(L, LUA_REGISTRYINDEX, EKL_CTX_MT);
+    lua_pushcclosure(L, l_batch_run, 1);
+    c->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+#else
+    static const char runner[] = "local take, done, pcall = ...\n"
+                                 "return function(s) while done(s, pcall(take(s))) do end end\n";
+    if (luaL_loadbuffer(L, runner, sizeof runner - 1, "=ekiden.batch") == LUA_OK) {
+        lua_getfield(L, LUA_REGISTRYINDEX, EKL_CTX_MT);
+        lua_pushcclosure(L, l_batch_take, 1);
+        lua_getfield(L, LUA_REGISTRYINDEX, EKL_CTX_MT);
+        lua_pushcclosure(L, l_batch_done, 1);
+        lua_getglobal(L, "pcall");
+        lua_call(L, 3, 1);
+        c->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        lua_pop(L, 1);
+    }
+#endif
     static const luaL_Reg funcs[] = {
         {"service", l_service},
         {"register", l_register},

@@ -109,7 +109,7 @@ static int resume(lua_State *co, int nargs, int *nres)
  * resumes the coroutine. Returns EK_PENDING while it waits; else the resume's
  * status: LUA_OK with *nres results on t->co, or an error status with the
  * error value on top of t->co. */
-static int task_step(ekl_task *t, ek_cx *cx, int *nres)
+static int task_step(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner)
 {
     ekl_ctx *c = t->ctx;
     ek_cx *saved_cx = c->cx;
@@ -136,13 +136,18 @@ static int task_step(ekl_task *t, ek_cx *cx, int *nres)
     }
     t->nwaits = 0; /* what it waited on is its own business again */
     *nres = 0;
-    int st = resume(t->co, nargs, nres);
+    lua_State *co = t->co;
+    int st = resume(co, nargs, nres);
+    /* A batch runner (service.c) hands its coroutine from record to record:
+     * the one running when it stopped owns it now. */
+    ekl_task *o = c->cur;
+    if (owner) *owner = o;
     c->cx = saved_cx;
     c->cur = saved_cur;
     if (st == LUA_YIELD) {
-        bool pending = t->retry.fn != NULL ||
-                       (*nres >= 1 && lua_touserdata(t->co, -*nres) == &ekl_pending_key);
-        if (*nres > 0) lua_pop(t->co, *nres);
+        bool pending =
+            o->retry.fn != NULL || (*nres >= 1 && lua_touserdata(co, -*nres) == &ekl_pending_key);
+        if (*nres > 0) lua_pop(co, *nres);
         /* A plain coroutine.yield() is a yield to the scheduler. */
         if (!pending) ek_yield_now(cx);
         return EK_PENDING;
@@ -157,7 +162,7 @@ static int task_poll(void *state, ek_cx *cx, void **out)
     *out = NULL;
     if (!c->L || t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
     int nres = 0;
-    int st = task_step(t, cx, &nres);
+    int st = task_step(t, cx, &nres, NULL);
     if (st == EK_PENDING) return EK_PENDING;
     lua_State *L = c->L;
     if (st == LUA_OK) {
@@ -175,6 +180,19 @@ static int task_poll(void *state, ek_cx *cx, void **out)
     }
     task_finish(t);
     return EK_OK;
+}
+
+/* Take t out of its context's list of live records. */
+static void record_unlink(ekl_task *t)
+{
+    ekl_ctx *c = t->ctx;
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (c->head == t)
+        c->head = t->next;
+    if (t->next) t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    c->ntasks--;
 }
 
 static void task_drop(void *state)
@@ -202,13 +220,7 @@ static void task_drop(void *state)
         t->state = EKL_TASK_CANCELLED;
     }
     kid_unlink(t);
-    if (t->prev)
-        t->prev->next = t->next;
-    else if (c->head == t)
-        c->head = t->next;
-    if (t->next) t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    c->ntasks--;
+    record_unlink(t);
     task_unref(t);
 }
 
@@ -231,8 +243,7 @@ typedef struct task_ud {
  * the function and nargs arguments on top of L are moved to its coroutine (a
  * pooled one when `pooled` and the pool has one, else a new one). NULL with *rc
  * (and the function and arguments popped) on failure. */
-static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int refs,
-                               bool pooled, int *rc)
+static ekl_task *record_new(ekl_ctx *c, ekl_rt *h, int refs)
 {
     ekl_task *t = c->free_tasks;
     if (t) {
@@ -240,10 +251,27 @@ static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, i
         c->nfree--;
         memset(t, 0, sizeof *t);
     } else if (!(t = calloc(1, sizeof *t))) {
-        lua_pop(L, nargs + 1);
-        *rc = EK_ENOMEM;
         return NULL;
     }
+    t->co_ref = LUA_NOREF;
+    t->ctx = c;
+    c->refs++;
+    t->h = ekl_rt_ref(h);
+    t->refs = refs;
+    t->res_ref = LUA_NOREF;
+    t->c_alive = true;
+    t->next = c->head;
+    if (c->head) c->head->prev = t;
+    c->head = t;
+    c->ntasks++;
+    return t;
+}
+
+/* Give t a coroutine (a pooled one when `pooled` and the pool has one) with
+ * the function and nargs arguments on top of L (popped also on failure). */
+static int coro_attach(ekl_task *t, lua_State *L, int nargs, bool pooled)
+{
+    ekl_ctx *c = t->ctx;
     if (pooled && c->npool > 0) {
         t->co_ref = c->pool[--c->npool];
         lua_rawgeti(c->L, LUA_REGISTRYINDEX, t->co_ref);
@@ -257,23 +285,38 @@ static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, i
      * whole command as arguments; ek.spawn takes any number). */
     if (!lua_checkstack(t->co, nargs + 1)) {
         luaL_unref(c->L, LUA_REGISTRYINDEX, t->co_ref);
-        free(t);
+        t->co_ref = LUA_NOREF;
+        t->co = NULL;
+        lua_pop(L, nargs + 1);
+        return EK_ENOMEM;
+    }
+    lua_xmove(L, t->co, nargs + 1);
+    t->nargs = nargs;
+    return EK_OK;
+}
+
+/* Unlink a record that never ran and release it. */
+static void record_discard(ekl_task *t)
+{
+    record_unlink(t);
+    t->refs = 1;
+    task_unref(t);
+}
+
+static ekl_task *ekl_task_init(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int refs,
+                               bool pooled, int *rc)
+{
+    ekl_task *t = record_new(c, h, refs);
+    if (!t) {
         lua_pop(L, nargs + 1);
         *rc = EK_ENOMEM;
         return NULL;
     }
-    t->ctx = c;
-    c->refs++;
-    t->h = ekl_rt_ref(h);
-    t->refs = refs;
-    t->res_ref = LUA_NOREF;
-    lua_xmove(L, t->co, nargs + 1);
-    t->nargs = nargs;
-    t->c_alive = true;
-    t->next = c->head;
-    if (c->head) c->head->prev = t;
-    c->head = t;
-    c->ntasks++;
+    *rc = coro_attach(t, L, nargs, pooled);
+    if (*rc != EK_OK) {
+        record_discard(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -296,22 +339,30 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
 /* ------------------------------------- coroutines driven by a future -- */
 
 /* A task record without a C task of its own: a service call's response future
- * resumes it from its poll (ekl_coro_step) and drops it (ekl_coro_drop), so a
+ * resumes it from its poll (ekl_coro_step_owner) and drops it (ekl_coro_drop), so a
  * call costs no spawn, no join handle and no results table. Coroutines that
  * returned normally go back to a small pool of the context for the next call. */
-ekl_task *ekl_coro_new(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
+ekl_task *ekl_coro_record(ekl_ctx *c, ekl_rt *h, int *rc)
 {
-    return ekl_task_init(c, h, L, nargs, 1 /* the future */, true, rc);
+    ekl_task *t = record_new(c, h, 1 /* the future */);
+    if (!t) *rc = EK_ENOMEM;
+    return t;
 }
 
-int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres)
+int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs)
 {
+    return coro_attach(t, L, nargs, true);
+}
+
+int ekl_coro_step_owner(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner)
+{
+    *owner = t;
     if (!t->ctx->L) return EK_ECLOSED;
     if (t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
-    int st = task_step(t, cx, nres);
+    int st = task_step(t, cx, nres, owner);
     if (st == EK_PENDING) return EK_PENDING;
     if (st == LUA_OK) return EK_OK;
-    t->state = EKL_TASK_FAILED;
+    (*owner)->state = EKL_TASK_FAILED;
     return EK_EHOST;
 }
 
