@@ -13,7 +13,7 @@
 # Each run holds the lock file $BENCH_LOCK (default /work/bench.lock when that
 # directory exists; empty: no lock) so that other timed runs do not overlap it.
 # Prints every round, then per side the first quartile and the median of the
-# rounds' values in ms, and new/old for both: compare both, since some rows are
+# rounds' values in µs, and new/old for both: compare both, since some rows are
 # bimodal (rt_multi.yield_many: 5-7 ms or 11-15 ms on a 2-core machine).
 #
 # Environment: BENCH_ITERS (iterations per run, passed on), BENCH_LOCK,
@@ -67,21 +67,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
     old_vals+=("$o")
     new_vals+=("$n")
-    awk -v r="$r" -v o="$o" -v n="$n" 'BEGIN { printf "round %2d  old %8.3f ms  new %8.3f ms\n", r, o / 1e6, n / 1e6 }'
+    awk -v r="$r" -v o="$o" -v n="$n" 'BEGIN { printf "round %2d  old %10.3f us  new %10.3f us\n", r, o / 1e3, n / 1e3 }'
 done
 
-# q1 and median (linear interpolation between order statistics), in ms.
+# q1 and median (linear interpolation between order statistics), in ns; the
+# ratios come from these unrounded values (rows of a few hundred ns exist).
 stats() {
     printf '%s\n' "$@" | sort -n | awk '
         { v[NR] = $1 }
         function q(p,   h, lo) { h = (NR - 1) * p + 1; lo = int(h);
                                  return lo >= NR ? v[NR] : v[lo] + (h - lo) * (v[lo + 1] - v[lo]) }
-        END { printf "%.3f %.3f\n", q(0.25) / 1e6, q(0.5) / 1e6 }'
+        END { printf "%.1f %.1f\n", q(0.25), q(0.5) }'
 }
 read -r oq1 omed <<<"$(stats "${old_vals[@]}")"
 read -r nq1 nmed <<<"$(stats "${new_vals[@]}")"
-echo "$WORKLOAD, $ROUNDS alternated rounds (ms):"
-printf '  old  q1 %8.3f  median %8.3f   %s\n' "$oq1" "$omed" "$OLD"
-printf '  new  q1 %8.3f  median %8.3f   %s\n' "$nq1" "$nmed" "$NEW"
+echo "$WORKLOAD, $ROUNDS alternated rounds (us):"
+awk -v a="$oq1" -v b="$omed" -v f="$OLD" 'BEGIN { printf "  old  q1 %10.3f  median %10.3f   %s\n", a / 1e3, b / 1e3, f }'
+awk -v a="$nq1" -v b="$nmed" -v f="$NEW" 'BEGIN { printf "  new  q1 %10.3f  median %10.3f   %s\n", a / 1e3, b / 1e3, f }'
 awk -v a="$oq1" -v b="$omed" -v c="$nq1" -v d="$nmed" \
     'BEGIN { printf "  new/old  q1 %.3f  median %.3f\n", c / a, d / b }'
