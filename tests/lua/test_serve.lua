@@ -383,6 +383,44 @@ test("batches: a read's requests in one runner; handlers that wait, yield or fai
   for i = 1, 200 do eq(got[i], "V" .. i, "call " .. i) end
 end)
 
+test("batches: a handler that raises closes its <close> variables, alone and inside a batch", function()
+  if not ek.lua_api:find("5.4") then return end
+  -- (no pcall around a batch's calls: the resume ends with the error, and the
+  -- dead coroutine is reset, which closes what was pending on it)
+  local closed = 0
+  local guarded = assert(load([[
+    local f, on_close = ...
+    local _ <close> = setmetatable({}, { __close = on_close })
+    f()
+  ]]))
+  local svc = assert(ek.service(function(req)
+    if req == "fail" then
+      guarded(function() error("failed with a <close> variable (expected in this output)") end,
+              function() closed = closed + 1 end)
+    end
+    return req:upper()
+  end))
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = svc })
+  local s = raw(server:local_addr())
+  assert(s:write("fail\n")) -- alone in its read
+  local rest = s:read(100)
+  ok(rest == "" or rest == nil or not rest:find("^FAIL"), "no reply to the failure: " .. tostring(rest))
+  eq(closed, 1, "closed when the lone handler raised")
+  s:close()
+  s = raw(server:local_addr())
+  assert(s:write("a\nfail\nb\n")) -- in the middle of a batch
+  eq(s:read_line(), "A", "before the failure")
+  s:read(100)
+  eq(closed, 2, "closed when a handler in a batch raised")
+  s:close()
+  s = raw(server:local_addr())
+  assert(s:write("c\nd\n"))
+  eq(s:read_line(), "C", "a batch after the failures")
+  eq(s:read_line(), "D", "its second")
+  s:close()
+  server:close()
+end)
+
 test("resp: every Lua value through a server and a client, and back", function()
   local values = {
     str = "bulk\r\nwith CRLF",

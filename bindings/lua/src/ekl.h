@@ -127,8 +127,9 @@ struct ekl_ctx {
     ekl_task *head; /* live task records (not yet dropped by the runtime) */
     char *scratch;  /* read buffer for stream:read */
     size_t scratch_cap;
-    size_t ntasks;           /* live tasks, for ek.stats */
-    int pool[EKL_CORO_POOL]; /* registry refs of idle coroutines (ekl_coro_attach) */
+    size_t ntasks;                     /* live tasks, for ek.stats */
+    int pool[EKL_CORO_POOL];           /* registry refs of idle coroutines (ekl_coro_attach) */
+    lua_State *pool_co[EKL_CORO_POOL]; /* and the coroutines (kept alive by the refs) */
     int npool;
     ekl_task *free_tasks; /* released task records for reuse (linked by next) */
     int nfree;
@@ -238,6 +239,10 @@ void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
  * function and nargs arguments on top of L (popped also on failure). */
 ekl_task *ekl_coro_record(ekl_ctx *c, ekl_rt *h, int *rc);
 int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs);
+/* Give t a coroutine (a pooled one if there is one) with room for `room`
+ * values, for the caller to push the function and its arguments onto t->co
+ * itself and set t->nargs (no lua_xmove); EK_ENOMEM: none given. */
+int ekl_coro_bind(ekl_task *t, int room);
 /* Resume t's coroutine under cx: EK_PENDING; EK_OK with *nres results on it;
  * EK_EHOST (it raised: the error value on top of it); EK_ECLOSED (state
  * closed), EK_ECANCELED (not running). The coroutine may move from record to

@@ -135,19 +135,22 @@ static void call_result(lua_State *L, ekl_task *t, bool ok, int idx)
     t->brc = rc;
     t->bout = rc == EK_OK ? m : NULL;
     t->bdone = true;
-    t->state = EKL_TASK_DONE;
+    /* (A record that raised and owns the coroutine stays failed: its
+     * coroutine is reset, not pooled; see ekl_coro_finish.) */
+    t->state = ok ? EKL_TASK_DONE : EKL_TASK_FAILED;
 }
 
 #define TAKE_FAILED (-1) /* the call failed before it ran (its result is set) */
 #define TAKE_NONE   (-2) /* nothing queued */
 
 /* Take the next call of s for the running coroutine (at the top of its stack,
- * the runner's, above index 1): ctx->cur's own call first, then the head of
- * s's queue, whose record gets the coroutine. Pushes the function and its
- * arguments; returns the count of arguments, TAKE_FAILED or TAKE_NONE. */
-static int push_call(lua_State *L, lsvc *s, ekl_task *r);
+ * the runner's): ctx->cur's own call first, then the head of s's queue, whose
+ * record gets the coroutine. Pushes the function (a copy of index fn; 0: from
+ * the registry) and its arguments; returns the count of arguments,
+ * TAKE_FAILED or TAKE_NONE. */
+static int push_call(lua_State *L, lsvc *s, ekl_task *r, int fn);
 
-static int batch_take(lua_State *L, ekl_ctx *c, lsvc *s)
+static int batch_take(lua_State *L, ekl_ctx *c, lsvc *s, int fn)
 {
     ekl_task *r = c->cur;
     if (r->bstarted) {
@@ -160,17 +163,21 @@ static int batch_take(lua_State *L, ekl_ctx *c, lsvc *s)
         r->co_ref = LUA_NOREF;
         c->cur = r = n;
     }
-    return push_call(L, s, r);
+    return push_call(L, s, r, fn);
 }
 
-/* Push r's function and arguments (r is taken: bstarted); the count of
- * arguments, or TAKE_FAILED (nothing pushed; r's result is set). */
-static int push_call(lua_State *L, lsvc *s, ekl_task *r)
+/* Push r's function (a copy of index fn; 0: from the registry) and its
+ * arguments (r is taken: bstarted); the count of arguments, or TAKE_FAILED
+ * (nothing pushed; r's result is set). */
+static int push_call(lua_State *L, lsvc *s, ekl_task *r, int fn)
 {
     r->bstarted = true;
     ek_msg *req = r->breq;
     r->breq = NULL;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+    if (fn)
+        lua_pushvalue(L, fn);
+    else
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
     int rc, nargs = 1;
     if (s->args) {
         /* No request table: nothing is allocated for a command whose
@@ -193,29 +200,37 @@ static int push_call(lua_State *L, lsvc *s, ekl_task *r)
 }
 
 #if LUA_VERSION_NUM >= 504
-/* The runner (Lua 5.4): batch_run(s) calls each call's function with
- * lua_pcallk, whose continuation goes on with the batch after a handler
- * that yielded (the C loop costs less than a Lua loop over three C calls). */
+/* The runner (Lua 5.4): batch_run(s) calls each call's function (kept at
+ * index 2) with lua_callk, whose continuation goes on with the batch after a
+ * handler that yielded (the C loop costs less than a Lua loop over three C
+ * calls). No lua_pcallk (its setjmp per call): a handler that raises ends the
+ * resume, and lresp_poll fails the call that was running (ctx->cur, the
+ * coroutine's owner then); the calls still queued start a runner of their
+ * own when polled, as behind a handler that waits. */
 static int batch_loop(lua_State *L, int status, lua_KContext kc)
 {
+    (void)status; /* (LUA_YIELD: an error does not come back here) */
     ekl_ctx *c = ekl_ctx_of(L);
     lsvc *s = lua_touserdata(L, 1);
-    if (kc) { /* back from a call that yielded: its results are above s */
-        call_result(L, c->cur, status == LUA_OK || status == LUA_YIELD, 2);
-        lua_settop(L, 1);
+    if (kc) { /* back from a call that yielded: its results are above fn */
+        call_result(L, c->cur, true, 3);
+        lua_settop(L, 2);
     }
     for (;;) {
-        int n = batch_take(L, c, s);
+        int n = batch_take(L, c, s, 2);
         if (n == TAKE_NONE) return 0;
         if (n == TAKE_FAILED) continue;
-        int st = lua_pcallk(L, n, LUA_MULTRET, 0, 1, batch_loop);
-        call_result(L, c->cur, st == LUA_OK, 2);
-        lua_settop(L, 1);
+        lua_callk(L, n, LUA_MULTRET, 1, batch_loop);
+        call_result(L, c->cur, true, 3);
+        lua_settop(L, 2);
     }
 }
 
 static int l_batch_run(lua_State *L)
 {
+    lsvc *s = lua_touserdata(L, 1);
+    lua_settop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref); /* 2: the function */
     return batch_loop(L, LUA_OK, 0);
 }
 #else
@@ -231,7 +246,7 @@ static int batch_noop(lua_State *L)
 static int l_batch_take(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
-    int n = batch_take(L, c, lua_touserdata(L, 1));
+    int n = batch_take(L, c, lua_touserdata(L, 1), 0);
     if (n >= 0) return n + 1;
     lua_pushcfunction(L, batch_noop); /* done() keeps the result set */
     return 1;
@@ -249,6 +264,34 @@ static int l_batch_done(lua_State *L)
 }
 #endif
 
+/* Start t, the first call of a batch: a runner coroutine for it and what is
+ * queued behind it. */
+static int batch_start(ekl_ctx *c, lsvc *s, ekl_task *t)
+{
+    lua_State *L = c->L;
+    if (!lua_checkstack(L, 2)) return EK_ENOMEM;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);
+    lua_pushlightuserdata(L, s);
+    return ekl_coro_attach(t, L, 1);
+}
+
+/* Start t, a call alone in its batch (a server's read that held one
+ * request): no runner, its function is the coroutine's own, pushed with its
+ * arguments straight onto a pooled coroutine (no lua_xmove from the main
+ * thread). */
+static int lone_start(lsvc *s, ekl_task *t)
+{
+    t->bsingle = true;
+    int rc = ekl_coro_bind(t, 2);
+    if (rc != EK_OK) return rc;
+    int n = push_call(t->co, s, t, 0);
+    if (n == TAKE_FAILED)
+        ekl_coro_finish(t); /* (the coroutine goes back; the result is set) */
+    else
+        t->nargs = n;
+    return EK_OK;
+}
+
 /* The response future of a call (state: its record). */
 static int lresp_poll(void *state, ek_cx *cx, void **out)
 {
@@ -259,21 +302,8 @@ static int lresp_poll(void *state, ek_cx *cx, void **out)
         if (t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
         if (!t->co) {
             lsvc *s = t->bsvc;
-            lua_State *L = c->L;
             queue_unlink(s, t);
-            int rc;
-            if (s->qhead) {
-                /* Run it and what is queued behind it. */
-                if (!lua_checkstack(L, 2)) return EK_ENOMEM;
-                lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);
-                lua_pushlightuserdata(L, s);
-                rc = ekl_coro_attach(t, L, 1);
-            } else {
-                /* Alone: its function is the coroutine's (no runner to enter). */
-                t->bsingle = true;
-                int n = push_call(L, s, t);
-                rc = n == TAKE_FAILED ? EK_OK : ekl_coro_attach(t, L, n);
-            }
+            int rc = s->qhead ? batch_start(c, s, t) : lone_start(s, t);
             if (rc != EK_OK) return rc; /* this call fails; the queue stays */
         }
         if (!t->bdone) {

@@ -268,27 +268,38 @@ static ekl_task *record_new(ekl_ctx *c, ekl_rt *h, int refs)
 }
 
 /* Give t a coroutine (a pooled one when `pooled` and the pool has one) with
- * the function and nargs arguments on top of L (popped also on failure). */
-static int coro_attach(ekl_task *t, lua_State *L, int nargs, bool pooled)
+ * room for `room` values on its stack (EK_ENOMEM: none given). */
+static int coro_bind(ekl_task *t, int room, bool pooled)
 {
     ekl_ctx *c = t->ctx;
     if (pooled && c->npool > 0) {
-        t->co_ref = c->pool[--c->npool];
-        lua_rawgeti(c->L, LUA_REGISTRYINDEX, t->co_ref);
-        t->co = lua_tothread(c->L, -1);
-        lua_pop(c->L, 1);
+        /* (The pointer is kept beside the ref: no registry read.) */
+        c->npool--;
+        t->co_ref = c->pool[c->npool];
+        t->co = c->pool_co[c->npool];
     } else {
         t->co = lua_newthread(c->L);
         t->co_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
     }
-    /* lua_xmove does not grow the coroutine's stack (a service call hands a
-     * whole command as arguments; ek.spawn takes any number). */
-    if (!lua_checkstack(t->co, nargs + 1)) {
+    if (!lua_checkstack(t->co, room)) {
         luaL_unref(c->L, LUA_REGISTRYINDEX, t->co_ref);
         t->co_ref = LUA_NOREF;
         t->co = NULL;
-        lua_pop(L, nargs + 1);
         return EK_ENOMEM;
+    }
+    return EK_OK;
+}
+
+/* Give t a coroutine (see coro_bind) with the function and nargs arguments on
+ * top of L (popped also on failure). */
+static int coro_attach(ekl_task *t, lua_State *L, int nargs, bool pooled)
+{
+    /* lua_xmove does not grow the coroutine's stack (a service call hands a
+     * whole command as arguments; ek.spawn takes any number). */
+    int rc = coro_bind(t, nargs + 1, pooled);
+    if (rc != EK_OK) {
+        lua_pop(L, nargs + 1);
+        return rc;
     }
     lua_xmove(L, t->co, nargs + 1);
     t->nargs = nargs;
@@ -354,6 +365,11 @@ int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs)
     return coro_attach(t, L, nargs, true);
 }
 
+int ekl_coro_bind(ekl_task *t, int room)
+{
+    return coro_bind(t, room, true);
+}
+
 int ekl_coro_step_owner(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner)
 {
     *owner = t;
@@ -370,16 +386,22 @@ void ekl_coro_finish(ekl_task *t)
 {
     ekl_ctx *c = t->ctx;
     if (t->state == EKL_TASK_FAILED) {
-        /* its coroutine is dead: released, not pooled */
+#if LUA_VERSION_NUM >= 504
+        /* Its coroutine is dead: released, not pooled, once the to-be-closed
+         * variables still pending on it are closed (a raising handler's, or
+         * a batch runner's that was not under a pcall). */
+        if (c->L && t->co) lua_resetthread(t->co);
+#endif
         task_finish(t);
         return;
     }
     t->state = EKL_TASK_DONE;
     if (c->L && t->co_ref != LUA_NOREF) {
         lua_settop(t->co, 0);
-        if (c->npool < EKL_CORO_POOL && lua_status(t->co) == LUA_OK)
+        if (c->npool < EKL_CORO_POOL && lua_status(t->co) == LUA_OK) {
+            c->pool_co[c->npool] = t->co;
             c->pool[c->npool++] = t->co_ref;
-        else
+        } else
             luaL_unref(c->L, LUA_REGISTRYINDEX, t->co_ref);
     }
     t->co_ref = LUA_NOREF;
