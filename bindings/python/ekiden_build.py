@@ -77,8 +77,6 @@ typedef struct ekpy_batch {
 } ekpy_batch;
 
 /* Called by the runtime (ekiden_glue.c), implemented in Python (_runtime.py). */
-extern "Python" int ekpy_task_poll(void *handle);
-extern "Python" void ekpy_task_drop(void *handle);
 extern "Python" void ekpy_handle_drop(void *handle);
 extern "Python" int ekpy_handle_clone(void *handle, void **out);
 extern "Python" int ekpy_svc_batch(void *self, ekpy_batch *batch);
@@ -97,6 +95,8 @@ typedef struct ekpy_stream {
     int unix_;
     char *buf;
     size_t len;
+    int busy;
+    int closing;
 } ekpy_stream;
 ek_cx *ekpy_cx(void);
 void *ekpy_current_task(void);
@@ -116,7 +116,6 @@ typedef struct ekpy_flat {
 long ekpy_io_resp_bulks(const ek_msg *msg, ekpy_flat *flat);
 ek_msg *ekpy_io_resp_string(int type, const char *data, size_t len);
 ek_msg *ekpy_io_resp_null(void);
-int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join);
 extern ek_drop_fn ekpy_handle_drop_fn;
 extern ek_clone_fn ekpy_handle_clone_fn;
 int ekpy_service_new(void *handle, ek_service **out, void **svc);
@@ -131,6 +130,7 @@ int ekpy_service_direct(void *svc, ek_service **out);
 #define EKPY_REQ_GONE ...
 #define EKPY_INSTALL_RUNTIME ...
 #define EKPY_INSTALL_SERVICE ...
+#define EKPY_INSTALL_NET ...
 int ekpy_io_install(const char *module, int which);
 int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot_sender *tx);
 """

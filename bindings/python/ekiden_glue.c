@@ -3,13 +3,13 @@
  * extension (the same translation unit as cffi's generated code, so it can call
  * the static `extern "Python"` functions declared in ekiden_build.py).
  *
- * A Python task is a local C task (ek_spawn_local) whose state is the cffi handle
- * of its Python Task object. Its poll steps the coroutine through
- * ekpy_task_poll; the coroutine's awaitables call C operations with the poll's
- * ek_cx and, on EK_PENDING, make the poll return EK_PENDING, so the C scheduler
- * alone decides when it runs again. The result stays on the Python side.
- * Both callbacks run on the thread that spawned the task (it is local), with the
- * GIL taken by cffi around the call.
+ * A Python task is a local C task (ek_spawn_local) whose state is a _CTask
+ * object (below) holding its Python Task and coroutine. Its poll, in C, steps
+ * the coroutine (PyIter_Send) or calls the Task's _step; the coroutine's
+ * awaitables call C operations with the poll's ek_cx and, on EK_PENDING, make
+ * the poll return EK_PENDING, so the C scheduler alone decides when it runs
+ * again. The result stays on the Python side. Both callbacks run on the
+ * thread that spawned the task (it is local); they take the GIL themselves.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <structmember.h> /* PyMemberDef's T_INT (cffi's code has included Python.h) */
 
 /*
  * The GIL around C calls. cffi releases it around every call into C (its
@@ -41,8 +43,6 @@
     if (_save) PyEval_RestoreThread(_save);                                                        \
     }
 
-static int ekpy_task_poll(void *handle);
-static void ekpy_task_drop(void *handle);
 static void ekpy_handle_drop(void *handle);
 static int ekpy_handle_clone(void *handle, void **out);
 typedef struct ekpy_batch ekpy_batch;
@@ -58,19 +58,6 @@ static void ekpy_resp_drop(void *handle);
  * and no Python object is made for it. NULL outside a step. */
 static _Thread_local ek_cx *ekpy__cx;
 static _Thread_local void *ekpy__task;
-
-static int ekpy__poll(void *state, ek_cx *cx, void **out)
-{
-    *out = NULL;
-    ek_cx *prev_cx = ekpy__cx;
-    void *prev_task = ekpy__task;
-    ekpy__cx = cx;
-    ekpy__task = state;
-    int rc = ekpy_task_poll(state);
-    ekpy__cx = prev_cx;
-    ekpy__task = prev_task;
-    return rc;
-}
 
 ek_cx *ekpy_cx(void)
 {
@@ -92,10 +79,12 @@ void *ekpy_current_task(void)
 #define EKPY_NO_TASK (-(1L << 30) - 1)
 
 typedef struct ekpy_stream {
-    void *sock; /* ek_tcp_stream * or ek_unix_stream *; NULL once closed */
-    int unix_;  /* 0: TCP, 1: Unix */
-    char *buf;  /* where reads go (the runtime's scratch buffer) */
-    size_t len; /* how much a read asks for (at most the buffer's size) */
+    void *sock;  /* ek_tcp_stream * or ek_unix_stream *; NULL once closed */
+    int unix_;   /* 0: TCP, 1: Unix */
+    char *buf;   /* where reads go (the runtime's scratch buffer) */
+    size_t len;  /* how much a read asks for (at most the buffer's size) */
+    int busy;    /* tasks suspended in an operation of the stream (close waits for them) */
+    int closing; /* close() was called: the last of them releases the stream */
 } ekpy_stream;
 
 static long ekpy__result(int rc, size_t n)
@@ -163,16 +152,6 @@ long ekpy_future_poll(ek_future *f, void **out)
 ek_waker *ekpy_io_waker(void)
 {
     return ekpy__cx ? ek_cx_waker(ekpy__cx) : NULL;
-}
-
-static void ekpy__drop(void *state)
-{
-    ekpy_task_drop(state);
-}
-
-int ekpy_spawn_task(ek_runtime *rt, void *handle, ek_join **join)
-{
-    return ek_spawn_local(rt, ekpy__poll, ekpy__drop, handle, NULL, join);
 }
 
 /* Drop function for host objects handed to C (channel messages and the like):
@@ -665,12 +644,512 @@ static PyObject *ekpy__py_wait(PyObject *self, PyObject *unused)
     return (PyObject *)w;
 }
 
+/*
+ * The Python API of 3.10 that the limited API cffi compiles against (3.2's)
+ * does not show: PyIter_Send and the am_send slot (both in the stable ABI
+ * since 3.10). Before 3.10 a task's step goes through Task._step and the
+ * awaitables below through tp_iternext.
+ */
+#if PY_VERSION_HEX >= 0x030A0000
+#define EKPY_HAVE_SEND 1
+#ifndef Py_am_send
+typedef enum { PYGEN_RETURN = 0, PYGEN_ERROR = -1, PYGEN_NEXT = 1 } PySendResult;
+PyAPI_FUNC(PySendResult) PyIter_Send(PyObject *, PyObject *, PyObject **);
+#define Py_am_send 81
+#endif
+#ifndef METH_FASTCALL
+#define METH_FASTCALL 0x0080
+#endif
+#else
+#define EKPY_HAVE_SEND 0
+typedef enum { PYGEN_RETURN = 0, PYGEN_ERROR = -1, PYGEN_NEXT = 1 } PySendResult;
+#endif
+
+/* Names and functions of _runtime and _net the C side calls (set up once). */
+static PyObject *ekpy__s_step, *ekpy__s_ended, *ekpy__s_on_drop, *ekpy__s_release;
+static PyObject *ekpy__on_error; /* _runtime._on_callback_error(type, value, tb) */
+static PyObject *ekpy__io_error; /* _net._io_error(code): raises */
+
+/* An exception that must not cross into C (a bug of the package): reported
+ * through _on_callback_error, as cffi's onerror does for a callback. */
+static void ekpy__report(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (ekpy__on_error && t) {
+        PyObject *r = PyObject_CallFunctionObjArgs(ekpy__on_error, t, v ? v : Py_None,
+                                                   tb ? tb : Py_None, NULL);
+        if (r) {
+            Py_DECREF(r);
+        } else {
+            PyErr_Print();
+        }
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+    } else if (t) {
+        PyErr_Restore(t, v, tb);
+        PyErr_Print();
+    }
+}
+
+/*
+ * A Python task (Task, _runtime.py) as a local C task: its state is a _CTask
+ * object, which holds the Task, its coroutine and its cffi handle (what
+ * current_task() reads). The poll is C: with the GIL, it steps the coroutine
+ * itself (PyIter_Send) while `fast` is set, which Task keeps true while
+ * nothing but a send is to be done (no cancellation asked, no deadline, a
+ * waker taken); otherwise, and for whatever the step ends with (a return, an
+ * exception, a suspension after which `fast` was cleared), it calls the
+ * Task's _step or _ended. A step that suspends with `fast` set enters no
+ * Python frame of the package and makes no Python object.
+ */
+typedef struct {
+    PyObject_HEAD PyObject *task; /* the Task; NULL once dropped */
+    PyObject *coro;               /* its coroutine; NULL once it ended or was dropped */
+    void *handle;                 /* the Task's cffi handle (borrowed: the Task keeps it) */
+    int fast;                     /* see above (Task writes it) */
+} ekpy__ctask;
+
+static PyObject *ekpy__ctask_type;
+
+static int ekpy__int_result(PyObject *r)
+{
+    if (!r) {
+        ekpy__report();
+        return EK_EINVAL;
+    }
+    long rc = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (rc == -1 && PyErr_Occurred()) {
+        ekpy__report();
+        return EK_EINVAL;
+    }
+    return (int)rc;
+}
+
+/* The exception being raised, normalized, with its traceback (a new reference). */
+static PyObject *ekpy__fetch(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v && tb) PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    if (!v) {
+        Py_INCREF(Py_None);
+        v = Py_None;
+    }
+    return v;
+}
+
+static int ekpy__ctask_step(ekpy__ctask *ct)
+{
+    PyObject *task = ct->task;
+    if (!task) return EK_OK;
+#if EKPY_HAVE_SEND
+    if (ct->fast && ct->coro) {
+        PyObject *res = NULL;
+        PySendResult r = PyIter_Send(ct->coro, Py_None, &res);
+        if (r == PYGEN_NEXT) {
+            Py_DECREF(res);
+            if (ct->fast) return EK_PENDING;
+            /* Cancelled, or given a deadline, during the step: Task's checks. */
+            return ekpy__int_result(PyObject_CallMethodObjArgs(task, ekpy__s_step, Py_True, NULL));
+        }
+        PyObject *exc = r == PYGEN_ERROR ? ekpy__fetch() : NULL;
+        Py_CLEAR(ct->coro);
+        PyObject *out = PyObject_CallMethodObjArgs(task, ekpy__s_ended, res ? res : Py_None,
+                                                   exc ? exc : Py_None, NULL);
+        Py_XDECREF(res);
+        Py_XDECREF(exc);
+        return ekpy__int_result(out);
+    }
+#endif
+    int rc = ekpy__int_result(PyObject_CallMethodObjArgs(task, ekpy__s_step, Py_False, NULL));
+    if (rc != EK_PENDING) Py_CLEAR(ct->coro);
+    return rc;
+}
+
+static int ekpy__ctask_poll(void *state, ek_cx *cx, void **out)
+{
+    ekpy__ctask *ct = state;
+    *out = NULL;
+    PyGILState_STATE g = PyGILState_Ensure();
+    ek_cx *prev_cx = ekpy__cx;
+    void *prev_task = ekpy__task;
+    ekpy__cx = cx;
+    ekpy__task = ct->handle;
+    int rc = ekpy__ctask_step(ct);
+    ekpy__cx = prev_cx;
+    ekpy__task = prev_task;
+    PyGILState_Release(g);
+    return rc;
+}
+
+/* The C task is gone (after its last poll, or dropped unpolled): Task._on_drop,
+ * then the C task's reference goes. Runs on the task's thread. */
+static void ekpy__ctask_drop(void *state)
+{
+    ekpy__ctask *ct = state;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *task = ct->task;
+    if (task) {
+        PyObject *r = PyObject_CallMethodObjArgs(task, ekpy__s_on_drop, NULL);
+        if (r) {
+            Py_DECREF(r);
+        } else {
+            ekpy__report();
+        }
+    }
+    Py_CLEAR(ct->coro);
+    Py_CLEAR(ct->task);
+    Py_DECREF((PyObject *)ct);
+    PyGILState_Release(g);
+}
+
+static void ekpy__ctask_dealloc(PyObject *self)
+{
+    ekpy__ctask *ct = (ekpy__ctask *)self;
+    PyObject *type = (PyObject *)Py_TYPE(self);
+    Py_XDECREF(ct->coro);
+    Py_XDECREF(ct->task);
+    PyObject_Free(self);
+    Py_DECREF(type);
+}
+
+static PyMemberDef ekpy__ctask_members[] = {
+    {"fast", T_INT, offsetof(ekpy__ctask, fast), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot ekpy__ctask_slots[] = {
+    {Py_tp_dealloc, (void *)ekpy__ctask_dealloc},
+    {Py_tp_members, (void *)ekpy__ctask_members},
+    {0, NULL},
+};
+
+static PyType_Spec ekpy__ctask_spec = {
+    "ekiden._runtime._CTask", sizeof(ekpy__ctask), 0, Py_TPFLAGS_DEFAULT, ekpy__ctask_slots,
+};
+
+/* _c_spawn(task, coro, handle, runtime, join) -> _CTask, or the EK_E* code (an
+ * int) if the runtime refused (its drop has run: Task._on_drop). handle,
+ * runtime and join are addresses (join may be 0). */
+static PyObject *ekpy__py_spawn(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *task, *coro, *handle, *rt, *join;
+    if (!PyArg_UnpackTuple(args, "_c_spawn", 5, 5, &task, &coro, &handle, &rt, &join)) return NULL;
+    void *h = PyLong_AsVoidPtr(handle), *r = PyLong_AsVoidPtr(rt), *j = PyLong_AsVoidPtr(join);
+    if (PyErr_Occurred()) return NULL;
+    ekpy__ctask *ct = PyObject_New(ekpy__ctask, (PyTypeObject *)ekpy__ctask_type);
+    if (!ct) return NULL;
+    Py_INCREF(task);
+    Py_INCREF(coro);
+    ct->task = task;
+    ct->coro = coro;
+    ct->handle = h;
+    ct->fast = 0;
+    Py_INCREF((PyObject *)ct); /* the C task's reference (ekpy__ctask_drop) */
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = ek_spawn_local(r, ekpy__ctask_poll, ekpy__ctask_drop, ct, NULL, j);
+    PyEval_RestoreThread(ts);
+    if (rc < 0) {
+        Py_DECREF((PyObject *)ct);
+        return PyLong_FromLong(rc);
+    }
+    return (PyObject *)ct;
+}
+
+/*
+ * `await stream.read()` and `await stream.write_all(bytes)` (_net._Stream) as C
+ * awaitables: the object is its own iterator; its send (am_send, tp_iternext,
+ * and a send/throw/close trio, so that it is also a coroutine to whoever steps
+ * it by hand) does the operation with the current step's context. When the
+ * data is there (or the write goes through) it returns at once, without
+ * suspending and without a Python frame; on pending it counts itself in the
+ * stream's `busy` (close() waits for it) and yields; the next send tries again.
+ * The Python side it replaces was a coroutine whose loop made a cffi call per
+ * try and a memoryview slice per read.
+ */
+typedef struct {
+    PyObject_HEAD PyObject *stream; /* the _Stream (keeps io alive) */
+    ekpy_stream *io;
+    PyObject *data; /* write_all: the bytes; NULL for a read */
+    Py_ssize_t off;
+    int waiting; /* suspended, counted in io->busy */
+    int done;
+} ekpy__op;
+
+static PyObject *ekpy__op_type;
+
+/* Back from a suspension: no longer counted; the last one out of a closing
+ * stream releases it (_Stream._release). */
+static int ekpy__op_leave(ekpy__op *op)
+{
+    if (!op->waiting) return 0;
+    op->waiting = 0;
+    ekpy_stream *io = op->io;
+    if (--io->busy == 0 && io->closing) {
+        PyObject *r = PyObject_CallMethodObjArgs(op->stream, ekpy__s_release, NULL);
+        if (!r) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PySendResult ekpy__op_send(PyObject *self, PyObject *arg, PyObject **result)
+{
+    (void)arg;
+    ekpy__op *op = (ekpy__op *)self;
+    *result = NULL;
+    if (op->done) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited stream operation");
+        return PYGEN_ERROR;
+    }
+    if (ekpy__op_leave(op) != 0) {
+        op->done = 1;
+        return PYGEN_ERROR;
+    }
+    long r;
+    if (!op->data) {
+        r = ekpy_io_read(op->io);
+        if (r >= 0) {
+            op->done = 1;
+            *result = PyBytes_FromStringAndSize(op->io->buf, (Py_ssize_t)r);
+            return *result ? PYGEN_RETURN : PYGEN_ERROR;
+        }
+    } else {
+        char *p = PyBytes_AsString(op->data);
+        Py_ssize_t size = PyBytes_Size(op->data);
+        for (;;) {
+            if (op->off >= size) {
+                op->done = 1;
+                Py_INCREF(Py_None);
+                *result = Py_None;
+                return PYGEN_RETURN;
+            }
+            r = ekpy_io_write(op->io, p + op->off, (size_t)(size - op->off));
+            if (r < 0) break;
+            op->off += r;
+        }
+    }
+    if (r == EKPY_PENDING) {
+        op->waiting = 1;
+        op->io->busy++;
+        Py_INCREF(Py_None);
+        *result = Py_None;
+        return PYGEN_NEXT;
+    }
+    op->done = 1;
+    PyObject *x = PyObject_CallFunction(ekpy__io_error, "l", r);
+    if (x) { /* (it raises) */
+        Py_DECREF(x);
+        PyErr_SetString(PyExc_RuntimeError, "ekiden: _io_error returned");
+    }
+    return PYGEN_ERROR;
+}
+
+/* A return value as StopIteration (NULL with no exception for None). */
+static PyObject *ekpy__stop(PyObject *value)
+{
+    if (value != Py_None) {
+        PyObject *t = PyTuple_Pack(1, value); /* a tuple value must not be unpacked */
+        if (t) {
+            PyErr_SetObject(PyExc_StopIteration, t);
+            Py_DECREF(t);
+        }
+    }
+    Py_DECREF(value);
+    return NULL;
+}
+
+static PyObject *ekpy__op_next(PyObject *self)
+{
+    PyObject *res;
+    PySendResult r = ekpy__op_send(self, Py_None, &res);
+    if (r == PYGEN_NEXT) return res;
+    if (r == PYGEN_ERROR) return NULL;
+    return ekpy__stop(res);
+}
+
+/* send(value): as a coroutine's, a return is always a StopIteration. */
+static PyObject *ekpy__op_send_m(PyObject *self, PyObject *value)
+{
+    (void)value;
+    PyObject *res = ekpy__op_next(self);
+    if (!res && !PyErr_Occurred()) PyErr_SetNone(PyExc_StopIteration);
+    return res;
+}
+
+static PyObject *ekpy__op_throw(PyObject *self, PyObject *args)
+{
+    ekpy__op *op = (ekpy__op *)self;
+    PyObject *typ, *val = NULL, *tb = NULL;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return NULL;
+    op->done = 1;
+    if (ekpy__op_leave(op) != 0) return NULL;
+    if (PyExceptionInstance_Check(typ)) {
+        if (tb && tb != Py_None) PyException_SetTraceback(typ, tb);
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val ? val : Py_None);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+    }
+    return NULL;
+}
+
+static PyObject *ekpy__op_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    ekpy__op *op = (ekpy__op *)self;
+    op->done = 1;
+    if (ekpy__op_leave(op) != 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *ekpy__op_self(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static void ekpy__op_dealloc(PyObject *self)
+{
+    ekpy__op *op = (ekpy__op *)self;
+    PyObject *type = (PyObject *)Py_TYPE(self);
+    if (op->waiting) { /* dropped while suspended (never closed) */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (ekpy__op_leave(op) != 0) ekpy__report();
+        PyErr_Restore(t, v, tb);
+    }
+    Py_XDECREF(op->stream);
+    Py_XDECREF(op->data);
+    PyObject_Free(self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef ekpy__op_methods[] = {
+    {"send", ekpy__op_send_m, METH_O, NULL},
+    {"throw", ekpy__op_throw, METH_VARARGS, NULL},
+    {"close", ekpy__op_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot ekpy__op_slots[] = {
+    {Py_tp_dealloc, (void *)ekpy__op_dealloc}, {Py_tp_iter, (void *)ekpy__op_self},
+    {Py_tp_iternext, (void *)ekpy__op_next},   {Py_am_await, (void *)ekpy__op_self},
+#if EKPY_HAVE_SEND
+    {Py_am_send, (void *)ekpy__op_send},
+#endif
+    {Py_tp_methods, (void *)ekpy__op_methods}, {0, NULL},
+};
+
+static PyType_Spec ekpy__op_spec = {
+    "ekiden._net._StreamOp", sizeof(ekpy__op), 0, Py_TPFLAGS_DEFAULT, ekpy__op_slots,
+};
+
+static PyObject *ekpy__op_new(PyObject *stream, PyObject *addr, PyObject *data)
+{
+    ekpy_stream *io = PyLong_AsVoidPtr(addr);
+    if (!io) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no stream");
+        return NULL;
+    }
+    ekpy__op *op = PyObject_New(ekpy__op, (PyTypeObject *)ekpy__op_type);
+    if (!op) return NULL;
+    Py_INCREF(stream);
+    Py_XINCREF(data);
+    op->stream = stream;
+    op->io = io;
+    op->data = data;
+    op->off = 0;
+    op->waiting = 0;
+    op->done = 0;
+    return (PyObject *)op;
+}
+
+#if EKPY_HAVE_SEND
+/* _c_read(stream, io_address) -> a read of up to io->len bytes, awaitable. */
+static PyObject *ekpy__py_read(PyObject *self, PyObject *const *args, Py_ssize_t n)
+{
+    (void)self;
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "_c_read(stream, io)");
+        return NULL;
+    }
+    return ekpy__op_new(args[0], args[1], NULL);
+}
+
+/* _c_write_all(stream, io_address, data: bytes) -> awaitable. */
+static PyObject *ekpy__py_write_all(PyObject *self, PyObject *const *args, Py_ssize_t n)
+{
+    (void)self;
+    if (n != 3 || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "_c_write_all(stream, io, data: bytes)");
+        return NULL;
+    }
+    return ekpy__op_new(args[0], args[1], args[2]);
+}
+#define EKPY_OP_CALL METH_FASTCALL
+#else
+static PyObject *ekpy__py_read(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *stream, *addr;
+    if (!PyArg_UnpackTuple(args, "_c_read", 2, 2, &stream, &addr)) return NULL;
+    return ekpy__op_new(stream, addr, NULL);
+}
+
+static PyObject *ekpy__py_write_all(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *stream, *addr, *data;
+    if (!PyArg_UnpackTuple(args, "_c_write_all", 3, 3, &stream, &addr, &data)) return NULL;
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "_c_write_all(stream, io, data: bytes)");
+        return NULL;
+    }
+    return ekpy__op_new(stream, addr, data);
+}
+#define EKPY_OP_CALL METH_VARARGS
+#endif
+
+/* _c_runtime_setup(on_callback_error) -> None (_runtime, once it is loaded). */
+static PyObject *ekpy__py_runtime_setup(PyObject *self, PyObject *fn)
+{
+    (void)self;
+    Py_INCREF(fn);
+    Py_XDECREF(ekpy__on_error);
+    ekpy__on_error = fn;
+    Py_RETURN_NONE;
+}
+
+/* _c_net_setup(io_error) -> the type of the stream operations (_net). */
+static PyObject *ekpy__py_net_setup(PyObject *self, PyObject *fn)
+{
+    (void)self;
+    Py_INCREF(fn);
+    Py_XDECREF(ekpy__io_error);
+    ekpy__io_error = fn;
+    Py_INCREF(ekpy__op_type);
+    return ekpy__op_type;
+}
+
 /* The functions of each module (ekpy_io_install's `which`). */
-#define EKPY_INSTALL_RUNTIME 0 /* _runtime: _c_wait */
+#define EKPY_INSTALL_RUNTIME 0 /* _runtime: _c_wait, _c_spawn, _c_runtime_setup */
 #define EKPY_INSTALL_SERVICE 1 /* _service: _c_setup, _c_requests, _c_reply */
+#define EKPY_INSTALL_NET     2 /* _net: _c_read, _c_write_all, _c_net_setup */
 
 static PyMethodDef ekpy__runtime_methods[] = {
     {"_c_wait", ekpy__py_wait, METH_NOARGS, NULL},
+    {"_c_spawn", ekpy__py_spawn, METH_VARARGS, NULL},
+    {"_c_runtime_setup", ekpy__py_runtime_setup, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -681,8 +1160,36 @@ static PyMethodDef ekpy__service_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* Puts the functions of `which` (EKPY_INSTALL_RUNTIME: _c_wait;
- * EKPY_INSTALL_SERVICE: _c_setup, _c_requests, _c_reply) into the module named
+static PyMethodDef ekpy__net_methods[] = {
+    {"_c_read", (PyCFunction)(void (*)(void))ekpy__py_read, EKPY_OP_CALL, NULL},
+    {"_c_write_all", (PyCFunction)(void (*)(void))ekpy__py_write_all, EKPY_OP_CALL, NULL},
+    {"_c_net_setup", ekpy__py_net_setup, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/* The types and interned names `which` needs; -1 with an exception. */
+static int ekpy__install_types(int which)
+{
+    if (which == EKPY_INSTALL_RUNTIME) {
+        if (!ekpy__wait_type) ekpy__wait_type = PyType_FromSpec(&ekpy__wait_spec);
+        if (!ekpy__ctask_type) ekpy__ctask_type = PyType_FromSpec(&ekpy__ctask_spec);
+        if (!ekpy__s_step) ekpy__s_step = PyUnicode_InternFromString("_step");
+        if (!ekpy__s_ended) ekpy__s_ended = PyUnicode_InternFromString("_ended");
+        if (!ekpy__s_on_drop) ekpy__s_on_drop = PyUnicode_InternFromString("_on_drop");
+        return ekpy__wait_type && ekpy__ctask_type && ekpy__s_step && ekpy__s_ended &&
+                       ekpy__s_on_drop
+                   ? 0
+                   : -1;
+    }
+    if (which == EKPY_INSTALL_NET) {
+        if (!ekpy__op_type) ekpy__op_type = PyType_FromSpec(&ekpy__op_spec);
+        if (!ekpy__s_release) ekpy__s_release = PyUnicode_InternFromString("_release");
+        return ekpy__op_type && ekpy__s_release ? 0 : -1;
+    }
+    return 0;
+}
+
+/* Puts the functions of `which` (EKPY_INSTALL_*, above) into the module named
  * `module` (imported: the module calls this while it loads). 0, or -1 (an
  * unknown `which`; or an exception, then printed and cleared: the module has
  * none of the names). Keeps the GIL (ekpy_io_). */
@@ -690,11 +1197,10 @@ int ekpy_io_install(const char *module, int which)
 {
     PyMethodDef *defs = which == EKPY_INSTALL_RUNTIME   ? ekpy__runtime_methods
                         : which == EKPY_INSTALL_SERVICE ? ekpy__service_methods
+                        : which == EKPY_INSTALL_NET     ? ekpy__net_methods
                                                         : NULL;
     if (!defs) return -1;
-    if (which == EKPY_INSTALL_RUNTIME && !ekpy__wait_type)
-        ekpy__wait_type = PyType_FromSpec(&ekpy__wait_spec);
-    int rc = which == EKPY_INSTALL_RUNTIME && !ekpy__wait_type ? -1 : 0;
+    int rc = ekpy__install_types(which);
     PyObject *mod = rc == 0 ? PyImport_ImportModule(module) : NULL;
     if (!mod) rc = -1;
     for (PyMethodDef *d = defs; rc == 0 && d->ml_name; d++) {

@@ -16,7 +16,8 @@ every socket still open is closed and released.
 """
 from __future__ import annotations
 
-from typing import Any, List, NoReturn, Optional, Tuple, Union
+from collections.abc import Coroutine as _CoroutineABC
+from typing import Any, Coroutine, List, NoReturn, Optional, Tuple, Union
 
 from ._ekiden import ffi, lib
 from ._errors import InvalidArgument, check, error_from_code
@@ -59,6 +60,16 @@ def _io_error(r: int) -> NoReturn:
     if r == _NO_TASK:
         _no_task()
     raise error_from_code(r)
+
+
+# The glue's stream awaitables (see _Stream); they are coroutines to whoever
+# steps one by hand (send, throw, close), and to isinstance.
+_c_read: Any
+_c_write_all: Any
+_c_net_setup: Any
+if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_NET) != 0:
+    raise ImportError("ekiden: the extension's functions could not be installed")
+_CoroutineABC.register(_c_net_setup(_io_error))
 
 
 def _new_sockaddr() -> Any:
@@ -155,12 +166,16 @@ class _Resource:
 class _Stream(_Resource):
     """What TcpStream and UnixStream share: buffered reads, writes, closing.
 
-    Reads and writes go through the glue's ekpy_io_read/ekpy_io_write (one C
-    call each, with the step's context from the glue, the result in the return
-    value): a read that finds data is one call and one copy into bytes.
+    Reads and writes go through the glue's ekpy_io_read/ekpy_io_write with the
+    step's context from the glue. The common two, read() with nothing buffered
+    and write_all() of bytes, are the glue's C awaitables (_c_read,
+    _c_write_all): a read that finds data returns its bytes without
+    suspending and without a Python frame or a cffi call. The count of tasks
+    suspended in an operation (busy) and the closing flag live in the C
+    struct (ekpy_stream), where those awaitables keep them.
     """
 
-    __slots__ = ("_rbuf", "_busy", "_closing", "_io", "_rlen", "_mv")
+    __slots__ = ("_rbuf", "_io", "_ioa", "_rlen", "_mv")
     _c_shutdown: Any = None
     _c_close: Any = None
     _c_peer: Any = None
@@ -170,20 +185,20 @@ class _Stream(_Resource):
     def __init__(self, ptr: Any, rt: Runtime) -> None:
         super().__init__(ptr, rt)
         self._rbuf = bytearray()
-        self._busy = 0
-        self._closing = False
         io = ffi.new("ekpy_stream *")
         io.sock = ptr
         io.unix_ = self._unix
         io.buf = rt._scratch
         io.len = _READ_CHUNK
         self._io: Any = io
+        self._ioa = int(ffi.cast("uintptr_t", io))  # for the glue's awaitables
         self._rlen = _READ_CHUNK
         self._mv = rt._scratch_mv  # the read buffer as a memoryview: [:n].tobytes()
 
     def _leave(self) -> None:
-        self._busy -= 1
-        if self._busy == 0 and self._closing:
+        io = self._io
+        io.busy -= 1
+        if io.busy == 0 and io.closing:
             self._release()
 
     def _release(self) -> None:
@@ -195,7 +210,7 @@ class _Stream(_Resource):
     async def _wait(self) -> None:
         # Suspend until the waker the C call registered fires; close() waits
         # for this task to return before the stream is freed.
-        self._busy += 1
+        self._io.busy += 1
         try:
             await _PENDING
         finally:
@@ -226,22 +241,14 @@ class _Stream(_Resource):
                 _io_error(r)
             await self._wait()
 
-    async def read(self, n: int = _READ_CHUNK) -> bytes:
+    def read(self, n: int = _READ_CHUNK) -> Coroutine[Any, Any, bytes]:
         """Up to n bytes as soon as some are there; b"" at the end of the stream."""
-        if not self._rbuf and n == self._rlen:
-            # The common case, inline: one C call when data is there.
-            io = self._io
-            while True:
-                r = _io_read(io)
-                if r >= 0:
-                    return self._mv[:r].tobytes()
-                if r != _IO_PENDING:
-                    _io_error(r)
-                self._busy += 1  # as _wait(), inline
-                try:
-                    await _PENDING
-                finally:
-                    self._leave()
+        if n == self._rlen and not self._rbuf:
+            # The common case: the glue's awaitable (see the class doc).
+            return _c_read(self, self._ioa)  # type: ignore[no-any-return]
+        return self._read(n)
+
+    async def _read(self, n: int) -> bytes:
         if n < 0:
             raise ValueError("n must be >= 0")
         if n == 0:
@@ -322,24 +329,22 @@ class _Stream(_Resource):
                 _io_error(r)
             await self._wait()
 
-    async def write_all(self, data: Buffer) -> None:
+    def write_all(self, data: Buffer) -> Coroutine[Any, Any, None]:
         """Write all of data. If cancelled or failed midway, what was written is
         not taken back (the error says nothing about how much; use write())."""
         if type(data) is bytes:
-            # bytes go to C as they are (cffi passes its buffer to a char *).
-            size = len(data)
-            r = _io_write(self._io, data, size)
-            if r == size:
-                return
-            src = _from_buffer(data)
-        else:
-            src = _from_buffer(data)
-            size = len(src)
-            if size == 0:
-                return
-            r = _io_write(self._io, src, size)
-            if r == size:
-                return
+            # The glue's awaitable (see the class doc), over the bytes as they are.
+            return _c_write_all(self, self._ioa, data)  # type: ignore[no-any-return]
+        return self._write_all(data)
+
+    async def _write_all(self, data: Buffer) -> None:
+        src = _from_buffer(data)
+        size = len(src)
+        if size == 0:
+            return
+        r = _io_write(self._io, src, size)
+        if r == size:
+            return
         off = 0
         while True:
             if r >= 0:
@@ -347,7 +352,7 @@ class _Stream(_Resource):
                 if off >= size:
                     return
             elif r == _IO_PENDING:
-                self._busy += 1  # as _wait(), inline
+                self._io.busy += 1  # as _wait(), inline
                 try:
                     await _PENDING
                 finally:
@@ -363,17 +368,18 @@ class _Stream(_Resource):
     def close(self) -> None:
         """Close the socket. Other tasks waiting on it see ekiden.Closed; the
         descriptor is released once the last of them has returned. Idempotent."""
-        if self._ptr is None or self._closing:
+        io = self._io
+        if self._ptr is None or io.closing:
             return
         type(self)._c_close(self._ptr)
-        self._closing = True
-        self._io.sock = ffi.NULL  # the next read or write: EK_ECLOSED
-        if self._busy == 0:
+        io.closing = 1
+        io.sock = ffi.NULL  # the next read or write: EK_ECLOSED
+        if io.busy == 0:
             self._release()
 
     @property
     def closed(self) -> bool:
-        return self._ptr is None or self._closing
+        return self._ptr is None or bool(self._io.closing)
 
     def _peer_sa(self) -> Any:
         sa = _new_sockaddr()

@@ -1,12 +1,14 @@
 """The runtime, tasks and time: ekiden.run, spawn, Task, TaskGroup, sleep, timeout.
 
 How a coroutine runs. A Python task is a local C task (ek_spawn_local, through
-ekpy_spawn_task in ekiden_glue.c) pinned to the thread that called `run`. Its
-poll calls `ekpy_task_poll`, which steps the coroutine with `coro.send`. The
-awaitables of this package call a C operation with the poll's ek_cx; when it
-returns EK_PENDING (the C side has registered the task's waker) they yield, the
-step returns EK_PENDING and the C scheduler alone decides when the task is
-polled again. Nothing here keeps a ready queue of its own.
+_c_spawn in ekiden_glue.c) pinned to the thread that called `run`. Its poll is
+C: it steps the coroutine itself (PyIter_Send) while the task's `fast` flag is
+set (no cancellation asked, no deadline), and calls Task._step or Task._ended
+for everything else. The awaitables of this package call a C operation with
+the poll's ek_cx; when it returns EK_PENDING (the C side has registered the
+task's waker) they yield, the step returns EK_PENDING and the C scheduler
+alone decides when the task is polled again. Nothing here keeps a ready queue
+of its own.
 
 Threads and the GIL. Only the thread inside `run` executes Python tasks; the C
 workers run C tasks and the reactor. cffi releases the GIL around every C call
@@ -79,10 +81,14 @@ class _Pending:
 
 # The glue's _c_wait (ekiden_glue.c) does what the generator above does without
 # making a generator and a frame per park: __await__ becomes it (a builtin is
-# no descriptor, so the await calls it with no arguments).
+# no descriptor, so the await calls it with no arguments). _c_spawn makes the
+# C task of a Task (its poll steps the coroutine in C: see Task).
 _c_wait: Any
-if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_RUNTIME) == 0:
-    setattr(_Pending, "__await__", _c_wait)
+_c_spawn: Any
+_c_runtime_setup: Any
+if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_RUNTIME) != 0:
+    raise ImportError("ekiden: the extension's functions could not be installed")
+setattr(_Pending, "__await__", _c_wait)
 
 _PENDING = _Pending()
 
@@ -303,7 +309,7 @@ class Task(Generic[T]):
 
     __slots__ = ("_coro", "_rt", "_state", "_result", "_exc", "_waiters", "_must_cancel",
                  "_waker", "_deadlines", "_handle", "_callbacks", "_log_exc", "_name",
-                 "_svc", "__weakref__")
+                 "_svc", "_ct", "__weakref__")
 
     def __init__(self, coro: Coroutine[Any, Any, T], rt: Runtime, name: Optional[str] = None,
                  *, join: Any = ffi.NULL, driven: bool = False) -> None:
@@ -322,13 +328,14 @@ class Task(Generic[T]):
         self._log_exc = False
         self._name = name
         self._svc: Any = None
+        self._ct: Any = None  # the C task's state (_c_spawn), whose `fast` the step reads
         handle = ffi.new_handle(self)
         self._handle: Any = handle
         _keep.add(handle)
         rt._tasks.add(self)
         if driven:
             return
-        rc = lib.ekpy_spawn_task(rt._require(), handle, join)
+        rc = self._start(join)
         if rc < 0:
             # The C side has already run the drop callback (which released the
             # handle); the coroutine never started.
@@ -341,20 +348,37 @@ class Task(Generic[T]):
         state = ("running", "done", "cancelled")[self._state]
         return f"<ekiden.Task {self._name or hex(id(self))} {state}>"
 
-    # -- stepping (called from C through ekpy_task_poll) ------------------
-    def _step(self) -> int:
-        # The glue (ekpy__poll) has made this the current task and its poll
-        # context current on this thread, for the awaitables' C calls.
+    def _start(self, join: Any) -> int:
+        """Spawn the C task that steps this Task: 0, or the EK_E* code (its drop
+        has then run)."""
+        coro = self._coro
+        if coro is None:
+            return int(lib.EK_EINVAL)
+        ct = _c_spawn(self, coro, int(ffi.cast("uintptr_t", self._handle)),
+                      int(ffi.cast("uintptr_t", self._rt._require())),
+                      int(ffi.cast("uintptr_t", join)))
+        if type(ct) is int:
+            return ct
+        self._ct = ct
+        return 0
+
+    # -- stepping (called from C: the glue's ekpy__ctask_step) -------------
+    def _step(self, resumed: bool = False) -> int:
+        # The glue has made this the current task and its poll context current
+        # on this thread, for the awaitables' C calls. resumed: the glue's fast
+        # path has sent into the coroutine already, which suspended.
         coro = self._coro
         if coro is None:
             return EK_OK
         exc: Optional[BaseException] = None
-        if self._must_cancel:
+        if self._must_cancel and not resumed:
             self._must_cancel = False
             exc = CancelledError()
         while True:
             try:
-                if exc is None:
+                if resumed:
+                    resumed = False
+                elif exc is None:
                     coro.send(None)
                 else:
                     coro.throw(exc)
@@ -383,7 +407,23 @@ class Task(Generic[T]):
                 # Taken at the first suspension (for cancel()): a task that ends
                 # in its first step (most service calls) never needs one.
                 self._waker = lib.ekpy_io_waker()
+            ct = self._ct
+            if ct is not None:
+                # The glue's next poll sends into the coroutine itself.
+                ct.fast = 0 if self._deadlines else 1
             return EK_PENDING
+
+    def _ended(self, result: Any, exc: Optional[BaseException]) -> int:
+        # The glue's fast path: the coroutine returned result or raised exc.
+        if exc is None:
+            self._finish(result, None)
+        elif isinstance(exc, CancelledError):
+            self._finish(None, exc, cancelled=True)
+        else:
+            self._finish(None, exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                self._rt._interrupt()
+        return EK_OK
 
     def _poll_deadlines(self) -> Optional[_Deadline]:
         out = self._rt._out
@@ -441,6 +481,7 @@ class Task(Generic[T]):
             self._finish(None, CancelledError("task dropped by the runtime"), cancelled=True)
         handle, self._handle = self._handle, None
         _keep.discard(handle)
+        self._ct = None
 
     # -- public ------------------------------------------------------------
     def done(self) -> bool:
@@ -458,6 +499,9 @@ class Task(Generic[T]):
         if self._state != _RUNNING:
             return False
         self._must_cancel = True
+        ct = self._ct
+        if ct is not None:
+            ct.fast = 0
         if self._waker is not None:
             lib.ek_waker_wake_by_ref(self._waker)
         return True
@@ -514,16 +558,7 @@ class Task(Generic[T]):
             _report(f"Task exception was never retrieved: {self!r}", self._exc)
 
 
-@ffi.def_extern(onerror=_on_callback_error, error=-22)
-def ekpy_task_poll(handle: Any) -> int:
-    task: Task[Any] = ffi.from_handle(handle)
-    return task._step()
-
-
-@ffi.def_extern(onerror=_on_callback_error)
-def ekpy_task_drop(handle: Any) -> None:
-    task: Task[Any] = ffi.from_handle(handle)
-    task._on_drop()
+_c_runtime_setup(_on_callback_error)
 
 
 @ffi.def_extern(onerror=_on_callback_error)
@@ -842,6 +877,8 @@ class Timeout:
             check(lib.ek_sleep(_rt()._require(), self._ms, f))
             self._deadline = _Deadline(f[0])
             task._deadlines.append(self._deadline)
+            if task._ct is not None:
+                task._ct.fast = 0  # the step polls the deadline
         return self
 
     async def __aexit__(self, et: Optional[Type[BaseException]], exc: Optional[BaseException],

@@ -374,7 +374,7 @@ class _Impl:
             if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
                 done, res = self._first_step(res)
                 if not done:  # a task of its own goes on with it
-                    rc = lib.ekpy_spawn_task(self.rt._require(), res._handle, _NULL)
+                    rc = res._start(_NULL)
                     if rc < 0:  # the C side ran its drop: the coroutine is closed
                         raise error_from_code(rc)
                     run = _BatchRun(self, res, len(live))
@@ -629,7 +629,7 @@ def ekpy_resp_drop(h: Any) -> None:
         t._must_cancel = True
         if not t._rt._closed:
             # On failure too the C task's drop (Task._on_drop) has run.
-            lib.ekpy_spawn_task(t._rt._ptr, h, ffi.NULL)
+            t._start(ffi.NULL)
             return
     t._on_drop()
 
