@@ -26,12 +26,12 @@ void ek__mutex_lock(ek__mutex *m)
 {
     if (pthread_mutex_lock(m) != 0) ek__panic("pthread_mutex_lock", __FILE__, __LINE__);
 }
-/* ek__lock's slow paths. A short spin first (the holders' sections are a few
- * pointer writes), then sleep on the word marked 2 ("sleepers"), so that the
+/* ek__lock's slow paths. A short spin first, when asked (the holders' sections
+ * are a few pointer writes), then sleep on the word marked 2 ("sleepers"), so that the
  * release knows to wake one. */
-void ek__lock_wait(ek__lock *l)
+void ek__lock_wait(ek__lock *l, int spins)
 {
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < spins; i++) {
         int free_ = 0;
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(&l->word, &free_, 1, memory_order_acquire,

@@ -1,9 +1,9 @@
 /*
  * mpsc.c - multi-producer, single-consumer channels, bounded and unbounded.
  *
- * One lock per channel (an ek__lock: a futex word) guards a growable ring of
- * messages and, for bounded channels, a fair permit queue of free slots
- * (sync.h). Invariant while the channel is open:
+ * One lock per channel (an ek__lock: a futex word, taken without a spin) guards
+ * a growable ring of messages and, for bounded channels, a fair permit queue of
+ * free slots (sync.h). Invariant while the channel is open:
  *
  *   slots.avail + len + (slots held by READY senders) + permits_out == bound
  *
@@ -32,7 +32,7 @@ struct ek_mpsc_permit {
 };
 
 typedef struct mpsc_chan {
-    ek__lock lock; /* a futex word: one atomic each way, inline (common.h) */
+    ek__lock lock; /* a futex word, taken without a spin (ek__lock_acquire_nospin) */
     void **buf;    /* ring of buf_cap (a power of two) messages */
     size_t buf_cap, head, len;
     size_t bound;       /* 0: unbounded */
@@ -120,7 +120,7 @@ int ek_mpsc_sender_clone(ek_mpsc_sender *tx, ek_mpsc_sender **out)
     mpsc_chan *c = tx->chan;
     ek_mpsc_sender *s = sender_new(c);
     if (s == NULL) return EK_ENOMEM;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     c->senders++;
     ek__lock_release(&c->lock);
     *out = s;
@@ -217,7 +217,7 @@ static int send_impl(ek_mpsc_sender *tx, bool wait, ek_cx *cx, ek__sync_parker *
     ek_waker *old = NULL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     int rc = slot_acquire(tx, wait, cx, pk, &old, &wl);
     if (rc == EK_OK) rc = push_with_slot(tx, msg, &wl);
     ek__lock_release(&c->lock);
@@ -259,11 +259,11 @@ int ek_mpsc_blocking_send(ek_mpsc_sender *tx, void *msg)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     ek_waker *old = NULL;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     while ((rc = slot_acquire(tx, true, NULL, &pk, &old, &wl)) == EK_PENDING) {
         ek__lock_release(&c->lock);
         ek__sync_parker_park(&pk);
-        ek__lock_acquire(&c->lock);
+        ek__lock_acquire_nospin(&c->lock);
     }
     if (rc == EK_OK) rc = push_with_slot(tx, msg, &wl);
     /* Under the lock: after this nobody can unpark pk, so it may go. */
@@ -280,7 +280,7 @@ static int reserve_impl(ek_mpsc_sender *tx, bool wait, ek_cx *cx, ek_mpsc_permit
     ek_waker *old = NULL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     int rc = slot_acquire(tx, wait, cx, NULL, &old, &wl);
     if (rc == EK_OK) {
         c->permits_out++;
@@ -349,7 +349,7 @@ int ek_mpsc_permit_send(ek_mpsc_permit *permit, void *msg)
     /* Immutable, but read before unlocking: once the lock is released another
      * thread may free the channel (when this permit's sender was the last). */
     ek_drop_fn dropfn = c->drop;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     if (!c->rx_alive) {
         drop_msg = true;
         rc = EK_ECLOSED;
@@ -375,7 +375,7 @@ void ek_mpsc_permit_drop(ek_mpsc_permit *permit)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     bool free_tx = false;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     if (c->bound != 0) ek__permits_release(&c->slots, 1, &wl);
     bool free_chan = permit_finish_locked(tx, &wl, &free_tx);
     ek__lock_release(&c->lock);
@@ -390,7 +390,7 @@ int ek_mpsc_cancel(ek_mpsc_sender *tx)
     mpsc_chan *c = tx->chan;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     ek__permits_cancel(&c->slots, &tx->w, &wl);
     ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
@@ -404,7 +404,7 @@ void ek_mpsc_sender_drop(ek_mpsc_sender *tx)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     bool free_chan = false, free_tx = true;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     ek__permits_cancel(&c->slots, &tx->w, &wl);
     if (tx->permit.tag != 0) {
         /* The permit borrows the sender: finish the drop when it is used. */
@@ -424,7 +424,7 @@ int ek_mpsc_sender_is_closed(ek_mpsc_sender *tx)
 {
     if (!EK__CHECK_TAG(tx, EK__TAG_MPSC_TX)) return EK_EINVAL;
     mpsc_chan *c = tx->chan;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     int closed = c->closed;
     ek__lock_release(&c->lock);
     return closed;
@@ -465,7 +465,7 @@ int ek_mpsc_recv(ek_mpsc_receiver *rx, ek_cx *cx, void **out)
     ek__wake_list_init(&wl);
     ek_waker *old = NULL;
     void *m = NULL;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     rc = recv_locked(c, &m, &wl);
     if (rc == EK_EEMPTY) {
         rc = ek__waiter_register(&c->rxw, cx, NULL, &old);
@@ -485,7 +485,7 @@ int ek_mpsc_try_recv(ek_mpsc_receiver *rx, void **out)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     void *m = NULL;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     int rc = recv_locked(c, &m, &wl);
     ek__lock_release(&c->lock);
     ek__wake_list_wake(&wl);
@@ -505,12 +505,12 @@ int ek_mpsc_blocking_recv(ek_mpsc_receiver *rx, void **out)
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     void *m = NULL;
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     while ((rc = recv_locked(c, &m, &wl)) == EK_EEMPTY) {
         c->rxw.parker = &pk;
         ek__lock_release(&c->lock);
         ek__sync_parker_park(&pk);
-        ek__lock_acquire(&c->lock);
+        ek__lock_acquire_nospin(&c->lock);
     }
     c->rxw.parker = NULL;
     ek__lock_release(&c->lock);
@@ -526,7 +526,7 @@ int ek_mpsc_close(ek_mpsc_receiver *rx)
     mpsc_chan *c = chan_of_rx(rx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     c->closed = true;
     ek__permits_close(&c->slots, &wl);
     ek__lock_release(&c->lock);
@@ -538,7 +538,7 @@ int64_t ek_mpsc_len(ek_mpsc_receiver *rx)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_MPSC_RX)) return EK_EINVAL;
     mpsc_chan *c = chan_of_rx(rx);
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     int64_t n = (int64_t)c->len;
     ek__lock_release(&c->lock);
     return n;
@@ -550,7 +550,7 @@ void ek_mpsc_receiver_drop(ek_mpsc_receiver *rx)
     mpsc_chan *c = chan_of_rx(rx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__lock_acquire(&c->lock);
+    ek__lock_acquire_nospin(&c->lock);
     rx->tag = EK__TAG_DEAD;
     c->closed = true;
     c->rx_alive = false;
