@@ -434,6 +434,10 @@ test("resp: every Lua value through a server and a client, and back", function()
     empty = {},
     holes = { n = 3, [2] = "middle" },
     simple = { ok = "FINE" },
+    -- a tag and a shared reply made at run time: the same interned strings
+    -- the binding compares by identity
+    built = { [table.concat { "o", "k" }] = table.concat { "O", "K" } },
+    pong = { [("ok"):sub(1)] = ("xPONG"):sub(2) },
     err = { err = "WRONGTYPE oops" },
     map = { map = { a = 1, b = "two" } },
     set = { set = { "x", "y" } },
@@ -466,6 +470,8 @@ test("resp: every Lua value through a server and a client, and back", function()
   eq(holes[2], "middle", "holes[2]")
   eq(holes[3], ek.null, "holes[3]")
   eq(get("simple").ok, "FINE", "simple string")
+  eq(get("built").ok, "OK", "a tag key and OK built at run time")
+  eq(get("pong").ok, "PONG", "PONG built at run time")
   eq(get("err").err, "WRONGTYPE oops", "error")
   -- RESP2 writes map/set as arrays, double and big number as bulk strings
   eq(get("map").n, 4, "map as a flat array in RESP2")

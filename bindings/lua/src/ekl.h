@@ -108,6 +108,7 @@ typedef void (*ekl_cancel_fn)(void *obj, ekl_task *t);
 
 /* A command name as Lua string, kept for the next request (msg.c, push_args):
  * registry ref `ref` holds the string of the len bytes b (len 0: none yet). */
+#define EKL_TAGS     8 /* msg.c's tags[] */
 #define EKL_NAMES    8
 #define EKL_NAME_MAX 15
 typedef struct ekl_name {
@@ -134,7 +135,13 @@ struct ekl_ctx {
     ekl_task *free_tasks; /* released task records for reuse (linked by next) */
     int nfree;
     ekl_name names[EKL_NAMES]; /* recent command names (ekl_msg_push_args) */
-    int batch_ref;             /* the batch runner of function services (service.c) */
+    /* The RESP reply tags' strings ("ok", "err", ...) and "OK", "PONG", kept
+     * in the registry for the state's life: a reply's key or value is one of
+     * them exactly when it is that object (short strings are interned), so
+     * a compare of lua_topointer finds it (ekl_msg_open). */
+    const void *tag_str[EKL_TAGS];
+    const void *reply_str[2];
+    int batch_ref; /* the batch runner of function services (service.c) */
 };
 
 #define EKL_TASK_RUNNING   0
@@ -277,10 +284,11 @@ void ekl_serve_open(lua_State *L, ekl_ctx *c);
                                     or status, else RESP */
 #define EKL_MSG_RESP_REQUEST 100 /* a command for a RESP server: numbers as bulk strings */
 void ekl_msg_open(lua_State *L, ekl_ctx *c);
-/* The Lua value at idx as a new message of `kind` (*out the caller's). Never
- * raises: EK_OK, EK_EKIND (no such message for this value), EK_EINVAL,
- * EK_ERANGE, EK_ENOMEM. */
-int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out);
+/* The Lua value at idx as a new message of `kind` (*out the caller's); c is
+ * the state's context (its tag strings: see ekl_ctx), or NULL. Never raises:
+ * EK_OK, EK_EKIND (no such message for this value), EK_EINVAL, EK_ERANGE,
+ * EK_ENOMEM. */
+int ekl_msg_from_lua(lua_State *L, const ekl_ctx *c, int idx, int kind, ek_msg **out);
 /* Push m's Lua value (m is borrowed). Never raises: EK_OK, or an error with
  * nothing pushed. */
 int ekl_msg_push(lua_State *L, const ek_msg *m);

@@ -370,6 +370,15 @@ int ekl_msg_push(lua_State *L, const ek_msg *m)
     }
 }
 
+/* Whether the n (<= EKL_NAME_MAX) bytes at a and b are the same: a loop, as
+ * names are a few bytes (a memcmp call cost more than the compare). */
+static bool same_bytes(const char *a, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)a[i] != b[i]) return false;
+    return true;
+}
+
 /* Push element 0 of request m, a command's name, from c's cache of recent
  * names where it is a bulk string of 1..EKL_NAME_MAX bytes: a compare and a
  * registry read instead of lua_pushlstring's hashing and interning (about 0.15k
@@ -382,7 +391,7 @@ static int push_name(lua_State *L, ekl_ctx *c, const ek_msg *m)
         n == 0 || n > EKL_NAME_MAX)
         return push_element(L, m, 0, 0);
     ekl_name *e = &c->names[(n ^ d[0] ^ d[n - 1]) & (EKL_NAMES - 1)];
-    if (e->len == n && memcmp(e->b, d, n) == 0) {
+    if (e->len == n && same_bytes(e->b, d, n)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);
         return EK_OK;
     }
@@ -438,12 +447,19 @@ static bool as_integer(lua_State *L, int idx, int64_t *out)
 #endif
 }
 
-static int resp_from_lua(lua_State *L, int idx, int depth, bool request, ek_msg **out);
+static int resp_from_lua(lua_State *L, const ekl_ctx *c, int idx, int depth, bool request,
+                         ek_msg **out);
 
 /* A string field's RESP string value: type (CR/LF in an error's text make it a
  * bulk error, which may hold them). */
-static int tagged_string(lua_State *L, int idx, int type, ek_msg **out)
+static int tagged_string(lua_State *L, const ekl_ctx *c, int idx, int type, ek_msg **out)
 {
+    if (type == EK_RESP_SIMPLE && c) {
+        /* "OK" and "PONG" by identity (see ekl_ctx): no lua_type, no lua_tolstring. */
+        const void *p = lua_topointer(L, idx);
+        if (p == c->reply_str[0]) return ek_msg_resp_shared(EK_RESP_SHARED_OK, out);
+        if (p == c->reply_str[1]) return ek_msg_resp_shared(EK_RESP_SHARED_PONG, out);
+    }
     if (lua_type(L, idx) != LUA_TSTRING) return EK_EKIND;
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -459,7 +475,8 @@ static int tagged_string(lua_State *L, int idx, int type, ek_msg **out)
 
 /* The elements 1..n of the table at idx (n: its `n` field, or its length) as
  * the children of a new aggregate of type. */
-static int resp_sequence(lua_State *L, int idx, int type, int depth, bool request, ek_msg **out)
+static int resp_sequence(lua_State *L, const ekl_ctx *c, int idx, int type, int depth, bool request,
+                         ek_msg **out)
 {
     lua_pushliteral(L, "n");
     lua_rawget(L, idx);
@@ -475,7 +492,7 @@ static int resp_sequence(lua_State *L, int idx, int type, int depth, bool reques
     for (lua_Integer i = 1; rc == EK_OK && i <= n; i++) {
         lua_rawgeti(L, idx, (int)i);
         ek_msg *ch = NULL;
-        rc = resp_from_lua(L, -1, depth + 1, request, &ch);
+        rc = resp_from_lua(L, c, -1, depth + 1, request, &ch);
         lua_pop(L, 1);
         if (rc == EK_OK) rc = ek_msg_resp_append(agg, ch);
     }
@@ -487,7 +504,7 @@ static int resp_sequence(lua_State *L, int idx, int type, int depth, bool reques
     return EK_OK;
 }
 
-static int resp_map(lua_State *L, int idx, int depth, bool request, ek_msg **out)
+static int resp_map(lua_State *L, const ekl_ctx *c, int idx, int depth, bool request, ek_msg **out)
 {
     if (lua_type(L, idx) != LUA_TTABLE) return EK_EKIND;
     ek_msg *agg = NULL;
@@ -496,9 +513,9 @@ static int resp_map(lua_State *L, int idx, int depth, bool request, ek_msg **out
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         ek_msg *k = NULL, *v = NULL;
-        rc = resp_from_lua(L, -2, depth + 1, request, &k);
+        rc = resp_from_lua(L, c, -2, depth + 1, request, &k);
         if (rc == EK_OK) rc = ek_msg_resp_append(agg, k);
-        if (rc == EK_OK) rc = resp_from_lua(L, -1, depth + 1, request, &v);
+        if (rc == EK_OK) rc = resp_from_lua(L, c, -1, depth + 1, request, &v);
         if (rc == EK_OK) rc = ek_msg_resp_append(agg, v);
         lua_pop(L, 1);
         if (rc < 0) {
@@ -515,6 +532,7 @@ static int resp_map(lua_State *L, int idx, int depth, bool request, ek_msg **out
 static const char *const tags[] = {"ok",     "err",        "map",      "set", "push",
                                    "double", "big_number", "verbatim", NULL};
 #define TAG_VERBATIM 7
+_Static_assert(sizeof tags / sizeof tags[0] == EKL_TAGS + 1, "EKL_TAGS is the count of tags[]");
 
 /* The tag named by the n bytes at k, or -1. */
 static int tag_index(const char *k, size_t n)
@@ -524,26 +542,44 @@ static int tag_index(const char *k, size_t n)
     return -1;
 }
 
+/* The tag that the key at i is, or -1: by identity with c's tag strings
+ * (see ekl_ctx), else by its bytes. */
+static int key_tag(lua_State *L, const ekl_ctx *c, int i)
+{
+    if (c) {
+        const void *p = lua_topointer(L, i);
+        for (int k = 0; k < EKL_TAGS; k++)
+            if (c->tag_str[k] == p) return k;
+        return -1;
+    }
+    if (lua_type(L, i) != LUA_TSTRING) return -1;
+    size_t kl;
+    const char *k = lua_tolstring(L, i, &kl);
+    return tag_index(k, kl);
+}
+
 /* The tagged value of tag i (not verbatim) whose value is at v. */
-static int resp_tagged(lua_State *L, int i, int v, int depth, bool request, ek_msg **out)
+static int resp_tagged(lua_State *L, const ekl_ctx *c, int i, int v, int depth, bool request,
+                       ek_msg **out)
 {
     switch (i) {
     case 0:
-        return tagged_string(L, v, EK_RESP_SIMPLE, out);
+        return tagged_string(L, c, v, EK_RESP_SIMPLE, out);
     case 1:
-        return tagged_string(L, v, EK_RESP_ERROR, out);
+        return tagged_string(L, c, v, EK_RESP_ERROR, out);
     case 2:
-        return resp_map(L, v, depth, request, out);
+        return resp_map(L, c, v, depth, request, out);
     case 3:
     case 4:
         return lua_type(L, v) == LUA_TTABLE
-                   ? resp_sequence(L, v, i == 3 ? EK_RESP_SET : EK_RESP_PUSH, depth, request, out)
+                   ? resp_sequence(L, c, v, i == 3 ? EK_RESP_SET : EK_RESP_PUSH, depth, request,
+                                   out)
                    : EK_EKIND;
     case 5:
         return lua_type(L, v) == LUA_TNUMBER ? ek_msg_resp_double(lua_tonumber(L, v), out)
                                              : EK_EKIND;
     default:
-        return tagged_string(L, v, EK_RESP_BIG_NUMBER, out);
+        return tagged_string(L, c, v, EK_RESP_BIG_NUMBER, out);
     }
 }
 
@@ -565,7 +601,8 @@ static int resp_verbatim(lua_State *L, int idx, int v, ek_msg **out)
 }
 
 /* A table: an array (elements or `n`), or a tagged value { tag = ... }. */
-static int resp_table(lua_State *L, int idx, int depth, bool request, ek_msg **out)
+static int resp_table(lua_State *L, const ekl_ctx *c, int idx, int depth, bool request,
+                      ek_msg **out)
 {
     /* The first key, and whether it is the only one: a table whose one key is
      * a tag (the { ok = "OK" } a server answers most requests with) is that
@@ -574,19 +611,15 @@ static int resp_table(lua_State *L, int idx, int depth, bool request, ek_msg **o
      * reply). */
     lua_pushnil(L);
     if (lua_next(L, idx) == 0) return ek_msg_resp_aggregate(EK_RESP_ARRAY, 0, out); /* {} */
-    if (lua_type(L, -2) == LUA_TSTRING) {
-        size_t kl;
-        const char *k = lua_tolstring(L, -2, &kl);
-        int tag = tag_index(k, kl);
-        if (tag >= 0 && tag != TAG_VERBATIM) {
-            lua_pushvalue(L, -2);
-            if (lua_next(L, idx) == 0) {
-                int rc = resp_tagged(L, tag, lua_gettop(L), depth, request, out);
-                lua_pop(L, 2);
-                return rc;
-            }
+    int tag = key_tag(L, c, -2);
+    if (tag >= 0 && tag != TAG_VERBATIM) {
+        lua_pushvalue(L, -2);
+        if (lua_next(L, idx) == 0) {
+            int rc = resp_tagged(L, c, tag, lua_gettop(L), depth, request, out);
             lua_pop(L, 2);
+            return rc;
         }
+        lua_pop(L, 2);
     }
     lua_pop(L, 2);
     lua_rawgeti(L, idx, 1);
@@ -598,7 +631,7 @@ static int resp_table(lua_State *L, int idx, int depth, bool request, ek_msg **o
         seq = !lua_isnil(L, -1);
         lua_pop(L, 1);
     }
-    if (seq) return resp_sequence(L, idx, EK_RESP_ARRAY, depth, request, out);
+    if (seq) return resp_sequence(L, c, idx, EK_RESP_ARRAY, depth, request, out);
     /* A tagged table has one key (verbatim two); of several tags the first
      * in tags[] counts. */
     for (int i = 0; tags[i]; i++) {
@@ -610,14 +643,15 @@ static int resp_table(lua_State *L, int idx, int depth, bool request, ek_msg **o
         }
         int v = lua_gettop(L);
         int rc = i == TAG_VERBATIM ? resp_verbatim(L, idx, v, out)
-                                   : resp_tagged(L, i, v, depth, request, out);
+                                   : resp_tagged(L, c, i, v, depth, request, out);
         lua_pop(L, 1);
         return rc;
     }
     return EK_EKIND;
 }
 
-static int resp_from_lua(lua_State *L, int idx, int depth, bool request, ek_msg **out)
+static int resp_from_lua(lua_State *L, const ekl_ctx *c, int idx, int depth, bool request,
+                         ek_msg **out)
 {
     if (depth > EKL_RESP_MAX_DEPTH) return EK_ERANGE;
     if (!lua_checkstack(L, 6)) return EK_ENOMEM;
@@ -651,7 +685,7 @@ static int resp_from_lua(lua_State *L, int idx, int depth, bool request, ek_msg 
         return ek_msg_resp_double((double)lua_tonumber(L, idx), out);
     }
     case LUA_TTABLE:
-        return resp_table(L, idx, depth, request, out);
+        return resp_table(L, c, idx, depth, request, out);
     case LUA_TUSERDATA:
         if (ekl_is_null(L, idx)) return ek_msg_resp_shared(EK_RESP_SHARED_NULL, out);
         return EK_EKIND;
@@ -826,7 +860,7 @@ static int http_from_lua(lua_State *L, int idx, int kind, ek_msg **out)
 
 /* -------------------------------------------------------------- entry -- */
 
-int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out)
+int ekl_msg_from_lua(lua_State *L, const ekl_ctx *c, int idx, int kind, ek_msg **out)
 {
     *out = NULL;
     switch (kind) {
@@ -848,7 +882,7 @@ int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out)
             bool status = lua_type(L, -1) == LUA_TNUMBER;
             lua_pop(L, 1);
             if (status) return http_from_lua(L, idx, EK_MSG_HTTP_RESPONSE, out);
-            return resp_from_lua(L, idx, 0, false, out);
+            return resp_from_lua(L, c, idx, 0, false, out);
         }
         return EK_EKIND;
     case EK_MSG_BYTES: {
@@ -858,13 +892,13 @@ int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out)
         return ek_msg_bytes_copy(s, n, out);
     }
     case EK_MSG_RESP:
-        return resp_from_lua(L, idx, 0, false, out);
+        return resp_from_lua(L, c, idx, 0, false, out);
     case EKL_MSG_RESP_REQUEST:
         /* a command: { "GET", "k" } (a string alone is a command without arguments) */
         if (lua_type(L, idx) == LUA_TSTRING) {
             ek_msg *one = NULL;
             int rc = ek_msg_resp_aggregate(EK_RESP_ARRAY, 1, out);
-            if (rc == EK_OK) rc = resp_from_lua(L, idx, 1, true, &one);
+            if (rc == EK_OK) rc = resp_from_lua(L, c, idx, 1, true, &one);
             if (rc == EK_OK) rc = ek_msg_resp_append(*out, one);
             if (rc < 0) {
                 ek_msg_free(*out);
@@ -873,7 +907,7 @@ int ekl_msg_from_lua(lua_State *L, int idx, int kind, ek_msg **out)
             return rc;
         }
         if (lua_type(L, idx) != LUA_TTABLE) return EK_EKIND;
-        return resp_from_lua(L, idx, 0, true, out);
+        return resp_from_lua(L, c, idx, 0, true, out);
     case EK_MSG_HTTP_REQUEST:
     case EK_MSG_HTTP_RESPONSE:
         return http_from_lua(L, idx, kind, out);
@@ -890,6 +924,18 @@ void ekl_msg_open(lua_State *L, ekl_ctx *c)
         lua_pushboolean(L, 0);
         c->names[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    /* The tag strings and "OK", "PONG" (see ekl_ctx), held by a table that
+     * the registry keeps for the state's life. */
+    lua_createtable(L, EKL_TAGS + 2, 0);
+    for (int i = 0; i < EKL_TAGS + 2; i++) {
+        lua_pushstring(L, i < EKL_TAGS ? tags[i] : i == EKL_TAGS ? "OK" : "PONG");
+        if (i < EKL_TAGS)
+            c->tag_str[i] = lua_topointer(L, -1);
+        else
+            c->reply_str[i - EKL_TAGS] = lua_topointer(L, -1);
+        lua_rawseti(L, -2, i + 1);
+    }
+    (void)luaL_ref(L, LUA_REGISTRYINDEX);
     /* ek.null: a unique full userdata printed as "ekiden.null". */
     lua_pushlightuserdata(L, &null_key);
     ekl_newuserdata(L, 1);

@@ -130,7 +130,7 @@ static void call_result(lua_State *L, ekl_task *t, bool ok, int idx)
     } else {
         /* The first result (none: nil) as a message of the response's kind. */
         if (n <= 0) lua_pushnil(L);
-        rc = ekl_msg_from_lua(L, idx, t->resp_kind, &m);
+        rc = ekl_msg_from_lua(L, t->ctx, idx, t->resp_kind, &m);
     }
     t->brc = rc;
     t->bout = rc == EK_OK ? m : NULL;
@@ -660,7 +660,7 @@ static int l_svc_call(lua_State *L)
     svc_ud *u = check_svc(L, 1);
     luaL_checkany(L, 2);
     ek_msg *m = NULL;
-    int rc = ekl_msg_from_lua(L, 2, u->kind, &m);
+    int rc = ekl_msg_from_lua(L, ekl_ctx_of(L), 2, u->kind, &m);
     if (rc == EK_EKIND)
         return luaL_argerror(L, 2,
                              u->kind == EK_MSG_BYTES ? "string expected as a message"
