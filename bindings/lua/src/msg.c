@@ -407,14 +407,14 @@ static int push_name(lua_State *L, ekl_ctx *c, const ek_msg *m)
 int ekl_msg_push_args(lua_State *L, ekl_ctx *c, const ek_msg *m, int *n)
 {
     *n = 0;
-    if (ek_msg_kind(m) != EK_MSG_RESP || ek_msg_resp_type(m) != EK_RESP_ARRAY ||
-        ek_msg_resp_is_null(m) == 1) {
+    /* (A length is there only for a RESP aggregate that is not null: one
+     * call answers what ek_msg_kind and ek_msg_resp_is_null would.) */
+    int64_t len = ek_msg_resp_len(m);
+    if (len < 0 || ek_msg_resp_type(m) != EK_RESP_ARRAY) {
         int rc = ekl_msg_push(L, m);
         if (rc == EK_OK) *n = 1;
         return rc;
     }
-    int64_t len = ek_msg_resp_len(m);
-    if (len < 0) return (int)len;
     if (len > EKL_MAX_ARGS) return EK_ERANGE;
     /* (Room for all of them and for what a nested element's push uses.) */
     if (!lua_checkstack(L, (int)len + 4)) return EK_ENOMEM;
