@@ -15,7 +15,12 @@
 # The per-round-trip figures divide the server's whole-run counts by the
 # round trips loadgen counted, so start-up and connection set-up are in them
 # (small at 1 and 100 connections). CPU time moves with the machine's load;
-# context switches and syscalls per round trip move far less.
+# context switches and syscalls per round trip move far less. The last two
+# columns are the load generator's own CPU time per round trip (one thread:
+# the rate cannot pass 1 / that, whatever the server) and the IPIs it raises
+# (tracepoint ipi:ipi_send_cpu; on loopback its send runs the server socket's
+# receive path, and a wake-up that must interrupt a running server thread is
+# an IPI: io_uring's task work without IORING_SETUP_COOP_TASKRUN).
 #
 # Environment: BENCH_BUILD_DIR (default build-bench), ROUNDS, D, COUNT_SERVERS
 # (an extended regex on the labels: only those run), ECHO_BIN (the ekiden
@@ -39,7 +44,11 @@ done
 EV=task-clock,context-switches,user_time,system_time,raw_syscalls:sys_enter
 EV=$EV,syscalls:sys_enter_recvfrom,syscalls:sys_enter_futex,syscalls:sys_enter_io_uring_enter
 EV=$EV,syscalls:sys_enter_epoll_wait
-perf stat -x, -e "$EV" -o /dev/null true 2>/dev/null || {
+# The load generator's side: its CPU time, and the IPIs it raises (on loopback
+# its send runs the server socket's receive path, and with it the wake-up of
+# the server: an IPI when the server's thread must be interrupted).
+LEV=task-clock,ipi:ipi_send_cpu
+perf stat -x, -e "$EV,$LEV" -o /dev/null true 2>/dev/null || {
     echo "cpu_counts.sh: perf stat cannot count $EV here" >&2
     exit 1
 }
@@ -56,7 +65,8 @@ free_port() {
     echo "$p"
 }
 
-# one_run CONNS ENV... -- SERVER ARGS: prints "requests tc_ms cs user_ns sys_ns syscalls recv futex uring_enter epoll_wait"
+# one_run CONNS ENV... -- SERVER ARGS: prints "requests tc_ms cs user_ns sys_ns syscalls recv futex
+# uring_enter epoll_wait loadgen_tc_ms loadgen_ipis"
 one_run() {
     local conns=$1
     shift
@@ -77,7 +87,7 @@ one_run() {
     done
     req=0
     if port_open "$port"; then
-        req=$(timeout $((D + 30)) "$BIN/loadgen" echo "127.0.0.1:$port" -c "$conns" -s 64 -d "$D" -w 0 2>/dev/null |
+        req=$(timeout $((D + 30)) perf stat -x, -e "$LEV" -o "$out.lg" "$BIN/loadgen" echo "127.0.0.1:$port" -c "$conns" -s 64 -d "$D" -w 0 2>/dev/null |
             awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "requests") print kv[2] } }')
     fi
     # TERM the server (perf's child); perf then writes its counts and exits.
@@ -88,7 +98,9 @@ one_run() {
         $3 == "user_time" { ut = $1 } $3 == "system_time" { st = $1 }
         $3 == "raw_syscalls:sys_enter" { sc = $1 } $3 ~ /recvfrom/ { rf = $1 } $3 ~ /futex/ { fx = $1 }
         $3 ~ /io_uring_enter/ { ue = $1 } $3 ~ /epoll_wait/ { ew = $1 }
-        END { print r + 0, tc + 0, cs + 0, ut + 0, st + 0, sc + 0, rf + 0, fx + 0, ue + 0, ew + 0 }' "$out"
+        END { print r + 0, tc + 0, cs + 0, ut + 0, st + 0, sc + 0, rf + 0, fx + 0, ue + 0, ew + 0 }' "$out" | tr '\n' ' '
+    awk -F, '$3 == "task-clock" { tc = $1 } $3 ~ /ipi_send_cpu/ { ipi = $1 }
+        END { print tc + 0, ipi + 0 }' "$out.lg" 2>/dev/null || echo 0 0
 }
 
 ALL_SERVERS=(
@@ -97,6 +109,8 @@ ALL_SERVERS=(
     "ekiden io_uring, 2 workers|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=2|$ECHO"
     "ekiden io_uring, 2 workers, arms not deferred|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=2 EKIDEN_URING_DEFER_ARMS=0|$ECHO"
     "ekiden io_uring, 1 worker|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=1|$ECHO"
+    "ekiden io_uring, 2 workers, no COOP_TASKRUN|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=2 EKIDEN_URING_COOP=0|$ECHO"
+    "ekiden io_uring, 1 worker, no COOP_TASKRUN|EKIDEN_IO_BACKEND=uring EKIDEN_WORKER_THREADS=1 EKIDEN_URING_COOP=0|$ECHO"
     "epoll server, 1 thread|X=1|$BIN/epoll_echo 1"
 )
 PEERS=$ROOT/bench/peers
@@ -113,8 +127,8 @@ echo "server-side counts per 64 B echo round trip (perf stat: task-clock, contex
 echo "syscall tracepoints); medians of $ROUNDS rotated ${D} s rounds; $(nproc) cores,"
 echo "$(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| server | conns | req/s | CPU µs / rt (range) | user / kernel µs | context switches / rt | syscalls / rt | recvfrom | futex | io_uring_enter | epoll_wait |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| server | conns | req/s | CPU µs / rt (range) | user / kernel µs | context switches / rt | syscalls / rt | recvfrom | futex | io_uring_enter | epoll_wait | loadgen CPU µs / rt | loadgen IPIs / rt |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 n=${#SERVERS[@]}
 for conns in "${CONNS[@]}"; do
     for ((r = 0; r < ROUNDS; r++)); do
@@ -132,10 +146,12 @@ for conns in "${CONNS[@]}"; do
                 return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
             $1 > 0 { m++; q[m] = $1 / d; cpu[m] = $2 * 1000 / $1; lo = (m == 1 || cpu[m] < lo) ? cpu[m] : lo; hi = (cpu[m] > hi) ? cpu[m] : hi
                 us[m] = $4 / 1000 / $1; ks[m] = $5 / 1000 / $1; cs[m] = $3 / $1; sc[m] = $6 / $1
-                rf[m] = $7 / $1; fx[m] = $8 / $1; ue[m] = $9 / $1; ew[m] = $10 / $1 }
-            END { if (!m) { printf "| %s | %s | n/a | | | | | | | | |\n", l, c; exit }
-                printf "| %s | %s | %.0f | %.2f (%.2f–%.2f) | %.2f / %.2f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", l, c, med(q, m),
-                    med(cpu, m), lo, hi, med(us, m), med(ks, m), med(cs, m), med(sc, m), med(rf, m), med(fx, m), med(ue, m), med(ew, m) }' \
+                rf[m] = $7 / $1; fx[m] = $8 / $1; ue[m] = $9 / $1; ew[m] = $10 / $1
+                lc[m] = $11 * 1000 / $1; li[m] = $12 / $1 }
+            END { if (!m) { printf "| %s | %s | n/a | | | | | | | | | | |\n", l, c; exit }
+                printf "| %s | %s | %.0f | %.2f (%.2f–%.2f) | %.2f / %.2f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.3f |\n", l, c, med(q, m),
+                    med(cpu, m), lo, hi, med(us, m), med(ks, m), med(cs, m), med(sc, m), med(rf, m), med(fx, m), med(ue, m), med(ew, m),
+                    med(lc, m), med(li, m) }' \
             "$TMP/rows.$conns.$i"
     done
 done
