@@ -174,16 +174,7 @@ struct ekl_task {
     } waits[EKL_MAX_WAITS];
     int nwaits;
     ekl_retry retry; /* retry.fn set: suspended in that operation (from C) */
-    int resp_kind;   /* a service call's: what the response becomes (service.c) */
-    /* A function service's call, run in a batch (service.c): */
-    void *bsvc;             /* its service (a reference), NULL for other records */
-    ek_msg *breq;           /* the request, until the runner takes it */
-    ek_msg *bout;           /* the response, once bdone */
-    int brc;                /* the call's result, once bdone */
-    bool bqueued, bstarted; /* in bsvc's queue; taken by a runner */
-    bool bsingle;           /* run alone: the coroutine runs its function */
-    bool bdone;
-    ekl_task *bprev, *bnext; /* bsvc's queue */
+    void *call;      /* a function service's runner: the call it runs now (service.c) */
 };
 
 /* ---- module.c ---- */
@@ -251,12 +242,9 @@ int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs);
  * itself and set t->nargs (no lua_xmove); EK_ENOMEM: none given. */
 int ekl_coro_bind(ekl_task *t, int room);
 /* Resume t's coroutine under cx: EK_PENDING; EK_OK with *nres results on it;
- * EK_EHOST (it raised: the error value on top of it); EK_ECLOSED (state
- * closed), EK_ECANCELED (not running). The coroutine may move from record to
- * record while it runs (a batch runner sets ctx->cur to the record it runs
- * for): *owner is the record running when it stopped, which owns it now
- * (marked failed on EK_EHOST). */
-int ekl_coro_step_owner(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner);
+ * EK_EHOST (it raised: the error value on top of it; t is marked failed);
+ * EK_ECLOSED (state closed), EK_ECANCELED (not running). */
+int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres);
 /* After EK_OK or EK_EHOST, once the results are read: release the coroutine
  * (back to the pool after a normal return). */
 void ekl_coro_finish(ekl_task *t);

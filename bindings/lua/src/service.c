@@ -52,15 +52,34 @@ static int response_kind(int req)
 
 typedef struct lsvc_anchor lsvc_anchor;
 
+typedef struct lcall lcall;
+
 typedef struct lsvc {
     ekl_ctx *c;
     ekl_rt *h;
     int fn_ref;
-    bool args;               /* ek.service(fn, {args = true}): a command's elements as arguments */
-    lsvc_anchor *anchor;     /* how direct handles find it (NULL: none made yet) */
-    int refs;                /* the service (until dropped) + each call's record */
-    ekl_task *qhead, *qtail; /* calls not yet taken by a runner */
+    bool args;            /* ek.service(fn, {args = true}): a command's elements as arguments */
+    lsvc_anchor *anchor;  /* how direct handles find it (NULL: none made yet) */
+    int refs;             /* the service (until dropped) + each call */
+    lcall *qhead, *qtail; /* calls not yet taken by a runner */
+    lcall *spare;         /* released calls for reuse (linked by next) */
+    int nspare;
 } lsvc;
+
+/* A call of a function service: its response future's state. */
+struct lcall {
+    lsvc *s;     /* a reference */
+    ek_msg *req; /* the request, until its function is called */
+    ek_msg *out; /* the response, once done */
+    int rc;      /* the call's result, once done */
+    int kind;    /* what the response becomes (response_kind) */
+    bool queued; /* in s's queue */
+    bool started, single, done;
+    ekl_task *t;        /* the task record whose coroutine runs it, while it does */
+    lcall *prev, *next; /* s's queue (next: s's spare list) */
+};
+
+#define LCALL_SPARE 64
 
 /* What direct handles (below) hold to reach their lsvc: `s` is set and cleared
  * only on the state's thread (the lsvc is dropped there, by its buffer's local
@@ -78,41 +97,42 @@ static void anchor_unref(lsvc_anchor *a)
     if (a && atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1) free(a);
 }
 
-/* Calls run in batches. A call queues its request on the lsvc (a task record
- * without a coroutine, holding a reference on the lsvc) and returns its
- * response future; the first poll of a queued call starts a runner coroutine
- * (the pool's) that runs that call and then every call still queued on the
- * lsvc, in order, within one resume: a C loop of lua_pcallk on Lua 5.4
- * (batch_loop), a Lua loop on LuaJIT. Taking a call (batch_take) hands the
- * coroutine to its record (ctx->cur: what a wait registers on and
- * ekl_need_cx checks) and pushes the function and its arguments; what the
- * call returned becomes its response (call_result). So a
- * server's read of 16 pipelined commands costs one resume, not 16; a handler
- * that waits keeps the coroutine (its record owns it: its future resumes it),
- * and the calls after it start a runner of their own when polled; an error
- * (pcall) fails only its call. A queued record's future is never polled
- * before it is taken (that poll would take it), so completing it from another
- * poll needs no wake-up: its own first poll reads the response. */
+/* Calls run in batches. A call queues its request on the lsvc (an lcall,
+ * holding a reference on the lsvc) and returns its response future; the
+ * first poll of a queued call starts a runner: a task record (ekl_coro_record)
+ * with a pooled coroutine that runs that call and then every call still
+ * queued on the lsvc, in order, within one resume: a C loop of lua_callk on
+ * Lua 5.4 (batch_loop), a Lua loop on LuaJIT. The record is ctx->cur for the
+ * whole resume (what a wait registers on and ekl_need_cx checks); taking a
+ * call (batch_take) points the record at it (t->call, and the call's t) and
+ * pushes the function and its arguments; what the call returned becomes its
+ * response (call_result). So a server's read of 16 pipelined commands costs
+ * one resume and one task record, not 16; a handler that waits keeps the
+ * runner (its call's future resumes it), and the calls after it start a
+ * runner of their own when polled; an error fails only its call. A queued
+ * call's future is never polled before it is taken (that poll would take it),
+ * so completing it from another poll needs no wake-up: its own first poll
+ * reads the response. */
 
-static void queue_unlink(lsvc *s, ekl_task *t)
+static void queue_unlink(lsvc *s, lcall *k)
 {
-    if (t->bprev)
-        t->bprev->bnext = t->bnext;
+    if (k->prev)
+        k->prev->next = k->next;
     else
-        s->qhead = t->bnext;
-    if (t->bnext)
-        t->bnext->bprev = t->bprev;
+        s->qhead = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
     else
-        s->qtail = t->bprev;
-    t->bprev = t->bnext = NULL;
-    t->bqueued = false;
+        s->qtail = k->prev;
+    k->prev = k->next = NULL;
+    k->queued = false;
 }
 
 static void lsvc_unref(lsvc *s);
 
-/* The response of t's call, from what its function returned: ok (else the
+/* The response of call k, from what its function returned: ok (else the
  * error value at idx), the results from idx to the top. */
-static void call_result(lua_State *L, ekl_task *t, bool ok, int idx)
+static void call_result(lua_State *L, ekl_ctx *c, lcall *k, bool ok, int idx)
 {
     int n = lua_gettop(L) - idx + 1, rc;
     ek_msg *m = NULL;
@@ -130,50 +150,31 @@ static void call_result(lua_State *L, ekl_task *t, bool ok, int idx)
     } else {
         /* The first result (none: nil) as a message of the response's kind. */
         if (n <= 0) lua_pushnil(L);
-        rc = ekl_msg_from_lua(L, t->ctx, idx, t->resp_kind, &m);
+        rc = ekl_msg_from_lua(L, c, idx, k->kind, &m);
     }
-    t->brc = rc;
-    t->bout = rc == EK_OK ? m : NULL;
-    t->bdone = true;
-    /* (A record that raised and owns the coroutine stays failed: its
-     * coroutine is reset, not pooled; see ekl_coro_finish.) */
-    t->state = ok ? EKL_TASK_DONE : EKL_TASK_FAILED;
+    k->rc = rc;
+    k->out = rc == EK_OK ? m : NULL;
+    k->done = true;
+}
+
+/* k failed before its function ran. */
+static void call_fail(lcall *k, int rc)
+{
+    k->rc = rc;
+    k->done = true;
 }
 
 #define TAKE_FAILED (-1) /* the call failed before it ran (its result is set) */
 #define TAKE_NONE   (-2) /* nothing queued */
 
-/* Take the next call of s for the running coroutine (at the top of its stack,
- * the runner's): ctx->cur's own call first, then the head of s's queue, whose
- * record gets the coroutine. Pushes the function (a copy of index fn; 0: from
- * the registry) and its arguments; returns the count of arguments,
- * TAKE_FAILED or TAKE_NONE. */
-static int push_call(lua_State *L, lsvc *s, ekl_task *r, int fn);
-
-static int batch_take(lua_State *L, ekl_ctx *c, lsvc *s, int fn)
+/* Push k's function (a copy of index fn; 0: from the registry) and its
+ * arguments (k is taken: started); the count of arguments, or TAKE_FAILED
+ * (nothing pushed; k's result is set). */
+static int push_call(lua_State *L, lsvc *s, lcall *k, int fn)
 {
-    ekl_task *r = c->cur;
-    if (r->bstarted) {
-        ekl_task *n = s->qhead;
-        if (!n) return TAKE_NONE;
-        queue_unlink(s, n);
-        n->co = r->co;
-        n->co_ref = r->co_ref;
-        r->co = NULL;
-        r->co_ref = LUA_NOREF;
-        c->cur = r = n;
-    }
-    return push_call(L, s, r, fn);
-}
-
-/* Push r's function (a copy of index fn; 0: from the registry) and its
- * arguments (r is taken: bstarted); the count of arguments, or TAKE_FAILED
- * (nothing pushed; r's result is set). */
-static int push_call(lua_State *L, lsvc *s, ekl_task *r, int fn)
-{
-    r->bstarted = true;
-    ek_msg *req = r->breq;
-    r->breq = NULL;
+    k->started = true;
+    ek_msg *req = k->req;
+    k->req = NULL;
     if (fn)
         lua_pushvalue(L, fn);
     else
@@ -191,12 +192,30 @@ static int push_call(lua_State *L, lsvc *s, ekl_task *r, int fn)
     ek_msg_free(req);
     if (rc < 0) {
         lua_pop(L, 1); /* (the arguments' push left nothing) */
-        r->brc = rc;
-        r->bdone = true;
-        r->state = EKL_TASK_DONE;
+        call_fail(k, rc);
         return TAKE_FAILED;
     }
     return nargs;
+}
+
+/* Take the next call of s for the running runner (ctx->cur, its coroutine at
+ * the top of L): the record's own call first, then the head of s's queue,
+ * which the record runs from now on. Pushes the function (a copy of index
+ * fn; 0: from the registry) and its arguments; returns the count of
+ * arguments, TAKE_FAILED or TAKE_NONE. */
+static int batch_take(lua_State *L, ekl_ctx *c, lsvc *s, int fn)
+{
+    ekl_task *t = c->cur;
+    lcall *k = t->call;
+    if (k->started) {
+        lcall *n = s->qhead;
+        if (!n) return TAKE_NONE;
+        queue_unlink(s, n);
+        k->t = NULL; /* (done) */
+        n->t = t;
+        t->call = k = n;
+    }
+    return push_call(L, s, k, fn);
 }
 
 #if LUA_VERSION_NUM >= 504
@@ -204,16 +223,16 @@ static int push_call(lua_State *L, lsvc *s, ekl_task *r, int fn)
  * index 2) with lua_callk, whose continuation goes on with the batch after a
  * handler that yielded (the C loop costs less than a Lua loop over three C
  * calls). No lua_pcallk (its setjmp per call): a handler that raises ends the
- * resume, and lresp_poll fails the call that was running (ctx->cur, the
- * coroutine's owner then); the calls still queued start a runner of their
- * own when polled, as behind a handler that waits. */
+ * resume, and lresp_poll fails the call that was running (t->call); the calls
+ * still queued start a runner of their own when polled, as behind a handler
+ * that waits. */
 static int batch_loop(lua_State *L, int status, lua_KContext kc)
 {
     (void)status; /* (LUA_YIELD: an error does not come back here) */
     ekl_ctx *c = ekl_ctx_of(L);
     lsvc *s = lua_touserdata(L, 1);
     if (kc) { /* back from a call that yielded: its results are above fn */
-        call_result(L, c->cur, true, 3);
+        call_result(L, c, c->cur->call, true, 3);
         lua_settop(L, 2);
     }
     for (;;) {
@@ -221,7 +240,7 @@ static int batch_loop(lua_State *L, int status, lua_KContext kc)
         if (n == TAKE_NONE) return 0;
         if (n == TAKE_FAILED) continue;
         lua_callk(L, n, LUA_MULTRET, 1, batch_loop);
-        call_result(L, c->cur, true, 3);
+        call_result(L, c, c->cur->call, true, 3);
         lua_settop(L, 2);
     }
 }
@@ -257,89 +276,127 @@ static int l_batch_done(lua_State *L)
 {
     ekl_ctx *c = ekl_ctx_of(L);
     lsvc *s = lua_touserdata(L, 1);
-    ekl_task *r = c->cur;
-    if (!r->bdone) call_result(L, r, lua_toboolean(L, 2), 3);
+    lcall *k = c->cur->call;
+    if (!k->done) call_result(L, c, k, lua_toboolean(L, 2), 3);
     lua_pushboolean(L, s->qhead != NULL);
     return 1;
 }
 #endif
 
-/* Start t, the first call of a batch: a runner coroutine for it and what is
- * queued behind it. */
-static int batch_start(ekl_ctx *c, lsvc *s, ekl_task *t)
+/* Release t, a runner record that no call runs on any more (its coroutine
+ * finished or failed: ekl_coro_finish has run, or it is cancelled here). */
+static void runner_release(ekl_task *t)
 {
-    lua_State *L = c->L;
-    if (!lua_checkstack(L, 2)) return EK_ENOMEM;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);
-    lua_pushlightuserdata(L, s);
-    return ekl_coro_attach(t, L, 1);
+    if (t->call) ((lcall *)t->call)->t = NULL;
+    t->call = NULL;
+    ekl_coro_drop(t);
 }
 
-/* Start t, a call alone in its batch (a server's read that held one
- * request): no runner, its function is the coroutine's own, pushed with its
- * arguments straight onto a pooled coroutine (no lua_xmove from the main
- * thread). */
-static int lone_start(lsvc *s, ekl_task *t)
+/* Start k, the first call of a batch: a runner record whose coroutine runs it
+ * and what is queued behind it. */
+static int batch_start(ekl_ctx *c, lsvc *s, lcall *k)
 {
-    t->bsingle = true;
-    int rc = ekl_coro_bind(t, 2);
-    if (rc != EK_OK) return rc;
-    int n = push_call(t->co, s, t, 0);
-    if (n == TAKE_FAILED)
-        ekl_coro_finish(t); /* (the coroutine goes back; the result is set) */
-    else
-        t->nargs = n;
+    lua_State *L = c->L;
+    int rc;
+    if (!lua_checkstack(L, 2)) return EK_ENOMEM;
+    ekl_task *t = ekl_coro_record(c, s->h, &rc);
+    if (!t) return rc;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);
+    lua_pushlightuserdata(L, s);
+    rc = ekl_coro_attach(t, L, 1);
+    if (rc != EK_OK) {
+        ekl_coro_drop(t);
+        return rc;
+    }
+    t->call = k;
+    k->t = t;
     return EK_OK;
 }
 
-/* The response future of a call (state: its record). */
+/* Start k, a call alone in its batch (a server's read that held one
+ * request): no runner, its function is the coroutine's own, pushed with its
+ * arguments straight onto a pooled coroutine (no lua_xmove from the main
+ * thread). */
+static int lone_start(ekl_ctx *c, lsvc *s, lcall *k)
+{
+    int rc;
+    ekl_task *t = ekl_coro_record(c, s->h, &rc);
+    if (!t) return rc;
+    rc = ekl_coro_bind(t, 2);
+    if (rc != EK_OK) {
+        ekl_coro_drop(t);
+        return rc;
+    }
+    k->single = true;
+    int n = push_call(t->co, s, k, 0);
+    if (n == TAKE_FAILED) {
+        ekl_coro_finish(t); /* (the coroutine goes back; k's result is set) */
+        ekl_coro_drop(t);
+        return EK_OK;
+    }
+    t->nargs = n;
+    t->call = k;
+    k->t = t;
+    return EK_OK;
+}
+
+/* The response future of a call (state: the lcall). */
 static int lresp_poll(void *state, ek_cx *cx, void **out)
 {
-    ekl_task *t = state;
-    ekl_ctx *c = t->ctx;
+    lcall *k = state;
+    lsvc *s = k->s;
+    ekl_ctx *c = s->c;
     if (!c->L) return EK_ECLOSED;
-    if (!t->bdone) {
-        if (t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
-        if (!t->co) {
-            lsvc *s = t->bsvc;
-            queue_unlink(s, t);
-            int rc = s->qhead ? batch_start(c, s, t) : lone_start(s, t);
+    if (!k->done) {
+        if (!k->t) {
+            if (!k->queued) return EK_ECANCELED; /* (its runner went without it) */
+            queue_unlink(s, k);
+            int rc = s->qhead ? batch_start(c, s, k) : lone_start(c, s, k);
             if (rc != EK_OK) return rc; /* this call fails; the queue stays */
         }
-        if (!t->bdone) {
+        if (!k->done) {
+            ekl_task *t = k->t;
             int n = 0;
-            ekl_task *owner = t;
-            int rc = ekl_coro_step_owner(t, cx, &n, &owner);
+            int rc = ekl_coro_step(t, cx, &n);
             if (rc == EK_ECLOSED || rc == EK_ECANCELED) return rc;
             if (rc == EK_PENDING) {
-                if (!t->bdone) return EK_PENDING;
+                if (!k->done) return EK_PENDING;
             } else {
-                lua_State *co = owner->co;
-                if (owner->bsingle && rc == EK_OK)
-                    call_result(co, owner, true, lua_gettop(co) - n + 1);
-                else if (rc == EK_EHOST &&
-                         !owner->bdone) /* the handler (alone) or the runner raised */
-                    call_result(co, owner, false, lua_gettop(co));
+                /* The call the coroutine ran last (the one that raised). */
+                lcall *last = t->call;
+                lua_State *co = t->co;
+                if (last && !last->done) {
+                    if (rc == EK_OK) /* (only alone: a runner's calls are done) */
+                        call_result(co, c, last, true, lua_gettop(co) - n + 1);
+                    else
+                        call_result(co, c, last, false, lua_gettop(co));
+                }
                 /* The coroutine goes back to the pool (or, failed, away). */
-                ekl_coro_finish(owner);
+                ekl_coro_finish(t);
+                runner_release(t);
             }
         }
     }
-    *out = t->bout;
-    t->bout = NULL;
-    return t->brc;
+    *out = k->out;
+    k->out = NULL;
+    return k->rc;
 }
 
 static void lresp_drop(void *state)
 {
-    ekl_task *t = state;
-    lsvc *s = t->bsvc;
-    if (t->bqueued) queue_unlink(s, t);
-    ek_msg_free(t->breq);
-    ek_msg_free(t->bout);
-    t->breq = t->bout = NULL;
-    t->bsvc = NULL;
-    ekl_coro_drop(t);
+    lcall *k = state;
+    lsvc *s = k->s;
+    if (k->queued) queue_unlink(s, k);
+    if (k->t) runner_release(k->t); /* cancels a handler that waits */
+    if (k->req) ek_msg_free(k->req);
+    if (k->out) ek_msg_free(k->out);
+    if (s->nspare < LCALL_SPARE) {
+        k->next = s->spare;
+        s->spare = k;
+        s->nspare++;
+    } else {
+        free(k);
+    }
     lsvc_unref(s);
 }
 
@@ -357,32 +414,36 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
         ek_msg_free(req);
         return EK_ECLOSED;
     }
-    int rc;
-    ekl_task *t = ekl_coro_record(s->c, s->h, &rc);
-    if (!t) {
+    lcall *k = s->spare;
+    if (k) {
+        s->spare = k->next;
+        s->nspare--;
+    } else if (!(k = malloc(sizeof *k))) {
         ek_msg_free(req);
-        return rc;
+        return EK_ENOMEM;
     }
-    t->resp_kind = response_kind(ek_msg_kind(req));
-    t->breq = req;
-    t->bsvc = s;
+    *k = (lcall){.s = s, .req = req, .kind = response_kind(ek_msg_kind(req)), .queued = true};
     s->refs++;
-    t->bqueued = true;
-    t->bprev = s->qtail;
+    k->prev = s->qtail;
     if (s->qtail)
-        s->qtail->bnext = t;
+        s->qtail->next = k;
     else
-        s->qhead = t;
-    s->qtail = t;
-    return ek_future_new(lresp_poll, lresp_drop, t, resp);
+        s->qhead = k;
+    s->qtail = k;
+    return ek_future_new(lresp_poll, lresp_drop, k, resp);
 }
 
-/* The service's last holder (its buffer's worker, or a call's record) frees
- * it; all of them are on the state's thread. */
+/* The service's last holder (its buffer's worker, or a call) frees it; all
+ * of them are on the state's thread. */
 static void lsvc_unref(lsvc *s)
 {
     if (--s->refs > 0) return;
     if (s->c->L) luaL_unref(s->c->L, LUA_REGISTRYINDEX, s->fn_ref);
+    while (s->spare) {
+        lcall *k = s->spare;
+        s->spare = k->next;
+        free(k);
+    }
     ekl_rt_unref(s->h);
     ekl_ctx_unref(s->c);
     free(s);

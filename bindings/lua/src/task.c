@@ -109,7 +109,7 @@ static int resume(lua_State *co, int nargs, int *nres)
  * resumes the coroutine. Returns EK_PENDING while it waits; else the resume's
  * status: LUA_OK with *nres results on t->co, or an error status with the
  * error value on top of t->co. */
-static int task_step(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner)
+static int task_step(ekl_task *t, ek_cx *cx, int *nres)
 {
     ekl_ctx *c = t->ctx;
     ek_cx *saved_cx = c->cx;
@@ -138,15 +138,11 @@ static int task_step(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner)
     *nres = 0;
     lua_State *co = t->co;
     int st = resume(co, nargs, nres);
-    /* A batch runner (service.c) hands its coroutine from record to record:
-     * the one running when it stopped owns it now. */
-    ekl_task *o = c->cur;
-    if (owner) *owner = o;
     c->cx = saved_cx;
     c->cur = saved_cur;
     if (st == LUA_YIELD) {
         bool pending =
-            o->retry.fn != NULL || (*nres >= 1 && lua_touserdata(co, -*nres) == &ekl_pending_key);
+            t->retry.fn != NULL || (*nres >= 1 && lua_touserdata(co, -*nres) == &ekl_pending_key);
         if (*nres > 0) lua_pop(co, *nres);
         /* A plain coroutine.yield() is a yield to the scheduler. */
         if (!pending) ek_yield_now(cx);
@@ -162,7 +158,7 @@ static int task_poll(void *state, ek_cx *cx, void **out)
     *out = NULL;
     if (!c->L || t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
     int nres = 0;
-    int st = task_step(t, cx, &nres, NULL);
+    int st = task_step(t, cx, &nres);
     if (st == EK_PENDING) return EK_PENDING;
     lua_State *L = c->L;
     if (st == LUA_OK) {
@@ -350,7 +346,7 @@ ekl_task *ekl_spawn_raw(ekl_ctx *c, ekl_rt *h, lua_State *L, int nargs, int *rc)
 /* ------------------------------------- coroutines driven by a future -- */
 
 /* A task record without a C task of its own: a service call's response future
- * resumes it from its poll (ekl_coro_step_owner) and drops it (ekl_coro_drop), so a
+ * resumes it from its poll (ekl_coro_step) and drops it (ekl_coro_drop), so a
  * call costs no spawn, no join handle and no results table. Coroutines that
  * returned normally go back to a small pool of the context for the next call. */
 ekl_task *ekl_coro_record(ekl_ctx *c, ekl_rt *h, int *rc)
@@ -370,15 +366,14 @@ int ekl_coro_bind(ekl_task *t, int room)
     return coro_bind(t, room, true);
 }
 
-int ekl_coro_step_owner(ekl_task *t, ek_cx *cx, int *nres, ekl_task **owner)
+int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres)
 {
-    *owner = t;
     if (!t->ctx->L) return EK_ECLOSED;
     if (t->state != EKL_TASK_RUNNING) return EK_ECANCELED;
-    int st = task_step(t, cx, nres, owner);
+    int st = task_step(t, cx, nres);
     if (st == EK_PENDING) return EK_PENDING;
     if (st == LUA_OK) return EK_OK;
-    (*owner)->state = EKL_TASK_FAILED;
+    t->state = EKL_TASK_FAILED;
     return EK_EHOST;
 }
 
