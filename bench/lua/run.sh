@@ -21,8 +21,16 @@
 #        of the Lua server (1 worker, and current_thread), luv and the epoll server.
 #  kvcounts  the same per redis-benchmark request of the two key-value servers,
 #        -P 1 and -P 16.
+#  kvcpu  the load generator's ceiling: CPU time per request (perf stat
+#        task-clock, software events: user + kernel, all threads) of each
+#        key-value server, redis-server and the epoll echo server, and of
+#        redis-benchmark itself, under the resp part's settings (-P 1 and 16),
+#        with each side's CPU use in cores (task-clock / the time the requests
+#        took, from redis-benchmark's rates): a server
+#        below 1 core while redis-benchmark is near 1 is bounded by the
+#        generator, not by its own cost.
 #
-#   bench/lua/run.sh [echo] [resp] [counts] [kvcounts]   (echo and resp by
+#   bench/lua/run.sh [echo] [resp] [counts] [kvcounts] [kvcpu]   (echo and resp by
 #                                             default, about 3 minutes; also:
 #                                             bench/run.sh lua ...)
 #
@@ -347,13 +355,93 @@ kvcounts_part() {
   done
 }
 
+# kvcpu: one server per run under perf stat, one redis-benchmark run (SET and
+# GET, REQUESTS each, 50 clients) under perf stat; ROUNDS rotated rounds,
+# medians. Servers are not pinned (as in resp). The server's count includes
+# its start-up (a few ms: small beside 2 x REQUESTS requests).
+KVCPU_EV=task-clock,user_time,system_time,context-switches
+kv_cpu_run() { # OUTDIR TAG PIPE CMD... (@ADDR@, @PORT@, @EMPTY@ = "" in CMD) -> appends "req_s_set req_s_get srv_ms lg_ms"
+  local d=$1 tag=$2 pipe=$3 a args=() p0
+  shift 3
+  while port_open "$port"; do port=$((port + 1)); done
+  for a in "$@"; do
+    case $a in
+    @ADDR@) args+=("127.0.0.1:$port") ;;
+    @PORT@) args+=("$port") ;;
+    @EMPTY@) args+=("") ;;
+    *) args+=("$a") ;;
+    esac
+  done
+  perf stat -x, -e "$KVCPU_EV" -o "$d/srv.stat" "${args[@]}" >/dev/null 2>&1 &
+  local pid=$! i
+  for ((i = 0; i < 600; i++)); do port_open "$port" && break; sleep 0.05; done
+  timeout 300 perf stat -x, -e "$KVCPU_EV" -o "$d/lg.stat" redis-benchmark -h 127.0.0.1 -p "$port" \
+    -t set,get -n "$REQUESTS" -c 50 -P "$pipe" --csv 2>/dev/null | tr -d '"' >"$d/lg.csv"
+  kill -TERM $(pgrep -P "$pid") 2>/dev/null
+  wait "$pid" 2>/dev/null
+  port=$((port + 1))
+  local set get srv lg
+  set=$(awk -F, '$1 == "SET" { print $2 }' "$d/lg.csv")
+  get=$(awk -F, '$1 == "GET" { print $2 }' "$d/lg.csv")
+  srv=$(awk -F, '$3 == "task-clock" { print $1 }' "$d/srv.stat")
+  lg=$(awk -F, '$3 == "task-clock" { print $1 }' "$d/lg.stat")
+  [ -n "$set" ] && [ -n "$get" ] && [ -n "$srv" ] && [ -n "$lg" ] &&
+    echo "$set $get $srv $lg" >>"$d/$tag.$pipe"
+}
+kvcpu_part() {
+  command -v redis-benchmark >/dev/null && command -v perf >/dev/null ||
+    { echo "kvcpu: redis-benchmark and perf are needed"; return; }
+  perf stat -x, -e "$KVCPU_EV" -o /dev/null true 2>/dev/null ||
+    { echo "kvcpu: perf stat cannot count $KVCPU_EV here"; return; }
+  local servers=(
+    "kv_ekiden|ek.serve (Lua service), $EK_FLAVOR|$LUA bench/lua/kv_ekiden.lua @ADDR@ $EK_WORKERS $EK_FLAVOR"
+    "kv_luv|luv + Lua parser|$LUA bench/lua/kv_luv.lua @ADDR@"
+    "kv_epoll|epoll echo (no work per request)|$BUILD/bench/epoll_echo @ADDR@ 1"
+  )
+  command -v redis-server >/dev/null &&
+    servers+=("kv_redis|redis-server $(redis-server --version | sed -nE 's/.*v=([0-9.]+).*/\1/p')|redis-server --bind 127.0.0.1 --port @PORT@ --save @EMPTY@ --appendonly no")
+  local tmp pipe r k i tag label cmd
+  tmp=$(mktemp -d)
+  echo
+  echo "CPU time per request (perf stat task-clock, user + kernel, all threads; the whole run's"
+  echo "CPU divided by its $((2 * REQUESTS)) requests, SET and GET) of each server and of redis-benchmark"
+  echo "(-c 50, -n $REQUESTS each); CPU use in cores = task-clock / the time redis-benchmark measured"
+  echo "(requests / req/s, SET and GET); medians of $ROUNDS rounds"
+  echo
+  echo "| server | -P | SET req/s | GET req/s | server CPU µs / request | server cores | redis-benchmark CPU µs / request | redis-benchmark cores |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for pipe in 1 16; do
+    for ((r = 0; r < ROUNDS; r++)); do
+      for ((k = 0; k < ${#servers[@]}; k++)); do
+        i=$(((k + r) % ${#servers[@]}))
+        IFS='|' read -r tag label cmd <<<"${servers[$i]}"
+        # shellcheck disable=SC2086
+        kv_cpu_run "$tmp" "$tag" "$pipe" $cmd
+      done
+    done
+    for s in "${servers[@]}"; do
+      IFS='|' read -r tag label cmd <<<"$s"
+      [ -s "$tmp/$tag.$pipe" ] || { echo "| $label | $pipe | n/a | | | | | |"; continue; }
+      awk -v l="$label" -v p="$pipe" -v n=$((2 * REQUESTS)) '
+        function med(a, m,   t, i, j) { for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+          return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+        { m++; st[m] = $1; gt[m] = $2; sc[m] = $3 * 1000 / n; lc[m] = $4 * 1000 / n
+          busy = (n / 2 / $1 + n / 2 / $2) * 1000; su[m] = $3 / busy; lu[m] = $4 / busy }
+        END { printf "| %s | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f |\n", l, p, med(st, m), med(gt, m),
+          med(sc, m), med(su, m), med(lc, m), med(lu, m) }' "$tmp/$tag.$pipe"
+    done
+  done
+  rm -rf "$tmp"
+}
+
 for part in "${parts[@]}"; do
   case $part in
   echo) echo_part ;;
   resp) resp_part ;;
   counts) counts_part ;;
   kvcounts) kvcounts_part ;;
-  *) echo "unknown part $part (echo, resp, counts, kvcounts)" >&2 ;;
+  kvcpu) kvcpu_part ;;
+  *) echo "unknown part $part (echo, resp, counts, kvcounts, kvcpu)" >&2 ;;
   esac
 done
 echo
