@@ -421,6 +421,47 @@ test("batches: a handler that raises closes its <close> variables, alone and ins
   server:close()
 end)
 
+test("batches: the runner record kept between calls, alone and batched, after errors and waits", function()
+  -- each call sees exactly its own argument (nothing left on a kept
+  -- coroutine's stack) and runs on a coroutine of its own at that moment
+  local svc = assert(ek.service(function(req, ...)
+    if req == "fail" then error("failed between kept runners (expected in this output)") end
+    if req == "sleep" then ek.sleep(0.01) end
+    if req == "timeout" then
+      assert(ek.timeout(1, function() ek.sleep(0.01) return true end)) -- a scoped child of the runner
+    end
+    return req .. "#" .. select("#", ...) .. (coroutine.isyieldable() and "y" or "n")
+  end))
+  local server = assert(ek.serve { addr = "127.0.0.1:0", codec = "lines", service = svc })
+  local s = raw(server:local_addr())
+  local function one(req)
+    assert(s:write(req .. "\n"))
+    eq(s:read_line(), req .. "#0y", "alone: " .. req)
+  end
+  local function many(list)
+    assert(s:write(table.concat(list, "\n") .. "\n"))
+    for _, req in ipairs(list) do eq(s:read_line(), req .. "#0y", "batched: " .. req) end
+  end
+  for _ = 1, 3 do
+    one("a")
+    many { "b", "c", "d" }
+    one("e")
+    one("sleep")
+    many { "sleep", "f" }
+    one("timeout")
+    many { "g", "timeout", "h" }
+  end
+  assert(s:write("fail\n"))
+  s:read(100)
+  s:close()
+  s = raw(server:local_addr())
+  one("after")
+  many { "x", "y" }
+  one("z")
+  s:close()
+  server:close()
+end)
+
 test("resp: every Lua value through a server and a client, and back", function()
   local values = {
     str = "bulk\r\nwith CRLF",

@@ -129,7 +129,7 @@ struct ekl_ctx {
     char *scratch;  /* read buffer for stream:read */
     size_t scratch_cap;
     size_t ntasks;                     /* live tasks, for ek.stats */
-    int pool[EKL_CORO_POOL];           /* registry refs of idle coroutines (ekl_coro_attach) */
+    int pool[EKL_CORO_POOL];           /* registry refs of idle coroutines (coro_bind) */
     lua_State *pool_co[EKL_CORO_POOL]; /* and the coroutines (kept alive by the refs) */
     int npool;
     ekl_task *free_tasks; /* released task records for reuse (linked by next) */
@@ -232,11 +232,9 @@ int ekl_task_add_waiter(ekl_task *t, ek_cx *cx);
 /* Push a finished task's results (or nil, err, "ERROR"); *n = how many. */
 void ekl_task_push_results(lua_State *L, ekl_task *t, int *n);
 /* A task record driven by a future's poll instead of a C task of its own (a
- * service call), without a coroutine yet (NULL with *rc on failure);
- * ekl_coro_attach gives it one (a pooled one if there is one) with the
- * function and nargs arguments on top of L (popped also on failure). */
+ * function service's runner), without a coroutine yet (NULL with *rc on
+ * failure); ekl_coro_bind gives it one. */
 ekl_task *ekl_coro_record(ekl_ctx *c, ekl_rt *h, int *rc);
-int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs);
 /* Give t a coroutine (a pooled one if there is one) with room for `room`
  * values, for the caller to push the function and its arguments onto t->co
  * itself and set t->nargs (no lua_xmove); EK_ENOMEM: none given. */
@@ -248,6 +246,11 @@ int ekl_coro_step(ekl_task *t, ek_cx *cx, int *nres);
 /* After EK_OK or EK_EHOST, once the results are read: release the coroutine
  * (back to the pool after a normal return). */
 void ekl_coro_finish(ekl_task *t);
+/* After EK_OK, instead of ekl_coro_finish: keep t and its coroutine (its
+ * stack emptied) for the next function to run on it (push the function and
+ * its arguments onto t->co after lua_checkstack, set t->nargs); false if t
+ * cannot be kept (children, joiners, a dead coroutine): finish it then. */
+bool ekl_coro_park(ekl_task *t);
 /* Drop the record (the future's drop): cancels it if it still runs. */
 void ekl_coro_drop(ekl_task *t);
 /* Suspend the running task (L is its coroutine) in the operation r (copied):

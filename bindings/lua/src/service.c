@@ -64,6 +64,7 @@ typedef struct lsvc {
     lcall *qhead, *qtail; /* calls not yet taken by a runner */
     lcall *spare;         /* released calls for reuse (linked by next) */
     int nspare;
+    ekl_task *parked; /* a runner record that finished, kept with its coroutine */
 } lsvc;
 
 /* A call of a function service: its response future's state. */
@@ -292,22 +293,37 @@ static void runner_release(ekl_task *t)
     ekl_coro_drop(t);
 }
 
+/* A runner record with an empty coroutine that has room for 2 values: the
+ * one s kept (ekl_coro_park), else a new one (NULL with *rc on failure). */
+static ekl_task *runner_get(ekl_ctx *c, lsvc *s, int *rc)
+{
+    ekl_task *t = s->parked;
+    if (t) {
+        s->parked = NULL;
+        if (lua_checkstack(t->co, 2)) return t;
+        ekl_coro_finish(t);
+        ekl_coro_drop(t);
+        *rc = EK_ENOMEM;
+        return NULL;
+    }
+    t = ekl_coro_record(c, s->h, rc);
+    if (!t) return NULL;
+    *rc = ekl_coro_bind(t, 2);
+    if (*rc == EK_OK) return t;
+    ekl_coro_drop(t);
+    return NULL;
+}
+
 /* Start k, the first call of a batch: a runner record whose coroutine runs it
  * and what is queued behind it. */
 static int batch_start(ekl_ctx *c, lsvc *s, lcall *k)
 {
-    lua_State *L = c->L;
     int rc;
-    if (!lua_checkstack(L, 2)) return EK_ENOMEM;
-    ekl_task *t = ekl_coro_record(c, s->h, &rc);
+    ekl_task *t = runner_get(c, s, &rc);
     if (!t) return rc;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);
-    lua_pushlightuserdata(L, s);
-    rc = ekl_coro_attach(t, L, 1);
-    if (rc != EK_OK) {
-        ekl_coro_drop(t);
-        return rc;
-    }
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, c->batch_ref);
+    lua_pushlightuserdata(t->co, s);
+    t->nargs = 1;
     t->call = k;
     k->t = t;
     return EK_OK;
@@ -320,18 +336,17 @@ static int batch_start(ekl_ctx *c, lsvc *s, lcall *k)
 static int lone_start(ekl_ctx *c, lsvc *s, lcall *k)
 {
     int rc;
-    ekl_task *t = ekl_coro_record(c, s->h, &rc);
+    ekl_task *t = runner_get(c, s, &rc);
     if (!t) return rc;
-    rc = ekl_coro_bind(t, 2);
-    if (rc != EK_OK) {
-        ekl_coro_drop(t);
-        return rc;
-    }
     k->single = true;
     int n = push_call(t->co, s, k, 0);
     if (n == TAKE_FAILED) {
-        ekl_coro_finish(t); /* (the coroutine goes back; k's result is set) */
-        ekl_coro_drop(t);
+        if (!s->parked && ekl_coro_park(t)) { /* (k's result is set) */
+            s->parked = t;
+        } else {
+            ekl_coro_finish(t);
+            ekl_coro_drop(t);
+        }
         return EK_OK;
     }
     t->nargs = n;
@@ -371,9 +386,17 @@ static int lresp_poll(void *state, ek_cx *cx, void **out)
                     else
                         call_result(co, c, last, false, lua_gettop(co));
                 }
-                /* The coroutine goes back to the pool (or, failed, away). */
-                ekl_coro_finish(t);
-                runner_release(t);
+                /* The record is kept for the next runner of s (no record
+                 * to make, no coroutine to take from the pool then), or
+                 * its coroutine goes back to the pool (or, failed, away). */
+                if (last) last->t = NULL;
+                t->call = NULL;
+                if (rc == EK_OK && !s->parked && ekl_coro_park(t)) {
+                    s->parked = t;
+                } else {
+                    ekl_coro_finish(t);
+                    ekl_coro_drop(t);
+                }
             }
         }
     }
@@ -438,6 +461,10 @@ static int lsvc_call(void *self, ek_msg *req, ek_future **resp)
 static void lsvc_unref(lsvc *s)
 {
     if (--s->refs > 0) return;
+    if (s->parked) {
+        ekl_coro_finish(s->parked);
+        ekl_coro_drop(s->parked);
+    }
     if (s->c->L) luaL_unref(s->c->L, LUA_REGISTRYINDEX, s->fn_ref);
     while (s->spare) {
         lcall *k = s->spare;

@@ -356,11 +356,6 @@ ekl_task *ekl_coro_record(ekl_ctx *c, ekl_rt *h, int *rc)
     return t;
 }
 
-int ekl_coro_attach(ekl_task *t, lua_State *L, int nargs)
-{
-    return coro_attach(t, L, nargs, true);
-}
-
 int ekl_coro_bind(ekl_task *t, int room)
 {
     return coro_bind(t, room, true);
@@ -401,6 +396,18 @@ void ekl_coro_finish(ekl_task *t)
     }
     t->co_ref = LUA_NOREF;
     t->co = NULL;
+}
+
+bool ekl_coro_park(ekl_task *t)
+{
+    ekl_ctx *c = t->ctx;
+    /* Only a record that nothing else refers to any more: no scoped children
+     * (they go with their parent's drop), no joiners, its coroutine alive. */
+    if (!c->L || t->state != EKL_TASK_RUNNING || t->kids || t->nwaiters || t->co_ref == LUA_NOREF ||
+        lua_status(t->co) != LUA_OK)
+        return false;
+    lua_settop(t->co, 0);
+    return true;
 }
 
 void ekl_coro_drop(ekl_task *t)
