@@ -132,6 +132,8 @@ int ekpy_service_direct(void *svc, ek_service **out);
 #define EKPY_INSTALL_SERVICE ...
 #define EKPY_INSTALL_NET ...
 int ekpy_io_install(const char *module, int which);
+int ekpy_builder_lease(ek_builder *b);
+int ekpy_join_wait(ek_join *j, void **out, int lease);
 int ekpy_server_shutdown_thread(ek_server *server, uint64_t grace_ms, ek_oneshot_sender *tx);
 """
 

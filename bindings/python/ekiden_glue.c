@@ -773,11 +773,68 @@ static int ekpy__ctask_step(ekpy__ctask *ct)
     return rc;
 }
 
+/*
+ * The GIL of a current-thread runtime's thread is leased: inside
+ * ekpy_join_wait with a lease (run() on a current-thread runtime), the first
+ * task poll takes it and keeps it after the poll, for the next ones; the
+ * runtime's park hook (ekpy_builder_lease) gives it back before the thread
+ * sleeps, and ekpy_join_wait before it returns. So the polls that one wake-up
+ * runs (one per connection with data, at 100 connections) take the GIL once,
+ * not once each. Between them the thread runs the runtime's C side with the
+ * GIL (timers, the driver's turn without waiting, C tasks): nothing there
+ * waits on a thread that calls into Python (a current-thread runtime has no
+ * workers), and a thread waiting for the GIL gets it at the next park, or
+ * from the eval loop's switch interval while a poll runs Python. A worker
+ * runtime's thread parks without the hook: its polls take the GIL each.
+ */
+static _Thread_local int ekpy__lease_ok; /* inside ekpy_join_wait with a lease */
+static _Thread_local int ekpy__leased;   /* the lease holds the GIL now */
+
+static void ekpy__lease_end(void)
+{
+    if (ekpy__leased) {
+        ekpy__leased = 0;
+        PyEval_SaveThread();
+    }
+}
+
+static void ekpy__park_hook(void *data)
+{
+    (void)data;
+    ekpy__lease_end();
+}
+
+/* The park hook that ends the lease, on a builder of a current-thread runtime. */
+int ekpy_builder_lease(ek_builder *b)
+{
+    return ek_builder_on_thread_park(b, ekpy__park_hook, NULL);
+}
+
+/* ek_join_wait, the thread's GIL leased to its task polls if `lease` (a
+ * runtime built through ekpy_builder_lease); called with the GIL released
+ * (cffi releases it around this call), and returns so. */
+int ekpy_join_wait(ek_join *j, void **out, int lease)
+{
+    int prev = ekpy__lease_ok;
+    ekpy__lease_ok = lease;
+    int rc = ek_join_wait(j, out);
+    ekpy__lease_end();
+    ekpy__lease_ok = prev;
+    return rc;
+}
+
 static int ekpy__ctask_poll(void *state, ek_cx *cx, void **out)
 {
     ekpy__ctask *ct = state;
     *out = NULL;
-    PyGILState_STATE g = PyGILState_Ensure();
+    int gil = !ekpy__lease_ok;
+    PyGILState_STATE g = PyGILState_UNLOCKED;
+    if (gil) {
+        g = PyGILState_Ensure();
+    } else if (!ekpy__leased) {
+        PyEval_RestoreThread(PyGILState_GetThisThreadState());
+        ekpy__leased = 1;
+    }
     ek_cx *prev_cx = ekpy__cx;
     void *prev_task = ekpy__task;
     ekpy__cx = cx;
@@ -785,7 +842,7 @@ static int ekpy__ctask_poll(void *state, ek_cx *cx, void **out)
     int rc = ekpy__ctask_step(ct);
     ekpy__cx = prev_cx;
     ekpy__task = prev_task;
-    PyGILState_Release(g);
+    if (gil) PyGILState_Release(g);
     return rc;
 }
 

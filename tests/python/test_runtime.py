@@ -795,3 +795,43 @@ def test_cancel_at_a_parked_read_is_raised_there_and_the_stream_goes_on() -> Non
         return data
 
     assert ekiden.run(main()) == b"after"
+
+
+
+def test_current_thread_runtime_parks_without_the_gil() -> None:
+    # A current-thread runtime keeps the GIL from one task poll to the next
+    # (the lease, ekiden_glue.c) and must give it back whenever its thread
+    # parks: here each round trip parks the runtime (in epoll_wait) until a
+    # plain Python thread, which needs the GIL to run at all, has sent its next
+    # line. Holding the GIL through the park would stall both until the
+    # timeout below (then TimedOut fails the test).
+    import socket
+
+    rounds = 20
+    got: List[bytes] = []
+
+    async def main() -> None:
+        listener = await ekiden.TcpListener.bind("127.0.0.1:0")
+        port = listener.local_addr[1]
+
+        def client() -> None:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+                for i in range(rounds):
+                    time.sleep(0.001)  # let the runtime park first
+                    c.sendall(b"%02d" % i)
+                    got.append(c.recv(2))
+
+        th = threading.Thread(target=client)
+        th.start()
+        try:
+            async with ekiden.timeout(10):
+                stream, _peer = await listener.accept()
+                async with stream:
+                    for _ in range(rounds):
+                        await stream.write_all(await stream.read_exact(2))
+        finally:
+            listener.close()
+            th.join(30)
+
+    ekiden.run(main(), current_thread=True)
+    assert got == [b"%02d" % i for i in range(rounds)]

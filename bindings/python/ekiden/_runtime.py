@@ -11,8 +11,11 @@ alone decides when the task is polled again. Nothing here keeps a ready queue
 of its own.
 
 Threads and the GIL. Only the thread inside `run` executes Python tasks; the C
-workers run C tasks and the reactor. cffi releases the GIL around every C call
-(`ek_join_wait` parks there) and takes it back for each poll callback.
+workers run C tasks and the reactor. cffi releases the GIL around C calls
+(`ekpy_join_wait` parks there; the glue's non-blocking socket calls keep it),
+and each task poll takes it back. On a current-thread runtime the polls of one
+wake-up share one taking: the GIL is leased to them until the thread parks
+(the runtime's park hook gives it back; see ekiden_glue.c).
 
 Cancellation. `Task.cancel()` wakes the task; its next step throws
 CancelledError at the current await. The awaitables drop the C future under
@@ -168,6 +171,8 @@ class Runtime:
         try:
             if current_thread:
                 check(lib.ek_builder_set_flavor(builder, lib.EK_FLAVOR_CURRENT_THREAD))
+                # The thread's GIL is leased to the polls of a wake-up (see _wait).
+                check(lib.ekpy_builder_lease(builder))
             elif workers is not None:
                 check(lib.ek_builder_set_worker_threads(builder, workers))
             check(lib.ek_builder_set_thread_name(builder, b"ekiden-py"))
@@ -176,6 +181,7 @@ class Runtime:
         finally:
             lib.ek_builder_free(builder)
         self._ptr: Any = r[0]
+        self._lease = 1 if current_thread else 0
         self._tasks: Set[Task[Any]] = set()
         self._resources: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._thread = threading.get_ident()
@@ -790,12 +796,12 @@ def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
         main = Task(coro, rt, "main", join=jp)
         rt._main = main
         watch = Task(_signal_watch(), rt, "ekiden-signals") if install else None
-        _wait(jp[0])
+        _wait(jp[0], rt._lease)
         if watch is not None:
             watch.cancel()
         jd = ffi.new("ek_join **")
         Task(_drain(rt), rt, "ekiden-drain", join=jd)
-        _wait(jd[0])
+        _wait(jd[0], rt._lease)
         if rt._interrupted:
             main._log_exc = False
             raise KeyboardInterrupt
@@ -807,9 +813,11 @@ def run(coro: Coroutine[Any, Any, T], *, workers: Optional[int] = None,
         rt.close()
 
 
-def _wait(join: Any) -> None:
+def _wait(join: Any, lease: int) -> None:
+    # lease (a current-thread runtime): the GIL is taken once per wake-up of
+    # the thread, not per task poll (ekpy_join_wait in the glue).
     out = ffi.new("void **")
-    rc = lib.ek_join_wait(join, out)
+    rc = lib.ekpy_join_wait(join, out, lease)
     lib.ek_join_detach(join)
     if rc < 0 and rc != lib.EK_ECANCELED:
         raise error_from_code(rc)
