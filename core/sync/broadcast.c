@@ -20,7 +20,7 @@ typedef struct bc_slot {
 } bc_slot;
 
 typedef struct bc_shared {
-    ek__mutex lock;
+    ek__lock lock;
     bc_slot *ring;
     size_t cap;
     uint64_t tail; /* position of the next message */
@@ -47,7 +47,6 @@ static void shared_destroy(bc_shared *sh)
     for (size_t i = 0; i < sh->cap; i++)
         if (sh->ring[i].full && sh->drop != NULL) sh->drop(sh->ring[i].msg);
     ek__free(sh->ring);
-    ek__mutex_destroy(&sh->lock);
     ek__free(sh);
 }
 
@@ -83,7 +82,7 @@ int ek_broadcast_new(size_t cap, ek_clone_fn clone, ek_drop_fn drop, ek_broadcas
     sh->ring = ek__calloc(cap, sizeof *sh->ring);
     ek_broadcast_sender *t = sh->ring ? sender_alloc(sh) : NULL;
     ek_broadcast_receiver *r = t ? receiver_alloc(sh) : NULL;
-    if (r == NULL || ek__mutex_init(&sh->lock) != 0) {
+    if (r == NULL) {
         ek__free(r);
         ek__free(t);
         ek__free(sh->ring);
@@ -106,9 +105,9 @@ int ek_broadcast_sender_clone(ek_broadcast_sender *tx, ek_broadcast_sender **out
     if (!EK__CHECK_TAG(tx, EK__TAG_BCAST_TX) || out == NULL) return EK_EINVAL;
     ek_broadcast_sender *t = sender_alloc(tx->sh);
     if (t == NULL) return EK_ENOMEM;
-    ek__mutex_lock(&tx->sh->lock);
+    ek__lock_acquire_nospin(&tx->sh->lock);
     tx->sh->senders++;
-    ek__mutex_unlock(&tx->sh->lock);
+    ek__lock_release(&tx->sh->lock);
     *out = t;
     return EK_OK;
 }
@@ -119,10 +118,10 @@ int ek_broadcast_subscribe(ek_broadcast_sender *tx, ek_broadcast_receiver **out)
     bc_shared *sh = tx->sh;
     ek_broadcast_receiver *r = receiver_alloc(sh);
     if (r == NULL) return EK_ENOMEM;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     r->next = sh->tail;
     sh->receivers++;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     *out = r;
     return EK_OK;
 }
@@ -133,11 +132,11 @@ void ek_broadcast_sender_drop(ek_broadcast_sender *tx)
     bc_shared *sh = tx->sh;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     bool last = --sh->senders == 0;
     if (last) ek__waiters_wake_all(&sh->waiters, EK__W_CLOSED, &wl);
     bool destroy = last && sh->receivers == 0;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek__wake_list_wake(&wl);
     tx->tag = EK__TAG_DEAD;
     ek__free(tx);
@@ -150,9 +149,9 @@ int ek_broadcast_send(ek_broadcast_sender *tx, void *msg, size_t *receivers)
     bc_shared *sh = tx->sh;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     if (sh->receivers == 0) {
-        ek__mutex_unlock(&sh->lock);
+        ek__lock_release(&sh->lock);
         return EK_ECLOSED;
     }
     bc_slot *s = &sh->ring[sh->tail % sh->cap];
@@ -164,7 +163,7 @@ int ek_broadcast_send(ek_broadcast_sender *tx, void *msg, size_t *receivers)
     sh->tail++;
     if (receivers != NULL) *receivers = sh->receivers;
     ek__waiters_wake_all(&sh->waiters, EK__W_READY, &wl);
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek__wake_list_wake(&wl);
     if (evict && sh->drop != NULL) sh->drop(old);
     return EK_OK;
@@ -213,11 +212,11 @@ static int recv_impl(ek_broadcast_receiver *rx, ek_cx *cx, ek__sync_parker *pk, 
     void *dropme = NULL;
     bool drop_it = false;
     ek_waker *old = NULL;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     int rc = recv_locked(rx, out, missed, &dropme, &drop_it);
     if (rc == EK_EEMPTY && wait) rc = ek__waiter_enqueue(&rx->w, &sh->waiters, cx, pk, &old);
     if (rc != EK_PENDING) ek__waiter_done(&rx->w);
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek_waker_drop(old);
     if (drop_it && sh->drop != NULL) sh->drop(dropme);
     return rc;
@@ -262,13 +261,13 @@ int ek_broadcast_receiver_clone(ek_broadcast_receiver *rx, ek_broadcast_receiver
     bc_shared *sh = rx->sh;
     ek_broadcast_receiver *r = receiver_alloc(sh);
     if (r == NULL) return EK_ENOMEM;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     /* The clone owes a read of every kept message rx has not read yet. */
     uint64_t from = sh->tail - rx->next > sh->cap ? sh->tail - sh->cap : rx->next;
     for (uint64_t p = from; p < sh->tail; p++) sh->ring[p % sh->cap].rem++;
     r->next = rx->next;
     sh->receivers++;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     *out = r;
     return EK_OK;
 }
@@ -277,7 +276,7 @@ void ek_broadcast_receiver_drop(ek_broadcast_receiver *rx)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_BCAST_RX)) return;
     bc_shared *sh = rx->sh;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     ek__waiter_done(&rx->w);
     /* Release this receiver's share of every kept message it did not read. A
      * message left with rem == 0 is never read again (later receivers start at
@@ -286,7 +285,7 @@ void ek_broadcast_receiver_drop(ek_broadcast_receiver *rx)
     uint64_t from = sh->tail - rx->next > sh->cap ? sh->tail - sh->cap : rx->next;
     for (uint64_t p = from; p < sh->tail; p++) sh->ring[p % sh->cap].rem--;
     bool destroy = --sh->receivers == 0 && sh->senders == 0;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek_waker_drop(rx->w.waker);
     rx->tag = EK__TAG_DEAD;
     ek__free(rx);

@@ -34,11 +34,7 @@ int ek_mutex_new(void *value, ek_drop_fn drop, ek_mutex **out)
         if (drop) drop(value);
         return EK_ENOMEM;
     }
-    if (ek__sem_init(&m->sem, 1) != EK_OK) {
-        ek__free(m);
-        if (drop) drop(value);
-        return EK_ENOMEM;
-    }
+    ek__sem_init(&m->sem, 1);
     m->tag = EK__TAG_MUTEX;
     ek__ref_init(&m->refs);
     m->value = value;

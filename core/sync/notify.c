@@ -16,7 +16,7 @@ enum { N_IDLE, N_QUEUED, N_NOTIFIED_ONE, N_NOTIFIED_ALL, N_DONE };
 struct ek_notify {
     uint32_t tag;
     ek__refcount refs; /* handles + waiters */
-    ek__mutex lock;
+    ek__lock lock;
     ek__list waiters; /* FIFO of ek_notified.w.node */
     uint64_t gen;     /* ek_notify_waiters calls */
     bool permit;
@@ -35,10 +35,7 @@ int ek_notify_new(ek_notify **out)
     if (out == NULL) return EK_EINVAL;
     ek_notify *n = ek__malloc(sizeof *n);
     if (n == NULL) return EK_ENOMEM;
-    if (ek__mutex_init(&n->lock) != 0) {
-        ek__free(n);
-        return EK_ENOMEM;
-    }
+    ek__lock_init(&n->lock);
     n->tag = EK__TAG_NOTIFY;
     ek__ref_init(&n->refs);
     ek__list_init(&n->waiters);
@@ -68,7 +65,6 @@ void ek_notify_drop(ek_notify *n)
     if (!ek__ref_put(&n->refs)) return;
     EK__ASSERT(ek__list_empty(&n->waiters));
     n->tag = EK__TAG_DEAD;
-    ek__mutex_destroy(&n->lock);
     ek__free(n);
 }
 
@@ -90,9 +86,9 @@ int ek_notify_one(ek_notify *n)
     if (!EK__CHECK_TAG(n, EK__TAG_NOTIFY)) return EK_EINVAL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&n->lock);
+    ek__lock_acquire_nospin(&n->lock);
     notify_one_locked(n, &wl);
-    ek__mutex_unlock(&n->lock);
+    ek__lock_release(&n->lock);
     ek__wake_list_wake(&wl);
     return EK_OK;
 }
@@ -102,7 +98,7 @@ int ek_notify_waiters(ek_notify *n)
     if (!EK__CHECK_TAG(n, EK__TAG_NOTIFY)) return EK_EINVAL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&n->lock);
+    ek__lock_acquire_nospin(&n->lock);
     n->gen++;
     ek__list *node;
     while ((node = ek__list_pop_front(&n->waiters)) != NULL) {
@@ -110,7 +106,7 @@ int ek_notify_waiters(ek_notify *n)
         w->state = N_NOTIFIED_ALL;
         ek__waiter_wake(&w->w, &wl);
     }
-    ek__mutex_unlock(&n->lock);
+    ek__lock_release(&n->lock);
     ek__wake_list_wake(&wl);
     return EK_OK;
 }
@@ -124,9 +120,9 @@ int ek_notified_new(ek_notify *n, ek_notified **out)
     w->n = notify_ref(n);
     ek__waiter_init(&w->w);
     w->state = N_IDLE;
-    ek__mutex_lock(&n->lock);
+    ek__lock_acquire_nospin(&n->lock);
     w->gen = n->gen;
-    ek__mutex_unlock(&n->lock);
+    ek__lock_release(&n->lock);
     *out = w;
     return EK_OK;
 }
@@ -136,7 +132,7 @@ static int poll_impl(ek_notified *w, ek_cx *cx, ek__sync_parker *pk)
     ek_notify *n = w->n;
     ek_waker *old = NULL;
     int rc = EK_PENDING;
-    ek__mutex_lock(&n->lock);
+    ek__lock_acquire_nospin(&n->lock);
     if (w->state >= N_NOTIFIED_ONE) {
         rc = EK_OK;
     } else if (w->gen != n->gen) {
@@ -156,7 +152,7 @@ static int poll_impl(ek_notified *w, ek_cx *cx, ek__sync_parker *pk)
             rc = EK_PENDING;
         }
     }
-    ek__mutex_unlock(&n->lock);
+    ek__lock_release(&n->lock);
     ek_waker_drop(old);
     return rc;
 }
@@ -186,12 +182,12 @@ static void disarm(ek_notified *w)
     ek_notify *n = w->n;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&n->lock);
+    ek__lock_acquire_nospin(&n->lock);
     if (w->state == N_QUEUED) ek__list_remove(&w->w.node);
     if (w->state == N_NOTIFIED_ONE) notify_one_locked(n, &wl);
     w->state = N_IDLE;
     w->gen = n->gen;
-    ek__mutex_unlock(&n->lock);
+    ek__lock_release(&n->lock);
     ek__wake_list_wake(&wl);
 }
 

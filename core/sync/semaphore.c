@@ -20,18 +20,16 @@ static size_t sem_avail(size_t state)
     return state >> SEM_SHIFT;
 }
 
-int ek__sem_init(ek__sem *s, size_t permits)
+void ek__sem_init(ek__sem *s, size_t permits)
 {
-    if (ek__mutex_init(&s->lock) != 0) return EK_ENOMEM;
+    ek__lock_init(&s->lock);
     atomic_init(&s->state, permits << SEM_SHIFT);
     ek__list_init(&s->waiters);
-    return EK_OK;
 }
 
 void ek__sem_destroy(ek__sem *s)
 {
     EK__ASSERT(ek__list_empty(&s->waiters));
-    ek__mutex_destroy(&s->lock);
 }
 
 int ek__sem_try_acquire(ek__sem *s, size_t n)
@@ -100,18 +98,16 @@ static size_t unassign_locked(ek__waiter *w)
     return ek__permit_queue_unassign(w);
 }
 
-int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, size_t n)
+/* ek__sem_poll_acquire under the lock: out of line, so that the lock-free path
+ * sets up no frame for it. */
+static __attribute__((noinline)) int poll_acquire_locked(ek__sem *s, ek__waiter *w, ek_cx *cx,
+                                                         ek__sync_parker *pk, size_t n)
 {
-    if (!w->armed) {
-        /* Not waiting: nobody else touches w, so no lock is needed to know. */
-        int rc = ek__sem_try_acquire(s, n);
-        if (rc != EK_EFULL) return rc;
-    }
     ek_waker *old = NULL;
     ek__wake_list wl;
     ek__wake_list_init(&wl);
     int rc;
-    ek__mutex_lock(&s->lock);
+    ek__lock_acquire_nospin(&s->lock);
     switch (w->state) {
     case EK__W_READY:
         if (w->want != n) {
@@ -144,10 +140,20 @@ int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *
         else
             release_locked(s, unassign_locked(w), &wl);
     }
-    ek__mutex_unlock(&s->lock);
+    ek__lock_release(&s->lock);
     ek_waker_drop(old);
     ek__wake_list_wake(&wl);
     return rc;
+}
+
+int ek__sem_poll_acquire(ek__sem *s, ek__waiter *w, ek_cx *cx, ek__sync_parker *pk, size_t n)
+{
+    if (!w->armed) {
+        /* Not waiting: nobody else touches w, so no lock is needed to know. */
+        int rc = ek__sem_try_acquire(s, n);
+        if (rc != EK_EFULL) return rc;
+    }
+    return poll_acquire_locked(s, w, cx, pk, n);
 }
 
 typedef struct blocking_acquire {
@@ -168,6 +174,17 @@ int ek__sem_blocking_acquire(ek__sem *s, ek__waiter *w, size_t n)
     return ek__sync_blocking_wait(&s->lock, w, blocking_acquire_attempt, &b);
 }
 
+/* ek__sem_release with waiters: out of line, as poll_acquire_locked. */
+static __attribute__((noinline)) void release_to_waiters(ek__sem *s, size_t n)
+{
+    ek__wake_list wl;
+    ek__wake_list_init(&wl);
+    ek__lock_acquire_nospin(&s->lock);
+    release_locked(s, n, &wl);
+    ek__lock_release(&s->lock);
+    ek__wake_list_wake(&wl);
+}
+
 void ek__sem_release(ek__sem *s, size_t n)
 {
     if (n == 0) return;
@@ -178,12 +195,7 @@ void ek__sem_release(ek__sem *s, size_t n)
                                                   memory_order_release, memory_order_relaxed))
             return;
     }
-    ek__wake_list wl;
-    ek__wake_list_init(&wl);
-    ek__mutex_lock(&s->lock);
-    release_locked(s, n, &wl);
-    ek__mutex_unlock(&s->lock);
-    ek__wake_list_wake(&wl);
+    release_to_waiters(s, n);
 }
 
 void ek__sem_cancel(ek__sem *s, ek__waiter *w)
@@ -191,9 +203,9 @@ void ek__sem_cancel(ek__sem *s, ek__waiter *w)
     if (!w->armed) return; /* not waiting: nothing to give back */
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&s->lock);
+    ek__lock_acquire_nospin(&s->lock);
     release_locked(s, unassign_locked(w), &wl);
-    ek__mutex_unlock(&s->lock);
+    ek__lock_release(&s->lock);
     ek__wake_list_wake(&wl);
 }
 
@@ -201,14 +213,14 @@ void ek__sem_close(ek__sem *s)
 {
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&s->lock);
+    ek__lock_acquire_nospin(&s->lock);
     size_t back = ek__permit_queue_close(&s->waiters, &wl);
     size_t st = atomic_load_explicit(&s->state, memory_order_relaxed), nst;
     do {
         nst = ((sem_avail(st) + back) << SEM_SHIFT) | SEM_CLOSED;
     } while (!atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    ek__mutex_unlock(&s->lock);
+    ek__lock_release(&s->lock);
     ek__wake_list_wake(&wl);
 }
 
@@ -242,10 +254,7 @@ int ek_semaphore_new(size_t permits, ek_semaphore **out)
     if (out == NULL || permits > EK_SEMAPHORE_MAX_PERMITS) return EK_EINVAL;
     ek_semaphore *s = ek__malloc(sizeof *s);
     if (s == NULL) return EK_ENOMEM;
-    if (ek__sem_init(&s->sem, permits) != EK_OK) {
-        ek__free(s);
-        return EK_ENOMEM;
-    }
+    ek__sem_init(&s->sem, permits);
     s->tag = EK__TAG_SEMAPHORE;
     ek__ref_init(&s->refs);
     *out = s;

@@ -4,8 +4,9 @@
  * after a lock is released, and the fair permit queue used by mpsc (slots),
  * semaphore and mutex.
  *
- * Locking rule for every primitive: one lock per object (an ek__mutex; mpsc's is
- * an ek__lock) guards its state and its waiter lists. Under that lock we only
+ * Locking rule for every primitive: one lock per object (an ek__lock, a futex
+ * word taken without a spin: ek__lock_acquire_nospin in common.h) guards its
+ * state and its waiter lists. Under that lock we only
  * move pointers: task wakers are *moved out* of the waiters into an
  * ek__wake_list and woken after the unlock
  * (waking may take scheduler locks; and a waiter may be freed the moment the
@@ -139,7 +140,7 @@ void ek__waiters_wake_all(ek__list *waiters, int state, ek__wake_list *wl);
  * tasks (see ek__sync_blocking_check); the parker's error if it cannot be made.
  */
 typedef int (*ek__sync_attempt_fn)(void *arg, ek__sync_parker *pk);
-int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg);
+int ek__sync_blocking_wait(ek__lock *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg);
 
 /* ---- the fair permit queue (the caller holds the object's lock) ----
  *
@@ -195,12 +196,12 @@ void ek__permits_close(ek__permits *p, ek__wake_list *wl);
  * permits go to the waiters first), and both fast paths refuse to act while it
  * is set, so nobody overtakes a waiter. */
 typedef struct ek__sem {
-    ek__mutex lock;
+    ek__lock lock; /* taken without a spin (ek__lock_acquire_nospin) */
     _Atomic size_t state;
     ek__list waiters; /* FIFO of ek__waiter.node; only the front may be partial */
 } ek__sem;
 
-int ek__sem_init(ek__sem *s, size_t permits);
+void ek__sem_init(ek__sem *s, size_t permits); /* cannot fail */
 void ek__sem_destroy(ek__sem *s);
 /* EK_OK (n permits taken), EK_EFULL, EK_ECLOSED. */
 int ek__sem_try_acquire(ek__sem *s, size_t n);

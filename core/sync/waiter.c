@@ -124,7 +124,7 @@ void ek__waiters_wake_all(ek__list *waiters, int state, ek__wake_list *wl)
     }
 }
 
-int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg)
+int ek__sync_blocking_wait(ek__lock *lock, ek__waiter *w, ek__sync_attempt_fn attempt, void *arg)
 {
     int rc = ek__sync_blocking_check();
     if (rc != EK_OK) return rc;
@@ -132,9 +132,9 @@ int ek__sync_blocking_wait(ek__mutex *lock, ek__waiter *w, ek__sync_attempt_fn a
     rc = ek__sync_parker_init(&pk);
     if (rc != EK_OK) return rc;
     while ((rc = attempt(arg, &pk)) == EK_PENDING) ek__sync_parker_park(&pk);
-    ek__mutex_lock(lock);
+    ek__lock_acquire_nospin(lock);
     w->parker = NULL; /* under the lock: nobody can still be unparking pk */
-    ek__mutex_unlock(lock);
+    ek__lock_release(lock);
     ek__sync_parker_destroy(&pk);
     return rc;
 }

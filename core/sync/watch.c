@@ -11,7 +11,7 @@ struct ek_watch_sender {
 };
 
 typedef struct watch_shared {
-    ek__mutex lock;
+    ek__lock lock;
     void *value;
     uint64_t version; /* bumped by every send */
     bool tx_alive;
@@ -37,7 +37,6 @@ static watch_shared *shared_of_tx(ek_watch_sender *tx)
 static void shared_destroy(watch_shared *sh)
 {
     if (sh->drop != NULL) sh->drop(sh->value);
-    ek__mutex_destroy(&sh->lock);
     ek__free(sh);
 }
 
@@ -63,12 +62,9 @@ int ek_watch_new(void *initial, ek_clone_fn clone, ek_drop_fn drop, ek_watch_sen
     rc = EK_ENOMEM;
     sh = ek__calloc(1, sizeof *sh);
     if (sh == NULL) goto fail;
-    if (ek__mutex_init(&sh->lock) != 0) goto fail;
+    ek__lock_init(&sh->lock);
     r = receiver_new(sh, 0);
-    if (r == NULL) {
-        ek__mutex_destroy(&sh->lock);
-        goto fail;
-    }
+    if (r == NULL) goto fail;
     sh->value = initial;
     sh->tx_alive = true;
     sh->receivers = 1;
@@ -92,16 +88,16 @@ static int send_impl(ek_watch_sender *tx, void *value, bool need_receivers)
     watch_shared *sh = shared_of_tx(tx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     if (need_receivers && sh->receivers == 0) {
-        ek__mutex_unlock(&sh->lock);
+        ek__lock_release(&sh->lock);
         return EK_ECLOSED;
     }
     void *old = sh->value;
     sh->value = value;
     sh->version++;
     ek__waiters_wake_all(&sh->waiters, EK__W_READY, &wl);
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek__wake_list_wake(&wl);
     if (sh->drop != NULL) sh->drop(old);
     return EK_OK;
@@ -123,10 +119,10 @@ int ek_watch_subscribe(ek_watch_sender *tx, ek_watch_receiver **out)
     watch_shared *sh = shared_of_tx(tx);
     ek_watch_receiver *r = receiver_new(sh, 0);
     if (r == NULL) return EK_ENOMEM;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     r->seen = sh->version;
     sh->receivers++;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     *out = r;
     return EK_OK;
 }
@@ -135,9 +131,9 @@ int64_t ek_watch_receiver_count(ek_watch_sender *tx)
 {
     if (!EK__CHECK_TAG(tx, EK__TAG_WATCH_TX)) return EK_EINVAL;
     watch_shared *sh = shared_of_tx(tx);
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     int64_t n = (int64_t)sh->receivers;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     return n;
 }
 
@@ -147,12 +143,12 @@ void ek_watch_sender_drop(ek_watch_sender *tx)
     watch_shared *sh = shared_of_tx(tx);
     ek__wake_list wl;
     ek__wake_list_init(&wl);
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     tx->tag = EK__TAG_DEAD;
     sh->tx_alive = false;
     ek__waiters_wake_all(&sh->waiters, EK__W_CLOSED, &wl);
     bool last = sh->receivers == 0;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek__wake_list_wake(&wl);
     if (last) shared_destroy(sh);
 }
@@ -162,13 +158,13 @@ static int borrow_impl(ek_watch_receiver *rx, void **out, bool update)
     if (!EK__CHECK_TAG(rx, EK__TAG_WATCH_RX) || out == NULL) return EK_EINVAL;
     watch_shared *sh = rx->sh;
     int rc = EK_OK;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     if (sh->clone != NULL)
         rc = sh->clone(sh->value, out);
     else
         *out = sh->value;
     if (rc == EK_OK && update) rx->seen = sh->version;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     return rc;
 }
 
@@ -186,9 +182,9 @@ int ek_watch_has_changed(ek_watch_receiver *rx)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_WATCH_RX)) return EK_EINVAL;
     watch_shared *sh = rx->sh;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     int rc = sh->version != rx->seen ? 1 : sh->tx_alive ? 0 : EK_ECLOSED;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     return rc;
 }
 
@@ -197,7 +193,7 @@ static int changed_impl(ek_watch_receiver *rx, ek_cx *cx, ek__sync_parker *pk)
     watch_shared *sh = rx->sh;
     ek_waker *old = NULL;
     int rc;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     if (sh->version != rx->seen) {
         rx->seen = sh->version;
         rc = EK_OK;
@@ -207,7 +203,7 @@ static int changed_impl(ek_watch_receiver *rx, ek_cx *cx, ek__sync_parker *pk)
         rc = ek__waiter_enqueue(&rx->w, &sh->waiters, cx, pk, &old);
     }
     if (rc != EK_PENDING) ek__waiter_done(&rx->w);
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek_waker_drop(old);
     return rc;
 }
@@ -237,9 +233,9 @@ int ek_watch_receiver_clone(ek_watch_receiver *rx, ek_watch_receiver **out)
     watch_shared *sh = rx->sh;
     ek_watch_receiver *r = receiver_new(sh, rx->seen);
     if (r == NULL) return EK_ENOMEM;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     sh->receivers++;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     *out = r;
     return EK_OK;
 }
@@ -248,10 +244,10 @@ void ek_watch_receiver_drop(ek_watch_receiver *rx)
 {
     if (!EK__CHECK_TAG(rx, EK__TAG_WATCH_RX)) return;
     watch_shared *sh = rx->sh;
-    ek__mutex_lock(&sh->lock);
+    ek__lock_acquire_nospin(&sh->lock);
     ek__waiter_done(&rx->w);
     bool last = --sh->receivers == 0 && !sh->tx_alive;
-    ek__mutex_unlock(&sh->lock);
+    ek__lock_release(&sh->lock);
     ek_waker_drop(rx->w.waker);
     rx->tag = EK__TAG_DEAD;
     ek__free(rx);
