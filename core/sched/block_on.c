@@ -94,6 +94,37 @@ int ek__block_on_detached(ek_poll_fn poll, void *state, void **out)
     return rc;
 }
 
+/* Count the calling thread in rt->bo_active: one CAS, false once shutdown waits
+ * for the count to drain (the runtime is closed). */
+static bool bo_enter(ek_runtime *rt)
+{
+    unsigned cur = atomic_load_explicit(&rt->bo_active, memory_order_relaxed);
+    do {
+        if (cur & EK__BO_WAITING) return false;
+    } while (!atomic_compare_exchange_weak_explicit(&rt->bo_active, &cur, cur + EK__BO_ONE,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+/* Leave the count: one CAS while shutdown does not wait (after which this thread
+ * touches rt no more, so shutdown may free it). Once it waits, the count drops
+ * under bo_lock, and the last one out wakes it. */
+static void bo_leave(ek_runtime *rt)
+{
+    unsigned cur = atomic_load_explicit(&rt->bo_active, memory_order_relaxed);
+    while (!(cur & EK__BO_WAITING)) {
+        /* release: what this thread did in the runtime is seen by shutdown,
+         * which reads the count with acquire. */
+        if (atomic_compare_exchange_weak_explicit(&rt->bo_active, &cur, cur - EK__BO_ONE,
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+    ek__mutex_lock(&rt->bo_lock);
+    cur = atomic_fetch_sub_explicit(&rt->bo_active, EK__BO_ONE, memory_order_release);
+    if (cur - EK__BO_ONE == EK__BO_WAITING) ek__cond_broadcast(&rt->bo_cond);
+    ek__mutex_unlock(&rt->bo_lock);
+}
+
 int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
 {
     int rc = ek__rt_check(rt);
@@ -105,18 +136,19 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     ek__thread_parker *tp;
     rc = tp_new(rt->h.driver, &tp);
     if (rc) return rc;
-    ek__mutex_lock(&rt->bo_lock);
-    if (atomic_load_explicit(&rt->h.closed, memory_order_acquire)) {
-        ek__mutex_unlock(&rt->bo_lock);
+    if (!bo_enter(rt)) {
         tp_drop(tp);
         return EK_ECLOSED;
     }
-    rt->bo_active++;
-    ek__mutex_unlock(&rt->bo_lock);
+    if (atomic_load_explicit(&rt->h.closed, memory_order_acquire)) {
+        bo_leave(rt);
+        tp_drop(tp);
+        return EK_ECLOSED;
+    }
     ek__cur_set((ek__tls){.rt = rt, .local = l, .in_block_on = true});
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     atomic_store_explicit(&l->parker, &tp->p, memory_order_relaxed);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
 
     void *dummy = NULL;
     if (!out) out = &dummy;
@@ -125,17 +157,15 @@ int ek__block_on_poll(ek_runtime *rt, ek_poll_fn poll, void *state, void **out)
     else
         rc = drive_multi_thread(rt, tp, l, poll, state, out);
 
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     atomic_store_explicit(&l->parker, NULL, memory_order_relaxed);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
     /* Shut down meanwhile: the tasks pinned to this thread are dropped here,
      * on it, before shutdown (waiting for us to leave) goes on. */
     if (ek__rt_closed(rt)) ek__local_shutdown(l);
     ek__cur_set((ek__tls){0});
     tp_drop(tp);
-    ek__mutex_lock(&rt->bo_lock);
-    if (--rt->bo_active == 0) ek__cond_broadcast(&rt->bo_cond);
-    ek__mutex_unlock(&rt->bo_lock);
+    bo_leave(rt);
     return rc;
 }
 

@@ -43,13 +43,13 @@ static void local_schedule(ek__sched *s, ek__task *t, int how)
         ek__fifo_push(&l->head, &l->tail, t);
         return;
     }
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     ek__fifo_push(&l->rhead, &l->rtail, t);
     atomic_fetch_add_explicit(&l->rlen, 1, memory_order_release);
     /* Under the lock: the parker cannot be released while we use it. */
     ek__parker *p = atomic_load_explicit(&l->parker, memory_order_relaxed);
     if (p) ek__parker_unpark(p);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
 }
 
 /* Spawns pin to the calling thread and completions run on it, so only the
@@ -60,19 +60,19 @@ static int local_bind(ek__sched *s, ek__task *t)
     ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
     EK__ASSERT(pthread_equal(l->owner, pthread_self()));
     if (l->closed) return EK_ECLOSED;
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     ek__list_push_back(&l->owned, &t->owned);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
     return EK_OK;
 }
 
 static bool local_release(ek__sched *s, ek__task *t)
 {
     ek__local *l = EK__CONTAINER_OF(s, ek__local, sched);
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     bool linked = ek__list_linked(&t->owned);
     if (linked) ek__list_remove(&t->owned);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
     return linked;
 }
 
@@ -97,12 +97,8 @@ int ek__local_init(ek__local *l, ek_runtime *rt)
         l->heap = ek__slab_heap_new(rt->h.slab);
         if (!l->heap) return EK_ENOMEM;
     }
-    return ek__mutex_init(&l->lock);
-}
-
-void ek__local_destroy(ek__local *l)
-{
-    ek__mutex_destroy(&l->lock);
+    ek__lock_init(&l->lock);
+    return EK_OK;
 }
 
 bool ek__local_has_work(ek__local *l)
@@ -113,20 +109,20 @@ bool ek__local_has_work(ek__local *l)
 ek__task *ek__local_pop(ek__local *l)
 {
     if (!l->head && atomic_load_explicit(&l->rlen, memory_order_acquire) > 0) {
-        ek__mutex_lock(&l->lock);
+        ek__lock_acquire(&l->lock);
         ek__fifo_append(&l->head, &l->tail, &l->rhead, &l->rtail);
         atomic_store_explicit(&l->rlen, 0, memory_order_relaxed);
-        ek__mutex_unlock(&l->lock);
+        ek__lock_release(&l->lock);
     }
     return ek__fifo_pop(&l->head, &l->tail);
 }
 
 void ek__local_drain(ek__local *l)
 {
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     ek__task *r = ek__fifo_take(&l->rhead, &l->rtail);
     atomic_store_explicit(&l->rlen, 0, memory_order_relaxed);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
     ek__task *lists[2] = {ek__fifo_take(&l->head, &l->tail), r};
     for (int i = 0; i < 2; i++) {
         ek__task *t = lists[i];
@@ -146,9 +142,9 @@ void ek__local_shutdown(ek__local *l)
     /* A task's drop may wake or spawn others: take one at a time (its drop
      * runs without the lock). */
     for (;;) {
-        ek__mutex_lock(&l->lock);
+        ek__lock_acquire(&l->lock);
         n = ek__list_pop_front(&l->owned);
-        ek__mutex_unlock(&l->lock);
+        ek__lock_release(&l->lock);
         if (!n) break;
         ek__task *t = EK__CONTAINER_OF(n, ek__task, owned);
         ek__owned_shutdown_one(t);
@@ -169,9 +165,9 @@ ek__local *ek__local_find_current(ek_runtime *rt)
 {
     if (ek__cur.worker && ek__cur.worker->rt == rt) return &ek__cur.worker->local;
     if (ek__cur.local && ek__cur.rt == rt) return ek__cur.local;
-    ek__mutex_lock(&rt->locals_lock);
+    ek__lock_acquire(&rt->locals_lock);
     ek__local *found = find_locked(rt, pthread_self());
-    ek__mutex_unlock(&rt->locals_lock);
+    ek__lock_release(&rt->locals_lock);
     return found;
 }
 
@@ -204,10 +200,10 @@ static void thread_exit(void *arg)
         if (!alive) continue; /* the runtime frees it */
         /* Outside every runtime's loop (this thread is leaving): here. */
         ek__local_shutdown(l);
-        ek__mutex_lock(&rt->locals_lock);
+        ek__lock_acquire(&rt->locals_lock);
         ek__list_remove(&l->link);
         ek__list_push_back(&rt->orphans, &l->link);
-        ek__mutex_unlock(&rt->locals_lock);
+        ek__lock_release(&rt->locals_lock);
         ek__rt_unref(rt); /* may be the last: frees rt and l */
     }
 }
@@ -260,7 +256,6 @@ void ek__local_free_all(ek_runtime *rt)
     for (int i = 0; i < 2; i++)
         while (!ek__list_empty(lists[i])) {
             ek__local *l = EK__CONTAINER_OF(ek__list_pop_front(lists[i]), ek__local, link);
-            ek__local_destroy(l);
             ek__free(l);
         }
 }
@@ -270,7 +265,7 @@ ek__local *ek__local_for_current_thread(ek_runtime *rt)
     if (ek__cur.worker && ek__cur.worker->rt == rt) return &ek__cur.worker->local;
     if (ek__cur.local && ek__cur.rt == rt) return ek__cur.local;
     pthread_t self = pthread_self();
-    ek__mutex_lock(&rt->locals_lock);
+    ek__lock_acquire(&rt->locals_lock);
     ek__local *found = find_locked(rt, self);
     if (!found) {
         found = ek__malloc(sizeof *found);
@@ -279,13 +274,12 @@ ek__local *ek__local_for_current_thread(ek_runtime *rt)
             found = NULL;
         }
         if (found && register_thread_set(found) != EK_OK) {
-            ek__local_destroy(found);
             ek__free(found);
             found = NULL;
         }
         if (found) ek__list_push_back(&rt->locals, &found->link);
     }
-    ek__mutex_unlock(&rt->locals_lock);
+    ek__lock_release(&rt->locals_lock);
     return found;
 }
 

@@ -675,7 +675,6 @@ void ek__mt_destroy(ek_runtime *rt)
     for (unsigned i = 0; i < rt->nworkers; i++) {
         if (!rt->workers[i].inited) continue;
         ek__parker_destroy(&rt->workers[i].parker);
-        ek__local_destroy(&rt->workers[i].local);
     }
     ek__free(rt->idle.sleepers);
     ek__free(rt->workers);

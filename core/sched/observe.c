@@ -134,9 +134,9 @@ static void put_list(dump_out *o, ek__list *head)
 
 static void put_local(dump_out *o, ek__local *l)
 {
-    ek__mutex_lock(&l->lock);
+    ek__lock_acquire(&l->lock);
     put_list(o, &l->owned);
-    ek__mutex_unlock(&l->lock);
+    ek__lock_release(&l->lock);
 }
 
 static void put_header(dump_out *o, ek_runtime *rt)
@@ -183,10 +183,10 @@ int ek_runtime_dump(ek_runtime *rt, char *buf, size_t cap, size_t *len)
     }
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
         if (rt->workers[i].inited) put_local(&o, &rt->workers[i].local);
-    ek__mutex_lock(&rt->locals_lock);
+    ek__lock_acquire(&rt->locals_lock);
     for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next)
         put_local(&o, EK__CONTAINER_OF(n, ek__local, link));
-    ek__mutex_unlock(&rt->locals_lock);
+    ek__lock_release(&rt->locals_lock);
     if (len) *len = o.len;
     return o.len < cap ? EK_OK : EK_ERANGE;
 }

@@ -200,17 +200,14 @@ static int rt_init_locks(ek_runtime *rt)
 {
     int rc = ek__mutex_init(&rt->shutdown_lock);
     if (rc) return rc;
+    ek__lock_init(&rt->locals_lock);
     rc = ek__mutex_init(&rt->bo_lock);
     if (!rc) {
         rc = ek__cond_init(&rt->bo_cond);
         if (!rc) {
-            rc = ek__mutex_init(&rt->locals_lock);
-            if (!rc) {
-                ek__owned_init(&rt->owned);
-                rc = ek__inject_init(&rt->inject);
-                if (!rc) return EK_OK;
-                ek__mutex_destroy(&rt->locals_lock);
-            }
+            ek__owned_init(&rt->owned);
+            rc = ek__inject_init(&rt->inject);
+            if (!rc) return EK_OK;
             ek__cond_destroy(&rt->bo_cond);
         }
         ek__mutex_destroy(&rt->bo_lock);
@@ -239,7 +236,6 @@ static void rt_release(ek__rt_handle *h)
     ek__blocking_destroy(rt);
     ek__ct_destroy(rt);
     ek__inject_destroy(&rt->inject);
-    ek__mutex_destroy(&rt->locals_lock);
     ek__mutex_destroy(&rt->shutdown_lock);
     ek__mutex_destroy(&rt->bo_lock);
     ek__cond_destroy(&rt->bo_cond);
@@ -272,24 +268,26 @@ bool ek__rt_release(ek__sched *s, ek__task *t)
 
 static void rt_stop_and_drain(ek_runtime *rt)
 {
-    ek__mutex_lock(&rt->bo_lock);
     atomic_store_explicit(&rt->h.closed, true, memory_order_release);
-    ek__mutex_unlock(&rt->bo_lock);
     ek__owned_close(&rt->owned);
     if (rt->h.driver) ek__driver_close(rt->h.driver);
     ek__mt_stop(rt);
     /* Wake threads inside ek_block_on so they see the runtime closed. */
-    ek__mutex_lock(&rt->locals_lock);
+    ek__lock_acquire(&rt->locals_lock);
     for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next) {
         ek__local *l = EK__CONTAINER_OF(n, ek__local, link);
-        ek__mutex_lock(&l->lock);
+        ek__lock_acquire(&l->lock);
         ek__parker *p = atomic_load_explicit(&l->parker, memory_order_relaxed);
         if (p) ek__parker_unpark(p);
-        ek__mutex_unlock(&l->lock);
+        ek__lock_release(&l->lock);
     }
-    ek__mutex_unlock(&rt->locals_lock);
+    ek__lock_release(&rt->locals_lock);
+    /* From here on no ek_block_on enters, and each that leaves does so under
+     * bo_lock, so that the wait below sees it (block_on.c: bo_enter, bo_leave). */
     ek__mutex_lock(&rt->bo_lock);
-    while (rt->bo_active > 0) ek__cond_wait(&rt->bo_cond, &rt->bo_lock);
+    atomic_fetch_or_explicit(&rt->bo_active, EK__BO_WAITING, memory_order_acq_rel);
+    while (atomic_load_explicit(&rt->bo_active, memory_order_acquire) != EK__BO_WAITING)
+        ek__cond_wait(&rt->bo_cond, &rt->bo_lock);
     ek__mutex_unlock(&rt->bo_lock);
     /* Our own local tasks are ours to drop; other threads' are handed back. */
     ek__local_shutdown_if_closed(rt);
@@ -485,10 +483,10 @@ static uint64_t tasks_alive(ek_runtime *rt)
     uint64_t cached = 0;
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
         if (rt->workers[i].inited) cached += cached_tasks(&rt->workers[i].local);
-    ek__mutex_lock(&rt->locals_lock);
+    ek__lock_acquire(&rt->locals_lock);
     for (ek__list *n = rt->locals.next; n != &rt->locals; n = n->next)
         cached += cached_tasks(EK__CONTAINER_OF(n, ek__local, link));
-    ek__mutex_unlock(&rt->locals_lock);
+    ek__lock_release(&rt->locals_lock);
     uint64_t all =
         atomic_load_explicit(&rt->h.refs, memory_order_relaxed) & (EK__RT_REF_HANDLE - 1);
     return all > cached ? all - cached : 0;

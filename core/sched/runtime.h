@@ -62,7 +62,7 @@ struct ek__local {
     pthread_t owner;
     ek__list owned;          /* tasks pinned here, until they complete (owner only) */
     bool closed;             /* shut down: spawns refused (owner only) */
-    ek__mutex lock;          /* guards the remote queue */
+    ek__lock lock;           /* guards the remote queue and owned */
     ek__task *rhead, *rtail; /* pushed from other threads */
     _Atomic size_t rlen;
     ek__task *head, *tail;        /* owner-only FIFO */
@@ -78,8 +78,7 @@ struct ek__local {
     ek__ref_cache refs;
 };
 
-int ek__local_init(ek__local *l, ek_runtime *rt); /* EK_OK or a negative errno */
-void ek__local_destroy(ek__local *l);
+int ek__local_init(ek__local *l, ek_runtime *rt); /* EK_OK or EK_ENOMEM (its heap) */
 /* Owner: pop the next runnable local task, or NULL. */
 ek__task *ek__local_pop(ek__local *l);
 bool ek__local_has_work(ek__local *l);
@@ -165,6 +164,11 @@ typedef struct ek__blocking {
     unsigned pending_wakeups;
 } ek__blocking;
 
+/* ek_runtime.bo_active's low bit: shutdown waits for the count (the rest of
+ * the word, in steps of 2) to reach 0. */
+#define EK__BO_WAITING 1u
+#define EK__BO_ONE     2u
+
 struct ek_runtime {
     ek__rt_handle h; /* first: an ek_runtime * is its handle (rt.h) */
     ek__config cfg;
@@ -174,12 +178,14 @@ struct ek_runtime {
     ek_drop_fn data_drop;   /* guarded by shutdown_lock */
     bool shut_down;
     ek__mutex shutdown_lock;
-    /* Threads inside ek_block_on / ek_join_wait: shutdown waits for them to
-     * leave before it drains the queues they use (the current-thread core, their
-     * local queues). closed is set under bo_lock so none enters after. */
+    /* Threads inside ek_block_on / ek_join_wait (the count, times 2): shutdown
+     * waits for them to leave before it drains the queues they use (the
+     * current-thread core, their local queues). Entering and leaving are one
+     * CAS each while shutdown does not wait; shutdown sets EK__BO_WAITING under
+     * bo_lock, after which none enters and each leaves under bo_lock (block_on.c). */
     ek__mutex bo_lock;
     ek__cond bo_cond;
-    unsigned bo_active;
+    _Atomic unsigned bo_active;
     ek__sched sched; /* multi-thread or current-thread schedule() */
     ek__owned owned;
     ek__inject inject;
@@ -191,7 +197,7 @@ struct ek_runtime {
 
     ek__ct_core core;
 
-    ek__mutex locals_lock;
+    ek__lock locals_lock;
     ek__list locals;  /* foreign threads' local sets */
     ek__list orphans; /* sets of threads that exited (local.c), freed at release */
 
