@@ -74,6 +74,30 @@ static int idle_init(ek_runtime *rt)
     return EK_OK;
 }
 
+/* Take a sleeper off the stack (idle lock held): the last to park, unless it
+ * waits in the driver and another sleeps on its futex. The last to park is the
+ * one in the driver (park_inner), so plain LIFO woke it for every remote spawn:
+ * an eventfd write, the woken worker's read and its return from epoll, where a
+ * futex wake is one syscall; and the one left in the driver still watches the
+ * I/O. */
+static unsigned pop_sleeper(ek_runtime *rt)
+{
+    ek__idle *idle = &rt->idle;
+    unsigned top = idle->nsleepers - 1;
+    for (unsigned i = top + 1; i-- > 0;) {
+        unsigned idx = idle->sleepers[i];
+        /* relaxed: a hint; whichever is woken, the unpark is exact. */
+        if (atomic_load_explicit(&rt->workers[idx].parker.state, memory_order_relaxed) !=
+            EK__PARK_DRIVER) {
+            idle->sleepers[i] = idle->sleepers[top];
+            idle->nsleepers = top;
+            return idx;
+        }
+    }
+    idle->nsleepers = top;
+    return idle->sleepers[top];
+}
+
 /* A sleeping worker to wake, already counted as unparked and searching. */
 static ek__worker *worker_to_notify(ek_runtime *rt)
 {
@@ -92,7 +116,7 @@ static ek__worker *worker_to_notify(ek_runtime *rt)
     s = atomic_load(&idle->state);
     ek__worker *w = NULL;
     if (num_searching(s) == 0 && idle->nsleepers > 0) {
-        unsigned idx = idle->sleepers[--idle->nsleepers];
+        unsigned idx = pop_sleeper(rt);
         atomic_fetch_add(&idle->state, SEARCH_ONE | UNPARK_ONE);
         w = &rt->workers[idx];
     }
