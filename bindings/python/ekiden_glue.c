@@ -943,6 +943,13 @@ typedef struct {
 
 static PyObject *ekpy__op_type;
 
+/* Freed operations, kept for the next ones (a read and a write per round trip:
+ * no allocator call for either). Linked through `stream`; only touched with
+ * the GIL held. */
+#define EKPY_OP_FREE_MAX 64
+static ekpy__op *ekpy__op_free;
+static int ekpy__op_nfree;
+
 /* Back from a suspension: no longer counted; the last one out of a closing
  * stream releases it (_Stream._release). */
 static int ekpy__op_leave(ekpy__op *op)
@@ -1087,7 +1094,13 @@ static void ekpy__op_dealloc(PyObject *self)
     }
     Py_XDECREF(op->stream);
     Py_XDECREF(op->data);
-    PyObject_Free(self);
+    if (ekpy__op_nfree < EKPY_OP_FREE_MAX) { /* kept for the next operation */
+        op->stream = (PyObject *)ekpy__op_free;
+        ekpy__op_free = op;
+        ekpy__op_nfree++;
+    } else {
+        PyObject_Free(self);
+    }
     Py_DECREF(type);
 }
 
@@ -1118,8 +1131,14 @@ static PyObject *ekpy__op_new(PyObject *stream, PyObject *addr, PyObject *data)
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no stream");
         return NULL;
     }
-    ekpy__op *op = PyObject_New(ekpy__op, (PyTypeObject *)ekpy__op_type);
-    if (!op) return NULL;
+    ekpy__op *op = ekpy__op_free;
+    if (op) {
+        ekpy__op_free = (ekpy__op *)op->stream;
+        ekpy__op_nfree--;
+        PyObject_Init((PyObject *)op, (PyTypeObject *)ekpy__op_type);
+    } else if (!(op = PyObject_New(ekpy__op, (PyTypeObject *)ekpy__op_type))) {
+        return NULL;
+    }
     Py_INCREF(stream);
     Py_XINCREF(data);
     op->stream = stream;
