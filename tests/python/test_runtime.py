@@ -15,6 +15,9 @@ import pytest
 import ekiden
 from conftest import open_fds
 
+if sys.version_info < (3, 11):  # Python 3.9/3.10: the backport the package depends on there
+    from exceptiongroup import BaseExceptionGroup
+
 
 def _sigint_default() -> None:
     """In the child before exec: SIGINT's default action, which Python turns into
@@ -561,7 +564,7 @@ def test_taskgroup_several_failures_raise_an_exception_group() -> None:
             tg.spawn(fails(1))
             tg.spawn(fails(2))
 
-    with pytest.raises(BaseExceptionGroup) as info:  # noqa: F821
+    with pytest.raises(BaseExceptionGroup) as info:
         ekiden.run(main())
     assert sorted(e.args[0] for e in info.value.exceptions) == [1, 2]
 
