@@ -68,8 +68,9 @@ void ek__driver_close(ek__driver *d)
 void ek__driver_unpark(ek__driver *d)
 {
     /* Coalesce: only the first waker since the last turn writes the eventfd.
-     * acq_rel: pairs with the turn's store so a wake after it is not dropped. */
-    if (!atomic_exchange_explicit(&d->signalled, true, memory_order_acq_rel))
+     * seq_cst: pairs with the turn's store so a wake after it is not dropped,
+     * and with ek__time_next_expiration's lock-free load (time.c says why). */
+    if (!atomic_exchange_explicit(&d->signalled, true, memory_order_seq_cst))
         ek__backend_wake(d->be);
 }
 
@@ -112,7 +113,10 @@ void ek__driver_turn(ek__driver *d, int timeout_ms)
     for (int i = 0; i < n; i++) {
         if (d->events[i].token == EK__WAKE_TOKEN) {
             ek__backend_clear_wake(d->be);
-            atomic_store_explicit(&d->signalled, false, memory_order_release);
+            /* seq_cst: before the next turn's load of the timer deadline
+             * (ek__time_next_expiration: a timer filed meanwhile is seen there,
+             * or its filer sees false here and wakes the backend again). */
+            atomic_store_explicit(&d->signalled, false, memory_order_seq_cst);
             continue;
         }
         /* A tick per event, not per turn: io.c says why. */

@@ -354,6 +354,35 @@ static void test_sleeps_on_multi_thread_runtime_fire_from_the_driver(void **stat
     ekt_rt_free_checked(rt);
 }
 
+/* A timer armed from another thread while the only worker sleeps in the
+ * driver with no timer (epoll_wait without a timeout: ek__time_next_expiration
+ * answered "none" without the timer lock) must still fire: the filing lowers the
+ * driver's deadline and wakes it (time.c states the seq_cst pairing). The sleeps
+ * are polled by ek_block_on on this thread, which never turns the driver. Every
+ * other round files after the worker counted its next park (it is about to
+ * sleep, or sleeps); the others file at once, racing its timeout computation.
+ * A missed wake-up hangs here until ctest's timeout. */
+static void test_timer_armed_from_another_thread_wakes_a_driver_parked_without_timers(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_MULTI_THREAD, 1);
+    long n = ekt_scale(300);
+    for (long i = 0; i < n; i++) {
+        assert_int_equal(timers(rt), 0);
+        uint64_t parks = ekt_metric(rt, EK_METRIC_PARKS);
+        ek_future *f = NULL;
+        assert_int_equal(ek_sleep(rt, 1, &f), EK_OK);
+        assert_int_equal(ek_block_on(rt, f, NULL), EK_OK);
+        /* The worker fired it from a driver turn, then parks again (a park
+         * more than before this round: a bounded wait, not a timing). */
+        struct timespec ts = {0, 20000};
+        for (int k = 0; i % 2 == 0 && k < 100000 && ekt_metric(rt, EK_METRIC_PARKS) <= parks; k++)
+            nanosleep(&ts, NULL);
+    }
+    assert_int_equal(timers(rt), 0);
+    ekt_rt_free_checked(rt);
+}
+
 /* On the real clock, what is due when it is made completes on its first poll,
  * without a timer: a sleep and a timeout of 0 ms, an interval's first tick.
  * Recorded by one poll inside ek_block_on. */
@@ -1205,6 +1234,7 @@ int main(void)
         T(test_million_concurrent_sleeps_all_complete_at_their_deadlines),
         T(test_sleep_on_real_clock_waits_at_least_its_duration),
         T(test_sleeps_on_multi_thread_runtime_fire_from_the_driver),
+        T(test_timer_armed_from_another_thread_wakes_a_driver_parked_without_timers),
         T(test_real_clock_zero_durations_complete_on_first_poll_without_timer),
         T(test_real_clock_sleep_first_polled_after_its_deadline_completes),
         T(test_earlier_timer_unparks_driver_sleeping_until_a_later_one),
