@@ -5,9 +5,10 @@
  * thread that runs the runtime's tasks owns a heap there (a worker, a thread
  * inside ek_block_on: the heap of its local set, ek__cur.local, which
  * ek__cur_set makes ek__slab_mine), and every other thread uses the slab's
- * shared heap under its lock. A cell goes back to the heap that made it, from
- * whichever thread frees it. ek__rt_cell_alloc and ek__rt_cell_free (inline in
- * task/slab.h) choose between the two ways; this file makes the choice.
+ * shared heap under its lock. A thread with a heap frees into it (its own
+ * cells, and a bounded number carved elsewhere: slab.c's invariant 6); every
+ * other free sends the cell back to the heap that made it. ek__rt_cell_alloc and ek__rt_cell_free
+ * (inline in task/slab.h) choose between the two ways; this file makes the choice.
  *
  * With a user allocator (ek_set_allocator before the runtime was made), every
  * cell is its own ek__malloc, so that the allocator sees (and may fail) each

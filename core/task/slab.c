@@ -27,10 +27,11 @@
  *      store), which orders that write before its read of the header.
  *   2. A free cell is in exactly one of: its heap's `free` list, its heap's
  *      `remote` stack, or the uncarved range; a cell in use is in none.
- *   3. `free`, `bump` and `end` of a heap are touched only by its owner: the
- *      one thread that passes the heap as `mine` (the shared heap: whoever
- *      holds the slab's lock). A free by any other thread, or of a cell of
- *      another heap, pushes onto that heap's `remote`.
+ *   3. `free`, `nfree`, `bump` and `end` of a heap are touched only by its
+ *      owner: the one thread that passes the heap as `mine` (the shared heap:
+ *      whoever holds the slab's lock). A free by a thread without a heap of
+ *      the cell's slab pushes onto the carving heap's `remote` (the shared
+ *      heap is never `mine` for a free: its cells go back through `remote`).
  *   4. `remote` is a multi-producer stack whose single consumer (the owner)
  *      takes it whole with an exchange: nothing is ever popped from the middle,
  *      so a push cannot suffer ABA. Pushes are release CASes; the exchange is
@@ -41,6 +42,17 @@
  *   5. Chunks, heaps and the slab are freed only by ek__slab_destroy, when no
  *      cell is in use (the runtime's last reference; each cell holds one, and
  *      is freed before that reference is dropped).
+ *   6. A heap's `free` list may hold cells another heap of the same slab
+ *      carved (a cell's chunk header names its carver, whatever list it is
+ *      on): its owner keeps a freed cell of another heap while `nfree` is
+ *      below EK__SLAB_KEEP, so that a cell made on one worker and completed on
+ *      another is reused, still in the cache, by the thread that touched it
+ *      last (chained spawns hopping between workers missed the cache on every
+ *      cell that came back through `remote`). Memory stays bounded: `nfree`
+ *      counts every push and is lowered only by pops, so the cells of other
+ *      heaps a list holds beyond its pops never exceed EK__SLAB_KEEP per
+ *      class; a thread that frees much and allocates little sends the rest
+ *      home. Cells of another slab are never kept (that slab may go first).
  *
  * Under AddressSanitizer a free cell is poisoned except its link word, so a use
  * after free of a cell is reported as it would be for malloc'd memory.
@@ -210,27 +222,16 @@ static bool heap_refill(ek__slab_heap *h, unsigned c, bool locked)
 static void *heap_alloc(ek__slab_heap *h, unsigned c, bool locked)
 {
     size_t size = (size_t)(c + 1) * EK__SLAB_GRAIN;
-    void *p = h->free[c];
-    if (p == NULL && atomic_load_explicit(&h->remote[c], memory_order_relaxed) != NULL) {
+    if (h->free[c] == NULL && atomic_load_explicit(&h->remote[c], memory_order_relaxed) != NULL) {
         /* Invariant 4: acquire pairs with the pushes' release. */
-        p = atomic_exchange_explicit(&h->remote[c], NULL, memory_order_acquire);
+        h->free[c] = atomic_exchange_explicit(&h->remote[c], NULL, memory_order_acquire);
     }
-    if (p != NULL) {
-        UNPOISON(p, size);
-        void *next = *link_of(p);
-        h->free[c] = next;
-        /* The next cell of this class was most likely freed by another thread
-         * (a worker completing a task or dropping a sleep): fetch its lines
-         * now, so that the next allocation's read of its link word and the
-         * caller's writes (a task's 112 bytes span two or three lines) do not
-         * wait for them. Hints: no fault whatever the address. */
-        __builtin_prefetch(next, 1);
-        __builtin_prefetch((char *)next + 64, 1);
-        if (size > 64) __builtin_prefetch((char *)next + size - 1, 1);
-        return p;
+    if (h->free[c] != NULL) {
+        UNPOISON(h->free[c], size);
+        return ek__slab_pop(h, c);
     }
     if ((size_t)(h->end[c] - h->bump[c]) < size && !heap_refill(h, c, locked)) return NULL;
-    p = h->bump[c];
+    void *p = h->bump[c];
     h->bump[c] += size;
     return p;
 }
@@ -249,22 +250,8 @@ void *ek__slab_alloc(ek__slab *s, ek__slab_heap *mine, size_t size)
 void ek__slab_free(ek__slab_heap *mine, void *cell)
 {
     if (cell == NULL) return;
-    const chunk_hdr *hdr =
-        (const chunk_hdr *)(void *)((uintptr_t)cell & ~(uintptr_t)(EK__SLAB_CHUNK - 1));
-    ek__slab_heap *h = hdr->heap;
-    unsigned c = hdr->cls;
+    const chunk_hdr *hdr = ek__slab_hdr(cell);
     /* Before the push: once pushed, the owner may carve it again at once. */
-    POISON((char *)cell + sizeof(void *), (size_t)(c + 1) * EK__SLAB_GRAIN - sizeof(void *));
-    if (h == mine) {
-        *link_of(cell) = h->free[c];
-        h->free[c] = cell;
-    } else {
-        void *head = atomic_load_explicit(&h->remote[c], memory_order_relaxed);
-        do {
-            *link_of(cell) = head;
-            /* Release: the link word and the cell's last writes before the
-             * owner's acquire exchange (invariant 4). */
-        } while (!atomic_compare_exchange_weak_explicit(
-            &h->remote[c], &head, cell, memory_order_release, memory_order_relaxed));
-    }
+    POISON((char *)cell + sizeof(void *), (size_t)(hdr->cls + 1) * EK__SLAB_GRAIN - sizeof(void *));
+    ek__slab_push(mine, hdr->heap, hdr->cls, cell);
 }

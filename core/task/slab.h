@@ -6,9 +6,12 @@
  * A cell is 16 .. EK__SLAB_MAX_CELL bytes, 16-byte aligned (64-byte aligned
  * when its size is a multiple of 64, 128-byte when of 128: such cells share no
  * cache line, nor a pair of lines), with no
- * header of its own (so a 112-byte task costs 112 bytes). Cells return to the heap that
- * carved them: the owner of that heap frees into a plain list, every other
- * thread pushes onto the heap's lock-free remote list, which the owner takes
+ * header of its own (so a 112-byte task costs 112 bytes). A thread that owns a
+ * heap of the slab frees into that heap's plain list: every cell of its own,
+ * and up to EK__SLAB_KEEP cells per class carved by other heaps (the cells it
+ * just touched, still in its cache, for its next allocation, as glibc's
+ * per-thread cache keeps them). Every other free pushes the cell back onto the
+ * lock-free remote list of the heap that carved it, which the owner takes
  * whole when its own list runs dry. Memory goes back to the allocator
  * (ek__malloc / ek__free) only when the slab is destroyed: a runtime keeps
  * the cells of its peak load until its last reference goes.
@@ -21,6 +24,8 @@
 #define EK__SLAB_MAX_CELL 256u
 #define EK__SLAB_GRAIN    16u
 #define EK__SLAB_CLASSES  (EK__SLAB_MAX_CELL / EK__SLAB_GRAIN)
+/* Cells of other heaps a heap keeps per class (slab.c's invariant 6). */
+#define EK__SLAB_KEEP 64u
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EK__SLAB_ASAN 1
@@ -42,6 +47,9 @@ struct ek__slab_heap {
     void *free[EK__SLAB_CLASSES];
     char *bump[EK__SLAB_CLASSES];
     char *end[EK__SLAB_CLASSES];
+    /* A lower bound on the length of free[c]: +1 per push, -1 per pop (not
+     * below 0); a remote list taken whole adds nothing (invariant 6). */
+    unsigned nfree[EK__SLAB_CLASSES];
     /* Apart from the owner's fields: other threads write these. */
     char pad[64];
     _Atomic(void *) remote[EK__SLAB_CLASSES];
@@ -83,6 +91,52 @@ size_t ek__slab_chunks(ek__slab *s);
 
 #define EK__SLAB_CHUNK ((size_t)64 * 1024)
 
+/* The header of the chunk holding `cell`. */
+static inline const ek__slab_chunk_hdr *ek__slab_hdr(const void *cell)
+{
+    return (const ek__slab_chunk_hdr *)(const void *)((uintptr_t)cell &
+                                                      ~(uintptr_t)(EK__SLAB_CHUNK - 1));
+}
+
+/* Pop the head of `mine`'s class-c list (owner only), or NULL; the caller has
+ * checked mine belongs to the cell's slab. Prefetches the next cell's lines:
+ * it was most likely freed by another thread (a worker completing a task or
+ * dropping a sleep), so that the next allocation's read of its link word and
+ * the caller's writes (a task's 112 bytes span two or three lines) do not wait
+ * for them. Hints: no fault whatever the address. */
+static inline void *ek__slab_pop(ek__slab_heap *mine, unsigned c)
+{
+    void *p = mine->free[c];
+    if (p == NULL) return NULL;
+    void *next = *(void **)p;
+    mine->free[c] = next;
+    if (mine->nfree[c] > 0) mine->nfree[c]--;
+    __builtin_prefetch(next, 1);
+    __builtin_prefetch((char *)next + 64, 1);
+    if ((size_t)(c + 1) * EK__SLAB_GRAIN > 64)
+        __builtin_prefetch((char *)next + (size_t)(c + 1) * EK__SLAB_GRAIN - 1, 1);
+    return p;
+}
+
+/* Free `cell` of class c, carved by heap `h`, from a thread owning `mine`
+ * (or NULL): onto mine's list when the cell is its own, or when it is of the
+ * same slab and mine keeps fewer than EK__SLAB_KEEP (invariant 6); otherwise
+ * onto h's remote stack (invariant 4: a release CAS). */
+static inline void ek__slab_push(ek__slab_heap *mine, ek__slab_heap *h, unsigned c, void *cell)
+{
+    if (mine == h || (mine != NULL && mine->slab == h->slab && mine->nfree[c] < EK__SLAB_KEEP)) {
+        *(void **)cell = mine->free[c];
+        mine->free[c] = cell;
+        mine->nfree[c]++;
+        return;
+    }
+    void *head = atomic_load_explicit(&h->remote[c], memory_order_relaxed);
+    do {
+        *(void **)cell = head;
+    } while (!atomic_compare_exchange_weak_explicit(&h->remote[c], &head, cell,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
 /* The heap the calling thread owns, or NULL: set by the scheduler together
  * with the thread's local set (sched/runtime.h, ek__cur_set), so that only the
  * thread running a local set uses its heap. A heap of another runtime's slab
@@ -108,19 +162,8 @@ static inline void *ek__rt_cell_alloc(ek_runtime *rt, size_t size)
      * ASan the call unpoisons the cell. */
     ek__slab_heap *h = ek__slab_mine;
     if (h != NULL && h->slab == s) {
-        unsigned c = (unsigned)((size - 1) / EK__SLAB_GRAIN);
-        void *p = h->free[c];
-        if (p != NULL) {
-            void *next = *(void **)p;
-            h->free[c] = next;
-            /* As ek__slab_alloc: the next cell was most likely freed by
-             * another thread; fetch its lines for the next allocation. */
-            __builtin_prefetch(next, 1);
-            __builtin_prefetch((char *)next + 64, 1);
-            if ((size_t)(c + 1) * EK__SLAB_GRAIN > 64)
-                __builtin_prefetch((char *)next + (size_t)(c + 1) * EK__SLAB_GRAIN - 1, 1);
-            return p;
-        }
+        void *p = ek__slab_pop(h, (unsigned)((size - 1) / EK__SLAB_GRAIN));
+        if (p != NULL) return p;
     }
 #endif
     return ek__slab_alloc(s, ek__slab_mine, size);
@@ -132,24 +175,10 @@ static inline void ek__rt_cell_free(ek_runtime *rt, void *cell)
         return;
     }
 #ifndef EK__SLAB_ASAN
-    /* ek__slab_free inline (under ASan the call poisons the cell): onto the
-     * own heap's free list, or onto the carving heap's remote stack (slab.c's
-     * invariant 4: a release CAS). */
+    /* ek__slab_free inline (under ASan the call poisons the cell). */
     if (cell == NULL) return;
-    const ek__slab_chunk_hdr *hdr =
-        (const ek__slab_chunk_hdr *)(void *)((uintptr_t)cell & ~(uintptr_t)(EK__SLAB_CHUNK - 1));
-    ek__slab_heap *h = hdr->heap;
-    unsigned c = hdr->cls;
-    if (h == ek__slab_mine) {
-        *(void **)cell = h->free[c];
-        h->free[c] = cell;
-        return;
-    }
-    void *head = atomic_load_explicit(&h->remote[c], memory_order_relaxed);
-    do {
-        *(void **)cell = head;
-    } while (!atomic_compare_exchange_weak_explicit(&h->remote[c], &head, cell,
-                                                    memory_order_release, memory_order_relaxed));
+    const ek__slab_chunk_hdr *hdr = ek__slab_hdr(cell);
+    ek__slab_push(ek__slab_mine, hdr->heap, hdr->cls, cell);
 #else
     ek__slab_free(ek__slab_mine, cell);
 #endif

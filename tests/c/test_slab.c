@@ -108,6 +108,41 @@ static void test_a_heap_of_another_slab_counts_as_none(void **state)
     ek__slab_destroy(a);
 }
 
+/* A heap's owner keeps the cells of other heaps (of its slab) that it frees,
+ * up to EK__SLAB_KEEP per class, and reuses them first; past that they go home
+ * to the carving heap's remote list. */
+static void test_a_heap_keeps_a_bounded_number_of_other_heaps_cells(void **state)
+{
+    (void)state;
+    ek__slab *s;
+    assert_int_equal(ek__slab_new(&s), EK_OK);
+    ek__slab_heap *a = ek__slab_heap_new(s), *b = ek__slab_heap_new(s);
+    assert_non_null(a);
+    assert_non_null(b);
+    enum { N = EK__SLAB_KEEP + 10 };
+    void *cells[N];
+    for (int i = 0; i < N; i++) assert_non_null(cells[i] = ek__slab_alloc(s, a, 112));
+    for (int i = 0; i < N; i++) ek__slab_free(b, cells[i]); /* b's owner frees a's cells */
+    /* b reuses the last EK__SLAB_KEEP it kept, newest first, without a new chunk. */
+    size_t chunks = ek__slab_chunks(s);
+    for (int i = (int)EK__SLAB_KEEP - 1; i >= 0; i--)
+        assert_ptr_equal(ek__slab_alloc(s, b, 112), cells[i]);
+    assert_int_equal(ek__slab_chunks(s), chunks);
+    /* The ten past the bound went back to a (its remote list, taken whole). */
+    for (int i = (int)EK__SLAB_KEEP; i < N; i++) {
+        void *p = ek__slab_alloc(s, a, 112);
+        bool found = false;
+        for (int k = (int)EK__SLAB_KEEP; k < N; k++) found |= p == cells[k];
+        assert_true(found);
+    }
+    /* b's list is empty again: its next cell is carved from a chunk of its own. */
+    void *fresh = ek__slab_alloc(s, b, 112);
+    assert_int_equal(ek__slab_chunks(s), chunks + 1);
+    ek__slab_free(b, fresh);
+    for (int i = 0; i < N; i++) ek__slab_free(i % 2 ? a : b, cells[i]);
+    ek__slab_destroy(s);
+}
+
 static void test_slab_out_of_memory_is_null_and_recovers(void **state)
 {
     (void)state;
@@ -554,6 +589,7 @@ int main(void)
         T(test_a_freed_cell_is_reused_by_its_heap),
         T(test_cells_of_every_class_are_disjoint_and_aligned),
         T(test_a_heap_of_another_slab_counts_as_none),
+        T(test_a_heap_keeps_a_bounded_number_of_other_heaps_cells),
         T(test_slab_out_of_memory_is_null_and_recovers),
         T(test_cross_thread_frees_return_to_the_carving_heap),
         T(test_shared_heap_under_concurrent_use),
