@@ -32,28 +32,16 @@
 #include "../rt.h"
 #include "../task/task.h"
 
-#define RD_MASK    UINT64_C(0xffff)
-#define TICK_SHIFT 16
+#define RD_MASK    EK__IO_RD_MASK
+#define TICK_SHIFT EK__IO_TICK_SHIFT
 #define TICK_MASK  EK__IO_TICK_MASK
-#define SHUTDOWN   (UINT64_C(1) << 63)
+#define SHUTDOWN   EK__IO_SHUTDOWN
 
-struct ek__io {
-    struct ek__io *release_next; /* first field: the driver's release list */
-    _Atomic uint64_t word;
-    /* Guards reader and writer. A futex word (common.h): it is taken at each
-     * dispatch and each waker store, and pthread's pair cost ~70 instructions
-     * of an echo round trip's each time. */
-    ek__lock lock;
-    ek_waker *reader, *writer;
-    ek__driver *drv;
-    void *breg; /* the backend's handle for fd */
-    int fd;
-};
+/* struct ek__io is in io.h (for the inline fast paths there). */
 
 void (*_Atomic ek__io_test_hook)(ek__io *io, int point);
 
-/* Relaxed: the hook is set by a test before the resources it watches exist. */
-static void test_point(ek__io *io, int point)
+void ek__io_test_point(ek__io *io, int point)
 {
     void (*hook)(ek__io *, int) = atomic_load_explicit(&ek__io_test_hook, memory_order_relaxed);
     if (EK__UNLIKELY(hook != NULL)) hook(io, point);
@@ -61,8 +49,7 @@ static void test_point(ek__io *io, int point)
 
 static uint32_t dir_mask(int dir)
 {
-    return dir == EK__DIR_READ ? (EK__READABLE | EK__READ_CLOSED | EK__WRITE_CLOSED | EK__IO_ERROR)
-                               : (EK__WRITABLE | EK__WRITE_CLOSED | EK__IO_ERROR);
+    return (uint32_t)ek__io_dir_mask(dir);
 }
 
 int ek__io_new(ek_runtime *rt, int fd, unsigned flags, ek__io **out)
@@ -75,6 +62,8 @@ int ek__io_new(ek_runtime *rt, int fd, unsigned flags, ek__io **out)
     ek__lock_init(&io->lock);
     io->drv = ek__rt_driver(rt);
     io->fd = fd;
+    const ek__backend_ops *ops = io->drv->be->ops;
+    io->direct = ops->stream_recv == NULL && ops->stream_wait == NULL;
     rc = ek__backend_register(io->drv->be, fd, io, flags, &io->breg);
     if (rc == EK__REG_TRY_READ) {
         /* An OR: the driver may have dispatched an event for io already
@@ -115,48 +104,27 @@ void ek__io_dispatch(ek__io *io, uint32_t ready, uint64_t tick)
     if (w) ek_waker_wake(w);
 }
 
-int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick)
+/* The inline half (io.h) found the word not ready in dir. */
+int ek__io_poll_ready_slow(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick)
 {
     uint64_t mask = dir_mask(dir);
-    /* Relaxed: a one-way flag; the op that misses it by a hair is one that
-     * raced the shutdown, and its task is being cancelled anyway. */
-    if (EK__UNLIKELY(atomic_load_explicit(&io->drv->closed, memory_order_relaxed)))
-        return EK_ECLOSED;
-    uint64_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
-    if (cur & SHUTDOWN) return EK_ECLOSED;
-    if (!(cur & mask)) {
-        test_point(io, EK__IO_POINT_BEFORE_WAKER_STORE);
-        ek__lock_acquire(&io->lock);
-        ek_waker **slot = dir == EK__DIR_READ ? &io->reader : &io->writer;
-        if (!*slot || !ek_waker_will_wake(*slot, cx)) {
-            ek_waker *old = *slot;
-            *slot = ek_cx_waker(cx);
-            if (old) ek_waker_drop(old);
-        }
-        /* The re-load: a dispatch that ran since the check above either left
-         * its readiness here or found the waker just stored. */
-        cur = atomic_load_explicit(&io->word, memory_order_acquire);
-        ek__lock_release(&io->lock);
-        if (cur & SHUTDOWN) return EK_ECLOSED;
-        if (!(cur & mask)) return EK_PENDING;
+    ek__io_point(io, EK__IO_POINT_BEFORE_WAKER_STORE);
+    ek__lock_acquire(&io->lock);
+    ek_waker **slot = dir == EK__DIR_READ ? &io->reader : &io->writer;
+    if (!*slot || !ek_waker_will_wake(*slot, cx)) {
+        ek_waker *old = *slot;
+        *slot = ek_cx_waker(cx);
+        if (old) ek_waker_drop(old);
     }
+    /* The re-load: a dispatch that ran since the check in io.h either left its
+     * readiness here or found the waker just stored. */
+    uint64_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
+    ek__lock_release(&io->lock);
+    if (cur & SHUTDOWN) return EK_ECLOSED;
+    if (!(cur & mask)) return EK_PENDING;
     if (ready) *ready = (uint32_t)(cur & RD_MASK);
     if (tick) *tick = (cur >> TICK_SHIFT) & TICK_MASK;
     return EK_OK;
-}
-
-void ek__io_clear_ready(ek__io *io, uint32_t bits, uint64_t tick)
-{
-    test_point(io, EK__IO_POINT_BEFORE_CLEAR);
-    uint64_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
-    for (;;) {
-        if (((cur >> TICK_SHIFT) & TICK_MASK) != tick) return; /* a newer event arrived */
-        uint64_t next = cur & ~(bits & RD_MASK);
-        if (next == cur) return;
-        if (atomic_compare_exchange_weak_explicit(&io->word, &cur, next, memory_order_relaxed,
-                                                  memory_order_relaxed))
-            return;
-    }
 }
 
 void ek__io_shutdown(ek__io *io)

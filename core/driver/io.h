@@ -17,6 +17,7 @@
 
 #include "../common.h"
 #include "backend.h"
+#include "driver.h"
 
 #define EK__READABLE     0x1u
 #define EK__WRITABLE     0x2u
@@ -35,6 +36,31 @@ typedef struct ek__io ek__io;
 /* The driver's tick wraps at 47 bits (the width of the word's tick field). */
 #define EK__IO_TICK_MASK ((UINT64_C(1) << 47) - 1)
 
+/* The word's fields (see the top of this file). */
+#define EK__IO_RD_MASK    UINT64_C(0xffff)
+#define EK__IO_TICK_SHIFT 16
+#define EK__IO_SHUTDOWN   (UINT64_C(1) << 63)
+
+/* Defined here only so that the readiness fast paths below inline into the
+ * socket ops; every field belongs to io.c (the socket layer reads `direct` and
+ * `fd`, and touches the rest only through the functions of this header). */
+struct ek__io {
+    struct ek__io *release_next; /* first field: the driver's release list */
+    _Atomic uint64_t word;
+    /* Guards reader and writer. A futex word (common.h): it is taken at each
+     * dispatch and each waker store, and pthread's pair cost ~70 instructions
+     * of an echo round trip's each time. */
+    ek__lock lock;
+    ek_waker *reader, *writer;
+    ek__driver *drv;
+    void *breg; /* the backend's handle for fd */
+    int fd;
+    /* The backend has no stream hooks (epoll): ek__io_stream_recv always
+     * answers EK__RECV_DIRECT and ek__io_stream_wait always EK_OK, so a stream
+     * read may call recv(2) itself and skip both (sock.c's read fast path). */
+    bool direct;
+};
+
 /* Register fd (already non-blocking) with rt's reactor; flags EK__REG_*
  * (backend.h: EK__REG_STREAM for a connected stream whose reads all go through
  * ek__io_stream_recv). The fd stays owned by the caller. Errors: EK_EINVAL,
@@ -50,9 +76,10 @@ int ek__io_stream_wait(ek__io *io);
  * that cx's task is woken on the next event in that direction; EK_ECLOSED after
  * ek__io_shutdown. Does not spend budget (callers call ek_coop_proceed first).
  */
-int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick);
+static inline int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready,
+                                    uint64_t *tick);
 /* Clear `bits` if no event arrived since `tick`. */
-void ek__io_clear_ready(ek__io *io, uint32_t bits, uint64_t tick);
+static inline void ek__io_clear_ready(ek__io *io, uint32_t bits, uint64_t tick);
 /* Mark closed and wake both waiters (they see EK_ECLOSED). Idempotent. */
 void ek__io_shutdown(ek__io *io);
 /* Shut down, deregister from epoll and free once no driver turn can still refer
@@ -74,5 +101,57 @@ extern void (*_Atomic ek__io_test_hook)(ek__io *io, int point);
 uint64_t ek__io_tick(ek__io *io);
 /* Test only: io's readiness bits now (EK__READABLE ...). */
 uint32_t ek__io_readiness(ek__io *io);
+
+/* ---- the fast paths, inline (io.c has the slow halves) ---- */
+
+/* The readiness bits that satisfy direction dir (constant when dir is). */
+static inline uint64_t ek__io_dir_mask(int dir)
+{
+    return dir == EK__DIR_READ ? (EK__READABLE | EK__READ_CLOSED | EK__WRITE_CLOSED | EK__IO_ERROR)
+                               : (EK__WRITABLE | EK__WRITE_CLOSED | EK__IO_ERROR);
+}
+
+/* io.c: ek__io_poll_ready once the word said "not ready": store cx's waker
+ * under the lock, then look at the word again (the lost-wake-up protocol). */
+int ek__io_poll_ready_slow(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick);
+/* io.c: call the test hook (ek__io_test_hook) at `point`. */
+void ek__io_test_point(ek__io *io, int point);
+/* The hook's check, inline: one relaxed load and a branch when unset. Relaxed:
+ * the hook is set by a test before the resources it watches exist. */
+static inline void ek__io_point(ek__io *io, int point)
+{
+    if (EK__UNLIKELY(atomic_load_explicit(&ek__io_test_hook, memory_order_relaxed) != NULL))
+        ek__io_test_point(io, point);
+}
+
+static inline int ek__io_poll_ready(ek__io *io, ek_cx *cx, int dir, uint32_t *ready, uint64_t *tick)
+{
+    /* Relaxed: a one-way flag; the op that misses it by a hair is one that
+     * raced the shutdown, and its task is being cancelled anyway. */
+    if (EK__UNLIKELY(atomic_load_explicit(&io->drv->closed, memory_order_relaxed)))
+        return EK_ECLOSED;
+    /* acquire: an op that sees the bits also sees what caused them. */
+    uint64_t cur = atomic_load_explicit(&io->word, memory_order_acquire);
+    if (EK__UNLIKELY(cur & EK__IO_SHUTDOWN)) return EK_ECLOSED;
+    if (EK__UNLIKELY(!(cur & ek__io_dir_mask(dir))))
+        return ek__io_poll_ready_slow(io, cx, dir, ready, tick);
+    if (ready) *ready = (uint32_t)(cur & EK__IO_RD_MASK);
+    if (tick) *tick = (cur >> EK__IO_TICK_SHIFT) & EK__IO_TICK_MASK;
+    return EK_OK;
+}
+
+static inline void ek__io_clear_ready(ek__io *io, uint32_t bits, uint64_t tick)
+{
+    ek__io_point(io, EK__IO_POINT_BEFORE_CLEAR);
+    uint64_t cur = atomic_load_explicit(&io->word, memory_order_relaxed);
+    for (;;) {
+        if (((cur >> EK__IO_TICK_SHIFT) & EK__IO_TICK_MASK) != tick) return; /* a newer event */
+        uint64_t next = cur & ~((uint64_t)bits & EK__IO_RD_MASK);
+        if (next == cur) return;
+        if (atomic_compare_exchange_weak_explicit(&io->word, &cur, next, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
 
 #endif

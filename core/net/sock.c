@@ -133,7 +133,7 @@ void ek__sock_free(ek__sock *s)
 static int ek__sock_begin(ek__sock *s, ek_cx *cx)
 {
     if (atomic_load_explicit(&s->closed, memory_order_relaxed)) return EK_ECLOSED;
-    return ek_coop_proceed(cx);
+    return ek__coop_proceed(cx);
 }
 
 /* One non-blocking attempt of an operation, for ek__sock_poll_io. Returns
@@ -256,6 +256,38 @@ static int ek__stream_recv_once(ek__sock *s, void *arg)
     return EK_OK;
 }
 
+/* ek__sock_read where the backend has no stream hooks (epoll: io->direct):
+ * ek__sock_poll_io with ek__stream_recv_once, less the two calls that would
+ * answer EK__RECV_DIRECT and EK_OK. The same steps and the same clears: on
+ * EAGAIN the readiness EAGAIN proved stale, after a short read READABLE alone
+ * (the backend posts an event for every arrival, backend.h). */
+static int ek__sock_read_direct(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
+{
+    ek__io *io = s->io;
+    for (int tries = 0;; tries++) {
+        if (EK__UNLIKELY(tries == EK__MAX_RETRIES)) return ek_yield_now(cx);
+        uint32_t ready;
+        uint64_t tick;
+        int rc = ek__io_poll_ready(io, cx, EK__DIR_READ, &ready, &tick);
+        if (rc != EK_OK) {
+            if (rc == EK_PENDING) ek__cx_pend(cx, EK__SITE_READ); /* task.h */
+            return rc;
+        }
+        ssize_t r = ek__sys_recvfrom(s->fd, buf, len, 0, NULL, NULL);
+        if (r >= 0) {
+            *nread = (size_t)r;
+            if (r > 0 && (size_t)r < len) ek__io_clear_ready(io, EK__READABLE, tick);
+            return EK_OK;
+        }
+        rc = ek__op_errno(errno);
+        if (rc == EK__OP_WOULD_BLOCK) {
+            ek__io_clear_ready(io, ready & EK__STALE_ON_READ, tick);
+        } else if (rc != EK__OP_RETRY) {
+            return rc;
+        }
+    }
+}
+
 int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
 {
     if (len == 0) {
@@ -268,6 +300,7 @@ int ek__sock_read(ek__sock *s, ek_cx *cx, void *buf, size_t len, size_t *nread)
     }
     int rc = ek__sock_begin(s, cx);
     if (rc != EK_OK) return rc;
+    if (s->io->direct) return ek__sock_read_direct(s, cx, buf, len, nread);
     ek__recv_op o = {buf, len, NULL, nread};
     return ek__sock_poll_io(s, cx, EK__DIR_READ, ek__stream_recv_once, &o, EK__SITE_READ);
 }
@@ -285,17 +318,39 @@ typedef struct ek__send_op {
     size_t *nsent;
 } ek__send_op;
 
+/* MSG_NOSIGNAL: a reset peer gives EPIPE, never SIGPIPE. */
+static int ek__send_result(ek__sock *s, ssize_t r, const void *to, size_t *nsent)
+{
+    if (r >= 0) {
+        *nsent = (size_t)r;
+        return EK_OK;
+    }
+    if (ek__would_block(errno) && ek__send_cannot_wait(s, to)) return EK_EAGAIN;
+    return ek__op_errno(errno);
+}
+
 static int ek__send_once(ek__sock *s, void *arg)
 {
     ek__send_op *o = arg;
-    /* MSG_NOSIGNAL: a reset peer gives EPIPE, never SIGPIPE. */
-    ssize_t r = ek__sys_sendmsg(s->fd, &o->msg, MSG_NOSIGNAL);
-    if (r >= 0) {
-        *o->nsent = (size_t)r;
-        return EK_OK;
-    }
-    if (ek__would_block(errno) && ek__send_cannot_wait(s, o->msg.msg_name)) return EK_EAGAIN;
-    return ek__op_errno(errno);
+    return ek__send_result(s, ek__sys_sendmsg(s->fd, &o->msg, MSG_NOSIGNAL), o->msg.msg_name,
+                           o->nsent);
+}
+
+/* One buffer: sendto(2), which (unlike sendmsg) neither builds a msghdr here
+ * nor makes the kernel copy one and an iovec in. */
+typedef struct ek__sendto_op {
+    const void *buf;
+    size_t len;
+    const struct sockaddr *to;
+    socklen_t tolen;
+    size_t *nsent;
+} ek__sendto_op;
+
+static int ek__sendto_once(ek__sock *s, void *arg)
+{
+    ek__sendto_op *o = arg;
+    return ek__send_result(s, ek__sys_sendto(s->fd, o->buf, o->len, MSG_NOSIGNAL, o->to, o->tolen),
+                           o->to, o->nsent);
 }
 
 int ek__sock_send(ek__sock *s, ek_cx *cx, const void *buf, size_t len, const struct sockaddr *to,
@@ -303,13 +358,8 @@ int ek__sock_send(ek__sock *s, ek_cx *cx, const void *buf, size_t len, const str
 {
     int rc = ek__sock_begin(s, cx);
     if (rc != EK_OK) return rc;
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    ek__send_op o = {.msg = {.msg_name = (void *)to,
-                             .msg_namelen = to ? tolen : 0,
-                             .msg_iov = &iov,
-                             .msg_iovlen = 1},
-                     .nsent = nsent};
-    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__send_once, &o, EK__SITE_SEND);
+    ek__sendto_op o = {buf, len, to, to ? tolen : 0, nsent};
+    return ek__sock_poll_io(s, cx, EK__DIR_WRITE, ek__sendto_once, &o, EK__SITE_SEND);
 }
 
 #define EK__IOV_MAX 1024

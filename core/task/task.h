@@ -210,6 +210,16 @@ static inline void ek__cx_pend(ek_cx *cx, uint8_t site)
 {
     if (cx->site == EK__SITE_NONE) cx->site = site;
 }
+/* ek_coop_proceed with its common case inline: budget left, spend one unit.
+ * The rest (no context, out of budget: the yield) is the call's. */
+static inline int ek__coop_proceed(ek_cx *cx)
+{
+    if (cx != NULL && cx->budget != 0) {
+        cx->budget--;
+        return EK_OK;
+    }
+    return ek_coop_proceed(cx);
+}
 /* rc, after naming the wait when it is EK_PENDING: a leaf's last step. */
 static inline int ek__cx_pended(ek_cx *cx, int rc, uint8_t site)
 {
