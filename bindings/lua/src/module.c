@@ -260,6 +260,7 @@ static int open_module(lua_State *L, ek_runtime *host)
     ekl_task_open(L, c);
     ekl_time_open(L, c);
     ekl_net_open(L, c);
+    ekl_buffer_open(L, c);
     ekl_sync_open(L, c);
     ekl_service_open(L, c);
     ekl_serve_open(L, c);
