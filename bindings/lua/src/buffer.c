@@ -22,10 +22,10 @@ static const char buffer_magic = 0;
 
 ekl_buffer *ekl_to_buffer(lua_State *L, int idx)
 {
-    if (lua_type(L, idx) == LUA_TUSERDATA && ekl_rawlen(L, idx) == sizeof(ekl_buffer)) {
-        ekl_buffer *b = lua_touserdata(L, idx);
-        if (b->magic == &buffer_magic) return b;
-    }
+    /* (As net.c's check_stream: NULL unless a userdata, and a light userdata
+     * has no length, so only a full userdata of a buffer's size is read.) */
+    ekl_buffer *b = lua_touserdata(L, idx);
+    if (b && ekl_rawlen(L, idx) == sizeof(ekl_buffer) && b->magic == &buffer_magic) return b;
     return NULL;
 }
 

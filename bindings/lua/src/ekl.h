@@ -187,7 +187,12 @@ ekl_rt *ekl_need_rt(lua_State *L, ekl_ctx *c);
 /* The cx of the running poll, checking that L is the running task's coroutine;
  * raises a clear error otherwise (outside a task, or from a coroutine of the
  * user's own that the runtime does not resume). */
-ek_cx *ekl_need_cx(lua_State *L, ekl_ctx *c);
+ek_cx *ekl_need_cx_slow(lua_State *L, ekl_ctx *c);
+static inline ek_cx *ekl_need_cx(lua_State *L, ekl_ctx *c)
+{
+    if (c->cx && c->cur && c->cur->co == L) return c->cx;
+    return ekl_need_cx_slow(L, c);
+}
 /* Push nil, "NAME: message", "NAME"; returns 3. */
 int ekl_push_error(lua_State *L, int code);
 /* Register obj to be cancelled with cancel() if the current task is dropped while

@@ -88,15 +88,15 @@ static const char stream_magic = 0;
 
 /* Argument 1 as a stream: a full userdata of a stream's size that starts with
  * the stream's magic is one (only this file makes such a block; Lua code cannot
- * write into a userdata). Three API calls instead of ekl_check_self's five
+ * write into a userdata). Two API calls instead of ekl_check_self's five
  * (its metatable comparison was 5% of an echo round trip); anything else takes
  * luaL_checkudata's way and its error message. */
 static stream_ud *check_stream(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TUSERDATA && ekl_rawlen(L, 1) == sizeof(stream_ud)) {
-        stream_ud *u = lua_touserdata(L, 1);
-        if (u->magic == &stream_magic) return u;
-    }
+    /* (lua_touserdata is NULL for anything but a userdata; a light one has
+     * no length, so only a full userdata of our size is read.) */
+    stream_ud *u = lua_touserdata(L, 1);
+    if (u && ekl_rawlen(L, 1) == sizeof(stream_ud) && u->magic == &stream_magic) return u;
     return luaL_checkudata(L, 1, EKL_STREAM_MT);
 }
 
@@ -443,7 +443,7 @@ static int l_stream_read_into(lua_State *L)
     ekl_buffer *b = ekl_to_buffer(L, 2);
     if (!b) return luaL_argerror(L, 2, "ekiden.buffer expected");
     size_t max = SIZE_MAX;
-    if (!lua_isnoneornil(L, 3)) {
+    if (lua_gettop(L) >= 3 && !lua_isnil(L, 3)) {
         lua_Integer m = luaL_checkinteger(L, 3);
         if (m < 1) return luaL_argerror(L, 3, "max must be >= 1");
         max = (size_t)m;
@@ -477,15 +477,13 @@ static int l_stream_write(lua_State *L)
     size_t len;
     const char *data = NULL;
     ekl_buffer *b = NULL;
-    if (lua_type(L, 2) == LUA_TSTRING) {
-        data = lua_tolstring(L, 2, &len);
-    } else if ((b = ekl_to_buffer(L, 2)) != NULL) {
+    int t = lua_type(L, 2);
+    if (t == LUA_TUSERDATA && (b = ekl_to_buffer(L, 2)) != NULL)
         len = b->len;
-    } else {
-        if (lua_type(L, 2) != LUA_TNUMBER)
-            return luaL_argerror(L, 2, "string or ekiden.buffer expected");
+    else if (t == LUA_TSTRING || t == LUA_TNUMBER)
         data = lua_tolstring(L, 2, &len);
-    }
+    else
+        return luaL_argerror(L, 2, "string or ekiden.buffer expected");
     size_t start = 0, end = len;
     if (lua_gettop(L) > 2) {
         start = ekl_pos_start(luaL_optinteger(L, 3, 1), len) - 1;
