@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/lua/run.sh - the Lua binding's benchmarks (issue 10), side by side in one run:
 #
-#  echo  the Lua echo server (bench/lua/echo_ekiden.lua, the issue's server) against
+#  echo  the Lua echo server (bench/lua/echo_ekiden.lua, the issue's server), with
+#        string reads (stream:read) and with buffer reads (stream:read_into, no
+#        garbage per read), against
 #        the same server on luv (bench/lua/echo_luv.lua, Debian lua-luv) and the
 #        hand-written epoll server (bench/peers/epoll_echo.c, one thread), driven by
 #        bench/loadgen (the load generator of the C rows), 64 B and 4 KiB, 1 and 100
@@ -39,7 +41,10 @@
 # LuaJIT module), EK_WORKERS (worker threads of the ekiden servers, 1), EK_FLAVOR
 # (current_thread: the reactor on the Lua thread, as luv's loop, the default;
 # multi_thread: the reactor on EK_WORKERS workers), REQUESTS
-# (redis-benchmark -n, 100000), PIN (1). Loopback only. Run it alone
+# (redis-benchmark -n, 100000), PIN (1), GC (the collector's setting of every
+# Lua server, ekiden's and luv's alike: bench/lua/gc_policy.lua; "default" is
+# the interpreter's own, "incremental:PAUSE" the policy of docs/lua.md, the
+# default here: incremental:400). Loopback only. Run it alone
 # (flock /work/bench.lock on the shared machine): it measures the machine.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,6 +58,7 @@ EK_WORKERS=${EK_WORKERS:-1}
 EK_FLAVOR=${EK_FLAVOR:-current_thread}
 REQUESTS=${REQUESTS:-100000}
 PIN=${PIN:-1}
+export GC=${GC:-incremental:400}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(echo resp)
 
@@ -125,16 +131,20 @@ unpin() { [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && taskset -a -p -c "0-$((NCPU - 1
 echo "Lua benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, commit $(git rev-parse --short HEAD 2>/dev/null)," \
   "$($LUA -v 2>&1 | head -n 1 | cut -d' ' -f1-2), ekiden workers $EK_WORKERS ($EK_FLAVOR)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Lua collector of the echo servers: GC=$GC, the same for ekiden (ek.run's gc option) and luv (collectgarbage)"
 
 echo_part() {
-  start ekiden "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR"
+  start ekiden "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" string
+  start ekbuf "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" buffer
   start luv "$LUA" bench/lua/echo_luv.lua @ADDR@
   start epoll "$BUILD/bench/epoll_echo" @ADDR@ 1
-  local servers=(ekiden luv epoll) tmp
+  local servers=(ekiden ekbuf luv epoll) tmp
   tmp=$(mktemp -d)
   echo
-  echo "| echo row | ekiden (Lua) req/s | range | luv req/s | range | epoll req/s | range | ekiden/epoll | ekiden/luv | p99 µs ekiden | luv | epoll |"
-  echo "|---|---:|---|---:|---|---:|---|---:|---:|---:|---:|---:|"
+  echo "ekiden: stream:read (a string per read); ekiden buf: stream:read_into(buf) (one ek.buffer per connection)"
+  echo
+  echo "| echo row | ekiden req/s | range | ekiden buf req/s | range | luv req/s | range | epoll req/s | range | ekiden/epoll | buf/epoll | ekiden/luv | buf/luv | p99 µs ekiden | buf | luv | epoll |"
+  echo "|---|---:|---|---:|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   local size conns r k i tag out
   for size in 64 4096; do
     for conns in 1 100; do
@@ -157,14 +167,17 @@ echo_part() {
           [ "${e:-0}" = 0 ] || echo "($tag ${size}B x$conns: $e errors)" >&2
         done
       done
-      local ev lv pv
+      local ev bv lv pv
       ev=$(median <"$tmp/ekiden.v" 2>/dev/null || echo n/a)
+      bv=$(median <"$tmp/ekbuf.v" 2>/dev/null || echo n/a)
       lv=$(median <"$tmp/luv.v" 2>/dev/null || echo n/a)
       pv=$(median <"$tmp/epoll.v" 2>/dev/null || echo n/a)
-      printf '| echo.%sB.x%s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" \
-        "$ev" "$(range <"$tmp/ekiden.v" 2>/dev/null)" "$lv" "$(range <"$tmp/luv.v" 2>/dev/null)" \
-        "$pv" "$(range <"$tmp/epoll.v" 2>/dev/null)" "$(ratio "$ev" "$pv")" "$(ratio "$ev" "$lv")" \
-        "$(median <"$tmp/ekiden.p" 2>/dev/null)" "$(median <"$tmp/luv.p" 2>/dev/null)" "$(median <"$tmp/epoll.p" 2>/dev/null)"
+      printf '| echo.%sB.x%s | %.0f | %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" \
+        "$ev" "$(range <"$tmp/ekiden.v" 2>/dev/null)" "$bv" "$(range <"$tmp/ekbuf.v" 2>/dev/null)" \
+        "$lv" "$(range <"$tmp/luv.v" 2>/dev/null)" "$pv" "$(range <"$tmp/epoll.v" 2>/dev/null)" \
+        "$(ratio "$ev" "$pv")" "$(ratio "$bv" "$pv")" "$(ratio "$ev" "$lv")" "$(ratio "$bv" "$lv")" \
+        "$(median <"$tmp/ekiden.p" 2>/dev/null)" "$(median <"$tmp/ekbuf.p" 2>/dev/null)" \
+        "$(median <"$tmp/luv.p" 2>/dev/null)" "$(median <"$tmp/epoll.p" 2>/dev/null)"
     done
   done
   rm -rf "$tmp"
@@ -263,12 +276,13 @@ counts_part() {
   local servers=(
     "ekiden (Lua), 1 worker|$LUA bench/lua/echo_ekiden.lua @ADDR@ 1"
     "ekiden (Lua), current_thread|$LUA bench/lua/echo_ekiden.lua @ADDR@ 1 current_thread"
+    "ekiden (Lua, buffer reads), current_thread|$LUA bench/lua/echo_ekiden.lua @ADDR@ 1 current_thread buffer"
     "luv|$LUA bench/lua/echo_luv.lua @ADDR@"
     "epoll server, 1 thread|$BUILD/bench/epoll_echo @ADDR@ 1"
   )
   echo
   echo "instructions (callgrind, user space) and syscalls (strace -f -c) per echo round trip,"
-  echo "server side; difference of a ${D1} s and a ${D2} s run"
+  echo "server side; difference of a ${D1} s and a ${D2} s run; collector: GC=$GC"
   echo
   echo "| server | size | connections | instructions / round trip | syscalls / round trip | of which |"
   echo "|---|---:|---:|---:|---:|---|"

@@ -150,6 +150,9 @@ ek.unix = {
 }
 ek.udp = { bind = core.udp_bind }
 ek.resolve = awaiting(core.resolve)
+-- ek.buffer(size): a byte buffer that stream:read_into fills and stream:write
+-- sends (no string per read: docs/lua.md, "Buffers").
+ek.buffer = core.buffer
 
 ------------------------------------------------------------------- sync --
 

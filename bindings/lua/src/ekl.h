@@ -64,6 +64,7 @@
 #define EKL_SERVICE_MT  "ekiden.service"
 #define EKL_SERVER_MT   "ekiden.server"
 #define EKL_PUSHES_MT   "ekiden.pushes"
+#define EKL_BUFFER_MT   "ekiden.buffer"
 
 /* The value C functions return (alone) when the operation must wait. */
 extern char ekl_pending_key;
@@ -94,7 +95,7 @@ struct ekl_retry {
     ekl_retry_fn fn;
     void *obj;
     const void *p;
-    size_t a, b;
+    size_t a, b, c;
 };
 #define EKL_RETRY_PENDING (-1)
 #define EKL_CORO_POOL     64
@@ -186,7 +187,12 @@ ekl_rt *ekl_need_rt(lua_State *L, ekl_ctx *c);
 /* The cx of the running poll, checking that L is the running task's coroutine;
  * raises a clear error otherwise (outside a task, or from a coroutine of the
  * user's own that the runtime does not resume). */
-ek_cx *ekl_need_cx(lua_State *L, ekl_ctx *c);
+ek_cx *ekl_need_cx_slow(lua_State *L, ekl_ctx *c);
+static inline ek_cx *ekl_need_cx(lua_State *L, ekl_ctx *c)
+{
+    if (c->cx && c->cur && c->cur->co == L) return c->cx;
+    return ekl_need_cx_slow(L, c);
+}
 /* Push nil, "NAME: message", "NAME"; returns 3. */
 int ekl_push_error(lua_State *L, int code);
 /* Register obj to be cancelled with cancel() if the current task is dropped while
@@ -266,6 +272,42 @@ void ekl_net_open(lua_State *L, ekl_ctx *c);
 void ekl_sync_open(lua_State *L, ekl_ctx *c);
 void ekl_service_open(lua_State *L, ekl_ctx *c);
 void ekl_serve_open(lua_State *L, ekl_ctx *c);
+
+/* ---- gc.c: ek.run's gc option ---- */
+typedef struct ekl_gc_opts {
+    bool given;         /* opts.gc was there */
+    bool generational;  /* mode "generational" (else incremental) */
+    int pause, stepmul; /* -1: unchanged */
+} ekl_gc_opts;
+typedef struct ekl_gc_saved {
+    bool set; /* the settings below are to be put back */
+    bool generational;
+    int pause, stepmul;
+} ekl_gc_saved;
+/* Read opts.gc of the options table at idx (none: o->given false); raises on a
+ * bad option, before anything is changed. */
+void ekl_gc_parse(lua_State *L, int idx, ekl_gc_opts *o);
+/* Apply o to the state, keeping its previous settings in *saved; never raises. */
+void ekl_gc_apply(lua_State *L, const ekl_gc_opts *o, ekl_gc_saved *saved);
+/* Put back what ekl_gc_apply changed (nothing if it changed nothing). */
+void ekl_gc_restore(lua_State *L, const ekl_gc_saved *saved);
+
+/* ---- buffer.c: ek.buffer ---- */
+/* A byte buffer: len bytes held at the start of data (cap bytes, malloc'd when
+ * the buffer is made, never moved); data is NULL once closed. */
+typedef struct ekl_buffer {
+    const void *magic; /* buffer.c's marker: ekl_to_buffer's fast test */
+    char *data;
+    size_t len, cap;
+} ekl_buffer;
+void ekl_buffer_open(lua_State *L, ekl_ctx *c);
+/* The buffer at idx (open or closed), or NULL if the value is not a buffer. */
+ekl_buffer *ekl_to_buffer(lua_State *L, int idx);
+/* string.sub's positions over len bytes: the 1-based first byte of start
+ * position pos (1 for 0 and for positions before the start), and the last byte
+ * of end position pos (clamped to len; 0 before the start). */
+size_t ekl_pos_start(lua_Integer pos, size_t len);
+size_t ekl_pos_end(lua_Integer pos, size_t len);
 
 /* ---- msg.c: messages as Lua values (the mapping is described there) ---- */
 /* What a Lua value becomes (ekl_msg_from_lua's kind): EK_MSG_BYTES (strings),

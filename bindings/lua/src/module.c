@@ -77,7 +77,9 @@ ekl_rt *ekl_need_rt(lua_State *L, ekl_ctx *c)
     return c->rt;
 }
 
-ek_cx *ekl_need_cx(lua_State *L, ekl_ctx *c)
+/* ekl_need_cx's way when the fast test failed: raises, or (cannot happen
+ * after that test) returns the cx. */
+ek_cx *ekl_need_cx_slow(lua_State *L, ekl_ctx *c)
 {
     if (!c->cx || !c->cur)
         luaL_error(L, "ekiden: this operation waits, so it must run inside a task "
@@ -260,6 +262,7 @@ static int open_module(lua_State *L, ek_runtime *host)
     ekl_task_open(L, c);
     ekl_time_open(L, c);
     ekl_net_open(L, c);
+    ekl_buffer_open(L, c);
     ekl_sync_open(L, c);
     ekl_service_open(L, c);
     ekl_serve_open(L, c);

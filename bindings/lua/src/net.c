@@ -11,6 +11,7 @@
  */
 #include "ekl.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,15 +88,15 @@ static const char stream_magic = 0;
 
 /* Argument 1 as a stream: a full userdata of a stream's size that starts with
  * the stream's magic is one (only this file makes such a block; Lua code cannot
- * write into a userdata). Three API calls instead of ekl_check_self's five
+ * write into a userdata). Two API calls instead of ekl_check_self's five
  * (its metatable comparison was 5% of an echo round trip); anything else takes
  * luaL_checkudata's way and its error message. */
 static stream_ud *check_stream(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TUSERDATA && ekl_rawlen(L, 1) == sizeof(stream_ud)) {
-        stream_ud *u = lua_touserdata(L, 1);
-        if (u->magic == &stream_magic) return u;
-    }
+    /* (lua_touserdata is NULL for anything but a userdata; a light one has
+     * no length, so only a full userdata of our size is read.) */
+    stream_ud *u = lua_touserdata(L, 1);
+    if (u && ekl_rawlen(L, 1) == sizeof(stream_ud) && u->magic == &stream_magic) return u;
     return luaL_checkudata(L, 1, EKL_STREAM_MT);
 }
 
@@ -295,16 +296,44 @@ static int read_line_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
     }
 }
 
-/* write(data): #data | nil, msg, name (what was written before an error stays
- * written). r: obj the stream, p the data (an argument of the suspended call, so
- * it stays alive), a its length, b what is written so far. */
-static int write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+/* read_into(buf [, max]): appends up to max bytes (at most the buffer's free
+ * space) to buf; the count (0 at end of stream) | nil, msg, name. r: p the
+ * buffer (an argument of the suspended call, looked at again at every poll:
+ * it may have been closed meanwhile), a max. */
+static int read_into_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
     (void)c;
     stream_ud *u = r->obj;
-    const char *data = r->p;
+    ekl_buffer *b = (ekl_buffer *)r->p;
     int n = 0;
     if (!open_stream(L, u, &n)) return n;
+    if (!b->data) return ekl_push_error(L, EK_ECLOSED);
+    size_t max = b->cap - b->len;
+    if (max == 0) return ekl_push_error(L, EK_EFULL);
+    if (max > r->a) max = r->a;
+    size_t got = 0;
+    if (u->rend > u->rpos) {
+        got = u->rend - u->rpos;
+        if (got > max) got = max;
+        memcpy(b->data + b->len, u->rbuf + u->rpos, got);
+        u->rpos += got;
+    } else {
+        int rc = ek_stream_read(u->s, cx, b->data + b->len, max, &got);
+        if (rc == EK_PENDING) return EKL_RETRY_PENDING;
+        if (rc < 0) return ekl_push_error(L, rc);
+    }
+    b->len += got;
+    lua_pushinteger(L, (lua_Integer)got);
+    return 1;
+}
+
+/* write(data [, i [, j]]): the count written | nil, msg, name (what was
+ * written before an error stays written). r: obj the stream, a the end offset
+ * of the bytes to write, b the offset written up to, c the start offset; p
+ * the string (an argument of the suspended call, so it stays alive), or the
+ * buffer for write_buf_op (whose bytes are looked up again at every poll). */
+static int write_bytes(lua_State *L, stream_ud *u, ek_cx *cx, ekl_retry *r, const char *data)
+{
     while (r->b < r->a) {
         size_t w = 0;
         int rc = ek_stream_write(u->s, cx, data + r->b, r->a - r->b, &w);
@@ -312,8 +341,28 @@ static int write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
         if (rc < 0) return ekl_push_error(L, rc);
         r->b += w;
     }
-    lua_pushinteger(L, (lua_Integer)r->a);
+    lua_pushinteger(L, (lua_Integer)(r->a - r->c));
     return 1;
+}
+
+static int write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    (void)c;
+    stream_ud *u = r->obj;
+    int n = 0;
+    if (!open_stream(L, u, &n)) return n;
+    return write_bytes(L, u, cx, r, r->p);
+}
+
+static int write_buf_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    (void)c;
+    stream_ud *u = r->obj;
+    const ekl_buffer *b = r->p;
+    int n = 0;
+    if (!open_stream(L, u, &n)) return n;
+    if (!b->data) return ekl_push_error(L, EK_ECLOSED);
+    return write_bytes(L, u, cx, r, b->data);
 }
 
 /* A task suspended in a read or write of the stream is dropped (cancelled):
@@ -339,7 +388,7 @@ static int direction_after(ekl_ctx *c, ekl_task **slot, int n)
 }
 
 /* The read operations by number (the retry's b): they share the reader. */
-static const ekl_retry_fn read_ops[] = {read_op, read_exactly_op, read_line_op};
+static const ekl_retry_fn read_ops[] = {read_op, read_exactly_op, read_line_op, read_into_op};
 
 static int guarded_read_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
 {
@@ -353,10 +402,27 @@ static int guarded_write_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
     return direction_after(c, &u->writer, write_op(L, c, cx, r));
 }
 
+static int guarded_write_buf_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
+{
+    stream_ud *u = r->obj;
+    return direction_after(c, &u->writer, write_buf_op(L, c, cx, r));
+}
+
+/* Run read operation op (r->b's index into read_ops) for the stream u. */
+static int stream_read_start(lua_State *L, stream_ud *u, ekl_retry *r)
+{
+    ekl_ctx *c = u->c;
+    int n = 0;
+    if (!open_stream(L, u, &n)) return n;
+    ek_cx *cx = ekl_need_cx(L, c);
+    if (u->reader) return ekl_push_error(L, EK_EBUSY);
+    n = guarded_read_op(L, c, cx, r);
+    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, r) : n;
+}
+
 static int stream_read_common(lua_State *L, size_t op, lua_Integer dflt, bool need_arg)
 {
     stream_ud *u = check_stream(L);
-    ekl_ctx *c = u->c;
     /* (An integer argument in one API call; anything else, and its error,
      * the auxiliary library's way.) */
     int isnum = 0;
@@ -364,13 +430,26 @@ static int stream_read_common(lua_State *L, size_t op, lua_Integer dflt, bool ne
     if (!isnum) a = need_arg ? luaL_checkinteger(L, 2) : luaL_optinteger(L, 2, dflt);
     if (a < (need_arg ? 0 : 1))
         return luaL_argerror(L, 2, need_arg ? "n must be >= 0" : "max must be >= 1");
-    int n = 0;
-    if (!open_stream(L, u, &n)) return n;
-    ek_cx *cx = ekl_need_cx(L, c);
-    if (u->reader) return ekl_push_error(L, EK_EBUSY);
     ekl_retry r = {.fn = guarded_read_op, .obj = u, .a = (size_t)a, .b = op};
-    n = guarded_read_op(L, c, cx, &r);
-    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
+    return stream_read_start(L, u, &r);
+}
+
+/* stream:read_into(buf [, max]) -> count (0 at end of stream) | nil, msg, name:
+ * appends what one read gives (at most max bytes, at most the free space) to
+ * buf; EFULL if buf has no free space. */
+static int l_stream_read_into(lua_State *L)
+{
+    stream_ud *u = check_stream(L);
+    ekl_buffer *b = ekl_to_buffer(L, 2);
+    if (!b) return luaL_argerror(L, 2, "ekiden.buffer expected");
+    size_t max = SIZE_MAX;
+    if (lua_gettop(L) >= 3 && !lua_isnil(L, 3)) {
+        lua_Integer m = luaL_checkinteger(L, 3);
+        if (m < 1) return luaL_argerror(L, 3, "max must be >= 1");
+        max = (size_t)m;
+    }
+    ekl_retry r = {.fn = guarded_read_op, .obj = u, .p = b, .a = max, .b = 3};
+    return stream_read_start(L, u, &r);
 }
 
 static int l_stream_read(lua_State *L)
@@ -388,24 +467,45 @@ static int l_stream_read_line(lua_State *L)
     return stream_read_common(L, 2, 1 << 20, false);
 }
 
-/* stream:write(data) -> #data | nil, msg, name: writes all of it, waiting as
- * often as the socket needs. */
+/* stream:write(data [, i [, j]]) -> count | nil, msg, name: writes bytes i..j
+ * (string.sub's positions; all by default) of data, a string or an
+ * ekiden.buffer, waiting as often as the socket needs. */
 static int l_stream_write(lua_State *L)
 {
     stream_ud *u = check_stream(L);
     ekl_ctx *c = u->c;
     size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
+    const char *data = NULL;
+    ekl_buffer *b = NULL;
+    int t = lua_type(L, 2);
+    if (t == LUA_TUSERDATA && (b = ekl_to_buffer(L, 2)) != NULL)
+        len = b->len;
+    else if (t == LUA_TSTRING || t == LUA_TNUMBER)
+        data = lua_tolstring(L, 2, &len);
+    else
+        return luaL_argerror(L, 2, "string or ekiden.buffer expected");
+    size_t start = 0, end = len;
+    if (lua_gettop(L) > 2) {
+        start = ekl_pos_start(luaL_optinteger(L, 3, 1), len) - 1;
+        end = ekl_pos_end(luaL_optinteger(L, 4, -1), len);
+        if (start > end) start = end;
+    }
     int n = 0;
     if (!open_stream(L, u, &n)) return n;
+    if (b && !b->data) return ekl_push_error(L, EK_ECLOSED);
     ek_cx *cx = ekl_need_cx(L, c);
     if (u->writer) return ekl_push_error(L, EK_EBUSY);
-    if (len == 0) {
+    if (start == end) {
         lua_pushinteger(L, 0);
         return 1;
     }
-    ekl_retry r = {.fn = guarded_write_op, .obj = u, .p = data, .a = len};
-    n = guarded_write_op(L, c, cx, &r);
+    ekl_retry r = {.fn = b ? guarded_write_buf_op : guarded_write_op,
+                   .obj = u,
+                   .p = b ? (const void *)b : data,
+                   .a = end,
+                   .b = start,
+                   .c = start};
+    n = r.fn(L, c, cx, &r);
     return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
 }
 
@@ -1037,6 +1137,7 @@ void ekl_net_open(lua_State *L, ekl_ctx *c)
         {"read", l_stream_read},
         {"read_exactly", l_stream_read_exactly},
         {"read_line", l_stream_read_line},
+        {"read_into", l_stream_read_into},
         {"write", l_stream_write},
         {"shutdown", l_stream_shutdown},
         {"close", l_stream_close},

@@ -665,6 +665,8 @@ static int run_main(lua_State *L)
     luaL_checktype(L, 1, LUA_TFUNCTION);
     if (c->run_depth > 0 || c->cx)
         return luaL_error(L, "ek.run: already running (use ek.spawn inside a task)");
+    ekl_gc_opts gco;
+    ekl_gc_parse(L, 2, &gco);
     bool own = !c->host_rt;
     if (own) {
         ek_builder *b = NULL;
@@ -686,6 +688,8 @@ static int run_main(lua_State *L)
         c->rt = h;
     }
     lua_settop(L, 1);
+    ekl_gc_saved gcs;
+    ekl_gc_apply(L, &gco, &gcs);
     ekl_task *t = NULL;
     int n = spawn_at(L, c, 1, 0, &t);
     int rc = EK_OK;
@@ -705,6 +709,7 @@ static int run_main(lua_State *L)
         c->rt = NULL;
         ekl_rt_unref(h);
     }
+    ekl_gc_restore(L, &gcs);
     /* From here on errors are returned (-1, the value on top) so that l_run
      * restores the current thread before raising them. */
     if (n != 1) {
