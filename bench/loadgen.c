@@ -6,6 +6,7 @@
  *   loadgen echo     HOST:PORT [-c conns] [-s bytes] [-d secs] [-w secs] [-t threads]
  *   loadgen pingpong HOST:PORT [-d secs] [-w secs]
  *   loadgen pump     HOST:PORT [-c conns] [-d secs] [-w secs] [-t threads]
+ *   loadgen resp-set|resp-get HOST:PORT [-c conns] [-P pipeline] [-d secs] [-w secs] [-t threads]
  *
  * echo (vmbench's method): each connection sends one message and waits for the
  *   whole echo before sending the next; every byte is checked. Reports requests
@@ -16,6 +17,14 @@
  * pump (libuv's tcp_pump, against an echo server): each connection writes 8 KiB
  *   buffers nonstop and reads back whatever the server echoes; Gbit/s received
  *   (and sent).
+ * resp-set, resp-get (against a RESP key-value server, as redis-benchmark -t
+ *   set,get -P N with its default key and value): each connection sends -P
+ *   commands (default 1) in one write, SET key:__rand_int__ xxx or GET of that
+ *   key (set once before the run), and waits for all -P replies (+OK, or the
+ *   bulk string xxx), checked byte for byte, before sending the next -P;
+ *   requests per second counts commands. Its cost per command is one send and
+ *   one recv per -P commands, so that it can load a server past the rate
+ *   redis-benchmark itself reaches on one core.
  *
  * The first -w seconds (default 0.5) warm up and are not counted; then -d seconds
  * (default 3) are measured and the run stops by itself. Output: one
@@ -41,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { MODE_ECHO, MODE_PINGPONG, MODE_PUMP };
+enum mode { MODE_ECHO, MODE_PINGPONG, MODE_PUMP, MODE_RESP };
 enum phase { PHASE_WARMUP, PHASE_MEASURE, PHASE_STOP };
 
 #define PUMP_BUF      8192
@@ -69,6 +78,9 @@ struct worker {
     enum mode mode;
     const unsigned char *msg;
     size_t msg_len;
+    const unsigned char *expect; /* the reply to msg (msg itself for echo) */
+    size_t expect_len;
+    uint64_t per_msg; /* requests per message (resp: the pipeline) */
     unsigned char *rbuf;
     size_t rbuf_len;
     /* counted in the measurement window only */
@@ -90,8 +102,8 @@ static uint64_t now_ns(void)
 
 static _Noreturn void usage(void)
 {
-    fprintf(stderr, "usage: loadgen echo|pingpong|pump HOST:PORT [-c conns] [-s bytes] "
-                    "[-d secs] [-w secs] [-t threads]\n");
+    fprintf(stderr, "usage: loadgen echo|pingpong|pump|resp-set|resp-get HOST:PORT [-c conns] "
+                    "[-s bytes] [-P pipeline] [-d secs] [-w secs] [-t threads]\n");
     exit(2);
 }
 
@@ -149,25 +161,25 @@ static void echo_start(struct worker *w, struct conn *c)
     echo_write(w, c);
 }
 
-/* echo / pingpong: read what is there, check it, and start the next message when
- * the whole echo has arrived. */
+/* echo / pingpong / resp: read what is there, check it, and start the next
+ * message when the whole reply (the echo) has arrived. */
 static void echo_read(struct worker *w, struct conn *c, int measuring)
 {
     for (;;) {
-        size_t want = w->msg_len - c->received;
+        size_t want = w->expect_len - c->received;
         if (want > w->rbuf_len) want = w->rbuf_len;
         ssize_t n = recv(c->fd, w->rbuf, want, 0);
         if (n > 0) {
-            if (c->received + (size_t)n > c->sent ||
-                memcmp(w->rbuf, w->msg + c->received, (size_t)n) != 0) {
+            if ((w->mode != MODE_RESP && c->received + (size_t)n > c->sent) ||
+                memcmp(w->rbuf, w->expect + c->received, (size_t)n) != 0) {
                 conn_fail(w, c); /* more than was sent, or wrong bytes */
                 return;
             }
             c->received += (size_t)n;
-            if (c->received == w->msg_len) {
+            if (c->received == w->expect_len) {
                 if (measuring) {
-                    w->requests++;
-                    w->bytes_in += w->msg_len;
+                    w->requests += w->per_msg;
+                    w->bytes_in += w->expect_len;
                     w->bytes_out += w->msg_len;
                     record_latency(w, now_ns() - c->t_send);
                 }
@@ -317,6 +329,35 @@ static void sleep_s(double s)
     }
 }
 
+/* resp-get: SET the key once on the first live connection (blocking, bounded by
+ * 5 s), so that every GET is answered with its value. 0 when +OK came back. */
+static int set_key(struct conn *all, long conns, const char *cmd, const char *ok)
+{
+    for (long i = 0; i < conns; i++) {
+        if (all[i].dead) continue;
+        int fd = all[i].fd;
+        size_t len = strlen(cmd), off = 0, want = strlen(ok), got = 0;
+        char buf[16];
+        uint64_t deadline = now_ns() + 5000000000ull;
+        while ((off < len || got < want) && now_ns() < deadline) {
+            ssize_t n = off < len ? send(fd, cmd + off, len - off, MSG_NOSIGNAL)
+                                  : recv(fd, buf + got, want - got, 0);
+            if (n > 0) {
+                if (off < len)
+                    off += (size_t)n;
+                else
+                    got += (size_t)n;
+            } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                return -1;
+            } else {
+                sleep_s(0.001);
+            }
+        }
+        return got == want && memcmp(buf, ok, want) == 0 ? 0 : -1;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) usage();
@@ -327,8 +368,11 @@ int main(int argc, char **argv)
         mode = MODE_PINGPONG;
     else if (strcmp(argv[1], "pump") == 0)
         mode = MODE_PUMP;
+    else if (strcmp(argv[1], "resp-set") == 0 || strcmp(argv[1], "resp-get") == 0)
+        mode = MODE_RESP;
     else
         usage();
+    int resp_get = strcmp(argv[1], "resp-get") == 0;
 
     char host[256];
     const char *addr = argv[2];
@@ -344,7 +388,8 @@ int main(int argc, char **argv)
         host[l - 2] = '\0';
     }
 
-    long conns = mode == MODE_ECHO ? 100 : 1;
+    long conns = mode == MODE_ECHO ? 100 : mode == MODE_RESP ? 50 : 1;
+    long pipeline = 1;
     long size = mode == MODE_PUMP ? PUMP_BUF : 64;
     double duration = 3.0, warmup = 0.5;
     long threads = 1;
@@ -361,6 +406,8 @@ int main(int argc, char **argv)
             warmup = strtod(v, NULL);
         else if (strcmp(argv[i - 1], "-t") == 0)
             threads = strtol(v, NULL, 10);
+        else if (strcmp(argv[i - 1], "-P") == 0 && mode == MODE_RESP)
+            pipeline = strtol(v, NULL, 10);
         else
             usage();
     }
@@ -371,7 +418,8 @@ int main(int argc, char **argv)
     }
     if (mode == MODE_PUMP) size = PUMP_BUF;
     if (conns < 1 || conns > 100000 || size < 1 || (unsigned long)size > MAX_MSG_BYTES ||
-        duration <= 0 || warmup < 0 || threads < 1 || threads > 256)
+        duration <= 0 || warmup < 0 || threads < 1 || threads > 256 || pipeline < 1 ||
+        pipeline > 4096)
         usage();
     if (threads > conns) threads = conns;
 
@@ -392,12 +440,29 @@ int main(int argc, char **argv)
 
     /* The message: "PING\n" for pingpong, else a byte pattern so that a misplaced
      * or corrupted byte is caught. */
+    static const char set_cmd[] = "*3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$3\r\nxxx\r\n";
+    static const char get_cmd[] = "*2\r\n$3\r\nGET\r\n$16\r\nkey:__rand_int__\r\n";
+    static const char ok_reply[] = "+OK\r\n", get_reply[] = "$3\r\nxxx\r\n";
+    const char *cmd = resp_get ? get_cmd : set_cmd, *reply = resp_get ? get_reply : ok_reply;
+    size_t cmd_len = strlen(cmd), reply_len = strlen(reply);
+    if (mode == MODE_RESP) size = (long)(cmd_len * (size_t)pipeline);
     unsigned char *msg = malloc((size_t)size);
+    unsigned char *expect = msg;
+    size_t expect_len = (size_t)size;
     if (!msg) return 1;
-    if (mode == MODE_PINGPONG)
+    if (mode == MODE_PINGPONG) {
         memcpy(msg, "PING\n", 5);
-    else
+    } else if (mode == MODE_RESP) {
+        expect_len = reply_len * (size_t)pipeline;
+        expect = malloc(expect_len);
+        if (!expect) return 1;
+        for (long i = 0; i < pipeline; i++) {
+            memcpy(msg + (size_t)i * cmd_len, cmd, cmd_len);
+            memcpy(expect + (size_t)i * reply_len, reply, reply_len);
+        }
+    } else {
         for (long i = 0; i < size; i++) msg[i] = (unsigned char)('a' + (i * 7 + i / 26) % 26);
+    }
 
     struct conn *all = calloc((size_t)conns, sizeof *all);
     struct worker *ws = calloc((size_t)threads, sizeof *ws);
@@ -420,14 +485,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: could not connect to %s: %s\n", addr, strerror(errno));
         return 1;
     }
+    if (resp_get && set_key(all, conns, set_cmd, ok_reply) != 0) {
+        fprintf(stderr, "loadgen: %s: the SET before resp-get was not answered +OK\n", addr);
+        return 1;
+    }
 
-    size_t rbuf_len = mode == MODE_PUMP ? 65536 : (size_t)size < 65536 ? (size_t)size : 65536;
+    size_t rbuf_len = mode == MODE_PUMP ? 65536 : expect_len < 65536 ? expect_len : 65536;
     long per = conns / threads, extra = conns % threads, next = 0;
     for (long t = 0; t < threads; t++) {
         struct worker *w = &ws[t];
         w->mode = mode;
         w->msg = msg;
         w->msg_len = (size_t)size;
+        w->expect = expect;
+        w->expect_len = expect_len;
+        w->per_msg = mode == MODE_RESP ? (uint64_t)pipeline : 1;
         w->rbuf_len = rbuf_len;
         w->rbuf = malloc(rbuf_len);
         w->hist = calloc(HIST_BUCKETS, sizeof *w->hist);
@@ -484,13 +556,18 @@ int main(int argc, char **argv)
         double rps = (double)requests / secs;
         double mib = (double)bytes_in / secs / (1024.0 * 1024.0);
         int nt = (int)threads;
-        double p50 = percentile_us(ws, nt, requests, 0.50);
-        double p99 = percentile_us(ws, nt, requests, 0.99);
-        double p999 = percentile_us(ws, nt, requests, 0.999);
+        /* (one latency per message: a resp message is -P requests) */
+        uint64_t samples = mode == MODE_RESP ? requests / (uint64_t)pipeline : requests;
+        double p50 = percentile_us(ws, nt, samples, 0.50);
+        double p99 = percentile_us(ws, nt, samples, 0.99);
+        double p999 = percentile_us(ws, nt, samples, 0.999);
         uint64_t mx = 0;
         for (int t = 0; t < nt; t++)
             if (ws[t].max_ns > mx) mx = ws[t].max_ns;
-        const char *name = mode == MODE_ECHO ? "echo" : "pingpong";
+        const char *name = mode == MODE_ECHO       ? "echo"
+                           : mode == MODE_PINGPONG ? "pingpong"
+                           : resp_get              ? "resp-get"
+                                                   : "resp-set";
         printf("LOAD %s conns=%ld size=%ld duration_s=%.2f requests=%llu req_per_s=%.0f "
                "mib_per_s=%.2f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%llu\n",
                name, conns, size, secs, (unsigned long long)requests, rps, mib, p50, p99, p999,
@@ -506,6 +583,7 @@ int main(int argc, char **argv)
     }
     free(ws);
     free(all);
+    if (expect != msg) free(expect);
     free(msg);
     return 0;
 }

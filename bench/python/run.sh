@@ -16,14 +16,20 @@
 #          async-def one and a batch handler) against the same service on uvloop with
 #          hiredis's reader (kv_asyncio.py), and redis-server as the ceiling;
 #          redis-benchmark -t set,get -c 50 -n KV_N, without and with -P 16,
-#          rounds rotated; req/s, the server's CPU µs per request, ratios.
+#          rounds rotated; req/s, the server's CPU µs per request, ratios, and
+#          redis-benchmark's own CPU µs per request (lg): at 1/lg req/s it
+#          fills a core, the most it can show of any server on this machine.
+#   kvlg   the same servers driven by bench/loadgen resp-set / resp-get (-c 50,
+#          -P 1 and 16, BENCH_DURATION s each): one send and one recv per -P
+#          commands, cheaper per request than redis-benchmark, so a server
+#          faster than redis-benchmark's ceiling shows it.
 #   micro  the binding's per-operation costs (micro.py): a cffi call, a task
 #          poll, spawn + await, against asyncio and uvloop.
 #   counts the key-value servers under callgrind (counts.sh): instructions and
 #          calls into Python per request, -P 16 and without (not in the
 #          default: valgrind takes minutes).
 #
-# Usage: bench/python/run.sh [echo] [kv] [micro] [counts]   (default: echo kv micro)
+# Usage: bench/python/run.sh [echo] [kv] [kvlg] [micro] [counts]   (default: echo kv micro)
 # Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (seconds per
 # echo run, 2), BENCH_WARMUP (0.5), BENCH_NET_ROUNDS (3), BENCH_PIN (1: the
 # single-connection rows pin the server to core 0 and loadgen to core 1), KV_N
@@ -143,6 +149,14 @@ stop() {
 cpu_ticks() { # utime + stime of every thread of a process, in clock ticks
   awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
+# children_ticks FILE: the children's user + system time in the output of bash's
+# `times` (its second line), in clock ticks. A load generator is run in a
+# subshell of its own, `( cmd; times >FILE )`: a new process starts with no
+# children's time, so that line is the load generator's (and its pipe's).
+children_ticks() {
+  awk -v hz="$HZ" 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%d\n", ((u[1] + s[1]) * 60 + u[2] + s[2]) * hz + 0.5 }' "$1" 2>/dev/null || echo 0
+}
 HZ=$(getconf CLK_TCK)
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -246,7 +260,7 @@ kv_section() {
   local tmp
   tmp=$(mktemp -d)
   emit ""
-  emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's CPU time per request (median). Handlers: a plain def (def), an async def (async) or a batch handler (batch: Service(batch=True), one call per batch, what a user picks for speed); the ratios are to uvloop + hiredis, [min–max] over the rounds."
+  emit "Key-value service, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), redis-benchmark -c 50 -n $KV_N, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's CPU time per request (median), lg = redis-benchmark's own (median: it fills its core at 1/lg req/s). Handlers: a plain def (def), an async def (async) or a batch handler (batch: Service(batch=True), one call per batch, what a user picks for speed); the ratios are to uvloop + hiredis, [min–max] over the rounds."
   emit ""
   emit "| row | ekiden 1 worker (def) | ekiden 1 worker, local (def) | ekiden current thread, local (def) | ekiden current thread, local (async) | ekiden current thread, local (batch) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden local / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop | ekiden ct batch / uvloop |"
   emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -260,20 +274,99 @@ kv_section() {
           i=$(((k + r) % n))
           tag=${servers[$i]}
           [ -n "${ADDR[$tag]:-}" ] || continue
-          local v c0 c1
+          local v c0 c1 lg
           c0=$(cpu_ticks "${PID[$tag]}")
-          v=$(timeout 300 redis-benchmark -h 127.0.0.1 -p "${ADDR[$tag]##*:}" -t "$t" -n "$KV_N" -c 50 \
-            -P "$p" -q 2>>"$LOG" | tr '\r' '\n' | sed -nE 's/.*: ([0-9.]+) requests per second.*/\1/p' | tail -n 1)
+          # redis-benchmark's own CPU time (user + system, from bash's times
+          # of its children) around the run
+          (
+            timeout 300 redis-benchmark -h 127.0.0.1 -p "${ADDR[$tag]##*:}" -t "$t" -n "$KV_N" -c 50 \
+              -P "$p" -q 2>>"$LOG" | tr '\r' '\n' | sed -nE 's/.*: ([0-9.]+) requests per second.*/\1/p' |
+              tail -n 1 >"$tmp/last"
+            times >"$tmp/times"
+          )
+          lg=$(children_ticks "$tmp/times")
+          v=$(cat "$tmp/last")
           c1=$(cpu_ticks "${PID[$tag]}")
-          echo "$tag $row round $r: ${v:-failed}" >>"$LOG"
+          echo "$tag $row round $r: ${v:-failed} (redis-benchmark CPU ${lg:-?} ticks)" >>"$LOG"
           echo "${v:-0}" >>"$tmp/$tag.v"
           awk -v c=$((c1 - c0)) -v hz="$HZ" -v req="$KV_N" \
             'BEGIN { if (req > 0) printf "%.2f\n", c / hz * 1e6 / req }' >>"$tmp/$tag.c"
+          awk -v c="${lg:-0}" -v hz="$HZ" -v req="$KV_N" \
+            'BEGIN { if (req > 0) printf "%.2f\n", c / hz * 1e6 / req }' >>"$tmp/$tag.lg"
         done
       done
       local cells=() s
       for s in "${servers[@]}"; do
-        cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)] $(median <"$tmp/$s.c" 2>/dev/null) µs")
+        cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)] $(median <"$tmp/$s.c" 2>/dev/null) µs, lg $(median <"$tmp/$s.lg" 2>/dev/null) µs")
+      done
+      emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} | ${cells[6]} |" \
+        "$(ratio "$(median <"$tmp/ekiden.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_local.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_local.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_ct.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_ct.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_async.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_async.v" "$tmp/uvloop.v")] |" \
+        "$(ratio "$(median <"$tmp/ekiden_batch.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden_batch.v" "$tmp/uvloop.v")] |"
+      rm -f "$tmp"/*
+    done
+  done
+  rm -rf "$tmp"
+  for t in "${servers[@]}"; do stop "$t"; done
+}
+
+# ------------------------------------------------------------------ kvlg
+kvlg_section() {
+  local servers=(ekiden ekiden_local ekiden_ct ekiden_async ekiden_batch uvloop redis)
+  log "== key-value servers, driven by loadgen resp-set / resp-get"
+  start ekiden "$py" bench/python/kv_ekiden.py PORT 1 def
+  start ekiden_local "$py" bench/python/kv_ekiden.py PORT 1 def local
+  start ekiden_ct "$py" bench/python/kv_ekiden.py PORT ct def local
+  start ekiden_async "$py" bench/python/kv_ekiden.py PORT ct async local
+  start ekiden_batch "$py" bench/python/kv_ekiden.py PORT ct batch local
+  start uvloop "$py" bench/python/kv_asyncio.py PORT uvloop
+  if command -v redis-server >/dev/null; then
+    start redis redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  emit ""
+  emit "Key-value service driven by bench/loadgen resp-set / resp-get, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), -c 50, ${DURATION} s after ${WARMUP} s of warm-up, $ROUNDS rounds rotated, req/s median [min–max]; CPU µs/req = the server's, lg = loadgen's own (medians); the ratios are to uvloop + hiredis."
+  emit ""
+  emit "| row | ekiden 1 worker (def) | ekiden 1 worker, local (def) | ekiden current thread, local (def) | ekiden current thread, local (async) | ekiden current thread, local (batch) | uvloop + hiredis | redis-server | ekiden / uvloop | ekiden local / uvloop | ekiden ct / uvloop | ekiden ct async / uvloop | ekiden ct batch / uvloop |"
+  emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  local p t r k i tag n=${#servers[@]}
+  for p in 1 16; do
+    for t in set get; do
+      local row="${t^^}$([ "$p" = 16 ] && echo " -P 16")"
+      log "-- loadgen $row"
+      for ((r = 0; r < ROUNDS; r++)); do
+        for ((k = 0; k < n; k++)); do
+          i=$(((k + r) % n))
+          tag=${servers[$i]}
+          [ -n "${ADDR[$tag]:-}" ] || continue
+          local c0 c1 lg out req rps
+          c0=$(cpu_ticks "${PID[$tag]}")
+          (
+            timeout $((${DURATION%.*} + 60)) "$LOADGEN" "resp-$t" "${ADDR[$tag]}" -c 50 -P "$p" \
+              -d "$DURATION" -w "$WARMUP" >"$tmp/last" 2>>"$LOG"
+            times >"$tmp/times"
+          )
+          lg=$(children_ticks "$tmp/times")
+          c1=$(cpu_ticks "${PID[$tag]}")
+          out=$(cat "$tmp/last")
+          echo "$tag loadgen $row round $r: $out (loadgen CPU ${lg:-?} ticks)" >>"$LOG"
+          read -r req rps < <(echo "$out" | awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) {
+            split($i, kv, "="); f[kv[1]] = kv[2] } print f["requests"], f["req_per_s"] }')
+          [ -n "${rps:-}" ] || rps=0
+          echo "$rps" >>"$tmp/$tag.v"
+          # Both CPU times cover the warm-up too: scale the measured requests by
+          # (duration + warm-up) / duration.
+          awk -v c=$((c1 - c0)) -v l="${lg:-0}" -v hz="$HZ" -v req="${req:-0}" -v d="$DURATION" -v w="$WARMUP" \
+            'BEGIN { if (req > 0) { n = req * (d + w) / d; printf "%.2f\n", c / hz * 1e6 / n > "/dev/stderr"; printf "%.2f\n", l / hz * 1e6 / n } }' \
+            >>"$tmp/$tag.lg" 2>>"$tmp/$tag.c"
+        done
+      done
+      local cells=() s
+      for s in "${servers[@]}"; do
+        cells+=("$(printf '%.0f' "$(median <"$tmp/$s.v" 2>/dev/null)" 2>/dev/null || echo n/a) [$(range <"$tmp/$s.v" 2>/dev/null)] $(median <"$tmp/$s.c" 2>/dev/null) µs, lg $(median <"$tmp/$s.lg" 2>/dev/null) µs")
       done
       emit "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} | ${cells[6]} |" \
         "$(ratio "$(median <"$tmp/ekiden.v")" "$(median <"$tmp/uvloop.v")") [$(ratio_range "$tmp/ekiden.v" "$tmp/uvloop.v")] |" \
@@ -300,6 +393,7 @@ micro_section() {
 
 want echo && echo_section
 want kv && kv_section
+want kvlg && kvlg_section
 want micro && micro_section
 if want counts; then
   emit ""

@@ -350,28 +350,27 @@ static int ekpy__batch_add(ekpy_batch *b, ekpy__slot *s)
  * Both run inside ekpy_svc_batch (the thread of ekiden.run, with the GIL).
  */
 static PyObject *ekpy__simple_type; /* ekiden.resp.Simple */
+static PyObject *ekpy__error_type;  /* ekiden.resp.Error */
+static PyObject *ekpy__coro_type;   /* types.CoroutineType */
 static PyObject *ekpy__pre_type;    /* _service._Pre */
 static PyObject *ekpy__skip;        /* _service._SKIP: a request whose caller is gone */
 static PyObject *ekpy__other;       /* _service._OTHER: one that Python converts */
 
-/* _c_setup(Simple, _Pre, _SKIP, _OTHER): the types and markers the two need. */
+/* _c_setup(Simple, Error, CoroutineType, _Pre, _SKIP, _OTHER): the types and
+ * markers the batch functions need. */
 static PyObject *ekpy__py_setup(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *simple, *pre, *skip, *other;
-    if (!PyArg_ParseTuple(args, "OOOO", &simple, &pre, &skip, &other)) return NULL;
-    Py_XDECREF(ekpy__simple_type);
-    Py_XDECREF(ekpy__pre_type);
-    Py_XDECREF(ekpy__skip);
-    Py_XDECREF(ekpy__other);
-    Py_INCREF(simple);
-    Py_INCREF(pre);
-    Py_INCREF(skip);
-    Py_INCREF(other);
-    ekpy__simple_type = simple;
-    ekpy__pre_type = pre;
-    ekpy__skip = skip;
-    ekpy__other = other;
+    PyObject *simple, *error, *coro, *pre, *skip, *other;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &simple, &error, &coro, &pre, &skip, &other)) return NULL;
+    PyObject **slots[] = {&ekpy__simple_type, &ekpy__error_type, &ekpy__coro_type,
+                          &ekpy__pre_type,    &ekpy__skip,       &ekpy__other};
+    PyObject *values[] = {simple, error, coro, pre, skip, other};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        Py_INCREF(values[i]);
+        Py_XDECREF(*slots[i]);
+        *slots[i] = values[i];
+    }
     Py_RETURN_NONE;
 }
 
@@ -743,6 +742,127 @@ static PyObject *ekpy__fetch(void)
         v = Py_None;
     }
     return v;
+}
+
+/*
+ * _c_call_each(reqs, handler, impl): every request of a (non-batch) handler's
+ * batch through the handler, each answer in place of its request in reqs (a
+ * _Pre stays as it is), for _c_reply. What _Impl would do per request in
+ * Python, in C for the common cases: the call; a coroutine's first step
+ * (PyIter_Send: a handler that completes in it raises no StopIteration and
+ * enters no frame of the package); a plain value as it is. The rest goes to
+ * impl's methods: _stepped(coro, kind, value) for a step that suspended
+ * (kind 1), raised (2) or completed after current_task() made the handler's
+ * Task (0); _failure(exc) for a call that raised; _value(v) for any other
+ * result (an awaitable that is no coroutine, a value of another type).
+ * current_task() during the step makes the handler's Task from _c_stepping().
+ */
+static PyObject *ekpy__s_stepped, *ekpy__s_failure, *ekpy__s_value;
+
+/* Whether a handler's value of type t is taken as it is (never awaitable). */
+static int ekpy__plain(PyObject *v)
+{
+    PyObject *t = (PyObject *)Py_TYPE(v);
+    return v == Py_None || PyBytes_CheckExact(v) || t == ekpy__simple_type ||
+           t == ekpy__error_type || PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
+           PyList_CheckExact(v) || PyTuple_CheckExact(v) || PyDict_CheckExact(v) ||
+           PyFloat_CheckExact(v) || PyBool_Check(v) || PyByteArray_CheckExact(v);
+}
+
+/* The coroutine _c_call_each is stepping on this thread (borrowed; NULL
+ * outside a step), and whether current_task() asked for it (_c_stepping) during
+ * the step: then the handler's Task was made, and _stepped finishes the step. */
+static _Thread_local PyObject *ekpy__stepping;
+static _Thread_local int ekpy__stepping_taken;
+
+/* _c_stepping() -> the coroutine being stepped, or None (see above). */
+static PyObject *ekpy__py_stepping(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyObject *c = ekpy__stepping ? ekpy__stepping : Py_None;
+    if (ekpy__stepping) ekpy__stepping_taken = 1;
+    Py_INCREF(c);
+    return c;
+}
+
+/* A coroutine's first step (consumes coro): its answer, a new reference (NULL
+ * with an exception only for a failure of the package itself). */
+static PyObject *ekpy__first_step(PyObject *impl, PyObject *coro)
+{
+    PyObject *res = NULL, *kind = NULL, *out = NULL;
+    PyObject *prev = ekpy__stepping;
+    int prev_taken = ekpy__stepping_taken;
+    ekpy__stepping = coro;
+    ekpy__stepping_taken = 0;
+#if EKPY_HAVE_SEND
+    PySendResult r = PyIter_Send(coro, Py_None, &res);
+#else
+    PySendResult r = PYGEN_NEXT;
+    res = PyObject_CallMethod(coro, "send", "O", Py_None);
+    if (!res) {
+        if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+            PyObject *stop = ekpy__fetch();
+            res = PyObject_GetAttrString(stop, "value");
+            Py_DECREF(stop);
+            r = PYGEN_RETURN;
+        } else {
+            r = PYGEN_ERROR;
+        }
+    }
+    if (!res && r == PYGEN_RETURN) r = PYGEN_ERROR;
+#endif
+    if (r == PYGEN_ERROR) res = ekpy__fetch();
+    int taken = ekpy__stepping_taken;
+    ekpy__stepping = prev;
+    ekpy__stepping_taken = prev_taken;
+    if (r == PYGEN_RETURN && !taken) { /* the common case: done */
+        Py_DECREF(coro);
+        return res;
+    }
+    kind = PyLong_FromLong(r == PYGEN_RETURN ? 0 : r == PYGEN_NEXT ? 1 : 2);
+    if (kind) out = PyObject_CallMethodObjArgs(impl, ekpy__s_stepped, coro, kind, res, NULL);
+    Py_XDECREF(kind);
+    Py_XDECREF(res);
+    Py_DECREF(coro);
+    return out;
+}
+
+static PyObject *ekpy__py_call_each(PyObject *self, PyObject *args)
+{
+    (void)self;
+    if (PyTuple_Size(args) != 3) {
+        PyErr_SetString(PyExc_TypeError, "_c_call_each(reqs, handler, impl)");
+        return NULL;
+    }
+    PyObject *reqs = PyTuple_GetItem(args, 0), *handler = PyTuple_GetItem(args, 1),
+             *impl = PyTuple_GetItem(args, 2);
+    if (!PyList_Check(reqs)) {
+        PyErr_SetString(PyExc_TypeError, "_c_call_each: reqs must be a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_Size(reqs);
+    for (Py_ssize_t i = 0; i < n && i < PyList_Size(reqs); i++) {
+        PyObject *req = PyList_GetItem(reqs, i);
+        if ((PyObject *)Py_TYPE(req) == ekpy__pre_type) continue;
+        Py_INCREF(req);
+        PyObject *v = PyObject_CallFunctionObjArgs(handler, req, NULL);
+        Py_DECREF(req);
+        if (!v) {
+            PyObject *exc = ekpy__fetch();
+            v = PyObject_CallMethodObjArgs(impl, ekpy__s_failure, exc, NULL);
+            Py_DECREF(exc);
+        } else if ((PyObject *)Py_TYPE(v) == ekpy__coro_type) {
+            v = ekpy__first_step(impl, v);
+        } else if (!ekpy__plain(v)) {
+            PyObject *w = PyObject_CallMethodObjArgs(impl, ekpy__s_value, v, NULL);
+            Py_DECREF(v);
+            v = w;
+        }
+        if (!v) return NULL; /* a failure of the package's own methods */
+        if (PyList_SetItem(reqs, i, v) != 0) return NULL; /* steals v */
+    }
+    Py_RETURN_NONE;
 }
 
 static int ekpy__ctask_step(ekpy__ctask *ct)
@@ -1219,8 +1339,9 @@ static PyObject *ekpy__py_net_setup(PyObject *self, PyObject *fn)
 
 /* The functions of each module (ekpy_io_install's `which`). */
 #define EKPY_INSTALL_RUNTIME 0 /* _runtime: _c_wait, _c_spawn, _c_runtime_setup */
-#define EKPY_INSTALL_SERVICE 1 /* _service: _c_setup, _c_requests, _c_reply */
-#define EKPY_INSTALL_NET     2 /* _net: _c_read, _c_write_all, _c_net_setup */
+#define EKPY_INSTALL_SERVICE                                                                       \
+    1 /* _service: _c_setup, _c_requests, _c_reply, _c_call_each, _c_stepping */
+#define EKPY_INSTALL_NET 2 /* _net: _c_read, _c_write_all, _c_net_setup */
 
 static PyMethodDef ekpy__runtime_methods[] = {
     {"_c_wait", ekpy__py_wait, METH_NOARGS, NULL},
@@ -1233,6 +1354,8 @@ static PyMethodDef ekpy__service_methods[] = {
     {"_c_setup", ekpy__py_setup, METH_VARARGS, NULL},
     {"_c_requests", ekpy__py_requests, METH_NOARGS, NULL},
     {"_c_reply", ekpy__py_reply, METH_VARARGS, NULL},
+    {"_c_call_each", ekpy__py_call_each, METH_VARARGS, NULL},
+    {"_c_stepping", ekpy__py_stepping, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1261,6 +1384,17 @@ static int ekpy__install_types(int which)
         if (!ekpy__op_type) ekpy__op_type = PyType_FromSpec(&ekpy__op_spec);
         if (!ekpy__s_release) ekpy__s_release = PyUnicode_InternFromString("_release");
         return ekpy__op_type && ekpy__s_release ? 0 : -1;
+    }
+    if (which == EKPY_INSTALL_SERVICE) {
+        struct {
+            PyObject **slot;
+            const char *name;
+        } names[] = {{&ekpy__s_stepped, "_stepped"},
+                     {&ekpy__s_failure, "_failure"},
+                     {&ekpy__s_value, "_value"}};
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            if (!*names[i].slot && !(*names[i].slot = PyUnicode_InternFromString(names[i].name)))
+                return -1;
     }
     return 0;
 }

@@ -16,9 +16,12 @@
  * blocking receive, then non-blocking ones until the queue is empty), so
  * requests that a connection queued together (a pipeline) cross to the worker's
  * thread in one wake-up; the shared state counts wake-ups and requests
- * (ek_svc_buffer_stats). The local variant polls each response once as the
- * inner's call returns and replies at once when it is ready: a local task to
- * drive it is spawned only for a response that waits.
+ * (ek_svc_buffer_stats). The local variant calls the inner for every request
+ * of the wake-up first, then polls each response once and replies at once when
+ * it is ready: a local task to drive it is spawned only for a response that
+ * waits. (An inner that runs what it was called with as one batch, a Python
+ * service, has then seen all of them at the first poll: its responses are
+ * ready, with no task per request.)
  *
  * A final poll_ready error of the inner is stored in the shared state; the
  * worker then closes the channel and fails what is queued, and every handle's
@@ -62,6 +65,13 @@ static void reply_drop(void *fut)
 
 /* ---- the worker ---- */
 
+/* The local variant: a response called in this poll, to be polled once when
+ * the wake-up's calls are done (worker_settle). */
+typedef struct buf_called {
+    ek_future *resp;
+    ek_oneshot_sender *reply;
+} buf_called;
+
 typedef struct buf_worker {
     ek_runtime *rt;
     ek_mpsc_receiver *rx;
@@ -69,6 +79,8 @@ typedef struct buf_worker {
     buf_shared *sh;
     buf_req *cur;
     bool local;
+    buf_called *called; /* local: this poll's calls, in order */
+    size_t ncalled, calledcap;
 } buf_worker;
 
 /* The local variant: a task on the worker's thread drives one response. */
@@ -104,6 +116,50 @@ static void local_drive_drop(void *state)
     ek__free(d);
 }
 
+/* The local variant: poll resp once here; a response ready at once is sent back
+ * finished, with no driver task (what a host's quick handler gives), one that
+ * waits gets a local task. Consumes resp and reply. */
+static void local_settle(buf_worker *w, ek_future *resp, ek_oneshot_sender *reply, ek_cx *cx)
+{
+    void *msg = NULL;
+    int prc = ek_future_poll(resp, cx, &msg);
+    if (prc != EK_PENDING) {
+        ek_future_drop(resp);
+        ek_future *done = NULL;
+        if (ek__future_ready(prc, prc == EK_OK ? msg : NULL, &done) != EK_OK) {
+            ek_oneshot_sender_drop(reply); /* the message was freed: EK_ECLOSED */
+            return;
+        }
+        if (ek_oneshot_send(reply, done) != EK_OK) ek_future_drop(done);
+        return;
+    }
+    atomic_fetch_add_explicit(&w->sh->driven, 1, memory_order_relaxed);
+    local_drive *d = ek__malloc(sizeof *d);
+    if (d == NULL) {
+        ek_future_drop(resp);
+        ek_future *err = NULL;
+        if (ek__future_error(EK_ENOMEM, &err) != EK_OK) {
+            ek_oneshot_sender_drop(reply);
+            return;
+        }
+        if (ek_oneshot_send(reply, err) != EK_OK) ek_future_drop(err);
+        return;
+    }
+    d->resp = resp;
+    d->reply = reply;
+    ek_spawn_local(w->rt, local_drive_poll, local_drive_drop, d, NULL, NULL);
+    /* (on failure the drop ran: the caller sees EK_ECLOSED) */
+}
+
+/* The local variant: the first poll of every response this poll called, in
+ * order, once its calls are done. */
+static void worker_settle(buf_worker *w, ek_cx *cx)
+{
+    for (size_t i = 0; i < w->ncalled; i++)
+        local_settle(w, w->called[i].resp, w->called[i].reply, cx);
+    w->ncalled = 0;
+}
+
 /* Reply to the current request with the response to `req`. Consumes req. */
 static void worker_dispatch(buf_worker *w, buf_req *cur, ek_cx *cx)
 {
@@ -112,32 +168,20 @@ static void worker_dispatch(buf_worker *w, buf_req *cur, ek_cx *cx)
     ek_future *resp = NULL;
     int rc = ek__service_call(w->inner, req, &resp);
     if (rc == EK_OK && w->local) {
-        /* Poll it once here: a response ready at once is sent back finished,
-         * with no driver task (what a host's quick handler gives). */
-        void *msg = NULL;
-        int prc = ek_future_poll(resp, cx, &msg);
-        if (prc != EK_PENDING) {
-            ek_future_drop(resp);
-            resp = NULL;
-            rc = ek__future_ready(prc, prc == EK_OK ? msg : NULL, &resp);
-            if (rc != EK_OK) return; /* the message was freed: the caller sees EK_ECLOSED */
-            ek_oneshot_sender *reply = cur->reply;
-            cur->reply = NULL;
-            if (ek_oneshot_send(reply, resp) != EK_OK) ek_future_drop(resp);
-            return;
+        ek_oneshot_sender *reply = cur->reply;
+        cur->reply = NULL;
+        if (w->ncalled == w->calledcap) {
+            size_t cap = w->calledcap ? 2 * w->calledcap : 16;
+            buf_called *c = ek__realloc(w->called, cap * sizeof *c);
+            if (c == NULL) { /* no room to wait: polled now */
+                local_settle(w, resp, reply, cx);
+                return;
+            }
+            w->called = c;
+            w->calledcap = cap;
         }
-        atomic_fetch_add_explicit(&w->sh->driven, 1, memory_order_relaxed);
-        local_drive *d = ek__malloc(sizeof *d);
-        if (d == NULL) {
-            ek_future_drop(resp);
-            rc = EK_ENOMEM;
-        } else {
-            d->resp = resp;
-            d->reply = cur->reply;
-            cur->reply = NULL;
-            ek_spawn_local(w->rt, local_drive_poll, local_drive_drop, d, NULL, NULL);
-            return; /* on failure the drop ran: the caller sees EK_ECLOSED */
-        }
+        w->called[w->ncalled++] = (buf_called){.resp = resp, .reply = reply};
+        return;
     }
     if (rc != EK_OK && ek__future_error(rc, &resp) != EK_OK) return;
     ek_oneshot_sender *reply = cur->reply;
@@ -155,10 +199,21 @@ static void worker_fail_all(buf_worker *w, int err)
     while (ek_mpsc_try_recv(w->rx, &p) == EK_OK) buf_req_free(p);
 }
 
+static int worker_take(buf_worker *w, ek_cx *cx);
+
 static int worker_poll(void *state, ek_cx *cx, void **out)
 {
     buf_worker *w = state;
     *out = NULL;
+    int rc = worker_take(w, cx);
+    worker_settle(w, cx); /* (the local variant's calls of this poll) */
+    return rc;
+}
+
+/* Take and call every request queued (see the top); EK_PENDING, or EK_OK when
+ * the worker is done. */
+static int worker_take(buf_worker *w, ek_cx *cx)
+{
     bool took = false; /* this poll took a request: one wake-up counted */
     for (;;) {
         if (w->cur == NULL) {
@@ -194,6 +249,11 @@ static int worker_poll(void *state, ek_cx *cx, void **out)
 static void worker_drop(void *state)
 {
     buf_worker *w = state;
+    for (size_t i = 0; i < w->ncalled; i++) { /* (none: every poll settles its calls) */
+        ek_future_drop(w->called[i].resp);
+        ek_oneshot_sender_drop(w->called[i].reply);
+    }
+    ek__free(w->called);
     if (w->cur) buf_req_free(w->cur);
     ek_mpsc_receiver_drop(w->rx);
     ek_service_free(w->inner);

@@ -534,6 +534,90 @@ static void t_batch_run(bool local, bool later, uint64_t *stats)
     ekt_rt_free_checked(rt);
 }
 
+/* An inner that runs what it was called with as one batch, as a Python service
+ * does: a response is ready once a flush took its request; polling any but the
+ * last one called flushes every call so far, and the last one's first poll
+ * yields instead (more calls may come). Counts its flushes. */
+typedef struct t_batcher {
+    int called, flushed, flushes;
+} t_batcher;
+
+typedef struct t_batched {
+    t_batcher *b;
+    int idx;
+    bool yielded;
+    ek_msg *reply;
+} t_batched;
+
+static int t_batched_poll(void *state, ek_cx *cx, void **out)
+{
+    t_batched *r = state;
+    t_batcher *b = r->b;
+    if (r->idx >= b->flushed) {
+        if (r->idx == b->called - 1 && !r->yielded) {
+            r->yielded = true;
+            return ek_yield_now(cx);
+        }
+        b->flushed = b->called;
+        b->flushes++;
+    }
+    *out = r->reply;
+    r->reply = NULL;
+    return EK_OK;
+}
+
+static void t_batched_drop(void *state)
+{
+    t_batched *r = state;
+    ek_msg_free(r->reply);
+    free(r);
+}
+
+static int t_batcher_call(void *self, ek_msg *req, ek_future **resp)
+{
+    t_batcher *b = self;
+    ek_bytes *x = NULL;
+    ek_msg *reply = NULL;
+    int rc = ek_msg_resp_arg_bytes(req, 1, &x);
+    if (rc == EK_OK) rc = ek_msg_resp_string_bytes(EK_RESP_BULK, x, &reply);
+    ek_msg_free(req);
+    if (rc != EK_OK) return rc;
+    t_batched *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        ek_msg_free(reply);
+        return EK_ENOMEM;
+    }
+    *r = (t_batched){.b = b, .idx = b->called++, .reply = reply};
+    return ek_future_new(t_batched_poll, t_batched_drop, r, resp);
+}
+
+static const ek_service_vtable t_batcher_vt = {.poll_ready = t_ready_ok, .call = t_batcher_call};
+
+static void test_a_local_buffer_calls_a_wakeup_before_polling(void **state)
+{
+    (void)state;
+    ek_runtime *rt = ekt_rt(EK_FLAVOR_CURRENT_THREAD, 1);
+    t_batcher batcher = {0};
+    ek_service *inner, *buf;
+    assert_int_equal(ek_service_new(&t_batcher_vt, &batcher, &inner), EK_OK);
+    assert_int_equal(ek_svc_buffer_local(rt, inner, 16, &buf), EK_OK);
+    t_batch b = {.svc = buf, .n = 16};
+    assert_int_equal(ekt_block_on_fn(rt, t_batch_poll, &b, NULL), EK_OK);
+    assert_int_equal(b.done, 16); /* every answer in order */
+    uint64_t st[EK_SVC_BUFFER_STAT_COUNT];
+    assert_int_equal(ek_svc_buffer_stats(buf, st, EK_SVC_BUFFER_STAT_COUNT),
+                     EK_SVC_BUFFER_STAT_COUNT);
+    /* One wake-up: 16 calls, then the first poll flushes them all; no
+     * response needed a driver task (polled as each call returned, each
+     * would have been the last one called and yielded). */
+    assert_int_equal(st[EK_SVC_BUFFER_WAKEUPS], 1);
+    assert_int_equal(st[EK_SVC_BUFFER_REQUESTS], 16);
+    assert_int_equal(st[EK_SVC_BUFFER_DRIVEN], 0);
+    assert_int_equal(batcher.flushes, 1);
+    ek_service_free(buf);
+    ekt_rt_free_checked(rt);
+}
+
 static void test_buffer_takes_a_pipeline_in_one_wakeup(void **state)
 {
     uint64_t st[EK_SVC_BUFFER_STAT_COUNT];
@@ -569,6 +653,7 @@ int main(void)
         T(test_service_ready_future),
         T(test_pipeline_split_at_every_byte_answered_in_order),
         T(test_buffer_takes_a_pipeline_in_one_wakeup),
+        T(test_a_local_buffer_calls_a_wakeup_before_polling),
         T(test_a_yielding_response_is_polled_after_the_other_tasks),
 #undef T
     };

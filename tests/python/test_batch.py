@@ -235,6 +235,81 @@ def test_handlers_that_await_in_the_middle_of_a_batch(batch_sizes: List[int]) ->
     assert max(batch_sizes) >= 2
 
 
+class Later:
+    """An awaitable that is no coroutine: it suspends once, then gives value."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        yield from ekiden.sleep(0).__await__()
+        return self.value
+
+
+class Box:
+    """A value of a type the glue does not know (neither plain nor awaitable)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Box)
+
+    def __hash__(self) -> int:
+        return 1
+
+
+def test_every_kind_of_first_step_in_one_batch(batch_sizes: List[int]) -> None:
+    """The glue steps coroutines itself (_c_call_each) and leaves the rest to
+    _Impl: in one batch, a plain def's value, a coroutine that returns, one
+    that raises after asking for its task, one that raises at once, an
+    awaitable that is no coroutine (suspending and completing later), a
+    value of a type of its own, and a plain def that raises."""
+    seen: List[Any] = []
+
+    async def main() -> None:
+        async def coro(x: int) -> Any:
+            if x == 1:
+                return "one"
+            if x == 2:
+                t = ekiden.current_task()
+                assert t is not None
+                seen.append(t)
+                raise KeyError("two")
+            raise error_from_code(int(lib.EK_ETIMEDOUT))
+
+        def handler(x: int) -> Any:
+            if x == 0:
+                return "zero"
+            if x in (1, 2, 3):
+                return coro(x)
+            if x == 4:
+                return Later("four")
+            if x == 5:
+                return Box()
+            raise ValueError("six")
+
+        svc = ekiden.Service(handler)
+        tasks = [ekiden.spawn(svc(i)) for i in range(7)]
+        results: List[Any] = []
+        for t in tasks:
+            try:
+                results.append(await t)
+            except ekiden.EkidenError as e:
+                results.append(e.name)
+        assert results == ["zero", "one", "EIO", "ETIMEDOUT", "four", Box(), "EIO"]
+        assert len(seen) == 1 and seen[0].done()
+        svc.close()
+        await ekiden.sleep(0)
+        assert others(ekiden.current_runtime()) == []
+
+    reported: List[str] = []
+    ekiden.set_exception_handler(lambda msg, exc: reported.append(type(exc).__name__))
+    try:
+        ekiden.run(main(), current_thread=True)
+    finally:
+        ekiden.set_exception_handler(None)
+    assert max(batch_sizes) == 7
+    assert sorted(reported) == ["KeyError", "ValueError"]  # not the EkidenError
+
+
 @pytest.mark.parametrize("local", [False, True])
 def test_cancelling_a_connection_mid_batch_cancels_its_handlers(batch_sizes: List[int],
                                                                  local: bool) -> None:

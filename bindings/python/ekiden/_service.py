@@ -262,11 +262,15 @@ class _Impl:
 
     def _current_task(self) -> Optional[Task[Any]]:
         # current_task() inside a handler's first step (ekiden_glue.c made this
-        # object the current task of the batch): the handler's Task, made now.
+        # object the current task of the batch): the handler's Task, made now,
+        # of the coroutine being stepped here (_first_step) or by the glue
+        # (_c_call_each: _c_stepping tells it the Task was made).
         t = self._task
-        if t is None and self._coro is not None:
-            t = self._task = Task(self._coro, self.rt, self.name, driven=True)
-            t._svc = (self.resp, self.http)
+        if t is None:
+            coro = self._coro if self._coro is not None else _c_stepping()
+            if coro is not None:
+                t = self._task = Task(coro, self.rt, self.name, driven=True)
+                t._svc = (self.resp, self.http)
         return t
 
     def _answer(self, value: Any) -> "_Pre":
@@ -337,25 +341,52 @@ class _Impl:
             self._run_list(reqs, npre)
             return
         # Each answer replaces its request in reqs (a list of the batch's own):
-        # no second list per batch.
-        n = len(reqs)
-        handler = self.handler
-        for i in range(n):
-            req = reqs[i]
-            if type(req) is _Pre:
-                continue
-            try:
-                v: Any = handler(req)
-                tv = type(v)
-                if tv is _CoroutineType or (tv not in _PLAIN and hasattr(tv, "__await__")):
-                    done, v = self._first_step(v)
-                    if not done:  # its slot steps it again with its own context
-                        v._svc = (self.resp, self.http)
-                        v = _Pre(_R_TASK, int(_cast("uintptr_t", v._handle)))
-            except BaseException as e:
-                v = self._failure(e)
-            reqs[i] = v
+        # no second list per batch. The glue calls the handler and steps a
+        # coroutine once (_c_call_each), and calls back _stepped, _failure and
+        # _value for what it does not finish itself.
+        _c_call_each(reqs, self.handler, self)
         _c_reply(reqs, (1 if self.resp else 0) | (0 if self.http else 2), self._answer)
+
+    def _stepped(self, r: Coroutine[Any, Any, Any], kind: int, value: Any) -> Any:
+        # The end of a coroutine's first step that _c_call_each left here:
+        # kind 0, it returned value after current_task() made its Task; 1, it
+        # suspended (its slot steps it again with its own context); 2, it
+        # raised value. The answer, as _c_reply takes it.
+        t = self._task
+        self._coro = None
+        self._task = None
+        if kind == 0:
+            if t is not None:  # made for current_task(): done with
+                t._finish(value, None)
+                t._on_drop()
+            return value
+        if kind == 2:
+            if t is not None:
+                t._finish(None, value, cancelled=isinstance(value, CancelledError))
+                t._log_exc = False
+                t._on_drop()
+            return self._failure(value)
+        try:
+            if t is None:
+                t = Task(r, self.rt, self.name, driven=True)
+            t._svc = (self.resp, self.http)
+            return _Pre(_R_TASK, int(_cast("uintptr_t", t._handle)))
+        except BaseException as e:
+            return self._failure(e)
+
+    def _value(self, v: Any) -> Any:
+        # A handler's result of a type _c_call_each does not take as it is: an
+        # awaitable (not a coroutine) is stepped once here; anything else is the
+        # answer.
+        try:
+            if hasattr(type(v), "__await__"):
+                done, v = self._first_step(v)
+                if not done:  # its slot steps it again with its own context
+                    v._svc = (self.resp, self.http)
+                    v = _Pre(_R_TASK, int(_cast("uintptr_t", v._handle)))
+        except BaseException as e:
+            v = self._failure(e)
+        return v
 
     def _run_list(self, reqs: List[Any], npre: int) -> None:
         # A batch handler: one call with the list of the batch's requests (those
@@ -549,9 +580,11 @@ _OTHER = _Pre(_R_FAIL, int(lib.EK_EIO))  # (a marker of _c_requests: replaced)
 _c_setup: Any
 _c_requests: Any
 _c_reply: Any
+_c_call_each: Any
+_c_stepping: Any
 if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_SERVICE) != 0:
     raise ImportError("ekiden: the batch functions of the glue cannot be installed")
-_c_setup(_resp.Simple, _Pre, _SKIP, _OTHER)
+_c_setup(_resp.Simple, _resp.Error, _CoroutineType, _Pre, _SKIP, _OTHER)
 # Answers that are never awaitable (a plain handler's usual results): no
 # attribute lookup, which costs a formatted AttributeError when it fails.
 _PLAIN = frozenset((bytes, type(None), _resp.Simple, _resp.Error, int, str, list, dict, tuple,
