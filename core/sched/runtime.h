@@ -130,6 +130,7 @@ struct ek__worker {
 typedef struct ek__idle {
     _Atomic uint32_t state; /* num_searching (low 16) | num_unparked << 16 */
     atomic_bool standby;    /* a parked worker watches the driver (multi_thread.c) */
+    int standby_ms;         /* its next check's timeout (the role holder's field) */
     /* Guards sleepers. A futex word (common.h): a worker takes it twice per
      * park (to file itself, then to leave), once per echo round trip with one
      * connection, and pthread's pair cost ~70 instructions each time. */

@@ -680,8 +680,9 @@ static void test_idle_runtime_stops_waking_the_standby_worker(void **s)
     (void)s;
     ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 2, -1, 0);
     for (int i = 0; i < 100; i++) assert_int_equal(ekt_spawn_join(rt, leaf, NULL, NULL), EK_OK);
-    /* Bounded wait for 200 ms without a park (16 checks of 1 ms at most, even
-     * late on a loaded machine, then they sleep for good). */
+    /* Bounded wait for 200 ms without a park (16 checks backing off from 1 to
+     * 8 ms, 128 ms at most unless late on a loaded machine, then they sleep for
+     * good). */
     bool quiet = false;
     for (int i = 0; i < 100 && !quiet; i++) {
         uint64_t before = ekt_metric(rt, EK_METRIC_PARKS);
