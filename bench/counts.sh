@@ -21,7 +21,8 @@
 # COUNT_TOOL=perf|callgrind|none (default: perf when it works, else callgrind;
 # none: syscalls only), COUNT_SERVERS (an extended regex on the server labels:
 # only those run), ECHO_BIN (the ekiden server to count, default the build's
-# echo_64k: to count an older build's beside this one). The Tokio and monoio
+# echo_64k: to count an older build's beside this one), COUNT_SIZE (bytes per
+# request, default 64). The Tokio and monoio
 # peers are counted too when bench/run.sh has built them, and the Lua echo
 # servers (bench/lua: the binding, luv) when the build has the Lua module
 # (bench/lua/run.sh builds it; COUNT_SERVERS=Lua picks them). A run that does not
@@ -106,7 +107,7 @@ one_run() {
         sleep 0.05
     done
     local lg
-    lg=$("$BIN/loadgen" echo "127.0.0.1:$PORT" -c "$conns" -s 64 -d "$secs" -w 0 2>/dev/null |
+    lg=$("$BIN/loadgen" echo "127.0.0.1:$PORT" -c "$conns" -s "${COUNT_SIZE:-64}" -d "$secs" -w 0 2>/dev/null |
         awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "requests") print kv[2] } }')
     # TERM, not INT: a child killed by SIGINT makes bash act as if it had been.
     local kids
@@ -172,7 +173,7 @@ for s in "${ALL_SERVERS[@]}"; do
     [[ ${s%%|*} =~ ${COUNT_SERVERS:-.} ]] && SERVERS+=("$s")
 done
 
-echo "instructions ($TOOL, user space) and syscalls (strace -f -c) per echo round trip, 64 B;"
+echo "instructions ($TOOL, user space) and syscalls (strace -f -c) per echo round trip, ${COUNT_SIZE:-64} B;"
 echo "difference of a ${D1} s and a ${D2} s run; $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ekiden server: $ECHO"
 echo

@@ -104,10 +104,12 @@ _Noreturn static void backend_failed(const ek__backend *b, int rc)
     ek__panic(what, __FILE__, __LINE__);
 }
 
-void ek__driver_turn(ek__driver *d, int timeout_ms)
+void ek__driver_turn(ek__driver *d, int timeout_ms, int max_events)
 {
     free_released(d);
-    int n = ek__backend_poll(d->be, d->events, EK__DRIVER_EVENTS, timeout_for(d, timeout_ms));
+    if (max_events < 1) max_events = 1;
+    if (max_events > EK__DRIVER_EVENTS) max_events = EK__DRIVER_EVENTS;
+    int n = ek__backend_poll(d->be, d->events, max_events, timeout_for(d, timeout_ms));
     if (n < 0) backend_failed(d->be, n);
     uint64_t io = 0;
     for (int i = 0; i < n; i++) {

@@ -38,8 +38,12 @@ bool ek__driver_try_lock(ek__driver *d);
 void ek__driver_unlock(ek__driver *d);
 /* One turn (caller holds the turn lock): free released resources, wait for I/O
  * up to timeout_ms (-1: until the next timer or a wake-up; 0: just look),
- * dispatch readiness, fire due timers. */
-void ek__driver_turn(ek__driver *d, int timeout_ms);
+ * dispatch readiness, fire due timers. max_events: at most this many events
+ * are taken from the backend (clamped to 1..EK__DRIVER_EVENTS); the rest stay
+ * in the kernel's ready list, in the order they became ready, for the next
+ * turn (a worker takes no more than its run queue can hold: multi_thread.c,
+ * "Bounded turns"). The wake-up event counts as one. */
+void ek__driver_turn(ek__driver *d, int timeout_ms, int max_events);
 /* Wake the thread turning the driver (coalesced). Any thread. */
 void ek__driver_unpark(ek__driver *d);
 /* The runtime shut down: from now on every I/O readiness poll answers

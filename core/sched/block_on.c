@@ -49,7 +49,7 @@ static int drive_multi_thread(ek_runtime *rt, ek__thread_parker *tp, ek__local *
         if (ek__rt_closed(rt)) return EK_ECLOSED;
         if (ek__block_on_run_locals(rt, l, rt->cfg.event_interval) > 0) continue;
         if (!atomic_load_explicit(&tp->woken, memory_order_acquire))
-            ek__parker_park(&tp->p, false, -1);
+            ek__parker_park(&tp->p, false, -1, 0);
     }
 }
 
@@ -87,7 +87,7 @@ int ek__block_on_detached(ek_poll_fn poll, void *state, void **out)
             if (rc != EK_PENDING) break;
         }
         if (!atomic_load_explicit(&tp->woken, memory_order_acquire))
-            ek__parker_park(&tp->p, false, -1);
+            ek__parker_park(&tp->p, false, -1, 0);
     }
     ek__cur.in_block_on = false;
     tp_drop(tp);

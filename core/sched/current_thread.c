@@ -126,7 +126,7 @@ int ek__ct_block_on(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll
         if (!ct_try_take(c, &tp->p, &w)) {
             if (ek__block_on_run_locals(rt, l, rt->cfg.event_interval) == 0 &&
                 !atomic_load(&tp->woken))
-                ek__parker_park(&tp->p, false, -1);
+                ek__parker_park(&tp->p, false, -1, 0);
             continue;
         }
         ek__cur.core = c;
@@ -150,11 +150,11 @@ int ek__ct_block_on(ek_runtime *rt, ek__thread_parker *tp, ek__local *l, ek_poll
             since_turn += ran;
             if (ran == 0 && !atomic_load_explicit(&tp->woken, memory_order_acquire)) {
                 ek__rt_hook(rt, EK__HOOK_PARK);
-                ek__parker_park(&tp->p, true, -1);
+                ek__parker_park(&tp->p, true, -1, EK__DRIVER_EVENTS);
                 ek__rt_hook(rt, EK__HOOK_UNPARK);
                 since_turn = 0;
             } else if (since_turn >= rt->cfg.event_interval) {
-                ek__parker_park(&tp->p, true, 0);
+                ek__parker_park(&tp->p, true, 0, EK__DRIVER_EVENTS);
                 since_turn = 0;
             }
         }

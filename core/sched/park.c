@@ -69,7 +69,7 @@ static bool consume_notification(ek__parker *p)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
-bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms)
+bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms, int max_events)
 {
     if (consume_notification(p)) return false;
     if (may_drive && p->driver && ek__driver_try_lock(p->driver)) {
@@ -77,7 +77,7 @@ bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms)
         bool turned = false;
         if (atomic_compare_exchange_strong_explicit(&p->state, &exp, EK__PARK_DRIVER,
                                                     memory_order_acq_rel, memory_order_acquire)) {
-            ek__driver_turn(p->driver, timeout_ms);
+            ek__driver_turn(p->driver, timeout_ms, max_events);
             atomic_exchange_explicit(&p->state, EK__PARK_EMPTY, memory_order_acquire);
             turned = true;
         } else {

@@ -25,9 +25,10 @@ typedef struct ek__parker {
 int ek__parker_init(ek__parker *p, ek__driver *driver);
 void ek__parker_destroy(ek__parker *p);
 /* Sleep until unparked (or, in the driver, until I/O or a timer fires).
- * timeout_ms: -1 forever, 0 just poll the driver. may_drive: try the driver.
- * Returns true if this call turned the driver. */
-bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms);
+ * timeout_ms: -1 forever, 0 just poll the driver. may_drive: try the driver;
+ * max_events: how many events that turn may take (ek__driver_turn; unused when
+ * the driver is not turned). Returns true if this call turned the driver. */
+bool ek__parker_park(ek__parker *p, bool may_drive, int timeout_ms, int max_events);
 void ek__parker_unpark(ek__parker *p);
 
 #endif

@@ -120,6 +120,8 @@ struct ek__worker {
     double poll_cost_ns;   /* average busy time per poll, 0 until measured (owner) */
     uint64_t standby_seen; /* polls, as the standby worker last saw them (its field) */
     uint32_t tick;
+    uint32_t turn_tick; /* tick at this worker's last driver turn (owner) */
+    uint32_t fed;       /* tasks taken from the global queue or stolen since then (owner) */
     uint64_t rng;
     ek__parker parker;
     ek__local local;

@@ -883,6 +883,110 @@ static void test_local_queue_overflow_moves_half_to_global_queue(void **s)
     ekt_rt_free_checked(rt);
 }
 
+/* Bounded turns (multi_thread.c): a lone worker that finds more ready sockets
+ * than its run queue holds takes a queue's worth per driver turn and leaves
+ * the rest in the kernel's ready list, so nothing overflows to the global queue
+ * (before, one turn took all of them: past 256 the queue moved its oldest half
+ * there, and those ran last), and none of the events left behind is lost. */
+#define READY_SOCKETS 600 /* more than the local queue (EK__QUEUE_CAP) holds */
+
+typedef struct {
+    ek_udp_socket *u[READY_SOCKETS];
+    int port[READY_SOCKETS];
+    atomic_long waiting, received;
+} ready_burst;
+
+typedef struct {
+    ready_burst *rb;
+    int i;
+    bool waited;
+} burst_reader;
+
+static int burst_reader_poll(void *s, ek_cx *cx, void **out)
+{
+    burst_reader *r = s;
+    char buf[16];
+    size_t n;
+    int rc = ek_udp_recv_from(r->rb->u[r->i], cx, buf, sizeof buf, &n, NULL);
+    if (rc == EK_PENDING) {
+        if (!r->waited) atomic_fetch_add(&r->rb->waiting, 1);
+        r->waited = true;
+        return rc;
+    }
+    if (rc == EK_OK && n == 1) atomic_fetch_add(&r->rb->received, 1);
+    *out = NULL;
+    return rc;
+}
+
+/* Runs on the worker: makes every socket readable at once, while no driver
+ * turn can happen (the worker is busy here). */
+static int burst_sender_poll(void *s, ek_cx *cx, void **out)
+{
+    (void)cx;
+    ready_burst *rb = s;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return EK_EIO;
+    for (int i = 0; i < READY_SOCKETS; i++) {
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(rb->port[i])};
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof to) != 1) {
+            close(fd);
+            return EK_EIO;
+        }
+    }
+    close(fd);
+    *out = NULL;
+    return EK_OK;
+}
+
+/* Wait (up to 30 s) until *v reaches want; the last value seen. */
+static long wait_count(atomic_long *v, long want)
+{
+    for (int i = 0; i < 30000 && atomic_load(v) < want; i++) usleep(1000);
+    return atomic_load(v);
+}
+
+static void test_a_lone_worker_takes_no_more_ready_sockets_than_its_queue_holds(void **s)
+{
+    (void)s;
+    ek_runtime *rt = ekt_rt_with(EK_FLAVOR_MULTI_THREAD, 1, -1, 0);
+    ready_burst *rb = calloc(1, sizeof *rb);
+    burst_reader *readers = calloc(READY_SOCKETS, sizeof *readers);
+    assert_non_null(rb);
+    assert_non_null(readers);
+    ek_sockaddr *addr;
+    assert_int_equal(ek_sockaddr_parse("127.0.0.1:0", &addr), EK_OK);
+    for (int i = 0; i < READY_SOCKETS; i++) {
+        assert_int_equal(ek_udp_bind(rt, addr, 0, &rb->u[i]), EK_OK);
+        ek_sockaddr *local;
+        assert_int_equal(ek_sockaddr_new(&local), EK_OK);
+        assert_int_equal(ek_udp_local_addr(rb->u[i], local), EK_OK);
+        rb->port[i] = ek_sockaddr_port(local);
+        ek_sockaddr_free(local);
+        readers[i] = (burst_reader){.rb = rb, .i = i};
+        assert_int_equal(ek_spawn(rt, burst_reader_poll, ekt_noop_drop, &readers[i], NULL, NULL),
+                         EK_OK);
+    }
+    /* Every reader waits for its socket (their spawns came through the global
+     * queue in batches no larger than the free slots: no overflow either). */
+    assert_int_equal(wait_count(&rb->waiting, READY_SOCKETS), READY_SOCKETS);
+    uint64_t events = ekt_metric(rt, EK_METRIC_IO_EVENTS);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_OVERFLOWS), 0);
+
+    assert_int_equal(ekt_spawn_join(rt, burst_sender_poll, rb, NULL), EK_OK);
+    assert_int_equal(wait_count(&rb->received, READY_SOCKETS), READY_SOCKETS);
+    /* Every datagram was an event, taken over several turns. */
+    assert_true(ekt_metric(rt, EK_METRIC_IO_EVENTS) >= events + READY_SOCKETS);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_OVERFLOWS), 0);
+    assert_int_equal(ekt_metric(rt, EK_METRIC_WORKERS), 1);
+
+    for (int i = 0; i < READY_SOCKETS; i++) ek_udp_free(rb->u[i]);
+    ek_sockaddr_free(addr);
+    ekt_rt_free_checked(rt);
+    free(readers);
+    free(rb);
+}
+
 static void test_worker_threads_default_comes_from_environment(void **s)
 {
     (void)s;
@@ -1071,6 +1175,9 @@ int main(void)
                                         ekt_setup, ekt_teardown),
         cmocka_unit_test_setup_teardown(test_spawn_while_the_lone_worker_goes_to_park_is_polled,
                                         ekt_setup, ekt_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_lone_worker_takes_no_more_ready_sockets_than_its_queue_holds, ekt_setup,
+            ekt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
