@@ -1491,13 +1491,18 @@ static PyMemberDef ekpy__res_members[] = {
 };
 
 static PyType_Slot ekpy__res_slots[] = {
-    {Py_tp_dealloc, (void *)ekpy__res_dealloc}, {Py_tp_new, (void *)PyType_GenericNew},
-    {Py_tp_methods, (void *)ekpy__res_methods}, {Py_tp_members, (void *)ekpy__res_members},
+    {Py_tp_dealloc, (void *)ekpy__res_dealloc},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_methods, (void *)ekpy__res_methods},
+    {Py_tp_members, (void *)ekpy__res_members},
     {0, NULL},
 };
 
 static PyType_Spec ekpy__res_spec = {
-    "ekiden._net._ResourceBase", sizeof(ekpy__res), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    "ekiden._net._ResourceBase",
+    sizeof(ekpy__res),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     ekpy__res_slots,
 };
 
