@@ -183,3 +183,29 @@ def test_cancel_during_a_suspended_read_or_write_loses_no_bytes(path: str) -> No
         assert rt.metrics()["TASKS_ALIVE"] == base["TASKS_ALIVE"]
 
     ekiden.run(main(), handle_sigint=False)
+
+
+def test_streams_go_at_once_and_hold_no_type_reference() -> None:
+    # The C base's dealloc gives back the reference a heap type's instance holds,
+    # and the base makes no cycle: a stream goes with its last reference.
+    import sys
+    import weakref
+
+    from ekiden import _net
+
+    async def main() -> None:
+        gc.collect()
+        before = sys.getrefcount(ekiden.UnixStream), sys.getrefcount(_net._ResourceBase)
+        for _ in range(200):
+            a, b = ekiden.UnixStream.pair()
+            await a.write_all(b"x")
+            assert await b.read() == b"x"
+            a.close()
+            b.close()
+            ref = weakref.ref(a)
+            del a, b
+            assert ref() is None  # no garbage collection needed
+        gc.collect()
+        assert (sys.getrefcount(ekiden.UnixStream), sys.getrefcount(_net._ResourceBase)) == before
+
+    ekiden.run(main())
