@@ -1244,13 +1244,10 @@ static PyType_Spec ekpy__op_spec = {
     "ekiden._net._StreamOp", sizeof(ekpy__op), 0, Py_TPFLAGS_DEFAULT, ekpy__op_slots,
 };
 
-static PyObject *ekpy__op_new(PyObject *stream, PyObject *addr, PyObject *data)
+/* A new operation of stream over io (data: the bytes of a write_all, NULL for
+ * a read); NULL with an exception. */
+static PyObject *ekpy__op_make(PyObject *stream, ekpy_stream *io, PyObject *data)
 {
-    ekpy_stream *io = PyLong_AsVoidPtr(addr);
-    if (!io) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no stream");
-        return NULL;
-    }
     ekpy__op *op = ekpy__op_free;
     if (op) {
         ekpy__op_free = (ekpy__op *)op->stream;
@@ -1268,6 +1265,16 @@ static PyObject *ekpy__op_new(PyObject *stream, PyObject *addr, PyObject *data)
     op->waiting = 0;
     op->done = 0;
     return (PyObject *)op;
+}
+
+static PyObject *ekpy__op_new(PyObject *stream, PyObject *addr, PyObject *data)
+{
+    ekpy_stream *io = PyLong_AsVoidPtr(addr);
+    if (!io) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no stream");
+        return NULL;
+    }
+    return ekpy__op_make(stream, io, data);
 }
 
 #if EKPY_HAVE_SEND
@@ -1316,6 +1323,189 @@ static PyObject *ekpy__py_write_all(PyObject *self, PyObject *args)
 #define EKPY_OP_CALL METH_VARARGS
 #endif
 
+/*
+ * The C base of every resource of _net (_Resource): for a stream it holds the
+ * address of its ekpy_stream and its read-ahead bytearray (_rbuf, a member),
+ * so that `stream.read()` and `stream.write_all(bytes)` are C methods
+ * (_c_read_m, _c_write_all_m, which _Stream names read and write_all): the
+ * common case, a read of the stream's read size with nothing read ahead and a
+ * write_all of bytes, makes the C awaitable above with no Python frame of the
+ * package (the call is a method descriptor's, so no bound method is made
+ * either); anything else (another size, bytes read ahead, another buffer
+ * type, keywords) calls the Python method (_read_py, _write_all_py), which
+ * has every case. Other resources leave io NULL and never call these.
+ * Invariants: io is set once (_c_attach) and stays valid while the object
+ * lives (the stream's _io owns the memory); rbuf is a bytearray, which holds
+ * no references, so the base needs no GC support of its own (the Python
+ * subclasses have it, for their slots).
+ */
+typedef struct {
+    PyObject_HEAD ekpy_stream *io;
+    PyObject *rbuf;
+} ekpy__res;
+
+static PyObject *ekpy__res_type;
+static PyObject *ekpy__s_read_py, *ekpy__s_write_all_py;
+#define EKPY_READ_CHUNK 65536 /* _net._READ_CHUNK: read()'s default size */
+
+static void ekpy__res_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    Py_CLEAR(((ekpy__res *)self)->rbuf);
+    if (PyType_IS_GC(type)) {
+        PyObject_GC_Del(self);
+    } else {
+        PyObject_Free(self);
+    }
+    Py_DECREF(type);
+}
+
+/* _c_attach(io_address): the stream's ekpy_stream, once. */
+static PyObject *ekpy__res_attach(PyObject *self, PyObject *addr)
+{
+    ekpy__res *r = (ekpy__res *)self;
+    void *io = PyLong_AsVoidPtr(addr);
+    if (!io && PyErr_Occurred()) return NULL;
+    if (r->io) {
+        PyErr_SetString(PyExc_RuntimeError, "ekiden: a stream's io is set once");
+        return NULL;
+    }
+    r->io = io;
+    Py_RETURN_NONE;
+}
+
+/* Whether nothing is read ahead (an empty bytearray). */
+static int ekpy__res_nothing_ahead(ekpy__res *r)
+{
+    return r->rbuf && PyByteArray_Check(r->rbuf) && PyByteArray_Size(r->rbuf) == 0;
+}
+
+/* Whether n (a read's size argument) is the io's read size. */
+static int ekpy__res_is_len(PyObject *n, ekpy_stream *io)
+{
+    if (!PyLong_CheckExact(n)) return 0; /* a bool, an int subclass: Python decides */
+    Py_ssize_t v = PyLong_AsSsize_t(n);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* out of range: Python raises what it raises */
+        return 0;
+    }
+    return v >= 0 && (size_t)v == io->len;
+}
+
+/* The Python method `name` of self with these arguments (the general case). */
+static PyObject *ekpy__res_slow(PyObject *self, PyObject *name, PyObject *args, PyObject *kw)
+{
+    PyObject *m = PyObject_GetAttr(self, name);
+    if (!m) return NULL;
+    PyObject *res = PyObject_Call(m, args, kw);
+    Py_DECREF(m);
+    return res;
+}
+
+#if EKPY_HAVE_SEND
+#ifndef METH_KEYWORDS
+#define METH_KEYWORDS 0x0002
+#endif
+/* The general case from a vectorcall's arguments. */
+static PyObject *ekpy__res_slow_v(PyObject *self, PyObject *name, PyObject *const *args,
+                                  Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *tuple = PyTuple_New(nargs), *kw = NULL, *res = NULL;
+    if (!tuple) return NULL;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SetItem(tuple, i, args[i]); /* steals */
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
+    if (nkw > 0) {
+        if (!(kw = PyDict_New())) goto out;
+        for (Py_ssize_t i = 0; i < nkw; i++)
+            if (PyDict_SetItem(kw, PyTuple_GetItem(kwnames, i), args[nargs + i]) != 0) goto out;
+    }
+    res = ekpy__res_slow(self, name, tuple, kw);
+out:
+    Py_DECREF(tuple);
+    Py_XDECREF(kw);
+    return res;
+}
+
+/* read(n=65536) (see above). */
+static PyObject *ekpy__res_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+    ekpy__res *r = (ekpy__res *)self;
+    ekpy_stream *io = r->io;
+    if (io && !kwnames && nargs <= 1 && ekpy__res_nothing_ahead(r) &&
+        (nargs == 0 ? io->len == EKPY_READ_CHUNK : ekpy__res_is_len(args[0], io)))
+        return ekpy__op_make(self, io, NULL);
+    return ekpy__res_slow_v(self, ekpy__s_read_py, args, nargs, kwnames);
+}
+
+/* write_all(data) (see above). */
+static PyObject *ekpy__res_write_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames)
+{
+    ekpy__res *r = (ekpy__res *)self;
+    if (r->io && !kwnames && nargs == 1 && PyBytes_CheckExact(args[0]))
+        return ekpy__op_make(self, r->io, args[0]);
+    return ekpy__res_slow_v(self, ekpy__s_write_all_py, args, nargs, kwnames);
+}
+#define EKPY_RES_CALL (METH_FASTCALL | METH_KEYWORDS)
+#else
+static PyObject *ekpy__res_read(PyObject *self, PyObject *args, PyObject *kw)
+{
+    ekpy__res *r = (ekpy__res *)self;
+    Py_ssize_t nargs = PyTuple_Size(args);
+    ekpy_stream *io = r->io;
+    if (io && (!kw || PyDict_Size(kw) == 0) && nargs <= 1 && ekpy__res_nothing_ahead(r) &&
+        (nargs == 0 ? io->len == EKPY_READ_CHUNK : ekpy__res_is_len(PyTuple_GetItem(args, 0), io)))
+        return ekpy__op_make(self, io, NULL);
+    return ekpy__res_slow(self, ekpy__s_read_py, args, kw);
+}
+
+static PyObject *ekpy__res_write_all(PyObject *self, PyObject *args, PyObject *kw)
+{
+    ekpy__res *r = (ekpy__res *)self;
+    PyObject *data = PyTuple_Size(args) == 1 ? PyTuple_GetItem(args, 0) : NULL;
+    if (r->io && (!kw || PyDict_Size(kw) == 0) && data && PyBytes_CheckExact(data))
+        return ekpy__op_make(self, r->io, data);
+    return ekpy__res_slow(self, ekpy__s_write_all_py, args, kw);
+}
+#define EKPY_RES_CALL (METH_VARARGS | METH_KEYWORDS)
+#endif
+
+static PyMethodDef ekpy__res_methods[] = {
+    {"_c_attach", ekpy__res_attach, METH_O, NULL},
+    {"_c_read_m", (PyCFunction)(void (*)(void))ekpy__res_read, EKPY_RES_CALL,
+     "read(n=65536): up to n bytes as soon as some are there; b\"\" at the end of the stream."},
+    {"_c_write_all_m", (PyCFunction)(void (*)(void))ekpy__res_write_all, EKPY_RES_CALL,
+     "write_all(data): write all of data (any bytes-like object). If cancelled or failed "
+     "midway, what was written is not taken back (the error says nothing about how much; use "
+     "write())."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef ekpy__res_members[] = {
+    {"_rbuf", T_OBJECT_EX, offsetof(ekpy__res, rbuf), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot ekpy__res_slots[] = {
+    {Py_tp_dealloc, (void *)ekpy__res_dealloc},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_methods, (void *)ekpy__res_methods},
+    {Py_tp_members, (void *)ekpy__res_members},
+    {0, NULL},
+};
+
+static PyType_Spec ekpy__res_spec = {
+    "ekiden._net._ResourceBase",
+    sizeof(ekpy__res),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    ekpy__res_slots,
+};
+
 /* _c_runtime_setup(on_callback_error) -> None (_runtime, once it is loaded). */
 static PyObject *ekpy__py_runtime_setup(PyObject *self, PyObject *fn)
 {
@@ -1326,15 +1516,15 @@ static PyObject *ekpy__py_runtime_setup(PyObject *self, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-/* _c_net_setup(io_error) -> the type of the stream operations (_net). */
+/* _c_net_setup(io_error) -> (the type of the stream operations, the resources'
+ * C base) (_net). */
 static PyObject *ekpy__py_net_setup(PyObject *self, PyObject *fn)
 {
     (void)self;
     Py_INCREF(fn);
     Py_XDECREF(ekpy__io_error);
     ekpy__io_error = fn;
-    Py_INCREF(ekpy__op_type);
-    return ekpy__op_type;
+    return PyTuple_Pack(2, ekpy__op_type, ekpy__res_type);
 }
 
 /* The functions of each module (ekpy_io_install's `which`). */
@@ -1382,8 +1572,15 @@ static int ekpy__install_types(int which)
     }
     if (which == EKPY_INSTALL_NET) {
         if (!ekpy__op_type) ekpy__op_type = PyType_FromSpec(&ekpy__op_spec);
+        if (!ekpy__res_type) ekpy__res_type = PyType_FromSpec(&ekpy__res_spec);
         if (!ekpy__s_release) ekpy__s_release = PyUnicode_InternFromString("_release");
-        return ekpy__op_type && ekpy__s_release ? 0 : -1;
+        if (!ekpy__s_read_py) ekpy__s_read_py = PyUnicode_InternFromString("_read_py");
+        if (!ekpy__s_write_all_py)
+            ekpy__s_write_all_py = PyUnicode_InternFromString("_write_all_py");
+        return ekpy__op_type && ekpy__res_type && ekpy__s_release && ekpy__s_read_py &&
+                       ekpy__s_write_all_py
+                   ? 0
+                   : -1;
     }
     if (which == EKPY_INSTALL_SERVICE) {
         struct {

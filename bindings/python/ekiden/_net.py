@@ -17,7 +17,7 @@ every socket still open is closed and released.
 from __future__ import annotations
 
 from collections.abc import Coroutine as _CoroutineABC
-from typing import Any, Coroutine, List, NoReturn, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Coroutine, List, NoReturn, Optional, Tuple, Union
 
 from ._ekiden import ffi, lib
 from ._errors import InvalidArgument, check, error_from_code
@@ -69,7 +69,20 @@ _c_write_all: Any
 _c_net_setup: Any
 if lib.ekpy_io_install(__name__.encode(), lib.EKPY_INSTALL_NET) != 0:
     raise ImportError("ekiden: the extension's functions could not be installed")
-_CoroutineABC.register(_c_net_setup(_io_error))
+if TYPE_CHECKING:
+    class _ResourceBase:
+        """The glue's C base of the resources (ekpy__res): a stream's C read
+        and write_all methods and its read-ahead buffer."""
+
+        _rbuf: bytearray
+
+        def _c_attach(self, io: int) -> None: ...
+        def _c_read_m(self, n: int = ...) -> Coroutine[Any, Any, bytes]: ...
+        def _c_write_all_m(self, data: Buffer) -> Coroutine[Any, Any, None]: ...
+    _op_type: Any = None
+else:
+    _op_type, _ResourceBase = _c_net_setup(_io_error)
+_CoroutineABC.register(_op_type)
 
 
 def _new_sockaddr() -> Any:
@@ -135,7 +148,7 @@ def _split_host_port(text: str) -> Tuple[str, int]:
 # Resources
 # ---------------------------------------------------------------------------
 
-class _Resource:
+class _Resource(_ResourceBase):
     """A C handle owned by one Python object, released exactly once: by close(),
     by the garbage collector, or when its runtime's `run` returns."""
 
@@ -172,10 +185,15 @@ class _Stream(_Resource):
     _c_write_all): a read that finds data returns its bytes without
     suspending and without a Python frame or a cffi call. The count of tasks
     suspended in an operation (busy) and the closing flag live in the C
-    struct (ekpy_stream), where those awaitables keep them.
+    struct (ekpy_stream), where those awaitables keep them. read and
+    write_all themselves are C methods of the glue's base (_ResourceBase): a
+    read of the stream's read size with nothing buffered, or a write_all of
+    bytes, makes the awaitable without entering a Python frame; any other
+    call goes to _read_py / _write_all_py.
     """
 
-    __slots__ = ("_rbuf", "_io", "_ioa", "_rlen", "_mv")
+    # (_rbuf, the read-ahead bytearray, is a member of the C base.)
+    __slots__ = ("_io", "_ioa", "_rlen", "_mv")
     _c_shutdown: Any = None
     _c_close: Any = None
     _c_peer: Any = None
@@ -192,6 +210,7 @@ class _Stream(_Resource):
         io.len = _READ_CHUNK
         self._io: Any = io
         self._ioa = int(ffi.cast("uintptr_t", io))  # for the glue's awaitables
+        self._c_attach(self._ioa)  # for read and write_all, the C methods
         self._rlen = _READ_CHUNK
         self._mv = rt._scratch_mv  # the read buffer as a memoryview: [:n].tobytes()
 
@@ -241,8 +260,25 @@ class _Stream(_Resource):
                 _io_error(r)
             await self._wait()
 
-    def read(self, n: int = _READ_CHUNK) -> Coroutine[Any, Any, bytes]:
-        """Up to n bytes as soon as some are there; b"" at the end of the stream."""
+    if TYPE_CHECKING:
+        def read(self, n: int = _READ_CHUNK) -> Coroutine[Any, Any, bytes]:
+            """Up to n bytes as soon as some are there; b"" at the end of the stream."""
+            ...
+
+        def write_all(self, data: Buffer) -> Coroutine[Any, Any, None]:
+            """Write all of data. If cancelled or failed midway, what was written
+            is not taken back (the error says nothing about how much; use
+            write())."""
+            ...
+    else:
+        # C methods of the base (see the class doc): the common case makes the
+        # glue's awaitable with no Python frame; the rest calls _read_py or
+        # _write_all_py.
+        read = _ResourceBase._c_read_m
+        write_all = _ResourceBase._c_write_all_m
+
+    def _read_py(self, n: int = _READ_CHUNK) -> Coroutine[Any, Any, bytes]:
+        """read(), every case."""
         if n == self._rlen and not self._rbuf:
             # The common case: the glue's awaitable (see the class doc).
             return _c_read(self, self._ioa)  # type: ignore[no-any-return]
@@ -329,9 +365,8 @@ class _Stream(_Resource):
                 _io_error(r)
             await self._wait()
 
-    def write_all(self, data: Buffer) -> Coroutine[Any, Any, None]:
-        """Write all of data. If cancelled or failed midway, what was written is
-        not taken back (the error says nothing about how much; use write())."""
+    def _write_all_py(self, data: Buffer) -> Coroutine[Any, Any, None]:
+        """write_all(), every case."""
         if type(data) is bytes:
             # The glue's awaitable (see the class doc), over the bytes as they are.
             return _c_write_all(self, self._ioa, data)  # type: ignore[no-any-return]
