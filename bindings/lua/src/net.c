@@ -435,6 +435,17 @@ static int guarded_write_buf_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *
     return direction_after(c, &u->writer, write_buf_op(L, c, cx, r));
 }
 
+/* The first try of an operation found the direction free (*slot NULL) and
+ * answered n: done, or waiting (the direction is the task's while it waits;
+ * the guarded ops run the retries). */
+static int first_try_after(lua_State *L, ekl_ctx *c, ekl_task **slot, const ekl_retry *r, int n)
+{
+    if (n != EKL_RETRY_PENDING) return n;
+    *slot = c->cur;
+    ekl_wait_register(c, slot, direction_cancel);
+    return ekl_yield_retry(L, c, r);
+}
+
 /* Run read operation op (r->b's index into read_ops) for the stream u. */
 static int stream_read_start(lua_State *L, stream_ud *u, ekl_retry *r)
 {
@@ -443,8 +454,7 @@ static int stream_read_start(lua_State *L, stream_ud *u, ekl_retry *r)
     if (!open_stream(L, u, &n)) return n;
     ek_cx *cx = ekl_need_cx(L, c);
     if (u->reader) return ekl_push_error(L, EK_EBUSY);
-    n = guarded_read_op(L, c, cx, r);
-    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, r) : n;
+    return first_try_after(L, c, &u->reader, r, read_ops[r->b](L, c, cx, r));
 }
 
 static int stream_read_common(lua_State *L, size_t op, lua_Integer dflt, bool need_arg)
@@ -532,8 +542,8 @@ static int l_stream_write(lua_State *L)
                    .a = end,
                    .b = start,
                    .c = start};
-    n = r.fn(L, c, cx, &r);
-    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
+    /* (The checks of write_op and write_buf_op are the ones made above.) */
+    return first_try_after(L, c, &u->writer, &r, write_bytes(L, u, cx, &r, b ? b->data : data));
 }
 
 static int l_stream_shutdown(lua_State *L)
