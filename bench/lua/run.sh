@@ -46,7 +46,9 @@
 # of: ekiden ekbuf eklean ekold luv epoll; all by default), OLD (a directory
 # holding an older build's lua/5.4/ekiden.so, or lua/5.1 for luajit, and its
 # libekiden.so.0: the ekold server runs the buffer loop on it, an A/B in the
-# same rotation), GC (the collector's setting of every
+# same rotation), CPU (1: the echo part also gives each server's CPU time per
+# round trip, perf stat task-clock over the counted seconds, user + kernel;
+# steadier than req/s on a shared machine), GC (the collector's setting of every
 # Lua server, ekiden's and luv's alike: bench/lua/gc_policy.lua; "default" is
 # the interpreter's own, "incremental:PAUSE" the policy of docs/lua.md, the
 # default here: incremental:400). Loopback only. Run it alone
@@ -63,6 +65,8 @@ EK_WORKERS=${EK_WORKERS:-1}
 EK_FLAVOR=${EK_FLAVOR:-current_thread}
 REQUESTS=${REQUESTS:-100000}
 PIN=${PIN:-1}
+CPU=${CPU:-1}
+command -v perf >/dev/null && perf stat -x, -e task-clock -o /dev/null true 2>/dev/null || CPU=0
 export GC=${GC:-incremental:400}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(echo resp)
@@ -125,6 +129,7 @@ start() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+crange() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) printf "%.2f-%.2f", v[1], v[NR] }'; }
 range() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) printf "%.0f-%.0f", v[1], v[NR] }'; }
 int0() { awk -v a="$1" 'BEGIN { if (a == "n/a" || a == "") print "n/a"; else printf "%.0f", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
@@ -178,6 +183,9 @@ echo_part() {
     case $tag in luv | epoll) ;; *) head+=" | ${tag}/epoll | ${tag}/luv"; rule+="|---:|---:" ;; esac
   done
   for tag in "${servers[@]}"; do head+=" | p99 ${tag}"; rule+="|---:"; done
+  if [ "$CPU" = 1 ]; then
+    for tag in "${servers[@]}"; do head+=" | CPU µs/rt ${tag}"; rule+="|---:"; done
+  fi
   echo "$head |"
   echo "$rule|"
   local size conns r k i out
@@ -191,14 +199,28 @@ echo_part() {
           [ -n "${ADDR[$tag]}" ] || continue
           local pre=()
           if [ "$conns" = 1 ] && pin "${PID[$tag]}"; then pre=(taskset -c 1); fi
+          # The server's CPU time over the counted seconds (perf stat
+          # task-clock, all its threads, user + kernel), when perf can.
+          local cpid=""
+          if [ "$CPU" = 1 ]; then
+            (sleep "$WARMUP"; perf stat -x, -e task-clock -p "${PID[$tag]}" -o "$tmp/cpu" -- sleep "$DURATION") \
+              >/dev/null 2>&1 &
+            cpid=$!
+          fi
           out=$(timeout 60 "${pre[@]}" "$BUILD/bench/loadgen" echo "${ADDR[$tag]}" -c "$conns" -s "$size" \
             -d "$DURATION" -w "$WARMUP" 2>/dev/null | awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) {
               split($i, kv, "="); f[kv[1]] = kv[2] } print f["req_per_s"], f["p99_us"], f["errors"] }')
+          [ -n "$cpid" ] && wait "$cpid"
           [ "$conns" = 1 ] && unpin "${PID[$tag]}"
           read -r v p e <<<"$out"
           [ -n "${v:-}" ] || continue
           echo "$v" >>"$tmp/$tag.v"
           echo "$p" >>"$tmp/$tag.p"
+          if [ -n "$cpid" ] && [ -s "$tmp/cpu" ]; then
+            awk -F, -v v="$v" -v d="$DURATION" '$3 == "task-clock" && v > 0 { printf "%.3f\n", $1 * 1000 / (v * d) }' \
+              "$tmp/cpu" >>"$tmp/$tag.c"
+            rm -f "$tmp/cpu"
+          fi
           [ "${e:-0}" = 0 ] || echo "($tag ${size}B x$conns: $e errors)" >&2
         done
       done
@@ -212,6 +234,9 @@ echo_part() {
         case $tag in luv | epoll) ;; *) row+=" | $(ratio "${med[$tag]}" "${med[epoll]:-n/a}") | $(ratio "${med[$tag]}" "${med[luv]:-n/a}")" ;; esac
       done
       for tag in "${servers[@]}"; do row+=" | $(median <"$tmp/$tag.p" 2>/dev/null)"; done
+      if [ "$CPU" = 1 ]; then
+        for tag in "${servers[@]}"; do row+=" | $(median <"$tmp/$tag.c" 2>/dev/null | awk '{ printf "%.2f", $1 }') [$(crange <"$tmp/$tag.c" 2>/dev/null)]"; done
+      fi
       echo "$row |"
     done
   done
