@@ -6,7 +6,10 @@
 --
 --   lua5.4 bench/lua/kv_ekiden.lua ADDR [WORKERS] [FLAVOR] [table]
 -- "table": the command as one request table { "SET", "k", "v", n = 3 } instead.
+-- The collector's setting comes from GC (bench/lua/gc_policy.lua), as ek.run's
+-- gc option: the same for kv_luv.lua.
 local ek = require "ekiden"
+local gc = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/gc_policy.lua")
 
 local store = {}
 local OK, PONG = { ok = "OK" }, { ok = "PONG" }
@@ -46,4 +49,4 @@ ek.run(function()
   print("listening on " .. server:local_addr())
   io.stdout:flush()
   ek.sleep(1e9)
-end, { workers = tonumber(arg[2] or "1"), flavor = arg[3] })
+end, { workers = tonumber(arg[2] or "1"), flavor = arg[3], gc = gc })

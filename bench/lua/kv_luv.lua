@@ -3,7 +3,10 @@
 -- bench/lua/run.sh.
 --
 --   lua5.4 bench/lua/kv_luv.lua HOST:PORT
+-- The collector's setting comes from GC (bench/lua/gc_policy.lua), applied
+-- with collectgarbage before the loop runs, as for kv_ekiden.lua.
 local uv = require "luv"
+select(2, dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/gc_policy.lua"))()
 local find, sub, tonumber, concat = string.find, string.sub, tonumber, table.concat
 
 local store = {}

@@ -2,8 +2,9 @@
 # bench/lua/run.sh - the Lua binding's benchmarks (issue 10), side by side in one run:
 #
 #  echo  the Lua echo server (bench/lua/echo_ekiden.lua, the issue's server), with
-#        string reads (stream:read) and with buffer reads (stream:read_into, no
-#        garbage per read), against
+#        string reads (stream:read), with buffer reads (stream:read_into, no
+#        garbage per read) and with buffer reads whose methods the loop holds in
+#        locals (lean), and the buffer server on an older module (OLD), against
 #        the same server on luv (bench/lua/echo_luv.lua, Debian lua-luv) and the
 #        hand-written epoll server (bench/peers/epoll_echo.c, one thread), driven by
 #        bench/loadgen (the load generator of the C rows), 64 B and 4 KiB, 1 and 100
@@ -41,7 +42,13 @@
 # LuaJIT module), EK_WORKERS (worker threads of the ekiden servers, 1), EK_FLAVOR
 # (current_thread: the reactor on the Lua thread, as luv's loop, the default;
 # multi_thread: the reactor on EK_WORKERS workers), REQUESTS
-# (redis-benchmark -n, 100000), PIN (1), GC (the collector's setting of every
+# (redis-benchmark -n, 100000), PIN (1), ECHO_SERVERS (the echo part's servers,
+# of: ekiden ekbuf eklean ekold luv epoll; all by default), OLD (a directory
+# holding an older build's lua/5.4/ekiden.so, or lua/5.1 for luajit, and its
+# libekiden.so.0: the ekold server runs the buffer loop on it, an A/B in the
+# same rotation), CPU (1: the echo part also gives each server's CPU time per
+# round trip, perf stat task-clock over the counted seconds, user + kernel;
+# steadier than req/s on a shared machine), GC (the collector's setting of every
 # Lua server, ekiden's and luv's alike: bench/lua/gc_policy.lua; "default" is
 # the interpreter's own, "incremental:PAUSE" the policy of docs/lua.md, the
 # default here: incremental:400). Loopback only. Run it alone
@@ -58,6 +65,8 @@ EK_WORKERS=${EK_WORKERS:-1}
 EK_FLAVOR=${EK_FLAVOR:-current_thread}
 REQUESTS=${REQUESTS:-100000}
 PIN=${PIN:-1}
+CPU=${CPU:-1}
+command -v perf >/dev/null && perf stat -x, -e task-clock -o /dev/null true 2>/dev/null || CPU=0
 export GC=${GC:-incremental:400}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(echo resp)
@@ -120,6 +129,7 @@ start() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+crange() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) printf "%.2f-%.2f", v[1], v[NR] }'; }
 range() { sort -g | awk '{ v[NR] = $1 } END { if (NR >= 2) printf "%.0f-%.0f", v[1], v[NR] }'; }
 int0() { awk -v a="$1" 'BEGIN { if (a == "n/a" || a == "") print "n/a"; else printf "%.0f", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
@@ -131,21 +141,54 @@ unpin() { [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && taskset -a -p -c "0-$((NCPU - 1
 echo "Lua benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, commit $(git rev-parse --short HEAD 2>/dev/null)," \
   "$($LUA -v 2>&1 | head -n 1 | cut -d' ' -f1-2), ekiden workers $EK_WORKERS ($EK_FLAVOR)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "Lua collector of the echo servers: GC=$GC, the same for ekiden (ek.run's gc option) and luv (collectgarbage)"
+echo "Lua collector of every Lua server (echo and key-value): GC=$GC, the same for ekiden (ek.run's gc option) and luv (collectgarbage)"
 
+# The echo servers, by tag: ECHO_SERVERS picks some (default all of those
+# that can run; ekold needs OLD).
+declare -A ECHO_LABEL=(
+  [ekiden]="ekiden (stream:read)"
+  [ekbuf]="ekiden buf (read_into)"
+  [eklean]="ekiden lean (read_into, methods in locals)"
+  [ekold]="OLD buf (read_into)"
+  [luv]="luv"
+  [epoll]="epoll"
+)
 echo_part() {
-  start ekiden "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" string
-  start ekbuf "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" buffer
-  start luv "$LUA" bench/lua/echo_luv.lua @ADDR@
-  start epoll "$BUILD/bench/epoll_echo" @ADDR@ 1
-  local servers=(ekiden ekbuf luv epoll) tmp
+  local servers=() tag
+  for tag in ${ECHO_SERVERS:-ekiden ekbuf eklean ekold luv epoll}; do
+    case $tag in
+    ekiden) start ekiden "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" string ;;
+    ekbuf) start ekbuf "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" buffer ;;
+    eklean) start eklean "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" lean ;;
+    ekold)
+      [ -n "${OLD:-}" ] || continue
+      start ekold env LD_LIBRARY_PATH="$OLD" LUA_CPATH="$OLD/${cpath#"$BUILD/"};;" \
+        "$LUA" bench/lua/echo_ekiden.lua @ADDR@ "$EK_WORKERS" "$EK_FLAVOR" buffer
+      ;;
+    luv) start luv "$LUA" bench/lua/echo_luv.lua @ADDR@ ;;
+    epoll) start epoll "$BUILD/bench/epoll_echo" @ADDR@ 1 ;;
+    *) echo "unknown echo server $tag" >&2; continue ;;
+    esac
+    servers+=("$tag")
+  done
+  local tmp
   tmp=$(mktemp -d)
   echo
-  echo "ekiden: stream:read (a string per read); ekiden buf: stream:read_into(buf) (one ek.buffer per connection)"
+  echo "req/s: median [min-max] of $ROUNDS rotated rounds; p99 µs: median; ratios of the medians"
+  [ -n "${OLD:-}" ] && echo "OLD: the module and libekiden in $OLD (an A/B of the buffer server, the same script)"
   echo
-  echo "| echo row | ekiden req/s | range | ekiden buf req/s | range | luv req/s | range | epoll req/s | range | ekiden/epoll | buf/epoll | ekiden/luv | buf/luv | p99 µs ekiden | buf | luv | epoll |"
-  echo "|---|---:|---|---:|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  local size conns r k i tag out
+  local head="| echo row" rule="|---"
+  for tag in "${servers[@]}"; do head+=" | ${ECHO_LABEL[$tag]} req/s"; rule+="|---:"; done
+  for tag in "${servers[@]}"; do
+    case $tag in luv | epoll) ;; *) head+=" | ${tag}/epoll | ${tag}/luv"; rule+="|---:|---:" ;; esac
+  done
+  for tag in "${servers[@]}"; do head+=" | p99 ${tag}"; rule+="|---:"; done
+  if [ "$CPU" = 1 ]; then
+    for tag in "${servers[@]}"; do head+=" | CPU µs/rt ${tag}"; rule+="|---:"; done
+  fi
+  echo "$head |"
+  echo "$rule|"
+  local size conns r k i out
   for size in 64 4096; do
     for conns in 1 100; do
       rm -f "$tmp"/*
@@ -156,28 +199,45 @@ echo_part() {
           [ -n "${ADDR[$tag]}" ] || continue
           local pre=()
           if [ "$conns" = 1 ] && pin "${PID[$tag]}"; then pre=(taskset -c 1); fi
+          # The server's CPU time over the counted seconds (perf stat
+          # task-clock, all its threads, user + kernel), when perf can.
+          local cpid=""
+          if [ "$CPU" = 1 ]; then
+            (sleep "$WARMUP"; perf stat -x, -e task-clock -p "${PID[$tag]}" -o "$tmp/cpu" -- sleep "$DURATION") \
+              >/dev/null 2>&1 &
+            cpid=$!
+          fi
           out=$(timeout 60 "${pre[@]}" "$BUILD/bench/loadgen" echo "${ADDR[$tag]}" -c "$conns" -s "$size" \
             -d "$DURATION" -w "$WARMUP" 2>/dev/null | awk '$1 == "LOAD" { for (i = 3; i <= NF; i++) {
               split($i, kv, "="); f[kv[1]] = kv[2] } print f["req_per_s"], f["p99_us"], f["errors"] }')
+          [ -n "$cpid" ] && wait "$cpid"
           [ "$conns" = 1 ] && unpin "${PID[$tag]}"
           read -r v p e <<<"$out"
           [ -n "${v:-}" ] || continue
           echo "$v" >>"$tmp/$tag.v"
           echo "$p" >>"$tmp/$tag.p"
+          if [ -n "$cpid" ] && [ -s "$tmp/cpu" ]; then
+            awk -F, -v v="$v" -v d="$DURATION" '$3 == "task-clock" && v > 0 { printf "%.3f\n", $1 * 1000 / (v * d) }' \
+              "$tmp/cpu" >>"$tmp/$tag.c"
+            rm -f "$tmp/cpu"
+          fi
           [ "${e:-0}" = 0 ] || echo "($tag ${size}B x$conns: $e errors)" >&2
         done
       done
-      local ev bv lv pv
-      ev=$(median <"$tmp/ekiden.v" 2>/dev/null || echo n/a)
-      bv=$(median <"$tmp/ekbuf.v" 2>/dev/null || echo n/a)
-      lv=$(median <"$tmp/luv.v" 2>/dev/null || echo n/a)
-      pv=$(median <"$tmp/epoll.v" 2>/dev/null || echo n/a)
-      printf '| echo.%sB.x%s | %.0f | %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" \
-        "$ev" "$(range <"$tmp/ekiden.v" 2>/dev/null)" "$bv" "$(range <"$tmp/ekbuf.v" 2>/dev/null)" \
-        "$lv" "$(range <"$tmp/luv.v" 2>/dev/null)" "$pv" "$(range <"$tmp/epoll.v" 2>/dev/null)" \
-        "$(ratio "$ev" "$pv")" "$(ratio "$bv" "$pv")" "$(ratio "$ev" "$lv")" "$(ratio "$bv" "$lv")" \
-        "$(median <"$tmp/ekiden.p" 2>/dev/null)" "$(median <"$tmp/ekbuf.p" 2>/dev/null)" \
-        "$(median <"$tmp/luv.p" 2>/dev/null)" "$(median <"$tmp/epoll.p" 2>/dev/null)"
+      declare -A med=()
+      local row="| echo.${size}B.x$conns"
+      for tag in "${servers[@]}"; do
+        med[$tag]=$(median <"$tmp/$tag.v" 2>/dev/null || echo n/a)
+        row+=" | $(int0 "${med[$tag]}") [$(range <"$tmp/$tag.v" 2>/dev/null)]"
+      done
+      for tag in "${servers[@]}"; do
+        case $tag in luv | epoll) ;; *) row+=" | $(ratio "${med[$tag]}" "${med[epoll]:-n/a}") | $(ratio "${med[$tag]}" "${med[luv]:-n/a}")" ;; esac
+      done
+      for tag in "${servers[@]}"; do row+=" | $(median <"$tmp/$tag.p" 2>/dev/null)"; done
+      if [ "$CPU" = 1 ]; then
+        for tag in "${servers[@]}"; do row+=" | $(median <"$tmp/$tag.c" 2>/dev/null | awk '{ printf "%.2f", $1 }') [$(crange <"$tmp/$tag.c" 2>/dev/null)]"; done
+      fi
+      echo "$row |"
     done
   done
   rm -rf "$tmp"

@@ -1,6 +1,9 @@
 -- Network: TCP (listen/accept/connect, read/read_exactly/read_line/write,
 -- shutdown, addresses, options), Unix sockets, UDP, resolve; error paths.
 
+local unpack = table.unpack or unpack
+local function pack(...) return { n = select("#", ...), ... } end
+
 local function listener()
   local l = assert(ek.tcp.listen("127.0.0.1:0"))
   return l, l:local_addr()
@@ -307,6 +310,97 @@ test("unix: listen, connect, pair, errors", function()
   b:close()
   local abs = assert(ek.unix.listen("@ekiden-lua-test-" .. tostring(os.time()) .. "-" .. math.random(1e9)))
   abs:close()
+end)
+
+test("unix: reads and writes that wait, through the socket directly", function()
+  -- (Streams read and write their socket without ek_stream's vtable: the
+  -- Unix half of that path, with reads and writes that must wait.)
+  local a, b = assert(ek.unix.pair())
+  local big = string.rep("0123456789abcdef", 4 * 65536) -- 4 MiB: the write waits
+  local writer = ek.spawn(function()
+    eq(a:write(big), #big, "a write that waits for the reader")
+    ek.sleep(0.01)
+    eq(a:write("tail\n"), 5, "a write after the reader waited")
+    a:close()
+    return true
+  end)
+  local buf = ek.buffer(65536)
+  local got = 0
+  while got < #big do
+    local n = assert(b:read_into(buf, math.min(65536, #big - got)))
+    ok(n > 0, "read_into gives bytes")
+    eq(buf:tostring(1, 1), big:sub(got + 1, got + 1), "in order")
+    got = got + n
+    buf:reset()
+  end
+  eq(b:read_line(), "tail", "a read that waited")
+  eq(b:read(), "", "end of stream")
+  eq(writer:join(), true, "writer")
+  fails("ECLOSED", a:write("x"))
+  eq(b:read_into(buf), 0, "read_into at the end of the stream")
+  fails("ECLOSED", a:read_into(buf))
+  buf:close()
+  b:close()
+end)
+
+test("stream: an operation that waits returns its most results to a deep caller", function()
+  -- The results of an operation that waited go on the stack of the C call
+  -- that yielded, without a lua_checkstack per step (task.c): read_exactly's
+  -- EOF is four values, returned through pcall from deep recursion with many
+  -- live locals and after a yield in every frame's callee.
+  local a, b = assert(ek.unix.pair())
+  ek.spawn(function()
+    ek.sleep(0.01)
+    a:write("abc")
+    ek.sleep(0.01)
+    a:close()
+  end)
+  local function deep(n, x1, x2, x3, x4, x5, x6, x7, x8)
+    if n == 0 then return b:read_exactly(10) end
+    local y1, y2, y3, y4, y5, y6, y7, y8 = x1, x2, x3, x4, x5, x6, x7, x8
+    local r = pack(deep(n - 1, y1, y2, y3, y4, y5, y6, y7, y8))
+    eq(y8, 151, "locals intact")
+    return unpack(r, 1, r.n)
+  end
+  local r = pack(pcall(deep, 150, 1, 2, 3, 4, 5, 6, 7, 151))
+  eq(r.n, 5, "pcall's true and four results")
+  eq(r[1], true, "no error")
+  eq(r[2], nil, "nil")
+  eq(r[4], "EOF", "EOF")
+  eq(r[5], "abc", "partial")
+  b:close()
+end)
+
+test("stream: methods held in locals (the hot-loop idiom) behave as method calls", function()
+  local l, addr = listener()
+  local server = ek.spawn(function()
+    local s = assert(l:accept())
+    local buf = ek.buffer(4096)
+    local read_into, write, reset = s.read_into, s.write, buf.reset
+    local rounds = 0
+    while true do
+      local n = read_into(s, buf)
+      if not n or n == 0 then break end
+      if not write(s, buf) then break end
+      reset(buf)
+      rounds = rounds + 1
+    end
+    buf:close()
+    s:close()
+    return rounds > 0
+  end)
+  local c = assert(ek.tcp.connect(addr))
+  for i = 1, 20 do
+    local msg = "ping " .. i
+    assert(c:write(msg))
+    eq(c:read_exactly(#msg), msg, "echo " .. i)
+  end
+  c:close()
+  eq(server:join(), true, "server loop")
+  local read_into = c.read_into
+  raises(function() read_into(l, ek.buffer(8)) end, "ekiden.stream expected")
+  fails("ECLOSED", read_into(c, ek.buffer(8)))
+  l:close()
 end)
 
 test("udp: send_to, recv_from, connect, errors", function()

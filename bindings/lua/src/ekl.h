@@ -98,6 +98,9 @@ struct ekl_retry {
     size_t a, b, c;
 };
 #define EKL_RETRY_PENDING (-1)
+/* The most values an ekl_retry_fn pushes without a lua_checkstack of its own
+ * (push_eof's four; task.c's step relies on it: see there). */
+#define EKL_RETRY_RESULTS 4
 #define EKL_CORO_POOL     64
 #define EKL_TASK_POOL     64
 
@@ -259,7 +262,8 @@ void ekl_coro_finish(ekl_task *t);
 bool ekl_coro_park(ekl_task *t);
 /* Drop the record (the future's drop): cancels it if it still runs. */
 void ekl_coro_drop(ekl_task *t);
-/* Suspend the running task (L is its coroutine) in the operation r (copied):
+/* Suspend the running task (L is its coroutine) in the operation r (copied),
+ * from a C function that has pushed nothing yet beyond its arguments:
  * its poll runs r->fn again until it completes, then resumes the coroutine with
  * its results as the results of the call. Returns lua_yield's value: a C
  * function ends with `return ekl_yield_retry(L, c, &r);`. */

@@ -73,6 +73,12 @@ typedef struct stream_ud {
      * the methods read it here instead of from their upvalue (lua_touserdata
      * of an upvalue index, two per echo round trip). */
     ekl_ctx *c;
+    /* The socket inside s, read and written directly (ek_tcp_read, ...)
+     * instead of through ek_stream_read's check and vtable call (two calls
+     * and two checks less per operation: the same socket call in the end).
+     * Set with s, NULL with it (stream_release). */
+    ek_tcp_stream *tcp;
+    ek_unix_stream *unx;
     bool is_tcp;
     char *rbuf; /* read-ahead: bytes [rpos, rend) not yet returned */
     size_t rcap, rpos, rend;
@@ -119,7 +125,26 @@ static int push_stream(lua_State *L, ekl_ctx *c, ekl_rt *h, ek_stream *s, bool i
     u->h = ekl_rt_ref(h);
     u->c = c;
     u->is_tcp = is_tcp;
+    if (is_tcp)
+        u->tcp = ek_stream_tcp(s);
+    else
+        u->unx = ek_stream_unix(s);
     return 1;
+}
+
+/* One read or write of u's open stream (u->s set), straight to its socket. */
+static inline int sock_read(stream_ud *u, ek_cx *cx, void *buf, size_t len, size_t *n)
+{
+    if (u->tcp) return ek_tcp_read(u->tcp, cx, buf, len, n);
+    if (u->unx) return ek_unix_read(u->unx, cx, buf, len, n);
+    return ek_stream_read(u->s, cx, buf, len, n);
+}
+
+static inline int sock_write(stream_ud *u, ek_cx *cx, const void *buf, size_t len, size_t *n)
+{
+    if (u->tcp) return ek_tcp_write(u->tcp, cx, buf, len, n);
+    if (u->unx) return ek_unix_write(u->unx, cx, buf, len, n);
+    return ek_stream_write(u->s, cx, buf, len, n);
 }
 
 static int push_tcp(lua_State *L, ekl_ctx *c, ekl_rt *h, ek_tcp_stream *t)
@@ -145,6 +170,8 @@ static void stream_release(stream_ud *u)
         ek_stream_free(u->s);
         u->s = NULL;
     }
+    u->tcp = NULL;
+    u->unx = NULL;
     free(u->rbuf);
     u->rbuf = NULL;
     u->rcap = u->rpos = u->rend = 0;
@@ -186,7 +213,7 @@ static int fill(stream_ud *u, ek_cx *cx, size_t *n)
 {
     int rc = rbuf_reserve(u, EKL_READ_CHUNK);
     if (rc) return rc;
-    rc = ek_stream_read(u->s, cx, u->rbuf + u->rend, u->rcap - u->rend, n);
+    rc = sock_read(u, cx, u->rbuf + u->rend, u->rcap - u->rend, n);
     if (rc == EK_OK) u->rend += *n;
     return rc;
 }
@@ -217,7 +244,7 @@ static int read_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
     char *buf = ekl_scratch(c, max);
     if (!buf) return ekl_push_error(L, EK_ENOMEM);
     size_t got = 0;
-    int rc = ek_stream_read(u->s, cx, buf, max, &got);
+    int rc = sock_read(u, cx, buf, max, &got);
     if (rc == EK_PENDING) return EKL_RETRY_PENDING;
     if (rc < 0) return ekl_push_error(L, rc);
     lua_pushlstring(L, buf, got);
@@ -318,7 +345,7 @@ static int read_into_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *r)
         memcpy(b->data + b->len, u->rbuf + u->rpos, got);
         u->rpos += got;
     } else {
-        int rc = ek_stream_read(u->s, cx, b->data + b->len, max, &got);
+        int rc = sock_read(u, cx, b->data + b->len, max, &got);
         if (rc == EK_PENDING) return EKL_RETRY_PENDING;
         if (rc < 0) return ekl_push_error(L, rc);
     }
@@ -336,7 +363,7 @@ static int write_bytes(lua_State *L, stream_ud *u, ek_cx *cx, ekl_retry *r, cons
 {
     while (r->b < r->a) {
         size_t w = 0;
-        int rc = ek_stream_write(u->s, cx, data + r->b, r->a - r->b, &w);
+        int rc = sock_write(u, cx, data + r->b, r->a - r->b, &w);
         if (rc == EK_PENDING) return EKL_RETRY_PENDING;
         if (rc < 0) return ekl_push_error(L, rc);
         r->b += w;
@@ -408,6 +435,17 @@ static int guarded_write_buf_op(lua_State *L, ekl_ctx *c, ek_cx *cx, ekl_retry *
     return direction_after(c, &u->writer, write_buf_op(L, c, cx, r));
 }
 
+/* The first try of an operation found the direction free (*slot NULL) and
+ * answered n: done, or waiting (the direction is the task's while it waits;
+ * the guarded ops run the retries). */
+static int first_try_after(lua_State *L, ekl_ctx *c, ekl_task **slot, const ekl_retry *r, int n)
+{
+    if (n != EKL_RETRY_PENDING) return n;
+    *slot = c->cur;
+    ekl_wait_register(c, slot, direction_cancel);
+    return ekl_yield_retry(L, c, r);
+}
+
 /* Run read operation op (r->b's index into read_ops) for the stream u. */
 static int stream_read_start(lua_State *L, stream_ud *u, ekl_retry *r)
 {
@@ -416,8 +454,7 @@ static int stream_read_start(lua_State *L, stream_ud *u, ekl_retry *r)
     if (!open_stream(L, u, &n)) return n;
     ek_cx *cx = ekl_need_cx(L, c);
     if (u->reader) return ekl_push_error(L, EK_EBUSY);
-    n = guarded_read_op(L, c, cx, r);
-    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, r) : n;
+    return first_try_after(L, c, &u->reader, r, read_ops[r->b](L, c, cx, r));
 }
 
 static int stream_read_common(lua_State *L, size_t op, lua_Integer dflt, bool need_arg)
@@ -505,8 +542,8 @@ static int l_stream_write(lua_State *L)
                    .a = end,
                    .b = start,
                    .c = start};
-    n = r.fn(L, c, cx, &r);
-    return n == EKL_RETRY_PENDING ? ekl_yield_retry(L, c, &r) : n;
+    /* (The checks of write_op and write_buf_op are the ones made above.) */
+    return first_try_after(L, c, &u->writer, &r, write_bytes(L, u, cx, &r, b ? b->data : data));
 }
 
 static int l_stream_shutdown(lua_State *L)

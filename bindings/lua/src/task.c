@@ -120,12 +120,13 @@ static int task_step(ekl_task *t, ek_cx *cx, int *nres)
     t->nargs = 0;
     if (t->retry.fn) {
         /* Suspended in an operation from C: run it again; the coroutine is
-         * resumed only once it completes, with its results. */
-        if (!lua_checkstack(t->co, 8)) {
-            c->cx = saved_cx;
-            c->cur = saved_cur;
-            return EK_PENDING; /* (tried again at the next wake-up) */
-        }
+         * resumed only once it completes, with its results. They go on the
+         * stack of the C call that yielded, whose room no lua_checkstack
+         * needs to grow (one per step was 20 instructions of an echo round
+         * trip): the VM gives every C call LUA_MINSTACK (20) free slots, the
+         * call yields (ekl_yield_retry) before it pushed anything, and an op
+         * pushes at most EKL_RETRY_RESULTS values; ops that push more (msg.c's
+         * messages) check the stack themselves. */
         nargs = t->retry.fn(t->co, c, cx, &t->retry);
         if (nargs == EKL_RETRY_PENDING) {
             c->cx = saved_cx;
