@@ -20,10 +20,12 @@
 #include "net/sock.h"
 #include "rt.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -207,6 +209,63 @@ static void test_falls_back_to_epoll_when_the_kernel_refuses(void **state)
     atomic_store(&ek__uring_test_init_error, 0);
     assert_int_equal(backend_of(NULL), want_uring());
     env_restore();
+    assert_int_equal(ekt_alloc_live(), 0);
+}
+
+/* Kernels before 5.19 refuse IORING_SETUP_COOP_TASKRUN with EINVAL; uring.c
+ * then sets the ring up again without it (ur_create). This executable's own
+ * io_uring_queue_init_params is the one the backend's call binds to (liburing
+ * is a shared library): it refuses the flag while refuse_coop is set and
+ * passes every other call on to liburing's. */
+struct io_uring;
+static atomic_int refuse_coop, coop_refused, setups_without_coop;
+int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p);
+int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p)
+{
+    typedef int (*init_fn)(unsigned, struct io_uring *, struct io_uring_params *);
+    static void *_Atomic real_sym; /* any thread may set up a ring */
+    void *sym = atomic_load(&real_sym);
+    if (sym == NULL) {
+        sym = dlsym(RTLD_NEXT, "io_uring_queue_init_params");
+        atomic_store(&real_sym, sym);
+    }
+    if (sym == NULL) return -ENOSYS;
+    init_fn real;
+    memcpy(&real, &sym, sizeof real);
+    if (atomic_load(&refuse_coop)) {
+        if (p->flags & IORING_SETUP_COOP_TASKRUN) {
+            atomic_fetch_add(&coop_refused, 1);
+            return -EINVAL;
+        }
+        atomic_fetch_add(&setups_without_coop, 1);
+    }
+    return real(entries, ring, p);
+}
+
+static void test_uring_sets_up_again_without_coop_taskrun_when_refused(void **state)
+{
+    (void)state;
+    if (!uring_possible()) {
+        skip();
+        return;
+    }
+    for (int fl = 0; fl < 2; fl++) {
+        int flavor = fl ? EK_FLAVOR_CURRENT_THREAD : EK_FLAVOR_MULTI_THREAD;
+        atomic_store(&coop_refused, 0);
+        atomic_store(&setups_without_coop, 0);
+        atomic_store(&refuse_coop, 1);
+        ek_builder *b = builder_for(flavor, EK_IO_BACKEND_URING);
+        ek_runtime *rt = NULL;
+        assert_int_equal(ek_runtime_new(b, &rt), EK_OK);
+        atomic_store(&refuse_coop, 0);
+        ek_builder_free(b);
+        /* refused once per ring asked with the flag, each set up again without it */
+        assert_true(atomic_load(&coop_refused) >= 1);
+        assert_true(atomic_load(&setups_without_coop) >= atomic_load(&coop_refused));
+        assert_int_equal(ek_runtime_io_backend(rt), EK_IO_BACKEND_URING); /* not epoll */
+        echo_once(rt);                                                    /* and it works */
+        ekt_rt_free_checked(rt);
+    }
     assert_int_equal(ekt_alloc_live(), 0);
 }
 
@@ -802,6 +861,7 @@ int main(int argc, char **argv)
         T(test_the_builder_overrides_the_environment),
         T(test_bad_arguments),
         T(test_falls_back_to_epoll_when_the_kernel_refuses),
+        T(test_uring_sets_up_again_without_coop_taskrun_when_refused),
         T(test_echo_on_both_backends_and_flavours),
         T(test_short_read_skips_the_next_read_on_both_backends),
         T(test_receives_armed_by_the_reader_when_arms_are_not_deferred),
