@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- allocation (capi/alloc.c) ---- */
+/* ---- allocation (core/alloc.c) ---- */
 void *ek__malloc(size_t size);
 void *ek__calloc(size_t count, size_t size);
 void *ek__realloc(void *ptr, size_t size);
@@ -26,7 +26,7 @@ void ek__free(void *ptr);
 bool ek__alloc_is_default(void);
 
 /*
- * Per-thread caches of freed blocks (capi/alloc.c) for objects the hot path
+ * Per-thread caches of freed blocks (core/alloc.c) for objects the hot path
  * makes and frees once per request: a block of class EK__CACHE_SMALL holds
  * EK__CACHE_SMALL_SIZE bytes (a future and a small inline state, an ek_bytes
  * handle), one of EK__CACHE_MSG EK__CACHE_MSG_SIZE (a message: a flat RESP

@@ -1,6 +1,6 @@
 /*
  * test_cache.c - the per-thread block caches (ek__cache_alloc / ek__cache_free,
- * capi/alloc.c): a freed block is the next one given on its thread, the caches
+ * core/alloc.c): a freed block is the next one given on its thread, the caches
  * are bypassed under a user's allocator (which then sees every block), blocks
  * freed on another thread join that thread's cache and go with its exit, and the
  * objects made from them (futures, messages, byte payloads at the size limits)
